@@ -1,0 +1,3 @@
+export * from './catalogue.ts';
+export * from './neuron-error.ts';
+export * from './problem.ts';
