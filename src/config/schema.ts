@@ -1,0 +1,191 @@
+/**
+ * The one configuration schema. Every option, its default and its bounds live here; the reasons
+ * for each default are in docs/configuration.md (a test checks that every option is documented).
+ *
+ * Keys are snake_case so that the file, the `NEURON_*` environment variables (`__` for nesting,
+ * for example NEURON_HANDSHAKE__MAX_CONCURRENT_HANDSHAKES) and the wire specs use the same names.
+ */
+import Type, { type Static } from 'typebox';
+
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+
+/** Marks an option whose value must never be printed or logged. */
+const secret = { 'x-secret': true } as const;
+
+export const PROVIDER_TYPES = [
+  'physician',
+  'nursing',
+  'pharmacy',
+  'dental',
+  'behavioral_mental_health',
+  'laboratory',
+  'radiology_imaging',
+  'therapy_rehabilitation',
+  'emergency_medical',
+  'other',
+] as const;
+
+const Npi = Type.String({ pattern: '^\\d{10}$', description: 'ten-digit NPI with a valid Luhn check digit' });
+
+export const ProviderSeedSchema = Type.Object(
+  {
+    npi: Npi,
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    provider_types: Type.Array(Type.Union(PROVIDER_TYPES.map((t) => Type.Literal(t))), { minItems: 1, maxItems: 10, default: ['physician'] }),
+    specialty: Type.Optional(Type.String({ maxLength: 200 })),
+    provider_endpoint: Type.String({ minLength: 1, maxLength: 2048 }),
+    provider_public_key: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' })),
+    notification_url: Type.Optional(Type.String({ maxLength: 2048 })),
+    status: Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('suspended')], { default: 'active' }),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    organization: Type.Object(
+      {
+        name: Type.String({ minLength: 1, maxLength: 200, default: 'Development Practice' }),
+        // The development default is one of the synthetic NPIs published for tests: it passes the
+        // Luhn check and belongs to nobody.
+        npi: Type.String({ ...Npi, default: '1245319599' }),
+        type: Type.String({ minLength: 1, maxLength: 64, default: 'practice' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
+    /** Where the SQLite file, the PID file and other state live; relative to the config file. */
+    data_dir: Type.String({ minLength: 1, default: './data' }),
+
+    server: Type.Object(
+      {
+        host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+        port: Type.Integer({ minimum: 0, maximum: 65_535, default: 8600 }),
+        public_url: Type.String({ maxLength: 2048, default: '', description: 'base URL patients reach (https://host:port); empty derives it from host and port' }),
+        tls: Type.Object(
+          {
+            cert_file: Type.String({ default: '' }),
+            key_file: Type.String({ default: '' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        body_limit_bytes: Type.Integer({ minimum: 1_024, maximum: 10 * 1024 * 1024, default: 256 * 1024 }),
+        request_timeout_ms: Type.Integer({ minimum: 1_000, maximum: 10 * MINUTE, default: 30 * SECOND }),
+        keep_alive_timeout_ms: Type.Integer({ minimum: 1_000, maximum: 10 * MINUTE, default: 72 * SECOND }),
+        shutdown_timeout_ms: Type.Integer({ minimum: 100, maximum: 5 * MINUTE, default: 10 * SECOND }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
+    handshake: Type.Object(
+      {
+        max_concurrent_handshakes: Type.Integer({ minimum: 1, maximum: 100_000, default: 10 }),
+        max_queued: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10_000 }),
+        queue_timeout_ms: Type.Integer({ minimum: 10, maximum: 10 * MINUTE, default: 30 * SECOND }),
+        auth_timeout_ms: Type.Integer({ minimum: 10, maximum: 5 * MINUTE, default: 10 * SECOND }),
+        challenge_timeout_ms: Type.Integer({ minimum: 10, maximum: 5 * MINUTE, default: 30 * SECOND }),
+        max_message_bytes: Type.Integer({ minimum: 1_024, maximum: 1024 * 1024, default: 64 * 1024 }),
+        clock_skew_seconds: Type.Integer({ minimum: 0, maximum: 600, default: 60 }),
+        retry_after_seconds: Type.Integer({ minimum: 1, maximum: 3_600, default: 5 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
+    storage: Type.Object(
+      {
+        url: Type.String({ default: '', description: 'empty for the embedded SQLite file; postgres://… for PostgreSQL', ...secret }),
+        sqlite_file: Type.String({ minLength: 1, default: 'neuron.sqlite' }),
+        sqlite_synchronous: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL'), Type.Literal('EXTRA')], { default: 'FULL' }),
+        busy_timeout_ms: Type.Integer({ minimum: 0, maximum: MINUTE, default: 5 * SECOND }),
+        pool_max: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
+    registry: Type.Object(
+      {
+        enabled: Type.Boolean({ default: false }),
+        url: Type.String({ maxLength: 2048, default: '' }),
+        heartbeat_interval_ms: Type.Integer({ minimum: 10, maximum: 4 * MINUTE, default: MINUTE }),
+        request_timeout_ms: Type.Integer({ minimum: 10, maximum: MINUTE, default: 10 * SECOND }),
+        backoff_initial_ms: Type.Integer({ minimum: 1, maximum: MINUTE, default: SECOND }),
+        backoff_max_ms: Type.Integer({ minimum: 1, maximum: 10 * MINUTE, default: MINUTE }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
+    discovery: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        instance_name: Type.String({ maxLength: 63, default: '' }),
+        interfaces: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
+    api: Type.Object(
+      {
+        rate_limit_per_minute: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
+        auth_failure_limit_per_minute: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
+        cors_origins: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+        docs_enabled: Type.Boolean({ default: true }),
+        metrics_port: Type.Integer({ minimum: 0, maximum: 65_535, default: 0, description: '0 disables the separate loopback metrics listener' }),
+        key_last_used_flush_ms: Type.Integer({ minimum: 100, maximum: 10 * MINUTE, default: MINUTE }),
+        page_size_default: Type.Integer({ minimum: 1, maximum: 1_000, default: 50 }),
+        page_size_max: Type.Integer({ minimum: 1, maximum: 1_000, default: 200 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
+    outbox: Type.Object(
+      {
+        poll_interval_ms: Type.Integer({ minimum: 10, maximum: MINUTE, default: SECOND }),
+        batch_size: Type.Integer({ minimum: 1, maximum: 1_000, default: 20 }),
+        max_attempts: Type.Integer({ minimum: 1, maximum: 100, default: 12 }),
+        backoff_initial_ms: Type.Integer({ minimum: 1, maximum: MINUTE, default: 2 * SECOND }),
+        backoff_max_ms: Type.Integer({ minimum: 1, maximum: 24 * 60 * MINUTE, default: 30 * MINUTE }),
+        request_timeout_ms: Type.Integer({ minimum: 10, maximum: MINUTE, default: 10 * SECOND }),
+        lease_ms: Type.Integer({ minimum: 100, maximum: 10 * MINUTE, default: MINUTE }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
+    audit: Type.Object(
+      {
+        checkpoint_interval_ms: Type.Integer({ minimum: 100, maximum: 24 * 60 * MINUTE, default: 5 * MINUTE }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
+    logging: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+        pretty: Type.Union([Type.Literal('auto'), Type.Literal('always'), Type.Literal('never')], { default: 'auto' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
+    /** Providers seeded into the roster at start when absent; the roster itself lives in the database. */
+    providers: Type.Array(ProviderSeedSchema, { default: [], maxItems: 10_000 }),
+  },
+  { additionalProperties: false },
+);
+
+export type NeuronConfig = Static<typeof ConfigSchema>;
+export type ProviderSeed = Static<typeof ProviderSeedSchema>;
+
+/** Dotted paths of options whose values are secrets (redacted by `neuron config --print`). */
+export function secretPaths(): string[] {
+  const found: string[] = [];
+  const walk = (schema: Record<string, unknown>, path: string): void => {
+    if (schema['x-secret'] === true) found.push(path);
+    const properties = schema['properties'] as Record<string, Record<string, unknown>> | undefined;
+    if (properties) for (const [key, child] of Object.entries(properties)) walk(child, path ? `${path}.${key}` : key);
+  };
+  walk(ConfigSchema as unknown as Record<string, unknown>, '');
+  return found;
+}

@@ -1,0 +1,272 @@
+/**
+ * The composition root: the only place that wires the Neuron's parts together.
+ *
+ * Start order (each step needs the ones before it):
+ *   1. storage        open the database, apply migrations
+ *   2. keys           load or create the organization's Ed25519 key
+ *   3. audit          the hash-chained audit log and its checkpoint timer
+ *   4. domains        providers, relationships, directory, API keys (services over storage)
+ *   5. http           fastify on the single port, with the handshake WebSocket on upgrade
+ *   6. workers        outbox delivery
+ *   7. presence       registry registration and heartbeat, mDNS advertisement
+ * Stop runs the same list backwards: leave the network first (mDNS goodbye, heartbeats off),
+ * stop workers, stop accepting connections and close open handshakes with 1001, then sign a last
+ * audit checkpoint and close the database.
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { LoadedConfig, NeuronConfig } from './config/index.ts';
+import { openStorage, type Storage } from './storage/index.ts';
+import { ensureOrganizationKey, type OrganizationKey } from './organization/keys.ts';
+import { AuditLog } from './audit/index.ts';
+import { createHttpApp, type HttpApp } from './api/app.ts';
+import { createLogger } from './observability/logger.ts';
+import { createMetricsRegistry } from './observability/metrics.ts';
+import { ComponentStack } from './lifecycle/components.ts';
+
+export type NeuronState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export interface NeuronOptions {
+  logger?: Logger;
+  /** Identifies this process among instances sharing a database (outbox leases, leadership). */
+  instanceId?: string;
+  /** Collect Node's default process metrics (off in tests that run many Neurons in one process). */
+  defaultMetrics?: boolean;
+}
+
+export interface NeuronAddress {
+  host: string;
+  port: number;
+  /** Base URL of the REST API as bound locally. */
+  url: string;
+  /** The public handshake URL advertised to the registry, over mDNS and in /v1/organization. */
+  handshakeUrl: string;
+}
+
+export interface Neuron {
+  readonly config: NeuronConfig;
+  readonly paths: LoadedConfig['paths'];
+  readonly logger: Logger;
+  readonly instanceId: string;
+  readonly metrics: Registry;
+  readonly state: NeuronState;
+  readonly startedAt: Date | null;
+  /** Available once started. */
+  readonly storage: Storage;
+  readonly organizationKey: OrganizationKey;
+  readonly audit: AuditLog;
+  readonly http: HttpApp;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  address(): NeuronAddress;
+}
+
+export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}): Neuron {
+  const { config, paths } = loaded;
+  const logger = options.logger ?? createLogger({ level: config.logging.level, pretty: config.logging.pretty });
+  const instanceId = options.instanceId ?? randomUUID();
+  const metrics = createMetricsRegistry({ defaultMetrics: options.defaultMetrics ?? true });
+  const stack = new ComponentStack(logger);
+
+  let state: NeuronState = 'created';
+  let startedAt: Date | null = null;
+  let storage: Storage | undefined;
+  let organizationKey: OrganizationKey | undefined;
+  let audit: AuditLog | undefined;
+  let http: HttpApp | undefined;
+  let boundPort = config.server.port;
+  let stopping: Promise<void> | null = null;
+
+  const need = <T>(value: T | undefined, name: string): T => {
+    if (value === undefined) throw new Error(`${name} is not available before the Neuron has started`);
+    return value;
+  };
+
+  const address = (): NeuronAddress => {
+    const tls = config.server.tls.cert_file !== '';
+    const host = config.server.host;
+    const urlHost = host.includes(':') ? `[${host}]` : host;
+    const url = `${tls ? 'https' : 'http'}://${urlHost}:${boundPort}`;
+    return { host, port: boundPort, url, handshakeUrl: handshakeUrlFor(config, url) };
+  };
+
+  async function start(): Promise<void> {
+    if (state !== 'created') throw new Error(`cannot start a Neuron that is ${state}`);
+    state = 'starting';
+    try {
+      // 1. storage
+      await stack.start({
+        name: 'storage',
+        start: async () => {
+          storage = await openStorage({
+            url: config.storage.url,
+            sqliteFile: paths.sqliteFile,
+            sqliteSynchronous: config.storage.sqlite_synchronous,
+            busyTimeoutMs: config.storage.busy_timeout_ms,
+            poolMax: config.storage.pool_max,
+          });
+          const { applied } = await storage.migrate();
+          if (applied.length > 0) logger.info({ applied, database: storage.description }, 'database migrations applied');
+        },
+        stop: async () => storage?.close(),
+      });
+      const db = need(storage, 'storage');
+
+      // 2. keys
+      await stack.start({
+        name: 'organization-key',
+        start: async () => {
+          const { key, created } = await ensureOrganizationKey(db.db);
+          organizationKey = key;
+          if (created) logger.info({ publicKey: key.publicKey }, 'organization key created');
+        },
+        stop: async () => undefined,
+      });
+
+      // 3. audit
+      let checkpointTimer: NodeJS.Timeout | undefined;
+      await stack.start({
+        name: 'audit',
+        start: async () => {
+          audit = new AuditLog(db, need(organizationKey, 'organization key'), logger);
+          checkpointTimer = setInterval(() => {
+            audit?.checkpoint().catch((error: unknown) => logger.error({ err: error }, 'audit checkpoint failed'));
+          }, config.audit.checkpoint_interval_ms);
+          checkpointTimer.unref();
+          await audit.record({ type: 'neuron.started', actor: 'system', details: { instance_id: instanceId, version: NEURON_VERSION } });
+        },
+        stop: async () => {
+          clearInterval(checkpointTimer);
+          await audit?.record({ type: 'neuron.stopped', actor: 'system', details: { instance_id: instanceId } });
+          // A last signed checkpoint, so the chain head at shutdown is covered by a signature.
+          await audit?.checkpoint();
+        },
+      });
+
+      // 4. domains (services over storage) are created here as they are added.
+
+      // 5. http
+      await stack.start({
+        name: 'http',
+        start: async () => {
+          const tls = config.server.tls.cert_file === '' ? null : {
+            certFile: path.resolve(paths.baseDir, config.server.tls.cert_file),
+            keyFile: path.resolve(paths.baseDir, config.server.tls.key_file),
+          };
+          http = await createHttpApp({
+            config,
+            tls,
+            logger,
+            readiness: async () => {
+              const failing: string[] = [];
+              if (state !== 'running') failing.push(state === 'stopping' ? 'shutting_down' : 'starting');
+              try {
+                await db.ping();
+              } catch {
+                failing.push('database');
+              }
+              return failing;
+            },
+            routes: [],
+          });
+          await listen(http, config.server.host, config.server.port);
+          const bound = http.server.address();
+          if (bound && typeof bound === 'object') boundPort = bound.port;
+        },
+        stop: async () => {
+          await http?.close();
+        },
+      });
+
+      // 6. workers and 7. presence are started here as they are added.
+
+      state = 'running';
+      startedAt = new Date();
+      logger.info({ url: address().url, handshakeUrl: address().handshakeUrl, database: db.description, organization: config.organization.npi }, 'neuron started');
+    } catch (error) {
+      state = 'stopping';
+      await stack.stopAll(config.server.shutdown_timeout_ms);
+      state = 'stopped';
+      throw error;
+    }
+  }
+
+  async function stop(): Promise<void> {
+    if (state === 'stopped' || state === 'created') {
+      state = 'stopped';
+      return;
+    }
+    if (stopping) return stopping;
+    state = 'stopping';
+    stopping = (async () => {
+      logger.info('neuron stopping');
+      await stack.stopAll(config.server.shutdown_timeout_ms);
+      state = 'stopped';
+      logger.info('neuron stopped');
+    })();
+    return stopping;
+  }
+
+  return {
+    config,
+    paths,
+    logger,
+    instanceId,
+    metrics,
+    get state() {
+      return state;
+    },
+    get startedAt() {
+      return startedAt;
+    },
+    get storage() {
+      return need(storage, 'storage');
+    },
+    get organizationKey() {
+      return need(organizationKey, 'organization key');
+    },
+    get audit() {
+      return need(audit, 'audit log');
+    },
+    get http() {
+      return need(http, 'http server');
+    },
+    start,
+    stop,
+    address,
+  };
+}
+
+export const NEURON_VERSION = '0.1.0';
+export const HANDSHAKE_PATH = '/ws/handshake';
+
+/** ws(s)://host:port/ws/handshake, from server.public_url when set, else from the bound address. */
+export function handshakeUrlFor(config: NeuronConfig, localUrl: string): string {
+  const base = new URL(config.server.public_url !== '' ? config.server.public_url : localUrl);
+  base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+  base.pathname = HANDSHAKE_PATH;
+  base.search = '';
+  base.hash = '';
+  return base.toString();
+}
+
+async function listen(app: HttpApp, host: string, port: number): Promise<void> {
+  try {
+    await app.listen({ host, port });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new ListenError(`port ${port} on ${host} is already in use; stop the other process or set server.port (or --port) to a free port`, error);
+    if (code === 'EACCES') throw new ListenError(`not permitted to listen on ${host}:${port}; use a port above 1023 or grant the capability`, error);
+    if (code === 'EADDRNOTAVAIL') throw new ListenError(`address ${host} is not on this machine; set server.host to a local address`, error);
+    throw error;
+  }
+}
+
+export class ListenError extends Error {
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'ListenError';
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The organization's Ed25519 key: signs handshake attestations, provider notices and audit
+ * checkpoints. It lives in the database (not a file) so that every instance sharing a PostgreSQL
+ * database signs with the same key; with SQLite the database file sits in the private data
+ * directory. Created once, by `neuron init` or the first start.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
+import type { Db } from '../storage/index.ts';
+import { isoNow } from '../storage/index.ts';
+
+export interface OrganizationKey {
+  readonly id: string;
+  /** Raw public key, base64url without padding (43 chars). */
+  readonly publicKey: string;
+  readonly privateKey: KeyObject;
+  readonly publicKeyObject: KeyObject;
+  sign(data: Uint8Array): string;
+}
+
+/** Raw 32-byte public key of an Ed25519 KeyObject, base64url. */
+export function rawPublicKey(key: KeyObject): string {
+  const jwk = key.export({ format: 'jwk' });
+  if (typeof jwk.x !== 'string') throw new Error('not an Ed25519 key');
+  return jwk.x;
+}
+
+function fromPkcs8(id: string, pkcs8Base64: string): OrganizationKey {
+  const privateKey = createPrivateKey({ key: Buffer.from(pkcs8Base64, 'base64'), format: 'der', type: 'pkcs8' });
+  const publicKeyObject = createPublicKey(privateKey);
+  const publicKey = rawPublicKey(publicKeyObject);
+  return {
+    id,
+    publicKey,
+    privateKey,
+    publicKeyObject,
+    sign: (data) => sign(null, data, privateKey).toString('base64url'),
+  };
+}
+
+export async function loadOrganizationKey(db: Db): Promise<OrganizationKey | null> {
+  const row = await db.selectFrom('organization_keys').selectAll().where('active', '=', 1).orderBy('created_at', 'desc').executeTakeFirst();
+  return row ? fromPkcs8(row.id, row.private_key_pkcs8) : null;
+}
+
+/** Loads the active key, creating it on first use. Safe to race: the first insert wins. */
+export async function ensureOrganizationKey(db: Db): Promise<{ key: OrganizationKey; created: boolean }> {
+  const existing = await loadOrganizationKey(db);
+  if (existing) return { key: existing, created: false };
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64');
+  const id = randomUUID();
+  await db
+    .insertInto('organization_keys')
+    .values({ id, public_key: rawPublicKey(createPublicKey(privateKey)), private_key_pkcs8: pkcs8, created_at: isoNow(), active: 1 })
+    .execute();
+  const key = await loadOrganizationKey(db);
+  if (!key) throw new Error('organization key was not stored');
+  return { key, created: key.id === id };
+}
+
+/** Verifies an organization signature given the raw base64url public key. */
+export function verifyOrganizationSignature(publicKey: string, data: Uint8Array, signature: string): boolean {
+  try {
+    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicKey }, format: 'jwk' });
+    return verify(null, data, key, Buffer.from(signature, 'base64url'));
+  } catch {
+    return false;
+  }
+}
