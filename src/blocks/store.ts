@@ -1,0 +1,46 @@
+/**
+ * Organization-side blocks of patient agents. A blocked agent's handshakes end in BLOCKED; the
+ * check reads the database on every handshake, so a block made through any instance or the CLI
+ * takes effect at once everywhere.
+ */
+import type { Db } from '../storage/index.ts';
+import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
+
+export interface Block {
+  patientAgentId: string;
+  reason: string | null;
+  blockedBy: string;
+  createdAt: string;
+}
+
+export async function isBlocked(db: Db, patientAgentId: string): Promise<boolean> {
+  const row = await db.selectFrom('blocks').select('patient_agent_id').where('patient_agent_id', '=', patientAgentId).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Returns false when the agent was already blocked (nothing changed). */
+export async function insertBlock(db: Db, block: Block): Promise<boolean> {
+  const result = await db.insertInto('blocks')
+    .values({ patient_agent_id: block.patientAgentId, reason: block.reason, blocked_by: block.blockedBy, created_at: block.createdAt })
+    .onConflict((conflict) => conflict.column('patient_agent_id').doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
+}
+
+/** Returns false when the agent was not blocked. */
+export async function deleteBlock(db: Db, patientAgentId: string): Promise<boolean> {
+  const result = await db.deleteFrom('blocks').where('patient_agent_id', '=', patientAgentId).executeTakeFirst();
+  return Number(result.numDeletedRows) === 1;
+}
+
+export async function listBlocks(db: Db, options: { after?: string; limit: number }): Promise<{ items: Block[]; next: string | null }> {
+  let query = db.selectFrom('blocks').selectAll();
+  if (options.after !== undefined) {
+    const [id] = decodeCursor(options.after, ['string']) as [string];
+    query = query.where('patient_agent_id', '>', id);
+  }
+  const rows = await query.orderBy('patient_agent_id', 'asc').limit(options.limit + 1).execute();
+  const items = rows.slice(0, options.limit).map((row) => ({ patientAgentId: row.patient_agent_id, reason: row.reason, blockedBy: row.blocked_by, createdAt: row.created_at }));
+  const last = items[items.length - 1];
+  return { items, next: rows.length > options.limit && last ? encodeCursor([last.patientAgentId]) : null };
+}

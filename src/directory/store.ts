@@ -1,0 +1,108 @@
+/**
+ * The patient directory: who the organization's patients' agents are and how to reach them, plus
+ * optional front-desk demographics. Never clinical data. The profile can be deleted on request
+ * while the entry (needed for relationships and audit) stays.
+ */
+import type { Db } from '../storage/index.ts';
+import type { PatientsTable } from '../storage/tables.ts';
+import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
+
+/** Front-desk demographics only. Unknown fields are dropped before they reach the store. */
+export interface PatientProfile {
+  display_name?: string;
+  date_of_birth?: string;
+  preferred_language?: string;
+}
+
+export interface PatientEntry {
+  patientAgentId: string;
+  patientPublicKey: string;
+  patientEndpoint: string;
+  profile: PatientProfile | null;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  updatedAt: string;
+}
+
+function toEntry(row: PatientsTable): PatientEntry {
+  return {
+    patientAgentId: row.patient_agent_id,
+    patientPublicKey: row.patient_public_key,
+    patientEndpoint: row.patient_endpoint,
+    profile: row.profile === null ? null : (JSON.parse(row.profile) as PatientProfile),
+    firstSeenAt: row.first_seen_at,
+    lastSeenAt: row.last_seen_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/**
+ * Creates or refreshes the entry after a completed handshake. A profile given in the handshake
+ * replaces the stored one; no profile leaves the stored one as it is.
+ */
+export async function upsertFromHandshake(
+  db: Db,
+  entry: { patientAgentId: string; patientPublicKey: string; patientEndpoint: string; profile: PatientProfile | null },
+  at: string,
+): Promise<void> {
+  const profile = entry.profile === null ? null : JSON.stringify(entry.profile);
+  await db.insertInto('patients')
+    .values({
+      patient_agent_id: entry.patientAgentId,
+      patient_public_key: entry.patientPublicKey,
+      patient_endpoint: entry.patientEndpoint,
+      profile,
+      first_seen_at: at,
+      last_seen_at: at,
+      updated_at: at,
+    })
+    .onConflict((conflict) => conflict.column('patient_agent_id').doUpdateSet((eb) => ({
+      patient_public_key: entry.patientPublicKey,
+      patient_endpoint: entry.patientEndpoint,
+      profile: profile === null ? eb.ref('patients.profile') : profile,
+      last_seen_at: at,
+      updated_at: at,
+    })))
+    .execute();
+}
+
+export async function getPatient(db: Db, patientAgentId: string): Promise<PatientEntry | null> {
+  const row = await db.selectFrom('patients').selectAll().where('patient_agent_id', '=', patientAgentId).executeTakeFirst();
+  return row ? toEntry(row) : null;
+}
+
+/** Replaces the profile (null deletes it). Returns false when there is no such patient. */
+export async function setProfile(db: Db, patientAgentId: string, profile: PatientProfile | null, at: string): Promise<boolean> {
+  const result = await db.updateTable('patients')
+    .set({ profile: profile === null ? null : JSON.stringify(profile), updated_at: at })
+    .where('patient_agent_id', '=', patientAgentId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+export interface PatientFilter {
+  /** Case-insensitive substring of the agent id or the profile's display name. */
+  search?: string;
+  after?: string;
+  limit: number;
+}
+
+export async function listPatients(db: Db, filter: PatientFilter): Promise<{ items: PatientEntry[]; next: string | null }> {
+  let query = db.selectFrom('patients').selectAll();
+  if (filter.search !== undefined && filter.search !== '') {
+    // LIKE wildcards in the search text are matched literally.
+    const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    query = query.where((eb) => eb.or([
+      eb(eb.fn('lower', ['patient_agent_id']), 'like', eb.val(pattern)),
+      eb(eb.fn('lower', ['profile']), 'like', eb.val(pattern)),
+    ]));
+  }
+  if (filter.after !== undefined) {
+    const [id] = decodeCursor(filter.after, ['string']) as [string];
+    query = query.where('patient_agent_id', '>', id);
+  }
+  const rows = await query.orderBy('patient_agent_id', 'asc').limit(filter.limit + 1).execute();
+  const items = rows.slice(0, filter.limit).map(toEntry);
+  const last = items[items.length - 1];
+  return { items, next: rows.length > filter.limit && last ? encodeCursor([last.patientAgentId]) : null };
+}
