@@ -1,0 +1,43 @@
+/**
+ * Proof of key possession (shared/spec/handshake.md section 4, steps 2-3): the Neuron sends 32
+ * random bytes as 64 lowercase hex characters; the patient signs the 32 raw bytes (not the hex
+ * text) and returns the signature.
+ */
+import { randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { decodeBase64url, encodeBase64url } from './base64url.ts';
+import { ED25519_SIGNATURE_BYTES } from './keys.ts';
+
+export const NONCE_BYTES = 32;
+const NONCE_HEX = /^[0-9a-f]{64}$/;
+
+export interface Nonce {
+  /** The 32 raw bytes: what gets signed and verified. */
+  bytes: Buffer;
+  /** The 64-char lowercase hex form sent in handshake.challenge. */
+  hex: string;
+}
+
+/** A fresh nonce from the CSPRNG. */
+export function createNonce(): Nonce {
+  const bytes = randomBytes(NONCE_BYTES);
+  return { bytes, hex: bytes.toString('hex') };
+}
+
+/** The raw bytes of a 64-char lowercase hex nonce, or null when it is not one. */
+export function nonceFromHex(hex: string): Buffer | null {
+  return NONCE_HEX.test(hex) ? Buffer.from(hex, 'hex') : null;
+}
+
+/** True when `signedNonceB64` is a valid signature over the 32 raw nonce bytes under `publicKey`. */
+export function verifyChallengeResponse(nonceBytes: Uint8Array, signedNonceB64: string, publicKey: KeyObject): boolean {
+  if (nonceBytes.length !== NONCE_BYTES) return false;
+  const signature = decodeBase64url(signedNonceB64, ED25519_SIGNATURE_BYTES);
+  return signature !== null && verify(null, nonceBytes, publicKey, signature);
+}
+
+/** Patient side: the signed_nonce for a handshake.challenge nonce (hex text or raw bytes). */
+export function signChallenge(nonce: string | Uint8Array, privateKey: KeyObject): string {
+  const bytes = typeof nonce === 'string' ? nonceFromHex(nonce) : nonce;
+  if (bytes === null || bytes.length !== NONCE_BYTES) throw new TypeError('a challenge nonce is 32 bytes (64 lowercase hex chars)');
+  return encodeBase64url(sign(null, bytes, privateKey));
+}

@@ -1,0 +1,9 @@
+/** The pure handshake protocol layer: encodings, message schemas, token, challenge, attestation. No I/O. */
+export * from './base64url.ts';
+export * from './keys.ts';
+export * from './limits.ts';
+export * from './time.ts';
+export * from './messages.ts';
+export * from './consent-token.ts';
+export * from './challenge.ts';
+export * from './attestation.ts';
