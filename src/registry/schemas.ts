@@ -1,0 +1,36 @@
+/**
+ * Shapes of the Axon registry's answers (shared/spec/registry.md), checked before we trust them.
+ * Only the fields the Neuron relies on are required; anything extra is allowed and ignored.
+ */
+import Type, { type Static } from 'typebox';
+
+export const RegisterNeuronResponseSchema = Type.Object({
+  registration_id: Type.String({ minLength: 1 }),
+  bearer_token: Type.String({ minLength: 1 }),
+  status: Type.String(),
+});
+export type RegisterNeuronResponse = Static<typeof RegisterNeuronResponseSchema>;
+
+export const HeartbeatResponseSchema = Type.Object({
+  status: Type.String(),
+});
+export type HeartbeatResponse = Static<typeof HeartbeatResponseSchema>;
+
+export const RegisterProviderResponseSchema = Type.Object({
+  provider_id: Type.String(),
+  status: Type.String(),
+});
+export type RegisterProviderResponse = Static<typeof RegisterProviderResponseSchema>;
+
+/** The contract does not fix an entry's fields; we only require an object. */
+export const RegistryEntrySchema = Type.Record(Type.String(), Type.Unknown());
+export type RegistryEntry = Static<typeof RegistryEntrySchema>;
+
+export const SearchResponseSchema = Type.Object({
+  results: Type.Array(RegistryEntrySchema),
+});
+export type SearchResponse = Static<typeof SearchResponseSchema>;
+
+export const ErrorResponseSchema = Type.Object({
+  error: Type.String(),
+});
