@@ -1,0 +1,23 @@
+/**
+ * Local discovery: the Neuron advertises itself over mDNS/DNS-SD, and `neuron discover` lists the
+ * Neurons on the local network. See docs/discovery.md.
+ */
+export { createDiscoveryAdvertiser } from './advertiser.ts';
+export { browseNeurons, watchNeurons, DEFAULT_BROWSE_TIMEOUT_MS, MAX_BROWSE_TIMEOUT_MS } from './browser.ts';
+export {
+  formatDiscoveredNeurons,
+  DISCOVERY_PROTOCOL_VERSION,
+  HANDSHAKE_PATH,
+  NEURON_SERVICE_TYPE,
+  NEURON_SERVICE_TYPE_LABEL,
+} from './records.ts';
+export type {
+  BrowseOptions,
+  DiscoveredNeuron,
+  DiscoveryAdvertiser,
+  DiscoveryAdvertiserOptions,
+  DiscoveryLogger,
+  NeuronWatcher,
+  NeuronWatchListener,
+  WatchOptions,
+} from './types.ts';
