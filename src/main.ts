@@ -25,6 +25,7 @@ import { createHttpApp, type HttpApp } from './api/app.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetricsRegistry } from './observability/metrics.ts';
 import { ComponentStack } from './lifecycle/components.ts';
+import { HandshakeBroker } from './handshake/index.ts';
 
 export type NeuronState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -58,6 +59,8 @@ export interface Neuron {
   readonly organizationKey: OrganizationKey;
   readonly audit: AuditLog;
   readonly http: HttpApp;
+  /** The consent handshake broker on `/ws/handshake` (a ProtocolServer). */
+  readonly handshake: HandshakeBroker;
   start(): Promise<void>;
   stop(): Promise<void>;
   address(): NeuronAddress;
@@ -76,6 +79,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
   let organizationKey: OrganizationKey | undefined;
   let audit: AuditLog | undefined;
   let http: HttpApp | undefined;
+  let handshake: HandshakeBroker | undefined;
   let boundPort = config.server.port;
   let stopping: Promise<void> | null = null;
 
@@ -180,6 +184,26 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
         },
       });
 
+      // 5b. handshake: the /ws/handshake WebSocket on the http server. Started after http and so
+      // stopped before it: open handshakes close with 1001 and queued upgrades get 503 while the
+      // database is still open for their last writes.
+      await stack.start({
+        name: 'handshake',
+        start: async () => {
+          handshake = new HandshakeBroker({
+            handshake: config.handshake,
+            storage: db,
+            audit: need(audit, 'audit log'),
+            organizationKey: need(organizationKey, 'organization key'),
+            organizationNpi: config.organization.npi,
+            logger,
+            metrics,
+          });
+          handshake.attach(need(http, 'http server').server);
+        },
+        stop: async () => handshake?.stop(),
+      });
+
       // 6. workers and 7. presence are started here as they are added.
 
       state = 'running';
@@ -232,6 +256,9 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
     },
     get http() {
       return need(http, 'http server');
+    },
+    get handshake() {
+      return need(handshake, 'handshake broker');
     },
     start,
     stop,

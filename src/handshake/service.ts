@@ -1,0 +1,188 @@
+/**
+ * The database side of a handshake: the checks before the challenge, the one transaction that
+ * records a completed handshake, and the audit entry of a failed one. No sockets here.
+ *
+ * The completing transaction holds everything a completed handshake writes, so it exists
+ * entirely or not at all: the relationship (new or touched), the directory entry, for a new
+ * relationship the provider notice and the webhook events, and the `handshake.completed` audit
+ * entry. The block and the provider are checked again inside it, so a block or a provider
+ * suspension made while the patient was answering the challenge still wins.
+ */
+import { randomUUID } from 'node:crypto';
+import { NeuronError } from '../errors/index.ts';
+import type { Storage } from '../storage/index.ts';
+import type { AuditLog } from '../audit/index.ts';
+import type { OrganizationKey } from '../organization/keys.ts';
+import { isBlocked } from '../blocks/store.ts';
+import { upsertFromHandshake, type PatientProfile } from '../directory/store.ts';
+import { enqueue } from '../outbox/store.ts';
+import { publishWebhookEvent } from '../outbox/events.ts';
+import { establishRelationship } from '../relationships/service.ts';
+import { signAttestation, type SignedPayload } from '../protocol/index.ts';
+import { getActiveProvider, type ActiveProvider } from './provider-lookup.ts';
+
+export interface HandshakeServiceOptions {
+  storage: Storage;
+  audit: AuditLog;
+  organizationKey: OrganizationKey;
+  organizationNpi: string;
+}
+
+export interface CompletionRequest {
+  sessionId: string;
+  patientAgentId: string;
+  patientPublicKey: string;
+  patientEndpoint: string;
+  providerNpi: string;
+  consentedActions: string[];
+  consentTokenPayload: string;
+  consentTokenSignature: string;
+  tokenDialect: 'A' | 'B';
+  consentExpiresAt: Date;
+  connectionId: string | null;
+  profile: PatientProfile | null;
+  /** Epoch milliseconds of the completion. */
+  now: number;
+}
+
+export interface CompletedHandshake {
+  status: 'new' | 'existing';
+  relationshipId: string;
+  provider: ActiveProvider;
+  consentedActions: string[];
+  attestation: SignedPayload;
+}
+
+/** Thrown inside the completing transaction to roll it back when the session ended meanwhile. */
+export class SessionEndedError extends Error {
+  constructor() {
+    super('the handshake session ended before its transaction committed');
+    this.name = 'SessionEndedError';
+  }
+}
+
+export class HandshakeService {
+  private readonly storage: Storage;
+  private readonly audit: AuditLog;
+  private readonly key: OrganizationKey;
+  readonly organizationNpi: string;
+
+  constructor(options: HandshakeServiceOptions) {
+    this.storage = options.storage;
+    this.audit = options.audit;
+    this.key = options.organizationKey;
+    this.organizationNpi = options.organizationNpi;
+  }
+
+  get neuronPublicKey(): string {
+    return this.key.publicKey;
+  }
+
+  /**
+   * The checks between a valid token and the challenge: the provider must be one this Neuron
+   * serves and active (PROVIDER_NOT_FOUND), and the patient agent must not be blocked (BLOCKED).
+   */
+  async checkBeforeChallenge(providerNpi: string, patientAgentId: string): Promise<ActiveProvider> {
+    const db = this.storage.db;
+    const provider = await getActiveProvider(db, providerNpi);
+    if (provider === null) throw new NeuronError('PROVIDER_NOT_FOUND');
+    if (await isBlocked(db, patientAgentId)) throw new NeuronError('BLOCKED');
+    return provider;
+  }
+
+  /**
+   * Records a completed handshake in one transaction and returns what handshake.complete needs.
+   * `stillCurrent` is asked last inside the transaction; when it answers false (the client broke
+   * the protocol, went away or the Neuron is stopping) everything rolls back.
+   */
+  async complete(request: CompletionRequest, stillCurrent: () => boolean): Promise<CompletedHandshake> {
+    const at = new Date(request.now).toISOString();
+    return this.storage.transaction(async (trx) => {
+      if (await isBlocked(trx, request.patientAgentId)) throw new NeuronError('BLOCKED');
+      const provider = await getActiveProvider(trx, request.providerNpi);
+      if (provider === null) throw new NeuronError('PROVIDER_NOT_FOUND');
+
+      const { status, relationship } = await establishRelationship(trx, {
+        patientAgentId: request.patientAgentId,
+        patientPublicKey: request.patientPublicKey,
+        patientEndpoint: request.patientEndpoint,
+        providerNpi: request.providerNpi,
+        consentedActions: request.consentedActions,
+        consentTokenPayload: request.consentTokenPayload,
+        consentTokenSignature: request.consentTokenSignature,
+        tokenDialect: request.tokenDialect,
+        consentExpiresAt: request.consentExpiresAt.toISOString(),
+        connectionId: request.connectionId,
+        at,
+      });
+
+      await upsertFromHandshake(trx, {
+        patientAgentId: request.patientAgentId,
+        patientPublicKey: request.patientPublicKey,
+        patientEndpoint: request.patientEndpoint,
+        profile: request.profile,
+      }, at);
+
+      const attestation = signAttestation({
+        relationship_id: relationship.id,
+        patient_agent_id: relationship.patientAgentId,
+        patient_public_key: relationship.patientPublicKey,
+        provider_npi: provider.npi,
+        provider_public_key: provider.publicKey,
+        consented_actions: relationship.consentedActions,
+        organization_npi: this.organizationNpi,
+        issued_at: at,
+        neuron_public_key: this.key.publicKey,
+      }, this.key.privateKey);
+
+      if (status === 'new') {
+        const eventId = randomUUID();
+        // The provider CareAgent's side of the relationship (spec section 7); delivered by the
+        // outbox worker, signed at delivery.
+        const body = JSON.stringify({
+          event_id: eventId,
+          relationship_id: relationship.id,
+          patient_agent_id: relationship.patientAgentId,
+          patient_public_key: relationship.patientPublicKey,
+          patient_endpoint: relationship.patientEndpoint,
+          consented_actions: relationship.consentedActions,
+          established_at: relationship.establishedAt,
+          attestation,
+        });
+        await enqueue(trx, { kind: 'provider.relationship', eventType: 'relationship.established', target: provider.npi, body, eventId }, at);
+        // Third-party subscribers learn that a relationship exists, never who the patient is beyond the agent id.
+        await publishWebhookEvent(trx, 'relationship.established', {
+          relationship_id: relationship.id,
+          patient_agent_id: relationship.patientAgentId,
+          provider_npi: provider.npi,
+          consented_actions: relationship.consentedActions,
+          established_at: relationship.establishedAt,
+        }, at);
+      }
+
+      await this.audit.append(trx, {
+        type: 'handshake.completed',
+        actor: `patient:${request.patientAgentId}`,
+        details: {
+          session_id: request.sessionId,
+          status,
+          relationship_id: relationship.id,
+          provider_npi: provider.npi,
+          ...(request.connectionId === null ? {} : { connection_id: request.connectionId }),
+        },
+      }, request.now);
+
+      if (!stillCurrent()) throw new SessionEndedError();
+      return { status, relationshipId: relationship.id, provider, consentedActions: relationship.consentedActions, attestation };
+    });
+  }
+
+  /** The audit entry of a failed handshake: the code and the reason, nothing the client sent. */
+  async recordFailure(code: string, reason: string | undefined): Promise<void> {
+    await this.audit.record({
+      type: 'handshake.failed',
+      actor: 'system',
+      details: reason === undefined ? { code } : { code, reason },
+    });
+  }
+}
