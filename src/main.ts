@@ -22,6 +22,7 @@ import { openStorage, type Storage } from './storage/index.ts';
 import { ensureOrganizationKey, type OrganizationKey } from './organization/keys.ts';
 import { AuditLog } from './audit/index.ts';
 import { createHttpApp, type HttpApp } from './api/app.ts';
+import { createApiGateway, type ApiGateway } from './api/gateway.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetricsRegistry } from './observability/metrics.ts';
 import { ComponentStack } from './lifecycle/components.ts';
@@ -150,6 +151,27 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
       });
 
       // 4. domains (services over storage) are created here as they are added.
+      let gateway: ApiGateway | undefined;
+      await stack.start({
+        name: 'api-gateway',
+        start: async () => {
+          gateway = createApiGateway({
+            config,
+            storage: db,
+            audit: need(audit, 'audit log'),
+            logger,
+            metrics,
+            version: NEURON_VERSION,
+            publicKey: () => need(organizationKey, 'organization key').publicKey,
+            handshakeUrl: () => address().handshakeUrl,
+            startedAt: () => startedAt,
+          });
+          await gateway.start();
+        },
+        // After http has stopped: writes the last API key use times.
+        stop: async () => gateway?.stop(),
+      });
+      const api = need(gateway, 'api gateway');
 
       // 5. http
       await stack.start({
@@ -173,7 +195,9 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
               }
               return failing;
             },
-            routes: [],
+            hooks: [api.authentication],
+            documentation: api.documentation,
+            routes: [...api.routes],
           });
           await listen(http, config.server.host, config.server.port);
           const bound = http.server.address();

@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import addFormatsPlugin from 'ajv-formats';
 import helmet from '@fastify/helmet';
 import cors from '@fastify/cors';
 import type { Logger } from 'pino';
@@ -27,6 +29,11 @@ export interface HttpAppOptions {
   tls: { certFile: string; keyFile: string } | null;
   logger: Logger;
   readiness: ReadinessCheck;
+  /**
+   * Application-wide hooks (API key and provider authentication), registered before any route and
+   * not encapsulated (each marks itself with Symbol.for('skip-override')), so they run for every route.
+   */
+  hooks?: FastifyPluginAsync[];
   /** Registered before the domain routes so every route schema reaches the OpenAPI document. */
   documentation?: FastifyPluginAsync;
   /** Domain route plugins, registered in order. */
@@ -40,14 +47,27 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     bodyLimit: config.server.body_limit_bytes,
     requestTimeout: config.server.request_timeout_ms,
     keepAliveTimeout: config.server.keep_alive_timeout_ms,
-    // Problem documents name the field; the default message would echo the offending value.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
     return503OnClosing: true,
     // Our own ids; request ids from clients are not trusted.
     requestIdHeader: false,
+    // A request that does not arrive within request_timeout_ms gets a problem document too.
+    clientErrorHandler,
   };
-  const https = options.tls ? { https: { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile) } } : {};
+  // Node checks request deadlines only every connectionsCheckingInterval (30 s by default), which
+  // would let a slow client hold a connection up to 30 s past request_timeout_ms.
+  const connectionsCheckingInterval = deadlineCheckMs(config);
+  const https = options.tls
+    ? { https: { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), connectionsCheckingInterval } }
+    : { http: { connectionsCheckingInterval } };
   const app = Fastify({ ...serverOptions, ...https }).withTypeProvider<TypeBoxTypeProvider>() as unknown as HttpApp;
+  // Set by the authentication hooks (src/api/principal.ts); null until one has identified the caller.
+  app.decorateRequest('principal', null);
+  // Bodies are JSON and are checked as sent (a number where a string belongs is an error, never
+  // converted); query strings and path parameters are text and are converted (?limit=10).
+  // Problem documents name the field; ajv's messages never contain the offending value.
+  const bodyValidator = schemaValidator(false);
+  const textValidator = schemaValidator('array');
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyValidator : textValidator).compile(schema as object));
 
   app.setErrorHandler((error: FastifyError | NeuronError, request, reply) => {
     const neuronError = toNeuronError(error);
@@ -62,8 +82,8 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   });
 
   await app.register(helmet, {
-    // The API reference page at /docs loads its own scripts and styles.
-    contentSecurityPolicy: false,
+    // JSON answers load nothing; the API reference page at /docs sets its own policy.
+    contentSecurityPolicy: { useDefaults: false, directives: { 'default-src': ["'none'"], 'frame-ancestors': ["'none'"] } },
     hsts: options.tls !== null,
   });
   await app.register(cors, {
@@ -71,10 +91,52 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     credentials: false,
   });
 
+  for (const hooks of options.hooks ?? []) await app.register(hooks);
   if (options.documentation) await app.register(options.documentation);
   await app.register(healthRoutes(options.readiness));
   for (const routes of options.routes) await app.register(routes);
   return app;
+}
+
+/**
+ * Errors Node's HTTP parser meets before fastify sees a request. A request that took longer than
+ * server.request_timeout_ms is answered with the REQUEST_TIMEOUT problem; anything else (not
+ * HTTP, headers too large) as fastify would, and the connection is closed.
+ */
+function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  let head: string;
+  let body: string;
+  let type = PROBLEM_CONTENT_TYPE;
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    head = '408 Request Timeout';
+    body = JSON.stringify(toProblem(new NeuronError('REQUEST_TIMEOUT', { message: 'the request did not arrive within server.request_timeout_ms' })));
+  } else if (error.code === 'HPE_HEADER_OVERFLOW') {
+    head = '431 Request Header Fields Too Large';
+    body = '{"error":"Request Header Fields Too Large","statusCode":431}';
+    type = 'application/json';
+  } else {
+    head = '400 Bad Request';
+    body = JSON.stringify(toProblem(new NeuronError('VALIDATION_FAILED', { message: 'the request is not valid HTTP' })));
+  }
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${head}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: ${type}\r\n\r\n${body}`);
+  }
+  socket.destroy(error);
+}
+
+// ajv-formats is CommonJS; its default export is the plugin function.
+const addFormats = ((addFormatsPlugin as unknown as { default?: unknown }).default ?? addFormatsPlugin) as unknown as (ajv: Ajv) => Ajv;
+
+function schemaValidator(coerceTypes: false | 'array'): Ajv {
+  const ajv = new Ajv({ removeAdditional: false, coerceTypes, useDefaults: true, allErrors: true });
+  addFormats(ajv);
+  return ajv;
+}
+
+/** How often Node checks request deadlines: every second, so request_timeout_ms holds to within a second. */
+function deadlineCheckMs(config: NeuronConfig): number {
+  return Math.min(1_000, config.server.request_timeout_ms);
 }
 
 /** Maps whatever was thrown to a catalogue error without leaking its detail. */

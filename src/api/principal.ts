@@ -8,6 +8,11 @@
  *   app.get('/health/live', { config: { auth: { kind: 'none' } } }, handler)
  *
  * A route under /v1 without an auth config is refused (deny by default).
+ *
+ * app.ts decorates `request.principal` with null. Authentication hooks are application-level
+ * (app.ts `hooks`) and set the principal at onRequest or preValidation; at preHandler a backstop
+ * (src/api/authentication.ts) refuses with 401 any route whose auth is not `none` and whose
+ * principal is still null, so a route can never run unauthenticated by accident.
  */
 import type { FastifyRequest } from 'fastify';
 

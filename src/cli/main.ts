@@ -11,6 +11,7 @@ import { registerStatus } from './commands/status.ts';
 import { registerConfig } from './commands/config.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerInit } from './commands/init.ts';
+import { registerDemo } from '../demo/command.ts';
 
 export function buildProgram(): Command {
   const program = new Command('neuron')
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerConfig(program);
   registerAudit(program);
+  registerDemo(program);
   return program;
 }
 

@@ -5,21 +5,21 @@
  * The completing transaction holds everything a completed handshake writes, so it exists
  * entirely or not at all: the relationship (new or touched), the directory entry, for a new
  * relationship the provider notice and the webhook events, and the `handshake.completed` audit
- * entry. The block and the provider are checked again inside it, so a block or a provider
- * suspension made while the patient was answering the challenge still wins.
+ * entry. The block and the provider are checked again inside it (one read, ./store.ts), so a
+ * block or a provider suspension made while the patient was answering the challenge still wins.
  */
 import { randomUUID } from 'node:crypto';
 import { NeuronError } from '../errors/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
-import { isBlocked } from '../blocks/store.ts';
 import { upsertFromHandshake, type PatientProfile } from '../directory/store.ts';
 import { enqueue } from '../outbox/store.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
 import { establishRelationship } from '../relationships/service.ts';
 import { signAttestation, type SignedPayload } from '../protocol/index.ts';
-import { getActiveProvider, type ActiveProvider } from './provider-lookup.ts';
+import type { ActiveProvider } from './provider-lookup.ts';
+import { readHandshakeFacts, type HandshakeFacts } from './store.ts';
 
 export interface HandshakeServiceOptions {
   storage: Storage;
@@ -53,6 +53,13 @@ export interface CompletedHandshake {
   attestation: SignedPayload;
 }
 
+/** PROVIDER_NOT_FOUND before BLOCKED, as the spec orders the checks. */
+function admitted(facts: HandshakeFacts): HandshakeFacts & { provider: ActiveProvider } {
+  if (facts.provider === null) throw new NeuronError('PROVIDER_NOT_FOUND');
+  if (facts.blocked) throw new NeuronError('BLOCKED');
+  return facts as HandshakeFacts & { provider: ActiveProvider };
+}
+
 /** Thrown inside the completing transaction to roll it back when the session ended meanwhile. */
 export class SessionEndedError extends Error {
   constructor() {
@@ -83,11 +90,7 @@ export class HandshakeService {
    * serves and active (PROVIDER_NOT_FOUND), and the patient agent must not be blocked (BLOCKED).
    */
   async checkBeforeChallenge(providerNpi: string, patientAgentId: string): Promise<ActiveProvider> {
-    const db = this.storage.db;
-    const provider = await getActiveProvider(db, providerNpi);
-    if (provider === null) throw new NeuronError('PROVIDER_NOT_FOUND');
-    if (await isBlocked(db, patientAgentId)) throw new NeuronError('BLOCKED');
-    return provider;
+    return admitted(await readHandshakeFacts(this.storage.db, providerNpi, patientAgentId)).provider;
   }
 
   /**
@@ -98,9 +101,7 @@ export class HandshakeService {
   async complete(request: CompletionRequest, stillCurrent: () => boolean): Promise<CompletedHandshake> {
     const at = new Date(request.now).toISOString();
     return this.storage.transaction(async (trx) => {
-      if (await isBlocked(trx, request.patientAgentId)) throw new NeuronError('BLOCKED');
-      const provider = await getActiveProvider(trx, request.providerNpi);
-      if (provider === null) throw new NeuronError('PROVIDER_NOT_FOUND');
+      const { provider, knownPatient } = admitted(await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId));
 
       const { status, relationship } = await establishRelationship(trx, {
         patientAgentId: request.patientAgentId,
@@ -114,6 +115,7 @@ export class HandshakeService {
         consentExpiresAt: request.consentExpiresAt.toISOString(),
         connectionId: request.connectionId,
         at,
+        patientKnown: knownPatient,
       });
 
       await upsertFromHandshake(trx, {

@@ -7,6 +7,7 @@ import { openStorage, type Storage } from '../storage/index.ts';
 import { NeuronError } from '../errors/index.ts';
 import { establishRelationship, type EstablishRequest } from './service.ts';
 import { setStatus } from './store.ts';
+import { upsertFromHandshake } from '../directory/store.ts';
 
 let dir: string;
 let storage: Storage;
@@ -41,7 +42,12 @@ function request(agent: string, overrides: Partial<EstablishRequest> = {}): Esta
   };
 }
 
-const run = (r: EstablishRequest) => storage.transaction((trx) => establishRelationship(trx, r));
+// As in a handshake, the directory entry is written in the same transaction (the service relies on it).
+const run = (r: EstablishRequest) => storage.transaction(async (trx) => {
+  const outcome = await establishRelationship(trx, r);
+  await upsertFromHandshake(trx, { patientAgentId: r.patientAgentId, patientPublicKey: r.patientPublicKey, patientEndpoint: r.patientEndpoint, profile: null }, r.at);
+  return outcome;
+});
 const rows = (agent: string) => storage.db.selectFrom('relationships').selectAll().where('patient_agent_id', '=', agent).orderBy('established_at').execute();
 
 test('the first handshake creates an active relationship', async () => {

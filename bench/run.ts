@@ -1,0 +1,313 @@
+/**
+ * `npm run bench`: complete consent handshakes against a real Neuron running as its own process
+ * (`node bin/neuron.js start`, embedded SQLite with its default durability, audit on), driven
+ * from this process through the patient client library (src/client).
+ *
+ * For every scenario a fresh Neuron starts on a fresh data directory with one active provider;
+ * every handshake is a different patient, so every one is `new` (the expensive case: a
+ * relationship, a directory entry, a provider notice and an audit entry in one transaction).
+ *
+ * Measured per scenario:
+ *   handshakes/s      completed handshakes / wall time of the measured batch
+ *   p50/p95/p99       client-observed latency of one handshake (connect to verified attestation,
+ *                     queue wait included)
+ *   server CPU ms/hs  (utime + stime of the Neuron process over the batch) / handshakes, from
+ *                     /proc/<pid>/stat: the server's own CPU time, not the client's
+ *   peak RSS          VmHWM of the Neuron process at the end of the scenario
+ *   idle RSS          VmRSS of the Neuron process after start and warm-up, before the batch
+ *
+ * Options: --quick (a tenth of the handshakes, for a smoke run), --only <name,...>, --json <file>,
+ * --config '<json>' (top-level config sections for the Neuron, for example a storage setting);
+ * BENCH_PROFILE_DIR=<dir> in the environment writes a CPU profile of each Neuron there.
+ * Linux only (reads /proc).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys } from '../src/client/index.ts';
+import { openStorage } from '../src/storage/index.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PROVIDER_NPI = '1679576722';
+/** Linux reports process CPU time in clock ticks; 100 per second on every mainstream kernel config. */
+const CLOCK_TICKS_PER_SECOND = 100;
+/** Handshakes run before measuring, so the JIT and the database file are warm. */
+const WARMUP_HANDSHAKES = 200;
+/** Long enough for the slowest scenario (10 000 patients through 10 slots); the bench wants completions, not client timeouts. */
+const CLIENT_TIMEOUT_MS = 10 * 60_000;
+
+interface Scenario {
+  name: string;
+  /** Handshakes in flight from the client at once. */
+  concurrency: number;
+  /** handshake.max_concurrent_handshakes of the Neuron. */
+  ceiling: number;
+  handshakes: number;
+  /** All handshakes start at the same moment (no client-side pacing). */
+  simultaneous?: boolean;
+  /** Extra handshake config. */
+  handshakeConfig?: Record<string, number>;
+  note: string;
+}
+
+/** Extra top-level config sections from --config '<json>' (experiments: other storage settings and the like). */
+let extraConfig: Record<string, unknown> = {};
+
+const SCENARIOS: Scenario[] = [
+  { name: 'c1', concurrency: 1, ceiling: 10, handshakes: 500, note: 'one at a time: latency floor' },
+  { name: 'c10', concurrency: 10, ceiling: 10, handshakes: 3_000, note: 'default ceiling, no queueing' },
+  { name: 'c100-ceiling10', concurrency: 100, ceiling: 10, handshakes: 3_000, note: 'default ceiling, 90 queued at any time' },
+  { name: 'c100', concurrency: 100, ceiling: 1_000, handshakes: 3_000, note: 'ceiling raised' },
+  { name: 'c1000', concurrency: 1_000, ceiling: 1_000, handshakes: 5_000, note: 'ceiling raised' },
+  {
+    name: 'burst10k',
+    concurrency: 10_000,
+    ceiling: 10,
+    handshakes: 10_000,
+    simultaneous: true,
+    // The whole burst waits in the queue; give the last in line time to be served.
+    handshakeConfig: { queue_timeout_ms: 5 * 60_000, max_queued: 10_000 },
+    note: '10 000 patients at once, default ceiling',
+  },
+];
+
+interface Result {
+  scenario: Scenario;
+  completed: number;
+  failed: number;
+  failures: Record<string, number>;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  serverCpuMsPerHandshake: number;
+  peakRssMb: number;
+  idleRssMb: number;
+}
+
+// ---------------------------------------------------------------- the Neuron under test
+
+interface Server {
+  child: ChildProcess;
+  pid: number;
+  handshakeUrl: string;
+  dir: string;
+}
+
+async function startServer(scenario: Scenario): Promise<Server> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'neuron-bench-'));
+  const configFile = path.join(dir, 'neuron.config.json');
+  writeFileSync(configFile, JSON.stringify({
+    organization: { name: 'Bench Practice', npi: '1245319599' },
+    data_dir: './data',
+    server: { host: '127.0.0.1', port: 0 },
+    discovery: { enabled: false },
+    registry: { enabled: false },
+    logging: { level: 'warn', pretty: 'never' },
+    handshake: { max_concurrent_handshakes: scenario.ceiling, ...scenario.handshakeConfig },
+    ...extraConfig,
+  }, null, 2));
+
+  // The provider row goes straight into the database the Neuron will open.
+  const storage = await openStorage({ url: '', sqliteFile: path.join(dir, 'data', 'neuron.sqlite'), sqliteSynchronous: 'FULL', busyTimeoutMs: 5_000, poolMax: 1 });
+  await storage.migrate();
+  const at = new Date().toISOString();
+  await storage.db.insertInto('providers').values({
+    npi: PROVIDER_NPI, name: 'Dr. Bench', provider_types: '["physician"]', specialty: null, credentials: '[]', status: 'active',
+    provider_endpoint: 'wss://provider.example/agent', provider_public_key: null, notification_url: null, registration_id: null,
+    credential_id: null, credential_digest: null, last_seen_at: null, registry_state: 'unregistered', registry_error: null,
+    created_at: at, updated_at: at,
+  }).execute();
+  await storage.close();
+
+  // BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of each Neuron process there.
+  const profileDir = process.env['BENCH_PROFILE_DIR'];
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin', 'neuron.js'), 'start', '--config', configFile], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  let output = '';
+  const handshakeUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the Neuron did not start:\n${output}`)), 60_000);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = /handshake\s+(ws:\/\/\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the Neuron exited with ${code}:\n${output}`));
+    });
+  });
+  // Keep draining its output so a chatty server never blocks on a full pipe.
+  child.stdout!.resume();
+  child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[neuron] ${chunk.toString()}`));
+  return { child, pid: child.pid!, handshakeUrl, dir };
+}
+
+async function stopServer(server: Server): Promise<void> {
+  if (server.child.exitCode === null) {
+    const exited = new Promise((resolve) => server.child.once('exit', resolve));
+    server.child.kill('SIGTERM');
+    await exited;
+  }
+  rmSync(server.dir, { recursive: true, force: true });
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start at "state"; utime and stime
+  // are fields 14 and 15 of the whole line, so 11 and 12 here.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) : NaN;
+}
+
+// ---------------------------------------------------------------- the patients
+
+interface PreparedPatient {
+  agentId: string;
+  keys: PatientKeys;
+  token: { payload: string; signature: string };
+}
+
+function preparePatients(count: number, label: string): PreparedPatient[] {
+  return Array.from({ length: count }, (_, i) => {
+    const agentId = `bench-${label}-${i}`;
+    const keys = generatePatientKeys();
+    const token = createConsentToken({ patientAgentId: agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] }, keys);
+    return { agentId, keys, token };
+  });
+}
+
+async function handshake(url: string, patient: PreparedPatient): Promise<number> {
+  const began = performance.now();
+  await establishRelationship(url, {
+    patientAgentId: patient.agentId,
+    keys: patient.keys,
+    endpoint: `wss://${patient.agentId}.example/agent`,
+    consentToken: patient.token,
+    timeoutMs: CLIENT_TIMEOUT_MS,
+  });
+  return performance.now() - began;
+}
+
+async function drive(url: string, patients: PreparedPatient[], concurrency: number): Promise<{ latencies: number[]; failures: Record<string, number> }> {
+  const latencies: number[] = [];
+  const failures: Record<string, number> = {};
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < patients.length) {
+      const patient = patients[next++]!;
+      try {
+        latencies.push(await handshake(url, patient));
+      } catch (error) {
+        const code = (error as { code?: string }).code ?? 'UNKNOWN';
+        failures[code] = (failures[code] ?? 0) + 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, patients.length) }, worker));
+  return { latencies, failures };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function runScenario(scenario: Scenario, scale: number): Promise<Result> {
+  const count = Math.max(10, Math.round(scenario.handshakes * scale));
+  process.stderr.write(`\n${scenario.name}: ${count} handshakes, concurrency ${scenario.concurrency}, ceiling ${scenario.ceiling} ... `);
+  const server = await startServer(scenario);
+  try {
+    const warmup = preparePatients(Math.max(10, Math.round(WARMUP_HANDSHAKES * scale)), `${scenario.name}-warm`);
+    await drive(server.handshakeUrl, warmup, 10);
+    const patients = preparePatients(count, scenario.name);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const idleRssMb = memoryKb(server.pid, 'VmRSS') / 1024;
+
+    const ticksBefore = cpuTicks(server.pid);
+    const began = performance.now();
+    const { latencies, failures } = await drive(server.handshakeUrl, patients, scenario.simultaneous ? count : scenario.concurrency);
+    const seconds = (performance.now() - began) / 1_000;
+    const ticks = cpuTicks(server.pid) - ticksBefore;
+    const peakRssMb = memoryKb(server.pid, 'VmHWM') / 1024;
+
+    latencies.sort((a, b) => a - b);
+    const failed = Object.values(failures).reduce((a, b) => a + b, 0);
+    const result: Result = {
+      scenario,
+      completed: latencies.length,
+      failed,
+      failures,
+      seconds,
+      perSecond: latencies.length / seconds,
+      p50: percentile(latencies, 50),
+      p95: percentile(latencies, 95),
+      p99: percentile(latencies, 99),
+      serverCpuMsPerHandshake: ((ticks / CLOCK_TICKS_PER_SECOND) * 1_000) / Math.max(latencies.length, 1),
+      peakRssMb,
+      idleRssMb,
+    };
+    process.stderr.write(`${result.perSecond.toFixed(0)}/s${failed > 0 ? `, ${failed} FAILED ${JSON.stringify(failures)}` : ''}\n`);
+    return result;
+  } finally {
+    await stopServer(server);
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+function table(results: Result[]): string {
+  const lines = [
+    '| scenario | concurrency | ceiling | handshakes | completed | failed | handshakes/s | p50 ms | p95 ms | p99 ms | server CPU ms/handshake | peak RSS MB | idle RSS MB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    lines.push(`| ${r.scenario.name} (${r.scenario.note}) | ${r.scenario.simultaneous ? `${r.completed + r.failed} at once` : r.scenario.concurrency} | ${r.scenario.ceiling} | ${r.completed + r.failed} | ${r.completed} | ${r.failed} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.serverCpuMsPerHandshake.toFixed(3)} | ${r.peakRssMb.toFixed(0)} | ${r.idleRssMb.toFixed(0)} |`);
+  }
+  return lines.join('\n');
+}
+
+function machine(): string {
+  const cpu = cpus();
+  return `${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${process.platform} ${process.arch}`;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const scale = args.includes('--quick') ? 0.1 : 1;
+  const onlyAt = args.indexOf('--only');
+  const only = onlyAt >= 0 ? new Set((args[onlyAt + 1] ?? '').split(',')) : null;
+  const jsonAt = args.indexOf('--json');
+  const configAt = args.indexOf('--config');
+  if (configAt >= 0) extraConfig = JSON.parse(args[configAt + 1] ?? '{}') as Record<string, unknown>;
+  const scenarios = SCENARIOS.filter((s) => only === null || only.has(s.name));
+  if (process.platform !== 'linux') throw new Error('the bench reads /proc and runs on Linux only');
+
+  const results: Result[] = [];
+  for (const scenario of scenarios) results.push(await runScenario(scenario, scale));
+
+  process.stdout.write(`\nMachine: ${machine()}\n`);
+  process.stdout.write(`Server: one Neuron process (node bin/neuron.js start), embedded SQLite (WAL, synchronous=FULL), audit on; client: this process, src/client.\n\n`);
+  process.stdout.write(`${table(results)}\n`);
+  if (jsonAt >= 0 && args[jsonAt + 1]) writeFileSync(args[jsonAt + 1]!, JSON.stringify({ machine: machine(), results }, null, 2));
+  if (results.some((r) => r.failed > 0)) process.exitCode = 1;
+}
+
+await main();

@@ -1,0 +1,213 @@
+/**
+ * The API key authentication hook, registered once at the application level (not encapsulated),
+ * so it runs for every route whichever plugin declared it. For each request it reads the route's
+ * `config.auth` (src/api/principal.ts) and:
+ *
+ * - `none`: nothing to do;
+ * - `api_key`: requires a key in `Authorization: Bearer <key>` or `X-API-Key: <key>`, checks it
+ *   (src/api-keys/service.ts), applies the per-key rate limit and the route's scope;
+ * - `provider_or_api_key`: the same when an API key is presented, otherwise leaves the request to
+ *   the provider credential hook (src/providers/);
+ * - `provider`: left to the provider credential hook;
+ * - a route under /v1 without `auth`: refused (deny by default).
+ *
+ * A backstop at preHandler refuses any route whose auth is not `none` when no hook has set a
+ * principal by then, so a missing or failed hook can never open a route.
+ *
+ * Limits, per instance (see ./rate-limit.ts for why in memory):
+ * - each key: `api.rate_limit_per_minute`, answered 429 with Retry-After and RateLimit headers;
+ * - each client address: `api.auth_failure_limit_per_minute` failed key checks; beyond it every
+ *   request from that address that presents a key is refused with 429 until the bucket refills,
+ *   valid key or not, so guessing gets nowhere, and the lockout is audited (`api.auth_lockout`).
+ *
+ * Authentication runs at onRequest, before the body is read and validated, so a caller without a
+ * valid key learns nothing about the route's input or whether a resource exists.
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import type { AuditLog } from '../audit/index.ts';
+import { NeuronError } from '../errors/index.ts';
+import type { ApiKeyService } from '../api-keys/service.ts';
+import { looksLikeApiKey } from '../api-keys/format.ts';
+import { routeAuth, scopeAllows } from './principal.ts';
+import { TokenBuckets, rateLimitHeaders } from './rate-limit.ts';
+
+/**
+ * Most rate-limit buckets kept per limiter: each is ~100 bytes, so 100,000 stay under ~10 MB
+ * even when an attacker rotates through many addresses; idle (full) buckets are dropped first.
+ */
+const MAX_BUCKETS = 100_000;
+/** A lockout of one address is audited at most once per this interval, so a slow attacker cannot flood the log. */
+const LOCKOUT_AUDIT_INTERVAL_MS = 60_000;
+
+const REALM = 'Bearer realm="neuron"';
+
+export interface AuthenticationOptions {
+  apiKeys: ApiKeyService;
+  audit: AuditLog;
+  logger: Logger;
+  rateLimitPerMinute: number;
+  authFailureLimitPerMinute: number;
+  metrics: Registry;
+  now?: () => number;
+}
+
+type Presented = { key: string } | null;
+
+/** The key from `X-API-Key` or `Authorization: Bearer`; with `bearerMustBeKey` false, a non-key bearer is someone else's credential. */
+function presentedKey(request: FastifyRequest, bearerMustBeKey: boolean): Presented {
+  const header = request.headers['x-api-key'];
+  const fromHeader = Array.isArray(header) ? header.join(',') : header;
+  const authorization = request.headers.authorization;
+  let fromBearer: string | undefined;
+  if (authorization !== undefined) {
+    const match = /^Bearer[ ]+(\S+)[ ]*$/i.exec(authorization);
+    const token = match?.[1];
+    if (token !== undefined && looksLikeApiKey(token)) fromBearer = token;
+    else if (bearerMustBeKey && fromHeader === undefined) fromBearer = token ?? authorization;
+  }
+  if (fromHeader !== undefined && fromBearer !== undefined && fromHeader !== fromBearer) {
+    throw new NeuronError('UNAUTHENTICATED', { message: 'send the API key in one header only (Authorization or X-API-Key)', headers: { 'WWW-Authenticate': `${REALM}, error="invalid_request"` } });
+  }
+  const key = fromHeader ?? fromBearer;
+  return key === undefined ? null : { key };
+}
+
+const FAILURE_MESSAGES: Record<string, string> = {
+  malformed: 'the API key is not valid',
+  unknown: 'the API key is not valid',
+  mismatch: 'the API key is not valid',
+  revoked: 'the API key has been revoked',
+  expired: 'the API key has expired',
+};
+
+export function authentication(options: AuthenticationOptions): FastifyPluginAsync {
+  const now = options.now ?? Date.now;
+  const perKey = new TokenBuckets(options.rateLimitPerMinute, MAX_BUCKETS);
+  const failures = new TokenBuckets(options.authFailureLimitPerMinute, MAX_BUCKETS);
+  const lastLockoutAudit = new Map<string, number>();
+
+  const authFailures = new Counter({
+    name: 'neuron_api_auth_failures_total',
+    help: 'API requests refused because the presented API key was not valid, by reason',
+    labelNames: ['reason'],
+    registers: [options.metrics],
+  });
+  const rateLimited = new Counter({
+    name: 'neuron_api_rate_limited_total',
+    help: 'API requests refused with 429, by limit (key or auth_failures)',
+    labelNames: ['limit'],
+    registers: [options.metrics],
+  });
+  const requests = new Counter({
+    name: 'neuron_api_requests_total',
+    help: 'REST API requests answered, by method, route pattern and status code',
+    labelNames: ['method', 'route', 'status'],
+    registers: [options.metrics],
+  });
+
+  async function noteFailure(request: FastifyRequest, reason: string, keyId: string | null): Promise<void> {
+    authFailures.inc({ reason });
+    const at = now();
+    failures.take(request.ip, at);
+    if (failures.peek(request.ip, at).allowed) return;
+    const audited = lastLockoutAudit.get(request.ip);
+    if (audited !== undefined && at - audited < LOCKOUT_AUDIT_INTERVAL_MS) return;
+    if (lastLockoutAudit.size >= MAX_BUCKETS) {
+      for (const [ip, when] of lastLockoutAudit) if (at - when >= LOCKOUT_AUDIT_INTERVAL_MS) lastLockoutAudit.delete(ip);
+      if (lastLockoutAudit.size >= MAX_BUCKETS) lastLockoutAudit.clear();
+    }
+    lastLockoutAudit.set(request.ip, at);
+    options.logger.warn({ clientIp: request.ip, keyId }, 'API authentication failures over the limit; refusing keys from this address for now');
+    try {
+      await options.audit.record({
+        type: 'api.auth_lockout',
+        actor: 'system',
+        details: { client_ip: request.ip, key_id: keyId, failures_per_minute_limit: options.authFailureLimitPerMinute, last_reason: reason },
+      });
+    } catch (error) {
+      options.logger.error({ err: error }, 'could not audit an API authentication lockout');
+    }
+  }
+
+  async function authenticateKey(request: FastifyRequest, reply: FastifyReply, presented: string, scope: 'read' | 'write' | 'admin'): Promise<void> {
+    const at = now();
+    const lockout = failures.peek(request.ip, at);
+    if (!lockout.allowed) {
+      rateLimited.inc({ limit: 'auth_failures' });
+      throw new NeuronError('RATE_LIMITED', {
+        message: 'too many failed authentication attempts from this address; retry later',
+        headers: { 'Retry-After': String(lockout.retryAfterSeconds) },
+      });
+    }
+    const result = await options.apiKeys.authenticate(presented);
+    if (!result.ok) {
+      await noteFailure(request, result.reason, result.keyId);
+      throw new NeuronError('UNAUTHENTICATED', { message: FAILURE_MESSAGES[result.reason], headers: { 'WWW-Authenticate': `${REALM}, error="invalid_token"` } });
+    }
+    const key = result.key;
+    const bucket = perKey.take(key.id, at);
+    const headers = rateLimitHeaders(bucket);
+    if (!bucket.allowed) {
+      rateLimited.inc({ limit: 'key' });
+      throw new NeuronError('RATE_LIMITED', {
+        message: `this API key is over its limit of ${bucket.limit} requests per minute; retry later`,
+        headers: { ...headers, 'Retry-After': String(bucket.retryAfterSeconds) },
+      });
+    }
+    void reply.headers(headers);
+    options.apiKeys.touch(key.id, at);
+    request.principal = { kind: 'api_key', keyId: key.id, label: key.label, scopes: key.scopes };
+    if (!scopeAllows(key.scopes, scope)) {
+      throw new NeuronError('FORBIDDEN', { message: `this route needs an API key with the ${scope} scope` });
+    }
+  }
+
+  const plugin: FastifyPluginAsync = async (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      const auth = routeAuth(request);
+      if (auth === undefined) {
+        const pattern = request.routeOptions.url;
+        if (pattern !== undefined && (pattern === '/v1' || pattern.startsWith('/v1/'))) {
+          throw new NeuronError('FORBIDDEN', { message: 'this route does not declare its authentication' });
+        }
+        return;
+      }
+      switch (auth.kind) {
+        case 'none':
+        case 'provider':
+          return;
+        case 'provider_or_api_key': {
+          const presented = presentedKey(request, false);
+          if (presented === null) return;
+          return authenticateKey(request, reply, presented.key, auth.scope);
+        }
+        case 'api_key': {
+          const presented = presentedKey(request, true);
+          if (presented === null) {
+            throw new NeuronError('UNAUTHENTICATED', { message: 'this route needs an API key in the Authorization (Bearer) or X-API-Key header', headers: { 'WWW-Authenticate': REALM } });
+          }
+          return authenticateKey(request, reply, presented.key, auth.scope);
+        }
+        default:
+          throw new NeuronError('FORBIDDEN', { message: 'this route declares an unknown kind of authentication' });
+      }
+    });
+
+    // Backstop: whatever hooks exist, a route that needs a credential never runs without a principal.
+    app.addHook('preHandler', async (request) => {
+      const auth = routeAuth(request);
+      if (auth !== undefined && auth.kind !== 'none' && request.principal === null) {
+        throw new NeuronError('UNAUTHENTICATED', { headers: { 'WWW-Authenticate': REALM } });
+      }
+    });
+
+    app.addHook('onResponse', async (request, reply) => {
+      requests.inc({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+    });
+  };
+  // Not encapsulated: the hooks apply to every route of the application (fastify-plugin's marker).
+  (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
+  return plugin;
+}

@@ -1,0 +1,203 @@
+/**
+ * The OpenAPI 3.1 document, generated from the route schemas at `GET /openapi.json`, and the
+ * interactive reference (swagger-ui) at `GET /docs`.
+ *
+ * Registered through app.ts's `documentation` hook before any route and not encapsulated, so
+ * every route of the application appears, including routes other parts add later. The transform
+ * below fills in, for every route, what its schema does not have to repeat: the security schemes
+ * its `config.auth` accepts, the scope it needs, and the problem responses every route can give
+ * (400 invalid input, 401, 403, 429, 413/415 for bodies).
+ */
+import type { FastifyPluginAsync, FastifySchema, RouteOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Type from 'typebox';
+import type { RouteAuth } from './principal.ts';
+import { Problem } from './schemas.ts';
+import { WEBHOOK_EVENT_TYPES } from '../outbox/events.ts';
+
+export interface DocumentationOptions {
+  version: string;
+  organizationName: string;
+  /** Serve /openapi.json and /docs (api.docs_enabled). */
+  enabled: boolean;
+}
+
+export const SECURITY_SCHEMES = {
+  bearerApiKey: {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'nrn_<key id>_<secret><checksum>',
+    description: 'An API key in `Authorization: Bearer <key>`. Keys are created with `neuron api-key create` or `POST /v1/api-keys`; each has scopes read, write and/or admin (admin implies write implies read).',
+  },
+  apiKeyHeader: {
+    type: 'apiKey',
+    in: 'header',
+    name: 'X-API-Key',
+    description: 'The same API key in the `X-API-Key` header, for clients that cannot set Authorization.',
+  },
+  providerCredential: {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A provider CareAgent credential (issued when the provider registers with this Neuron), in `Authorization: Bearer <credential>`.',
+  },
+} as const;
+
+const problemContent = { 'application/problem+json': { schema: Problem } };
+
+const rateLimitHeaders = {
+  RateLimit: { type: 'string', description: 'limit=<per minute>, remaining=<requests left>, reset=<seconds until the allowance is full again>' },
+  'RateLimit-Policy': { type: 'string', description: '<limit>;w=60: the per-minute allowance of this key' },
+};
+
+const STATUS_TEXT: Record<string, string> = { 200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content' };
+
+function problemResponse(description: string, headers?: Record<string, unknown>): Record<string, unknown> {
+  return { description, content: problemContent, ...(headers ? { headers } : {}) };
+}
+
+/** Adds the security, scope and common problem responses a route's auth and inputs imply. */
+export function describeRoute(schema: FastifySchema | undefined, auth: RouteAuth | undefined): FastifySchema {
+  const out: Record<string, unknown> = { ...(schema ?? {}) };
+  const responses: Record<string, unknown> = { ...((out['response'] as Record<string, unknown> | undefined) ?? {}) };
+  const add = (status: string, value: Record<string, unknown>): void => {
+    if (responses[status] === undefined) responses[status] = value;
+  };
+
+  if (auth === undefined || auth.kind === 'none') {
+    if (out['security'] === undefined) out['security'] = [];
+  } else {
+    const security: Array<Record<string, string[]>> = [];
+    if (auth.kind === 'api_key' || auth.kind === 'provider_or_api_key') security.push({ bearerApiKey: [] }, { apiKeyHeader: [] });
+    if (auth.kind === 'provider' || auth.kind === 'provider_or_api_key') security.push({ providerCredential: [] });
+    if (out['security'] === undefined) out['security'] = security;
+    if (auth.kind !== 'provider') {
+      out['x-required-scope'] = auth.scope;
+      const note = auth.kind === 'api_key'
+        ? `Requires an API key with the \`${auth.scope}\` scope.`
+        : `Requires a provider credential, or an API key with the \`${auth.scope}\` scope.`;
+      out['description'] = out['description'] ? `${note}\n\n${String(out['description'])}` : note;
+    } else {
+      const note = 'Requires a provider CareAgent credential.';
+      out['description'] = out['description'] ? `${note}\n\n${String(out['description'])}` : note;
+    }
+    add('401', problemResponse('No credential, or the credential is not valid, revoked or expired (UNAUTHENTICATED)'));
+    add('403', problemResponse('The credential does not allow this (FORBIDDEN)'));
+    add('429', problemResponse('Over the per-key request limit, or too many failed authentications from this address (RATE_LIMITED); see Retry-After', {
+      'Retry-After': { type: 'integer', description: 'seconds to wait before retrying' },
+      ...rateLimitHeaders,
+    }));
+  }
+  if (out['body'] !== undefined || out['querystring'] !== undefined || out['params'] !== undefined) {
+    add('400', problemResponse('The request is not valid (VALIDATION_FAILED, MALFORMED_JSON, INVALID_CURSOR); `errors` names each field'));
+  }
+  if (out['body'] !== undefined) {
+    add('413', problemResponse('The body is larger than server.body_limit_bytes (BODY_TOO_LARGE)'));
+    add('415', problemResponse('The body is not application/json (UNSUPPORTED_MEDIA_TYPE)'));
+  }
+  for (const [status, response] of Object.entries(responses)) {
+    const value = response as Record<string, unknown>;
+    if (value['description'] === undefined && value['x-response-description'] === undefined && STATUS_TEXT[status] !== undefined) responses[status] = { ...value, 'x-response-description': STATUS_TEXT[status] };
+  }
+  if (Object.keys(responses).length > 0) out['response'] = responses;
+  return out as FastifySchema;
+}
+
+const WebhookEnvelope = (type: string, data: ReturnType<typeof Type.Object>): ReturnType<typeof Type.Object> => Type.Object({
+  event_id: Type.String({ format: 'uuid', description: 'unique per event and subscription; drop duplicates by it (delivery is at least once)' }),
+  type: Type.Literal(type),
+  occurred_at: Type.String({ format: 'date-time' }),
+  data,
+});
+
+const WEBHOOK_DATA: Record<(typeof WEBHOOK_EVENT_TYPES)[number], ReturnType<typeof Type.Object>> = {
+  'relationship.established': Type.Object({
+    relationship_id: Type.String(),
+    patient_agent_id: Type.String(),
+    provider_npi: Type.String(),
+  }, { additionalProperties: true }),
+  'relationship.terminated': Type.Object({
+    relationship_id: Type.String(),
+    patient_agent_id: Type.String(),
+    provider_npi: Type.String(),
+    reason: Type.String(),
+    terminated_at: Type.String({ format: 'date-time' }),
+  }),
+  'patient.blocked': Type.Object({
+    patient_agent_id: Type.String(),
+    reason: Type.String(),
+    blocked_at: Type.String({ format: 'date-time' }),
+    suspended_relationship_ids: Type.Array(Type.String()),
+  }),
+};
+
+function webhooksSection(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const type of WEBHOOK_EVENT_TYPES) {
+    out[type] = {
+      post: {
+        summary: `${type} event`,
+        description: 'POSTed to each subscription to this event type. Verify `Neuron-Signature` (hmac-sha256=<hex of HMAC-SHA256 over the raw body, keyed with the subscription secret>) before parsing; see docs/api.md.',
+        parameters: [
+          { name: 'Neuron-Signature', in: 'header', required: true, schema: { type: 'string' } },
+          { name: 'Neuron-Event-Id', in: 'header', required: true, schema: { type: 'string' } },
+          { name: 'Neuron-Event-Type', in: 'header', required: true, schema: { type: 'string' } },
+          { name: 'Neuron-Delivery-Attempt', in: 'header', required: false, schema: { type: 'string' } },
+        ],
+        requestBody: { required: true, content: { 'application/json': { schema: WebhookEnvelope(type, WEBHOOK_DATA[type]) } } },
+        responses: { '2XX': { description: 'Received; any 2xx stops the retries' } },
+      },
+    };
+  }
+  return out;
+}
+
+export function documentation(options: DocumentationOptions): FastifyPluginAsync {
+  const plugin: FastifyPluginAsync = async (app) => {
+    if (!options.enabled) return;
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'Neuron REST API',
+          version: options.version,
+          description: [
+            `The REST API of ${options.organizationName}'s Neuron, its front door on the CareAgent network.`,
+            '',
+            'Authenticate with an API key (`Authorization: Bearer nrn_…` or `X-API-Key`). Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code`; every code is in docs/errors.md. Lists page with `limit` and `after` and answer `{ items, next }`. Each key may make `api.rate_limit_per_minute` requests a minute (RateLimit headers on every authenticated answer).',
+          ].join('\n'),
+        },
+        components: { securitySchemes: SECURITY_SCHEMES as unknown as Record<string, never> },
+        tags: [
+          { name: 'organization', description: 'Who this Neuron is' },
+          { name: 'relationships', description: 'Consent relationships between patients and the organization\'s providers' },
+          { name: 'patients', description: 'The patient directory (front-desk fields only)' },
+          { name: 'blocks', description: 'Patient agents the organization refuses' },
+          { name: 'audit', description: 'The tamper-evident audit log' },
+          { name: 'webhooks', description: 'Event subscriptions' },
+          { name: 'api-keys', description: 'API keys' },
+          { name: 'status', description: 'What the Neuron is doing' },
+          { name: 'operations', description: 'Health and metrics' },
+        ],
+        webhooks: webhooksSection() as never,
+      },
+      transform: ({ schema, url, route }: { schema: FastifySchema; url: string; route: RouteOptions }) => ({
+        schema: describeRoute(schema, route.config?.auth),
+        url,
+      }),
+    });
+    await app.register(swaggerUi, {
+      routePrefix: '/docs',
+      // helmet's CSP is strict for the JSON API; the reference page gets its own.
+      staticCSP: true,
+      uiConfig: { deepLinking: true, persistAuthorization: false, tryItOutEnabled: false },
+    });
+    app.get('/openapi.json', {
+      schema: { hide: true },
+      config: { auth: { kind: 'none' } },
+    }, async () => app.swagger());
+  };
+  // Not encapsulated: swagger must see the routes of every plugin.
+  (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
+  return plugin;
+}

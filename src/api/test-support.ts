@@ -1,0 +1,267 @@
+/**
+ * Test support for the REST API suites (not a test file itself): a real Neuron on 127.0.0.1 with
+ * a temporary config file and SQLite database, API keys of each scope, an HTTP client over real
+ * sockets, and a recorder that checks every answer the tests received against the Neuron's own
+ * OpenAPI document (status documented, body valid against the declared schema).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import assert from 'node:assert/strict';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { loadConfig } from '../config/index.ts';
+import { createNeuron, type Neuron } from '../main.ts';
+import { isoNow } from '../storage/index.ts';
+import { ApiKeyService } from '../api-keys/service.ts';
+import { insertActive, type Relationship } from '../relationships/store.ts';
+import { upsertFromHandshake, type PatientProfile } from '../directory/store.ts';
+import type { Scope } from './principal.ts';
+
+export type ConfigOverrides = Record<string, unknown>;
+
+const TEST_DEFAULTS: ConfigOverrides = {
+  organization: { name: 'Test Practice', npi: '1245319599', type: 'practice' },
+  server: { host: '127.0.0.1', port: 0 },
+  discovery: { enabled: false },
+  registry: { enabled: false },
+  logging: { level: 'silent', pretty: 'never' },
+  // Generous: only the rate-limit tests run into limits, with their own small values.
+  api: { rate_limit_per_minute: 100_000, auth_failure_limit_per_minute: 10_000 },
+};
+
+function merge(base: ConfigOverrides, over: ConfigOverrides): ConfigOverrides {
+  const result: ConfigOverrides = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const existing = result[key];
+    result[key] = value !== null && typeof value === 'object' && !Array.isArray(value) && existing !== null && typeof existing === 'object' && !Array.isArray(existing)
+      ? { ...(existing as ConfigOverrides), ...(value as ConfigOverrides) }
+      : value;
+  }
+  return result;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** Parsed JSON, or undefined when the body is empty or not JSON. */
+  body: any;
+}
+
+export interface RequestOptions {
+  key?: string | null;
+  /** Send the key in X-API-Key instead of Authorization: Bearer. */
+  keyHeader?: 'bearer' | 'x-api-key';
+  /** An object is sent as JSON; a string is sent as is. */
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+interface Recorded {
+  method: string;
+  path: string;
+  status: number;
+  contentType: string;
+  body: unknown;
+}
+
+export interface ApiTestNeuron {
+  neuron: Neuron;
+  url: string;
+  dataDir: string;
+  configFile: string;
+  keys: Record<Scope, string>;
+  apiKeys: ApiKeyService;
+  request(method: string, path: string, options?: RequestOptions): Promise<ApiResponse>;
+  createKey(scopes: Scope[], options?: { label?: string; expiresAt?: string | null }): Promise<{ key: string; id: string }>;
+  /** Checks every recorded answer against /openapi.json; call once at the end of a suite. */
+  checkConformance(): Promise<void>;
+  /** Stops the Neuron; removes its directory unless keepData. */
+  stop(options?: { keepData?: boolean }): Promise<void>;
+}
+
+/** Runs the `neuron` command line in another process against this Neuron's config file. */
+export async function runCli(configFile: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { spawn } = await import('node:child_process');
+  const bin = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../bin/neuron.js');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, '--config', configFile, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+export async function startApiNeuron(options: { config?: ConfigOverrides } = {}): Promise<ApiTestNeuron> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'neuron-api-test-'));
+  const configFile = path.join(dataDir, 'neuron.config.json');
+  writeFileSync(configFile, JSON.stringify(merge(TEST_DEFAULTS, { ...(options.config ?? {}), data_dir: '.' }), null, 2));
+  const neuron = createNeuron(loadConfig({ configFile, env: {} }), { defaultMetrics: false });
+  try {
+    await neuron.start();
+  } catch (error) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  const url = neuron.address().url;
+  const apiKeys = new ApiKeyService({ storage: neuron.storage, audit: neuron.audit });
+  const createKey = async (scopes: Scope[], keyOptions: { label?: string; expiresAt?: string | null } = {}): Promise<{ key: string; id: string }> => {
+    const { key, view } = await apiKeys.create({ label: keyOptions.label ?? `test-${scopes.join('-')}`, scopes, expiresAt: keyOptions.expiresAt ?? null, actor: 'cli' });
+    return { key, id: view.id };
+  };
+  const keys = {
+    read: (await createKey(['read'], { label: 'reader' })).key,
+    write: (await createKey(['write'], { label: 'writer' })).key,
+    admin: (await createKey(['admin'], { label: 'admin' })).key,
+  };
+  const recorded: Recorded[] = [];
+
+  const request = async (method: string, requestPath: string, requestOptions: RequestOptions = {}): Promise<ApiResponse> => {
+    const headers: Record<string, string> = { ...(requestOptions.headers ?? {}) };
+    const key = requestOptions.key;
+    if (key !== undefined && key !== null) {
+      if (requestOptions.keyHeader === 'x-api-key') headers['x-api-key'] = key;
+      else headers['authorization'] = `Bearer ${key}`;
+    }
+    let body: string | undefined;
+    if (requestOptions.body !== undefined) {
+      body = typeof requestOptions.body === 'string' ? requestOptions.body : JSON.stringify(requestOptions.body);
+      if (headers['content-type'] === undefined) headers['content-type'] = 'application/json';
+    }
+    const response = await fetch(`${url}${requestPath}`, { method, headers, ...(body === undefined ? {} : { body }) });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    recorded.push({ method, path: requestPath.split('?')[0]!, status: response.status, contentType: (response.headers.get('content-type') ?? '').split(';')[0]!.trim(), body: parsed ?? text });
+    return { status: response.status, headers: response.headers, text, body: parsed };
+  };
+
+  return {
+    neuron,
+    url,
+    dataDir,
+    configFile,
+    keys,
+    apiKeys,
+    request,
+    createKey,
+    async checkConformance() {
+      const document = (await (await fetch(`${url}/openapi.json`)).json()) as OpenApiDocument;
+      const problems = conformanceProblems(document, recorded);
+      assert.deepEqual(problems, [], `answers that do not match the OpenAPI document:\n${problems.join('\n')}`);
+    },
+    async stop(stopOptions = {}) {
+      await neuron.stop();
+      if (!stopOptions.keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+interface OpenApiDocument {
+  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>>;
+}
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+
+/** Every recorded answer whose route is in the document: its status must be documented and its body valid. */
+export function conformanceProblems(document: OpenApiDocument, recorded: readonly Recorded[]): string[] {
+  const ajv = addFormats(new Ajv2020({ strict: false, allErrors: true }));
+  const routes = Object.entries(document.paths).map(([template, operations]) => ({
+    template,
+    pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    operations,
+  }));
+  const cache = new Map<unknown, ReturnType<typeof ajv.compile>>();
+  const problems: string[] = [];
+  for (const answer of recorded) {
+    const route = routes.find((r) => r.pattern.test(answer.path));
+    const where = `${answer.method} ${answer.path} -> ${answer.status}`;
+    if (!route) {
+      if (answer.path.startsWith('/v1') && answer.status !== 404) problems.push(`${where}: path not in the document`);
+      continue;
+    }
+    const operation = route.operations[answer.method.toLowerCase()];
+    if (!operation) {
+      if (answer.status !== 404) problems.push(`${where}: method not in the document`);
+      continue;
+    }
+    const response = operation.responses[String(answer.status)] ?? operation.responses[`${String(answer.status)[0]}XX`];
+    if (!response) {
+      problems.push(`${where}: status not documented for ${route.template}`);
+      continue;
+    }
+    if (!response.content) continue;
+    const media = response.content[answer.contentType];
+    if (!media) {
+      problems.push(`${where}: content type ${answer.contentType} not documented (${Object.keys(response.content).join(', ')})`);
+      continue;
+    }
+    let validate = cache.get(media.schema);
+    if (!validate) {
+      validate = ajv.compile(media.schema as object);
+      cache.set(media.schema, validate);
+    }
+    if (!validate(answer.body)) problems.push(`${where}: body does not match its schema: ${ajv.errorsText(validate.errors)}`);
+  }
+  return problems;
+}
+
+// ---- fixtures, written through the stores as the handshake would ----
+
+let counter = 0;
+
+export interface RelationshipFixture {
+  patientAgentId?: string;
+  providerNpi?: string;
+  status?: Relationship['status'];
+  establishedAt?: string;
+  profile?: PatientProfile | null;
+}
+
+/** Inserts a patient directory entry and an active (or given status) relationship. */
+export async function insertRelationship(neuron: Neuron, fixture: RelationshipFixture = {}): Promise<Relationship> {
+  counter += 1;
+  const at = fixture.establishedAt ?? isoNow();
+  const patientAgentId = fixture.patientAgentId ?? `did:example:patient-${counter}-${randomUUID().slice(0, 8)}`;
+  const relationship: Relationship = {
+    id: randomUUID(),
+    patientAgentId,
+    patientPublicKey: 'A'.repeat(43),
+    patientEndpoint: `https://patient-${counter}.example/agent`,
+    providerNpi: fixture.providerNpi ?? '1679576722',
+    consentedActions: ['appointments.read'],
+    consentTokenPayload: 'e30',
+    consentTokenSignature: 'A'.repeat(86),
+    tokenDialect: 'A',
+    consentExpiresAt: isoNow(Date.now() + 365 * 86_400_000),
+    connectionId: null,
+    status: 'active',
+    statusReason: null,
+    establishedAt: at,
+    lastHandshakeAt: at,
+    updatedAt: at,
+  };
+  await upsertFromHandshake(neuron.storage.db, { patientAgentId, patientPublicKey: relationship.patientPublicKey, patientEndpoint: relationship.patientEndpoint, profile: fixture.profile ?? null }, at);
+  assert.equal(await insertActive(neuron.storage.db, relationship), true);
+  if (fixture.status !== undefined && fixture.status !== 'active') {
+    await neuron.storage.db.updateTable('relationships').set({ status: fixture.status }).where('id', '=', relationship.id).execute();
+    relationship.status = fixture.status;
+  }
+  return relationship;
+}
+
+/** Problem document checks shared by the suites. */
+export function assertProblem(response: ApiResponse, status: number, code: string): void {
+  assert.equal(response.status, status, `expected ${status} ${code}, got ${response.status}: ${response.text}`);
+  assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
+  assert.equal(response.body?.code, code, response.text);
+}

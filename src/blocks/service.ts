@@ -1,0 +1,59 @@
+/**
+ * Blocking patient agents. A block and its consequences are one transaction: the block row, every
+ * active relationship of that agent suspended, the `patient.blocked` webhook queued and the audit
+ * entry. Removing a block does not resume anything: suspended relationships stay on hold until
+ * resumed one by one (POST /v1/relationships/:id/resume), so unblocking is never a surprise.
+ */
+import { NeuronError } from '../errors/index.ts';
+import { isoNow, type Storage } from '../storage/index.ts';
+import type { AuditLog } from '../audit/index.ts';
+import { publishWebhookEvent } from '../outbox/events.ts';
+import { suspendAllForPatient } from '../relationships/store.ts';
+import { deleteBlock, insertBlock, listBlocks, type Block } from './store.ts';
+
+export interface BlockActor {
+  actor: string;
+  keyId: string | undefined;
+}
+
+export class BlockService {
+  constructor(private readonly storage: Storage, private readonly audit: AuditLog, private readonly now: () => number = Date.now) {}
+
+  list(options: { after?: string; limit: number }): Promise<{ items: Block[]; next: string | null }> {
+    return listBlocks(this.storage.db, options);
+  }
+
+  /** Throws CONFLICT when the agent is already blocked. */
+  async block(patientAgentId: string, reason: string, by: BlockActor): Promise<{ block: Block; suspendedRelationshipIds: string[]; webhooks: number }> {
+    const now = this.now();
+    const at = isoNow(now);
+    return this.storage.transaction(async (trx) => {
+      await this.storage.lock(trx, 'audit_chain');
+      const block: Block = { patientAgentId, reason, blockedBy: by.actor, createdAt: at };
+      if (!(await insertBlock(trx, block))) throw new NeuronError('CONFLICT', { message: 'this patient agent is already blocked' });
+      const suspendedRelationshipIds = await suspendAllForPatient(trx, patientAgentId, `blocked: ${reason}`, at);
+      const webhooks = await publishWebhookEvent(trx, 'patient.blocked', {
+        patient_agent_id: patientAgentId,
+        reason,
+        blocked_at: at,
+        suspended_relationship_ids: suspendedRelationshipIds,
+      }, at);
+      await this.audit.append(trx, {
+        type: 'patient.blocked',
+        actor: by.actor,
+        details: { patient_agent_id: patientAgentId, reason, suspended_relationship_ids: suspendedRelationshipIds, key_id: by.keyId },
+      }, now);
+      return { block, suspendedRelationshipIds, webhooks };
+    });
+  }
+
+  /** Throws NOT_FOUND when the agent is not blocked. */
+  async unblock(patientAgentId: string, by: BlockActor): Promise<void> {
+    const now = this.now();
+    await this.storage.transaction(async (trx) => {
+      await this.storage.lock(trx, 'audit_chain');
+      if (!(await deleteBlock(trx, patientAgentId))) throw new NeuronError('NOT_FOUND', { message: 'this patient agent is not blocked' });
+      await this.audit.append(trx, { type: 'patient.unblocked', actor: by.actor, details: { patient_agent_id: patientAgentId, key_id: by.keyId } }, now);
+    });
+  }
+}

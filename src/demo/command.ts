@@ -1,0 +1,17 @@
+/**
+ * `neuron demo` (also `npm run demo`): see ./run.ts. Needs no configuration and leaves nothing
+ * behind.
+ */
+import type { Command } from 'commander';
+import { colours, out } from '../cli/output.ts';
+import { runDemo } from './run.ts';
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('run a complete consent handshake against a temporary Neuron and show what it recorded (synthetic data, leaves nothing behind)')
+    .action(async () => {
+      const paint = colours();
+      await runDemo({ print: out, paint });
+    });
+}
