@@ -38,7 +38,7 @@ export interface HandshakeBrokerOptions extends HandshakeServiceOptions {
   metrics?: Registry;
   /** Address for standalone `start(port)`; defaults to loopback. */
   host?: string;
-  /** Clock in epoch milliseconds; tests pin it to check fixed-time vectors. */
+  /** Wall clock in epoch milliseconds for token validity and record times; tests pin it to check fixed-time vectors. Deadlines and the queue run on performance.now(). */
   now?: () => number;
   /** Nonce source; tests pin it to check the spec's challenge vector. */
   createNonce?: () => Nonce;
@@ -238,7 +238,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     }
 
     const upgrade: Upgrade = { req, socket, head, arrivedTick: performance.now(), early: [], earlyBytes: 0, waiter: null, settled: false, cleanup: () => undefined };
-    const entered = this.admission.enter(upgrade, this.clock());
+    const entered = this.admission.enter(upgrade, performance.now());
     if (entered.outcome === 'admitted') {
       this.metrics.queueWait(0);
       this.open(upgrade);
@@ -320,13 +320,13 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     if (due === null || due >= this.queueTimerAt) return;
     clearTimeout(this.queueTimer);
     this.queueTimerAt = due;
-    this.queueTimer = setTimeout(() => this.expireQueue(), Math.max(due - this.clock(), 0));
+    this.queueTimer = setTimeout(() => this.expireQueue(), Math.max(due - performance.now(), 0));
   }
 
   private expireQueue(): void {
     this.queueTimerAt = Infinity;
     this.queueTimer = undefined;
-    for (const waiter of this.admission.expire(this.clock())) this.refuse(waiter.value, 'HANDSHAKE_QUEUE_TIMEOUT');
+    for (const waiter of this.admission.expire(performance.now())) this.refuse(waiter.value, 'HANDSHAKE_QUEUE_TIMEOUT');
     this.armQueueTimer();
   }
 

@@ -6,6 +6,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sign } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { sql } from 'kysely';
+import { createLogger } from '../observability/logger.ts';
 import { createConsentToken, establishRelationship, generatePatientKeys, HandshakeError } from '../client/index.ts';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/index.ts';
 import { encodeBase64url, verifyAttestation } from '../protocol/index.ts';
@@ -502,5 +505,35 @@ describe('message size', () => {
     const patient = uniquePatient('large-client');
     await assert.rejects(establish(patient, PROVIDER, { profile: { display_name: 'y'.repeat(150), date_of_birth: '2000-01-01', preferred_language: 'en', extra: 'z'.repeat(4_500) } as Record<string, string> }),
       (e: HandshakeError) => e.code === 'MESSAGE_TOO_LARGE' && e.closeCode === 1009);
+  });
+});
+
+describe('SERVER_ERROR', () => {
+  test('an unexpected failure is SERVER_ERROR with close 1011; the detail goes to the log only and nothing is written', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({ write(chunk, _encoding, done) { lines.push(chunk.toString()); done(); } });
+    const s = await startTestNeuron({ neuronOptions: { logger: createLogger({ level: 'error', pretty: 'never', destination }) } });
+    try {
+      await insertProvider(s.neuron, { npi: PROVIDER });
+      // Break the outbox table so the completing transaction fails half way, after the
+      // relationship and the directory entry were written in it.
+      await sql`ALTER TABLE outbox RENAME TO outbox_moved`.execute(s.neuron.storage.db);
+      const patient = uniquePatient('server-error');
+      const raw = await openRaw(s.handshakeUrl);
+      const challenge = await authenticate(raw, patient, PROVIDER);
+      raw.send(challengeResponse(patient, challenge.nonce as string));
+      const frame = await raw.next();
+      assert.equal(frame.type, 'handshake.error');
+      assert.equal(frame.code, 'SERVER_ERROR');
+      assert.ok(!JSON.stringify(frame).includes('outbox'), 'no internal detail in the frame');
+      assert.equal((await raw.closed).code, 1011);
+      await eventually(() => lines.some((l) => l.includes('handshake failed unexpectedly')));
+      assert.ok(lines.some((l) => l.includes('no such table')), 'the cause is logged');
+      await sql`ALTER TABLE outbox_moved RENAME TO outbox`.execute(s.neuron.storage.db);
+      assert.deepEqual(await writtenFor(s.neuron, patient.agentId), { relationships: 0, patients: 0, outbox: 0 });
+      await eventually(async () => (await auditEntries(s.neuron, 'handshake.failed')).some((e) => e.details.code === 'SERVER_ERROR'));
+    } finally {
+      await s.stop();
+    }
   });
 });

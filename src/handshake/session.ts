@@ -47,6 +47,7 @@ export interface SessionHost {
   readonly service: HandshakeService;
   readonly settings: SessionSettings;
   readonly logger: Logger;
+  /** Wall clock in epoch milliseconds, for token validity and record times (deadlines use performance.now()). */
   now(): number;
   createNonce(): Nonce;
   /** Called once, when the session reaches a terminal phase: the slot is free from here on. */
@@ -70,13 +71,14 @@ export class HandshakeSession {
   private auth: HandshakeAuth | null = null;
   private claims: ConsentClaims | null = null;
   private nonce: Nonce | null = null;
+  /** performance.now() deadline of the challenge (the timer enforces it too; this catches a late timer). */
   private challengeExpiresAt = 0;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly host: SessionHost,
   ) {
-    this.startedAt = new Date(host.now());
+    this.startedAt = new Date();
   }
 
   /** Attaches the socket's events and starts the auth deadline. */
@@ -163,7 +165,7 @@ export class HandshakeSession {
     if (this.phase !== 'checking') return; // ended while we looked
     const nonce = this.host.createNonce();
     this.nonce = nonce;
-    this.challengeExpiresAt = this.host.now() + this.host.settings.challengeTimeoutMs;
+    this.challengeExpiresAt = performance.now() + this.host.settings.challengeTimeoutMs;
     const message: HandshakeChallenge = {
       type: 'handshake.challenge',
       nonce: nonce.hex,
@@ -180,7 +182,7 @@ export class HandshakeSession {
     const key = this.patientKey;
     this.nonce = null;
     if (nonce === null || key === null) throw new NeuronError('INVALID_MESSAGE', { message: 'message out of order' });
-    if (this.host.now() > this.challengeExpiresAt) throw deadlineError('challenge');
+    if (performance.now() > this.challengeExpiresAt) throw deadlineError('challenge');
     if (!verifyChallengeResponse(nonce.bytes, response.signed_nonce, key)) throw new NeuronError('CHALLENGE_FAILED');
     this.step('response_verified');
     this.run(this.commit(response.patient_profile ?? null));
@@ -234,9 +236,9 @@ export class HandshakeSession {
 
   // ---- effects ----
 
-  /** Runs an async step; anything it throws ends the session with its error. */
+  /** Runs an async step; anything it throws ends the session with its error. Tracked so a stop waits for it. */
   private run(work: Promise<void>): void {
-    work.catch((error: unknown) => this.fail(error));
+    this.host.track(work.catch((error: unknown) => this.fail(error)));
   }
 
   private step(event: PhaseEvent): void {
