@@ -27,6 +27,9 @@ import { createLogger } from './observability/logger.ts';
 import { createMetricsRegistry } from './observability/metrics.ts';
 import { ComponentStack } from './lifecycle/components.ts';
 import { HandshakeBroker } from './handshake/index.ts';
+import { ProviderService, providerAuthPlugin, providerRoutes } from './providers/index.ts';
+import { consentRoutes } from './consent/routes.ts';
+import { OutboxWorker, defaultResolvers, outboxRoutes } from './outbox/index.ts';
 
 export type NeuronState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -81,6 +84,8 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
   let audit: AuditLog | undefined;
   let http: HttpApp | undefined;
   let handshake: HandshakeBroker | undefined;
+  let providers: ProviderService | undefined;
+  let outboxWorker: OutboxWorker | undefined;
   let boundPort = config.server.port;
   let stopping: Promise<void> | null = null;
 
@@ -151,6 +156,19 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
       });
 
       // 4. domains (services over storage) are created here as they are added.
+      // 4a. providers: the roster service; config seeds are added once, never over operator changes.
+      const nudgeOutbox = (): void => outboxWorker?.nudge();
+      await stack.start({
+        name: 'providers',
+        start: async () => {
+          providers = new ProviderService({ storage: db, audit: need(audit, 'audit log'), onOutboxWake: nudgeOutbox });
+          const seeded = await providers.seed(config.providers);
+          if (seeded.length > 0) logger.info({ providers: seeded }, 'providers added from the config');
+        },
+        stop: async () => undefined,
+      });
+      const roster = need(providers, 'providers');
+
       let gateway: ApiGateway | undefined;
       await stack.start({
         name: 'api-gateway',
@@ -165,6 +183,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
             publicKey: () => need(organizationKey, 'organization key').publicKey,
             handshakeUrl: () => address().handshakeUrl,
             startedAt: () => startedAt,
+            nudgeOutbox,
           });
           await gateway.start();
         },
@@ -195,9 +214,18 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
               }
               return failing;
             },
-            hooks: [api.authentication],
+            hooks: [api.authentication, providerAuthPlugin(roster)],
             documentation: api.documentation,
-            routes: [...api.routes],
+            routes: [
+              ...api.routes,
+              providerRoutes({
+                service: roster,
+                pageSize: { default: config.api.page_size_default, max: config.api.page_size_max },
+                organizationPublicKey: () => need(organizationKey, 'organization key').publicKey,
+              }),
+              consentRoutes({ storage: db }),
+              outboxRoutes({ storage: db, audit: need(audit, 'audit log'), pageSize: { default: config.api.page_size_default, max: config.api.page_size_max }, nudge: nudgeOutbox }),
+            ],
           });
           await listen(http, config.server.host, config.server.port);
           const bound = http.server.address();
@@ -222,13 +250,33 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
             organizationNpi: config.organization.npi,
             logger,
             metrics,
+            onNoticeQueued: nudgeOutbox,
           });
           handshake.attach(need(http, 'http server').server);
         },
         stop: async () => handshake?.stop(),
       });
 
-      // 6. workers and 7. presence are started here as they are added.
+      // 6. workers: outbox delivery (provider notices and webhooks). Stopped before http and the
+      // database: deliveries in flight are aborted and their rows given back for the next start.
+      await stack.start({
+        name: 'outbox-worker',
+        start: async () => {
+          outboxWorker = new OutboxWorker({
+            storage: db,
+            instanceId,
+            settings: config.outbox,
+            resolvers: defaultResolvers(() => need(organizationKey, 'organization key')),
+            logger,
+            metrics,
+            userAgent: `neuron/${NEURON_VERSION}`,
+          });
+          outboxWorker.start();
+        },
+        stop: async () => outboxWorker?.stop(),
+      });
+
+      // 7. presence is started here as it is added.
 
       state = 'running';
       startedAt = new Date();

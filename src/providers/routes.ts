@@ -1,0 +1,215 @@
+/**
+ * Provider routes.
+ *
+ * Roster (API keys; read for GET, write for changes):
+ *   GET    /v1/providers                      list, cursor pagination
+ *   POST   /v1/providers                      create (pending unless status=active)
+ *   GET    /v1/providers/:npi                 one provider
+ *   PATCH  /v1/providers/:npi                 change fields
+ *   POST   /v1/providers/:npi/approve         make active, issue the CareAgent credential (shown once)
+ *   POST   /v1/providers/:npi/suspend         suspend, revoke the credential
+ *   DELETE /v1/providers/:npi                 remove
+ *
+ * Provider CareAgent (the network's provider client):
+ *   POST   /v1/providers/register             self-registration, unauthenticated, always pending
+ *   GET    /v1/providers/:registration_id/heartbeat     provider credential
+ *   POST   /v1/providers/:registration_id/disconnect    provider credential
+ *   GET    /v1/providers/:npi/relationships   pull feed of relationship notices (own NPI only;
+ *                                             API keys with read scope may read any)
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { actorOf } from '../api/principal.ts';
+import { NeuronError } from '../errors/index.ts';
+import { acknowledgeThrough, providerFeed } from '../outbox/store.ts';
+import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
+import { isoNow } from '../storage/index.ts';
+import { problems } from '../api/schemas.ts';
+import {
+  ApprovalResponse, ApproveBody, CreateProviderBody, FeedResponse, HeartbeatResponse, ListProvidersQuery, NpiParams, PageQuery,
+  ProviderPage, ProviderView, RegisterBody, RegisterResponse, RegistrationParams, SuspendBody, UpdateProviderBody,
+  type ProviderViewType,
+} from './schemas.ts';
+import type { ProviderService } from './service.ts';
+import { getProvider, type Provider } from './store.ts';
+
+export interface ProviderRoutesOptions {
+  service: ProviderService;
+  pageSize: { default: number; max: number };
+  /** The organization's public key, handed to the provider CareAgent with its credential. */
+  organizationPublicKey: () => string;
+}
+
+export function toProviderView(provider: Provider): ProviderViewType {
+  return {
+    npi: provider.npi,
+    name: provider.name,
+    provider_types: provider.providerTypes,
+    specialty: provider.specialty,
+    status: provider.status,
+    provider_endpoint: provider.providerEndpoint,
+    provider_public_key: provider.providerPublicKey,
+    notification_url: provider.notificationUrl,
+    credentials: provider.credentials,
+    registration_id: provider.registrationId,
+    credential_id: provider.credentialId,
+    last_seen_at: provider.lastSeenAt,
+    registry_state: provider.registryState,
+    created_at: provider.createdAt,
+    updated_at: provider.updatedAt,
+  };
+}
+
+const TAGS = ['providers'];
+const PROVIDER_AGENT_TAGS = ['provider CareAgent'];
+const NO_PROVIDER = { 404: 'no provider with this NPI' };
+
+/** For POST actions whose body is optional: no body means `{}`. */
+const optionalBody = async (request: { body: unknown }): Promise<void> => {
+  if (request.body === undefined || request.body === null) request.body = {};
+};
+
+/** The service names fields plainly (the CLI shares it); over REST they are fields of the body. */
+async function bodyFields<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof NeuronError && error.code === 'VALIDATION_FAILED' && error.errors) {
+      const errors = error.errors.map((e) => ({ path: `body.${e.path}`, message: e.message }));
+      throw new NeuronError('VALIDATION_FAILED', { message: `invalid request: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, errors });
+    }
+    throw error;
+  }
+}
+
+export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsync {
+  const { service } = options;
+  const pageLimit = (limit: number | undefined): number => Math.min(limit ?? options.pageSize.default, options.pageSize.max);
+
+  return async (base) => {
+    const app = base.withTypeProvider<TypeBoxTypeProvider>();
+
+    // ---- roster (API keys) ----
+
+    app.get('/v1/providers', {
+      config: { auth: { kind: 'api_key', scope: 'read' } },
+      schema: { tags: TAGS, operationId: 'listProviders', summary: 'List the provider roster', querystring: ListProvidersQuery, response: { 200: ProviderPage } },
+    }, async (request) => {
+      const page = await service.list({ after: request.query.after, limit: pageLimit(request.query.limit), status: request.query.status });
+      return { items: page.items.map(toProviderView), next: page.next };
+    });
+
+    app.post('/v1/providers', {
+      config: { auth: { kind: 'api_key', scope: 'write' } },
+      schema: { tags: TAGS, operationId: 'createProvider', summary: 'Add a provider to the roster', body: CreateProviderBody, response: { 201: ProviderView, ...problems({ 409: 'a provider with this NPI is already on the roster' }) } },
+    }, async (request, reply) => {
+      const provider = await bodyFields(service.create(request.body, actorOf(request.principal)));
+      return reply.code(201).send(toProviderView(provider));
+    });
+
+    app.get('/v1/providers/:npi', {
+      config: { auth: { kind: 'api_key', scope: 'read' } },
+      schema: { tags: TAGS, operationId: 'getProvider', summary: 'One provider', params: NpiParams, response: { 200: ProviderView, ...problems(NO_PROVIDER) } },
+    }, async (request) => toProviderView(await service.get(request.params.npi)));
+
+    app.patch('/v1/providers/:npi', {
+      config: { auth: { kind: 'api_key', scope: 'write' } },
+      schema: { tags: TAGS, operationId: 'updateProvider', summary: 'Change a provider (null clears an optional field)', params: NpiParams, body: UpdateProviderBody, response: { 200: ProviderView, ...problems(NO_PROVIDER) } },
+    }, async (request) => toProviderView(await bodyFields(service.update(request.params.npi, request.body, actorOf(request.principal)))));
+
+    app.post('/v1/providers/:npi/approve', {
+      config: { auth: { kind: 'api_key', scope: 'write' } },
+      preValidation: optionalBody,
+      schema: {
+        tags: TAGS,
+        operationId: 'approveProvider',
+        summary: 'Make a provider active and issue its CareAgent credential (shown only in this answer)',
+        params: NpiParams,
+        body: ApproveBody,
+        response: { 200: ApprovalResponse, ...problems({ ...NO_PROVIDER, 409: 'no provider_endpoint yet, or already active with a credential (ask for rotate)' }) },
+      },
+    }, async (request, reply) => {
+      const approval = await service.approve(request.params.npi, actorOf(request.principal), { rotate: request.body?.rotate });
+      void reply.header('Cache-Control', 'no-store');
+      return {
+        provider: toProviderView(approval.provider),
+        credential: approval.credential,
+        credential_id: approval.credentialId,
+        registration_id: approval.provider.registrationId,
+        rotated: approval.rotated,
+        neuron_public_key: options.organizationPublicKey(),
+      };
+    });
+
+    app.post('/v1/providers/:npi/suspend', {
+      config: { auth: { kind: 'api_key', scope: 'write' } },
+      preValidation: optionalBody,
+      schema: { tags: TAGS, operationId: 'suspendProvider', summary: 'Suspend a provider: handshakes to it are refused and its credential is revoked', params: NpiParams, body: SuspendBody, response: { 200: ProviderView, ...problems(NO_PROVIDER) } },
+    }, async (request) => toProviderView(await service.suspend(request.params.npi, actorOf(request.principal), request.body?.reason)));
+
+    app.delete('/v1/providers/:npi', {
+      config: { auth: { kind: 'api_key', scope: 'write' } },
+      schema: { tags: TAGS, operationId: 'removeProvider', summary: 'Remove a provider from the roster (its relationships are kept)', params: NpiParams, response: { 204: Type.Null({ description: 'removed' }), ...problems(NO_PROVIDER) } },
+    }, async (request, reply) => {
+      await service.remove(request.params.npi, actorOf(request.principal));
+      return reply.code(204).send(null);
+    });
+
+    // ---- provider CareAgent ----
+
+    app.post('/v1/providers/register', {
+      // Unauthenticated by design: a registration is only ever pending until an operator approves it.
+      config: { auth: { kind: 'none' } },
+      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'registerProvider', summary: 'A provider CareAgent asks to be listed (pending until approved)', body: RegisterBody, response: { 201: RegisterResponse, ...problems({ 409: 'this NPI is already registered' }) } },
+    }, async (request, reply) => {
+      const registration = await bodyFields(service.register(request.body));
+      return reply.code(201).send({ registration_id: registration.registrationId, provider_id: registration.providerId, status: registration.status });
+    });
+
+    app.get('/v1/providers/:registration_id/heartbeat', {
+      config: { auth: { kind: 'provider' } },
+      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'providerHeartbeat', summary: 'The provider CareAgent is alive', params: RegistrationParams, response: { 200: HeartbeatResponse, ...problems({ 404: 'not this credential\'s registration' }) } },
+    }, async (request) => {
+      const beat = await service.heartbeat(request.principal, request.params.registration_id);
+      return { status: beat.status, last_seen: beat.lastSeen };
+    });
+
+    app.post('/v1/providers/:registration_id/disconnect', {
+      config: { auth: { kind: 'provider' } },
+      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'providerDisconnect', summary: 'The provider CareAgent is going offline', params: RegistrationParams, response: { 200: HeartbeatResponse, ...problems({ 404: 'not this credential\'s registration' }) } },
+    }, async (request) => {
+      const beat = await service.disconnect(request.principal, request.params.registration_id);
+      return { status: beat.status, last_seen: beat.lastSeen };
+    });
+
+    app.get('/v1/providers/:npi/relationships', {
+      config: { auth: { kind: 'provider_or_api_key', scope: 'read' } },
+      schema: {
+        tags: PROVIDER_AGENT_TAGS,
+        operationId: 'providerRelationshipFeed',
+        summary: 'Relationship notices for this provider, in order; asking for what follows a cursor acknowledges the notices up to it',
+        params: NpiParams,
+        querystring: PageQuery,
+        response: { 200: FeedResponse, ...problems({ 404: 'no such provider, or not the calling provider' }) },
+      },
+    }, async (request) => {
+      const principal = request.principal;
+      const { npi } = request.params;
+      // Deny by default, whichever authentication hook ran first.
+      if (principal === null) throw new NeuronError('UNAUTHENTICATED');
+      // Another provider's feed looks exactly like one that does not exist.
+      if (principal.kind === 'provider' && principal.npi !== npi) throw new NeuronError('NOT_FOUND', { message: 'no such provider' });
+      if (principal.kind === 'api_key' && (await getProvider(service.db, npi)) === null) throw new NeuronError('NOT_FOUND', { message: 'no such provider' });
+      const afterSeq = request.query.after === undefined ? 0 : Number(decodeCursor(request.query.after, ['number'])[0]);
+      if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new NeuronError('INVALID_CURSOR');
+      const limit = pageLimit(request.query.limit);
+      if (principal.kind === 'provider' && afterSeq > 0) await acknowledgeThrough(service.db, npi, afterSeq, isoNow());
+      const rows = await providerFeed(service.db, npi, afterSeq, limit + 1);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      const next = last ? encodeCursor([last.seq]) : (request.query.after ?? null);
+      return { items: page.map((row) => JSON.parse(row.body) as never), next, has_more: rows.length > limit };
+    });
+  };
+}

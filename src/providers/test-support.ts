@@ -1,0 +1,121 @@
+/**
+ * Test support for the provider and outbox tests: a real HTTP server on 127.0.0.1 playing a
+ * provider CareAgent's notification endpoint (or a webhook receiver), API keys, and patient
+ * handshakes through the real client. Not imported by the server.
+ */
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApiKeyService } from '../api-keys/service.ts';
+import type { Scope } from '../api/principal.ts';
+import { createConsentToken, establishRelationship, generatePatientKeys, type RelationshipResult } from '../client/index.ts';
+import type { Neuron } from '../main.ts';
+
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  /** The raw body, exactly as received. */
+  body: string;
+  /** The status this receiver answered, or null while it has not answered (hanging). */
+  answered: number | null;
+}
+
+/** What to do with the n-th request (from 0): answer a status (with headers), or never answer. */
+export type Behaviour = (index: number, request: ReceivedRequest) => { status: number; headers?: Record<string, string>; delayMs?: number } | 'hang';
+
+export interface Receiver {
+  /** Base URL, http://127.0.0.1:<port> */
+  url: string;
+  requests: ReceivedRequest[];
+  behave(behaviour: Behaviour): void;
+  /** Requests this receiver answered with a 2xx. */
+  accepted(): ReceivedRequest[];
+  close(): Promise<void>;
+}
+
+export async function startReceiver(behaviour: Behaviour = () => ({ status: 204 })): Promise<Receiver> {
+  let current = behaviour;
+  const requests: ReceivedRequest[] = [];
+  const hanging = new Set<ServerResponse>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const received: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), answered: null };
+      const index = requests.length;
+      requests.push(received);
+      const action = current(index, received);
+      if (action === 'hang') {
+        hanging.add(res);
+        res.on('close', () => hanging.delete(res));
+        return;
+      }
+      const answer = (): void => {
+        received.answered = action.status;
+        res.writeHead(action.status, action.headers ?? {});
+        res.end();
+      };
+      if (action.delayMs) setTimeout(answer, action.delayMs);
+      else answer();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    behave(next) {
+      current = next;
+    },
+    accepted: () => requests.filter((r) => r.answered !== null && r.answered >= 200 && r.answered < 300),
+    async close() {
+      for (const res of hanging) res.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** An API key with these scopes, made through the real key service. */
+export async function createApiKey(neuron: Neuron, scopes: Scope[], label = `test-${scopes.join('-')}`): Promise<string> {
+  const service = new ApiKeyService({ storage: neuron.storage, audit: neuron.audit });
+  const { key } = await service.create({ label, scopes, expiresAt: null, actor: 'cli' });
+  return key;
+}
+
+let patientCounter = 0;
+
+/** A patient CareAgent completing a real handshake with a provider of this Neuron. */
+export async function connectPatient(handshakeUrl: string, providerNpi: string, actions: string[] = ['office_visit', 'lab_results'], label = 'patient'): Promise<RelationshipResult & { patientAgentId: string }> {
+  patientCounter += 1;
+  const patientAgentId = `${label}-${process.pid}-${patientCounter}`;
+  const keys = generatePatientKeys();
+  const consentToken = createConsentToken({ patientAgentId, providerNpi, consentedActions: actions }, keys);
+  const result = await establishRelationship(handshakeUrl, {
+    patientAgentId,
+    keys,
+    endpoint: `wss://${patientAgentId}.patients.example/agent`,
+    consentToken,
+  });
+  return { ...result, patientAgentId };
+}
+
+/** Polls `check` until it holds; generous deadlines, no speed assertions. */
+export async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** JSON request helper against a test Neuron. */
+export async function api(base: string, method: string, path: string, options: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const headers: Record<string, string> = {};
+  if (options.token !== undefined) headers['authorization'] = `Bearer ${options.token}`;
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${base}${path}`, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  const text = await response.text();
+  return { status: response.status, body: text === '' ? null : JSON.parse(text), headers: response.headers };
+}
