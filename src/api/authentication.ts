@@ -16,9 +16,10 @@
  *
  * Limits, per instance (see ./rate-limit.ts for why in memory):
  * - each key: `api.rate_limit_per_minute`, answered 429 with Retry-After and RateLimit headers;
- * - each client address: `api.auth_failure_limit_per_minute` failed key checks; beyond it every
- *   request from that address that presents a key is refused with 429 until the bucket refills,
- *   valid key or not, so guessing gets nowhere, and the lockout is audited (`api.auth_lockout`).
+ * - each client address: `api.auth_failure_limit_per_minute` failed authentications (a presented
+ *   API key or provider credential refused with 401); beyond it every request from that address
+ *   that presents a credential is refused with 429 until the bucket refills, valid credential or
+ *   not, so guessing gets nowhere, and the lockout is audited (`api.auth_lockout`).
  *
  * Authentication runs at onRequest, before the body is read and validated, so a caller without a
  * valid key learns nothing about the route's input or whether a resource exists.
@@ -54,6 +55,14 @@ export interface AuthenticationOptions {
 }
 
 type Presented = { key: string } | null;
+
+/** Set on a request whose failed authentication this hook has already counted. */
+const FAILURE_COUNTED = Symbol('neuron.authFailureCounted');
+
+/** Whether the request carries any credential (API key or provider credential). */
+function presentsCredential(request: FastifyRequest): boolean {
+  return request.headers['x-api-key'] !== undefined || request.headers.authorization !== undefined;
+}
 
 /** The key from `X-API-Key` or `Authorization: Bearer`; with `bearerMustBeKey` false, a non-key bearer is someone else's credential. */
 function presentedKey(request: FastifyRequest, bearerMustBeKey: boolean): Presented {
@@ -108,6 +117,7 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
   });
 
   async function noteFailure(request: FastifyRequest, reason: string, keyId: string | null): Promise<void> {
+    (request as unknown as Record<symbol, boolean>)[FAILURE_COUNTED] = true;
     authFailures.inc({ reason });
     const at = now();
     failures.take(request.ip, at);
@@ -131,8 +141,8 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
     }
   }
 
-  async function authenticateKey(request: FastifyRequest, reply: FastifyReply, presented: string, scope: 'read' | 'write' | 'admin'): Promise<void> {
-    const at = now();
+  /** Refuses any credential from an address that is over its failed-authentication limit. */
+  function refuseIfLockedOut(request: FastifyRequest, at: number): void {
     const lockout = failures.peek(request.ip, at);
     if (!lockout.allowed) {
       rateLimited.inc({ limit: 'auth_failures' });
@@ -141,6 +151,11 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
         headers: { 'Retry-After': String(lockout.retryAfterSeconds) },
       });
     }
+  }
+
+  async function authenticateKey(request: FastifyRequest, reply: FastifyReply, presented: string, scope: 'read' | 'write' | 'admin'): Promise<void> {
+    const at = now();
+    refuseIfLockedOut(request, at);
     const result = await options.apiKeys.authenticate(presented);
     if (!result.ok) {
       await noteFailure(request, result.reason, result.keyId);
@@ -176,11 +191,17 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
       }
       switch (auth.kind) {
         case 'none':
+          return;
         case 'provider':
+          // The provider credential hook checks it; an address locked out gets no further.
+          if (presentsCredential(request)) refuseIfLockedOut(request, now());
           return;
         case 'provider_or_api_key': {
           const presented = presentedKey(request, false);
-          if (presented === null) return;
+          if (presented === null) {
+            if (presentsCredential(request)) refuseIfLockedOut(request, now());
+            return;
+          }
           return authenticateKey(request, reply, presented.key, auth.scope);
         }
         case 'api_key': {
@@ -205,6 +226,11 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
 
     app.addHook('onResponse', async (request, reply) => {
       requests.inc({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+      // A credential refused by another hook (a provider credential) counts against the address too.
+      if (reply.statusCode === 401 && presentsCredential(request) && !(request as unknown as Record<symbol, boolean>)[FAILURE_COUNTED]) {
+        const auth = routeAuth(request);
+        if (auth !== undefined && auth.kind !== 'none') await noteFailure(request, 'credential', null);
+      }
     });
   };
   // Not encapsulated: the hooks apply to every route of the application (fastify-plugin's marker).

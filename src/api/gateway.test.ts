@@ -307,6 +307,54 @@ describe('API gateway', () => {
     });
   });
 
+  describe('failed authentications of other credentials', () => {
+    it('counts provider credentials refused by their own hook against the address, and locks it out', async () => {
+      const { NeuronError } = await import('../errors/index.ts');
+      const rejectingProviderHook = async (instance: import('fastify').FastifyInstance): Promise<void> => {
+        instance.addHook('onRequest', async (request) => {
+          if (request.routeOptions.config.auth?.kind !== 'provider') return;
+          if (request.headers.authorization === 'Bearer nprv_good') {
+            request.principal = { kind: 'provider', npi: '1679576722', registrationId: null };
+            return;
+          }
+          throw new NeuronError('UNAUTHENTICATED', { message: 'the provider credential is not valid' });
+        });
+      };
+      (rejectingProviderHook as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
+      const app = await createHttpApp({
+        config: t.neuron.config,
+        tls: null,
+        logger: t.neuron.logger,
+        readiness: async () => [],
+        hooks: [authentication({
+          apiKeys: t.apiKeys,
+          audit: t.neuron.audit,
+          logger: t.neuron.logger,
+          rateLimitPerMinute: 100,
+          authFailureLimitPerMinute: 3,
+          metrics: new (await import('prom-client')).Registry(),
+        }), rejectingProviderHook],
+        routes: [async (instance) => {
+          instance.get('/v1/provider-thing', { config: { auth: { kind: 'provider' } } }, async () => ({ ok: true }));
+        }],
+      });
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      try {
+        const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/v1/provider-thing`;
+        assert.equal((await fetch(url, { headers: { authorization: 'Bearer nprv_good' } })).status, 200);
+        for (let i = 0; i < 3; i += 1) assert.equal((await fetch(url, { headers: { authorization: 'Bearer nprv_guess' } })).status, 401);
+        const locked = await fetch(url, { headers: { authorization: 'Bearer nprv_good' } });
+        assert.equal(locked.status, 429);
+        assert.equal(((await locked.json()) as { code: string }).code, 'RATE_LIMITED');
+        assert.ok(Number(locked.headers.get('retry-after')) >= 1);
+        const audit = await t.neuron.storage.db.selectFrom('audit_log').selectAll().where('event_type', '=', 'api.auth_lockout').execute();
+        assert.ok(audit.some((e) => (JSON.parse(e.details) as { last_reason?: string }).last_reason === 'credential'));
+      } finally {
+        await app.close();
+      }
+    });
+  });
+
   describe('metrics', () => {
     it('serves Prometheus text to admin keys only', async () => {
       assertProblem(await t.request('GET', '/metrics'), 401, 'UNAUTHENTICATED');
