@@ -2,16 +2,17 @@
  * The storage interface: one kysely query builder over either the embedded SQLite file (default)
  * or PostgreSQL (`storage.url = postgres://…`). Domain stores only ever see `Db` (a Kysely
  * instance or a transaction) and the few dialect-specific operations below, so the same store
- * code and the same test suite run on both.
+ * code and the same test suite run on both. docs/storage.md describes both dialects.
  */
 import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import type { Database } from './tables.ts';
 import * as sqlite001 from './migrations/sqlite/001_initial.ts';
 import * as postgres001 from './migrations/postgres/001_initial.ts';
+import { pendingMigrations, runMigrations } from './migrate.ts';
 
 export type Db = Kysely<Database>;
 export type Dialect = 'sqlite' | 'postgres';
@@ -23,13 +24,38 @@ export interface StorageOptions {
   sqliteSynchronous: 'FULL' | 'NORMAL' | 'EXTRA';
   busyTimeoutMs: number;
   poolMax: number;
+  /**
+   * PostgreSQL: longest wait for a connection, either a new one (TCP, TLS, authentication) or a
+   * free one from a busy pool. Default DEFAULT_CONNECT_TIMEOUT_MS.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * PostgreSQL: called when an idle pooled connection fails (server restart, failover, a firewall
+   * dropping it). The pool replaces the connection by itself; this is for the log. Default: a
+   * process warning.
+   */
+  onBackgroundError?: (error: StorageError) => void;
 }
+
+/**
+ * Long enough for a TCP connect, a TLS handshake and SCRAM authentication across a hospital
+ * network; short enough that a dead or unreachable server fails a request (and readiness) within
+ * seconds instead of hanging on the operating system's TCP timeout (about two minutes). pg's own
+ * default (0) waits forever.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** Idle pooled connections are closed after this long, so a quiet instance holds few server slots. */
+const POOL_IDLE_TIMEOUT_MS = 30_000;
 
 /** Named application locks; each maps to a stable PostgreSQL advisory lock key. */
 export type LockName = 'audit_chain';
-const ADVISORY_LOCK_KEYS: Record<LockName, number> = {
-  // Arbitrary but fixed: the same number on every instance serialises audit appends.
+const ADVISORY_LOCK_KEYS: Record<LockName | 'migrations', number> = {
+  // Arbitrary but fixed: the same number on every instance serialises audit appends. Advisory
+  // locks are per database (not per schema), so Neuron deployments sharing one database in
+  // different schemas also share this lock; that only serialises, it never breaks anything.
   audit_chain: 0x4e_41_01,
+  // Instances starting at once: one migrates, the others wait and find the work done.
+  migrations: 0x4e_41_02,
 };
 
 export class StorageError extends Error {
@@ -47,14 +73,21 @@ export interface Storage {
   /**
    * Runs `work` in one transaction. SQLite takes the write lock up front (BEGIN IMMEDIATE) so that
    * two processes never deadlock upgrading a read lock; PostgreSQL uses READ COMMITTED plus the
-   * explicit locks below.
+   * explicit locks below. Inside `work`, use only `trx`: on SQLite, `storage.db` or a nested
+   * `storage.transaction()` would wait for this very transaction forever.
    */
   transaction<T>(work: (trx: Db) => Promise<T>): Promise<T>;
-  /** Serialises a critical section across every instance sharing the database (inside a transaction). */
+  /**
+   * Serialises a critical section across every instance sharing the database. Must be called with
+   * the `trx` of an open transaction (a StorageError otherwise); held until it commits or rolls
+   * back, so take it as late in the transaction as possible.
+   */
   lock(trx: Db, name: LockName): Promise<void>;
   migrate(): Promise<{ applied: string[] }>;
   pendingMigrations(): Promise<string[]>;
+  /** Throws a StorageError saying what is wrong when the database cannot answer. */
   ping(): Promise<void>;
+  /** Waits for queries in flight, then closes every connection. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -62,13 +95,6 @@ const MIGRATIONS: Record<Dialect, Record<string, Migration>> = {
   sqlite: { '001_initial': sqlite001 },
   postgres: { '001_initial': postgres001 },
 };
-
-class StaticMigrations implements MigrationProvider {
-  constructor(private readonly migrations: Record<string, Migration>) {}
-  async getMigrations(): Promise<Record<string, Migration>> {
-    return this.migrations;
-  }
-}
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {
   return options.url === '' ? openSqlite(options) : openPostgres(options);
@@ -82,16 +108,23 @@ function openSqlite(options: StorageOptions): Storage {
   } catch (error) {
     throw new StorageError(`data directory ${directory} is not writable (${(error as NodeJS.ErrnoException).code}); fix its permissions or set data_dir to a writable directory`, { cause: error });
   }
-  let connection: BetterSqlite3.Database;
+  let connection: BetterSqlite3.Database | undefined;
   try {
     connection = new BetterSqlite3(options.sqliteFile, { timeout: options.busyTimeoutMs });
     connection.pragma('journal_mode = WAL');
-    // FULL makes each commit durable across power loss in WAL mode (docs/configuration.md).
+    // FULL makes each commit durable across power loss in WAL mode (docs/storage.md).
     connection.pragma(`synchronous = ${options.sqliteSynchronous}`);
     connection.pragma('foreign_keys = ON');
+    // SQLite's own lower() folds only ASCII; PostgreSQL's folds every letter (É -> é). The same
+    // mapping on both keeps case-insensitive searches (directory) alike (docs/storage.md).
+    connection.function('lower', { deterministic: true }, (value: unknown) => {
+      if (value === null) return null;
+      return (typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : String(value)).toLowerCase();
+    });
     // Reading one page proves the file really is a SQLite database before anything else runs.
     connection.prepare('SELECT count(*) AS n FROM sqlite_master').get();
   } catch (error) {
+    connection?.close();
     throw new StorageError(`cannot open the database ${options.sqliteFile}: ${(error as Error).message}; if the file is corrupted, restore it from a backup (docs/deployment.md) or move it aside to start afresh`, { cause: error });
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
@@ -100,22 +133,165 @@ function openSqlite(options: StorageOptions): Storage {
     lock: async () => {
       // BEGIN IMMEDIATE already holds the single writer lock for the whole file.
     },
+    migrationLock: async () => {
+      // BEGIN IMMEDIATE already excludes every other writer of the file.
+    },
+    ping: async () => {
+      await sql`SELECT 1`.execute(db);
+    },
     close: async () => {
+      // Queries and transactions queue for the one connection; taking it last lets every one
+      // queued before close finish (better-sqlite3 would otherwise close under a transaction).
+      await db.connection().execute(async () => undefined).catch(() => undefined);
       await db.destroy();
     },
   });
 }
 
-function openPostgres(options: StorageOptions): Storage {
-  // BIGINT columns (sequence numbers) come back as strings by default; they stay far below 2^53.
-  pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
-  const pool = new pg.Pool({ connectionString: options.url, max: options.poolMax });
+/** Where a PostgreSQL URL points, without user or password, for messages and logs. */
+interface PostgresTarget {
+  /** `host:port/database` */
+  where: string;
+  /** Strings that must never appear in a message: the password, raw and decoded. */
+  secrets: string[];
+}
+
+function parsePostgresUrl(raw: string): PostgresTarget {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    // No cause: the URL parser's error carries the input, password included.
+    throw new StorageError('storage.url is not a valid URL; expected postgres://user:password@host:5432/database');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new StorageError(`storage.url must start with postgres:// or postgresql:// (found ${url.protocol}//); leave it empty for the embedded SQLite file`);
+  }
+  // A Unix socket directory may be given as ?host=/run/postgresql instead of a host name.
+  const host = url.hostname !== '' ? url.hostname : (url.searchParams.get('host') ?? 'localhost');
+  const port = url.port !== '' ? url.port : (url.searchParams.get('port') ?? '5432');
+  const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || decodeURIComponent(url.username) || 'postgres';
+  const secrets = [url.password, safeDecode(url.password)].filter((s) => s.length >= 1);
+  return { where: `${host}:${port}/${database}`, secrets };
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Why a connection failed, in operator words, never with the password. */
+function connectionProblem(error: unknown, target: PostgresTarget, timeoutMs: number): string {
+  const e = error as { code?: string; message?: string };
+  const serverSaid = (e.message ?? String(error)).split('\n')[0] ?? '';
+  let reason: string;
+  switch (e.code) {
+    case 'ECONNREFUSED': reason = 'connection refused (is PostgreSQL running and listening on that address and port?)'; break;
+    case 'ENOTFOUND': case 'EAI_AGAIN': reason = 'host name not found'; break;
+    case 'ETIMEDOUT': case 'EHOSTUNREACH': case 'ENETUNREACH': reason = `no route or no answer (${e.code})`; break;
+    case 'ECONNRESET': reason = 'the connection was reset (TLS required by the server, or a proxy in between?)'; break;
+    case '28P01': reason = 'password authentication failed'; break;
+    case '28000': reason = `the server refused the login: ${serverSaid}`; break;
+    case '3D000': reason = 'the database does not exist'; break;
+    case '57P03': reason = 'the server is starting up, shutting down or in recovery'; break;
+    case '53300': reason = 'the server has no free connection slots (too many connections; lower storage.pool_max or raise max_connections)'; break;
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT': case 'SELF_SIGNED_CERT_IN_CHAIN': case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE': case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+      reason = `the server's TLS certificate is not trusted (${e.code}); name the CA with sslrootcert=/path/ca.pem in the URL`; break;
+    case 'ERR_TLS_CERT_ALTNAME_INVALID': reason = "the server's TLS certificate does not name this host"; break;
+    default:
+      if (/timeout/i.test(serverSaid)) reason = `no connection within ${timeoutMs} ms`;
+      else if (/terminated unexpectedly/i.test(serverSaid)) reason = 'the connection was lost (server restarted or network cut)';
+      else reason = serverSaid;
+  }
+  for (const secret of target.secrets) reason = reason.split(secret).join('***');
+  return `cannot reach PostgreSQL at ${target.where}: ${reason}; check storage.url`;
+}
+
+/** Errors a connection attempt produces (rather than a query's own failure). */
+function isConnectionError(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  if (typeof e?.code === 'string') {
+    // SQLSTATE classes 08 (connection), 28 (authorization), 3D000 (no database), 57P0x (shutdown, recovery), 53300 (too many connections).
+    if (/^(08|28)/.test(e.code) || ['3D000', '57P01', '57P02', '57P03', '53300'].includes(e.code)) return true;
+    if (/^E[A-Z]+$/.test(e.code) || /CERT|TLS/.test(e.code)) return true;
+  }
+  return /timeout|Connection terminated|connection error/i.test(e?.message ?? '');
+}
+
+/**
+ * BIGINT (int8) values, such as outbox and audit sequence numbers and count(*), arrive as numbers.
+ * They stay far below 2^53; one beyond it fails the query rather than silently losing precision.
+ * Set per pool, not on pg's global type table, so nothing else in the process is affected.
+ */
+const INT8_OID = 20;
+function parseInt8(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new StorageError(`a BIGINT value ${text} is beyond JavaScript's exact integer range`);
+  return value;
+}
+const postgresTypes: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+async function openPostgres(options: StorageOptions): Promise<Storage> {
+  const target = parsePostgresUrl(options.url);
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolMax,
+    connectionTimeoutMillis: connectTimeoutMs,
+    idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS,
+    // TCP keepalives keep firewalls and load balancers from silently dropping idle connections.
+    keepAlive: true,
+    application_name: 'neuron',
+    types: postgresTypes,
+  });
+  const reportBackground = options.onBackgroundError ?? ((error: StorageError) => process.emitWarning(error.message, 'NeuronStorageWarning'));
+  // A connection that dies (server restart, failover, network cut) emits 'error' on its client.
+  // Unheard, that event would crash the whole process. Idle clients: the pool forwards it here.
+  pool.on('error', (error) => reportBackground(new StorageError(`an idle PostgreSQL connection failed and will be replaced: ${connectionProblem(error, target, connectTimeoutMs)}`)));
+  // Checked-out clients (a query or transaction in flight): the query in flight is rejected with
+  // the same error, which reaches its caller; the pool discards the dead client on release.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
+
+  // Connect once now, so a wrong URL, password or database fails at start with a clear message.
+  let schema: string;
+  try {
+    const result = await pool.query<{ schema: string | null }>('SELECT current_schema() AS schema');
+    const current = result.rows[0]?.schema ?? null;
+    if (current === null) {
+      throw new StorageError(`PostgreSQL at ${target.where} has no schema to create tables in: the schemas in search_path do not exist; create the schema or fix options=-c search_path=… in storage.url`);
+    }
+    schema = current;
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    if (error instanceof StorageError) throw error;
+    throw new StorageError(connectionProblem(error, target, connectTimeoutMs));
+  }
+
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const url = new URL(options.url);
-  return buildStorage(db, 'postgres', `PostgreSQL ${url.hostname}:${url.port || 5432}${url.pathname}`, {
+  const schemaNote = schema === 'public' ? '' : ` (schema ${schema})`;
+  return buildStorage(db, 'postgres', `PostgreSQL ${target.where}${schemaNote}`, {
     begin: sql`BEGIN`,
     lock: async (trx, name) => {
       await sql`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEYS[name]})`.execute(trx);
+    },
+    migrationLock: async (trx) => {
+      await sql`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEYS.migrations})`.execute(trx);
+    },
+    ping: async () => {
+      try {
+        await sql`SELECT 1`.execute(db);
+      } catch (error) {
+        if (isConnectionError(error)) throw new StorageError(connectionProblem(error, target, connectTimeoutMs));
+        throw error;
+      }
     },
     close: async () => {
       await db.destroy();
@@ -126,19 +302,24 @@ function openPostgres(options: StorageOptions): Storage {
 interface DialectOps {
   begin: ReturnType<typeof sql>;
   lock: (trx: Db, name: LockName) => Promise<void>;
+  /** Taken inside the migration transaction. */
+  migrationLock: (trx: Db) => Promise<void>;
+  ping: () => Promise<void>;
   close: () => Promise<void>;
 }
 
 function buildStorage(db: Db, dialect: Dialect, description: string, ops: DialectOps): Storage {
-  const migrator = new Migrator({ db, provider: new StaticMigrations(MIGRATIONS[dialect]) });
+  /** The connection-bound handles given to `work` while their transaction is open. */
+  const openTransactions = new WeakSet<Db>();
   let closed = false;
-  return {
+  const storage: Storage = {
     db,
     dialect,
     description,
     async transaction(work) {
       return db.connection().execute(async (connection) => {
         await ops.begin.execute(connection);
+        openTransactions.add(connection);
         try {
           const result = await work(connection);
           await sql`COMMIT`.execute(connection);
@@ -146,28 +327,45 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
         } catch (error) {
           await sql`ROLLBACK`.execute(connection).catch(() => undefined);
           throw error;
+        } finally {
+          openTransactions.delete(connection);
         }
       });
     },
-    lock: ops.lock,
+    async lock(trx, name) {
+      // Outside a transaction a PostgreSQL transaction-level lock would be released at once, and
+      // on SQLite there would be no BEGIN IMMEDIATE: either way nothing would be serialised.
+      if (!openTransactions.has(trx) && !trx.isTransaction) {
+        throw new StorageError(`lock('${name}') needs the trx of an open storage.transaction()`);
+      }
+      await ops.lock(trx, name);
+    },
     async migrate() {
-      const { error, results } = await migrator.migrateToLatest();
-      if (error) throw new StorageError(`database migration failed: ${(error as Error).message}`, { cause: error });
-      return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
+      try {
+        const applied = await runMigrations({
+          dialect,
+          migrations: MIGRATIONS[dialect],
+          exclusive: (work) => storage.transaction(async (trx) => {
+            await ops.migrationLock(trx);
+            return work(trx);
+          }),
+        });
+        return { applied };
+      } catch (error) {
+        throw new StorageError(`database migration failed: ${(error as Error).message}`, { cause: error });
+      }
     },
     async pendingMigrations() {
-      const migrations = await migrator.getMigrations();
-      return migrations.filter((m) => m.executedAt === undefined).map((m) => m.name);
+      return pendingMigrations(db, { dialect, migrations: MIGRATIONS[dialect] });
     },
-    async ping() {
-      await sql`SELECT 1`.execute(db);
-    },
+    ping: ops.ping,
     async close() {
       if (closed) return;
       closed = true;
       await ops.close();
     },
   };
+  return storage;
 }
 
 /** The current time as the portable column format. */
