@@ -3,7 +3,9 @@
  * optional front-desk demographics. Never clinical data. The profile can be deleted on request
  * while the entry (needed for relationships and audit) stays.
  */
+import { sql } from 'kysely';
 import type { Db } from '../storage/index.ts';
+import { containsInsensitive, jsonTextField } from '../storage/text.ts';
 import type { PatientsTable } from '../storage/tables.ts';
 import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
 
@@ -90,11 +92,12 @@ export interface PatientFilter {
 export async function listPatients(db: Db, filter: PatientFilter): Promise<{ items: PatientEntry[]; next: string | null }> {
   let query = db.selectFrom('patients').selectAll();
   if (filter.search !== undefined && filter.search !== '') {
-    // LIKE wildcards in the search text are matched literally.
-    const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    // LIKE wildcards in the search text are matched literally (on SQLite too, through ESCAPE), and
+    // only the display name is searched, never the profile's key names or other fields.
+    const search = filter.search;
     query = query.where((eb) => eb.or([
-      eb(eb.fn('lower', ['patient_agent_id']), 'like', eb.val(pattern)),
-      eb(eb.fn('lower', ['profile']), 'like', eb.val(pattern)),
+      containsInsensitive(sql.ref('patient_agent_id'), search),
+      containsInsensitive(jsonTextField(db, sql.ref('profile'), 'display_name'), search),
     ]));
   }
   if (filter.after !== undefined) {

@@ -5,6 +5,7 @@
  * directory. Created once, by `neuron init` or the first start.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Db } from '../storage/index.ts';
 import { isoNow } from '../storage/index.ts';
 
@@ -38,11 +39,15 @@ function fromPkcs8(id: string, pkcs8Base64: string): OrganizationKey {
 }
 
 export async function loadOrganizationKey(db: Db): Promise<OrganizationKey | null> {
-  const row = await db.selectFrom('organization_keys').selectAll().where('active', '=', 1).orderBy('created_at', 'desc').executeTakeFirst();
+  const row = await db.selectFrom('organization_keys').selectAll().where('active', '=', 1).orderBy('created_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
   return row ? fromPkcs8(row.id, row.private_key_pkcs8) : null;
 }
 
-/** Loads the active key, creating it on first use. Safe to race: the first insert wins. */
+/**
+ * Loads the active key, creating it on first use. Safe to race (instances starting at once on an
+ * empty database): a unique index allows one active key, the first insert wins, and the others
+ * insert nothing and load the winner's.
+ */
 export async function ensureOrganizationKey(db: Db): Promise<{ key: OrganizationKey; created: boolean }> {
   const existing = await loadOrganizationKey(db);
   if (existing) return { key: existing, created: false };
@@ -52,6 +57,9 @@ export async function ensureOrganizationKey(db: Db): Promise<{ key: Organization
   await db
     .insertInto('organization_keys')
     .values({ id, public_key: rawPublicKey(createPublicKey(privateKey)), private_key_pkcs8: pkcs8, created_at: isoNow(), active: 1 })
+    // The conflict target is the partial index organization_keys_one_active; its predicate must be
+    // the literal text of the index's WHERE clause.
+    .onConflict((conflict) => conflict.column('active').where(sql<boolean>`active = 1`).doNothing())
     .execute();
   const key = await loadOrganizationKey(db);
   if (!key) throw new Error('organization key was not stored');

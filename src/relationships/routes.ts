@@ -15,7 +15,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
 import { NeuronError } from '../errors/index.ts';
-import { isoNow, type Db } from '../storage/index.ts';
+import { isUniqueViolation, isoNow, type Db } from '../storage/index.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
 import { isBlocked } from '../blocks/store.ts';
 import { actorFor, apiKeyAuth, auditedChange, type Actor, type ApiDeps } from '../api/context.ts';
@@ -62,11 +62,6 @@ const TRANSITIONS: Record<Action, { from: RelationshipStatus[]; to: Relationship
   resume: { from: ['suspended'], to: 'active', audit: 'relationship.resumed' },
   terminate: { from: ['active', 'suspended'], to: 'terminated', audit: 'relationship.terminated' },
 };
-
-function isUniqueViolation(error: unknown): boolean {
-  const e = error as { code?: string; message?: string };
-  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || /UNIQUE constraint failed/.test(e.message ?? '');
-}
 
 /** Applies one organization-side change; throws NOT_FOUND, RELATIONSHIP_TERMINATED or CONFLICT. */
 export async function changeRelationshipStatus(

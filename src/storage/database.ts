@@ -12,6 +12,8 @@ import { Kysely, PostgresDialect, SqliteDialect, sql, type Migration } from 'kys
 import type { Database } from './tables.ts';
 import * as sqlite001 from './migrations/sqlite/001_initial.ts';
 import * as postgres001 from './migrations/postgres/001_initial.ts';
+import * as sqlite002 from './migrations/sqlite/002_one_active_organization_key.ts';
+import * as postgres002 from './migrations/postgres/002_one_active_organization_key.ts';
 import { pendingMigrations, runMigrations } from './migrate.ts';
 
 export type Db = Kysely<Database>;
@@ -92,8 +94,8 @@ export interface Storage {
 }
 
 const MIGRATIONS: Record<Dialect, Record<string, Migration>> = {
-  sqlite: { '001_initial': sqlite001 },
-  postgres: { '001_initial': postgres001 },
+  sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002 },
+  postgres: { '001_initial': postgres001, '002_one_active_organization_key': postgres002 },
 };
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {
@@ -366,6 +368,13 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
     },
   };
   return storage;
+}
+
+/** True when a write failed on a unique index (both dialects), so callers can answer CONFLICT. */
+export function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  // 23505 is PostgreSQL's unique_violation; better-sqlite3 reports SQLITE_CONSTRAINT_UNIQUE.
+  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 /** The current time as the portable column format. */

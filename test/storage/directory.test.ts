@@ -95,6 +95,32 @@ for (const backend of testDatabases()) {
       assert.deepEqual(await search(storage.db, 'åsa'), ['AGENT-ÅSA']);
     });
 
+    it('LIKE wildcards in search text match only themselves', async (t) => {
+      const { storage } = await backend.open(t);
+      await upsertFromHandshake(storage.db, entry('agent-100%-sure', { display_name: 'Test Patient' }), T1);
+      await upsertFromHandshake(storage.db, entry('agent_under', { display_name: 'Test Patient' }), T1);
+      await upsertFromHandshake(storage.db, entry('agent-1000', { display_name: 'Test Patient' }), T1);
+      await upsertFromHandshake(storage.db, entry('agentXunder', { display_name: 'Test Patient' }), T1);
+      await upsertFromHandshake(storage.db, entry('back\\slash', { display_name: 'Test Patient' }), T1);
+      assert.deepEqual(await search(storage.db, '%'), ['agent-100%-sure']);
+      assert.deepEqual(await search(storage.db, '100%'), ['agent-100%-sure']);
+      assert.deepEqual(await search(storage.db, '_'), ['agent_under']);
+      assert.deepEqual(await search(storage.db, 't_u'), ['agent_under']);
+      assert.deepEqual(await search(storage.db, '\\'), ['back\\slash']);
+      assert.deepEqual(await search(storage.db, 'k\\s'), ['back\\slash']);
+    });
+
+    it('search looks at the display name only, never at key names or other profile fields', async (t) => {
+      const { storage } = await backend.open(t);
+      await upsertFromHandshake(storage.db, entry('agent-1', { display_name: 'Test Rivera', date_of_birth: '1990-01-01', preferred_language: 'es' }), T1);
+      await upsertFromHandshake(storage.db, entry('agent-2', { preferred_language: 'en' }), T1);
+      assert.deepEqual(await search(storage.db, 'rivera'), ['agent-1']);
+      assert.deepEqual(await search(storage.db, 'display'), []);
+      assert.deepEqual(await search(storage.db, 'language'), []);
+      assert.deepEqual(await search(storage.db, '1990'), [], 'date of birth is not searchable');
+      assert.deepEqual(await search(storage.db, '"'), []);
+    });
+
     it('pages through the directory once each, in agent id order, while new entries arrive', async (t) => {
       const { storage } = await backend.open(t);
       const ids = Array.from({ length: 10 }, (_, i) => `agent-${String(i).padStart(2, '0')}`);
