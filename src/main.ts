@@ -30,6 +30,8 @@ import { HandshakeBroker } from './handshake/index.ts';
 import { ProviderService, providerAuthPlugin, providerRoutes } from './providers/index.ts';
 import { consentRoutes } from './consent/routes.ts';
 import { OutboxWorker, defaultResolvers, outboxRoutes } from './outbox/index.ts';
+import { MIN_REGISTRY_LEASE_BASIS_MS, Presence, REGISTRY_LEASE_NAME } from './presence/index.ts';
+import { LeaderElector, leaseTimingFor } from './cluster/index.ts';
 
 export type NeuronState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -65,6 +67,8 @@ export interface Neuron {
   readonly http: HttpApp;
   /** The consent handshake broker on `/ws/handshake` (a ProtocolServer). */
   readonly handshake: HandshakeBroker;
+  /** Registry client and mDNS advertisement: `registryStatus()`, `providersChanged()`. */
+  readonly presence: Presence;
   start(): Promise<void>;
   stop(): Promise<void>;
   address(): NeuronAddress;
@@ -86,6 +90,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
   let handshake: HandshakeBroker | undefined;
   let providers: ProviderService | undefined;
   let outboxWorker: OutboxWorker | undefined;
+  let presence: Presence | undefined;
   let boundPort = config.server.port;
   let stopping: Promise<void> | null = null;
 
@@ -161,7 +166,13 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
       await stack.start({
         name: 'providers',
         start: async () => {
-          providers = new ProviderService({ storage: db, audit: need(audit, 'audit log'), onOutboxWake: nudgeOutbox });
+          providers = new ProviderService({
+            storage: db,
+            audit: need(audit, 'audit log'),
+            onOutboxWake: nudgeOutbox,
+            // The registry hears of roster changes at once (and at every heartbeat regardless).
+            onChange: () => presence?.providersChanged(),
+          });
           const seeded = await providers.seed(config.providers);
           if (seeded.length > 0) logger.info({ providers: seeded }, 'providers added from the config');
         },
@@ -182,6 +193,8 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
             version: NEURON_VERSION,
             publicKey: () => need(organizationKey, 'organization key').publicKey,
             handshakeUrl: () => address().handshakeUrl,
+            // Presence starts last (step 7); until then the summary says the state is not known yet.
+            registry: () => presence?.registrySummary() ?? { state: config.registry.enabled ? 'unknown' : 'disabled', registered: false, lastHeartbeatAt: null },
             startedAt: () => startedAt,
             nudgeOutbox,
           });
@@ -276,7 +289,37 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
         stop: async () => outboxWorker?.stop(),
       });
 
-      // 7. presence is started here as it is added.
+      // 7. presence: the registry client (only on the instance holding the registry lease, so
+      // instances sharing a database register once and heartbeat once) and the mDNS
+      // advertisement (every instance). Stopped first: goodbye packets, then heartbeats off.
+      await stack.start({
+        name: 'presence',
+        start: async () => {
+          const log = need(audit, 'audit log');
+          presence = new Presence({
+            config,
+            storage: db,
+            logger,
+            audit: (event) => log.record(event),
+            handshakeUrl: address().handshakeUrl,
+            port: boundPort,
+            tls: config.server.tls.cert_file !== '',
+            leadership: (callbacks) =>
+              new LeaderElector({
+                storage: db,
+                name: REGISTRY_LEASE_NAME,
+                holder: instanceId,
+                // Another instance takes over within one heartbeat interval when the leader dies.
+                ...leaseTimingFor(Math.max(config.registry.heartbeat_interval_ms, MIN_REGISTRY_LEASE_BASIS_MS)),
+                onElected: callbacks.onElected,
+                onDeposed: callbacks.onDeposed,
+                onError: (error) => logger.warn({ component: 'registry', err: error }, 'registry lease: could not renew; retrying'),
+              }),
+          });
+          await presence.start();
+        },
+        stop: async () => presence?.stop(),
+      });
 
       state = 'running';
       startedAt = new Date();
@@ -328,6 +371,9 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
     },
     get http() {
       return need(http, 'http server');
+    },
+    get presence() {
+      return need(presence, 'presence');
     },
     get handshake() {
       return need(handshake, 'handshake broker');

@@ -11,6 +11,8 @@ import { registerStatus } from './commands/status.ts';
 import { registerConfig } from './commands/config.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerInit } from './commands/init.ts';
+import { registerRegistry } from './commands/registry.ts';
+import { registerDiscover } from './commands/discover.ts';
 import { registerProvider } from './commands/provider.ts';
 import { registerOutbox } from '../outbox/cli.ts';
 import { registerDemo } from '../demo/command.ts';
@@ -33,6 +35,8 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerConfig(program);
   registerAudit(program);
+  registerRegistry(program);
+  registerDiscover(program);
   registerProvider(program);
   registerOutbox(program);
   registerDemo(program);

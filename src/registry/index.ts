@@ -3,3 +3,4 @@ export * from './client.ts';
 export * from './schemas.ts';
 export * from './service.ts';
 export * from './state.ts';
+export * from './store.ts';

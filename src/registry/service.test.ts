@@ -362,17 +362,31 @@ describe('RegistryService against the fake registry', () => {
     assert.equal(fake.requests.length, 0, 'no registration over credentials that may still exist');
   });
 
-  it('stop() cancels an in-flight request and resolves promptly', async () => {
-    fake.setFault({ slow: 5_000 });
+  it('stop() cancels an in-flight heartbeat and resolves promptly', async () => {
     const svc = service(new MemoryRegistryStateStore(), { requestTimeoutMs: 10_000 });
     await svc.start();
-    await waitFor('request in flight', () => fake.requests.length >= 1);
+    await waitFor('registered', () => svc.status().state === 'registered');
+    const before = count(fake, 'PUT', HEARTBEATS);
+    fake.setFault({ slow: 5_000 });
+    await waitFor('heartbeat in flight', () => count(fake, 'PUT', HEARTBEATS) > before);
     const started = Date.now();
     await svc.stop();
     // Generous margin: well under the registry's 5 s delay.
     assert.ok(Date.now() - started < 2_000, 'stop did not wait for the slow registry');
     assert.equal(svc.status().running, false);
-    assert.equal(svc.status().state, 'unregistered');
+  });
+
+  it('stop() during registration waits for the answer and keeps the token', async () => {
+    fake.setFault({ slow: 300 });
+    const store = new MemoryRegistryStateStore();
+    const svc = service(store, { requestTimeoutMs: 10_000 });
+    await svc.start();
+    await waitFor('registration in flight', () => count(fake, 'POST', NEURON_POSTS) >= 1);
+    await svc.stop();
+    const saved = await store.load();
+    assert.ok(saved, 'the registration answered after stop() was saved');
+    assert.equal(saved.registrationId, [...fake.neurons.values()][0]?.registrationId);
+    assert.equal(svc.status().running, false);
   });
 
   it('reset() clears the stored registration so the next start registers again', async () => {

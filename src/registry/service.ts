@@ -76,6 +76,13 @@ export interface RegistryServiceOptions {
   store: RegistryStateStore;
   logger: RegistryLogger;
   audit?: (event: RegistryAuditEvent) => Promise<void>;
+  /**
+   * The providers that should be listed, read afresh each time (for example the active roster in
+   * the database). When given, the service reconciles the registry's provider list with it at
+   * start, after registering, at every heartbeat and on `refreshProviders()`, so changes made by
+   * another process (the CLI, another instance) reach the registry within one heartbeat.
+   */
+  roster?: () => Promise<ProviderInput[]>;
   now?: () => Date;
   /** Source of jitter, [0, 1). Default Math.random. */
   random?: () => number;
@@ -104,7 +111,13 @@ export interface RegistryStatus {
   providers: ProviderStatus[];
 }
 
-type InvalidReason = 'unauthorized' | 'organization_already_registered' | 'registration_rejected' | 'registry_changed' | 'state_unreadable';
+/** `status()` as saved for other processes (`RegistryStateStore.saveStatus`); holds no secret. */
+export interface RegistryStatusSnapshot extends RegistryStatus {
+  /** When the snapshot was taken. */
+  updatedAt: string;
+}
+
+export type InvalidReason = 'unauthorized' | 'organization_already_registered' | 'registration_rejected' | 'registry_changed' | 'state_unreadable';
 
 type DesiredOp = { op: 'register'; provider: ProviderInput } | { op: 'remove' };
 
@@ -136,6 +149,12 @@ export class RegistryService {
   #wake: (() => void) | null = null;
   #wakePending = false;
   #staleReported = false;
+  #refresh: Promise<void> | null = null;
+  #refreshQueued = false;
+  /** What a rejected provider looked like when refused, so the roster does not resubmit it unchanged. */
+  readonly #rejectedAs = new Map<string, string>();
+  #publishing: Promise<void> = Promise.resolve();
+  #publishQueued = false;
 
   constructor(options: RegistryServiceOptions) {
     this.#options = options;
@@ -178,9 +197,13 @@ export class RegistryService {
     const controller = new AbortController();
     this.#controller = controller;
     this.#tasks = [this.#guard('registration', this.#run(controller.signal)), this.#guard('providers', this.#providerLoop(controller.signal))];
+    this.#publish();
   }
 
-  /** Cancels timers and in-flight requests; resolves once the background work has ended. */
+  /**
+   * Cancels timers and in-flight requests, except a registration request, whose answer is saved
+   * first (it carries the only copy of the token); resolves once the background work has ended.
+   */
   async stop(): Promise<void> {
     const controller = this.#controller;
     if (controller === null) return;
@@ -190,7 +213,10 @@ export class RegistryService {
     this.#releaseAll();
     await Promise.allSettled(this.#tasks);
     this.#tasks = [];
+    await this.#refresh?.catch(() => undefined);
     if (this.#state === 'registering') this.#state = 'unregistered';
+    this.#publish();
+    await this.#publishing;
     this.#log.info({ component: 'registry' }, 'registry client stopped');
   }
 
@@ -205,6 +231,7 @@ export class RegistryService {
     this.#record = null;
     this.#providers.clear();
     this.#desired.clear();
+    this.#rejectedAs.clear();
     this.#loading = null;
     this.#registrationFailures = 0;
     this.#lastError = null;
@@ -212,6 +239,8 @@ export class RegistryService {
     this.#state = this.#enabled ? 'unregistered' : 'disabled';
     this.#log.warn({ component: 'registry', registration: previous ? ref(previous.registrationId) : null }, 'stored registry registration cleared');
     await this.#audit('registry.reset', { registration: previous ? ref(previous.registrationId) : null });
+    this.#publish();
+    await this.#publishing;
   }
 
   status(): RegistryStatus {
@@ -276,6 +305,15 @@ export class RegistryService {
    * providers' states; the requests run in the background.
    */
   async syncProviders(providers: ProviderInput[]): Promise<ProviderStatus[]> {
+    return this.#sync(providers, { keepRejected: false });
+  }
+
+  /**
+   * syncProviders; with `keepRejected`, a listed provider the registry refused is left as it is
+   * unless its details changed since (decided per provider with no await in between, so an answer
+   * arriving meanwhile cannot be overtaken).
+   */
+  async #sync(providers: ProviderInput[], options: { keepRejected: boolean }): Promise<ProviderStatus[]> {
     const wanted = new Map<string, ProviderInput>();
     providers.forEach((provider, index) => {
       validateProvider(provider, `providers[${index}]`);
@@ -287,8 +325,12 @@ export class RegistryService {
     await this.#ensureLoaded();
     for (const [npi, provider] of wanted) {
       const current = this.#providers.get(npi);
-      if (current?.state === 'registered' && this.#desired.get(npi)?.op !== 'remove') continue;
-      this.#desired.set(npi, { op: 'register', provider });
+      const queued = this.#desired.get(npi);
+      if (current?.state === 'registered' && queued?.op !== 'remove') continue;
+      if (options.keepRejected && current?.state === 'rejected' && queued === undefined && this.#rejectedAs.get(npi) === fingerprint(provider)) continue;
+      // The same request already queued (perhaps in flight) stays as it is: replacing it would make
+      // its answer count for nothing and send it again.
+      if (queued?.op !== 'register' || fingerprint(queued.provider) !== fingerprint(provider)) this.#desired.set(npi, { op: 'register', provider });
       if (current?.state !== 'pending') await this.#setProvider(npi, 'pending', null);
     }
     for (const [npi, current] of [...this.#providers]) {
@@ -298,11 +340,66 @@ export class RegistryService {
         await this.#setProvider(npi, 'removed', null);
         continue;
       }
-      this.#desired.set(npi, { op: 'remove' });
+      if (this.#desired.get(npi)?.op !== 'remove') this.#desired.set(npi, { op: 'remove' });
       if (current.state !== 'removing') await this.#setProvider(npi, 'removing', null);
     }
     this.#wakeProviders();
     return this.status().providers;
+  }
+
+  /**
+   * Reads the roster (option `roster`) and reconciles the registry's provider list with it, in the
+   * background like `syncProviders`. Concurrent calls share one pass, plus one more pass when a
+   * call arrives during it, so a burst of changes costs at most two roster reads. Never throws: a
+   * roster that cannot be read is logged and tried again at the next heartbeat.
+   */
+  refreshProviders(): Promise<void> {
+    if (this.#options.roster === undefined || !this.#enabled) return Promise.resolve();
+    if (this.#refresh !== null) {
+      this.#refreshQueued = true;
+      return this.#refresh;
+    }
+    const pass = (async (): Promise<void> => {
+      try {
+        do {
+          this.#refreshQueued = false;
+          await this.#reconcileRoster();
+        } while (this.#refreshQueued);
+      } finally {
+        this.#refresh = null;
+      }
+    })();
+    this.#refresh = pass;
+    return pass;
+  }
+
+  async #reconcileRoster(): Promise<void> {
+    const roster = this.#options.roster;
+    if (roster === undefined) return;
+    let listed: ProviderInput[];
+    try {
+      listed = await roster();
+    } catch (error) {
+      this.#log.warn(
+        { component: 'registry', error: error instanceof Error ? error.message : String(error) },
+        'could not read the provider roster; the registry provider list is reconciled again at the next heartbeat',
+      );
+      return;
+    }
+    const wanted = new Map<string, ProviderInput>();
+    for (const provider of listed) {
+      try {
+        validateProvider(provider, 'provider');
+      } catch {
+        this.#log.warn({ component: 'registry', npi: provider.npi }, 'roster entry cannot be sent to the registry (NPI, name or types missing); left out');
+        continue;
+      }
+      if (!wanted.has(provider.npi)) wanted.set(provider.npi, provider);
+    }
+    if (!(await this.#ensureLoaded())) return;
+    // A provider the registry refused is sent again only once its details change (or after a
+    // restart, which forgets what was refused); until then it is left as it is.
+    await this.#sync([...wanted.values()], { keepRejected: true });
   }
 
   // ---------------------------------------------------------------- background: registration
@@ -310,9 +407,13 @@ export class RegistryService {
   async #run(signal: AbortSignal): Promise<void> {
     if (!(await this.#ensureLoaded())) return;
     if (signal.aborted || this.#state === 'invalid') return;
+    // Shows the roster's providers as pending while registration is still under way.
+    void this.refreshProviders();
     let firstDelay = this.#heartbeatIntervalMs;
     if (this.#record === null) {
       if (!(await this.#registerLoop(signal))) return;
+      // The roster may have changed during a long first-boot outage.
+      void this.refreshProviders();
     } else {
       const record = this.#record;
       if (!sameUrl(record.registryUrl, this.#options.registryUrl) || record.organizationNpi !== this.#options.organization.npi) {
@@ -338,15 +439,15 @@ export class RegistryService {
     let attempt = 0;
     while (!signal.aborted) {
       try {
-        const registration = await client.registerNeuron(
-          {
-            organizationNpi: organization.npi,
-            organizationName: organization.name,
-            organizationType: organization.type,
-            endpointUrl: this.#options.endpointUrl,
-          },
-          { signal },
-        );
+        // Not cancelled by stop(): the answer holds the only copy of a token the registry never
+        // reissues, and abandoning a request the registry has already carried out would leave the
+        // NPI registered without credentials. stop() waits for it (at most the request timeout).
+        const registration = await client.registerNeuron({
+          organizationNpi: organization.npi,
+          organizationName: organization.name,
+          organizationType: organization.type,
+          endpointUrl: this.#options.endpointUrl,
+        });
         this.#record = {
           registrationId: registration.registrationId,
           bearerToken: registration.bearerToken,
@@ -387,6 +488,7 @@ export class RegistryService {
             { component: 'registry', attempt, retryInMs: waitMs, error: error.describe() },
             'registry unreachable; registration will be retried',
           );
+          this.#publish();
           if (!(await sleep(waitMs, signal))) return false;
           continue;
         }
@@ -458,6 +560,8 @@ export class RegistryService {
         this.#reportStaleness(record);
         await this.#persistRecord();
       }
+      // Reconcile the provider list every heartbeat: catches roster changes made by other processes.
+      if (this.#state === 'registered' && !signal.aborted) void this.refreshProviders();
     }
   }
 
@@ -543,6 +647,7 @@ export class RegistryService {
       // Refused: retrying the same request would only be refused again.
       if (stillWanted()) {
         this.#desired.delete(npi);
+        if (op.op === 'register') this.#rejectedAs.set(npi, fingerprint(op.provider));
         await this.#setProvider(npi, op.op === 'register' ? 'rejected' : 'removing', error.describe());
         this.#log.error({ component: 'registry', npi, operation: error.operation, error: error.describe() }, 'the registry refused a provider change');
         await this.#audit(op.op === 'register' ? 'registry.provider_rejected' : 'registry.provider_removal_refused', {
@@ -640,6 +745,7 @@ export class RegistryService {
       { component: 'registry', reason, registration, operation: error?.operation ?? null, registryStatus: error?.registryStatus ?? null, remedy: this.#remedy },
       'registry registration is not usable; heartbeats stopped until an operator acts',
     );
+    this.#publish();
     await this.#audit('registry.registration_invalid', {
       reason,
       registration,
@@ -693,6 +799,7 @@ export class RegistryService {
           });
         }
         this.#log.error({ component: 'registry', error: message, remedy: this.#remedy }, 'cannot read the stored registry registration');
+        this.#publish();
         await this.#audit('registry.registration_invalid', { reason: 'state_unreadable', remedy: this.#remedy });
         return false;
       }
@@ -704,6 +811,7 @@ export class RegistryService {
   async #persistRecord(): Promise<void> {
     const record = this.#record;
     if (record === null) return;
+    this.#publish();
     try {
       await this.#options.store.save({ ...record });
     } catch (error) {
@@ -719,11 +827,31 @@ export class RegistryService {
   async #setProvider(npi: string, state: ProviderRegistryStateName, lastError: string | null): Promise<void> {
     const value: ProviderRegistryState = { npi, state, lastError, updatedAt: this.#now().toISOString() };
     this.#providers.set(npi, value);
+    this.#publish();
     try {
       await this.#options.store.saveProviderState(npi, value);
     } catch (error) {
       this.#log.error({ component: 'registry', npi, error: error instanceof Error ? error.message : String(error) }, 'could not persist a provider registry state');
     }
+  }
+
+  /**
+   * Saves a snapshot of status() for other processes (store.saveStatus), in the background and in
+   * order. While one save is queued, further calls add nothing: the queued save reads status()
+   * when it runs, so it already carries the latest state.
+   */
+  #publish(): void {
+    const store = this.#options.store;
+    if (store.saveStatus === undefined || this.#publishQueued) return;
+    this.#publishQueued = true;
+    this.#publishing = this.#publishing.then(async () => {
+      this.#publishQueued = false;
+      try {
+        await store.saveStatus?.({ ...this.status(), updatedAt: this.#now().toISOString() });
+      } catch (error) {
+        this.#log.warn({ component: 'registry', error: error instanceof Error ? error.message : String(error) }, 'could not save the registry status for other processes');
+      }
+    });
   }
 
   async #audit(type: string, details: Record<string, unknown>): Promise<void> {
@@ -786,6 +914,11 @@ function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || hostname.startsWith('127.');
 }
 
+/** Identifies a provider's details, to tell a resubmission of the same refused entry from a corrected one. */
+function fingerprint(provider: ProviderInput): string {
+  return JSON.stringify([provider.npi, provider.name, provider.types, provider.specialty ?? null, provider.credentials ?? null]);
+}
+
 function copyProvider(provider: ProviderInput): ProviderInput {
   return structuredClone(provider);
 }
@@ -829,7 +962,7 @@ function validateOptions(options: RegistryServiceOptions, heartbeatIntervalMs: n
   if (errors.length > 0) throw new NeuronError('VALIDATION_FAILED', { errors });
 }
 
-interface RemedyContext {
+export interface RemedyContext {
   organizationNpi: string;
   registryUrl: string;
   storedRegistryUrl: string | null;
@@ -837,14 +970,16 @@ interface RemedyContext {
   detail: string | null;
 }
 
-function remedyFor(reason: InvalidReason, context: RemedyContext): string {
+/** What the operator has to do about a registration that cannot be used. Pure. */
+export function remedyFor(reason: InvalidReason, context: RemedyContext): string {
   switch (reason) {
     case 'unauthorized':
       return (
         'The registry no longer accepts this Neuron\'s registration (it answered 401: the token was revoked or the registration was removed). ' +
-        'Tokens are never reissued, so this will not fix itself and the Neuron has stopped heartbeating; patients are refused a grant once the endpoint is stale. ' +
+        'Tokens are never reissued, so this will not fix itself and the Neuron has stopped heartbeating; it keeps serving patients who reach it, ' +
+        'but the registry refuses patients a grant once the endpoint is stale. ' +
         'Contact the registry operator with the registration id shown in the registry status. If they confirm it is gone, have them remove the organization entry, ' +
-        'then run `neuron registry reset` and restart the Neuron to register again.'
+        'then stop the Neuron, run `neuron registry reset --yes` and start it again to register anew.'
       );
     case 'organization_already_registered':
       return (
@@ -861,7 +996,7 @@ function remedyFor(reason: InvalidReason, context: RemedyContext): string {
       return (
         `The stored registration belongs to registry ${context.storedRegistryUrl ?? '?'} for organization NPI ${context.storedNpi ?? '?'}, ` +
         `but the configuration now says registry ${context.registryUrl} and NPI ${context.organizationNpi}. ` +
-        'Put the previous values back, or run `neuron registry reset` and restart to register anew (the old entry stays in the old registry).'
+        'Put the previous values back, or stop the Neuron, run `neuron registry reset --yes` and start it again to register anew (the old entry stays in the old registry).'
       );
     case 'state_unreadable':
       return (

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, chmod, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { NeuronError } from '../errors/index.ts';
+import type { RegistryStatusSnapshot } from './service.ts';
 
 export interface RegistrationRecord {
   registrationId: string;
@@ -55,6 +56,12 @@ export interface RegistryStateStore {
   saveProviderState(npi: string, state: ProviderRegistryState): Promise<void>;
   /** Forgets the registration and every provider state (operator reset; the registry keeps its entry). */
   clear(): Promise<void>;
+  /**
+   * Optional: keeps the latest `status()` (no secret in it) where other processes can read it, so
+   * `neuron status` and other instances can show a fault such as a 401 and its remedy.
+   */
+  saveStatus?(status: RegistryStatusSnapshot): Promise<void>;
+  loadStatus?(): Promise<RegistryStatusSnapshot | null>;
 }
 
 /** For tests and for running without persistence. Hands out copies so callers cannot alias. */
@@ -223,7 +230,7 @@ function parseStateFile(text: string): StateFile {
   return value as StateFile;
 }
 
-function isRegistrationRecord(value: unknown): value is RegistrationRecord {
+export function isRegistrationRecord(value: unknown): value is RegistrationRecord {
   if (value === null || typeof value !== 'object') return false;
   const record = value as Record<string, unknown>;
   return (

@@ -8,6 +8,10 @@ import { ensureOrganizationKey } from '../../organization/keys.ts';
 import { globalOptions, loadForCli, openForCli } from '../context.ts';
 import { CliError, EXIT, colours, out } from '../output.ts';
 import { createLogger } from '../../observability/logger.ts';
+import { handshakeUrlFor } from '../../main.ts';
+import { registerOnce } from '../../presence/index.ts';
+import type { LoadedConfig } from '../../config/index.ts';
+import type { Storage } from '../../storage/index.ts';
 
 interface InitOptions {
   name?: string;
@@ -66,8 +70,8 @@ export function registerInit(program: Command): void {
       const storage = await openForCli(loaded, { mustExist: false, migrate: true });
       try {
         const { key, created } = await ensureOrganizationKey(storage.db);
+        const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
         if (created) {
-          const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
           await audit.record({ type: 'neuron.initialized', actor: 'cli', details: { organization_npi: npi } });
         }
         const paint = colours();
@@ -76,11 +80,52 @@ export function registerInit(program: Command): void {
         out(`  data          ${loaded.paths.dataDir}`);
         out(`  database      ${storage.description}`);
         out(`  public key    ${key.publicKey}`);
-        out(`Next: \`neuron start\`${answers.registryUrl ? ' (registers with the registry on first start)' : ''}`);
+        const registered = loaded.config.registry.enabled ? await registerAtInit(loaded, storage, audit) : null;
+        out(`Next: \`neuron start\`${registered === false ? ' (keeps trying to register with the registry)' : ''}`);
       } finally {
         await storage.close();
       }
     });
+}
+
+/**
+ * Registers the organization with the configured registry now, so a registry problem shows while
+ * the operator is still at the keyboard. True when registered; false when the registry could not
+ * be reached in time (`neuron start` keeps trying); a refusal sets exit code 1 with the remedy.
+ */
+async function registerAtInit(loaded: LoadedConfig, storage: Storage, audit: AuditLog): Promise<boolean> {
+  const { config } = loaded;
+  const paint = colours();
+  if (config.server.public_url === '' && config.server.port === 0) {
+    out(`  registry      ${paint('yellow', 'not registered yet')}: with port 0 and no server.public_url the handshake URL is known only once started; \`neuron start\` registers`);
+    return false;
+  }
+  const tls = config.server.tls.cert_file !== '';
+  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  const handshakeUrl = handshakeUrlFor(config, `${tls ? 'https' : 'http'}://${host}:${config.server.port}`);
+  const status = await registerOnce({
+    config,
+    storage,
+    logger: createLogger({ level: 'silent', pretty: 'never' }),
+    audit: (event) => audit.record(event),
+    handshakeUrl,
+    actor: 'cli',
+    // Room for one slow answer plus a few quick retries; beyond that `neuron start` keeps trying.
+    deadlineMs: 2 * config.registry.request_timeout_ms,
+  });
+  if (status.state === 'registered') {
+    out(`  registry      ${paint('green', 'registered')} with ${config.registry.url} (registration ${status.registrationId ?? '?'})`);
+    out(`  listed at     ${handshakeUrl}`);
+    return true;
+  }
+  if (status.state === 'invalid') {
+    out(`  registry      ${paint('red', 'refused')}: ${status.lastError ?? 'unknown error'}`);
+    out(`  remedy        ${status.remedy ?? ''}`);
+    process.exitCode = EXIT.FAILURE;
+    return false;
+  }
+  out(`  registry      ${paint('yellow', 'not reachable yet')} (${status.lastError ?? 'no answer in time'})`);
+  return false;
 }
 
 async function prompt(defaults: InitOptions): Promise<InitOptions> {

@@ -4,6 +4,8 @@ import type { Storage } from '../../storage/index.ts';
 import { globalOptions, loadForCli, openForCli } from '../context.ts';
 import { EXIT, colours, out, printJson } from '../output.ts';
 import { runningInstance } from '../pidfile.ts';
+import { readRegistryStatus, type RegistryStatusView } from '../../presence/index.ts';
+import { formatRegistryStatus } from './registry.ts';
 
 /** How long status waits for the running instance's readiness answer. */
 const READY_PROBE_TIMEOUT_MS = 2_000;
@@ -55,10 +57,13 @@ export function registerStatus(program: Command): void {
         }
       }
       let counts: DatabaseCounts | null = null;
+      let registry: RegistryStatusView | null = null;
       try {
         const storage = await openForCli(loaded, { mustExist: true, migrate: false });
         try {
           counts = await databaseCounts(storage);
+          // From the database: the running instance (or another one) keeps it up to date.
+          registry = await readRegistryStatus(storage, loaded.config);
         } finally {
           await storage.close();
         }
@@ -77,6 +82,7 @@ export function registerStatus(program: Command): void {
         organization: { name: loaded.config.organization.name, npi: loaded.config.organization.npi },
         data_dir: loaded.paths.dataDir,
         counts,
+        registry,
       };
       if (options.json) printJson(status);
       else {
@@ -95,6 +101,7 @@ export function registerStatus(program: Command): void {
           out(`  outbox        ${formatGroups(counts.outbox)}`);
           out(`  audit log     ${counts.audit_entries} entries`);
         }
+        if (registry) for (const line of formatRegistryStatus(registry, { providers: 'summary' })) out(`  ${line}`);
       }
       if (!running) process.exitCode = EXIT.NOT_RUNNING;
     });
