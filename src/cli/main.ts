@@ -10,12 +10,13 @@ import { registerStop } from './commands/stop.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerConfig } from './commands/config.ts';
 import { registerAudit } from './commands/audit.ts';
+import { registerApiKey } from './commands/api-key.ts';
 import { registerInit } from './commands/init.ts';
+import { registerDemo } from '../demo/command.ts';
 import { registerRegistry } from './commands/registry.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerProvider } from './commands/provider.ts';
 import { registerOutbox } from '../outbox/cli.ts';
-import { registerDemo } from '../demo/command.ts';
 
 export function buildProgram(): Command {
   const program = new Command('neuron')
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerAudit(program);
   registerRegistry(program);
   registerDiscover(program);
+  registerApiKey(program);
   registerProvider(program);
   registerOutbox(program);
   registerDemo(program);

@@ -116,3 +116,8 @@ test('redaction hides every secret and nothing else', () => {
   assert.ok(printed.includes('"max_queued":10000'));
   assert.equal(config.storage.url, 'postgres://neuron:hunter2@db.internal/neuron', 'redaction works on a copy');
 });
+
+test('NEURON_TEST_* variables belong to the test tooling and are not options', () => {
+  const { config } = loadConfig({ cwd: tempDir(), env: { NEURON_TEST_POSTGRES_URL: 'postgres://x@127.0.0.1/y', NEURON_SERVER__PORT: '4444' } });
+  assert.equal(config.server.port, 4444);
+});

@@ -14,6 +14,8 @@ export const DEFAULT_CONFIG_FILE = 'neuron.config.json';
 export const ENV_PREFIX = 'NEURON_';
 /** NEURON_CONFIG names the config file; it is not an option itself. */
 const RESERVED_ENV = new Set(['NEURON_CONFIG']);
+/** Variables for the test tooling (NEURON_TEST_POSTGRES_URL, …), never configuration. */
+const RESERVED_ENV_PREFIX = 'NEURON_TEST_';
 
 export interface ConfigProblem {
   path: string;
@@ -192,7 +194,7 @@ function readJsonObject(file: string, problems: ConfigProblem[]): Record<string,
 function environmentOverrides(env: NodeJS.ProcessEnv, problems: ConfigProblem[]): Record<string, unknown> {
   const overrides: Record<string, unknown> = {};
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || RESERVED_ENV.has(name) || raw === undefined) continue;
+    if (!name.startsWith(ENV_PREFIX) || RESERVED_ENV.has(name) || name.startsWith(RESERVED_ENV_PREFIX) || raw === undefined) continue;
     const dotted = name.slice(ENV_PREFIX.length).split('__').map((part) => part.toLowerCase()).join('.');
     const schema = schemaAt(dotted);
     if (!schema) {
