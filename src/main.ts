@@ -240,7 +240,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
               outboxRoutes({ storage: db, audit: need(audit, 'audit log'), pageSize: { default: config.api.page_size_default, max: config.api.page_size_max }, nudge: nudgeOutbox }),
             ],
           });
-          await listen(http, config.server.host, config.server.port);
+          await listen(http, config.server.host, config.server.port, config.handshake.max_queued);
           const bound = http.server.address();
           if (bound && typeof bound === 'object') boundPort = bound.port;
         },
@@ -397,9 +397,17 @@ export function handshakeUrlFor(config: NeuronConfig, localUrl: string): string 
   return base.toString();
 }
 
-async function listen(app: HttpApp, host: string, port: number): Promise<void> {
+/** Node's own default accept backlog. */
+const DEFAULT_LISTEN_BACKLOG = 511;
+
+/**
+ * `backlog`: connections the kernel holds until the event loop accepts them. A burst of patients
+ * (up to handshake.max_queued waiting upgrades) must fit while the loop is busy, or the kernel
+ * drops them and their connections are reset. The kernel caps it at net.core.somaxconn.
+ */
+async function listen(app: HttpApp, host: string, port: number, backlog: number): Promise<void> {
   try {
-    await app.listen({ host, port });
+    await app.listen({ host, port, backlog: Math.max(DEFAULT_LISTEN_BACKLOG, backlog) });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new ListenError(`port ${port} on ${host} is already in use; stop the other process or set server.port (or --port) to a free port`, error);
