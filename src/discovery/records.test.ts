@@ -3,12 +3,16 @@ import { describe, it } from 'node:test';
 import {
   DEFAULT_INSTANCE_NAME,
   MAX_INSTANCE_NAME_BYTES,
+  MAX_RENAME_NUMBER,
+  NEURON_SERVICE_TYPE_LABEL,
   MAX_TXT_ENTRY_BYTES,
   buildTxtRecord,
   deriveHandshakeUrl,
   deriveHostname,
   formatDiscoveredNeurons,
   instanceNameFromFqdn,
+  numberedHostLabel,
+  numberedInstanceName,
   parseTxtStrings,
   sanitizeInstanceName,
   toDiscoveredNeuron,
@@ -18,6 +22,20 @@ import {
 const bytes = (value: string) => Buffer.byteLength(value, 'utf8');
 
 describe('discovery records', () => {
+  it('uses exactly the service type CareAgents browse for', () => {
+    assert.equal(NEURON_SERVICE_TYPE_LABEL, '_careagent-neuron._tcp');
+  });
+
+  it('numbers renamed instance and host names within one DNS label', () => {
+    assert.equal(numberedInstanceName('Clinic', 1), 'Clinic');
+    assert.equal(numberedInstanceName('Clinic', 2), 'Clinic (2)');
+    assert.equal(numberedHostLabel('clinic', 1), 'clinic');
+    assert.equal(numberedHostLabel('clinic', 3), 'clinic-3');
+    const longest = sanitizeInstanceName('Ä'.repeat(100));
+    assert.ok(bytes(numberedInstanceName(longest, MAX_RENAME_NUMBER)) <= 63);
+    assert.ok(numberedHostLabel(deriveHostname('a'.repeat(100)), MAX_RENAME_NUMBER).length <= 63);
+  });
+
   it('publishes npi, name, ver, path and tls in the TXT record', () => {
     assert.deepEqual(buildTxtRecord({ organizationNpi: '1245319599', organizationName: 'Synthetic Clinic', tls: true }), {
       npi: '1245319599',
@@ -68,9 +86,11 @@ describe('discovery records', () => {
   });
 
   it('takes the instance name from the FQDN, undoing DNS escapes', () => {
-    assert.equal(instanceNameFromFqdn('St\\. Mary\\\\s._careagentneuron._tcp.local'), 'St. Mary\\s');
-    assert.equal(instanceNameFromFqdn('Clinic (2)._CareAgentNeuron._tcp.local.'), 'Clinic (2)');
+    assert.equal(instanceNameFromFqdn('St\\. Mary\\\\s._careagent-neuron._tcp.local'), 'St. Mary\\s');
+    assert.equal(instanceNameFromFqdn('Clinic (2)._CareAgent-Neuron._tcp.local.'), 'Clinic (2)');
     assert.equal(instanceNameFromFqdn('Printer._ipp._tcp.local'), null);
+    // The 15-character spelling used before is a different service type.
+    assert.equal(instanceNameFromFqdn('Clinic._careagentneuron._tcp.local'), null);
   });
 
   it('derives ws:// or wss:// handshake URLs from the first IPv4 address, else the host', () => {
@@ -101,7 +121,7 @@ describe('discovery records', () => {
 
   it('turns a browsed service into a DiscoveredNeuron, or null when unusable', () => {
     const neuron = toDiscoveredNeuron({
-      fqdn: 'Synthetic Clinic._careagentneuron._tcp.local',
+      fqdn: 'Synthetic Clinic._careagent-neuron._tcp.local',
       name: 'Synthetic Clinic',
       host: 'synthetic-clinic.local',
       port: 8443,
@@ -111,7 +131,7 @@ describe('discovery records', () => {
     });
     assert.deepEqual(neuron, {
       name: 'Synthetic Clinic',
-      fqdn: 'Synthetic Clinic._careagentneuron._tcp.local',
+      fqdn: 'Synthetic Clinic._careagent-neuron._tcp.local',
       host: 'synthetic-clinic.local',
       port: 8443,
       addresses: ['10.0.0.5', 'fe80::1'],
@@ -122,14 +142,14 @@ describe('discovery records', () => {
       tls: true,
       handshakeUrl: 'wss://10.0.0.5:8443/ws/handshake',
     });
-    assert.equal(toDiscoveredNeuron({ fqdn: 'x._careagentneuron._tcp.local', host: 'x.local' }), null);
+    assert.equal(toDiscoveredNeuron({ fqdn: 'x._careagent-neuron._tcp.local', host: 'x.local' }), null);
     assert.equal(toDiscoveredNeuron({}), null);
   });
 
   it('formats a listing for people, with network text made safe for a terminal', () => {
     assert.equal(formatDiscoveredNeurons([]), 'No Neurons found on the local network.');
     const neuron = toDiscoveredNeuron({
-      fqdn: 'Bad\u001b[2J._careagentneuron._tcp.local',
+      fqdn: 'Bad\u001b[2J._careagent-neuron._tcp.local',
       host: 'bad.local',
       port: 80,
       addresses: ['10.0.0.7'],

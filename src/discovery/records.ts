@@ -6,14 +6,14 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { DiscoveredNeuron } from './types.ts';
 
 /**
- * The DNS-SD service name, published as `_careagentneuron._tcp.local`.
+ * The DNS-SD service name, published as `_careagent-neuron._tcp.local`: the name patient CareAgents
+ * browse for, so it is the network's contract. Change it and no CareAgent finds a Neuron.
  *
- * The issue asked for `_careagent-neuron`, but that is 16 characters and RFC 6763 section 7.2
- * (with RFC 6335 section 5.1) caps a service name at 15; @homebridge/ciao refuses longer names
- * with an assertion. This is the closest valid spelling. Change it here only: browsers on older
- * Neurons would no longer find newer ones.
+ * It is 16 characters, one more than RFC 6763 section 7.2 (with RFC 6335 section 5.1) allows a
+ * service name. Our responder and browser (bonjour-service over multicast-dns) do not enforce that
+ * limit; some strict implementations do (docs/discovery.md).
  */
-export const NEURON_SERVICE_TYPE = 'careagentneuron';
+export const NEURON_SERVICE_TYPE = 'careagent-neuron';
 export const NEURON_SERVICE_PROTOCOL = 'tcp';
 /** The full type as DNS-SD writes it, for logs and docs. */
 export const NEURON_SERVICE_TYPE_LABEL = `_${NEURON_SERVICE_TYPE}._${NEURON_SERVICE_PROTOCOL}`;
@@ -26,11 +26,11 @@ export const HANDSHAKE_PATH = '/ws/handshake';
 /** An instance name is one DNS label: at most 63 bytes (RFC 1035 section 2.3.4, RFC 6763 section 4.1.1). */
 const DNS_LABEL_MAX_BYTES = 63;
 /**
- * We keep 7 bytes of the label free because on a name conflict the responder appends a number,
+ * We keep 7 bytes of the label free because on a name conflict the advertiser appends a number,
  * like ` (2)`; 7 bytes fit ` (9999)`, more renames than any network will need.
  */
 export const MAX_INSTANCE_NAME_BYTES = DNS_LABEL_MAX_BYTES - 7;
-/** Host labels get the same headroom: on a conflict the responder appends `-(2)`. */
+/** Host labels get the same headroom: on a conflict the advertiser appends `-2`, `-3`, ... */
 export const MAX_HOSTNAME_LABEL_CHARS = DNS_LABEL_MAX_BYTES - 7;
 /** Each TXT string (`key=value`) is at most 255 bytes: it is prefixed by a one-byte length (RFC 6763 section 6.1). */
 export const MAX_TXT_ENTRY_BYTES = 255;
@@ -82,6 +82,22 @@ export function deriveHostname(instanceName: string): string {
     .replace(/^-+|-+$/g, '');
   const label = ascii.slice(0, MAX_HOSTNAME_LABEL_CHARS).replace(/-+$/g, '');
   return label.length > 0 ? label : 'neuron';
+}
+
+/**
+ * The highest number a rename appends. ` (9999)` and `-9999` fit the 7 bytes kept free above; a
+ * network where 9,998 devices already use the name is not one we can advertise on.
+ */
+export const MAX_RENAME_NUMBER = 9_999;
+
+/** The n-th candidate instance name: `Name`, then `Name (2)`, `Name (3)`, ... */
+export function numberedInstanceName(name: string, n: number): string {
+  return n <= 1 ? name : `${name} (${n})`;
+}
+
+/** The n-th candidate host label: `clinic`, then `clinic-2`, `clinic-3`, ... */
+export function numberedHostLabel(label: string, n: number): string {
+  return n <= 1 ? label : `${label}-${n}`;
 }
 
 export interface TxtInput {

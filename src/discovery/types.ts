@@ -29,8 +29,8 @@ export interface DiscoveryAdvertiserOptions {
   tls: boolean;
   /**
    * Network interfaces to advertise on, by name (`eth0`) or by IPv4/IPv6 address. Absent or
-   * empty: the mDNS library picks the interfaces itself. The loopback interface is always added
-   * by the library, so processes on the same machine can always discover the Neuron.
+   * empty: every interface with an IPv4 address, loopback included. Each interface answers with
+   * its own addresses. A name that does not exist yet is used once it appears.
    */
   interfaces?: readonly string[];
   logger: DiscoveryLogger;
@@ -38,13 +38,13 @@ export interface DiscoveryAdvertiserOptions {
 
 export interface DiscoveryAdvertiser {
   /**
-   * Probes the instance name on the network (renaming it on a conflict) and announces the
-   * service. Resolves once the name is ours. Calling it again while running is a no-op.
+   * Probes the instance and host names on the network (renaming them on a conflict) and announces
+   * the service. Resolves once the names are ours. Calling it again while running is a no-op.
    */
   start(): Promise<void>;
   /**
-   * Sends goodbye packets (TTL 0) so browsers drop the service at once, then closes the
-   * sockets. Safe to call more than once and while `start()` is still probing.
+   * Sends goodbye packets (TTL 0) so browsers drop the service at once, waits until they are sent,
+   * then closes the sockets. Safe to call more than once and while `start()` is still probing.
    */
   stop(): Promise<void>;
   /** The instance name currently advertised: the requested one, or the one chosen after a conflict. */

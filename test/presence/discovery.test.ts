@@ -43,6 +43,8 @@ describe('local discovery of a running Neuron', () => {
     const found = await browseUntilFound();
     const { port } = h.neuron.address();
     assert.equal(found.port, port, 'the bound port, not the configured 0');
+    // Exactly the service type patient CareAgents browse for.
+    assert.equal(found.fqdn, `${NAME}._careagent-neuron._tcp.local`);
     assert.deepEqual(found.txt, { npi: ORG_NPI, name: 'Synthetic Family Practice', ver: '1', path: '/ws/handshake', tls: '0' });
     assert.equal(found.npi, ORG_NPI);
     assert.equal(found.tls, false);
@@ -57,6 +59,7 @@ describe('local discovery of a running Neuron', () => {
     const listed = JSON.parse(result.stdout) as DiscoveredNeuron[];
     const mine = listed.find((neuron) => neuron.name === NAME);
     assert.ok(mine, `listed: ${listed.map((n) => n.name).join(', ')}`);
+    assert.equal(mine.fqdn, `${NAME}._careagent-neuron._tcp.local`);
     assert.equal(mine.port, h.neuron.address().port);
     const human = await cli(h.configFile, ['discover', '--timeout', '2s', '--interface', LOOPBACK]);
     assert.match(human.stdout, new RegExp(`handshake +${h.neuron.address().handshakeUrl.replaceAll('/', '\\/').replaceAll('.', '\\.')}`));
