@@ -2,5 +2,6 @@
 export { HandshakeBroker, HANDSHAKE_PATH, type HandshakeBrokerOptions } from './broker.ts';
 export { Admission, type AdmissionLimits, type EnterResult, type Waiter } from './admission.ts';
 export { HandshakeService, type CompletedHandshake, type CompletionRequest } from './service.ts';
-export { getActiveProvider, type ActiveProvider } from './provider-lookup.ts';
+export type { ActiveProvider } from './provider-lookup.ts';
+export { readHandshakeFacts, type HandshakeFacts } from './store.ts';
 export type { ProtocolServer, ProtocolSession } from './types.ts';
