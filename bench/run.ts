@@ -18,7 +18,12 @@
  *   peak RSS          VmHWM of the Neuron process at the end of the scenario
  *   idle RSS          VmRSS of the Neuron process once started, before any handshake
  *
- * Options: --quick (a tenth of the handshakes, for a smoke run), --only <name,...>, --json <file>,
+ * After the scenarios, the `instances` section (bench/multi-instance.ts) runs the same batch through
+ * two Neuron processes sharing one PostgreSQL database and through one on SQLite, side by side;
+ * the PostgreSQL part needs NEURON_TEST_POSTGRES_URL and is left out with a note without it.
+ *
+ * Options: --quick (a tenth of the handshakes, for a smoke run), --only <name,...> (scenario names
+ * and/or `instances`), --json <file>,
  * --config '<json>' (top-level config sections for the Neuron, for example a storage setting);
  * BENCH_PROFILE_DIR=<dir> in the environment writes a CPU profile of each Neuron there.
  * Linux only (reads /proc).
@@ -31,6 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys } from '../src/client/index.ts';
 import BetterSqlite3 from 'better-sqlite3';
 import { openStorage } from '../src/storage/index.ts';
+import { comparisonTable, runInstanceComparison, type Comparison } from './multi-instance.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PROVIDER_NPI = '1679576722';
@@ -343,12 +349,19 @@ async function main(): Promise<void> {
 
   const results: Result[] = [];
   for (const scenario of scenarios) results.push(await runScenario(scenario, scale));
+  const instances: Comparison | null = only === null || only.has('instances') ? await runInstanceComparison(scale) : null;
 
   process.stdout.write(`\nMachine: ${machine()}\n`);
-  process.stdout.write(`Server: one Neuron process (node bin/neuron.js start), embedded SQLite (WAL, synchronous=FULL), audit on; client: this process, src/client.\n\n`);
-  process.stdout.write(`${table(results)}\n`);
-  if (jsonAt >= 0 && args[jsonAt + 1]) writeFileSync(args[jsonAt + 1]!, JSON.stringify({ machine: machine(), results }, null, 2));
-  if (results.some((r) => r.failed > 0)) process.exitCode = 1;
+  if (results.length > 0) {
+    process.stdout.write(`Server: one Neuron process (node bin/neuron.js start), embedded SQLite (WAL, synchronous=FULL), audit on; client: this process, src/client.\n\n`);
+    process.stdout.write(`${table(results)}\n`);
+  }
+  if (instances !== null) {
+    process.stdout.write(`\nInstances: the same batch through one Neuron on SQLite and through two Neurons on one PostgreSQL database (client alternates between them); client and servers share this machine's cores.\n\n`);
+    process.stdout.write(`${comparisonTable(instances)}\n`);
+  }
+  if (jsonAt >= 0 && args[jsonAt + 1]) writeFileSync(args[jsonAt + 1]!, JSON.stringify({ machine: machine(), results, instances }, null, 2));
+  if (results.some((r) => r.failed > 0) || instances?.rows.some((r) => r.failed > 0)) process.exitCode = 1;
 }
 
 await main();

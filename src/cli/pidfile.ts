@@ -3,7 +3,8 @@
  * process id and where it listens; it is written after the server is listening and removed on a
  * clean stop. A stale file (its process is gone) is treated as "not running".
  */
-import { readFileSync, writeFileSync, rmSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, rmSync, renameSync } from 'node:fs';
+import path from 'node:path';
 
 export interface PidRecord {
   pid: number;
@@ -53,6 +54,8 @@ export function runningInstance(file: string): PidRecord | null {
 }
 
 export function writePidFile(file: string, record: PidRecord): void {
+  // On PostgreSQL nothing else creates the data directory (SQLite's file does on SQLite).
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const temporary = `${file}.${process.pid}.tmp`;
   writeFileSync(temporary, `${JSON.stringify(record)}\n`, { mode: 0o600 });
   renameSync(temporary, file);

@@ -43,7 +43,13 @@ export function registerStart(program: Command): void {
         throw error;
       }
       const { url, handshakeUrl } = neuron.address();
-      writePidFile(loaded.paths.pidFile, { pid: process.pid, instanceId: neuron.instanceId, url, handshakeUrl, startedAt: new Date().toISOString() });
+      try {
+        writePidFile(loaded.paths.pidFile, { pid: process.pid, instanceId: neuron.instanceId, url, handshakeUrl, startedAt: new Date().toISOString() });
+      } catch (error) {
+        // Without its PID file the instance cannot be found by `neuron stop`/`status`: do not keep serving.
+        await neuron.stop();
+        throw new CliError(`cannot write the PID file ${loaded.paths.pidFile}: ${(error as Error).message}`);
+      }
       out(`${paint('green', 'Neuron running')} for ${loaded.config.organization.name} (NPI ${loaded.config.organization.npi})`);
       out(`  REST API   ${url}   (health: ${url}/health/ready)`);
       out(`  handshake  ${handshakeUrl}`);

@@ -1,0 +1,371 @@
+/**
+ * The bench's instance comparison: handshake throughput of two Neuron processes sharing one
+ * PostgreSQL database (behind a client that spreads handshakes over both, as a load balancer
+ * would) next to one Neuron process on its embedded SQLite file, in the same run, with the same
+ * client concurrency, handshake count and Neuron settings. Called by bench/run.ts.
+ *
+ * The PostgreSQL server is the one NEURON_TEST_POSTGRES_URL names (`export "$(bash
+ * scripts/postgres-test-server.sh)"`); each run makes a database of its own and drops it. Without
+ * the variable the PostgreSQL row is left out and a note says so.
+ *
+ * Measured per setup, over the measured batch only (after a warm-up on every instance):
+ *   handshakes/s        completed handshakes / wall time
+ *   p50/p95/p99         client-observed latency of one handshake
+ *   Neuron CPU ms/hs    utime + stime of every Neuron process / completed handshakes
+ *   database CPU ms/hs  PostgreSQL: utime + stime of the server backends serving this database
+ *                       (its connections from the Neurons) / completed handshakes; SQLite runs
+ *                       inside the Neuron process, so its share is in the Neuron column. The
+ *                       server's background processes (WAL writer, checkpointer) are not counted
+ *   client CPU ms/hs    this process (connections, challenge signatures, attestation checks):
+ *                       it shares the machine with the servers, so it bounds what they can do
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys } from '../src/client/index.ts';
+import { openStorage } from '../src/storage/index.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PROVIDER_NPI = '1679576722';
+const CLOCK_TICKS_PER_SECOND = 100;
+/** The same for both setups: enough that the client, not the ceiling, decides what is in flight. */
+const CONCURRENCY = 100;
+const CEILING_PER_INSTANCE = 100;
+const HANDSHAKES = 3_000;
+/** Per instance, before measuring: the JIT, the pools and the database caches are warm. */
+const WARMUP_PER_INSTANCE = 200;
+const CLIENT_TIMEOUT_MS = 5 * 60_000;
+const START_TIMEOUT_MS = 60_000;
+export const POSTGRES_URL_VARIABLE = 'NEURON_TEST_POSTGRES_URL';
+
+export interface ComparisonRow {
+  setup: string;
+  instances: number;
+  database: 'sqlite' | 'postgres';
+  concurrency: number;
+  handshakes: number;
+  completed: number;
+  failed: number;
+  failures: Record<string, number>;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  neuronCpuMsPerHandshake: number;
+  /** null on SQLite (in-process). */
+  databaseCpuMsPerHandshake: number | null;
+  /** This bench process: it creates the connections, signs every challenge and verifies every attestation. */
+  clientCpuMsPerHandshake: number;
+}
+
+export interface Comparison {
+  rows: ComparisonRow[];
+  /** Why a setup was left out, if one was. */
+  notes: string[];
+}
+
+// ---------------------------------------------------------------- processes
+
+interface NeuronProcess {
+  child: ChildProcess;
+  pid: number;
+  handshakeUrl: string;
+  dir: string;
+}
+
+function neuronConfig(storageUrl: string): Record<string, unknown> {
+  return {
+    organization: { name: 'Bench Practice', npi: '1245319599' },
+    data_dir: './data',
+    server: { host: '127.0.0.1', port: 0 },
+    discovery: { enabled: false },
+    registry: { enabled: false },
+    logging: { level: 'warn', pretty: 'never' },
+    handshake: { max_concurrent_handshakes: CEILING_PER_INSTANCE },
+    storage: storageUrl === '' ? {} : { url: storageUrl },
+  };
+}
+
+async function insertProvider(storageUrl: string, sqliteFile: string): Promise<void> {
+  const storage = await openStorage({ url: storageUrl, sqliteFile, sqliteSynchronous: 'FULL', busyTimeoutMs: 5_000, poolMax: 1 });
+  try {
+    await storage.migrate();
+    const at = new Date().toISOString();
+    await storage.db.insertInto('providers').values({
+      npi: PROVIDER_NPI, name: 'Dr. Bench', provider_types: '["physician"]', specialty: null, credentials: '[]', status: 'active',
+      provider_endpoint: 'wss://provider.example/agent', provider_public_key: null, notification_url: null, registration_id: null,
+      credential_id: null, credential_digest: null, last_seen_at: null, registry_state: 'unregistered', registry_error: null,
+      created_at: at, updated_at: at,
+    }).execute();
+  } finally {
+    await storage.close();
+  }
+}
+
+/** A fresh directory with the config file; the data goes in `<dir>/data`. */
+function prepareDirectory(config: Record<string, unknown>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'neuron-bench-mi-'));
+  writeFileSync(path.join(dir, 'neuron.config.json'), JSON.stringify(config, null, 2));
+  return dir;
+}
+
+async function startNeuron(dir: string): Promise<NeuronProcess> {
+  const configFile = path.join(dir, 'neuron.config.json');
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'neuron.js'), 'start', '--config', configFile], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  let output = '';
+  try {
+    const handshakeUrl = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the Neuron did not start:\n${output}`)), START_TIMEOUT_MS);
+      const onData = (chunk: Buffer): void => {
+        output += chunk.toString();
+        const match = /handshake\s+(ws:\/\/\S+)/.exec(output);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]!);
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the Neuron exited with ${code}:\n${output}`));
+      });
+    });
+    child.stdout!.resume();
+    child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[neuron] ${chunk.toString()}`));
+    return { child, pid: child.pid!, handshakeUrl, dir };
+  } catch (error) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function stopNeuron(neuron: NeuronProcess): Promise<void> {
+  if (neuron.child.exitCode === null && neuron.child.signalCode === null) {
+    const exited = new Promise((resolve) => neuron.child.once('exit', resolve));
+    neuron.child.kill('SIGTERM');
+    await exited;
+  }
+  rmSync(neuron.dir, { recursive: true, force: true });
+}
+
+function cpuTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0; // a backend that has exited since: its time is lost, not counted twice
+  }
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+interface BenchDatabase {
+  url: string;
+  /** CPU ticks of the server backends connected to this database, by pid. */
+  backendTicks(): Promise<Map<number, number>>;
+  drop(): Promise<void>;
+}
+
+async function adminQuery<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<R>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function createDatabase(baseUrl: string): Promise<BenchDatabase> {
+  const name = `neuron_bench_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await adminQuery(baseUrl, `CREATE DATABASE ${name}`);
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async backendTicks() {
+      const rows = await adminQuery<{ pid: number }>(baseUrl, 'SELECT pid FROM pg_stat_activity WHERE datname = $1', [name]);
+      return new Map(rows.map((row) => [row.pid, cpuTicks(row.pid)]));
+    },
+    async drop() {
+      await adminQuery(baseUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
+// ---------------------------------------------------------------- the client
+
+interface PreparedPatient {
+  agentId: string;
+  keys: PatientKeys;
+  token: { payload: string; signature: string };
+}
+
+function preparePatients(count: number, label: string): PreparedPatient[] {
+  return Array.from({ length: count }, (_, i) => {
+    const agentId = `bench-${label}-${i}`;
+    const keys = generatePatientKeys();
+    const token = createConsentToken({ patientAgentId: agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] }, keys);
+    return { agentId, keys, token };
+  });
+}
+
+/** `concurrency` client workers; worker i sends every handshake to urls[i % urls.length], as a least-connections balancer would spread them. */
+async function drive(urls: string[], patients: PreparedPatient[], concurrency: number): Promise<{ latencies: number[]; failures: Record<string, number> }> {
+  const latencies: number[] = [];
+  const failures: Record<string, number> = {};
+  let next = 0;
+  const worker = async (index: number): Promise<void> => {
+    const url = urls[index % urls.length]!;
+    while (next < patients.length) {
+      const patient = patients[next++]!;
+      const began = performance.now();
+      try {
+        await establishRelationship(url, {
+          patientAgentId: patient.agentId,
+          keys: patient.keys,
+          endpoint: `wss://${patient.agentId}.example/agent`,
+          consentToken: patient.token,
+          timeoutMs: CLIENT_TIMEOUT_MS,
+        });
+        latencies.push(performance.now() - began);
+      } catch (error) {
+        const code = (error as { code?: string }).code ?? 'UNKNOWN';
+        failures[code] = (failures[code] ?? 0) + 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, patients.length) }, (_, i) => worker(i)));
+  return { latencies, failures };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function measure(setup: string, label: string, database: 'sqlite' | 'postgres', neurons: NeuronProcess[], count: number, warmup: number, backendTicks: (() => Promise<Map<number, number>>) | null): Promise<ComparisonRow> {
+  const urls = neurons.map((n) => n.handshakeUrl);
+  for (const [i, url] of urls.entries()) await drive([url], preparePatients(warmup, `${label}-warm${i}`), 10);
+  const patients = preparePatients(count, label);
+
+  const neuronBefore = neurons.map((n) => cpuTicks(n.pid));
+  const backendsBefore = backendTicks ? await backendTicks() : null;
+  const clientBefore = process.cpuUsage();
+  const began = performance.now();
+  const { latencies, failures } = await drive(urls, patients, CONCURRENCY);
+  const seconds = (performance.now() - began) / 1_000;
+  const client = process.cpuUsage(clientBefore);
+  const neuronTicks = neurons.reduce((sum, n, i) => sum + cpuTicks(n.pid) - neuronBefore[i]!, 0);
+  let databaseTicks: number | null = null;
+  if (backendTicks && backendsBefore) {
+    databaseTicks = 0;
+    // A backend that connected during the batch started from (about) zero.
+    for (const [pid, ticks] of await backendTicks()) databaseTicks += ticks - (backendsBefore.get(pid) ?? 0);
+  }
+  latencies.sort((x, y) => x - y);
+  const completed = latencies.length;
+  const perHandshake = (ticks: number): number => ((ticks / CLOCK_TICKS_PER_SECOND) * 1_000) / Math.max(completed, 1);
+  return {
+    setup,
+    instances: neurons.length,
+    database,
+    concurrency: CONCURRENCY,
+    handshakes: count,
+    completed,
+    failed: Object.values(failures).reduce((x, y) => x + y, 0),
+    failures,
+    seconds,
+    perSecond: completed / seconds,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    neuronCpuMsPerHandshake: perHandshake(neuronTicks),
+    databaseCpuMsPerHandshake: databaseTicks === null ? null : perHandshake(databaseTicks),
+    clientCpuMsPerHandshake: (client.user + client.system) / 1_000 / Math.max(completed, 1),
+  };
+}
+
+// ---------------------------------------------------------------- the comparison
+
+async function oneOnSqlite(count: number, warmup: number): Promise<ComparisonRow> {
+  const dir = prepareDirectory(neuronConfig(''));
+  let neuron: NeuronProcess | undefined;
+  try {
+    // The provider row goes straight into the file the Neuron will open.
+    await insertProvider('', path.join(dir, 'data', 'neuron.sqlite'));
+    neuron = await startNeuron(dir);
+    return await measure('one instance, SQLite (WAL, synchronous=FULL)', 'sqlite1', 'sqlite', [neuron], count, warmup, null);
+  } finally {
+    if (neuron) await stopNeuron(neuron);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The server's version and the settings that decide what a commit costs, for the table. */
+async function describeServer(url: string): Promise<string> {
+  const [row] = await adminQuery<{ version: string; fsync: string; synchronous_commit: string }>(url,
+    `SELECT current_setting('server_version') AS version, current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit`);
+  return row ? `PostgreSQL ${row.version.split(' ')[0]}, fsync=${row.fsync}, synchronous_commit=${row.synchronous_commit}` : 'PostgreSQL';
+}
+
+async function twoOnPostgres(baseUrl: string, count: number, warmup: number): Promise<ComparisonRow> {
+  const database = await createDatabase(baseUrl);
+  const neurons: NeuronProcess[] = [];
+  try {
+    const server = await describeServer(database.url);
+    await insertProvider(database.url, '');
+    const config = neuronConfig(database.url);
+    neurons.push(await startNeuron(prepareDirectory(config)), await startNeuron(prepareDirectory(config)));
+    return await measure(`two instances, ${server}`, 'postgres2', 'postgres', neurons, count, warmup, () => database.backendTicks());
+  } finally {
+    await Promise.all(neurons.map((n) => stopNeuron(n)));
+    await database.drop();
+  }
+}
+
+export async function runInstanceComparison(scale: number): Promise<Comparison> {
+  const count = Math.max(20, Math.round(HANDSHAKES * scale));
+  const warmup = Math.max(10, Math.round(WARMUP_PER_INSTANCE * scale));
+  const rows: ComparisonRow[] = [];
+  const notes: string[] = [];
+  process.stderr.write(`\ninstances: ${count} handshakes, concurrency ${CONCURRENCY}, one Neuron on SQLite ... `);
+  rows.push(await oneOnSqlite(count, warmup));
+  process.stderr.write(`${rows[0]!.perSecond.toFixed(0)}/s\n`);
+  const baseUrl = process.env[POSTGRES_URL_VARIABLE] ?? '';
+  if (baseUrl === '') {
+    const note = `two instances on PostgreSQL NOT RUN: ${POSTGRES_URL_VARIABLE} is not set. To run it: export "$(bash scripts/postgres-test-server.sh)"`;
+    notes.push(note);
+    process.stderr.write(`${note}\n`);
+  } else {
+    process.stderr.write(`instances: ${count} handshakes, concurrency ${CONCURRENCY}, two Neurons on PostgreSQL ... `);
+    const row = await twoOnPostgres(baseUrl, count, warmup);
+    rows.push(row);
+    process.stderr.write(`${row.perSecond.toFixed(0)}/s\n`);
+  }
+  for (const row of rows) if (row.failed > 0) process.stderr.write(`${row.setup}: ${row.failed} FAILED ${JSON.stringify(row.failures)}\n`);
+  return { rows, notes };
+}
+
+export function comparisonTable(comparison: Comparison): string {
+  const lines = [
+    '| setup | client concurrency | ceiling per instance | handshakes | completed | failed | handshakes/s | p50 ms | p95 ms | p99 ms | Neuron CPU ms/handshake (all instances) | database CPU ms/handshake | client CPU ms/handshake |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of comparison.rows) {
+    lines.push(`| ${r.setup} | ${r.concurrency} | ${CEILING_PER_INSTANCE} | ${r.handshakes} | ${r.completed} | ${r.failed} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.neuronCpuMsPerHandshake.toFixed(2)} | ${r.databaseCpuMsPerHandshake === null ? 'in process' : r.databaseCpuMsPerHandshake.toFixed(2)} | ${r.clientCpuMsPerHandshake.toFixed(2)} |`);
+  }
+  return [...lines, ...comparison.notes.map((note) => `\n${note}`)].join('\n');
+}
