@@ -8,12 +8,14 @@ import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
+import { Kysely, type SqliteDatabase, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import type { Database } from './tables.ts';
 import * as sqlite001 from './migrations/sqlite/001_initial.ts';
 import * as postgres001 from './migrations/postgres/001_initial.ts';
 import * as sqlite002 from './migrations/sqlite/002_one_active_organization_key.ts';
 import * as postgres002 from './migrations/postgres/002_one_active_organization_key.ts';
+import * as sqlite003 from './migrations/sqlite/003_relationships_by_patient.ts';
+import * as postgres003 from './migrations/postgres/003_relationships_by_patient.ts';
 import { pendingMigrations, runMigrations } from './migrate.ts';
 
 export type Db = Kysely<Database>;
@@ -94,8 +96,8 @@ export interface Storage {
 }
 
 const MIGRATIONS: Record<Dialect, Record<string, Migration>> = {
-  sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002 },
-  postgres: { '001_initial': postgres001, '002_one_active_organization_key': postgres002 },
+  sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002, '003_relationships_by_patient': sqlite003 },
+  postgres: { '001_initial': postgres001, '002_one_active_organization_key': postgres002, '003_relationships_by_patient': postgres003 },
 };
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {
@@ -129,7 +131,7 @@ function openSqlite(options: StorageOptions): Storage {
     connection?.close();
     throw new StorageError(`cannot open the database ${options.sqliteFile}: ${(error as Error).message}; if the file is corrupted, restore it from a backup (docs/deployment.md) or move it aside to start afresh`, { cause: error });
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
   return buildStorage(db, 'sqlite', `SQLite ${options.sqliteFile}`, {
     begin: sql`BEGIN IMMEDIATE`,
     lock: async () => {
@@ -148,6 +150,33 @@ function openSqlite(options: StorageOptions): Storage {
       await db.destroy();
     },
   });
+}
+
+/**
+ * Distinct SQL texts whose prepared statements are kept. The Neuron issues a few dozen shapes;
+ * the bound keeps a caller that builds many distinct texts (IN lists of varying length) from
+ * growing the cache without limit.
+ */
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Kysely prepares every query afresh; preparing is a measurable share of a handshake's CPU. The
+ * same SQL text always compiles to the same statement (parameters are bound, never inlined), so
+ * statements are reused. better-sqlite3 re-prepares a statement itself after a schema change. A
+ * statement still being iterated (busy) is never handed out twice.
+ */
+function withStatementCache(connection: BetterSqlite3.Database): SqliteDatabase {
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => connection.close(),
+    prepare: (text: string) => {
+      const cached = statements.get(text);
+      if (cached !== undefined && !cached.busy) return cached;
+      const statement = connection.prepare(text);
+      if (cached === undefined && statements.size < STATEMENT_CACHE_SIZE) statements.set(text, statement);
+      return statement;
+    },
+  };
 }
 
 /** Where a PostgreSQL URL points, without user or password, for messages and logs. */

@@ -36,8 +36,8 @@ for (const backend of testDatabases()) {
   describe(`storage (${backend.name})`, () => {
     it('migrations apply once, create every table, and leave nothing pending', async (t) => {
       const { storage } = await backend.open(t, { migrate: false });
-      assert.deepEqual(await storage.pendingMigrations(), ['001_initial', '002_one_active_organization_key']);
-      assert.deepEqual(await storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key'] });
+      assert.deepEqual(await storage.pendingMigrations(), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient']);
+      assert.deepEqual(await storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient'] });
       assert.deepEqual(await storage.pendingMigrations(), []);
       assert.deepEqual(await storage.migrate(), { applied: [] }, 'a second run applies nothing');
       assert.deepEqual(await tableNames(storage), EXPECTED_TABLES);
@@ -305,9 +305,9 @@ if (postgresUrl) {
       // Two databases in one PostgreSQL database, in two schemas: each migrates on its own.
       const first = await postgres.open(t, { migrate: false });
       const second = await postgres.open(t, { migrate: false });
-      assert.deepEqual(await first.storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key'] });
-      assert.deepEqual(await second.storage.pendingMigrations(), ['001_initial', '002_one_active_organization_key']);
-      assert.deepEqual(await second.storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key'] });
+      assert.deepEqual(await first.storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient'] });
+      assert.deepEqual(await second.storage.pendingMigrations(), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient']);
+      assert.deepEqual(await second.storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient'] });
       assert.deepEqual(await second.storage.pendingMigrations(), []);
     });
 
@@ -315,7 +315,7 @@ if (postgresUrl) {
       const database = await postgres.open(t, { migrate: false });
       const peers = [database.storage, await database.openPeer(), await database.openPeer()];
       const results = await Promise.all(peers.map((p) => p.migrate()));
-      assert.deepEqual(results.flatMap((r) => r.applied), ['001_initial', '002_one_active_organization_key']);
+      assert.deepEqual(results.flatMap((r) => r.applied), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient']);
       for (const p of peers) assert.deepEqual(await p.pendingMigrations(), []);
     });
 
