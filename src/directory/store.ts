@@ -64,7 +64,16 @@ export async function upsertFromHandshake(
       profile: profile === null ? eb.ref('patients.profile') : profile,
       last_seen_at: at,
       updated_at: at,
-    })))
+    }))
+      // Anyone can present any agent id with a key of their own; the handshake only ties the id to
+      // a key per provider. So a different key may take over the directory entry (key, endpoint,
+      // profile) only once no live relationship is held under the entry's current key; otherwise
+      // a stranger could redirect a patient's address by handshaking with another provider.
+      .where(sql<boolean>`patients.patient_public_key = excluded.patient_public_key OR NOT EXISTS (
+        SELECT 1 FROM relationships r
+        WHERE r.patient_agent_id = patients.patient_agent_id
+          AND r.patient_public_key = patients.patient_public_key
+          AND r.status IN ('active', 'suspended'))`))
     .execute();
 }
 

@@ -24,6 +24,29 @@ async function search(db: Db, text: string): Promise<string[]> {
 
 for (const backend of testDatabases()) {
   describe(`directory store (${backend.name})`, () => {
+    it('a different key cannot take over an entry while a live relationship is held under the current key', async (t) => {
+      const { storage } = await backend.open(t);
+      const { insertActive, setStatus } = await import('../../src/relationships/store.ts');
+      await upsertFromHandshake(storage.db, entry('agent-held', { display_name: 'Test Patient Held' }), T1);
+      await insertActive(storage.db, {
+        id: 'rel-held', patientAgentId: 'agent-held', patientPublicKey: 'B'.repeat(43), patientEndpoint: 'wss://agent-held.example/agent',
+        providerNpi: '1679576722', consentedActions: ['office_visit'], consentTokenPayload: 'p', consentTokenSignature: 's',
+        tokenDialect: 'A', consentExpiresAt: T3, connectionId: null, status: 'active', statusReason: null,
+        establishedAt: T1, lastHandshakeAt: T1, updatedAt: T1,
+      });
+      // A stranger claims the same agent id with its own key (through another provider).
+      await upsertFromHandshake(storage.db, { patientAgentId: 'agent-held', patientPublicKey: 'Z'.repeat(43), patientEndpoint: 'wss://attacker.example/agent', profile: { display_name: 'Someone Else' } }, T2);
+      const kept = await getPatient(storage.db, 'agent-held');
+      assert.equal(kept?.patientPublicKey, 'B'.repeat(43));
+      assert.equal(kept?.patientEndpoint, 'wss://agent-held.example/agent');
+      assert.deepEqual(kept?.profile, { display_name: 'Test Patient Held' });
+
+      // Once the relationship is terminated, a new key may take the entry over (key rotation).
+      await setStatus(storage.db, 'rel-held', 'terminated', 'rotated', T2);
+      await upsertFromHandshake(storage.db, { patientAgentId: 'agent-held', patientPublicKey: 'Y'.repeat(43), patientEndpoint: 'wss://new.example/agent', profile: null }, T3);
+      assert.equal((await getPatient(storage.db, 'agent-held'))?.patientPublicKey, 'Y'.repeat(43));
+    });
+
     it('a handshake creates the entry; later ones refresh it and keep the profile unless a new one is given', async (t) => {
       const { storage } = await backend.open(t);
       await upsertFromHandshake(storage.db, entry('agent-1', { display_name: 'Test Patient One', preferred_language: 'en' }), T1);
