@@ -21,8 +21,12 @@ import {
 } from '../protocol/index.ts';
 import type { PatientKeys } from './keys.ts';
 
-/** Overall deadline: the Neuron may queue us up to 30 s, then allows 10 s + 30 s for the two steps. */
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 60_000;
+/**
+ * Overall deadline: a Neuron with default limits may queue us up to 30 s, then allows 10 s + 30 s
+ * for the two steps; 75 s outlasts that worst case, so the Neuron's own coded answer (503 or an
+ * error frame) always arrives before the client gives up.
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 75_000;
 /** After a handshake.error frame the Neuron closes at once; wait this long for its close code. */
 const ERROR_CLOSE_GRACE_MS = 2_000;
 /** The Neuron's messages are a few KiB at most (the largest, handshake.complete, stays under 32 KiB). */
