@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Db, Storage } from '../storage/index.ts';
 import { isoNow } from '../storage/index.ts';
+import { Statement } from '../storage/statements.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
 import { verifyOrganizationSignature } from '../organization/keys.ts';
 import { ChainWalker, GENESIS_HASH, canonicalJson, checkpointMessage, entryHash, sanitizeDetails, type AuditEntry } from './chain.ts';
@@ -27,6 +28,10 @@ export interface VerifyResult {
   problem: string | null;
 }
 
+/** The chain head: one probe of the primary key's end. Every handshake appends, so both are plain SQL (../storage/statements.ts). */
+const READ_HEAD = new Statement('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
+const INSERT_ENTRY = new Statement('INSERT INTO audit_log (seq, occurred_at, event_type, actor, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)');
+
 /** Rows read per page while verifying, so memory stays flat on long chains. */
 const VERIFY_PAGE_SIZE = 1_000;
 
@@ -40,7 +45,8 @@ export class AuditLog {
   /** Appends within an open transaction; the caller's commit makes it durable. */
   async append(trx: Db, event: AuditEvent, now: number = Date.now()): Promise<AuditEntry> {
     await this.storage.lock(trx, 'audit_chain');
-    const head = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    // Read inside the locked transaction (never cached): other processes append to the same chain.
+    const head = (await READ_HEAD.execute<{ seq: number; hash: string }>(trx, [])).rows[0];
     const entryFields = {
       seq: (head?.seq ?? 0) + 1,
       occurred_at: isoNow(now),
@@ -50,7 +56,7 @@ export class AuditLog {
       prev_hash: head?.hash ?? GENESIS_HASH,
     };
     const entry = { ...entryFields, hash: entryHash(entryFields) };
-    await trx.insertInto('audit_log').values(entry).execute();
+    await INSERT_ENTRY.execute(trx, [entry.seq, entry.occurred_at, entry.event_type, entry.actor, entry.details, entry.prev_hash, entry.hash]);
     return entry;
   }
 

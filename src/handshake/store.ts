@@ -5,7 +5,7 @@
  * provider approval or suspension and a block made by the CLI, the API or another instance count
  * from the next handshake on (and for a handshake in flight, at its commit).
  */
-import { sql } from 'kysely';
+import { Statement } from '../storage/statements.ts';
 import type { Db } from '../storage/index.ts';
 import type { ActiveProvider } from './provider-lookup.ts';
 
@@ -18,15 +18,18 @@ export interface HandshakeFacts {
   knownPatient: boolean;
 }
 
-export async function readHandshakeFacts(db: Db, providerNpi: string, patientAgentId: string): Promise<HandshakeFacts> {
-  // Plain SQL that SQLite and PostgreSQL both run; building it with the query builder measured
-  // about three times the cost of the query itself.
-  const { rows } = await sql<{ endpoint: string | null; public_key: string | null; blocked: number | boolean; known: number | boolean }>`
+const FACTS = new Statement(`
     SELECT
-      (SELECT provider_endpoint FROM providers WHERE npi = ${providerNpi} AND status = 'active') AS endpoint,
-      (SELECT provider_public_key FROM providers WHERE npi = ${providerNpi} AND status = 'active') AS public_key,
-      EXISTS (SELECT 1 FROM blocks WHERE patient_agent_id = ${patientAgentId}) AS blocked,
-      EXISTS (SELECT 1 FROM patients WHERE patient_agent_id = ${patientAgentId}) AS known`.execute(db);
+      (SELECT provider_endpoint FROM providers WHERE npi = ? AND status = 'active') AS endpoint,
+      (SELECT provider_public_key FROM providers WHERE npi = ? AND status = 'active') AS public_key,
+      EXISTS (SELECT 1 FROM blocks WHERE patient_agent_id = ?) AS blocked,
+      EXISTS (SELECT 1 FROM patients WHERE patient_agent_id = ?) AS known`);
+
+export async function readHandshakeFacts(db: Db, providerNpi: string, patientAgentId: string): Promise<HandshakeFacts> {
+  // Plain SQL that SQLite and PostgreSQL both run, written once (../storage/statements.ts);
+  // building it with the query builder measured about three times the cost of the query itself.
+  const { rows } = await FACTS.execute<{ endpoint: string | null; public_key: string | null; blocked: number | boolean; known: number | boolean }>(
+    db, [providerNpi, providerNpi, patientAgentId, patientAgentId]);
   const row = rows[0];
   if (row === undefined) throw new Error('the handshake facts query returned no row');
   const endpoint = row.endpoint;

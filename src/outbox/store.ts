@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { PostgresAdapter, sql } from 'kysely';
 import type { Db, Storage } from '../storage/index.ts';
 import type { OutboxTable } from '../storage/tables.ts';
+import { Statement } from '../storage/statements.ts';
 
 export type OutboxKind = OutboxTable['kind'];
 export type OutboxStatus = OutboxTable['status'];
@@ -62,24 +63,14 @@ function isPostgres(db: Db): boolean {
   return db.getExecutor().adapter instanceof PostgresAdapter;
 }
 
+/** Every new handshake enqueues a notice: plain SQL written once (../storage/statements.ts). */
+const INSERT_NOTICE = new Statement(`INSERT INTO outbox (event_id, kind, event_type, target, body, status, attempts, next_attempt_at, locked_by, locked_until, last_error, created_at, delivered_at)
+  VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, NULL, ?, NULL)`);
+
 export async function enqueue(db: Db, notice: NewOutboxNotice, at: string): Promise<string> {
   const eventId = notice.eventId ?? randomUUID();
   if (isPostgres(db)) await sql`SELECT pg_advisory_xact_lock(${OUTBOX_ORDER_LOCK_KEY})`.execute(db);
-  await db.insertInto('outbox').values({
-    event_id: eventId,
-    kind: notice.kind,
-    event_type: notice.eventType,
-    target: notice.target,
-    body: notice.body,
-    status: 'pending',
-    attempts: 0,
-    next_attempt_at: at,
-    locked_by: null,
-    locked_until: null,
-    last_error: null,
-    created_at: at,
-    delivered_at: null,
-  }).execute();
+  await INSERT_NOTICE.execute(db, [eventId, notice.kind, notice.eventType, notice.target, notice.body, at, at]);
   return eventId;
 }
 

@@ -6,6 +6,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../storage/index.ts';
 import type { RelationshipsTable } from '../storage/tables.ts';
+import { Statement, changedOneRow } from '../storage/statements.ts';
 import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
 
 export type RelationshipStatus = RelationshipsTable['status'];
@@ -97,13 +98,24 @@ export async function getRelationship(db: Db, id: string): Promise<Relationship 
  * same patient and provider already exists (the unique index decided a race).
  */
 export async function insertActive(db: Db, relationship: Relationship): Promise<boolean> {
-  const result = await db.insertInto('relationships').values(toRow(relationship))
-    // The conflict target names the partial index; its predicate must be the literal text of the
-    // index's WHERE clause (a bound parameter would not match it).
-    .onConflict((conflict) => conflict.columns(['patient_agent_id', 'provider_npi']).where(sql<boolean>`status = 'active'`).doNothing())
-    .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
+  const r = toRow(relationship);
+  const result = await INSERT_ACTIVE.execute(db, [
+    r.id, r.patient_agent_id, r.patient_public_key, r.patient_endpoint, r.provider_npi, r.consented_actions, r.consent_token_payload,
+    r.consent_token_signature, r.token_dialect, r.consent_expires_at, r.connection_id, r.status, r.status_reason, r.established_at, r.last_handshake_at, r.updated_at,
+  ]);
+  return changedOneRow(result);
 }
+
+/**
+ * Every new handshake inserts one: plain SQL written once (../storage/statements.ts). The conflict
+ * target names the partial index; its predicate must be the literal text of the index's WHERE
+ * clause (a bound parameter would not match it).
+ */
+const INSERT_ACTIVE = new Statement(`INSERT INTO relationships (id, patient_agent_id, patient_public_key, patient_endpoint, provider_npi, consented_actions,
+    consent_token_payload, consent_token_signature, token_dialect, consent_expires_at, connection_id, status, status_reason, established_at,
+    last_handshake_at, updated_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (patient_agent_id, provider_npi) WHERE status = 'active' DO NOTHING`);
 
 export async function touchHandshake(db: Db, id: string, at: string): Promise<void> {
   await db.updateTable('relationships').set({ last_handshake_at: at, updated_at: at }).where('id', '=', id).execute();

@@ -8,7 +8,7 @@ import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, type SqliteDatabase, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
+import { CompiledQuery, Kysely, type SqliteDatabase, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import type { Database } from './tables.ts';
 import * as sqlite001 from './migrations/sqlite/001_initial.ts';
 import * as postgres001 from './migrations/postgres/001_initial.ts';
@@ -133,7 +133,7 @@ function openSqlite(options: StorageOptions): Storage {
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
   return buildStorage(db, 'sqlite', `SQLite ${options.sqliteFile}`, {
-    begin: sql`BEGIN IMMEDIATE`,
+    begin: CompiledQuery.raw('BEGIN IMMEDIATE'),
     lock: async () => {
       // BEGIN IMMEDIATE already holds the single writer lock for the whole file.
     },
@@ -309,7 +309,7 @@ async function openPostgres(options: StorageOptions): Promise<Storage> {
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const schemaNote = schema === 'public' ? '' : ` (schema ${schema})`;
   return buildStorage(db, 'postgres', `PostgreSQL ${target.where}${schemaNote}`, {
-    begin: sql`BEGIN`,
+    begin: CompiledQuery.raw('BEGIN'),
     lock: async (trx, name) => {
       await sql`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEYS[name]})`.execute(trx);
     },
@@ -330,8 +330,12 @@ async function openPostgres(options: StorageOptions): Promise<Storage> {
   });
 }
 
+/** Compiled once: every handshake runs them (a sql`` template is compiled anew per call). */
+const COMMIT = CompiledQuery.raw('COMMIT');
+const ROLLBACK = CompiledQuery.raw('ROLLBACK');
+
 interface DialectOps {
-  begin: ReturnType<typeof sql>;
+  begin: CompiledQuery;
   lock: (trx: Db, name: LockName) => Promise<void>;
   /** Taken inside the migration transaction. */
   migrationLock: (trx: Db) => Promise<void>;
@@ -349,14 +353,14 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
     description,
     async transaction(work) {
       return db.connection().execute(async (connection) => {
-        await ops.begin.execute(connection);
+        await connection.executeQuery(ops.begin);
         openTransactions.add(connection);
         try {
           const result = await work(connection);
-          await sql`COMMIT`.execute(connection);
+          await connection.executeQuery(COMMIT);
           return result;
         } catch (error) {
-          await sql`ROLLBACK`.execute(connection).catch(() => undefined);
+          await connection.executeQuery(ROLLBACK).catch(() => undefined);
           throw error;
         } finally {
           openTransactions.delete(connection);
