@@ -7,7 +7,8 @@
 import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import pg from 'pg';
+// Type only: the driver is loaded when a PostgreSQL URL is configured (not on the default SQLite), to keep it out of idle memory.
+import type pg from 'pg';
 import { CompiledQuery, Kysely, type SqliteDatabase, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import type { Database } from './tables.ts';
 import * as sqlite001 from './migrations/sqlite/001_initial.ts';
@@ -263,15 +264,18 @@ function parseInt8(text: string): number {
   if (!Number.isSafeInteger(value)) throw new StorageError(`a BIGINT value ${text} is beyond JavaScript's exact integer range`);
   return value;
 }
-const postgresTypes: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8_OID && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
-};
+function postgresTypes(driver: typeof pg): pg.CustomTypesConfig {
+  return {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+      oid === INT8_OID && format !== 'binary' ? parseInt8 : driver.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+  };
+}
 
 async function openPostgres(options: StorageOptions): Promise<Storage> {
   const target = parsePostgresUrl(options.url);
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const pool = new pg.Pool({
+  const { default: driver } = await import('pg');
+  const pool = new driver.Pool({
     connectionString: options.url,
     max: options.poolMax,
     connectionTimeoutMillis: connectTimeoutMs,
@@ -279,7 +283,7 @@ async function openPostgres(options: StorageOptions): Promise<Storage> {
     // TCP keepalives keep firewalls and load balancers from silently dropping idle connections.
     keepAlive: true,
     application_name: 'neuron',
-    types: postgresTypes,
+    types: postgresTypes(driver),
   });
   const reportBackground = options.onBackgroundError ?? ((error: StorageError) => process.emitWarning(error.message, 'NeuronStorageWarning'));
   // A connection that dies (server restart, failover, network cut) emits 'error' on its client.
