@@ -5,6 +5,7 @@
  */
 import { sql } from 'kysely';
 import type { Db } from '../storage/index.ts';
+import { Statement } from '../storage/statements.ts';
 import { containsInsensitive, jsonTextField } from '../storage/text.ts';
 import type { PatientsTable } from '../storage/tables.ts';
 import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
@@ -48,34 +49,34 @@ export async function upsertFromHandshake(
   at: string,
 ): Promise<void> {
   const profile = entry.profile === null ? null : JSON.stringify(entry.profile);
-  await db.insertInto('patients')
-    .values({
-      patient_agent_id: entry.patientAgentId,
-      patient_public_key: entry.patientPublicKey,
-      patient_endpoint: entry.patientEndpoint,
-      profile,
-      first_seen_at: at,
-      last_seen_at: at,
-      updated_at: at,
-    })
-    .onConflict((conflict) => conflict.column('patient_agent_id').doUpdateSet((eb) => ({
-      patient_public_key: entry.patientPublicKey,
-      patient_endpoint: entry.patientEndpoint,
-      profile: profile === null ? eb.ref('patients.profile') : profile,
-      last_seen_at: at,
-      updated_at: at,
-    }))
-      // Anyone can present any agent id with a key of their own; the handshake only ties the id to
-      // a key per provider. So a different key may take over the directory entry (key, endpoint,
-      // profile) only once no live relationship is held under the entry's current key; otherwise
-      // a stranger could redirect a patient's address by handshaking with another provider.
-      .where(sql<boolean>`patients.patient_public_key = excluded.patient_public_key OR NOT EXISTS (
-        SELECT 1 FROM relationships r
-        WHERE r.patient_agent_id = patients.patient_agent_id
-          AND r.patient_public_key = patients.patient_public_key
-          AND r.status IN ('active', 'suspended'))`))
-    .execute();
+  await (profile === null ? UPSERT_KEEP_PROFILE : UPSERT_WITH_PROFILE).execute(db, [entry.patientAgentId, entry.patientPublicKey, entry.patientEndpoint, profile, at, at, at]);
 }
+
+/**
+ * Every handshake upserts the entry: plain SQL written once (../storage/statements.ts), one text
+ * with the new profile and one that keeps the stored profile. Anyone can present any agent id
+ * with a key of their own; the handshake only ties the id to a key per provider. So a different
+ * key may take over the directory entry (key, endpoint, profile) only once no live relationship is
+ * held under the entry's current key; otherwise a stranger could redirect a patient's address by
+ * handshaking with another provider.
+ */
+function upsertStatement(profileUpdate: string): Statement {
+  return new Statement(`INSERT INTO patients (patient_agent_id, patient_public_key, patient_endpoint, profile, first_seen_at, last_seen_at, updated_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (patient_agent_id) DO UPDATE SET
+    patient_public_key = excluded.patient_public_key,
+    patient_endpoint = excluded.patient_endpoint,
+    profile = ${profileUpdate},
+    last_seen_at = excluded.last_seen_at,
+    updated_at = excluded.updated_at
+  WHERE patients.patient_public_key = excluded.patient_public_key OR NOT EXISTS (
+    SELECT 1 FROM relationships r
+    WHERE r.patient_agent_id = patients.patient_agent_id
+      AND r.patient_public_key = patients.patient_public_key
+      AND r.status IN ('active', 'suspended'))`);
+}
+const UPSERT_WITH_PROFILE = upsertStatement('excluded.profile');
+const UPSERT_KEEP_PROFILE = upsertStatement('patients.profile');
 
 export async function getPatient(db: Db, patientAgentId: string): Promise<PatientEntry | null> {
   const row = await db.selectFrom('patients').selectAll().where('patient_agent_id', '=', patientAgentId).executeTakeFirst();
