@@ -179,12 +179,44 @@ export class HandshakeService {
     });
   }
 
-  /** The audit entry of a failed handshake: the code and the reason, nothing the client sent. */
-  async recordFailure(code: string, reason: string | undefined): Promise<void> {
-    await this.audit.record({
-      type: 'handshake.failed',
-      actor: 'system',
-      details: reason === undefined ? { code } : { code, reason },
+  /**
+   * The audit entry of a failed handshake: the code and the reason, nothing the client sent.
+   *
+   * Failures reported in the same turn of the event loop are written together, one transaction
+   * per FAILURE_AUDIT_BATCH entries, each still its own entry. A failed handshake is the one
+   * write any internet client can cause at will, and on SQLite every commit is an fsync on the
+   * event loop (storage.sqlite_synchronous = FULL): written one by one, 4 000 idle clients timing
+   * out together stalled the Neuron for over a second (docs/security.md, `npm run stress`).
+   */
+  recordFailure(code: string, reason: string | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.failures.push({ details: reason === undefined ? { code } : { code, reason }, resolve, reject });
+      if (this.failures.length === 1) setImmediate(() => void this.writeFailures());
     });
   }
+
+  private failures: Array<{ details: Record<string, string>; resolve: () => void; reject: (error: unknown) => void }> = [];
+
+  private async writeFailures(): Promise<void> {
+    const pending = this.failures;
+    this.failures = [];
+    for (let i = 0; i < pending.length; i += FAILURE_AUDIT_BATCH) {
+      const batch = pending.slice(i, i + FAILURE_AUDIT_BATCH);
+      try {
+        await this.storage.transaction(async (trx) => {
+          for (const failure of batch) await this.audit.append(trx, { type: 'handshake.failed', actor: 'system', details: failure.details });
+        });
+        for (const failure of batch) failure.resolve();
+      } catch (error) {
+        for (const failure of batch) failure.reject(error);
+      }
+    }
+  }
 }
+
+/**
+ * Most failure audit entries in one transaction: enough to turn a burst into a few commits, few
+ * enough that a patient's completing transaction never waits long behind one (each entry is a
+ * read of the chain head and an insert, tens of microseconds).
+ */
+const FAILURE_AUDIT_BATCH = 256;

@@ -36,6 +36,12 @@ import type { ProtocolSession } from './types.ts';
  */
 export const CLOSE_GRACE_MS = 2_000;
 
+/**
+ * ws errors it answers with close 1009: a message over maxPayload, and a frame that declares a
+ * payload length beyond 2^53 - 1. Both are audited as MESSAGE_TOO_LARGE, like the close says.
+ */
+const TOO_LARGE_WS_ERRORS: ReadonlySet<string> = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH']);
+
 export interface SessionSettings {
   authTimeoutMs: number;
   challengeTimeoutMs: number;
@@ -136,7 +142,7 @@ export class HandshakeSession {
     // ws has already started closing with its own code (1009 too large, 1002/1007 bad framing or
     // UTF-8); there is no room for an error frame any more.
     if (isTerminal(this.phase)) return;
-    const code = error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'MESSAGE_TOO_LARGE' : 'INVALID_MESSAGE';
+    const code = TOO_LARGE_WS_ERRORS.has(error.code ?? '') ? 'MESSAGE_TOO_LARGE' : 'INVALID_MESSAGE';
     this.failWith(new NeuronError(code, { cause: error }), false);
   }
 
