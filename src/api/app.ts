@@ -4,7 +4,7 @@
  * RFC 9457 problem document with a catalogue code.
  */
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormatsPlugin from 'ajv-formats';
@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { NeuronConfig } from '../config/index.ts';
 import { NeuronError, PROBLEM_CONTENT_TYPE, isNeuronError, toProblem } from '../errors/index.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
+import { PROTOCOL_BOUNDS } from '../protocol/limits.ts';
 
 export type HttpApp = FastifyInstance<
   import('node:http').Server | import('node:https').Server,
@@ -52,6 +53,18 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     requestIdHeader: false,
     // A request that does not arrive within request_timeout_ms gets a problem document too.
     clientErrorHandler,
+    // The longest path parameter is a patient agent id (1-256 characters, the protocol's bound);
+    // fastify's default of 100 made longer, valid ids unreachable. Measured after percent-decoding.
+    routerOptions: { maxParamLength: PROTOCOL_BOUNDS.agentIdMaxChars },
+    // The router's own refusals (a path parameter over that length, a malformed percent-encoding)
+    // are problem documents like every other answer, and do not echo the path.
+    frameworkErrors: (error, request, reply) => {
+      const neuronError = error.code === 'FST_ERR_MAX_PARAM_LENGTH' || error.code === 'FST_ERR_BAD_URL'
+        ? new NeuronError('VALIDATION_FAILED', { message: error.code === 'FST_ERR_BAD_URL' ? 'the request path is not valid' : `a path parameter is longer than ${PROTOCOL_BOUNDS.agentIdMaxChars} characters` })
+        : toNeuronError(error);
+      if (neuronError.code === 'SERVER_ERROR') request.log.error({ err: error }, 'unexpected error');
+      void (reply as FastifyReply).code(neuronError.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(neuronError));
+    },
   };
   // Node checks request deadlines only every connectionsCheckingInterval (30 s by default), which
   // would let a slow client hold a connection up to 30 s past request_timeout_ms.
