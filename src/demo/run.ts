@@ -12,7 +12,6 @@ import { createConsentToken, establishRelationship, generatePatientKeys, Handsha
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createNeuron, type Neuron } from '../main.ts';
-import { isoNow } from '../storage/index.ts';
 
 /** A published synthetic test NPI (Luhn-valid with the 80840 prefix); it belongs to nobody. */
 export const DEMO_PROVIDER_NPI = '1679576722';
@@ -46,6 +45,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     discovery: { enabled: false },
     registry: { enabled: false },
     logging: { level: 'error', pretty: 'never' },
+    // Seeded through the roster's own config path, exactly as an operator would.
+    providers: [{
+      npi: DEMO_PROVIDER_NPI,
+      name: 'Dr. Demo Provider',
+      provider_types: ['physician'],
+      specialty: 'family medicine',
+      provider_endpoint: DEMO_PROVIDER_ENDPOINT,
+      status: 'active',
+    }],
   }, null, 2));
 
   let neuron: Neuron | null = null;
@@ -61,7 +69,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     detail('Neuron key', neuron.organizationKey.publicKey);
     detail('data', `${loaded.paths.dataDir} (removed at the end)`);
 
-    await ensureDemoProvider(neuron);
     step(2, `Roster: Dr. Demo Provider (synthetic NPI ${DEMO_PROVIDER_NPI}), active, CareAgent at ${DEMO_PROVIDER_ENDPOINT}`);
 
     const patientAgentId = `demo-patient-${Math.random().toString(36).slice(2, 8)}`;
@@ -125,28 +132,4 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     if (neuron) await neuron.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** The synthetic provider, unless the roster already holds it (for example seeded from config). */
-async function ensureDemoProvider(neuron: Neuron): Promise<void> {
-  const at = isoNow();
-  await neuron.storage.db.insertInto('providers').values({
-    npi: DEMO_PROVIDER_NPI,
-    name: 'Dr. Demo Provider',
-    provider_types: JSON.stringify(['physician']),
-    specialty: 'family medicine',
-    credentials: '[]',
-    status: 'active',
-    provider_endpoint: DEMO_PROVIDER_ENDPOINT,
-    provider_public_key: null,
-    notification_url: null,
-    registration_id: null,
-    credential_id: null,
-    credential_digest: null,
-    last_seen_at: null,
-    registry_state: 'unregistered',
-    registry_error: null,
-    created_at: at,
-    updated_at: at,
-  }).onConflict((conflict) => conflict.column('npi').doNothing()).execute();
 }
