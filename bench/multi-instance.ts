@@ -25,6 +25,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitForHandshakeUrl } from './neuron-process.ts';
 import pg from 'pg';
 import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys } from '../src/client/index.ts';
 import { openStorage } from '../src/storage/index.ts';
@@ -121,27 +122,8 @@ async function startNeuron(dir: string): Promise<NeuronProcess> {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });
-  let output = '';
   try {
-    const handshakeUrl = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the Neuron did not start:\n${output}`)), START_TIMEOUT_MS);
-      const onData = (chunk: Buffer): void => {
-        output += chunk.toString();
-        const match = /handshake\s+(ws:\/\/\S+)/.exec(output);
-        if (match) {
-          clearTimeout(timer);
-          resolve(match[1]!);
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the Neuron exited with ${code}:\n${output}`));
-      });
-    });
-    child.stdout!.resume();
-    child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[neuron] ${chunk.toString()}`));
+    const handshakeUrl = await waitForHandshakeUrl(child, START_TIMEOUT_MS);
     return { child, pid: child.pid!, handshakeUrl, dir };
   } catch (error) {
     child.kill('SIGKILL');

@@ -33,6 +33,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitForHandshakeUrl } from './neuron-process.ts';
 import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys } from '../src/client/index.ts';
 import BetterSqlite3 from 'better-sqlite3';
 import { openStorage } from '../src/storage/index.ts';
@@ -144,27 +145,7 @@ async function startServer(scenario: Scenario): Promise<Server> {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },
   });
-  let output = '';
-  const handshakeUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the Neuron did not start:\n${output}`)), 60_000);
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      const match = /handshake\s+(ws:\/\/\S+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the Neuron exited with ${code}:\n${output}`));
-    });
-  });
-  // Keep draining its output so a chatty server never blocks on a full pipe.
-  child.stdout!.resume();
-  child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[neuron] ${chunk.toString()}`));
+  const handshakeUrl = await waitForHandshakeUrl(child, 60_000);
   return { child, pid: child.pid!, handshakeUrl, dir };
 }
 
