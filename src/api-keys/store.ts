@@ -3,7 +3,7 @@
  */
 import type { Db } from '../storage/index.ts';
 import type { ApiKeysTable } from '../storage/tables.ts';
-import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
+import { decodeCursor, pageOf } from '../storage/cursor.ts';
 import type { Scope } from '../api/principal.ts';
 
 export interface ApiKeyRecord {
@@ -63,9 +63,7 @@ export async function listKeys(db: Db, options: { after?: string; limit: number 
     query = query.where((eb) => eb.or([eb('created_at', '>', at), eb.and([eb('created_at', '=', at), eb('id', '>', id)])]));
   }
   const rows = await query.orderBy('created_at', 'asc').orderBy('id', 'asc').limit(options.limit + 1).execute();
-  const items = rows.slice(0, options.limit).map(toRecord);
-  const last = items[items.length - 1];
-  return { items, next: rows.length > options.limit && last ? encodeCursor([last.createdAt, last.id]) : null };
+  return pageOf(rows, options.limit, toRecord, (last) => [last.createdAt, last.id]);
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
+import { decodeCursor, pageOf } from '../storage/cursor.ts';
 import { apiKeyAuth, type ApiDeps } from '../api/context.ts';
 import { Page, Timestamp, pageQuery, NoQuery } from '../api/schemas.ts';
 
@@ -53,9 +53,7 @@ export function auditRoutes(deps: ApiDeps): FastifyPluginAsync {
       const query = request.query;
       const after = query.after === undefined ? undefined : (decodeCursor(query.after, ['number'])[0] as number);
       const rows = await deps.audit.list({ after, limit: query.limit + 1, eventType: query.event_type });
-      const items = rows.slice(0, query.limit).map((row) => ({ ...row, details: JSON.parse(row.details) as Record<string, unknown> }));
-      const last = items[items.length - 1];
-      return { items, next: rows.length > query.limit && last ? encodeCursor([last.seq]) : null };
+      return pageOf(rows, query.limit, (row) => ({ ...row, details: JSON.parse(row.details) as Record<string, unknown> }), (last) => [last.seq]);
     });
 
     app.post('/v1/audit/verify', {

@@ -4,7 +4,7 @@
  * takes effect at once everywhere.
  */
 import type { Db } from '../storage/index.ts';
-import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
+import { decodeCursor, pageOf } from '../storage/cursor.ts';
 
 export interface Block {
   patientAgentId: string;
@@ -40,7 +40,5 @@ export async function listBlocks(db: Db, options: { after?: string; limit: numbe
     query = query.where('patient_agent_id', '>', id);
   }
   const rows = await query.orderBy('patient_agent_id', 'asc').limit(options.limit + 1).execute();
-  const items = rows.slice(0, options.limit).map((row) => ({ patientAgentId: row.patient_agent_id, reason: row.reason, blockedBy: row.blocked_by, createdAt: row.created_at }));
-  const last = items[items.length - 1];
-  return { items, next: rows.length > options.limit && last ? encodeCursor([last.patientAgentId]) : null };
+  return pageOf(rows, options.limit, (row) => ({ patientAgentId: row.patient_agent_id, reason: row.reason, blockedBy: row.blocked_by, createdAt: row.created_at }), (last) => [last.patientAgentId]);
 }

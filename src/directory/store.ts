@@ -8,7 +8,7 @@ import type { Db } from '../storage/index.ts';
 import { Statement } from '../storage/statements.ts';
 import { containsInsensitive, jsonTextField } from '../storage/text.ts';
 import type { PatientsTable } from '../storage/tables.ts';
-import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
+import { decodeCursor, pageOf } from '../storage/cursor.ts';
 
 /** Front-desk demographics only. Unknown fields are dropped before they reach the store. */
 export interface PatientProfile {
@@ -115,7 +115,5 @@ export async function listPatients(db: Db, filter: PatientFilter): Promise<{ ite
     query = query.where('patient_agent_id', '>', id);
   }
   const rows = await query.orderBy('patient_agent_id', 'asc').limit(filter.limit + 1).execute();
-  const items = rows.slice(0, filter.limit).map(toEntry);
-  const last = items[items.length - 1];
-  return { items, next: rows.length > filter.limit && last ? encodeCursor([last.patientAgentId]) : null };
+  return pageOf(rows, filter.limit, toEntry, (last) => [last.patientAgentId]);
 }

@@ -4,7 +4,7 @@
  */
 import type { AuditLog } from '../audit/index.ts';
 import { NeuronError } from '../errors/index.ts';
-import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
+import { decodeCursor, pageOf } from '../storage/cursor.ts';
 import { isoNow, type Storage } from '../storage/index.ts';
 import { listOutbox, requeue, type OutboxKind, type OutboxRow, type OutboxStatus } from './store.ts';
 
@@ -40,9 +40,7 @@ export function toOutboxView(row: OutboxRow): OutboxView {
 export async function listNotices(storage: Storage, filter: { status?: OutboxStatus; kind?: OutboxKind; after?: string; limit: number }): Promise<{ items: OutboxRow[]; next: string | null }> {
   const afterSeq = filter.after === undefined ? undefined : Number(decodeCursor(filter.after, ['number'])[0]);
   const rows = await listOutbox(storage.db, { status: filter.status, kind: filter.kind, afterSeq, limit: filter.limit + 1 });
-  const items = rows.slice(0, filter.limit);
-  const last = items[items.length - 1];
-  return { items, next: rows.length > filter.limit && last ? encodeCursor([last.seq]) : null };
+  return pageOf(rows, filter.limit, (row) => row, (last) => [last.seq]);
 }
 
 /** Puts a notice back in the queue with a fresh attempt budget, due now. */

@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import type { Db } from '../storage/index.ts';
 import type { RelationshipsTable } from '../storage/tables.ts';
 import { Statement, changedOneRow } from '../storage/statements.ts';
-import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
+import { decodeCursor, pageOf } from '../storage/cursor.ts';
 
 export type RelationshipStatus = RelationshipsTable['status'];
 
@@ -166,7 +166,5 @@ export async function listRelationships(db: Db, filter: RelationshipFilter): Pro
     query = query.where((eb) => eb.or([eb('established_at', '>', at), eb.and([eb('established_at', '=', at), eb('id', '>', id)])]));
   }
   const rows = await query.orderBy('established_at', 'asc').orderBy('id', 'asc').limit(filter.limit + 1).execute();
-  const items = rows.slice(0, filter.limit).map(toRelationship);
-  const last = items[items.length - 1];
-  return { items, next: rows.length > filter.limit && last ? encodeCursor([last.establishedAt, last.id]) : null };
+  return pageOf(rows, filter.limit, toRelationship, (last) => [last.establishedAt, last.id]);
 }

@@ -26,3 +26,18 @@ export function decodeCursor(cursor: string, shape: ReadonlyArray<'string' | 'nu
   });
   return value as Array<string | number>;
 }
+
+/**
+ * One page from rows read with `limit + 1`: the extra row only says whether a next page exists,
+ * and `next` is the cursor of the last item returned (null on the last page).
+ */
+export function pageOf<Row, Item>(
+  rows: readonly Row[],
+  limit: number,
+  toItem: (row: Row) => Item,
+  cursorKey: (item: Item) => ReadonlyArray<string | number>,
+): { items: Item[]; next: string | null } {
+  const items = rows.slice(0, limit).map(toItem);
+  const last = items[items.length - 1];
+  return { items, next: rows.length > limit && last !== undefined ? encodeCursor(cursorKey(last)) : null };
+}

@@ -4,7 +4,7 @@
  * deliveries already queued for it resolve to "removed" (dead letter) instead of a dangling id.
  */
 import type { Db } from '../storage/index.ts';
-import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
+import { decodeCursor, pageOf } from '../storage/cursor.ts';
 import type { WebhookSubscriptionsTable } from '../storage/tables.ts';
 import type { WebhookEventType } from '../outbox/events.ts';
 
@@ -61,7 +61,5 @@ export async function listSubscriptions(db: Db, options: { after?: string; limit
     query = query.where((eb) => eb.or([eb('created_at', '>', at), eb.and([eb('created_at', '=', at), eb('id', '>', id)])]));
   }
   const rows = await query.orderBy('created_at', 'asc').orderBy('id', 'asc').limit(options.limit + 1).execute();
-  const items = rows.slice(0, options.limit).map(toSubscription);
-  const last = items[items.length - 1];
-  return { items, next: rows.length > options.limit && last ? encodeCursor([last.createdAt, last.id]) : null };
+  return pageOf(rows, options.limit, toSubscription, (last) => [last.createdAt, last.id]);
 }
