@@ -17,19 +17,10 @@ import type { Db } from '../storage/index.ts';
 import { sql } from 'kysely';
 import { findLive, insertActive, toRelationship, touchHandshake, type Relationship } from './store.ts';
 
-export interface EstablishRequest {
-  patientAgentId: string;
-  patientPublicKey: string;
-  patientEndpoint: string;
-  providerNpi: string;
-  consentedActions: string[];
-  consentTokenPayload: string;
-  consentTokenSignature: string;
-  /** 'A' or 'B' (shared/spec/handshake.md section 3). */
-  tokenDialect: string;
-  /** ISO-8601 UTC. */
-  consentExpiresAt: string;
-  connectionId: string | null;
+/** What a completed handshake brings: the relationship's own fields, as the store keeps them. */
+export type EstablishRequest = Pick<Relationship,
+  | 'patientAgentId' | 'patientPublicKey' | 'patientEndpoint' | 'providerNpi' | 'consentedActions'
+  | 'consentTokenPayload' | 'consentTokenSignature' | 'tokenDialect' | 'consentExpiresAt' | 'connectionId'> & {
   /** ISO-8601 UTC time of the handshake. */
   at: string;
   /**
@@ -38,7 +29,7 @@ export interface EstablishRequest {
    * omitted.
    */
   patientKnown?: boolean;
-}
+};
 
 export interface EstablishOutcome {
   status: 'new' | 'existing';
@@ -51,23 +42,15 @@ export async function establishRelationship(trx: Db, request: EstablishRequest, 
   const live = known ? await findLiveIndexed(trx, request.patientAgentId, request.providerNpi) : null;
   if (live !== null) return existingOutcome(trx, live, request);
 
+  const { at, patientKnown: _alreadyUsed, ...fields } = request;
   const relationship: Relationship = {
+    ...fields,
     id: newId(),
-    patientAgentId: request.patientAgentId,
-    patientPublicKey: request.patientPublicKey,
-    patientEndpoint: request.patientEndpoint,
-    providerNpi: request.providerNpi,
-    consentedActions: request.consentedActions,
-    consentTokenPayload: request.consentTokenPayload,
-    consentTokenSignature: request.consentTokenSignature,
-    tokenDialect: request.tokenDialect,
-    consentExpiresAt: request.consentExpiresAt,
-    connectionId: request.connectionId,
     status: 'active',
     statusReason: null,
-    establishedAt: request.at,
-    lastHandshakeAt: request.at,
-    updatedAt: request.at,
+    establishedAt: at,
+    lastHandshakeAt: at,
+    updatedAt: at,
   };
   if (await insertActive(trx, relationship)) return { status: 'new', relationship };
 
