@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { LoadedConfig, NeuronConfig } from './config/index.ts';
 import { openStorage, type Storage } from './storage/index.ts';
+import { storageOptionsFrom } from './storage/from-config.ts';
 import { ensureOrganizationKey, type OrganizationKey } from './organization/keys.ts';
 import { AuditLog } from './audit/index.ts';
 import { createHttpApp, type HttpApp } from './api/app.ts';
@@ -115,13 +116,10 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
       await stack.start({
         name: 'storage',
         start: async () => {
-          storage = await openStorage({
-            url: config.storage.url,
-            sqliteFile: paths.sqliteFile,
-            sqliteSynchronous: config.storage.sqlite_synchronous,
-            busyTimeoutMs: config.storage.busy_timeout_ms,
-            poolMax: config.storage.pool_max,
-          });
+          storage = await openStorage(storageOptionsFrom(loaded, {
+            // An idle PostgreSQL connection that drops is replaced by the pool; say so in our log.
+            onBackgroundError: (error) => logger.warn({ err: error }, 'database connection'),
+          }));
           const { applied } = await storage.migrate();
           if (applied.length > 0) logger.info({ applied, database: storage.description }, 'database migrations applied');
         },

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type LoadedConfig } from '../config/index.ts';
 import { openStorage, type Storage } from '../storage/index.ts';
+import { storageOptionsFrom } from '../storage/from-config.ts';
 import { CliError, EXIT } from './output.ts';
 
 export interface GlobalOptions {
@@ -53,13 +54,8 @@ export async function openForCli(loaded: LoadedConfig, options: { mustExist: boo
     throw new CliError(`no database at ${paths.sqliteFile}; run \`neuron init\` or \`neuron start\` first`, EXIT.FAILURE);
   }
   try {
-    const storage = await openStorage({
-      url: config.storage.url,
-      sqliteFile: paths.sqliteFile,
-      sqliteSynchronous: config.storage.sqlite_synchronous,
-      busyTimeoutMs: config.storage.busy_timeout_ms,
-      poolMax: 2,
-    });
+    // A command needs one connection at a time; two leave room for a transaction and a read.
+    const storage = await openStorage(storageOptionsFrom(loaded, { poolMax: 2 }));
     if (options.migrate) await storage.migrate();
     return storage;
   } catch (error) {

@@ -93,6 +93,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
       authTimeoutMs: options.handshake.auth_timeout_ms,
       challengeTimeoutMs: options.handshake.challenge_timeout_ms,
       clockSkewMs: options.handshake.clock_skew_seconds * 1_000,
+      closeGraceMs: options.handshake.close_grace_ms,
     };
     this.admission = new Admission<Upgrade>({
       maxActive: options.handshake.max_concurrent_handshakes,
@@ -149,7 +150,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     this.stopping = (async () => {
       clearTimeout(this.queueTimer);
       for (const waiter of this.admission.drain()) this.refuse(waiter.value, 'SHUTTING_DOWN');
-      // Open handshakes close with 1001; wait for their sockets to close (bounded by CLOSE_GRACE_MS).
+      // Open handshakes close with 1001; wait for their sockets to close (bounded by handshake.close_grace_ms).
       const closeWaiters = new Map<string, () => void>();
       this.onSessionClosed = (id) => closeWaiters.get(id)?.();
       const closing = [...this.sessions.values()].map((session) => new Promise<void>((resolve) => {

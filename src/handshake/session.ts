@@ -30,13 +30,6 @@ import { SessionEndedError, type CompletedHandshake, type HandshakeService } fro
 import type { ProtocolSession } from './types.ts';
 
 /**
- * After our close frame, how long the client gets to answer it before the socket is cut. The
- * admission slot is already free by then; this only bounds sockets lingering in the closing state
- * (ws's own default would be 30 s).
- */
-export const CLOSE_GRACE_MS = 2_000;
-
-/**
  * ws errors it answers with close 1009: a message over maxPayload, and a frame that declares a
  * payload length beyond 2^53 - 1. Both are audited as MESSAGE_TOO_LARGE, like the close says.
  */
@@ -46,6 +39,8 @@ export interface SessionSettings {
   authTimeoutMs: number;
   challengeTimeoutMs: number;
   clockSkewMs: number;
+  /** handshake.close_grace_ms: after our close frame, how long before the socket is cut. */
+  closeGraceMs: number;
 }
 
 /** What a session needs from the broker that owns it. */
@@ -299,7 +294,7 @@ export class HandshakeSession {
   private closeSocket(code: number): void {
     if (this.ws.readyState === WebSocket.CLOSED) return;
     this.ws.close(code);
-    const grace = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+    const grace = setTimeout(() => this.ws.terminate(), this.host.settings.closeGraceMs);
     grace.unref();
     this.ws.once('close', () => clearTimeout(grace));
   }
