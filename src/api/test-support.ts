@@ -4,43 +4,21 @@
  * sockets, and a recorder that checks every answer the tests received against the Neuron's own
  * OpenAPI document (status documented, body valid against the declared schema).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { loadConfig } from '../config/index.ts';
-import { createNeuron, type Neuron } from '../main.ts';
+import type { Neuron } from '../main.ts';
+import { startTestNeuron, type ConfigOverrides } from '../../test/helpers/neuron.ts';
 import { isoNow } from '../storage/index.ts';
 import { ApiKeyService } from '../api-keys/service.ts';
 import { insertActive, type Relationship } from '../relationships/store.ts';
 import { upsertFromHandshake, type PatientProfile } from '../directory/store.ts';
 import type { Scope } from './principal.ts';
 
-export type ConfigOverrides = Record<string, unknown>;
-
-const TEST_DEFAULTS: ConfigOverrides = {
-  organization: { name: 'Test Practice', npi: '1245319599', type: 'practice' },
-  server: { host: '127.0.0.1', port: 0 },
-  discovery: { enabled: false },
-  registry: { enabled: false },
-  logging: { level: 'silent', pretty: 'never' },
-  // Generous: only the rate-limit tests run into limits, with their own small values.
-  api: { rate_limit_per_minute: 100_000, auth_failure_limit_per_minute: 10_000 },
-};
-
-function merge(base: ConfigOverrides, over: ConfigOverrides): ConfigOverrides {
-  const result: ConfigOverrides = { ...base };
-  for (const [key, value] of Object.entries(over)) {
-    const existing = result[key];
-    result[key] = value !== null && typeof value === 'object' && !Array.isArray(value) && existing !== null && typeof existing === 'object' && !Array.isArray(existing)
-      ? { ...(existing as ConfigOverrides), ...(value as ConfigOverrides) }
-      : value;
-  }
-  return result;
-}
+/** Generous: only the rate-limit tests run into limits, with their own small values. */
+const API_TEST_LIMITS = { rate_limit_per_minute: 100_000, auth_failure_limit_per_minute: 10_000 };
 
 export interface ApiResponse {
   status: number;
@@ -98,17 +76,9 @@ export async function runCli(configFile: string, args: string[]): Promise<{ code
 }
 
 export async function startApiNeuron(options: { config?: ConfigOverrides } = {}): Promise<ApiTestNeuron> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'neuron-api-test-'));
-  const configFile = path.join(dataDir, 'neuron.config.json');
-  writeFileSync(configFile, JSON.stringify(merge(TEST_DEFAULTS, { ...(options.config ?? {}), data_dir: '.' }), null, 2));
-  const neuron = createNeuron(loadConfig({ configFile, env: {} }), { defaultMetrics: false });
-  try {
-    await neuron.start();
-  } catch (error) {
-    rmSync(dataDir, { recursive: true, force: true });
-    throw error;
-  }
-  const url = neuron.address().url;
+  const overrides = options.config ?? {};
+  const base = await startTestNeuron({ config: { ...overrides, api: { ...API_TEST_LIMITS, ...(overrides['api'] as ConfigOverrides | undefined) } } });
+  const { neuron, url, dataDir, configFile } = base;
   const apiKeys = new ApiKeyService({ storage: neuron.storage, audit: neuron.audit });
   const createKey = async (scopes: Scope[], keyOptions: { label?: string; expiresAt?: string | null } = {}): Promise<{ key: string; id: string }> => {
     const { key, view } = await apiKeys.create({ label: keyOptions.label ?? `test-${scopes.join('-')}`, scopes, expiresAt: keyOptions.expiresAt ?? null, actor: 'cli' });
@@ -159,10 +129,7 @@ export async function startApiNeuron(options: { config?: ConfigOverrides } = {})
       const problems = conformanceProblems(document, recorded);
       assert.deepEqual(problems, [], `answers that do not match the OpenAPI document:\n${problems.join('\n')}`);
     },
-    async stop(stopOptions = {}) {
-      await neuron.stop();
-      if (!stopOptions.keepData) rmSync(dataDir, { recursive: true, force: true });
-    },
+    stop: (stopOptions) => base.stop(stopOptions),
   };
 }
 
