@@ -97,6 +97,9 @@ export interface TestProvider {
   status?: 'pending' | 'active' | 'suspended';
   endpoint?: string | null;
   publicKey?: string | null;
+  types?: string[];
+  specialty?: string | null;
+  credentials?: unknown[];
 }
 
 /** Inserts a provider row directly (the roster's own service may not be wired yet). */
@@ -105,9 +108,9 @@ export async function insertProvider(neuron: Neuron, provider: TestProvider): Pr
   await neuron.storage.db.insertInto('providers').values({
     npi: provider.npi,
     name: provider.name ?? `Dr. Test ${provider.npi.slice(-4)}`,
-    provider_types: JSON.stringify(['physician']),
-    specialty: null,
-    credentials: '[]',
+    provider_types: JSON.stringify(provider.types ?? ['physician']),
+    specialty: provider.specialty ?? null,
+    credentials: JSON.stringify(provider.credentials ?? []),
     status: provider.status ?? 'active',
     provider_endpoint: provider.endpoint === undefined ? `wss://provider-${provider.npi}.example/agent` : provider.endpoint,
     provider_public_key: provider.publicKey ?? null,

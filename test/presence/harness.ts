@@ -12,6 +12,7 @@ import pino from 'pino';
 import { loadConfig } from '../../src/config/index.ts';
 import { createNeuron, type Neuron } from '../../src/main.ts';
 import type { FakeRegistry } from '../fakes/fake-registry.ts';
+import { insertProvider as insertTestProvider } from '../helpers/neuron.ts';
 
 export const ORG_NPI = '1245319599';
 export const DR_ONE = '1679576722';
@@ -90,29 +91,14 @@ export async function startNeuron(fake: FakeRegistry | null, extra: Record<strin
 }
 
 export async function insertProvider(neuron: Neuron, npi: string, status: 'pending' | 'active' | 'suspended' = 'active', types: string[] = ['physician']): Promise<void> {
-  const at = new Date().toISOString();
-  await neuron.storage.db
-    .insertInto('providers')
-    .values({
-      npi,
-      name: `Dr. Synthetic ${npi.slice(-4)}`,
-      provider_types: JSON.stringify(types),
-      specialty: 'family medicine',
-      credentials: JSON.stringify([{ type: 'license', issuer: 'Synthetic Board', identifier: `L-${npi.slice(-4)}`, status: 'active' }]),
-      status,
-      provider_endpoint: `wss://provider-${npi}.example/agent`,
-      provider_public_key: null,
-      notification_url: null,
-      registration_id: null,
-      credential_id: null,
-      credential_digest: null,
-      last_seen_at: null,
-      registry_state: 'unregistered',
-      registry_error: null,
-      created_at: at,
-      updated_at: at,
-    })
-    .execute();
+  await insertTestProvider(neuron, {
+    npi,
+    name: `Dr. Synthetic ${npi.slice(-4)}`,
+    status,
+    types,
+    specialty: 'family medicine',
+    credentials: [{ type: 'license', issuer: 'Synthetic Board', identifier: `L-${npi.slice(-4)}`, status: 'active' }],
+  });
 }
 
 export async function rosterRegistryState(neuron: Neuron, npi: string): Promise<{ state: string; error: string | null } | null> {
