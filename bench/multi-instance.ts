@@ -25,13 +25,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitForHandshakeUrl } from './neuron-process.ts';
+import { PROVIDER_NPI, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
 import pg from 'pg';
-import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys } from '../src/client/index.ts';
+import { establishRelationship } from '../src/client/index.ts';
 import { openStorage } from '../src/storage/index.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const PROVIDER_NPI = '1679576722';
 const CLOCK_TICKS_PER_SECOND = 100;
 /** The same for both setups: enough that the client, not the ceiling, decides what is in flight. */
 const CONCURRENCY = 100;
@@ -189,20 +188,6 @@ async function createDatabase(baseUrl: string): Promise<BenchDatabase> {
 
 // ---------------------------------------------------------------- the client
 
-interface PreparedPatient {
-  agentId: string;
-  keys: PatientKeys;
-  token: { payload: string; signature: string };
-}
-
-function preparePatients(count: number, label: string): PreparedPatient[] {
-  return Array.from({ length: count }, (_, i) => {
-    const agentId = `bench-${label}-${i}`;
-    const keys = generatePatientKeys();
-    const token = createConsentToken({ patientAgentId: agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] }, keys);
-    return { agentId, keys, token };
-  });
-}
 
 /** `concurrency` client workers; worker i sends every handshake to urls[i % urls.length], as a least-connections balancer would spread them. */
 async function drive(urls: string[], patients: PreparedPatient[], concurrency: number): Promise<{ latencies: number[]; failures: Record<string, number> }> {

@@ -33,14 +33,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitForHandshakeUrl } from './neuron-process.ts';
-import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys } from '../src/client/index.ts';
+import { PROVIDER_NPI, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
+import { establishRelationship } from '../src/client/index.ts';
 import BetterSqlite3 from 'better-sqlite3';
 import { openStorage } from '../src/storage/index.ts';
 import { comparisonTable, runInstanceComparison, type Comparison } from './multi-instance.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const PROVIDER_NPI = '1679576722';
 /** Linux reports process CPU time in clock ticks; 100 per second on every mainstream kernel config. */
 const CLOCK_TICKS_PER_SECOND = 100;
 /** Handshakes run before measuring, so the JIT and the database file are warm. */
@@ -193,20 +192,6 @@ function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 
 // ---------------------------------------------------------------- the patients
 
-interface PreparedPatient {
-  agentId: string;
-  keys: PatientKeys;
-  token: { payload: string; signature: string };
-}
-
-function preparePatients(count: number, label: string): PreparedPatient[] {
-  return Array.from({ length: count }, (_, i) => {
-    const agentId = `bench-${label}-${i}`;
-    const keys = generatePatientKeys();
-    const token = createConsentToken({ patientAgentId: agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] }, keys);
-    return { agentId, keys, token };
-  });
-}
 
 async function handshake(url: string, patient: PreparedPatient): Promise<number> {
   const began = performance.now();

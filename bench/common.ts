@@ -1,8 +1,28 @@
 /**
- * Shared by the benchmarks: waits for a Neuron started as `neuron start` to print its handshake
+ * Shared by the benchmarks. `waitForHandshakeUrl` waits for a Neuron started as `neuron start` to print its handshake
  * URL, then keeps draining its output so a chatty server never blocks on a full pipe.
  */
 import type { ChildProcess } from 'node:child_process';
+import { createConsentToken, generatePatientKeys, type PatientKeys } from '../src/client/index.ts';
+
+/** The provider every benchmark Neuron serves (a published synthetic test NPI). */
+export const PROVIDER_NPI = '1679576722';
+
+export interface PreparedPatient {
+  agentId: string;
+  keys: PatientKeys;
+  token: { payload: string; signature: string };
+}
+
+/** Keys and tokens made before the clock starts, so the measured time is the handshake's alone. */
+export function preparePatients(count: number, label: string): PreparedPatient[] {
+  return Array.from({ length: count }, (_, i) => {
+    const agentId = `bench-${label}-${i}`;
+    const keys = generatePatientKeys();
+    const token = createConsentToken({ patientAgentId: agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] }, keys);
+    return { agentId, keys, token };
+  });
+}
 
 export async function waitForHandshakeUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
   let output = '';
