@@ -259,6 +259,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
             audit: need(audit, 'audit log'),
             organizationKey: need(organizationKey, 'organization key'),
             organizationNpi: config.organization.npi,
+            pullNoticeHoldMs: config.outbox.backoff_max_ms,
             logger,
             metrics,
             onNoticeQueued: nudgeOutbox,

@@ -101,6 +101,9 @@ export const ConfigSchema = Type.Object(
         busy_timeout_ms: Type.Integer({ minimum: 0, maximum: MINUTE, default: 5 * SECOND }),
         connect_timeout_ms: Type.Integer({ minimum: 100, maximum: 5 * MINUTE, default: 10 * SECOND }),
         pool_max: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+        // Completing handshakes that arrive together share one SQLite commit (one fsync) in groups
+        // of at most this many; see DEFAULT_SQLITE_COMMIT_BATCH_MAX in src/storage/database.ts.
+        sqlite_commit_batch_max: Type.Integer({ minimum: 1, maximum: 1_000, default: 64 }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -10,11 +10,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { NeuronError } from '../errors/index.ts';
-import type { Storage } from '../storage/index.ts';
+import { isoNow, type Storage } from '../storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
 import { upsertFromHandshake, type PatientProfile } from '../directory/store.ts';
 import { enqueue } from '../outbox/store.ts';
+import { HOLD_REASON } from '../outbox/resolvers.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
 import { establishRelationship } from '../relationships/service.ts';
 import { signAttestation, type SignedPayload } from '../protocol/index.ts';
@@ -26,6 +27,11 @@ export interface HandshakeServiceOptions {
   audit: AuditLog;
   organizationKey: OrganizationKey;
   organizationNpi: string;
+  /**
+   * outbox.backoff_max_ms: a relationship notice for a provider that pulls (no notification_url)
+   * is written already held for this long, as the outbox worker would hold it after a look.
+   */
+  pullNoticeHoldMs: number;
 }
 
 export interface CompletionRequest {
@@ -51,6 +57,8 @@ export interface CompletedHandshake {
   provider: ActiveProvider;
   consentedActions: string[];
   attestation: SignedPayload;
+  /** Something was queued that the outbox worker should deliver now (a pushed notice, a webhook). */
+  deliveryQueued: boolean;
 }
 
 /** PROVIDER_NOT_FOUND before BLOCKED, as the spec orders the checks. */
@@ -72,6 +80,7 @@ export class HandshakeService {
   private readonly storage: Storage;
   private readonly audit: AuditLog;
   private readonly key: OrganizationKey;
+  private readonly pullNoticeHoldMs: number;
   readonly organizationNpi: string;
 
   constructor(options: HandshakeServiceOptions) {
@@ -79,6 +88,7 @@ export class HandshakeService {
     this.audit = options.audit;
     this.key = options.organizationKey;
     this.organizationNpi = options.organizationNpi;
+    this.pullNoticeHoldMs = options.pullNoticeHoldMs;
   }
 
   get neuronPublicKey(): string {
@@ -97,11 +107,14 @@ export class HandshakeService {
    * Records a completed handshake in one transaction and returns what handshake.complete needs.
    * `stillCurrent` is asked last inside the transaction; when it answers false (the client broke
    * the protocol, went away or the Neuron is stopping) everything rolls back.
+   *
+   * Handshakes completing together share a commit on SQLite (`Storage.groupTransaction`): each
+   * is still all or nothing on its own, and none is answered before the shared commit.
    */
   async complete(request: CompletionRequest, stillCurrent: () => boolean): Promise<CompletedHandshake> {
     const at = new Date(request.now).toISOString();
-    return this.storage.transaction(async (trx) => {
-      const { provider, knownPatient } = admitted(await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId));
+    return this.storage.groupTransaction(async (trx) => {
+      const { provider, providerPushes, knownPatient } = admitted(await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId));
 
       const { status, relationship } = await establishRelationship(trx, {
         patientAgentId: request.patientAgentId,
@@ -137,6 +150,7 @@ export class HandshakeService {
         neuron_public_key: this.key.publicKey,
       }, this.key.privateKey);
 
+      let deliveryQueued = false;
       if (status === 'new') {
         const eventId = randomUUID();
         // The provider CareAgent's side of the relationship (spec section 7); delivered by the
@@ -151,15 +165,19 @@ export class HandshakeService {
           established_at: relationship.establishedAt,
           attestation,
         });
-        await enqueue(trx, { kind: 'provider.relationship', eventType: 'relationship.established', target: provider.npi, body, eventId }, at);
+        await enqueue(trx, {
+          kind: 'provider.relationship', eventType: 'relationship.established', target: provider.npi, body, eventId,
+          ...(providerPushes ? {} : { dueAt: isoNow(request.now + this.pullNoticeHoldMs), note: HOLD_REASON.awaitingPull }),
+        }, at);
         // Third-party subscribers learn that a relationship exists, never who the patient is beyond the agent id.
-        await publishWebhookEvent(trx, 'relationship.established', {
+        const webhooks = await publishWebhookEvent(trx, 'relationship.established', {
           relationship_id: relationship.id,
           patient_agent_id: relationship.patientAgentId,
           provider_npi: provider.npi,
           consented_actions: relationship.consentedActions,
           established_at: relationship.establishedAt,
         }, at);
+        deliveryQueued = providerPushes || webhooks > 0;
       }
 
       await this.audit.append(trx, {
@@ -175,7 +193,7 @@ export class HandshakeService {
       }, request.now);
 
       if (!stillCurrent()) throw new SessionEndedError();
-      return { status, relationshipId: relationship.id, provider, consentedActions: relationship.consentedActions, attestation };
+      return { status, relationshipId: relationship.id, provider, consentedActions: relationship.consentedActions, attestation, deliveryQueued };
     });
   }
 

@@ -53,6 +53,8 @@ export interface SessionHost {
   createNonce(): Nonce;
   /** Called once, when the session reaches a terminal phase: the slot is free from here on. */
   ended(session: HandshakeSession, outcome: string, failed: boolean): void;
+  /** A completed handshake queued something the outbox worker should deliver now. */
+  deliveryQueued(): void;
   /** Called once, when the socket has closed. */
   closed(session: HandshakeSession): void;
   /** Database work still running after the session ended; the broker waits for it on stop. */
@@ -232,6 +234,7 @@ export class HandshakeSession {
     if (done.provider.publicKey !== null) message.provider_public_key = done.provider.publicKey;
     this.ws.send(JSON.stringify(message));
     this.end('committed', done.status, false);
+    if (done.deliveryQueued) this.host.deliveryQueued();
     this.closeSocket(1000);
   }
 

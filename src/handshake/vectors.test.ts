@@ -41,6 +41,7 @@ before(async () => {
     audit: t.neuron.audit,
     organizationKey: t.neuron.organizationKey,
     organizationNpi: t.neuron.config.organization.npi,
+    pullNoticeHoldMs: t.neuron.config.outbox.backoff_max_ms,
     logger: pino({ level: 'silent' }),
     now: () => VECTOR_NOW,
     createNonce: () => ({ bytes: nonceFromHex(vectors.challenge.nonce_hex)!, hex: vectors.challenge.nonce_hex }),

@@ -27,6 +27,14 @@ export interface NewOutboxNotice {
   /** The exact JSON text that will be signed and posted. */
   body: string;
   eventId?: string;
+  /**
+   * When the worker should first look at it (ISO time); default: at once. A notice that cannot be
+   * pushed yet (its provider pulls) is written already held, as the worker would leave it after
+   * a look (./resolvers.ts), which spares the worker a claim and a release per notice.
+   */
+  dueAt?: string;
+  /** Initial `last_error`: the reason a notice is written already held. */
+  note?: string;
 }
 
 /** One outbox row as read back. */
@@ -65,12 +73,12 @@ function isPostgres(db: Db): boolean {
 
 /** Every new handshake enqueues a notice: plain SQL written once (../storage/statements.ts). */
 const INSERT_NOTICE = new Statement(`INSERT INTO outbox (event_id, kind, event_type, target, body, status, attempts, next_attempt_at, locked_by, locked_until, last_error, created_at, delivered_at)
-  VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, NULL, ?, NULL)`);
+  VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, ?, ?, NULL)`);
 
 export async function enqueue(db: Db, notice: NewOutboxNotice, at: string): Promise<string> {
   const eventId = notice.eventId ?? randomUUID();
   if (isPostgres(db)) await sql`SELECT pg_advisory_xact_lock(${OUTBOX_ORDER_LOCK_KEY})`.execute(db);
-  await INSERT_NOTICE.execute(db, [eventId, notice.kind, notice.eventType, notice.target, notice.body, at, at]);
+  await INSERT_NOTICE.execute(db, [eventId, notice.kind, notice.eventType, notice.target, notice.body, notice.dueAt ?? at, notice.note ?? null, at]);
   return eventId;
 }
 

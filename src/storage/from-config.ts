@@ -11,6 +11,7 @@ export function storageOptionsFrom(loaded: LoadedConfig, overrides: Partial<Stor
     busyTimeoutMs: storage.busy_timeout_ms,
     connectTimeoutMs: storage.connect_timeout_ms,
     poolMax: storage.pool_max,
+    sqliteCommitBatchMax: storage.sqlite_commit_batch_max,
     ...overrides,
   };
 }
