@@ -21,11 +21,11 @@
  */
 import { sign, verify, type KeyObject } from 'node:crypto';
 import Type, { type Static } from 'typebox';
-import { Compile } from 'typebox/compile';
 import { decodeBase64url, encodeBase64url } from './base64url.ts';
 import { ED25519_SIGNATURE_BYTES, importPublicKey, publicKeyToBase64url } from './keys.ts';
 import { PROTOCOL_BOUNDS as B } from './limits.ts';
 import { ActionsField, AgentIdField, NpiField, PublicKeyField, UuidField, type SignedPayload } from './messages.ts';
+import { compileCheck } from './schema-check.ts';
 import { parseIsoUtc } from './time.ts';
 
 export const ATTESTATION_TYPE = 'careagent.relationship_attestation';
@@ -52,7 +52,7 @@ export type Attestation = Static<typeof AttestationSchema>;
 /** What the signer supplies; `v` and `type` are fixed. */
 export type AttestationFields = Omit<Attestation, 'v' | 'type'>;
 
-const checkAttestation = Compile(AttestationSchema);
+const checkAttestation = compileCheck(AttestationSchema);
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 export type AttestationFailure = 'MALFORMED' | 'INVALID_KEY' | 'INVALID_SIGNATURE' | 'KEY_MISMATCH' | 'FIELD_MISMATCH';
@@ -133,7 +133,7 @@ export function verifyAttestation(
   } catch {
     throw new AttestationError('MALFORMED', 'the attestation payload is not UTF-8 JSON');
   }
-  if (!checkAttestation.Check(value) || parseIsoUtc(value.issued_at) === null) {
+  if (!checkAttestation(value) || parseIsoUtc(value.issued_at) === null) {
     throw new AttestationError('MALFORMED', 'the attestation payload does not match the v1 format');
   }
   if (value.neuron_public_key !== keyB64) {

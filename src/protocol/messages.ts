@@ -1,6 +1,6 @@
 /**
  * The handshake messages of shared/spec/handshake.md section 4 as TypeBox schemas, compiled once
- * at module load, and the parsers the two ends use.
+ * at module load (with ajv, ./schema-check.ts), and the parsers the two ends use.
  *
  * Client messages (patient -> Neuron) are strict: an unknown top-level field is a wrong schema,
  * so INVALID_MESSAGE. The one exception is inside `patient_profile`, whose unknown fields the spec
@@ -12,11 +12,11 @@
  * so a client keeps working against a Neuron that adds optional fields later.
  */
 import Type, { type Static } from 'typebox';
-import { Compile } from 'typebox/compile';
 import { NeuronError } from '../errors/index.ts';
 import { BASE64URL_ANY_PATTERN, base64urlPattern } from './base64url.ts';
 import { ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES } from './keys.ts';
 import { PROTOCOL_BOUNDS as B } from './limits.ts';
+import { compileCheck } from './schema-check.ts';
 import { isIsoDate } from './time.ts';
 
 // ---- field types ----
@@ -134,12 +134,12 @@ export type HandshakeErrorMessage = Static<typeof HandshakeErrorSchema>;
 export type ClientMessageType = 'handshake.auth' | 'handshake.challenge_response';
 export type ServerMessage = HandshakeChallenge | HandshakeComplete | HandshakeErrorMessage;
 
-// Compiled once; Check() is then a generated function, not a schema walk.
-const checkAuth = Compile(HandshakeAuthSchema);
-const checkChallengeResponse = Compile(HandshakeChallengeResponseSchema);
-const checkChallenge = Compile(HandshakeChallengeSchema);
-const checkComplete = Compile(HandshakeCompleteSchema);
-const checkError = Compile(HandshakeErrorSchema);
+// Compiled once; each check is then a generated function, not a schema walk.
+const checkAuth = compileCheck(HandshakeAuthSchema);
+const checkChallengeResponse = compileCheck(HandshakeChallengeResponseSchema);
+const checkChallenge = compileCheck(HandshakeChallengeSchema);
+const checkComplete = compileCheck(HandshakeCompleteSchema);
+const checkError = compileCheck(HandshakeErrorSchema);
 
 export interface MessageLimits {
   /** handshake.max_message_bytes; the WebSocket layer enforces it too, this guards direct callers. */
@@ -200,11 +200,11 @@ export function parseClientMessage(
   const value = parseJsonObject(text, limits);
   if (value.type !== expected) throw invalid(`expected a ${expected} message`);
   if (expected === 'handshake.auth') {
-    if (!checkAuth.Check(value)) throw invalid('handshake.auth does not match the protocol');
+    if (!checkAuth(value)) throw invalid('handshake.auth does not match the protocol');
     if (!isUrlWithScheme(value.patient_endpoint)) throw invalid('patient_endpoint is not a valid URL');
     return value;
   }
-  if (!checkChallengeResponse.Check(value)) throw invalid('handshake.challenge_response does not match the protocol');
+  if (!checkChallengeResponse(value)) throw invalid('handshake.challenge_response does not match the protocol');
   const wire = value.patient_profile;
   const result: HandshakeChallengeResponse = { type: 'handshake.challenge_response', signed_nonce: value.signed_nonce };
   if (wire !== undefined) {
@@ -226,13 +226,13 @@ export function parseServerMessage(text: string, limits?: MessageLimits): Server
   const value = parseJsonObject(text, limits);
   switch (value.type) {
     case 'handshake.challenge':
-      if (checkChallenge.Check(value)) return value;
+      if (checkChallenge(value)) return value;
       break;
     case 'handshake.complete':
-      if (checkComplete.Check(value) && isUrlWithScheme(value.provider_endpoint)) return value;
+      if (checkComplete(value) && isUrlWithScheme(value.provider_endpoint)) return value;
       break;
     case 'handshake.error':
-      if (checkError.Check(value)) return value;
+      if (checkError(value)) return value;
       break;
     default:
       throw invalid('unknown message type');
