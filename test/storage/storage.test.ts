@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
+import BetterSqlite3 from 'better-sqlite3';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -170,6 +171,43 @@ for (const backend of testDatabases()) {
       assert.equal((await reader.db.selectFrom('blocks').selectAll().execute()).length, 2, 'the transaction committed before close');
       if (reader !== database.storage) await reader.close();
     });
+
+    it('groupTransaction: units queued together each get their own result; a failing unit rolls back alone', async (t) => {
+      const { storage } = await backend.open(t);
+      const settled = await Promise.allSettled([
+        storage.groupTransaction(async (trx) => {
+          await trx.insertInto('blocks').values(block('agent-a')).execute();
+          return 'first';
+        }),
+        storage.groupTransaction(async (trx) => {
+          await trx.insertInto('blocks').values(block('agent-b')).execute();
+          throw new Error('the second unit fails after a write');
+        }),
+        // A failing statement (duplicate key) undoes the unit's earlier write too, and nothing else.
+        storage.groupTransaction(async (trx) => {
+          await trx.insertInto('blocks').values(block('agent-c')).execute();
+          await trx.insertInto('blocks').values(block('agent-a')).execute();
+        }),
+        storage.groupTransaction(async (trx) => {
+          await trx.insertInto('blocks').values(block('agent-d')).execute();
+          // Units run in order: the first unit's write is visible here, the failed ones' are not.
+          return (await trx.selectFrom('blocks').select('patient_agent_id').orderBy('patient_agent_id').execute()).map((r) => r.patient_agent_id);
+        }),
+      ]);
+      assert.deepEqual(settled[0], { status: 'fulfilled', value: 'first' });
+      assert.equal(settled[1].status, 'rejected');
+      assert.match(String((settled[1] as PromiseRejectedResult).reason), /the second unit fails after a write/);
+      assert.equal(settled[2].status, 'rejected');
+      assert.deepEqual(settled[3], { status: 'fulfilled', value: ['agent-a', 'agent-d'] });
+      const blocked = (await storage.db.selectFrom('blocks').select('patient_agent_id').orderBy('patient_agent_id').execute()).map((r) => r.patient_agent_id);
+      assert.deepEqual(blocked, ['agent-a', 'agent-d']);
+      // Alone, a unit that fails leaves nothing either, and the connection is usable afterwards.
+      await assert.rejects(storage.groupTransaction(async (trx) => {
+        await trx.insertInto('blocks').values(block('agent-e')).execute();
+        throw new Error('alone and failing');
+      }), /alone and failing/);
+      assert.equal(await storage.groupTransaction(async (trx) => (await trx.selectFrom('blocks').selectAll().execute()).length), 2);
+    });
   });
 }
 
@@ -182,6 +220,29 @@ describe('storage (sqlite specifics)', () => {
       assert.match(error.message, /^cannot open the database .*neuron\.sqlite: .*restore it from a backup/);
       return true;
     });
+  });
+
+  it('groupTransaction: units queued in one turn share one commit, at most sqliteCommitBatchMax of them', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'neuron-storage-')), 'neuron.sqlite');
+    const storage = await openStorage({ url: '', sqliteFile: file, sqliteSynchronous: 'FULL', busyTimeoutMs: 100, poolMax: 1, sqliteCommitBatchMax: 2 });
+    await storage.migrate();
+    // A second connection sees only committed data (WAL snapshot per read).
+    const reader = new BetterSqlite3(file, { readonly: true });
+    const committed = (): number => (reader.prepare('SELECT count(*) AS n FROM blocks').get() as { n: number }).n;
+    try {
+      const seen = await Promise.all(['agent-a', 'agent-b', 'agent-c'].map((id) => storage.groupTransaction(async (trx) => {
+        const before = committed();
+        await trx.insertInto('blocks').values(block(id)).execute();
+        return before;
+      })));
+      // a and b share the first commit (b saw nothing committed yet); c is in the next group and
+      // saw both committed. Every caller was answered after its own commit.
+      assert.deepEqual(seen, [0, 0, 2]);
+      assert.equal(committed(), 3);
+    } finally {
+      reader.close();
+      await storage.close();
+    }
   });
 
   it('runs in WAL mode with the configured synchronous level', async () => {
