@@ -31,6 +31,7 @@ import { HandshakeBroker } from './handshake/index.ts';
 import { ProviderService, providerAuthPlugin, providerRoutes } from './providers/index.ts';
 import { consentRoutes } from './consent/routes.ts';
 import { OutboxWorker, defaultResolvers, outboxRoutes } from './outbox/index.ts';
+import { OutboundClient, OutboundPolicy } from './outbound/index.ts';
 import { MIN_REGISTRY_LEASE_BASIS_MS, Presence, REGISTRY_LEASE_NAME } from './presence/index.ts';
 import { LeaderElector, leaseTimingFor } from './cluster/index.ts';
 
@@ -167,6 +168,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
           providers = new ProviderService({
             storage: db,
             audit: need(audit, 'audit log'),
+            outbound: new OutboundPolicy(config.outbound),
             onOutboxWake: nudgeOutbox,
             // The registry hears of roster changes at once (and at every heartbeat regardless).
             onChange: () => presence?.providersChanged(),
@@ -271,13 +273,17 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
 
       // 6. workers: outbox delivery (provider notices and webhooks). Stopped before http and the
       // database: deliveries in flight are aborted and their rows given back for the next start.
+      let outboundClient: OutboundClient | undefined;
       await stack.start({
         name: 'outbox-worker',
         start: async () => {
+          // Every delivery goes through the outbound policy, checked on the address connected to.
+          outboundClient = new OutboundClient(new OutboundPolicy(config.outbound));
           outboxWorker = new OutboxWorker({
             storage: db,
             instanceId,
             settings: config.outbox,
+            outbound: outboundClient,
             resolvers: defaultResolvers(() => need(organizationKey, 'organization key')),
             logger,
             metrics,
@@ -285,7 +291,10 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
           });
           outboxWorker.start();
         },
-        stop: async () => outboxWorker?.stop(),
+        stop: async () => {
+          await outboxWorker?.stop();
+          await outboundClient?.close();
+        },
       });
 
       // 7. presence: the registry client (only on the instance holding the registry lease, so

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Value } from 'typebox/value';
 import { ConfigSchema, secretPaths, type NeuronConfig } from './schema.ts';
 import { isValidNpi, NPI_RULE } from './npi.ts';
+import { OutboundPolicy, outboundSettingsProblems } from '../outbound/policy.ts';
 
 export const DEFAULT_CONFIG_FILE = 'neuron.config.json';
 /** Environment variables with this prefix override the file; `__` separates nesting levels. */
@@ -157,6 +158,16 @@ function semanticProblems(config: NeuronConfig): ConfigProblem[] {
   }
   for (const origin of config.api.cors_origins) {
     if (!isUrl(origin, ['http:', 'https:'])) problems.push({ path: 'api.cors_origins', message: `not an http(s) origin: ${origin}` });
+  }
+  const outbound = outboundSettingsProblems(config.outbound);
+  problems.push(...outbound);
+  if (outbound.length === 0) {
+    // Seeded notification URLs meet the same outbound policy as those sent over the API.
+    const policy = new OutboundPolicy(config.outbound);
+    config.providers.forEach((provider, index) => {
+      const refusal = provider.notification_url === undefined ? null : policy.urlProblem(provider.notification_url);
+      if (refusal !== null) problems.push({ path: `providers.${index}.notification_url`, message: `is refused by the outbound policy: it ${refusal}` });
+    });
   }
   return problems;
 }

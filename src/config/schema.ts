@@ -156,6 +156,28 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false, default: {} },
     ),
 
+    /**
+     * Where provider notices and webhooks may be sent (src/outbound/policy.ts). Unspecified,
+     * link-local (cloud metadata), multicast, reserved and broadcast addresses are refused
+     * whatever these say.
+     */
+    outbound: Type.Object(
+      {
+        // Loopback is the Neuron's own host (its listeners, its database, local agents): a URL
+        // pointing there is an attack far more often than a receiver. Development turns it on.
+        allow_loopback: Type.Boolean({ default: false }),
+        // Provider CareAgents commonly run on the organization's own network (a practice's mini
+        // PC, a hospital's internal hosts), so private ranges are allowed unless refused here.
+        allow_private: Type.Boolean({ default: true }),
+        // Notices carry patient keys and endpoints: unencrypted only to loopback and private
+        // addresses, where https certificates are often impractical.
+        plain_http: Type.Union([Type.Literal('never'), Type.Literal('private'), Type.Literal('always')], { default: 'private' }),
+        // Exceptions (host names, addresses, CIDR ranges); a few dozen is plenty, 1 000 bounds the list.
+        allow: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { default: [], maxItems: 1_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
     audit: Type.Object(
       {
         checkpoint_interval_ms: Type.Integer({ minimum: 100, maximum: 24 * 60 * MINUTE, default: 5 * MINUTE }),

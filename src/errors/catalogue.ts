@@ -42,6 +42,7 @@ export const ERROR_CATALOGUE = {
   ROUTE_NOT_FOUND: { status: 404, closeCode: null, title: 'No such route' },
   METHOD_NOT_ALLOWED: { status: 405, closeCode: null, title: 'The method is not allowed on this route' },
   REQUEST_TIMEOUT: { status: 408, closeCode: null, title: 'The request took too long to arrive' },
+  OUTBOUND_TARGET_REFUSED: { status: 400, closeCode: null, title: 'The outbound policy refuses this URL' },
 
   // ---- REST: authentication and limits ----
   UNAUTHENTICATED: { status: 401, closeCode: null, title: 'A valid credential is required' },

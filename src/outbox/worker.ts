@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { NeuronConfig } from '../config/index.ts';
 import { isoNow, type Storage } from '../storage/index.ts';
+import { outboundRefusal, OUTBOUND_REFUSED_CODE, type OutboundClient } from '../outbound/index.ts';
 import { retryDelayMs } from './backoff.ts';
 import type { ResolverMap } from './resolvers.ts';
 import { HEADER } from './signing.ts';
@@ -30,6 +31,8 @@ export interface OutboxWorkerOptions {
   /** Lease holder id: the Neuron's instance id. */
   instanceId: string;
   settings: OutboxSettings;
+  /** The HTTP client every delivery goes through: it enforces the outbound policy (src/outbound/). */
+  outbound: OutboundClient;
   resolvers: ResolverMap;
   logger: Logger;
   metrics?: Registry;
@@ -198,7 +201,7 @@ export class OutboxWorker {
 
     let failure: string;
     try {
-      const response = await fetch(plan.url, {
+      const response = await this.#options.outbound.fetch(plan.url, {
         method: 'POST',
         body: row.body,
         redirect: 'manual',
@@ -226,6 +229,14 @@ export class OutboxWorker {
       if (this.#abort.signal.aborted) {
         // Stopping: this was not the receiver's fault, so the attempt is given back.
         return (await releaseClaim(db, row.seq, instanceId, isoNow(), null)) ? 'released' : 'lost_lease';
+      }
+      const refusal = outboundRefusal(error);
+      if (refusal !== null) {
+        // The policy refuses the target: permanent, so a dead letter now rather than retries.
+        const reason = `${OUTBOUND_REFUSED_CODE}: ${refusal.message}`.slice(0, MAX_ERROR_CHARS);
+        const recorded = await markFailed(db, row.seq, instanceId, reason, null);
+        if (recorded) this.#log.warn({ event_id: row.event_id, kind: row.kind, target: row.target, attempts: row.attempts, error: reason }, 'outbox notice refused by the outbound policy; it is a dead letter');
+        return recorded ? 'dead' : 'lost_lease';
       }
       failure = describeFetchError(error, this.#settings.request_timeout_ms);
     }

@@ -64,6 +64,7 @@ export function toProviderView(provider: Provider): ProviderViewType {
 const TAGS = ['providers'];
 const PROVIDER_AGENT_TAGS = ['provider CareAgent'];
 const NO_PROVIDER = { 404: 'no provider with this NPI' };
+const REFUSED_URL = { 400: 'The request is not valid (VALIDATION_FAILED, MALFORMED_JSON), or `notification_url` names a target the outbound policy refuses (OUTBOUND_TARGET_REFUSED); `errors` names each field' };
 
 /** For POST actions whose body is optional: no body means `{}`. */
 const optionalBody = async (request: { body: unknown }): Promise<void> => {
@@ -78,6 +79,10 @@ async function bodyFields<T>(work: Promise<T>): Promise<T> {
     if (error instanceof NeuronError && error.code === 'VALIDATION_FAILED' && error.errors) {
       const errors = error.errors.map((e) => ({ path: `body.${e.path}`, message: e.message }));
       throw new NeuronError('VALIDATION_FAILED', { message: `invalid request: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, errors });
+    }
+    if (error instanceof NeuronError && error.code === 'OUTBOUND_TARGET_REFUSED' && error.errors) {
+      const errors = error.errors.map((e) => ({ path: `body.${e.path}`, message: e.message }));
+      throw new NeuronError('OUTBOUND_TARGET_REFUSED', { message: errors.map((e) => `${e.path} ${e.message}`).join('; '), errors });
     }
     throw error;
   }
@@ -102,7 +107,7 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
 
     app.post('/v1/providers', {
       config: { auth: { kind: 'api_key', scope: 'write' } },
-      schema: { tags: TAGS, operationId: 'createProvider', summary: 'Add a provider to the roster', body: CreateProviderBody, response: { 201: ProviderView, ...problems({ 409: 'a provider with this NPI is already on the roster' }) } },
+      schema: { tags: TAGS, operationId: 'createProvider', summary: 'Add a provider to the roster', body: CreateProviderBody, response: { 201: ProviderView, ...problems({ ...REFUSED_URL, 409: 'a provider with this NPI is already on the roster' }) } },
     }, async (request, reply) => {
       const provider = await bodyFields(service.create(request.body, actorOf(request.principal)));
       return reply.code(201).send(toProviderView(provider));
@@ -115,7 +120,7 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
 
     app.patch('/v1/providers/:npi', {
       config: { auth: { kind: 'api_key', scope: 'write' } },
-      schema: { tags: TAGS, operationId: 'updateProvider', summary: 'Change a provider (null clears an optional field)', params: NpiParams, body: UpdateProviderBody, response: { 200: ProviderView, ...problems(NO_PROVIDER) } },
+      schema: { tags: TAGS, operationId: 'updateProvider', summary: 'Change a provider (null clears an optional field)', params: NpiParams, body: UpdateProviderBody, response: { 200: ProviderView, ...problems({ ...REFUSED_URL, ...NO_PROVIDER }) } },
     }, async (request) => toProviderView(await bodyFields(service.update(request.params.npi, request.body, actorOf(request.principal)))));
 
     app.post('/v1/providers/:npi/approve', {
@@ -161,7 +166,7 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
     app.post('/v1/providers/register', {
       // Unauthenticated by design: a registration is only ever pending until an operator approves it.
       config: { auth: { kind: 'none' } },
-      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'registerProvider', summary: 'A provider CareAgent asks to be listed (pending until approved)', body: RegisterBody, response: { 201: RegisterResponse, ...problems({ 409: 'this NPI is already registered' }) } },
+      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'registerProvider', summary: 'A provider CareAgent asks to be listed (pending until approved)', body: RegisterBody, response: { 201: RegisterResponse, ...problems({ ...REFUSED_URL, 409: 'this NPI is already registered' }) } },
     }, async (request, reply) => {
       const registration = await bodyFields(service.register(request.body));
       return reply.code(201).send({ registration_id: registration.registrationId, provider_id: registration.providerId, status: registration.status });

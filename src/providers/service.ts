@@ -17,7 +17,8 @@ import {
   deleteProvider, getCredentialHolder, getProvider, getProviderByRegistrationId, insertProvider, listProviders,
   setCredential, touchLastSeen, updateProvider, type Provider, type ProviderPatch,
 } from './store.ts';
-import { providerFieldProblems, type FieldProblem, type ProviderCredential, type ProviderStatus } from './validation.ts';
+import type { OutboundPolicy } from '../outbound/index.ts';
+import { notificationUrlRefusals, providerFieldProblems, type FieldProblem, type ProviderCredential, type ProviderStatus } from './validation.ts';
 
 export interface CreateProviderInput {
   npi: string;
@@ -70,6 +71,8 @@ export type RosterChangeType = 'created' | 'updated' | 'approved' | 'suspended' 
 export interface ProviderServiceOptions {
   storage: Storage;
   audit: AuditLog;
+  /** The policy notification URLs must meet (they are checked again at every delivery). */
+  outbound: OutboundPolicy;
   /** Called after a commit that made held provider notices due (the outbox worker's nudge). */
   onOutboxWake?: () => void;
   /** Called after every committed roster change (for example to update the registry). */
@@ -85,6 +88,14 @@ function invalid(problems: FieldProblem[]): NeuronError {
   });
 }
 
+/** A notification URL the outbound policy refuses: its own code, so callers can tell it from a typo. */
+function refused(problems: FieldProblem[]): NeuronError {
+  return new NeuronError('OUTBOUND_TARGET_REFUSED', {
+    message: `refused by the outbound policy: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
+    errors: problems,
+  });
+}
+
 function notFound(npi: string): NeuronError {
   return new NeuronError('NOT_FOUND', { message: `no provider with NPI ${npi}` });
 }
@@ -94,12 +105,14 @@ const ENDPOINT_NEEDED = 'an active provider needs a provider_endpoint: it is the
 export class ProviderService {
   readonly #storage: Storage;
   readonly #audit: AuditLog;
+  readonly #outbound: OutboundPolicy;
   readonly #onOutboxWake: () => void;
   readonly #onChange: (change: { type: RosterChangeType; npi: string }) => void;
 
   constructor(options: ProviderServiceOptions) {
     this.#storage = options.storage;
     this.#audit = options.audit;
+    this.#outbound = options.outbound;
     this.#onOutboxWake = options.onOutboxWake ?? (() => undefined);
     this.#onChange = options.onChange ?? (() => undefined);
   }
@@ -140,6 +153,8 @@ export class ProviderService {
     if (input.status !== undefined && input.status !== 'pending' && input.status !== 'active') problems.push({ path: 'status', message: 'must be pending or active' });
     if (status === 'active' && (input.provider_endpoint ?? null) === null && problems.length === 0) problems.push({ path: 'provider_endpoint', message: ENDPOINT_NEEDED });
     if (problems.length > 0) throw invalid(problems);
+    const refusals = notificationUrlRefusals(input, this.#outbound);
+    if (refusals.length > 0) throw refused(refusals);
     const at = isoNow();
     await this.#change(async (trx) => {
       const inserted = await insertProvider(trx, {
@@ -166,6 +181,8 @@ export class ProviderService {
     if (input.name === null) problems.push({ path: 'name', message: 'cannot be cleared' });
     if (input.provider_types === null) problems.push({ path: 'provider_types', message: 'cannot be cleared' });
     if (problems.length > 0) throw invalid(problems);
+    const refusals = notificationUrlRefusals(input, this.#outbound);
+    if (refusals.length > 0) throw refused(refusals);
     const patch: ProviderPatch = {
       name: input.name?.trim(),
       providerTypes: input.provider_types,
@@ -272,6 +289,8 @@ export class ProviderService {
     const problems = providerFieldProblems(fields, ['npi', 'name', 'provider_types'])
       .map((p) => ({ path: p.path.replace(/^npi/, 'provider_npi').replace(/^name$/, 'provider_name'), message: p.message }));
     if (problems.length > 0) throw invalid(problems);
+    const refusals = notificationUrlRefusals(fields, this.#outbound);
+    if (refusals.length > 0) throw refused(refusals);
     const registrationId = randomUUID();
     await this.#change(async (trx) => {
       const inserted = await insertProvider(trx, {
@@ -339,7 +358,8 @@ export class ProviderService {
   async seed(seeds: readonly ProviderSeed[]): Promise<string[]> {
     const problems: Array<{ path: string; message: string }> = [];
     seeds.forEach((seed, index) => {
-      for (const problem of providerFieldProblems(seed, ['npi', 'name', 'provider_types', 'provider_endpoint'])) {
+      const shape = providerFieldProblems(seed, ['npi', 'name', 'provider_types', 'provider_endpoint']);
+      for (const problem of shape.length > 0 ? shape : notificationUrlRefusals(seed, this.#outbound)) {
         problems.push({ path: `providers.${index}.${problem.path}`, message: problem.message });
       }
     });

@@ -1,12 +1,13 @@
 /**
  * What makes a roster entry valid, checked the same way for the REST API, the CLI, provider
  * self-registration and config seeds. The TypeBox schemas check shapes; these checks add what a
- * schema cannot say (Luhn check digit, URL schemes, a public key that is a real curve point).
- * Pure.
+ * schema cannot say (Luhn check digit, URL schemes, a public key that is a real curve point),
+ * and what the outbound policy says about a notification URL. Pure.
  */
 import { isValidNpi, NPI_RULE, PROVIDER_TYPES } from '../config/index.ts';
 import { decodeBase64url } from '../protocol/base64url.ts';
 import { ED25519_PUBLIC_KEY_BYTES, isAcceptablePublicKeyBytes, isEd25519Point } from '../protocol/keys.ts';
+import type { OutboundPolicy } from '../outbound/index.ts';
 
 export const PROVIDER_STATUSES = ['pending', 'active', 'suspended'] as const;
 export type ProviderStatus = (typeof PROVIDER_STATUSES)[number];
@@ -149,4 +150,17 @@ export function providerFieldProblems(input: ProviderFieldsInput, required: Read
   if (input.provider_public_key !== undefined && input.provider_public_key !== null) add('provider_public_key', publicKeyProblem(input.provider_public_key));
   if (input.credentials !== undefined && input.credentials !== null) problems.push(...credentialsProblems(input.credentials, `${pathPrefix}credentials`));
   return problems;
+}
+
+/**
+ * What the outbound policy (src/outbound/policy.ts) refuses in a notification URL present in
+ * `input`, before any DNS lookup: a literal address or localhost name of a refused class, or a
+ * refused scheme. Checked after the shape (a URL with other problems is reported by those).
+ * The provider_endpoint is not checked: the Neuron never connects to it, patients do.
+ */
+export function notificationUrlRefusals(input: ProviderFieldsInput, policy: OutboundPolicy, pathPrefix = ''): FieldProblem[] {
+  const url = input.notification_url;
+  if (typeof url !== 'string') return [];
+  const refusal = policy.urlProblem(url);
+  return refusal === null ? [] : [{ path: `${pathPrefix}notification_url`, message: `is refused by the outbound policy: it ${refusal}` }];
 }

@@ -8,6 +8,7 @@ import Type, { type Static } from 'typebox';
 import { WEBHOOK_EVENT_TYPES } from '../outbox/events.ts';
 import { actorFor, apiKeyAuth, type ApiDeps } from '../api/context.ts';
 import { Page, Timestamp, pageQuery, params, problems, text, NoQuery } from '../api/schemas.ts';
+import { OutboundPolicy } from '../outbound/index.ts';
 import { WebhookService } from './service.ts';
 import type { WebhookSubscription } from './store.ts';
 
@@ -47,7 +48,7 @@ function webhookView(subscription: WebhookSubscription): Static<typeof WebhookSc
 export function webhookRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-    const service = new WebhookService(deps.storage, deps.audit, deps.now);
+    const service = new WebhookService(deps.storage, deps.audit, new OutboundPolicy(deps.config.outbound), deps.now);
     const IdParams = params('id', Type.String({ format: 'uuid' }));
     const notFound = problems({ 404: 'No webhook subscription with this id (NOT_FOUND)' });
 
@@ -58,7 +59,7 @@ export function webhookRoutes(deps: ApiDeps): FastifyPluginAsync {
         operationId: 'createWebhook',
         querystring: NoQuery,
         summary: 'Subscribe to events',
-        description: 'Each event is POSTed to `url` as JSON, signed with `Neuron-Signature: hmac-sha256=<hex>` (HMAC-SHA256 of the raw body keyed with `secret`), retried with backoff until a 2xx answer. Use https in production.',
+        description: 'Each event is POSTed to `url` as JSON, signed with `Neuron-Signature: hmac-sha256=<hex>` (HMAC-SHA256 of the raw body keyed with `secret`), retried with backoff until a 2xx answer. The URL must meet the outbound policy (`outbound.*`): https, except plain http to loopback or private addresses where allowed; never a link-local, multicast or unspecified address; loopback only when the operator allows it. A literal address the policy refuses is `400 OUTBOUND_TARGET_REFUSED`; a host name is checked against the addresses it resolves to at every delivery.',
         body: Type.Object(
           {
             url: Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://', description: 'http(s) URL that receives the POSTs' }),
@@ -67,7 +68,7 @@ export function webhookRoutes(deps: ApiDeps): FastifyPluginAsync {
           },
           { additionalProperties: false },
         ),
-        response: { 201: WebhookCreated },
+        response: { 201: WebhookCreated, ...problems({ 400: 'The request is not valid (VALIDATION_FAILED, MALFORMED_JSON), or `url` is refused by the outbound policy (OUTBOUND_TARGET_REFUSED); `errors` names each field' }) },
       },
     }, async (request, reply) => {
       const body = request.body;

@@ -8,6 +8,7 @@ import { NeuronError } from '../errors/index.ts';
 import { isoNow, type Storage } from '../storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
 import type { WebhookEventType } from '../outbox/events.ts';
+import type { OutboundPolicy } from '../outbound/index.ts';
 import { deactivateSubscription, getSubscription, insertSubscription, listSubscriptions, type WebhookSubscription } from './store.ts';
 
 /** 32 random bytes: the HMAC-SHA256 key size. */
@@ -41,11 +42,17 @@ export function webhookUrlProblem(text: string): string | null {
 }
 
 export class WebhookService {
-  constructor(private readonly storage: Storage, private readonly audit: AuditLog, private readonly now: () => number = Date.now) {}
+  /** `outbound` is the policy receiver URLs must meet (checked again at every delivery). */
+  constructor(private readonly storage: Storage, private readonly audit: AuditLog, private readonly outbound: OutboundPolicy, private readonly now: () => number = Date.now) {}
 
   async create(input: NewSubscription, by: WebhookActor): Promise<{ subscription: WebhookSubscription; secret: string }> {
     const problem = webhookUrlProblem(input.url);
     if (problem !== null) throw new NeuronError('VALIDATION_FAILED', { message: `invalid request: body.url ${problem}`, errors: [{ path: 'body.url', message: problem }] });
+    const refusal = this.outbound.urlProblem(input.url);
+    if (refusal !== null) {
+      const message = `is refused by the outbound policy: it ${refusal}`;
+      throw new NeuronError('OUTBOUND_TARGET_REFUSED', { message: `body.url ${message}`, errors: [{ path: 'body.url', message }] });
+    }
     const now = this.now();
     const subscription: WebhookSubscription = {
       id: randomUUID(),

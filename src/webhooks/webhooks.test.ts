@@ -64,3 +64,44 @@ describe('/v1/webhooks', () => {
     assertProblem(await t.request('GET', '/v1/webhooks'), 401, 'UNAUTHENTICATED');
   });
 });
+
+describe('/v1/webhooks and the outbound policy (loopback refused, the default)', () => {
+  let t: ApiTestNeuron;
+  before(async () => {
+    t = await startApiNeuron({ config: { outbound: { allow_loopback: false } } });
+  });
+  after(async () => {
+    await t.checkConformance();
+    await t.stop();
+  });
+
+  it('refuses a URL naming a refused address with OUTBOUND_TARGET_REFUSED and writes nothing', async () => {
+    const refused: Array<[string, RegExp]> = [
+      ['http://169.254.169.254/latest/meta-data/', /link-local/],
+      ['https://127.0.0.1:9/hooks', /loopback.*outbound\.allow_loopback/],
+      ['https://[::ffff:127.0.0.1]:9/hooks', /loopback/],
+      ['https://localhost:9/hooks', /loopback/],
+      ['https://[fe80::1]/hooks', /link-local/],
+      ['https://0.0.0.0/hooks', /unspecified/],
+      ['http://203.0.113.7/hooks', /plain http.*outbound\.plain_http/],
+    ];
+    for (const [url, why] of refused) {
+      const response = await t.request('POST', '/v1/webhooks', { key: t.keys.admin, body: { url, events: ['patient.blocked'], label: 'refused' } });
+      assertProblem(response, 400, 'OUTBOUND_TARGET_REFUSED');
+      const errors = response.body.errors as Array<{ path: string; message: string }>;
+      assert.deepEqual(errors.map((e) => e.path), ['body.url'], url);
+      assert.match(errors[0]!.message, why, url);
+    }
+    const rows = await t.neuron.storage.db.selectFrom('webhook_subscriptions').select('id').execute();
+    assert.equal(rows.length, 0, 'no subscription was written');
+    const audit = await t.neuron.storage.db.selectFrom('audit_log').select('event_type').where('event_type', '=', 'webhook.created').execute();
+    assert.equal(audit.length, 0, 'nothing was audited as created');
+  });
+
+  it('accepts https to a host name and plain http to a private address', async () => {
+    for (const url of ['https://hooks.example.org/neuron', 'http://192.168.10.20:8080/neuron']) {
+      const response = await t.request('POST', '/v1/webhooks', { key: t.keys.admin, body: { url, events: ['patient.blocked'], label: 'allowed' } });
+      assert.equal(response.status, 201, `${url}: ${response.text}`);
+    }
+  });
+});

@@ -38,6 +38,8 @@ export function writeNeuronConfig(config: Record<string, unknown>, directory?: s
     discovery: { enabled: false },
     registry: { enabled: false },
     logging: { level: 'warn', pretty: 'never' },
+    // Receivers (provider stubs) listen on 127.0.0.1, which the outbound policy refuses by default.
+    outbound: { allow_loopback: true },
     ...config,
   }, null, 2));
   return { dir, configFile, dataDir: path.join(dir, 'data') };

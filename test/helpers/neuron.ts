@@ -1,6 +1,7 @@
 /**
  * A real Neuron for tests: a temporary directory with a config file, embedded SQLite, port 0 on
- * 127.0.0.1, discovery and registry off, no default process metrics, logging silent.
+ * 127.0.0.1, discovery and registry off, no default process metrics, logging silent, outbound
+ * deliveries to loopback allowed (test receivers listen on 127.0.0.1).
  *
  *   const t = await startTestNeuron({ handshake: { max_concurrent_handshakes: 2 } });
  *   await insertProvider(t.neuron, { npi: '1679576722' });
@@ -47,6 +48,9 @@ const TEST_DEFAULTS: ConfigOverrides = {
   discovery: { enabled: false },
   registry: { enabled: false },
   logging: { level: 'silent', pretty: 'never' },
+  // Test receivers listen on 127.0.0.1, which the outbound policy refuses by default; a test
+  // about the policy itself sets outbound.allow_loopback back to false.
+  outbound: { allow_loopback: true },
 };
 
 function merge(base: ConfigOverrides, over: ConfigOverrides): ConfigOverrides {

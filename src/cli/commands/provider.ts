@@ -13,6 +13,7 @@ import { isValidNpi, NPI_RULE, PROVIDER_TYPES } from '../../config/index.ts';
 import { NeuronError } from '../../errors/index.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { ensureOrganizationKey } from '../../organization/keys.ts';
+import { OutboundPolicy } from '../../outbound/index.ts';
 import { ProviderService, type UpdateProviderInput } from '../../providers/service.ts';
 import { toProviderView } from '../../providers/routes.ts';
 import type { Provider } from '../../providers/store.ts';
@@ -45,14 +46,15 @@ function flagFor(path: string): string {
 
 async function withRoster<T>(command: Command, options: { create: boolean }, work: (service: ProviderService, organizationPublicKey: string) => Promise<T>): Promise<T> {
   // Adding the first provider may create the database (as `neuron init` would); the rest need one.
-  const storage: Storage = await openForCli(loadForCli(globalOptions(command)), { mustExist: !options.create, migrate: options.create });
+  const loaded = loadForCli(globalOptions(command));
+  const storage: Storage = await openForCli(loaded, { mustExist: !options.create, migrate: options.create });
   try {
     const { key } = await ensureOrganizationKey(storage.db);
     const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
-    return await work(new ProviderService({ storage, audit }), key.publicKey);
+    return await work(new ProviderService({ storage, audit, outbound: new OutboundPolicy(loaded.config.outbound) }), key.publicKey);
   } catch (error) {
     if (error instanceof NeuronError) {
-      if (error.code === 'VALIDATION_FAILED' && error.errors) {
+      if ((error.code === 'VALIDATION_FAILED' || error.code === 'OUTBOUND_TARGET_REFUSED') && error.errors) {
         throw new CliError(`invalid provider:\n${error.errors.map((e) => `  - ${flagFor(e.path)} ${e.message}`).join('\n')}`, EXIT.USAGE);
       }
       throw new CliError(error.message, error.code === 'VALIDATION_FAILED' ? EXIT.USAGE : EXIT.FAILURE);
