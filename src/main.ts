@@ -235,6 +235,8 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
                 service: roster,
                 pageSize: { default: config.api.page_size_default, max: config.api.page_size_max },
                 organizationPublicKey: () => need(organizationKey, 'organization key').publicKey,
+                registerLimitPerMinute: config.api.register_limit_per_minute,
+                audit: need(audit, 'audit log'),
               }),
               consentRoutes({ storage: db }),
               outboxRoutes({ storage: db, audit: need(audit, 'audit log'), pageSize: { default: config.api.page_size_default, max: config.api.page_size_max }, nudge: nudgeOutbox }),
@@ -265,6 +267,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
             logger,
             metrics,
             onNoticeQueued: nudgeOutbox,
+            trustedProxies: config.server.trusted_proxies,
           });
           handshake.attach(need(http, 'http server').server);
         },

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { NeuronConfig } from '../config/index.ts';
 import { NeuronError, PROBLEM_CONTENT_TYPE, isNeuronError, toProblem } from '../errors/index.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
+import { createClientAddress } from './client-address.ts';
 import { PROTOCOL_BOUNDS } from '../protocol/limits.ts';
 
 export type HttpApp = FastifyInstance<
@@ -43,12 +44,15 @@ export interface HttpAppOptions {
 
 export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   const { config } = options;
+  // X-Forwarded-For counts only from server.trusted_proxies; the handshake upgrade path uses the same.
+  const clientAddress = createClientAddress(config.server.trusted_proxies);
   const serverOptions: FastifyServerOptions = {
     loggerInstance: options.logger,
     bodyLimit: config.server.body_limit_bytes,
     requestTimeout: config.server.request_timeout_ms,
     keepAliveTimeout: config.server.keep_alive_timeout_ms,
     return503OnClosing: true,
+    trustProxy: clientAddress.trust,
     // Our own ids; request ids from clients are not trusted.
     requestIdHeader: false,
     // A request that does not arrive within request_timeout_ms gets a problem document too.
@@ -75,6 +79,8 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   const app = Fastify({ ...serverOptions, ...https }).withTypeProvider<TypeBoxTypeProvider>() as unknown as HttpApp;
   // Set by the authentication hooks (src/api/principal.ts); null until one has identified the caller.
   app.decorateRequest('principal', null);
+  // The address every per-address limit counts by (src/api/client-address.ts).
+  app.decorateRequest('clientAddress', { getter(this: { raw: import('node:http').IncomingMessage }) { return clientAddress.of(this.raw); } });
   // Bodies are JSON and are checked as sent (a number where a string belongs is an error, never
   // converted); query strings and path parameters are text and are converted (?limit=10).
   // Problem documents name the field; ajv's messages never contain the offending value.

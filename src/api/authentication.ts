@@ -16,7 +16,9 @@
  *
  * Limits, per instance (see ./rate-limit.ts for why in memory):
  * - each key: `api.rate_limit_per_minute`, answered 429 with Retry-After and RateLimit headers;
- * - each client address: `api.auth_failure_limit_per_minute` failed authentications (a presented
+ * - each client address (src/api/client-address.ts: behind a proxy listed in
+ *   `server.trusted_proxies`, the address it forwards; an IPv6 client by its /64):
+ *   `api.auth_failure_limit_per_minute` failed authentications (a presented
  *   API key or provider credential refused with 401); beyond it every request from that address
  *   that presents a credential is refused with 429 until the bucket refills, valid credential or
  *   not, so guessing gets nowhere, and the lockout is audited (`api.auth_lockout`).
@@ -32,15 +34,8 @@ import { NeuronError } from '../errors/index.ts';
 import type { ApiKeyService } from '../api-keys/service.ts';
 import { looksLikeApiKey } from '../api-keys/format.ts';
 import { routeAuth, scopeAllows } from './principal.ts';
-import { TokenBuckets, rateLimitHeaders } from './rate-limit.ts';
-
-/**
- * Most rate-limit buckets kept per limiter: each is ~100 bytes, so 100,000 stay under ~10 MB
- * even when an attacker rotates through many addresses; idle (full) buckets are dropped first.
- */
-const MAX_BUCKETS = 100_000;
-/** A lockout of one address is audited at most once per this interval, so a slow attacker cannot flood the log. */
-const LOCKOUT_AUDIT_INTERVAL_MS = 60_000;
+import { limitKey } from './client-address.ts';
+import { LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS, OncePerInterval, TokenBuckets, rateLimitHeaders } from './rate-limit.ts';
 
 const REALM = 'Bearer realm="neuron"';
 
@@ -95,7 +90,7 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
   const now = options.now ?? Date.now;
   const perKey = new TokenBuckets(options.rateLimitPerMinute, MAX_BUCKETS);
   const failures = new TokenBuckets(options.authFailureLimitPerMinute, MAX_BUCKETS);
-  const lastLockoutAudit = new Map<string, number>();
+  const lockoutAudits = new OncePerInterval(LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS);
 
   const authFailures = new Counter({
     name: 'neuron_api_auth_failures_total',
@@ -120,21 +115,17 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
     (request as unknown as Record<symbol, boolean>)[FAILURE_COUNTED] = true;
     authFailures.inc({ reason });
     const at = now();
-    failures.take(request.ip, at);
-    if (failures.peek(request.ip, at).allowed) return;
-    const audited = lastLockoutAudit.get(request.ip);
-    if (audited !== undefined && at - audited < LOCKOUT_AUDIT_INTERVAL_MS) return;
-    if (lastLockoutAudit.size >= MAX_BUCKETS) {
-      for (const [ip, when] of lastLockoutAudit) if (at - when >= LOCKOUT_AUDIT_INTERVAL_MS) lastLockoutAudit.delete(ip);
-      if (lastLockoutAudit.size >= MAX_BUCKETS) lastLockoutAudit.clear();
-    }
-    lastLockoutAudit.set(request.ip, at);
-    options.logger.warn({ clientIp: request.ip, keyId }, 'API authentication failures over the limit; refusing keys from this address for now');
+    const address = request.clientAddress;
+    const key = limitKey(address);
+    failures.take(key, at);
+    if (failures.peek(key, at).allowed) return;
+    if (!lockoutAudits.take(key, at)) return;
+    options.logger.warn({ clientIp: address, keyId }, 'API authentication failures over the limit; refusing keys from this address for now');
     try {
       await options.audit.record({
         type: 'api.auth_lockout',
         actor: 'system',
-        details: { client_ip: request.ip, key_id: keyId, failures_per_minute_limit: options.authFailureLimitPerMinute, last_reason: reason },
+        details: { client_ip: address, key_id: keyId, failures_per_minute_limit: options.authFailureLimitPerMinute, last_reason: reason },
       });
     } catch (error) {
       options.logger.error({ err: error }, 'could not audit an API authentication lockout');
@@ -143,7 +134,7 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
 
   /** Refuses any credential from an address that is over its failed-authentication limit. */
   function refuseIfLockedOut(request: FastifyRequest, at: number): void {
-    const lockout = failures.peek(request.ip, at);
+    const lockout = failures.peek(limitKey(request.clientAddress), at);
     if (!lockout.allowed) {
       rateLimited.inc({ limit: 'auth_failures' });
       throw new NeuronError('RATE_LIMITED', {

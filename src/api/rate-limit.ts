@@ -107,6 +107,36 @@ export class TokenBuckets {
 }
 
 /**
+ * Most buckets (or audit marks) kept per limiter: each is ~100 bytes, so 100,000 stay under ~10 MB
+ * even when an attacker rotates through many addresses; idle (full) buckets are dropped first.
+ */
+export const MAX_BUCKETS = 100_000;
+
+/** A limit hit by one client is audited at most once per this interval, so a slow attacker cannot flood the log. */
+export const LIMIT_AUDIT_INTERVAL_MS = 60_000;
+
+/**
+ * Answers yes at most once per key and interval (whether to audit a limit hit), in bounded memory:
+ * when full, marks older than the interval are dropped, and if none are, all of them.
+ */
+export class OncePerInterval {
+  private readonly last = new Map<string, number>();
+
+  constructor(private readonly intervalMs: number, private readonly maxEntries: number) {}
+
+  take(key: string, now: number): boolean {
+    const previous = this.last.get(key);
+    if (previous !== undefined && now - previous < this.intervalMs) return false;
+    if (previous === undefined && this.last.size >= this.maxEntries) {
+      for (const [other, when] of this.last) if (now - when >= this.intervalMs) this.last.delete(other);
+      if (this.last.size >= this.maxEntries) this.last.clear();
+    }
+    this.last.set(key, now);
+    return true;
+  }
+}
+
+/**
  * The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers, the `RateLimit` /
  * `RateLimit-Policy` form): `RateLimit-Policy: 100;w=60` and `RateLimit: limit=100, remaining=42, reset=17`.
  */

@@ -74,6 +74,13 @@ export const ConfigSchema = Type.Object(
         request_timeout_ms: Type.Integer({ minimum: 1_000, maximum: 10 * MINUTE, default: 30 * SECOND }),
         keep_alive_timeout_ms: Type.Integer({ minimum: 1_000, maximum: 10 * MINUTE, default: 72 * SECOND }),
         shutdown_timeout_ms: Type.Integer({ minimum: 100, maximum: 5 * MINUTE, default: 10 * SECOND }),
+        // Reverse proxies and load balancers whose X-Forwarded-For is believed (src/api/client-address.ts).
+        // Empty by default: trust nobody, so a client cannot choose the address its limits count against.
+        // At most 1 000 entries: a deployment lists its proxies or their subnets, not clients.
+        trusted_proxies: Type.Array(
+          Type.String({ minLength: 1, maxLength: 64, pattern: '^(?:loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(?:/[0-9.]+)?)$', description: 'an IP address, a CIDR range, or loopback, linklocal, uniquelocal' }),
+          { default: [], maxItems: 1_000 },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -89,6 +96,11 @@ export const ConfigSchema = Type.Object(
         clock_skew_seconds: Type.Integer({ minimum: 0, maximum: 600, default: 60 }),
         retry_after_seconds: Type.Integer({ minimum: 1, maximum: 3_600, default: 5 }),
         close_grace_ms: Type.Integer({ minimum: 10, maximum: MINUTE, default: 2 * SECOND }),
+        // Upgrades queued plus in progress from one client address (an IPv6 /64). 100 keeps one
+        // client from filling the 10 000-place queue (that takes 100 addresses) while a clinic or a
+        // carrier NAT would need 100 patients' handshakes pending at the same instant (each takes
+        // tens of milliseconds when not queued) before any of them were told to retry.
+        max_pending_per_address: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -133,6 +145,10 @@ export const ConfigSchema = Type.Object(
       {
         rate_limit_per_minute: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
         auth_failure_limit_per_minute: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
+        // Unauthenticated POST /v1/providers/register per client address and minute. A provider
+        // CareAgent registers once; 10 (as a burst, then one every 6 s) lets an office enrol its
+        // providers in one go while each call's roster row and audit entry stay bounded.
+        register_limit_per_minute: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
         cors_origins: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
         docs_enabled: Type.Boolean({ default: true }),
         metrics_port: Type.Integer({ minimum: 0, maximum: 65_535, default: 0, description: '0 disables the separate loopback metrics listener' }),

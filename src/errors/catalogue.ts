@@ -30,6 +30,7 @@ export const ERROR_CATALOGUE = {
   MESSAGE_TOO_LARGE: { status: 413, closeCode: 1009, title: 'The message is larger than allowed' },
   HANDSHAKE_QUEUE_FULL: { status: 503, closeCode: null, title: 'Too many handshakes are waiting; retry later' },
   HANDSHAKE_QUEUE_TIMEOUT: { status: 503, closeCode: null, title: 'The handshake waited too long for a slot; retry later' },
+  HANDSHAKE_ADDRESS_LIMIT: { status: 503, closeCode: null, title: 'Too many handshakes from this address are waiting or in progress; retry later' },
   SHUTTING_DOWN: { status: 503, closeCode: 1001, title: 'The Neuron is shutting down' },
   SERVER_ERROR: { status: 500, closeCode: 1011, title: 'An unexpected error occurred' },
 

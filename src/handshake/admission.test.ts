@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Admission } from './admission.ts';
+import { AddressCounts, Admission } from './admission.ts';
 
 const limits = (maxActive: number, maxQueued: number, queueTimeoutMs = 1_000) => ({ maxActive, maxQueued, queueTimeoutMs });
 
@@ -99,4 +99,22 @@ test('a queue of zero refuses as soon as the slots are taken; limits are validat
   assert.equal(a.enter('b', 0).outcome, 'full');
   assert.throws(() => new Admission(limits(0, 1)), RangeError);
   assert.throws(() => new Admission(limits(1, -1)), RangeError);
+});
+
+test('per-address counts: up to the limit per address, others unaffected, released back to nothing', () => {
+  const counts = new AddressCounts(2);
+  assert.equal(counts.acquire('192.0.2.1'), true);
+  assert.equal(counts.acquire('192.0.2.1'), true);
+  assert.equal(counts.acquire('192.0.2.1'), false, 'a third from the same address is refused');
+  assert.equal(counts.pending('192.0.2.1'), 2, 'a refusal counts nothing');
+  assert.equal(counts.acquire('192.0.2.2'), true, 'another address has its own allowance');
+  assert.deepEqual({ addresses: counts.addresses, total: counts.total }, { addresses: 2, total: 3 });
+  counts.release('192.0.2.1');
+  assert.equal(counts.acquire('192.0.2.1'), true, 'a release makes room again');
+  counts.release('192.0.2.1');
+  counts.release('192.0.2.1');
+  counts.release('192.0.2.2');
+  assert.deepEqual({ addresses: counts.addresses, total: counts.total }, { addresses: 0, total: 0 }, 'no entry is kept for an idle address');
+  assert.throws(() => counts.release('192.0.2.1'), /without a matching acquire/);
+  assert.throws(() => new AddressCounts(0), RangeError);
 });

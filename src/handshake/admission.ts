@@ -6,6 +6,8 @@
  * The queue is a doubly linked list so that a waiter that disconnects leaves in O(1) however long
  * the queue is. Every waiter gets the same timeout, so waiters expire in arrival order: the
  * caller needs a single timer, armed for the head's deadline (`nextExpiry`).
+ *
+ * `AddressCounts` (below) bounds what one client address may hold of the ceiling and the queue.
  */
 
 export interface AdmissionLimits {
@@ -137,5 +139,53 @@ export class Admission<T> {
     node.next = null;
     node.linked = false;
     this.queuedCount -= 1;
+  }
+}
+
+/**
+ * Upgrades pending per client address (handshake.max_pending_per_address): queued plus in
+ * progress, counted from arrival until the upgrade is refused, leaves the queue or its handshake
+ * reaches a terminal state. Pure bookkeeping, one map operation per call; an address with nothing
+ * pending has no entry, so the map never holds more than the ceiling plus the queue.
+ */
+export class AddressCounts {
+  private readonly counts = new Map<string, number>();
+  private totalCount = 0;
+
+  constructor(private readonly maxPerAddress: number) {
+    if (!Number.isInteger(maxPerAddress) || maxPerAddress < 1) throw new RangeError('maxPerAddress must be a positive integer');
+  }
+
+  /** Counts one more upgrade for `address`, or returns false (counting nothing) when it is at its limit. */
+  acquire(address: string): boolean {
+    const count = this.counts.get(address) ?? 0;
+    if (count >= this.maxPerAddress) return false;
+    this.counts.set(address, count + 1);
+    this.totalCount += 1;
+    return true;
+  }
+
+  /** One upgrade of `address` ended. Each successful acquire is released exactly once. */
+  release(address: string): void {
+    const count = this.counts.get(address);
+    if (count === undefined) throw new Error('release() without a matching acquire()');
+    if (count <= 1) this.counts.delete(address);
+    else this.counts.set(address, count - 1);
+    this.totalCount -= 1;
+  }
+
+  /** Upgrades pending from `address`. */
+  pending(address: string): number {
+    return this.counts.get(address) ?? 0;
+  }
+
+  /** Addresses with anything pending. */
+  get addresses(): number {
+    return this.counts.size;
+  }
+
+  /** Upgrades pending over all addresses. */
+  get total(): number {
+    return this.totalCount;
   }
 }

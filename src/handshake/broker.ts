@@ -5,6 +5,10 @@
  * at once, or the FIFO queue with a deadline, or 503 when the queue is full) -> ws handleUpgrade
  * -> a HandshakeSession. The WebSocket is opened only once the upgrade holds a slot, so a queued
  * client costs a socket and a queue node, nothing more, and refusals are plain HTTP answers.
+ * Before admission, one client address (src/api/client-address.ts, server.trusted_proxies) may
+ * have at most handshake.max_pending_per_address upgrades queued or in progress; beyond that it
+ * gets 503 + Retry-After like a full queue. Its count is released exactly once: on refusal, on
+ * leaving the queue, or with the slot when its handshake ends.
  *
  * The socket gets an 'error' handler before anything else happens to it, so a client that resets
  * the connection at any point never takes the process down.
@@ -18,7 +22,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { NeuronConfig } from '../config/index.ts';
 import { NeuronError, PROBLEM_CONTENT_TYPE, toProblem, type ErrorCode } from '../errors/index.ts';
 import { createNonce, type Nonce } from '../protocol/index.ts';
-import { Admission, type Waiter } from './admission.ts';
+import { createClientAddress, type ClientAddress } from '../api/client-address.ts';
+import { AddressCounts, Admission, type Waiter } from './admission.ts';
 import { createHandshakeMetrics, type HandshakeMetrics } from './metrics.ts';
 import { HandshakeSession, type SessionHost, type SessionSettings } from './session.ts';
 import { HandshakeService, type HandshakeServiceOptions } from './service.ts';
@@ -42,8 +47,10 @@ export interface HandshakeBrokerOptions extends HandshakeServiceOptions {
   now?: () => number;
   /** Nonce source; tests pin it to check the spec's challenge vector. */
   createNonce?: () => Nonce;
-  /** Called after a handshake committed a provider notice, so delivery can start at once. */
+  /** Called after a handshake committed a notice that is due now (pushed to the provider, or a webhook), so delivery starts at once. */
   onNoticeQueued?: () => void;
+  /** server.trusted_proxies: whose X-Forwarded-For names the client address; default nobody's. */
+  trustedProxies?: readonly string[];
 }
 
 /** An upgrade request from arrival until its WebSocket opens or it is refused. */
@@ -56,6 +63,8 @@ interface Upgrade {
   early: Buffer[];
   earlyBytes: number;
   waiter: Waiter<Upgrade> | null;
+  /** The client address this upgrade counts against, until its count is released (then null). */
+  address: string | null;
   settled: boolean;
   cleanup: () => void;
 }
@@ -66,6 +75,10 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
   readonly logger: Logger;
   private readonly limits: NeuronConfig['handshake'];
   private readonly admission: Admission<Upgrade>;
+  private readonly clientAddress: ClientAddress;
+  private readonly perAddress: AddressCounts;
+  /** The client address each admitted session counts against, released when it ends. */
+  private readonly sessionAddresses = new Map<HandshakeSession, string>();
   private readonly metrics: HandshakeMetrics;
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, HandshakeSession>();
@@ -100,6 +113,8 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
       maxQueued: options.handshake.max_queued,
       queueTimeoutMs: options.handshake.queue_timeout_ms,
     });
+    this.clientAddress = createClientAddress(options.trustedProxies ?? []);
+    this.perAddress = new AddressCounts(options.handshake.max_pending_per_address);
     this.metrics = createHandshakeMetrics(options.metrics ?? new Registry(), {
       active: () => this.admission.active,
       queued: () => this.admission.queued,
@@ -184,6 +199,11 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     return { active: this.admission.active, queued: this.admission.queued };
   }
 
+  /** Upgrades counted against handshake.max_pending_per_address: addresses with any, and their sum. */
+  addressLoad(): { addresses: number; pending: number } {
+    return { addresses: this.perAddress.addresses, pending: this.perAddress.total };
+  }
+
   // ---- SessionHost ----
 
   now(): number {
@@ -196,9 +216,17 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
 
   ended(session: HandshakeSession, outcome: string, failed: boolean): void {
     this.metrics.outcome(outcome);
-    if (outcome === 'new') this.onNoticeQueued();
     this.metrics.duration(failed ? 'failed' : 'completed', (performance.now() - session.startedTick) / 1_000);
+    const address = this.sessionAddresses.get(session);
+    if (address !== undefined) {
+      this.sessionAddresses.delete(session);
+      this.perAddress.release(address);
+    }
     this.releaseSlot();
+  }
+
+  deliveryQueued(): void {
+    this.onNoticeQueued();
   }
 
   closed(session: HandshakeSession): void {
@@ -238,7 +266,13 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
       return;
     }
 
-    const upgrade: Upgrade = { req, socket, head, arrivedTick: performance.now(), early: [], earlyBytes: 0, waiter: null, settled: false, cleanup: () => undefined };
+    const address = this.clientAddress.limitKeyOf(req);
+    if (!this.perAddress.acquire(address)) {
+      this.countRefusal('HANDSHAKE_ADDRESS_LIMIT');
+      writeRefusal(socket, this.unavailable('HANDSHAKE_ADDRESS_LIMIT'));
+      return;
+    }
+    const upgrade: Upgrade = { req, socket, head, arrivedTick: performance.now(), early: [], earlyBytes: 0, waiter: null, address, settled: false, cleanup: () => undefined };
     const entered = this.admission.enter(upgrade, performance.now());
     if (entered.outcome === 'admitted') {
       this.metrics.queueWait(0);
@@ -262,6 +296,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
       if (this.admission.leave(upgrade.waiter)) {
         upgrade.settled = true;
         upgrade.cleanup();
+        this.releaseAddress(upgrade);
         socket.destroy();
         this.metrics.outcome('abandoned');
       }
@@ -296,6 +331,9 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
         accepted = true;
         const session = new HandshakeSession(ws, this);
         this.sessions.set(session.id, session);
+        // The session now carries the address's count; ended() releases it with the slot.
+        if (upgrade.address !== null) this.sessionAddresses.set(session, upgrade.address);
+        upgrade.address = null;
         session.begin();
       });
     } catch (error) {
@@ -305,8 +343,16 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     // ws answered the upgrade itself (a header it rejects) or the socket was already closing.
     if (!accepted) {
       this.metrics.outcome('INVALID_MESSAGE');
+      this.releaseAddress(upgrade);
       this.releaseSlot();
     }
+  }
+
+  /** Releases the upgrade's per-address count if it still holds it (exactly once). */
+  private releaseAddress(upgrade: Upgrade): void {
+    if (upgrade.address === null) return;
+    this.perAddress.release(upgrade.address);
+    upgrade.address = null;
   }
 
   private releaseSlot(): void {
@@ -333,7 +379,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
 
   // ---- refusals ----
 
-  private unavailable(code: 'HANDSHAKE_QUEUE_FULL' | 'HANDSHAKE_QUEUE_TIMEOUT' | 'SHUTTING_DOWN'): NeuronError {
+  private unavailable(code: 'HANDSHAKE_QUEUE_FULL' | 'HANDSHAKE_QUEUE_TIMEOUT' | 'HANDSHAKE_ADDRESS_LIMIT' | 'SHUTTING_DOWN'): NeuronError {
     return new NeuronError(code, { headers: { 'retry-after': String(this.limits.retry_after_seconds) } });
   }
 
@@ -341,6 +387,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     if (upgrade.settled) return;
     upgrade.settled = true;
     upgrade.cleanup();
+    this.releaseAddress(upgrade);
     this.countRefusal(code);
     writeRefusal(upgrade.socket, this.unavailable(code));
   }

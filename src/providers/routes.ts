@@ -11,16 +11,20 @@
  *   DELETE /v1/providers/:npi                 remove
  *
  * Provider CareAgent (the network's provider client):
- *   POST   /v1/providers/register             self-registration, unauthenticated, always pending
+ *   POST   /v1/providers/register             self-registration, unauthenticated, always pending;
+ *                                             api.register_limit_per_minute per client address
  *   GET    /v1/providers/:registration_id/heartbeat     provider credential
  *   POST   /v1/providers/:registration_id/disconnect    provider credential
  *   GET    /v1/providers/:npi/relationships   pull feed of relationship notices (own NPI only;
  *                                             API keys with read scope may read any)
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { actorOf } from '../api/principal.ts';
+import type { AuditLog } from '../audit/index.ts';
+import { limitKey } from '../api/client-address.ts';
+import { LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS, OncePerInterval, TokenBuckets, rateLimitHeaders } from '../api/rate-limit.ts';
 import { NeuronError } from '../errors/index.ts';
 import { acknowledgeThrough, providerFeed } from '../outbox/store.ts';
 import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
@@ -39,6 +43,11 @@ export interface ProviderRoutesOptions {
   pageSize: { default: number; max: number };
   /** The organization's public key, handed to the provider CareAgent with its credential. */
   organizationPublicKey: () => string;
+  /** api.register_limit_per_minute: unauthenticated self-registrations per client address. */
+  registerLimitPerMinute: number;
+  /** Records a client going over the registration limit (once per address and minute). */
+  audit: AuditLog;
+  now?: () => number;
 }
 
 export function toProviderView(provider: Provider): ProviderViewType {
@@ -91,6 +100,35 @@ async function bodyFields<T>(work: Promise<T>): Promise<T> {
 export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsync {
   const { service } = options;
   const pageLimit = (limit: number | undefined): number => Math.min(limit ?? options.pageSize.default, options.pageSize.max);
+  const now = options.now ?? Date.now;
+  // Per instance and in memory, like the API's other limits (src/api/rate-limit.ts).
+  const registrations = new TokenBuckets(options.registerLimitPerMinute, MAX_BUCKETS);
+  const registrationAudits = new OncePerInterval(LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS);
+
+  /** Before the body is read: every attempt from a client address counts, valid or not. */
+  async function limitRegistrations(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const at = now();
+    const address = request.clientAddress;
+    const key = limitKey(address);
+    const bucket = registrations.take(key, at);
+    const headers = rateLimitHeaders(bucket);
+    if (bucket.allowed) {
+      void reply.headers(headers);
+      return;
+    }
+    if (registrationAudits.take(key, at)) {
+      request.log.warn({ clientIp: address }, 'provider self-registrations over the limit; refusing this address for now');
+      try {
+        await options.audit.record({ type: 'provider.register_limited', actor: 'anonymous', details: { client_ip: address, registrations_per_minute_limit: options.registerLimitPerMinute } });
+      } catch (error) {
+        request.log.error({ err: error }, 'could not audit a provider registration limit');
+      }
+    }
+    throw new NeuronError('RATE_LIMITED', {
+      message: 'too many provider registrations from this address; retry later',
+      headers: { ...headers, 'Retry-After': String(bucket.retryAfterSeconds) },
+    });
+  }
 
   return async (base) => {
     const app = base.withTypeProvider<TypeBoxTypeProvider>();
@@ -166,7 +204,8 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
     app.post('/v1/providers/register', {
       // Unauthenticated by design: a registration is only ever pending until an operator approves it.
       config: { auth: { kind: 'none' } },
-      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'registerProvider', summary: 'A provider CareAgent asks to be listed (pending until approved)', body: RegisterBody, response: { 201: RegisterResponse, ...problems({ ...REFUSED_URL, 409: 'this NPI is already registered' }) } },
+      onRequest: limitRegistrations,
+      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'registerProvider', summary: 'A provider CareAgent asks to be listed (pending until approved)', body: RegisterBody, response: { 201: RegisterResponse, ...problems({ ...REFUSED_URL, 409: 'this NPI is already registered', 429: 'over api.register_limit_per_minute registrations from this client address (RATE_LIMITED); see Retry-After' }) } },
     }, async (request, reply) => {
       const registration = await bodyFields(service.register(request.body));
       return reply.code(201).send({ registration_id: registration.registrationId, provider_id: registration.providerId, status: registration.status });

@@ -35,7 +35,9 @@ let run = 0;
 before(async () => {
   t = await startTestNeuron({
     config: {
-      handshake: { max_concurrent_handshakes: CEILING, auth_timeout_ms: AUTH_TIMEOUT_MS, challenge_timeout_ms: CHALLENGE_TIMEOUT_MS },
+      // Every client here shares 127.0.0.1; this suite is about deadlines, so the per-address cap
+      // (covered by client-limits.test.ts) is raised above the 205 connections it opens at once.
+      handshake: { max_concurrent_handshakes: CEILING, auth_timeout_ms: AUTH_TIMEOUT_MS, challenge_timeout_ms: CHALLENGE_TIMEOUT_MS, max_pending_per_address: 1_000 },
       server: { request_timeout_ms: REQUEST_TIMEOUT_MS },
     },
   });
