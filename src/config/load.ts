@@ -5,7 +5,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { Value } from 'typebox/value';
+import { Ajv, type ErrorObject } from 'ajv';
 import { ConfigSchema, secretPaths, type NeuronConfig } from './schema.ts';
 import { isValidNpi, NPI_RULE } from './npi.ts';
 import { OutboundPolicy, outboundSettingsProblems } from '../outbound/policy.ts';
@@ -85,18 +85,9 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     if (value !== undefined) setPath(merged, dotted, coerceForPath(dotted, value, problems, `flag for ${dotted}`));
   }
 
-  const withDefaults = Value.Default(ConfigSchema, merged) as unknown;
-  for (const error of Value.Errors(ConfigSchema, withDefaults)) {
-    // TypeBox reports an unknown key both as "schema is false" at the key and as
-    // additionalProperties at the parent; keep the one that names the key.
-    if (error.keyword === 'boolean') continue;
-    if (error.keyword === 'additionalProperties') {
-      const names = (error.params as { additionalProperties?: string[] }).additionalProperties ?? [];
-      for (const name of names) problems.push({ path: joinPath(pointerToPath(error.instancePath), name), message: 'unknown option (check the spelling against docs/configuration.md)' });
-      continue;
-    }
-    problems.push({ path: pointerToPath(error.instancePath), message: error.message });
-  }
+  // Fills in the defaults in place while checking, and reports every problem.
+  const withDefaults: unknown = merged;
+  problems.push(...schemaProblems(withDefaults));
   if (problems.length > 0) throw new ConfigError(problems, configFile ?? 'defaults and environment');
 
   const config = withDefaults as NeuronConfig;
@@ -115,6 +106,49 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
       pidFile: path.join(dataDir, 'neuron.pid'),
     },
   };
+}
+
+/**
+ * Checks `value` against the config schema with ajv (which fastify loads anyway), filling in every
+ * default in place. The validator is compiled for this one call and dropped with it: the config
+ * is loaded once per process, and keeping a compiled validator of every option, or loading
+ * TypeBox's own value checker, would hold memory for the life of the Neuron for nothing.
+ */
+function schemaProblems(value: unknown): ConfigProblem[] {
+  // verbose: errors carry their schema, which names a union's allowed values (messages never
+  // quote the value). validateSchema: false: the schema is ours and fixed, so checking it against
+  // the JSON Schema meta-schema on every load is wasted work; strict mode still refuses an unknown
+  // keyword (x-secret, which marks secrets for redaction, is declared).
+  const ajv = new Ajv({ useDefaults: true, allErrors: true, coerceTypes: false, validateSchema: false, verbose: true });
+  ajv.addKeyword({ keyword: 'x-secret' });
+  const validate = ajv.compile(ConfigSchema);
+  if (validate(value)) return [];
+  const problems: ConfigProblem[] = [];
+  // A value outside a list of literals fails every branch of the union: one problem naming the
+  // allowed values instead of one per branch (the branches' own errors are at the same path).
+  const unions = new Set<string>();
+  for (const error of validate.errors ?? []) if (error.keyword === 'anyOf') unions.add(error.instancePath);
+  for (const error of validate.errors ?? []) {
+    const at = pointerToPath(error.instancePath);
+    if (error.keyword === 'additionalProperties') {
+      const name = (error.params as { additionalProperty: string }).additionalProperty;
+      problems.push({ path: joinPath(at, name), message: 'unknown option (check the spelling against docs/configuration.md)' });
+    } else if (error.keyword === 'anyOf') {
+      problems.push({ path: at, message: unionMessage(error) });
+    } else if (!(unions.has(error.instancePath) && error.schemaPath.includes('/anyOf/'))) {
+      problems.push({ path: at, message: error.message ?? 'is not valid' });
+    }
+  }
+  return problems;
+}
+
+/** "must be one of: a, b, c" for a union of literals; ajv's own message otherwise. */
+function unionMessage(error: ErrorObject): string {
+  const branches = (error.parentSchema as { anyOf?: Array<{ const?: unknown }> } | undefined)?.anyOf ?? [];
+  if (branches.length > 0 && branches.every((branch) => branch.const !== undefined)) {
+    return `must be one of: ${branches.map((branch) => String(branch.const)).join(', ')}`;
+  }
+  return error.message ?? 'is not valid';
 }
 
 /** Checks the schema cannot express: NPI check digits, URLs, pairs of options. */

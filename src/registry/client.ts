@@ -14,9 +14,9 @@
  * (both are scrubbed from anything the registry echoes), and no `cause`, so that logging an error
  * object cannot leak a URL holding the registration id.
  */
-import { Value } from 'typebox/value';
 import type { TSchema, Static } from 'typebox';
 import { NeuronError, type ErrorCode } from '../errors/index.ts';
+import { compileCheck } from '../protocol/schema-check.ts';
 import {
   ErrorResponseSchema,
   HeartbeatResponseSchema,
@@ -294,7 +294,7 @@ export class AxonClient {
   }
 
   #expect<S extends TSchema>(op: RegistryOperation, answer: Answer, schema: S): Static<S> {
-    if (!Value.Check(schema, answer.json)) {
+    if (!checkFor(schema)(answer.json)) {
       // A 2xx we cannot use is a registry malfunction, not a verdict on our request.
       throw new RegistryError(op, 'unreachable', { registryStatus: answer.status, detail: 'unexpected answer shape' });
     }
@@ -407,8 +407,23 @@ async function readLimited(response: Response, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+const checks = new Map<TSchema, (value: unknown) => boolean>();
+
+/**
+ * The compiled check of one answer schema (ajv, shared with the protocol), compiled on first use:
+ * a Neuron with the registry off never pays for it.
+ */
+function checkFor<S extends TSchema>(schema: S): (value: unknown) => value is Static<S> {
+  let check = checks.get(schema);
+  if (check === undefined) {
+    check = compileCheck(schema);
+    checks.set(schema, check);
+  }
+  return check as (value: unknown) => value is Static<S>;
+}
+
 function errorText(json: unknown, secrets: string[]): string | null {
-  if (!Value.Check(ErrorResponseSchema, json)) return null;
+  if (!checkFor(ErrorResponseSchema)(json)) return null;
   let text = json.error;
   for (const secret of secrets) {
     if (secret.length > 0) text = text.replaceAll(secret, '[redacted]');
