@@ -7,11 +7,14 @@
  * below fills in, for every route, what its schema does not have to repeat: the security schemes
  * its `config.auth` accepts, the scope it needs, and the problem responses every route can give
  * (400 invalid input, 401, 403, 429, 413/415 for bodies).
+ *
+ * The reference page is loaded on its first request (see referencePage below): swagger-ui and the
+ * static file server under it hold about 1.2 MB of heap, for a page most Neurons never serve.
  */
-import type { FastifyPluginAsync, FastifySchema, RouteOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest, type FastifySchema, type RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import Type from 'typebox';
+import { NeuronError, PROBLEM_CONTENT_TYPE, toProblem } from '../errors/index.ts';
 import type { RouteAuth } from './principal.ts';
 import { Problem } from './schemas.ts';
 import { WEBHOOK_EVENT_TYPES } from '../outbox/events.ts';
@@ -186,12 +189,19 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
         url,
       }),
     });
-    await app.register(swaggerUi, {
-      routePrefix: '/docs',
-      // helmet's CSP is strict for the JSON API; the reference page gets its own.
-      staticCSP: true,
-      uiConfig: { deepLinking: true, persistAuthorization: false, tryItOutEnabled: false },
-    });
+    let page: Promise<FastifyInstance> | undefined;
+    const servePage = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      page ??= referencePage(app.swagger() as Record<string, unknown>).catch((error: unknown) => {
+        page = undefined;
+        throw error;
+      });
+      const inner = await page;
+      // The inner instance answers on the same socket; helmet's headers, set on it already, stay.
+      reply.hijack();
+      inner.routing(request.raw, reply.raw);
+    };
+    const pageRoute = { schema: { hide: true }, config: { auth: { kind: 'none' as const } } };
+    for (const url of REFERENCE_PAGE_URLS) app.get(url, pageRoute, servePage);
     app.get('/openapi.json', {
       schema: { hide: true },
       config: { auth: { kind: 'none' } },
@@ -200,4 +210,33 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
   // Not encapsulated: swagger must see the routes of every plugin.
   (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
   return plugin;
+}
+
+/** What swagger-ui serves under /docs: the page, its settings, the document, and its static files. */
+const REFERENCE_PAGE_URLS = ['/docs', '/docs/', '/docs/json', '/docs/yaml', '/docs/uiConfig', '/docs/initOAuth', '/docs/static/*'];
+
+/**
+ * The interactive reference (swagger-ui) in a fastify instance of its own, created on the first
+ * request for it: swagger in static mode over the document the Neuron generated, and swagger-ui on
+ * top, exactly as they would be registered on the main instance. The main instance hands it the
+ * raw request and response of every /docs URL.
+ */
+async function referencePage(document: Record<string, unknown>): Promise<FastifyInstance> {
+  const { default: swaggerUi } = await import('@fastify/swagger-ui');
+  const page = Fastify({ logger: false });
+  await page.register(swagger, { mode: 'static', specification: { document: document as never } });
+  await page.register(swaggerUi, {
+    routePrefix: '/docs',
+    // helmet's CSP is strict for the JSON API; the reference page gets its own.
+    staticCSP: true,
+    uiConfig: { deepLinking: true, persistAuthorization: false, tryItOutEnabled: false },
+  });
+  // A static file swagger-ui does not have: the same problem document as any unknown route.
+  page.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0];
+    const error = new NeuronError('ROUTE_NOT_FOUND', { message: `no route ${request.method} ${path}` });
+    void reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(error, path));
+  });
+  await page.ready();
+  return page;
 }

@@ -4,7 +4,6 @@
  */
 import type { Command } from 'commander';
 import { colours, out } from '../cli/output.ts';
-import { runDemo } from './run.ts';
 
 export function registerDemo(program: Command): void {
   program
@@ -12,6 +11,9 @@ export function registerDemo(program: Command): void {
     .description('run a complete consent handshake against a temporary Neuron and show what it recorded (synthetic data, leaves nothing behind)')
     .action(async () => {
       const paint = colours();
+      // Loaded here, not with the command line: the demo and the patient client library it drives
+      // have no place in a serving Neuron's memory.
+      const { runDemo } = await import('./run.ts');
       await runDemo({ print: out, paint });
     });
 }
