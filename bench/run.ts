@@ -120,7 +120,9 @@ async function startServer(scenario: Scenario): Promise<Server> {
     discovery: { enabled: false },
     registry: { enabled: false },
     logging: { level: 'warn', pretty: 'never' },
-    handshake: { max_concurrent_handshakes: scenario.ceiling, ...scenario.handshakeConfig },
+    // Every patient of the bench connects from 127.0.0.1: the per-address cap is lifted (to its
+    // maximum) so that one address can stand for thousands of patients.
+    handshake: { max_concurrent_handshakes: scenario.ceiling, max_pending_per_address: 1_000_000, ...scenario.handshakeConfig },
     ...extraConfig,
   }, null, 2));
 

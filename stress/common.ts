@@ -55,10 +55,16 @@ function inspect(url: string, methods: string[]): Promise<Array<Record<string, u
  * active provider. `inspect` opens Node's inspector on a loopback port so the stress run can ask
  * for a garbage collection before reading memory.
  */
+/** handshake.max_pending_per_address when every client shares the loopback address (its maximum). */
+export const ONE_ADDRESS_FOR_EVERYONE = 1_000_000;
+
 export async function startServer(config: Record<string, unknown>, options: { inspect?: boolean } = {}): Promise<StressServer> {
   const { dir, configFile, dataDir } = writeNeuronConfig({
     providers: [{ npi: PROVIDER_NPI, name: 'Dr. Stress', provider_types: ['physician'], provider_endpoint: 'wss://provider-stress.example/agent', status: 'active' }],
     ...config,
+    // Every stress client connects from 127.0.0.1, one address standing for thousands of patients,
+    // so the per-address cap is lifted; the queue, the ceiling and the deadlines are what is stressed.
+    handshake: { max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE, ...(config['handshake'] as Record<string, unknown> | undefined) },
   });
   const neuron = await startNeuronProcess(configFile, dataDir, options.inspect ? { env: { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --inspect=127.0.0.1:0`.trim() } } : {});
   const inspector = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[0-9a-f-]+)/.exec(neuron.output())?.[1];
