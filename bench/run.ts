@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: complete consent handshakes against a real Neuron running as its own process
- * (`node bin/neuron.js start`, embedded SQLite with its default durability, audit on), driven
- * from this process through the patient client library (src/client).
+ * (`node <bin/neuron.js's shebang flags> bin/neuron.js start`, embedded SQLite with its default
+ * durability, audit on; run `npm run build` first, or it warns that the sources ran through tsx),
+ * driven from this process through the patient client library (src/client).
  *
  * For every scenario a fresh Neuron starts on a fresh data directory with one active provider;
  * every handshake is a different patient, so every one is `new` (the expensive case: a
@@ -40,6 +41,16 @@ import { openStorage } from '../src/storage/index.ts';
 import { comparisonTable, runInstanceComparison, type Comparison } from './multi-instance.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The Node flags of bin/neuron.js's shebang (`#!/usr/bin/env -S node <flags>`), so the Neuron runs
+ * here as it does when executed as a command; BENCH_NODE_FLAGS="<flags>" replaces them, to compare.
+ */
+const SERVER_NODE_FLAGS = (
+  process.env['BENCH_NODE_FLAGS'] ??
+  (/^#!\S*env -S node(.*)$/m.exec(readFileSync(path.join(ROOT, 'bin', 'neuron.js'), 'utf8').split('\n', 1)[0]!)?.[1] ?? '')
+)
+  .split(' ')
+  .filter((flag) => flag !== '');
 /** Linux reports process CPU time in clock ticks; 100 per second on every mainstream kernel config. */
 const CLOCK_TICKS_PER_SECOND = 100;
 /** Handshakes run before measuring, so the JIT and the database file are warm. */
@@ -140,11 +151,17 @@ async function startServer(scenario: Scenario): Promise<Server> {
 
   // BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of each Neuron process there.
   const profileDir = process.env['BENCH_PROFILE_DIR'];
-  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const nodeArgs = [...SERVER_NODE_FLAGS, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
   const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin', 'neuron.js'), 'start', '--config', configFile], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
+    // NODE_DEBUG=neuron: bin/neuron.js says whether it runs the build in dist/ or the sources.
+    env: { ...process.env, NO_COLOR: '1', NODE_DEBUG: [process.env['NODE_DEBUG'], 'neuron'].filter(Boolean).join(',') },
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    if (/through tsx/.test(chunk.toString())) {
+      process.stderr.write('\nwarning: the Neuron runs its sources through tsx (dist/ missing or older than src/; run `npm run build`): its memory is not the compiled build\'s\n');
+    }
   });
   const handshakeUrl = await waitForHandshakeUrl(child, 60_000);
   return { child, pid: child.pid!, handshakeUrl, dir };
@@ -321,7 +338,7 @@ async function main(): Promise<void> {
 
   process.stdout.write(`\nMachine: ${machine()}\n`);
   if (results.length > 0) {
-    process.stdout.write(`Server: one Neuron process (node bin/neuron.js start), embedded SQLite (WAL, synchronous=FULL), audit on; client: this process, src/client.\n\n`);
+    process.stdout.write(`Server: one Neuron process (node ${[...SERVER_NODE_FLAGS, ''].join(' ')}bin/neuron.js start), embedded SQLite (WAL, synchronous=FULL), audit on; client: this process, src/client.\n\n`);
     process.stdout.write(`${table(results)}\n`);
   }
   if (instances !== null) {
