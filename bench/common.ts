@@ -3,7 +3,23 @@
  * URL, then keeps draining its output so a chatty server never blocks on a full pipe.
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createConsentToken, generatePatientKeys, type PatientKeys } from '../src/client/index.ts';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The Node flags of bin/neuron.js's shebang (`#!/usr/bin/env -S node <flags>`), so every benchmark
+ * Neuron runs as it does when executed as a command; BENCH_NODE_FLAGS="<flags>" replaces them, to compare.
+ */
+export const SERVER_NODE_FLAGS = (
+  process.env['BENCH_NODE_FLAGS'] ??
+  (/^#!\S*env -S node(.*)$/m.exec(readFileSync(path.join(ROOT, 'bin', 'neuron.js'), 'utf8').split('\n', 1)[0]!)?.[1] ?? '')
+)
+  .split(' ')
+  .filter((flag) => flag !== '');
 
 /** The provider every benchmark Neuron serves (a published synthetic test NPI). */
 export const PROVIDER_NPI = '1679576722';

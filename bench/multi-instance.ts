@@ -24,13 +24,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { PROVIDER_NPI, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
+import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
 import pg from 'pg';
 import { establishRelationship } from '../src/client/index.ts';
 import { openStorage } from '../src/storage/index.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLOCK_TICKS_PER_SECOND = 100;
 /** The same for both setups: enough that the client, not the ceiling, decides what is in flight. */
 const CONCURRENCY = 100;
@@ -116,7 +114,7 @@ function prepareDirectory(config: Record<string, unknown>): string {
 
 async function startNeuron(dir: string): Promise<NeuronProcess> {
   const configFile = path.join(dir, 'neuron.config.json');
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'neuron.js'), 'start', '--config', configFile], {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, path.join(ROOT, 'bin', 'neuron.js'), 'start', '--config', configFile], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1' },

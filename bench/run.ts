@@ -33,24 +33,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { PROVIDER_NPI, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
+import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
 import { establishRelationship } from '../src/client/index.ts';
 import BetterSqlite3 from 'better-sqlite3';
 import { openStorage } from '../src/storage/index.ts';
 import { comparisonTable, runInstanceComparison, type Comparison } from './multi-instance.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/**
- * The Node flags of bin/neuron.js's shebang (`#!/usr/bin/env -S node <flags>`), so the Neuron runs
- * here as it does when executed as a command; BENCH_NODE_FLAGS="<flags>" replaces them, to compare.
- */
-const SERVER_NODE_FLAGS = (
-  process.env['BENCH_NODE_FLAGS'] ??
-  (/^#!\S*env -S node(.*)$/m.exec(readFileSync(path.join(ROOT, 'bin', 'neuron.js'), 'utf8').split('\n', 1)[0]!)?.[1] ?? '')
-)
-  .split(' ')
-  .filter((flag) => flag !== '');
 /** Linux reports process CPU time in clock ticks; 100 per second on every mainstream kernel config. */
 const CLOCK_TICKS_PER_SECOND = 100;
 /** Handshakes run before measuring, so the JIT and the database file are warm. */

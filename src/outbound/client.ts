@@ -15,7 +15,9 @@
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
-import { Agent, fetch, type RequestInit, type Response } from 'undici';
+// Types only: undici itself (about 3.6 MB of heap) is loaded on the first delivery, not at start,
+// since many Neurons never push anything (providers that pull, no webhooks).
+import type { Agent, RequestInit, Response } from 'undici';
 import type { ErrorCode } from '../errors/index.ts';
 import { parseIpAddress, urlHost, type OutboundPolicy } from './policy.ts';
 
@@ -66,16 +68,26 @@ function policyLookup(policy: OutboundPolicy, protocol: 'http:' | 'https:'): Loo
   };
 }
 
+type Undici = typeof import('undici');
+
 export class OutboundClient {
   readonly #policy: OutboundPolicy;
-  readonly #agents: Record<'http:' | 'https:', Agent>;
+  #undici: Promise<{ fetch: Undici['fetch']; agents: Record<'http:' | 'https:', Agent> }> | null = null;
 
   constructor(policy: OutboundPolicy) {
     this.#policy = policy;
-    this.#agents = {
-      'http:': new Agent({ connect: { lookup: policyLookup(policy, 'http:') } }),
-      'https:': new Agent({ connect: { lookup: policyLookup(policy, 'https:') } }),
-    };
+  }
+
+  /** undici and one Agent per scheme, created on first use. */
+  #client(): Promise<{ fetch: Undici['fetch']; agents: Record<'http:' | 'https:', Agent> }> {
+    this.#undici ??= import('undici').then(({ Agent, fetch }) => ({
+      fetch,
+      agents: {
+        'http:': new Agent({ connect: { lookup: policyLookup(this.#policy, 'http:') } }),
+        'https:': new Agent({ connect: { lookup: policyLookup(this.#policy, 'https:') } }),
+      },
+    }));
+    return this.#undici;
   }
 
   /** fetch, refused with OutboundRefusedError (directly or as the cause) when the policy says no. */
@@ -89,11 +101,14 @@ export class OutboundClient {
       const refusal = this.#policy.addressRefusal(host, host, url.protocol);
       if (refusal !== null) throw new OutboundRefusedError(`${host} ${refusal}`);
     }
-    return fetch(url, { ...init, dispatcher: this.#agents[url.protocol] });
+    const { fetch, agents } = await this.#client();
+    return fetch(url, { ...init, dispatcher: agents[url.protocol] });
   }
 
   /** Closes idle connections; requests still running finish first. */
   async close(): Promise<void> {
-    await Promise.all([this.#agents['http:'].close(), this.#agents['https:'].close()]);
+    if (this.#undici === null) return;
+    const { agents } = await this.#undici;
+    await Promise.all([agents['http:'].close(), agents['https:'].close()]);
   }
 }
