@@ -6,11 +6,11 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { createConsentToken, establishRelationship, HandshakeError } from '../client/index.ts';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { auditEntries, eventually, writtenFor } from '../../test/helpers/records.ts';
-import { authenticate, challengeResponse, newPatient, openRaw, rawUpgrade, upgradeHeaders, type Patient } from '../../test/helpers/raw-handshake.ts';
+import { authenticate, challengeResponse, newPatient, openRaw, pendingUpgrade, rawUpgrade, upgradeHeaders, type Patient } from '../../test/helpers/raw-handshake.ts';
 
 const PROVIDER = '1679576722';
 
@@ -25,19 +25,6 @@ function establish(t: TestNeuron, patient: Patient, timeoutMs?: number) {
   return establishRelationship(t.handshakeUrl, { patientAgentId: patient.agentId, keys: patient.keys, endpoint: patient.endpoint, consentToken, ...(timeoutMs ? { timeoutMs } : {}) });
 }
 
-/** A raw TCP upgrade request that waits for the answer (used to sit in the queue). */
-function pendingUpgrade(port: number): { socket: Socket; answer: Promise<string> } {
-  const socket = connect(port, '127.0.0.1');
-  const headers = upgradeHeaders(port);
-  socket.write(`GET /ws/handshake HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`);
-  const answer = new Promise<string>((resolve) => {
-    let text = '';
-    socket.on('data', (chunk) => { text += chunk.toString('latin1'); });
-    socket.on('close', () => resolve(text));
-    socket.on('error', () => undefined);
-  });
-  return { socket, answer };
-}
 
 describe('the ceiling', () => {
   test('ceiling 2: 50 simultaneous patients all complete and never more than 2 are in progress', async () => {

@@ -12,11 +12,10 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../helpers/neuron.ts';
 import { auditEntries, eventually } from '../helpers/records.ts';
-import { authenticate, challengeResponse, newPatient, openRaw, rawUpgrade, upgradeHeaders } from '../helpers/raw-handshake.ts';
+import { authenticate, challengeResponse, newPatient, openRaw, pendingUpgrade, rawUpgrade, upgradeHeaders } from '../helpers/raw-handshake.ts';
 import { startApiNeuron } from '../../src/api/test-support.ts';
 
 const PROVIDER = '1679576722';
@@ -43,19 +42,6 @@ function openWith(t: TestNeuron, headers: Record<string, string>): Promise<{ ws:
   });
 }
 
-/** A raw upgrade request that sits in the queue; `answer` is everything read until the socket closes. */
-function queuedUpgrade(t: TestNeuron, extra: Record<string, string> = {}): { socket: Socket; answer: Promise<string> } {
-  const socket = connect(t.port, '127.0.0.1');
-  const headers = { ...upgradeHeaders(t.port), ...extra };
-  socket.write(`GET /ws/handshake HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`);
-  const answer = new Promise<string>((resolve) => {
-    let text = '';
-    socket.on('data', (chunk) => { text += chunk.toString('latin1'); });
-    socket.on('close', () => resolve(text));
-    socket.on('error', () => undefined);
-  });
-  return { socket, answer };
-}
 
 function assertAddressLimit(answer: { status: number; headers: Record<string, string | string[] | undefined>; body: string }, retryAfter: string): void {
   assert.equal(answer.status, 503, 'refused like a full queue, before any WebSocket');
@@ -69,7 +55,7 @@ describe('handshake.max_pending_per_address', () => {
     const t = await handshakeNeuron({ max_concurrent_handshakes: 1, max_pending_per_address: 2, retry_after_seconds: 7 });
     try {
       const holder = await openRaw(t.handshakeUrl);
-      const queued = queuedUpgrade(t);
+      const queued = pendingUpgrade(t.port);
       await eventually(() => t.neuron.handshake.load().queued === 1, 5_000, 'one upgrade queued');
       assert.deepEqual(addressLoad(t), { addresses: 1, pending: 2 });
 
@@ -127,7 +113,7 @@ describe('handshake.max_pending_per_address', () => {
     let stopped = false;
     try {
       const holder = await openRaw(t.handshakeUrl);
-      const queued = queuedUpgrade(t);
+      const queued = pendingUpgrade(t.port);
       await eventually(() => addressLoad(t).pending === 2, 5_000, 'both counted');
       await t.stop();
       stopped = true;
@@ -147,9 +133,9 @@ describe('handshake.max_pending_per_address', () => {
       // A client cannot escape by naming another address to the left of what the proxy appended.
       assertAddressLimit(await rawUpgrade(t.port, '/ws/handshake', { ...upgradeHeaders(t.port), 'x-forwarded-for': `${CLIENT_B}, ${CLIENT_A}` }), '4');
       // Another client behind the same proxy queues normally.
-      const other = queuedUpgrade(t, { 'x-forwarded-for': CLIENT_B });
+      const other = pendingUpgrade(t.port, { 'x-forwarded-for': CLIENT_B });
       await eventually(() => t.neuron.handshake.load().queued === 1, 5_000, 'the other client queued');
-      const v6 = queuedUpgrade(t, { 'x-forwarded-for': '2001:db8:1:2::5' });
+      const v6 = pendingUpgrade(t.port, { 'x-forwarded-for': '2001:db8:1:2::5' });
       await eventually(() => t.neuron.handshake.load().queued === 2, 5_000, 'the IPv6 client queued');
       assertAddressLimit(await rawUpgrade(t.port, '/ws/handshake', { ...upgradeHeaders(t.port), 'x-forwarded-for': '2001:db8:1:2::6' }), '4');
       assert.deepEqual(addressLoad(t), { addresses: 3, pending: 3 });

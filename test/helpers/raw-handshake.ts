@@ -3,7 +3,7 @@
  * order, bad frames, stalls, replays), unlike src/client which only speaks the protocol correctly.
  */
 import { request as httpRequest } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { createConsentToken, generatePatientKeys, type PatientKeys } from '../../src/client/index.ts';
 import { signChallenge } from '../../src/protocol/index.ts';
@@ -140,4 +140,21 @@ export function upgradeHeaders(port: number): Record<string, string> {
     'sec-websocket-version': '13',
     'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
   };
+}
+
+/**
+ * A raw TCP upgrade request to /ws/handshake that waits for its answer (it sits in the admission
+ * queue until a slot frees, or is refused); `answer` is everything read until the socket closes.
+ */
+export function pendingUpgrade(port: number, extraHeaders: Record<string, string> = {}): { socket: Socket; answer: Promise<string> } {
+  const socket = connect(port, '127.0.0.1');
+  const headers = { ...upgradeHeaders(port), ...extraHeaders };
+  socket.write(`GET /ws/handshake HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`);
+  const answer = new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (chunk) => { text += chunk.toString('latin1'); });
+    socket.on('close', () => resolve(text));
+    socket.on('error', () => undefined);
+  });
+  return { socket, answer };
 }
