@@ -291,6 +291,12 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
       const patient = await connectPatient(t.handshakeUrl, OTHER_SELF, ['office_visit'], 'later');
       const held = await t.neuron.storage.db.selectFrom('outbox').selectAll().where('target', '=', OTHER_SELF).where('status', '=', 'pending').execute();
       assert.ok(held.length >= 1);
+      // Written already held by the handshake's own transaction: due only after one hold, no attempt spent, the reason recorded.
+      const notice = held.find((row) => row.body.includes(patient.patientAgentId));
+      assert.ok(notice, 'the new relationship has its notice');
+      assert.equal(notice.attempts, 0);
+      assert.ok(notice.next_attempt_at > new Date().toISOString(), 'not due before the hold ends');
+      assert.match(notice.last_error ?? '', /pull/);
       await waitFor(async () => ((await t.neuron.storage.db.selectFrom('outbox').select('last_error').where('target', '=', OTHER_SELF).where('status', '=', 'pending').executeTakeFirst())?.last_error ?? '').includes('pull'), 'held for pulling');
       assert.equal((await api(t.url, 'PATCH', `/v1/providers/${OTHER_SELF}`, { token: writer, body: { notification_url: `${hook.url}/n` } })).status, 200);
       await waitFor(() => hook.accepted().some((r) => r.body.includes(patient.patientAgentId)), 'the held notice is pushed');
