@@ -95,9 +95,17 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     for (const [name, value] of Object.entries(neuronError.headers ?? {})) reply.header(name, value);
     void reply.code(neuronError.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(neuronError, request.url.split('?')[0]));
   });
+  // A known path used with a method it does not have is 405 with Allow, not 404 (RFC 9110 15.5.6).
+  const routeMethods = new RouteMethods();
+  app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
   app.setNotFoundHandler((request, reply) => {
-    const error = new NeuronError('ROUTE_NOT_FOUND', { message: `no route ${request.method} ${request.url.split('?')[0]}` });
-    void reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(error, request.url.split('?')[0]));
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routeMethods.of(path);
+    const error = allowed.length > 0
+      ? new NeuronError('METHOD_NOT_ALLOWED', { message: `${request.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`, headers: { allow: allowed.join(', ') } })
+      : new NeuronError('ROUTE_NOT_FOUND', { message: `no route ${request.method} ${path}` });
+    for (const [name, value] of Object.entries(error.headers ?? {})) reply.header(name, value);
+    void reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(error, path));
   });
 
   await app.register(helmet, {
@@ -115,6 +123,32 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   await app.register(healthRoutes(options.readiness));
   for (const routes of options.routes) await app.register(routes);
   return app;
+}
+
+/**
+ * The methods each registered path answers, so that a request the router found no route for can
+ * be told apart: a known path with another method (405) or an unknown path (404). Paths are
+ * fastify's patterns (`/v1/relationships/:id`); catch-all routes (`*`, such as CORS preflight and
+ * the lazily built /docs pages) are left out, since they would make every path look known.
+ */
+class RouteMethods {
+  readonly #routes: Array<{ pattern: RegExp; methods: Set<string> }> = [];
+
+  add(method: string | string[], url: string): void {
+    if (url.includes('*')) return;
+    const source = url.split('/').map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))).join('/');
+    const methods = Array.isArray(method) ? method : [method];
+    const existing = this.#routes.find((route) => route.pattern.source === `^${source}$`);
+    if (existing) for (const m of methods) existing.methods.add(m);
+    else this.#routes.push({ pattern: new RegExp(`^${source}$`), methods: new Set(methods) });
+  }
+
+  /** The methods some route answers on this concrete path, sorted; empty for an unknown path. */
+  of(path: string): string[] {
+    const methods = new Set<string>();
+    for (const route of this.#routes) if (route.pattern.test(path)) for (const m of route.methods) methods.add(m);
+    return [...methods].sort();
+  }
 }
 
 /**

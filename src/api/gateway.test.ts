@@ -229,6 +229,20 @@ describe('API gateway', () => {
       assertProblem(response, 404, 'ROUTE_NOT_FOUND');
     });
 
+    it('answers a known path used with another method with 405 METHOD_NOT_ALLOWED and Allow', async () => {
+      const relationship = await insertRelationship(t.neuron);
+      const onItem = await t.request('DELETE', `/v1/relationships/${relationship.id}`, { key: t.keys.admin });
+      assertProblem(onItem, 405, 'METHOD_NOT_ALLOWED');
+      assert.equal(onItem.headers.get('allow'), 'GET, HEAD');
+      const onHealth = await t.request('POST', '/health/live', {});
+      assertProblem(onHealth, 405, 'METHOD_NOT_ALLOWED');
+      assert.equal(onHealth.headers.get('allow'), 'GET, HEAD');
+      // A path parameter stands for one segment only: a deeper path is unknown, not a wrong method.
+      assertProblem(await t.request('GET', `/v1/relationships/${relationship.id}/no-such-action`, { key: t.keys.read }), 404, 'ROUTE_NOT_FOUND');
+      // Nothing was changed by the refused request.
+      assert.equal((await t.request('GET', `/v1/relationships/${relationship.id}`, { key: t.keys.read })).body.status, 'active');
+    });
+
     it('refuses a body over server.body_limit_bytes with 413 and changes nothing', async () => {
       const small = await startApiNeuron({ config: { server: { body_limit_bytes: 1024 } } });
       try {
