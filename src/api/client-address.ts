@@ -63,20 +63,32 @@ export function createClientAddress(trustedProxies: readonly string[]): ClientAd
   return { trust, of, limitKeyOf: (request) => limitKey(of(request)) };
 }
 
+/**
+ * What is wrong with one `server.trusted_proxies` entry, or null when it compiles: the config
+ * loader reports these with every other problem, before anything starts.
+ */
+export function trustedProxyProblem(entry: string): string | null {
+  if (NAMED_RANGES.has(entry)) return null;
+  const slash = entry.indexOf('/');
+  if (isIP(slash === -1 ? entry : entry.slice(0, slash)) === 0) {
+    return `${JSON.stringify(entry)} is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`;
+  }
+  try {
+    // The prefix length is checked by proxy-addr itself (0-32 for IPv4, 0-128 for IPv6).
+    proxyAddr.compile([entry]);
+    return null;
+  } catch (error) {
+    return `${JSON.stringify(entry)}: ${(error as Error).message}`;
+  }
+}
+
 function compileTrust(trustedProxies: readonly string[]): TrustFunction {
   if (trustedProxies.length === 0) return () => false;
   for (const entry of trustedProxies) {
-    if (NAMED_RANGES.has(entry)) continue;
-    const slash = entry.indexOf('/');
-    if (isIP(slash === -1 ? entry : entry.slice(0, slash)) === 0) {
-      throw new Error(`server.trusted_proxies: ${JSON.stringify(entry)} is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`);
-    }
+    const problem = trustedProxyProblem(entry);
+    if (problem !== null) throw new Error(`server.trusted_proxies: ${problem}`);
   }
-  try {
-    return proxyAddr.compile([...trustedProxies]);
-  } catch (error) {
-    throw new Error(`server.trusted_proxies: ${(error as Error).message}`, { cause: error });
-  }
+  return proxyAddr.compile([...trustedProxies]);
 }
 
 /** `::ffff:192.0.2.1` (an IPv4 client of a dual-stack listener) as `192.0.2.1`; anything else unchanged. */

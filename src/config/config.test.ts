@@ -107,6 +107,16 @@ test('pairs of options are checked together', () => {
   assert.ok(paths.includes('storage.url'));
 });
 
+test('server.trusted_proxies entries that cannot be compiled are config problems, each named', () => {
+  const file = writeConfig(tempDir(), { server: { trusted_proxies: ['10.0.0.0/8', '10.0.0.0/99', '2001:db8::/129', 'loopback', '192.0.2.300'] } });
+  const problems = problemsOf(() => loadConfig({ configFile: file, env: {} }));
+  assert.deepEqual(problems.map((p) => p.path).sort(), ['server.trusted_proxies.1', 'server.trusted_proxies.2', 'server.trusted_proxies.4']);
+  assert.ok(problems.every((p) => p.message.length > 0));
+  // Valid entries load.
+  const good = loadConfig({ configFile: writeConfig(tempDir(), { server: { trusted_proxies: ['10.0.0.0/8', '::1', 'loopback'] } }), env: {} });
+  assert.deepEqual(good.config.server.trusted_proxies, ['10.0.0.0/8', '::1', 'loopback']);
+});
+
 test('redaction hides every secret and nothing else', () => {
   assert.ok(secretPaths().includes('storage.url'));
   const { config } = loadConfig({ cwd: tempDir(), env: { NEURON_STORAGE__URL: 'postgres://neuron:hunter2@db.internal/neuron' } });

@@ -9,6 +9,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { ConfigSchema, secretPaths, type NeuronConfig } from './schema.ts';
 import { isValidNpi, NPI_RULE } from './npi.ts';
 import { OutboundPolicy, outboundSettingsProblems } from '../outbound/policy.ts';
+import { trustedProxyProblem } from '../api/client-address.ts';
 
 export const DEFAULT_CONFIG_FILE = 'neuron.config.json';
 /** Environment variables with this prefix override the file; `__` separates nesting levels. */
@@ -190,6 +191,10 @@ function semanticProblems(config: NeuronConfig): ConfigProblem[] {
   if (config.storage.url !== '' && !/^postgres(ql)?:\/\//.test(config.storage.url)) {
     problems.push({ path: 'storage.url', message: 'must be empty (embedded SQLite) or a postgres:// URL' });
   }
+  config.server.trusted_proxies.forEach((entry, index) => {
+    const problem = trustedProxyProblem(entry);
+    if (problem !== null) problems.push({ path: `server.trusted_proxies.${index}`, message: problem });
+  });
   for (const origin of config.api.cors_origins) {
     if (!isUrl(origin, ['http:', 'https:'])) problems.push({ path: 'api.cors_origins', message: `not an http(s) origin: ${origin}` });
   }
