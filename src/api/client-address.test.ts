@@ -92,7 +92,7 @@ test('limitKey: IPv4 as is, IPv6 by /64 prefix, IPv4-mapped as IPv4', () => {
 
 test('an entry of server.trusted_proxies that is not an address or range is refused at start, naming the option', () => {
   assert.throws(() => createClientAddress(['proxy.example']), /server\.trusted_proxies: "proxy\.example" is not an IP address/);
-  assert.throws(() => createClientAddress(['10.0.0.0/33']), /server\.trusted_proxies: invalid range/);
+  assert.throws(() => createClientAddress(['10.0.0.0/33']), /server\.trusted_proxies: "10\.0\.0\.0\/33": invalid range/);
   assert.throws(() => createClientAddress(['999.1.1.1']), /server\.trusted_proxies/);
   assert.doesNotThrow(() => createClientAddress(['loopback', 'uniquelocal', '192.0.2.10', '2001:db8::/32', '10.0.0.0/255.0.0.0']));
 });
