@@ -13,6 +13,22 @@ const MINUTE = 60 * SECOND;
 /** Marks an option whose value must never be printed or logged. */
 const secret = { 'x-secret': true } as const;
 
+/**
+ * storage.connect_timeout_ms: long enough for a TCP connect, a TLS handshake and SCRAM
+ * authentication across a hospital network; short enough that a dead or unreachable PostgreSQL
+ * fails a request (and readiness) within seconds instead of hanging on the operating system's TCP
+ * timeout (about two minutes). pg's own default (0) waits forever. Also the storage layer's
+ * default when it is opened without a configuration (src/storage/database.ts).
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10 * SECOND;
+/**
+ * storage.sqlite_commit_batch_max: completing handshakes that arrive together share one SQLite
+ * commit (one fsync) in groups of at most this many. Each costs a few hundred microseconds inside
+ * the transaction, so 64 hold the single writer lock for about 20 ms at most; beyond a few dozen
+ * the shared fsync is already a small part of each one's cost. Also the storage layer's default.
+ */
+export const DEFAULT_SQLITE_COMMIT_BATCH_MAX = 64;
+
 export const PROVIDER_TYPES = [
   'physician',
   'nursing',
@@ -111,11 +127,9 @@ export const ConfigSchema = Type.Object(
         sqlite_file: Type.String({ minLength: 1, default: 'neuron.sqlite' }),
         sqlite_synchronous: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL'), Type.Literal('EXTRA')], { default: 'FULL' }),
         busy_timeout_ms: Type.Integer({ minimum: 0, maximum: MINUTE, default: 5 * SECOND }),
-        connect_timeout_ms: Type.Integer({ minimum: 100, maximum: 5 * MINUTE, default: 10 * SECOND }),
+        connect_timeout_ms: Type.Integer({ minimum: 100, maximum: 5 * MINUTE, default: DEFAULT_CONNECT_TIMEOUT_MS }),
         pool_max: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
-        // Completing handshakes that arrive together share one SQLite commit (one fsync) in groups
-        // of at most this many; see DEFAULT_SQLITE_COMMIT_BATCH_MAX in src/storage/database.ts.
-        sqlite_commit_batch_max: Type.Integer({ minimum: 1, maximum: 1_000, default: 64 }),
+        sqlite_commit_batch_max: Type.Integer({ minimum: 1, maximum: 1_000, default: DEFAULT_SQLITE_COMMIT_BATCH_MAX }),
       },
       { additionalProperties: false, default: {} },
     ),

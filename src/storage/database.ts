@@ -11,6 +11,8 @@ import BetterSqlite3 from 'better-sqlite3';
 import type pg from 'pg';
 import { CompiledQuery, Kysely, type SqliteDatabase, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import type { Database } from './tables.ts';
+// The defaults of storage.* live with their reasons in the config schema, one number each.
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_SQLITE_COMMIT_BATCH_MAX } from '../config/schema.ts';
 import * as sqlite001 from './migrations/sqlite/001_initial.ts';
 import * as postgres001 from './migrations/postgres/001_initial.ts';
 import * as sqlite002 from './migrations/sqlite/002_one_active_organization_key.ts';
@@ -47,20 +49,6 @@ export interface StorageOptions {
   onBackgroundError?: (error: StorageError) => void;
 }
 
-/**
- * Long enough for a TCP connect, a TLS handshake and SCRAM authentication across a hospital
- * network; short enough that a dead or unreachable server fails a request (and readiness) within
- * seconds instead of hanging on the operating system's TCP timeout (about two minutes). pg's own
- * default (0) waits forever.
- */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-/**
- * Most units sharing one SQLite commit (storage.sqlite_commit_batch_max). Each unit of a completing
- * handshake costs a few hundred microseconds inside the transaction, so 64 hold the single writer
- * lock for about 20 ms at most; beyond a few dozen the shared fsync is already a small part of
- * each unit's cost.
- */
-export const DEFAULT_SQLITE_COMMIT_BATCH_MAX = 64;
 /** Idle pooled connections are closed after this long, so a quiet instance holds few server slots. */
 const POOL_IDLE_TIMEOUT_MS = 30_000;
 
