@@ -10,12 +10,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { NeuronError } from '../errors/index.ts';
-import { isoNow, type Storage } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
 import { upsertFromHandshake, type PatientProfile } from '../directory/store.ts';
 import { enqueue } from '../outbox/store.ts';
-import { HOLD_REASON } from '../outbox/resolvers.ts';
+import { awaitingPull } from '../outbox/resolvers.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
 import { establishRelationship } from '../relationships/service.ts';
 import { signAttestation, type SignedPayload } from '../protocol/index.ts';
@@ -167,7 +167,7 @@ export class HandshakeService {
         });
         await enqueue(trx, {
           kind: 'provider.relationship', eventType: 'relationship.established', target: provider.npi, body, eventId,
-          ...(providerPushes ? {} : { dueAt: isoNow(request.now + this.pullNoticeHoldMs), note: HOLD_REASON.awaitingPull }),
+          ...(providerPushes ? {} : awaitingPull(request.now, this.pullNoticeHoldMs)),
         }, at);
         // Third-party subscribers learn that a relationship exists, never who the patient is beyond the agent id.
         const webhooks = await publishWebhookEvent(trx, 'relationship.established', {

@@ -41,13 +41,25 @@ export const HOLD_REASON = {
   providerNotActive: 'provider is not active: held until it is approved again',
 } as const;
 
+/**
+ * The state of a notice whose provider pulls (no notification_url): pending, looked at again after
+ * `holdMs` (outbox.backoff_max_ms), with the reason in `last_error`. The worker leaves such a row
+ * so; a completing handshake writes its notice so from the start (src/handshake/service.ts).
+ */
+export function awaitingPull(now: number, holdMs: number): { dueAt: string; note: string } {
+  return { dueAt: isoNow(now + holdMs), note: HOLD_REASON.awaitingPull };
+}
+
 export function providerNoticeResolver(key: () => OrganizationKey): TargetResolver {
   return async (row, context) => {
     const provider = await context.db.selectFrom('providers').select(['status', 'notification_url']).where('npi', '=', row.target).executeTakeFirst();
     if (!provider) return { action: 'dead', reason: 'the provider was removed from the roster' };
     const until = isoNow(context.now + context.holdMs);
     if (provider.status !== 'active') return { action: 'hold', until, reason: HOLD_REASON.providerNotActive };
-    if (provider.notification_url === null) return { action: 'hold', until, reason: HOLD_REASON.awaitingPull };
+    if (provider.notification_url === null) {
+      const held = awaitingPull(context.now, context.holdMs);
+      return { action: 'hold', until: held.dueAt, reason: held.note };
+    }
     return { action: 'post', url: provider.notification_url, headers: providerNoticeSignatureHeaders(key(), row.body) };
   };
 }
