@@ -38,6 +38,7 @@ import { establishRelationship } from '../src/client/index.ts';
 import BetterSqlite3 from 'better-sqlite3';
 import { openStorage } from '../src/storage/index.ts';
 import { comparisonTable, runInstanceComparison, type Comparison } from './multi-instance.ts';
+import { ONE_ADDRESS_FOR_EVERYONE } from '../stress/common.ts';
 
 /** Linux reports process CPU time in clock ticks; 100 per second on every mainstream kernel config. */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -119,9 +120,9 @@ async function startServer(scenario: Scenario): Promise<Server> {
     discovery: { enabled: false },
     registry: { enabled: false },
     logging: { level: 'warn', pretty: 'never' },
-    // Every patient of the bench connects from 127.0.0.1: the per-address cap is lifted (to its
-    // maximum) so that one address can stand for thousands of patients.
-    handshake: { max_concurrent_handshakes: scenario.ceiling, max_pending_per_address: 1_000_000, ...scenario.handshakeConfig },
+    // Every patient of the bench connects from 127.0.0.1: the per-address cap is lifted so that one
+    // address can stand for thousands of patients (as in the stress run).
+    handshake: { max_concurrent_handshakes: scenario.ceiling, max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE, ...scenario.handshakeConfig },
     ...extraConfig,
   }, null, 2));
 
