@@ -2,28 +2,20 @@
  * The outbound client against a real receiver on 127.0.0.1: the policy is enforced on the address
  * a connection would use, so a name resolving to a refused address never reaches the receiver.
  */
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startReceiver, type Receiver } from '../providers/test-support.ts';
+import { cleanupAfterEach, deferredReceiver, type Receiver } from '../providers/test-support.ts';
 import { OutboundClient, outboundRefusal, OUTBOUND_REFUSED_CODE } from './client.ts';
 import { OutboundPolicy, type OutboundSettings } from './policy.ts';
 
 const DEFAULTS: OutboundSettings = { allow_loopback: false, allow_private: true, plain_http: 'private', allow: [] };
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
-});
-
-async function receiver(): Promise<Receiver> {
-  const r = await startReceiver();
-  cleanups.push(() => r.close());
-  return r;
-}
+const defer = cleanupAfterEach();
+const receiver = (): Promise<Receiver> => deferredReceiver(defer);
 
 function client(settings: Partial<OutboundSettings>): OutboundClient {
   const c = new OutboundClient(new OutboundPolicy({ ...DEFAULTS, ...settings }));
-  cleanups.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
 

@@ -3,42 +3,29 @@
  * URLs refused when a provider registers, is changed or is seeded, and deliveries refused on the
  * address they would connect to, becoming dead letters at once without reaching the receiver.
  */
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../config/index.ts';
 import { getOutboxRow } from '../outbox/store.ts';
-import { api, connectPatient, createApiKey, startReceiver, waitFor, type Receiver } from '../providers/test-support.ts';
+import { api, cleanupAfterEach, connectPatient, createApiKey, deferredReceiver, FAST_OUTBOX, providerSeed, waitFor, type Receiver } from '../providers/test-support.ts';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 
 const PROVIDER = '1679576722';
 const OTHER_PROVIDER = '1376841239';
 const SELF = '1003000126';
 
-const FAST_OUTBOX = { poll_interval_ms: 20, backoff_initial_ms: 20, backoff_max_ms: 200, request_timeout_ms: 10_000, lease_ms: 100, max_attempts: 12 };
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
-});
-
-async function receiver(): Promise<Receiver> {
-  const r = await startReceiver();
-  cleanups.push(() => r.close());
-  return r;
-}
+const defer = cleanupAfterEach();
+const receiver = (): Promise<Receiver> => deferredReceiver(defer);
 
 async function neuron(config: Record<string, unknown>): Promise<TestNeuron> {
   const t = await startTestNeuron({ config: { outbox: FAST_OUTBOX, ...config, outbound: { allow_loopback: false, ...(config['outbound'] as object | undefined) } } });
-  cleanups.push(() => t.stop());
+  defer(() => t.stop());
   return t;
 }
 
-function seed(npi: string, notificationUrl?: string): Record<string, unknown> {
-  return { npi, name: `Dr. Test ${npi.slice(-4)}`, provider_endpoint: `wss://provider-${npi}.example/agent`, ...(notificationUrl ? { notification_url: notificationUrl } : {}) };
-}
 
 describe('outbound policy at acceptance', () => {
   test('self-registration naming a refused address gives OUTBOUND_TARGET_REFUSED and writes nothing', async () => {
@@ -72,7 +59,7 @@ describe('outbound policy at acceptance', () => {
   });
 
   test('a roster change to a refused notification URL is refused and changes nothing', async () => {
-    const t = await neuron({ providers: [seed(PROVIDER, 'https://provider.example/notices')] });
+    const t = await neuron({ providers: [providerSeed(PROVIDER, 'https://provider.example/notices')] });
     const key = await createApiKey(t.neuron, ['write']);
     const response = await api(t.url, 'PATCH', `/v1/providers/${PROVIDER}`, { token: key, body: { notification_url: 'http://[::1]:8700/notices' } });
     assert.equal(response.status, 400);
@@ -86,13 +73,13 @@ describe('outbound policy at acceptance', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'neuron-outbound-'));
     try {
       const configFile = path.join(dir, 'neuron.config.json');
-      writeFileSync(configFile, JSON.stringify({ providers: [seed(PROVIDER, 'http://169.254.169.254/')], outbound: { allow: ['not a host!'] } }));
+      writeFileSync(configFile, JSON.stringify({ providers: [providerSeed(PROVIDER, 'http://169.254.169.254/')], outbound: { allow: ['not a host!'] } }));
       assert.throws(() => loadConfig({ configFile, env: {} }), (error: unknown) => {
         assert.ok(error instanceof ConfigError);
         assert.ok(error.problems.some((p) => p.path === 'outbound.allow.0'), 'the bad allow-list entry is named');
         return true;
       });
-      writeFileSync(configFile, JSON.stringify({ providers: [seed(PROVIDER, 'http://169.254.169.254/')] }));
+      writeFileSync(configFile, JSON.stringify({ providers: [providerSeed(PROVIDER, 'http://169.254.169.254/')] }));
       assert.throws(() => loadConfig({ configFile, env: {} }), (error: unknown) => {
         assert.ok(error instanceof ConfigError);
         assert.ok(error.problems.some((p) => p.path === 'providers.0.notification_url' && /link-local/.test(p.message)), JSON.stringify(error.problems));
@@ -108,7 +95,7 @@ describe('outbound policy at delivery', () => {
   test('a name that resolves to a refused address is refused at connect time: a dead letter at once, the receiver sees nothing', async () => {
     const r = await receiver();
     const port = new URL(r.url).port;
-    const t = await neuron({ providers: [seed(PROVIDER), seed(OTHER_PROVIDER)] });
+    const t = await neuron({ providers: [providerSeed(PROVIDER), providerSeed(OTHER_PROVIDER)] });
     // URLs accepted earlier (a name that resolved elsewhere then, a literal stored before the
     // policy existed) and now pointing at loopback: written directly, as acceptance refuses them.
     const db = t.neuron.storage.db;
@@ -138,7 +125,7 @@ describe('outbound policy at delivery', () => {
 
   test('an allowed target still delivers: an allow-list entry for the receiver address', async () => {
     const r = await receiver();
-    const t = await neuron({ providers: [seed(PROVIDER, `${r.url}/notices`)], outbound: { allow: ['127.0.0.1'] } });
+    const t = await neuron({ providers: [providerSeed(PROVIDER, `${r.url}/notices`)], outbound: { allow: ['127.0.0.1'] } });
     const patient = await connectPatient(t.handshakeUrl, PROVIDER);
     await waitFor(() => r.accepted().length === 1, 'the notice arrives');
     assert.equal(JSON.parse(r.requests[0]!.body).relationship_id, patient.relationshipId);

@@ -3,14 +3,14 @@
  * signatures, retries with backoff, restarts, dead letters and operator retry, a hanging receiver,
  * redirects, lease takeover, two instances on one database, and webhooks through the same worker.
  */
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { verifyAttestation } from '../client/index.ts';
 import { databaseCounts } from '../cli/commands/status.ts';
 import { isoNow } from '../storage/index.ts';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
-import { api, connectPatient, createApiKey, startReceiver, waitFor, type Receiver } from '../providers/test-support.ts';
+import { api, cleanupAfterEach, connectPatient, createApiKey, deferredReceiver, FAST_OUTBOX, providerSeed, waitFor, type Behaviour, type Receiver } from '../providers/test-support.ts';
 import { publishWebhookEvent } from './events.ts';
 import { HEADER, verifyProviderNotice, verifyWebhookSignature } from './signing.ts';
 import { enqueue, getOutboxRow, type OutboxRow } from './store.ts';
@@ -18,23 +18,8 @@ import { enqueue, getOutboxRow, type OutboxRow } from './store.ts';
 const PROVIDER = '1679576722';
 const OTHER_PROVIDER = '1376841239';
 
-/** Small numbers so retries happen within a test; margins stay generous. */
-const FAST_OUTBOX = { poll_interval_ms: 20, backoff_initial_ms: 20, backoff_max_ms: 200, request_timeout_ms: 10_000, lease_ms: 100, max_attempts: 12 };
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
-});
-
-async function receiver(...args: Parameters<typeof startReceiver>): Promise<Receiver> {
-  const r = await startReceiver(...args);
-  cleanups.push(() => r.close());
-  return r;
-}
-
-function seed(npi: string, notificationUrl: string | undefined): Record<string, unknown> {
-  return { npi, name: `Dr. Test ${npi.slice(-4)}`, provider_endpoint: `wss://provider-${npi}.example/agent`, ...(notificationUrl ? { notification_url: notificationUrl } : {}) };
-}
+const defer = cleanupAfterEach();
+const receiver = (behaviour?: Behaviour): Promise<Receiver> => deferredReceiver(defer, behaviour);
 
 async function neuron(options: { providers: Array<Record<string, unknown>>; outbox?: Record<string, unknown>; dataDir?: string; instanceId?: string }): Promise<TestNeuron> {
   const t = await startTestNeuron({
@@ -42,7 +27,7 @@ async function neuron(options: { providers: Array<Record<string, unknown>>; outb
     config: { providers: options.providers, outbox: { ...FAST_OUTBOX, ...options.outbox } },
     ...(options.instanceId ? { neuronOptions: { instanceId: options.instanceId } } : {}),
   });
-  cleanups.push(() => t.stop());
+  defer(() => t.stop());
   return t;
 }
 
@@ -75,7 +60,7 @@ const eventIdOf = (r: { headers: Record<string, unknown> }): unknown => r.header
 describe('outbox delivery', () => {
   test('a new relationship reaches the provider CareAgent, signed by the organization key over the exact body', async () => {
     const provider = await receiver();
-    const t = await neuron({ providers: [seed(PROVIDER, `${provider.url}/notices`)] });
+    const t = await neuron({ providers: [providerSeed(PROVIDER, `${provider.url}/notices`)] });
     const patient = await connectPatient(t.handshakeUrl, PROVIDER);
 
     await waitFor(() => provider.accepted().length === 1, 'the notice arrives');
@@ -107,7 +92,7 @@ describe('outbox delivery', () => {
 
   test('a provider that is down for the first attempts gets the notice once it is back', async () => {
     const provider = await receiver((index) => ({ status: index < 2 ? 503 : 200 }));
-    const t = await neuron({ providers: [seed(PROVIDER, provider.url)] });
+    const t = await neuron({ providers: [providerSeed(PROVIDER, provider.url)] });
     const eventId = await enqueueNotice(t, PROVIDER);
 
     await waitFor(async () => (await row(t, eventId)).status === 'delivered', 'delivered after retries');
@@ -119,14 +104,14 @@ describe('outbox delivery', () => {
 
   test('a Neuron restarted between attempts still delivers the notice, once', async () => {
     const provider = await receiver(() => ({ status: 503 }));
-    const first = await neuron({ providers: [seed(PROVIDER, provider.url)], outbox: { backoff_initial_ms: 300, backoff_max_ms: 300 } });
+    const first = await neuron({ providers: [providerSeed(PROVIDER, provider.url)], outbox: { backoff_initial_ms: 300, backoff_max_ms: 300 } });
     const eventId = await enqueueNotice(first, PROVIDER);
     await waitFor(() => provider.requests.length >= 1, 'a first, failed attempt');
     await first.stop({ keepData: true });
     const attemptsBefore = provider.requests.length;
 
     provider.behave(() => ({ status: 200 }));
-    const second = await neuron({ providers: [seed(PROVIDER, provider.url)], dataDir: first.dataDir });
+    const second = await neuron({ providers: [providerSeed(PROVIDER, provider.url)], dataDir: first.dataDir });
     await waitFor(async () => (await row(second, eventId)).status === 'delivered', 'delivered after the restart');
     assert.equal(provider.accepted().filter((r) => eventIdOf(r) === eventId).length, 1, 'accepted exactly once');
     assert.ok(provider.requests.length > attemptsBefore);
@@ -134,13 +119,13 @@ describe('outbox delivery', () => {
 
   test('stopping during a delivery gives the row back, and the next start delivers it', async () => {
     const provider = await receiver(() => 'hang');
-    const first = await neuron({ providers: [seed(PROVIDER, provider.url)] });
+    const first = await neuron({ providers: [providerSeed(PROVIDER, provider.url)] });
     const eventId = await enqueueNotice(first, PROVIDER);
     await waitFor(() => provider.requests.length === 1, 'the delivery is in flight');
     await first.stop({ keepData: true });
 
     provider.behave(() => ({ status: 200 }));
-    const second = await neuron({ providers: [seed(PROVIDER, provider.url)], dataDir: first.dataDir });
+    const second = await neuron({ providers: [providerSeed(PROVIDER, provider.url)], dataDir: first.dataDir });
     await waitFor(async () => (await row(second, eventId)).status === 'delivered', 'delivered after the restart');
     // The aborted attempt was not the receiver's fault and is not counted.
     assert.equal((await row(second, eventId)).attempts, 1);
@@ -149,7 +134,7 @@ describe('outbox delivery', () => {
 
   test('after the last attempt a notice is a dead letter; the operator retries it and it is delivered', async () => {
     const provider = await receiver(() => ({ status: 500 }));
-    const t = await neuron({ providers: [seed(PROVIDER, provider.url)], outbox: { max_attempts: 3 } });
+    const t = await neuron({ providers: [providerSeed(PROVIDER, provider.url)], outbox: { max_attempts: 3 } });
     const eventId = await enqueueNotice(t, PROVIDER);
 
     await waitFor(async () => (await row(t, eventId)).status === 'dead', 'dead after max attempts');
@@ -182,7 +167,7 @@ describe('outbox delivery', () => {
   test('a hanging provider does not hold up deliveries to another provider', async () => {
     const stuck = await receiver(() => 'hang');
     const healthy = await receiver();
-    const t = await neuron({ providers: [seed(PROVIDER, stuck.url), seed(OTHER_PROVIDER, healthy.url)], outbox: { request_timeout_ms: 60_000 } });
+    const t = await neuron({ providers: [providerSeed(PROVIDER, stuck.url), providerSeed(OTHER_PROVIDER, healthy.url)], outbox: { request_timeout_ms: 60_000 } });
     const stuckEvent = await enqueueNotice(t, PROVIDER);
     await waitFor(() => stuck.requests.length === 1, 'the first delivery hangs');
     const second = await enqueueNotice(t, PROVIDER);
@@ -198,7 +183,7 @@ describe('outbox delivery', () => {
   test('a redirect is not followed and counts as a failed attempt', async () => {
     const elsewhere = await receiver();
     const provider = await receiver(() => ({ status: 302, headers: { location: `${elsewhere.url}/stolen` } }));
-    const t = await neuron({ providers: [seed(PROVIDER, provider.url)], outbox: { max_attempts: 2 } });
+    const t = await neuron({ providers: [providerSeed(PROVIDER, provider.url)], outbox: { max_attempts: 2 } });
     const eventId = await enqueueNotice(t, PROVIDER);
 
     await waitFor(async () => (await row(t, eventId)).status === 'dead', 'dead after two redirects');
@@ -209,7 +194,7 @@ describe('outbox delivery', () => {
 
   test('a lease left by an instance that died is taken over once it runs out', async () => {
     const provider = await receiver();
-    const t = await neuron({ providers: [seed(PROVIDER, provider.url)] });
+    const t = await neuron({ providers: [providerSeed(PROVIDER, provider.url)] });
     const eventId = randomUUID();
     const now = Date.now();
     await t.neuron.storage.db.insertInto('outbox').values({
@@ -237,8 +222,8 @@ describe('outbox delivery', () => {
     // Slow answers keep deliveries in flight while the other instance polls.
     const provider = await receiver(() => ({ status: 200, delayMs: 30 }));
     const slow = await receiver(() => ({ status: 200, delayMs: 60 }));
-    const a = await neuron({ providers: [seed(PROVIDER, provider.url), seed(OTHER_PROVIDER, slow.url)], instanceId: 'instance-a' });
-    const b = await neuron({ providers: [seed(PROVIDER, provider.url), seed(OTHER_PROVIDER, slow.url)], dataDir: a.dataDir, instanceId: 'instance-b' });
+    const a = await neuron({ providers: [providerSeed(PROVIDER, provider.url), providerSeed(OTHER_PROVIDER, slow.url)], instanceId: 'instance-a' });
+    const b = await neuron({ providers: [providerSeed(PROVIDER, provider.url), providerSeed(OTHER_PROVIDER, slow.url)], dataDir: a.dataDir, instanceId: 'instance-b' });
     const events: string[] = [];
     for (let i = 0; i < 10; i++) events.push(await enqueueNotice(i % 2 === 0 ? a : b, i % 3 === 0 ? OTHER_PROVIDER : PROVIDER));
 

@@ -3,6 +3,7 @@
  * provider CareAgent's notification endpoint (or a webhook receiver), API keys, and patient
  * handshakes through the real client. Not imported by the server.
  */
+import { afterEach } from 'node:test';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiKeyService } from '../api-keys/service.ts';
@@ -118,4 +119,34 @@ export async function api(base: string, method: string, path: string, options: {
   const response = await fetch(`${base}${path}`, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
   const text = await response.text();
   return { status: response.status, body: text === '' ? null : JSON.parse(text), headers: response.headers };
+}
+
+/** Outbox settings small enough that retries happen within a test; margins stay generous. */
+export const FAST_OUTBOX = { poll_interval_ms: 20, backoff_initial_ms: 20, backoff_max_ms: 200, request_timeout_ms: 10_000, lease_ms: 100, max_attempts: 12 };
+
+/** A provider entry for the config's `providers` seed list, optionally with a notification URL. */
+export function providerSeed(npi: string, notificationUrl?: string): Record<string, unknown> {
+  return { npi, name: `Dr. Test ${npi.slice(-4)}`, provider_endpoint: `wss://provider-${npi}.example/agent`, ...(notificationUrl ? { notification_url: notificationUrl } : {}) };
+}
+
+/**
+ * Registers an afterEach in the calling test file and returns `defer`: what is deferred during a
+ * test (closing receivers, stopping Neurons) runs after it, newest first; a failing cleanup is
+ * ignored so it never hides the test's own result.
+ */
+export function cleanupAfterEach(): (cleanup: () => Promise<unknown>) => void {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
+  });
+  return (cleanup) => {
+    cleanups.push(cleanup);
+  };
+}
+
+/** startReceiver, closed after the test through `defer` (from cleanupAfterEach). */
+export async function deferredReceiver(defer: (cleanup: () => Promise<unknown>) => void, behaviour?: Behaviour): Promise<Receiver> {
+  const receiver = await startReceiver(behaviour);
+  defer(() => receiver.close());
+  return receiver;
 }
