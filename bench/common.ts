@@ -63,3 +63,33 @@ export async function waitForHandshakeUrl(child: ChildProcess, timeoutMs: number
   child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[neuron] ${chunk.toString()}`));
   return handshakeUrl;
 }
+
+/** Linux reports process CPU time in clock ticks; 100 per second on every mainstream kernel config. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
+ * User + system CPU time of a process so far, in clock ticks (`/proc/<pid>/stat`), or 0 when the
+ * process has exited (its time is lost, not counted twice).
+ */
+export function cpuTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start at "state"; utime and stime
+    // are fields 14 and 15 of the whole line, so 11 and 12 here.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU milliseconds per handshake from a number of clock ticks. */
+export function cpuMsPer(ticks: number, handshakes: number): number {
+  return ((ticks / CLOCK_TICKS_PER_SECOND) * 1_000) / Math.max(handshakes, 1);
+}
+
+/** The p-th percentile (nearest rank) of ascending `sorted`; NaN when empty. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}

@@ -21,15 +21,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
+import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, percentile, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
 import pg from 'pg';
 import { establishRelationship } from '../src/client/index.ts';
 import { openStorage } from '../src/storage/index.ts';
 
-const CLOCK_TICKS_PER_SECOND = 100;
 /** The same for both setups: enough that the client, not the ceiling, decides what is in flight. */
 const CONCURRENCY = 100;
 const CEILING_PER_INSTANCE = 100;
@@ -138,15 +137,6 @@ async function stopNeuron(neuron: NeuronProcess): Promise<void> {
   rmSync(neuron.dir, { recursive: true, force: true });
 }
 
-function cpuTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0; // a backend that has exited since: its time is lost, not counted twice
-  }
-}
 
 // ---------------------------------------------------------------- PostgreSQL
 
@@ -216,10 +206,6 @@ async function drive(urls: string[], patients: PreparedPatient[], concurrency: n
   return { latencies, failures };
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 async function measure(setup: string, label: string, database: 'sqlite' | 'postgres', neurons: NeuronProcess[], count: number, warmup: number, backendTicks: (() => Promise<Map<number, number>>) | null): Promise<ComparisonRow> {
   const urls = neurons.map((n) => n.handshakeUrl);
@@ -242,7 +228,7 @@ async function measure(setup: string, label: string, database: 'sqlite' | 'postg
   }
   latencies.sort((x, y) => x - y);
   const completed = latencies.length;
-  const perHandshake = (ticks: number): number => ((ticks / CLOCK_TICKS_PER_SECOND) * 1_000) / Math.max(completed, 1);
+  const perHandshake = (ticks: number): number => cpuMsPer(ticks, completed);
   return {
     setup,
     instances: neurons.length,

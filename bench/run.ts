@@ -33,15 +33,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
-import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
+import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, percentile, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
 import { establishRelationship } from '../src/client/index.ts';
 import BetterSqlite3 from 'better-sqlite3';
 import { openStorage } from '../src/storage/index.ts';
 import { comparisonTable, runInstanceComparison, type Comparison } from './multi-instance.ts';
 import { ONE_ADDRESS_FOR_EVERYONE } from '../stress/common.ts';
 
-/** Linux reports process CPU time in clock ticks; 100 per second on every mainstream kernel config. */
-const CLOCK_TICKS_PER_SECOND = 100;
 /** Handshakes run before measuring, so the JIT and the database file are warm. */
 const WARMUP_HANDSHAKES = 200;
 /** Long enough for the last of 10 000 patients through 10 slots on a slow machine; a handshake still open by then is reported as a failure rather than stalling the bench. */
@@ -185,13 +183,6 @@ async function waitForOutboxDrain(server: Server): Promise<number> {
   return (performance.now() - began) / 1_000;
 }
 
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may contain spaces) start at "state"; utime and stime
-  // are fields 14 and 15 of the whole line, so 11 and 12 here.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
 
 function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -239,10 +230,6 @@ async function drive(url: string, patients: PreparedPatient[], concurrency: numb
   return { latencies, failures };
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 async function runScenario(scenario: Scenario, scale: number): Promise<Result> {
   const count = Math.max(10, Math.round(scenario.handshakes * scale));
@@ -279,8 +266,8 @@ async function runScenario(scenario: Scenario, scale: number): Promise<Result> {
       p50: percentile(latencies, 50),
       p95: percentile(latencies, 95),
       p99: percentile(latencies, 99),
-      serverCpuMsPerHandshake: ((ticks / CLOCK_TICKS_PER_SECOND) * 1_000) / Math.max(latencies.length, 1),
-      serverCpuMsWithNotices: ((ticksWithNotices / CLOCK_TICKS_PER_SECOND) * 1_000) / Math.max(latencies.length, 1),
+      serverCpuMsPerHandshake: cpuMsPer(ticks, latencies.length),
+      serverCpuMsWithNotices: cpuMsPer(ticksWithNotices, latencies.length),
       drainSeconds,
       peakRssMb,
       idleRssMb,
