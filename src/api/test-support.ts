@@ -4,7 +4,6 @@
  * sockets, and a recorder that checks every answer the tests received against the Neuron's own
  * OpenAPI document (status documented, body valid against the declared schema).
  */
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -58,21 +57,6 @@ export interface ApiTestNeuron {
   checkConformance(): Promise<void>;
   /** Stops the Neuron; removes its directory unless keepData. */
   stop(options?: { keepData?: boolean }): Promise<void>;
-}
-
-/** Runs the `neuron` command line in another process against this Neuron's config file. */
-export async function runCli(configFile: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { spawn } = await import('node:child_process');
-  const bin = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../bin/neuron.js');
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, '--config', configFile, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
 }
 
 export async function startApiNeuron(options: { config?: ConfigOverrides } = {}): Promise<ApiTestNeuron> {
