@@ -1,18 +1,16 @@
 /**
  * Finds Neurons on the local network with bonjour-service (a DNS-SD browser over multicast-dns).
+ * Only `neuron discover` uses it, and imports it when run (not through ./index.ts), so that a
+ * serving Neuron does not load bonjour-service's browser at start.
  */
 import { EventEmitter } from 'node:events';
 import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Bonjour, type Browser, type Service } from 'bonjour-service';
 import { NeuronError } from '../errors/index.ts';
-import { NEURON_SERVICE_PROTOCOL, NEURON_SERVICE_TYPE, toDiscoveredNeuron, type RawService } from './records.ts';
+import { DEFAULT_BROWSE_TIMEOUT_MS, MAX_BROWSE_TIMEOUT_MS, NEURON_SERVICE_PROTOCOL, NEURON_SERVICE_TYPE, toDiscoveredNeuron, type RawService } from './records.ts';
 import type { BrowseOptions, DiscoveredNeuron, NeuronWatcher, NeuronWatchListener, WatchOptions } from './types.ts';
 
-/** Default listening time for `browseNeurons`; also the CLI's default (`neuron discover --timeout 3s`). */
-export const DEFAULT_BROWSE_TIMEOUT_MS = 3_000;
-/** Upper bound for one browse: a minute is far beyond any answer delay on a LAN (RFC 6762 answers within 500 ms). */
-export const MAX_BROWSE_TIMEOUT_MS = 60_000;
 /**
  * First repeat of the PTR query, then doubling (1 s, 2 s, 4 s, ...): RFC 6762 section 5.2 asks
  * continuous queriers to wait at least one second and to double the interval. Repeats catch

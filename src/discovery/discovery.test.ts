@@ -11,10 +11,9 @@ import { networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { Bonjour } from 'bonjour-service';
 import { isNeuronError } from '../errors/index.ts';
+import { browseNeurons, watchNeurons } from './browser.ts';
 import {
-  browseNeurons,
   createDiscoveryAdvertiser,
-  watchNeurons,
   type DiscoveredNeuron,
   type DiscoveryAdvertiser,
   type DiscoveryAdvertiserOptions,

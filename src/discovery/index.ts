@@ -3,8 +3,11 @@
  * Neurons on the local network. See docs/discovery.md.
  */
 export { createDiscoveryAdvertiser } from './advertiser.ts';
-export { browseNeurons, watchNeurons, DEFAULT_BROWSE_TIMEOUT_MS, MAX_BROWSE_TIMEOUT_MS } from './browser.ts';
+// browseNeurons and watchNeurons are imported from ./browser.ts directly, when needed: re-exported
+// here they would load bonjour-service's browser into every serving Neuron.
 export {
+  DEFAULT_BROWSE_TIMEOUT_MS,
+  MAX_BROWSE_TIMEOUT_MS,
   formatDiscoveredNeurons,
   DISCOVERY_PROTOCOL_VERSION,
   HANDSHAKE_PATH,

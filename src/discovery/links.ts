@@ -7,7 +7,7 @@
 import { EventEmitter, once } from 'node:events';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { Bonjour } from 'bonjour-service';
+import type { Bonjour } from 'bonjour-service';
 import type { MdnsPacket, MdnsRecord } from './dns-records.ts';
 
 /** One interface as the advertiser uses it. */
@@ -104,6 +104,9 @@ export class Link {
     // the wildcard address, because a socket bound to the interface address never receives packets
     // sent to 224.0.0.251. bonjour-service passes both straight to multicast-dns.
     const options = { interface: info.multicastAddress, bind: '0.0.0.0' };
+    // Loaded with the first link, so that a Neuron with discovery off never loads it. CommonJS:
+    // module.exports is the default export, whether Node or the bundle in dist/server/ loads it.
+    const { default: { Bonjour } } = await import('bonjour-service');
     const bonjour = new Bonjour(options as ConstructorParameters<typeof Bonjour>[0], (error: unknown) =>
       events.warning(error instanceof Error ? error : new Error(String(error))),
     );

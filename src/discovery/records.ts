@@ -13,6 +13,11 @@ import type { DiscoveredNeuron } from './types.ts';
  * service name. Our responder and browser (bonjour-service over multicast-dns) do not enforce that
  * limit; some strict implementations do (docs/discovery.md).
  */
+/** Default listening time of one browse (`browseNeurons`); also the CLI's default (`neuron discover --timeout 3s`). */
+export const DEFAULT_BROWSE_TIMEOUT_MS = 3_000;
+/** Upper bound for one browse: a minute is far beyond any answer delay on a LAN (RFC 6762 answers within 500 ms). */
+export const MAX_BROWSE_TIMEOUT_MS = 60_000;
+
 export const NEURON_SERVICE_TYPE = 'careagent-neuron';
 export const NEURON_SERVICE_PROTOCOL = 'tcp';
 /** The full type as DNS-SD writes it, for logs and docs. */

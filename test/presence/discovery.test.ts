@@ -7,7 +7,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
-import { browseNeurons, watchNeurons, type DiscoveredNeuron } from '../../src/discovery/index.ts';
+import { browseNeurons, watchNeurons } from '../../src/discovery/browser.ts';
+import type { DiscoveredNeuron } from '../../src/discovery/index.ts';
 import { ORG_NPI, cli, startNeuron, type Harness } from './harness.ts';
 
 // The loopback interface's name differs by system (`lo` on Linux, `lo0` on macOS).
