@@ -329,7 +329,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     try {
       this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
         accepted = true;
-        const session = new HandshakeSession(ws, this);
+        const session = new HandshakeSession(ws, this, socket);
         this.sessions.set(session.id, session);
         // The session now carries the address's count; ended() releases it with the slot.
         if (upgrade.address !== null) this.sessionAddresses.set(session, upgrade.address);

@@ -8,6 +8,7 @@
  * challenge and written in one transaction after it; nothing above debug is logged.
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import WebSocket, { type RawData } from 'ws';
 import { NeuronError, isNeuronError } from '../errors/index.ts';
@@ -80,6 +81,8 @@ export class HandshakeSession {
   constructor(
     private readonly ws: WebSocket,
     private readonly host: SessionHost,
+    /** The connection under `ws`, corked while the last frame and the close frame are written. */
+    private readonly socket: Duplex,
   ) {
     this.startedAt = new Date();
   }
@@ -232,10 +235,12 @@ export class HandshakeSession {
       neuron_public_key: this.host.service.neuronPublicKey,
     };
     if (done.provider.publicKey !== null) message.provider_public_key = done.provider.publicKey;
-    this.ws.send(JSON.stringify(message));
-    this.end('committed', done.status, false);
-    if (done.deliveryQueued) this.host.deliveryQueued();
-    this.closeSocket(1000);
+    this.lastFrames(() => {
+      this.ws.send(JSON.stringify(message));
+      this.end('committed', done.status, false);
+      if (done.deliveryQueued) this.host.deliveryQueued();
+      this.closeSocket(1000);
+    });
   }
 
   // ---- effects ----
@@ -276,8 +281,10 @@ export class HandshakeSession {
     if (isTerminal(this.phase)) return;
     this.end('fail', error.code, true);
     if (sendFrame && this.ws.readyState === WebSocket.OPEN) {
-      this.ws.send(encodeErrorFrame(error));
-      this.closeSocket(error.closeCode ?? 1011);
+      this.lastFrames(() => {
+        this.ws.send(encodeErrorFrame(error));
+        this.closeSocket(error.closeCode ?? 1011);
+      });
     }
     this.host.track(this.host.service.recordFailure(error.code, error.reason).catch((auditError: unknown) => {
       this.host.logger.error({ err: auditError }, 'could not write the handshake.failed audit entry');
@@ -292,6 +299,20 @@ export class HandshakeSession {
     this.timer = undefined;
     this.nonce = null;
     this.host.ended(this, outcome, failed);
+  }
+
+  /**
+   * Runs `write` (the last message, then the close frame) with the connection corked, so that both
+   * frames leave in one write and one TCP segment rather than two: a system call, and on loopback
+   * a delivery to the peer, fewer per handshake.
+   */
+  private lastFrames(write: () => void): void {
+    this.socket.cork();
+    try {
+      write();
+    } finally {
+      this.socket.uncork();
+    }
   }
 
   private closeSocket(code: number): void {
