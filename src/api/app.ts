@@ -16,6 +16,14 @@ import { NeuronError, PROBLEM_CONTENT_TYPE, isNeuronError, toProblem } from '../
 import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { createClientAddress } from './client-address.ts';
 import { PROTOCOL_BOUNDS } from '../protocol/limits.ts';
+import { OnFirstUseSchemaCompilers } from './schema-compilers.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The route schema compilers (compile on first use; compileAll() for the tests). */
+    routeSchemas: OnFirstUseSchemaCompilers;
+  }
+}
 
 export type HttpApp = FastifyInstance<
   import('node:http').Server | import('node:https').Server,
@@ -84,9 +92,11 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   // Bodies are JSON and are checked as sent (a number where a string belongs is an error, never
   // converted); query strings and path parameters are text and are converted (?limit=10).
   // Problem documents name the field; ajv's messages never contain the offending value.
-  const bodyValidator = schemaValidator(false);
-  const textValidator = schemaValidator('array');
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyValidator : textValidator).compile(schema as object));
+  // Both compile a route's schema on its first use (src/api/schema-compilers.ts).
+  const schemaCompilers = new OnFirstUseSchemaCompilers(schemaValidator(false), schemaValidator('array'));
+  app.setValidatorCompiler(schemaCompilers.validator);
+  app.setSerializerCompiler(schemaCompilers.serializer);
+  app.decorate('routeSchemas', schemaCompilers);
 
   app.setErrorHandler((error: FastifyError | NeuronError, request, reply) => {
     const neuronError = toNeuronError(error);
