@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
-// The `neuron` command. It runs the compiled JavaScript in dist/ (`npm run build`, run by `npm ci`)
+// The `neuron` command. It runs the bundled JavaScript in dist/server/ (`npm run build`, run by `npm ci`)
 // when that build is present and no source under src/ is newer than it; otherwise it runs the
 // TypeScript sources through tsx's loader, so a developer's edits are never ignored. Which one
 // ran is printed with NODE_DEBUG=neuron.
@@ -48,8 +48,8 @@ function distProblem() {
 const problem = distProblem();
 let runCli;
 if (problem === null) {
-  debug('running the build in dist/');
-  ({ runCli } = await import('../dist/cli/main.js'));
+  debug('running the build in dist/server/');
+  ({ runCli } = await import('../dist/server/main.js'));
 } else {
   debug('%s: running the sources in src/ through tsx', problem);
   // tsx compiles TypeScript in a loader thread of its own, which lives as long as the process. Its

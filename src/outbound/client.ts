@@ -80,11 +80,14 @@ export class OutboundClient {
 
   /** undici and one Agent per scheme, created on first use. */
   #client(): Promise<{ fetch: Undici['fetch']; agents: Record<'http:' | 'https:', Agent> }> {
-    this.#undici ??= import('undici').then(({ Agent, fetch }) => ({
-      fetch,
+    // undici is CommonJS: its module.exports is the default export both when Node loads it and in
+    // the bundle of dist/server/ (where esbuild gives a dynamically imported CommonJS chunk no
+    // named exports).
+    this.#undici ??= import('undici').then(({ default: undici }) => ({
+      fetch: undici.fetch,
       agents: {
-        'http:': new Agent({ connect: { lookup: policyLookup(this.#policy, 'http:') } }),
-        'https:': new Agent({ connect: { lookup: policyLookup(this.#policy, 'https:') } }),
+        'http:': new undici.Agent({ connect: { lookup: policyLookup(this.#policy, 'http:') } }),
+        'https:': new undici.Agent({ connect: { lookup: policyLookup(this.#policy, 'https:') } }),
       },
     }));
     return this.#undici;
