@@ -2,7 +2,7 @@
 // `npm run build` (also run by `prepare`, so `npm ci` builds it). Two outputs in dist/:
 //
 // - dist/server/: the `neuron` command bundled by esbuild into a few minified ES modules, which
-//   bin/neuron.js runs. Bundled, tree-shaken and minified, the running server holds ~25 MB less
+//   bin/neuron.js runs. Bundled, tree-shaken and minified, the running server holds ~20 MB less
 //   memory than the same code as ~300 separate modules (V8 keeps every module's source text,
 //   scope data and module record for the life of the process: docs/benchmarks.md, "Idle
 //   memory"). Linked source maps (dist/server/*.map) give readable stack traces with
