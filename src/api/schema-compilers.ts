@@ -1,11 +1,11 @@
 /**
  * The compilers fastify uses for route schemas: ajv validators for requests, fast-json-stringify
  * serializers for responses. Each is compiled when its route first needs it instead of when the
- * route is registered. The Neuron declares ~40 validated routes and ~60 response schemas; a
- * handshake-only deployment calls few of them, and compiling them all at start-up cost ~6 MB of
- * memory for the life of the process (generated code, and V8's optimizing compiler woken by the
- * hot compile loop: docs/benchmarks.md, "Idle memory"). A route's first call pays its compile
- * (about a millisecond).
+ * route is registered. The Neuron's routes declare 79 validated request parts (body, query
+ * string, path parameters) and 106 response schemas; a handshake-only deployment calls few of
+ * them, and compiling them all at start-up cost ~6 MB of memory for the life of the process
+ * (generated code, and V8's optimizing compiler woken by the hot compile loop:
+ * docs/benchmarks.md, "Idle memory"). A route's first call pays its compile (about a millisecond).
  *
  * A schema that cannot compile would then fail its route's first request instead of the start-up,
  * so compileAll() compiles every schema handed over so far; the API suite calls it
