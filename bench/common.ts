@@ -88,6 +88,25 @@ export function cpuMsPer(ticks: number, handshakes: number): number {
   return ((ticks / CLOCK_TICKS_PER_SECOND) * 1_000) / Math.max(handshakes, 1);
 }
 
+/** A memory figure of a running process from `/proc/<pid>/status`, in kB: VmRSS (now) or VmHWM (its peak). */
+export function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) : NaN;
+}
+
+/**
+ * Runs `task` on every item, at most `concurrency` at a time: that many workers, each taking the next
+ * item as soon as its last one is done (a closed loop, as patients retrying at once would be).
+ * `worker` is the index of the worker running the item.
+ */
+export async function forEachConcurrently<T>(items: readonly T[], concurrency: number, task: (item: T, worker: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (index: number): Promise<void> => {
+    while (next < items.length) await task(items[next++]!, index);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, (_, index) => worker(index)));
+}
+
 /** The p-th percentile (nearest rank) of ascending `sorted`; NaN when empty. */
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;

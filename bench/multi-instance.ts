@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, percentile, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
+import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, forEachConcurrently, percentile, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
 import pg from 'pg';
 import { establishRelationship } from '../src/client/index.ts';
 import { openStorage } from '../src/storage/index.ts';
@@ -181,28 +181,22 @@ async function createDatabase(baseUrl: string): Promise<BenchDatabase> {
 async function drive(urls: string[], patients: PreparedPatient[], concurrency: number): Promise<{ latencies: number[]; failures: Record<string, number> }> {
   const latencies: number[] = [];
   const failures: Record<string, number> = {};
-  let next = 0;
-  const worker = async (index: number): Promise<void> => {
-    const url = urls[index % urls.length]!;
-    while (next < patients.length) {
-      const patient = patients[next++]!;
-      const began = performance.now();
-      try {
-        await establishRelationship(url, {
-          patientAgentId: patient.agentId,
-          keys: patient.keys,
-          endpoint: `wss://${patient.agentId}.example/agent`,
-          consentToken: patient.token,
-          timeoutMs: CLIENT_TIMEOUT_MS,
-        });
-        latencies.push(performance.now() - began);
-      } catch (error) {
-        const code = (error as { code?: string }).code ?? 'UNKNOWN';
-        failures[code] = (failures[code] ?? 0) + 1;
-      }
+  await forEachConcurrently(patients, concurrency, async (patient, worker) => {
+    const began = performance.now();
+    try {
+      await establishRelationship(urls[worker % urls.length]!, {
+        patientAgentId: patient.agentId,
+        keys: patient.keys,
+        endpoint: `wss://${patient.agentId}.example/agent`,
+        consentToken: patient.token,
+        timeoutMs: CLIENT_TIMEOUT_MS,
+      });
+      latencies.push(performance.now() - began);
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? 'UNKNOWN';
+      failures[code] = (failures[code] ?? 0) + 1;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, patients.length) }, (_, i) => worker(i)));
+  });
   return { latencies, failures };
 }
 

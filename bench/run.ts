@@ -23,8 +23,12 @@
  * two Neuron processes sharing one PostgreSQL database and through one on SQLite, side by side;
  * the PostgreSQL part needs NEURON_TEST_POSTGRES_URL and is left out with a note without it.
  *
- * Options: --quick (a tenth of the handshakes, for a smoke run), --only <name,...> (scenario names
- * and/or `instances`), --json <file>,
+ * Then the `floor` section (bench/floor.ts): the same client against bench/floor-server.js, which
+ * does only the handshake's unavoidable work (WebSocket, JSON, then Ed25519), for the Neuron's CPU
+ * per handshake to be read against.
+ *
+ * Options: --quick (a tenth of the handshakes, for a smoke run), --only <name,...> (scenario names,
+ * `instances` and/or `floor`), --json <file>,
  * --config '<json>' (top-level config sections for the Neuron, for example a storage setting);
  * BENCH_PROFILE_DIR=<dir> in the environment writes a CPU profile of each Neuron there.
  * Linux only (reads /proc).
@@ -33,7 +37,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
-import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, percentile, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
+import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, forEachConcurrently, memoryKb, percentile, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
+import { floorTable, runFloor, type FloorResult } from './floor.ts';
 import { establishRelationship } from '../src/client/index.ts';
 import BetterSqlite3 from 'better-sqlite3';
 import { openStorage } from '../src/storage/index.ts';
@@ -184,10 +189,6 @@ async function waitForOutboxDrain(server: Server): Promise<number> {
 }
 
 
-function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) : NaN;
-}
 
 // ---------------------------------------------------------------- the patients
 
@@ -207,23 +208,19 @@ async function handshake(url: string, patient: PreparedPatient): Promise<number>
 async function drive(url: string, patients: PreparedPatient[], concurrency: number): Promise<{ latencies: number[]; failures: Record<string, number> }> {
   const latencies: number[] = [];
   const failures: Record<string, number> = {};
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < patients.length) {
-      const patient = patients[next++]!;
-      try {
-        latencies.push(await handshake(url, patient));
-      } catch (error) {
-        const failure = error as { code?: string; cause?: { code?: string } };
-        const code = `${failure.code ?? 'UNKNOWN'}${failure.cause?.code ? `/${failure.cause.code}` : ''}`;
-        failures[code] = (failures[code] ?? 0) + 1;
-      }
+  const one = async (patient: PreparedPatient): Promise<void> => {
+    try {
+      latencies.push(await handshake(url, patient));
+    } catch (error) {
+      const failure = error as { code?: string; cause?: { code?: string } };
+      const code = `${failure.code ?? 'UNKNOWN'}${failure.cause?.code ? `/${failure.cause.code}` : ''}`;
+      failures[code] = (failures[code] ?? 0) + 1;
     }
   };
   // A line every 15 s on long runs, so a stall is visible while it happens.
   const progress = setInterval(() => process.stderr.write(`[${latencies.length} done, ${Object.values(failures).reduce((a, b) => a + b, 0)} failed] `), 15_000);
   try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, patients.length) }, worker));
+    await forEachConcurrently(patients, concurrency, one);
   } finally {
     clearInterval(progress);
   }
@@ -311,6 +308,7 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   for (const scenario of scenarios) results.push(await runScenario(scenario, scale));
   const instances: Comparison | null = only === null || only.has('instances') ? await runInstanceComparison(scale) : null;
+  const floor: FloorResult[] | null = only === null || only.has('floor') ? await runFloor(scale) : null;
 
   process.stdout.write(`\nMachine: ${machine()}\n`);
   if (results.length > 0) {
@@ -321,7 +319,11 @@ async function main(): Promise<void> {
     process.stdout.write(`\nInstances: the same batch through one Neuron on SQLite and through two Neurons on one PostgreSQL database (client alternates between them); client and servers share this machine's cores.\n\n`);
     process.stdout.write(`${comparisonTable(instances)}\n`);
   }
-  if (jsonAt >= 0 && args[jsonAt + 1]) writeFileSync(args[jsonAt + 1]!, JSON.stringify({ machine: machine(), results, instances }, null, 2));
+  if (floor !== null) {
+    process.stdout.write(`\nFloor: the same client and patients against bench/floor-server.js, which does only the handshake's unavoidable work (no database, audit, admission, checks or logs).\n\n`);
+    process.stdout.write(`${floorTable(floor)}\n`);
+  }
+  if (jsonAt >= 0 && args[jsonAt + 1]) writeFileSync(args[jsonAt + 1]!, JSON.stringify({ machine: machine(), results, instances, floor }, null, 2));
   if (results.some((r) => r.failed > 0) || instances?.rows.some((r) => r.failed > 0)) process.exitCode = 1;
 }
 
