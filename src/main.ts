@@ -287,6 +287,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
             instanceId,
             settings: config.outbox,
             outbound: outboundClient,
+            audit: need(audit, 'audit log'),
             resolvers: defaultResolvers(() => need(organizationKey, 'organization key')),
             logger,
             metrics,

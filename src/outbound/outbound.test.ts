@@ -12,6 +12,7 @@ import { ConfigError, loadConfig } from '../config/index.ts';
 import { getOutboxRow } from '../outbox/store.ts';
 import { api, cleanupAfterEach, connectPatient, createApiKey, deferredReceiver, FAST_OUTBOX, providerSeed, waitFor, type Receiver } from '../providers/test-support.ts';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
+import { auditEntries } from '../../test/helpers/records.ts';
 
 const PROVIDER = '1679576722';
 const OTHER_PROVIDER = '1376841239';
@@ -121,6 +122,15 @@ describe('outbound policy at delivery', () => {
     assert.match(literal.last_error ?? '', /^OUTBOUND_TARGET_REFUSED: 127\.0\.0\.1 is a loopback address/);
     assert.equal(literal.attempts, 1);
     assert.equal(r.requests.length, 0, 'the receiver never saw a request');
+
+    // Each refusal is audited with its dead letter: which notice, to whom, and why.
+    const refused = await auditEntries(t.neuron, 'outbox.refused');
+    assert.deepEqual(refused.map((entry) => entry.details.event_id).sort(), [byName, byAddress].sort());
+    const forName = refused.find((entry) => entry.details.event_id === byName)!;
+    assert.equal(forName.actor, 'system');
+    assert.equal(forName.details.target, PROVIDER);
+    assert.equal(forName.details.kind, 'provider.relationship');
+    assert.equal(forName.details.reason, named.last_error);
   });
 
   test('an allowed target still delivers: an allow-list entry for the receiver address', async () => {

@@ -16,6 +16,7 @@
  */
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { AuditLog } from '../audit/index.ts';
 import type { NeuronConfig } from '../config/index.ts';
 import { isoNow, type Storage } from '../storage/index.ts';
 import { outboundRefusal, OUTBOUND_REFUSED_CODE, type OutboundClient } from '../outbound/index.ts';
@@ -33,6 +34,8 @@ export interface OutboxWorkerOptions {
   settings: OutboxSettings;
   /** The HTTP client every delivery goes through: it enforces the outbound policy (src/outbound/). */
   outbound: OutboundClient;
+  /** Where a delivery the outbound policy refused is recorded (`outbox.refused`). */
+  audit: AuditLog;
   resolvers: ResolverMap;
   logger: Logger;
   metrics?: Registry;
@@ -232,9 +235,18 @@ export class OutboxWorker {
       }
       const refusal = outboundRefusal(error);
       if (refusal !== null) {
-        // The policy refuses the target: permanent, so a dead letter now rather than retries.
+        // The policy refuses the target: permanent, so a dead letter now rather than retries. A
+        // refusal at connect time means a target that was allowed when it was accepted now
+        // resolves somewhere refused (DNS rebinding, say): a security event, so it is audited
+        // with the dead letter, in the same transaction.
         const reason = `${OUTBOUND_REFUSED_CODE}: ${refusal.message}`.slice(0, MAX_ERROR_CHARS);
-        const recorded = await markFailed(db, row.seq, instanceId, reason, null);
+        const recorded = await storage.transaction(async (trx) => {
+          // The chain's lock first, as every audited write takes it (one lock order, no deadlock).
+          await storage.lock(trx, 'audit_chain');
+          if (!(await markFailed(trx, row.seq, instanceId, reason, null))) return false;
+          await this.#options.audit.append(trx, { type: 'outbox.refused', actor: 'system', details: { event_id: row.event_id, kind: row.kind, target: row.target, reason } });
+          return true;
+        });
         if (recorded) this.#log.warn({ event_id: row.event_id, kind: row.kind, target: row.target, attempts: row.attempts, error: reason }, 'outbox notice refused by the outbound policy; it is a dead letter');
         return recorded ? 'dead' : 'lost_lease';
       }
