@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { runDemo } from './run.ts';
+import { runNeuronCli } from '../../test/hardening/process.ts';
 
 test('the demo establishes a relationship, then gets `existing`, and leaves nothing behind', async () => {
   const lines: string[] = [];
@@ -15,4 +16,14 @@ test('the demo establishes a relationship, then gets `existing`, and leaves noth
   const dataLine = lines.find((l) => l.includes('(removed at the end)'))!;
   const dir = dataLine.trim().split(/\s+/)[1]!;
   assert.equal(existsSync(dir), false);
+});
+
+test('`neuron demo` as a command: the same steps and exit 0, through whichever build bin/neuron.js runs', async () => {
+  // In CI that is the bundle (dist/server/), where the demo is a chunk loaded on first use; the
+  // demo needs no configuration, so the file named here need not exist.
+  const { code, stdout, stderr } = await runNeuronCli('/nonexistent/neuron.config.json', ['demo']);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /handshake\.complete\s+status new, then close 1000/);
+  assert.match(stdout, /status existing, same relationship id/);
+  assert.match(stdout, /Stopped the Neuron; removing its temporary directory/);
 });
