@@ -28,6 +28,15 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10 * SECOND;
  * the shared fsync is already a small part of each one's cost. Also the storage layer's default.
  */
 export const DEFAULT_SQLITE_COMMIT_BATCH_MAX = 64;
+/**
+ * handshake.failure_audit_batch_max: failed handshakes reported in the same turn of the event loop
+ * have their audit entries written in transactions of at most this many. Enough to turn a burst
+ * (thousands of idle clients timing out together) into a few commits; few enough that a patient's
+ * completing transaction never waits long behind one (each entry is a read of the chain head and
+ * an insert, tens of microseconds: 256 hold the writer for about 10 ms). Also the handshake
+ * service's default.
+ */
+export const DEFAULT_FAILURE_AUDIT_BATCH_MAX = 256;
 
 export const PROVIDER_TYPES = [
   'physician',
@@ -117,6 +126,7 @@ export const ConfigSchema = Type.Object(
         // carrier NAT would need 100 patients' handshakes pending at the same instant (each takes
         // tens of milliseconds when not queued) before any of them were told to retry.
         max_pending_per_address: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
+        failure_audit_batch_max: Type.Integer({ minimum: 1, maximum: 10_000, default: DEFAULT_FAILURE_AUDIT_BATCH_MAX }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -95,7 +95,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.handleUpgradeRequest(req, socket, head);
 
   constructor(options: HandshakeBrokerOptions) {
-    this.service = new HandshakeService(options);
+    this.service = new HandshakeService({ ...options, failureAuditBatchMax: options.handshake.failure_audit_batch_max });
     this.limits = options.handshake;
     this.logger = options.logger;
     this.host = options.host ?? '127.0.0.1';

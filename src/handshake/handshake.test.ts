@@ -17,6 +17,8 @@ import { insertBlock } from '../blocks/store.ts';
 import { isoNow } from '../storage/index.ts';
 import { insertProvider, setProviderStatus, startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { auditEntries, eventually, writtenFor } from '../../test/helpers/records.ts';
+import { verifyAuditChain } from '../audit/index.ts';
+import { HandshakeService } from './service.ts';
 import { authMessage, authenticate, challengeResponse, newPatient, openRaw, type Patient, type RawHandshake } from '../../test/helpers/raw-handshake.ts';
 
 const PROVIDER = '1679576722';
@@ -535,5 +537,24 @@ describe('SERVER_ERROR', () => {
     } finally {
       await s.stop();
     }
+  });
+});
+
+describe('handshake.failed audit entries', () => {
+  test('failures of one turn are written in transactions of handshake.failure_audit_batch_max, every entry in order, the chain intact', async () => {
+    const service = new HandshakeService({
+      storage: t.neuron.storage,
+      audit: t.neuron.audit,
+      organizationKey: t.neuron.organizationKey,
+      organizationNpi: t.neuron.config.organization.npi,
+      pullNoticeHoldMs: t.neuron.config.outbox.backoff_max_ms,
+      failureAuditBatchMax: 2,
+    });
+    // Five in one turn: three transactions of 2, 2 and 1, each entry its own, in the order reported.
+    const reasons = [1, 2, 3, 4, 5].map((n) => `audit-batch-${process.pid}-${n}`);
+    await Promise.all(reasons.map((reason) => service.recordFailure('CHALLENGE_FAILED', reason)));
+    const written = (await auditEntries(t.neuron, 'handshake.failed')).filter((entry) => reasons.includes(entry.details.reason as string));
+    assert.deepEqual(written.map((entry) => entry.details), reasons.map((reason) => ({ code: 'CHALLENGE_FAILED', reason })));
+    assert.equal((await verifyAuditChain(t.neuron.storage.db)).ok, true);
   });
 });

@@ -9,6 +9,7 @@
  * block or a provider suspension made while the patient was answering the challenge still wins.
  */
 import { randomUUID } from 'node:crypto';
+import { DEFAULT_FAILURE_AUDIT_BATCH_MAX } from '../config/schema.ts';
 import { NeuronError } from '../errors/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
@@ -32,6 +33,8 @@ export interface HandshakeServiceOptions {
    * is written already held for this long, as the outbox worker would hold it after a look.
    */
   pullNoticeHoldMs: number;
+  /** handshake.failure_audit_batch_max: most failure audit entries per transaction (default in the config schema). */
+  failureAuditBatchMax?: number;
 }
 
 export interface CompletionRequest {
@@ -81,6 +84,7 @@ export class HandshakeService {
   private readonly audit: AuditLog;
   private readonly key: OrganizationKey;
   private readonly pullNoticeHoldMs: number;
+  private readonly failureAuditBatchMax: number;
   readonly organizationNpi: string;
 
   constructor(options: HandshakeServiceOptions) {
@@ -89,6 +93,7 @@ export class HandshakeService {
     this.key = options.organizationKey;
     this.organizationNpi = options.organizationNpi;
     this.pullNoticeHoldMs = options.pullNoticeHoldMs;
+    this.failureAuditBatchMax = options.failureAuditBatchMax ?? DEFAULT_FAILURE_AUDIT_BATCH_MAX;
   }
 
   get neuronPublicKey(): string {
@@ -201,7 +206,7 @@ export class HandshakeService {
    * The audit entry of a failed handshake: the code and the reason, nothing the client sent.
    *
    * Failures reported in the same turn of the event loop are written together, one transaction
-   * per FAILURE_AUDIT_BATCH entries, each still its own entry. A failed handshake is the one
+   * per handshake.failure_audit_batch_max entries, each still its own entry. A failed handshake is the one
    * write any internet client can cause at will, and on SQLite every commit is an fsync on the
    * event loop (storage.sqlite_synchronous = FULL): written one by one, 4 000 idle clients timing
    * out together stalled the Neuron for over a second (docs/security.md, `npm run stress`).
@@ -218,8 +223,8 @@ export class HandshakeService {
   private async writeFailures(): Promise<void> {
     const pending = this.failures;
     this.failures = [];
-    for (let i = 0; i < pending.length; i += FAILURE_AUDIT_BATCH) {
-      const batch = pending.slice(i, i + FAILURE_AUDIT_BATCH);
+    for (let i = 0; i < pending.length; i += this.failureAuditBatchMax) {
+      const batch = pending.slice(i, i + this.failureAuditBatchMax);
       try {
         await this.storage.transaction(async (trx) => {
           for (const failure of batch) await this.audit.append(trx, { type: 'handshake.failed', actor: 'system', details: failure.details });
@@ -231,10 +236,3 @@ export class HandshakeService {
     }
   }
 }
-
-/**
- * Most failure audit entries in one transaction: enough to turn a burst into a few commits, few
- * enough that a patient's completing transaction never waits long behind one (each entry is a
- * read of the chain head and an insert, tens of microseconds).
- */
-const FAILURE_AUDIT_BATCH = 256;
