@@ -5,13 +5,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { insertRelationship, startApiNeuron, type ApiTestNeuron } from './test-support.ts';
+import { runProcess, type ProcessResult } from '../../test/helpers/run-process.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const GUIDE = path.join(repoRoot, 'docs/api.md');
@@ -26,18 +26,10 @@ function blocks(markdown: string, language: string): string[] {
   return found;
 }
 
-function runShell(script: string, env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+function runShell(script: string, env: NodeJS.ProcessEnv): Promise<ProcessResult> {
   // Every curl fails the block on a non-2xx answer, so an example that stops working fails here.
   const prelude = 'set -euo pipefail\ncurl() { command curl --fail-with-body "$@"; }\n';
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', prelude + script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runProcess('bash', ['-c', prelude + script], { env });
 }
 
 describe('docs/api.md', () => {

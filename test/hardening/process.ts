@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { runProcess, type ProcessResult } from '../helpers/run-process.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(ROOT, 'bin', 'neuron.js');
@@ -105,16 +106,8 @@ export async function stopNeuronProcess(neuron: NeuronProcess): Promise<number |
 }
 
 /** Runs the `neuron` command line against a config file. */
-export function runNeuronCli(configFile: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, '--config', configFile, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+export function runNeuronCli(configFile: string, args: string[]): Promise<ProcessResult> {
+  return runProcess(process.execPath, [BIN, '--config', configFile, ...args], { env: { ...process.env, NO_COLOR: '1' } });
 }
 
 /** Resident set size and its high-water mark of a process, in KiB (Linux /proc). */

@@ -2,7 +2,6 @@
  * A real Neuron wired to the fake registry: temporary directory, config file, embedded SQLite,
  * port 0 on 127.0.0.1, registry enabled with millisecond intervals, logs captured as JSON lines.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import { loadConfig } from '../../src/config/index.ts';
 import { createNeuron, type Neuron } from '../../src/main.ts';
 import type { FakeRegistry } from '../fakes/fake-registry.ts';
 import { insertProvider as insertTestProvider } from '../helpers/neuron.ts';
+import { runProcess, type ProcessResult } from '../helpers/run-process.ts';
 
 export const ORG_NPI = '1245319599';
 export const DR_ONE = '1679576722';
@@ -132,23 +132,12 @@ export const providerDeletes = (npi: string): RegExp => new RegExp(`^/v1/neurons
  * Runs the `neuron` command (a real process) with the harness's config. Asynchronous, so the fake
  * registry in this process keeps answering while the command runs.
  */
-export function cli(configFile: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, '--config', configFile, ...args], {
-      cwd: path.dirname(configFile),
-      // NEURON_TEST_* variables (the PostgreSQL test URL) are for the test runner, not config overrides.
-      env: { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('NEURON_TEST_'))), NO_COLOR: '1', NEURON_LOGGING__PRETTY: 'never', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+export function cli(configFile: string, args: string[], env: Record<string, string> = {}): Promise<ProcessResult> {
+  return runProcess(process.execPath, [BIN, '--config', configFile, ...args], {
+    cwd: path.dirname(configFile),
+    // NEURON_TEST_* variables (the PostgreSQL test URL) are for the test runner, not config overrides.
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('NEURON_TEST_'))), NO_COLOR: '1', NEURON_LOGGING__PRETTY: 'never', ...env },
     // Generous: a cold start compiles TypeScript through tsx.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+    timeoutMs: 60_000,
   });
 }

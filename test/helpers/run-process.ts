@@ -1,0 +1,32 @@
+/**
+ * Runs a command as a real process and collects what it printed: the one way the tests run the
+ * `neuron` command line (test/hardening/process.ts, test/presence/harness.ts) and shell scripts
+ * (src/api/docs.test.ts). Asynchronous, so servers in the test process keep answering meanwhile.
+ */
+import { spawn } from 'node:child_process';
+
+export interface ProcessResult {
+  /** The exit code; -1 when the process ended by a signal (a timeout's SIGKILL among them). */
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runProcess(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
