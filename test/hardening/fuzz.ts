@@ -141,14 +141,19 @@ const CHALLENGE: readonly ErrorCode[] = ['CHALLENGE_FAILED'];
 const AUTH_FIELDS = ['type', 'patient_agent_id', 'patient_public_key', 'patient_endpoint', 'consent_token_payload', 'consent_token_signature'] as const;
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
-export function createKit(seed: number, options: { providerNpi: string; maxMessageBytes: number; patients?: number }): FuzzKit {
+/**
+ * `issuedAt` (default: now) dates the patients' valid tokens; two kits made from one seed with one
+ * `issuedAt` hold identical tokens, wherever the clock's second falls between them.
+ */
+export function createKit(seed: number, options: { providerNpi: string; maxMessageBytes: number; patients?: number; issuedAt?: Date }): FuzzKit {
+  const issuedAt = options.issuedAt ?? new Date();
   const prng = new Prng(seed ^ 0x5eed_c0de);
   const patients: FuzzKitPatient[] = [];
   for (let i = 0; i < (options.patients ?? 6); i++) {
     const keys = patientKeysFromSeed(prng.bytes(32));
     const agentId = `fuzz-${seed.toString(16)}-${i}`;
     const endpoint = `wss://${agentId}.patients.example/agent`;
-    const token = createConsentToken({ patientAgentId: agentId, providerNpi: options.providerNpi, consentedActions: ['office_visit'] }, keys);
+    const token = createConsentToken({ patientAgentId: agentId, providerNpi: options.providerNpi, consentedActions: ['office_visit'], issuedAt }, keys);
     const authObject = {
       type: 'handshake.auth',
       patient_agent_id: agentId,
