@@ -38,6 +38,20 @@ export const DEFAULT_SQLITE_COMMIT_BATCH_MAX = 64;
  */
 export const DEFAULT_FAILURE_AUDIT_BATCH_MAX = 256;
 
+/**
+ * registry.heartbeat_interval_ms: the registry spec's recommended heartbeat period, five chances
+ * per 5-minute staleness window. Also the registry service's default.
+ */
+export const DEFAULT_REGISTRY_HEARTBEAT_INTERVAL_MS = MINUTE;
+/** registry.request_timeout_ms: a registry answer takes milliseconds; 10 s covers a slow network. */
+export const DEFAULT_REGISTRY_REQUEST_TIMEOUT_MS = 10 * SECOND;
+/**
+ * registry.backoff_initial_ms / backoff_max_ms: the first retry comes within a second, and a long
+ * outage is probed about once a minute.
+ */
+export const DEFAULT_REGISTRY_BACKOFF_INITIAL_MS = SECOND;
+export const DEFAULT_REGISTRY_BACKOFF_MAX_MS = MINUTE;
+
 export const PROVIDER_TYPES = [
   'physician',
   'nursing',
@@ -148,10 +162,10 @@ export const ConfigSchema = Type.Object(
       {
         enabled: Type.Boolean({ default: false }),
         url: Type.String({ maxLength: 2048, default: '' }),
-        heartbeat_interval_ms: Type.Integer({ minimum: 10, maximum: 4 * MINUTE, default: MINUTE }),
-        request_timeout_ms: Type.Integer({ minimum: 10, maximum: MINUTE, default: 10 * SECOND }),
-        backoff_initial_ms: Type.Integer({ minimum: 1, maximum: MINUTE, default: SECOND }),
-        backoff_max_ms: Type.Integer({ minimum: 1, maximum: 10 * MINUTE, default: MINUTE }),
+        heartbeat_interval_ms: Type.Integer({ minimum: 10, maximum: 4 * MINUTE, default: DEFAULT_REGISTRY_HEARTBEAT_INTERVAL_MS }),
+        request_timeout_ms: Type.Integer({ minimum: 10, maximum: MINUTE, default: DEFAULT_REGISTRY_REQUEST_TIMEOUT_MS }),
+        backoff_initial_ms: Type.Integer({ minimum: 1, maximum: MINUTE, default: DEFAULT_REGISTRY_BACKOFF_INITIAL_MS }),
+        backoff_max_ms: Type.Integer({ minimum: 1, maximum: 10 * MINUTE, default: DEFAULT_REGISTRY_BACKOFF_MAX_MS }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -3,3 +3,4 @@ export {
   ALWAYS_REFUSED, OutboundPolicy, classifyAddress, embeddedIpv4, outboundSettingsProblems, parseIpAddress,
   type AddressClass, type IpAddress, type OutboundSettings,
 } from './policy.ts';
+export { retryCeilingMs, retryDelayMs, type RetryPolicy } from './backoff.ts';

@@ -15,6 +15,7 @@
  * object cannot leak a URL holding the registration id.
  */
 import type { TSchema, Static } from 'typebox';
+import { DEFAULT_REGISTRY_REQUEST_TIMEOUT_MS } from '../config/schema.ts';
 import { NeuronError, type ErrorCode } from '../errors/index.ts';
 import { compileCheck } from '../protocol/schema-check.ts';
 import {
@@ -30,10 +31,6 @@ import {
 // The registry refuses bodies over 1 MB (spec); we send nothing near that and hold its answers to
 // the same bound so a misbehaving registry or proxy cannot make us buffer without limit.
 export const REGISTRY_MAX_BODY_BYTES = 1024 * 1024;
-// Same as the config default registry.request_timeout_ms: long enough for a slow registry across
-// the internet, short enough that a hung call never delays a heartbeat by more than a fraction of
-// the 5-minute staleness window.
-export const DEFAULT_REGISTRY_REQUEST_TIMEOUT_MS = 10_000;
 // Registry error text is kept for logs and status; a bound keeps one answer from flooding them.
 const MAX_ERROR_TEXT_CHARS = 500;
 

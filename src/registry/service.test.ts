@@ -1,13 +1,16 @@
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startFakeRegistry, type FakeRegistry } from '../../test/fakes/fake-registry.ts';
 import { NeuronError } from '../errors/index.ts';
 import { AxonClient } from './client.ts';
-import { RegistryService, type RegistryAuditEvent, type RegistryLogger, type RegistryServiceOptions } from './service.ts';
-import { JsonFileRegistryStateStore, MemoryRegistryStateStore, type RegistryStateStore } from './state.ts';
+import { RegistryService, type RegistryAuditEvent, type RegistryLogger, type RegistryServiceOptions } from './index.ts';
+import { MemoryRegistryStateStore } from '../../test/helpers/registry-state.ts';
+import type { RegistryStateStore } from './state.ts';
+import { DatabaseRegistryStateStore } from './store.ts';
+import { openStorage } from '../storage/index.ts';
 
 const ORG = { npi: '1245319599', name: 'Synthetic Family Practice', type: 'practice' };
 const ENDPOINT = 'ws://127.0.0.1:8600/ws/handshake';
@@ -280,20 +283,24 @@ describe('RegistryService against the fake registry', () => {
 
   it('persists the registration and reuses it on restart (no second registration)', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'neuron-registry-'));
+    // The embedded default: the registration kept in the SQLite database, reopened for the restart.
+    const options = { url: '', sqliteFile: path.join(dir, 'neuron.sqlite'), sqliteSynchronous: 'FULL', busyTimeoutMs: 5_000, poolMax: 1 } as const;
+    let storage = await openStorage(options);
+    await storage.migrate();
     try {
-      const file = path.join(dir, 'state', 'registry.json');
-      const first = service(new JsonFileRegistryStateStore(file));
+      const first = service(new DatabaseRegistryStateStore(storage));
       await first.start();
       await waitFor('first heartbeat', () => first.status().lastHeartbeatAt !== null);
       await first.registerProvider(DR_ONE);
       const registrationId = first.status().registrationId;
       await first.stop();
-      assert.equal((await stat(file)).mode & 0o777, 0o600);
+      await storage.close();
+      storage = await openStorage(options);
 
       const neuron = [...fake.neurons.values()][0];
       assert.ok(neuron);
       const heartbeatsBefore = neuron.heartbeats;
-      const second = service(new JsonFileRegistryStateStore(file));
+      const second = service(new DatabaseRegistryStateStore(storage));
       await second.start();
       await waitFor('heartbeat from the restarted service', () => neuron.heartbeats > heartbeatsBefore);
       assert.equal(second.status().registrationId, registrationId);
@@ -301,7 +308,9 @@ describe('RegistryService against the fake registry', () => {
       assert.deepEqual(second.status().providers, [{ npi: DR_ONE.npi, state: 'registered', lastError: null }]);
       assert.equal(count(fake, 'POST', NEURON_POSTS), 1);
       assertNoSecrets(fake, h);
+      await second.stop();
     } finally {
+      await storage.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

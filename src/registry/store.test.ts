@@ -4,7 +4,7 @@ import { testDatabases, type TestDatabase } from '../../test/helpers/databases.t
 import type { Storage } from '../storage/index.ts';
 import { DatabaseRegistryStateStore, REGISTRATION_SETTING } from './store.ts';
 import type { RegistrationRecord } from './state.ts';
-import type { RegistryStatusSnapshot } from './service.ts';
+import type { RegistryStatusSnapshot } from './types.ts';
 
 const RECORD: RegistrationRecord = {
   registrationId: '6f1c2d3e-0000-4000-8000-000000000001',

@@ -20,7 +20,7 @@
  */
 import { NeuronError } from '../errors/index.ts';
 import type { Db, Storage } from '../storage/index.ts';
-import type { RegistryStatusSnapshot } from './service.ts';
+import type { RegistryStatusSnapshot } from './types.ts';
 import { isRegistrationRecord, type ProviderRegistryState, type ProviderRegistryStateName, type RegistrationRecord, type RegistryStateStore } from './state.ts';
 
 export const REGISTRATION_SETTING = 'registry.registration';

@@ -1,8 +1,10 @@
 /**
- * When to try a failed delivery again: exponential backoff with full jitter. After the n-th
- * failed attempt (n from 1) the next one waits a uniformly random time in
- * [0, min(maxMs, initialMs * 2^(n-1))]. The randomness spreads the retries of many notices to a
- * provider that just came back over the whole window instead of one burst. Pure.
+ * When to try a failed outbound request again: exponential backoff with full jitter, the one
+ * algorithm for every retry the Neuron makes (notices and webhooks in outbox/, registration,
+ * heartbeats and provider changes in registry/). After the n-th failed attempt (n from 1) the
+ * next one waits a uniformly random time in [0, min(maxMs, initialMs * 2^(n-1))]. Spreading the
+ * retries over the whole window keeps many senders from hitting a peer that just came back at the
+ * same instant. Pure.
  */
 
 export interface RetryPolicy {

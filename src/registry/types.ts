@@ -1,0 +1,106 @@
+/**
+ * The registry integration's public types: what it is given (options, providers) and what it
+ * reports (status). Shared by the service and its two halves, registration.ts (the organization's
+ * registration and heartbeats) and provider-sync.ts (the registry's provider list).
+ */
+import type { RetryPolicy } from '../outbound/index.ts';
+import type { AxonClient, ProviderCredential } from './client.ts';
+import type { ProviderRegistryStateName, RegistryStateStore } from './state.ts';
+
+export type RegistryState = 'unregistered' | 'registering' | 'registered' | 'invalid' | 'disabled';
+
+/** Structured logger, pino-compatible (`logger.info({ ... }, 'message')`). */
+export interface RegistryLogger {
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface RegistryAuditEvent {
+  type: string;
+  details: Record<string, unknown>;
+}
+
+export interface ProviderInput {
+  npi: string;
+  name: string;
+  /** Registry taxonomy names, for example `physician`. */
+  types: string[];
+  specialty?: string;
+  credentials?: ProviderCredential[];
+}
+
+export interface RegistryServiceOptions {
+  /** false: nothing is contacted and the state is `disabled` (config registry.enabled). Default true. */
+  enabled?: boolean;
+  registryUrl: string;
+  /** The full public ws(s)://…/ws/handshake URL; Axon gives it to patients verbatim. */
+  endpointUrl: string;
+  organization: { npi: string; name: string; type: string };
+  /** Must be below the registry's 5-minute staleness window. Default 60 s. */
+  heartbeatIntervalMs?: number;
+  requestTimeoutMs?: number;
+  backoff?: Partial<RetryPolicy>;
+  store: RegistryStateStore;
+  logger: RegistryLogger;
+  audit?: (event: RegistryAuditEvent) => Promise<void>;
+  /**
+   * The providers that should be listed, read afresh each time (for example the active roster in
+   * the database). When given, the service reconciles the registry's provider list with it at
+   * start, after registering, at every heartbeat and on `refreshProviders()`, so changes made by
+   * another process (the CLI, another instance) reach the registry within one heartbeat.
+   */
+  roster?: () => Promise<ProviderInput[]>;
+  now?: () => Date;
+  /** Source of jitter, [0, 1). Default Math.random. */
+  random?: () => number;
+}
+
+export interface ProviderStatus {
+  npi: string;
+  state: ProviderRegistryStateName;
+  lastError: string | null;
+}
+
+export interface RegistryStatus {
+  state: RegistryState;
+  registered: boolean;
+  /** Shown to operators so they can talk to the registry operator; the token never is. */
+  registrationId: string | null;
+  registryUrl: string;
+  endpointUrl: string;
+  lastHeartbeatAt: string | null;
+  consecutiveFailures: number;
+  lastError: string | null;
+  /** What the operator has to do, when the state is `invalid`. */
+  remedy: string | null;
+  /** Whether the background work is running (between start() and stop()). */
+  running: boolean;
+  providers: ProviderStatus[];
+}
+
+/** `status()` as saved for other processes (`RegistryStateStore.saveStatus`); holds no secret. */
+export interface RegistryStatusSnapshot extends RegistryStatus {
+  /** When the snapshot was taken. */
+  updatedAt: string;
+}
+
+/**
+ * What the service gives its two halves (registration.ts, provider-sync.ts): the settings it
+ * resolved once, and the two side channels both report through. Internal to src/registry/.
+ */
+export interface RegistryRuntime {
+  readonly options: RegistryServiceOptions;
+  /** null when the integration is disabled: nothing is contacted. */
+  readonly client: AxonClient | null;
+  readonly log: RegistryLogger;
+  readonly now: () => Date;
+  readonly random: () => number;
+  readonly backoff: RetryPolicy;
+  readonly heartbeatIntervalMs: number;
+  /** Saves status() for other processes, in the background (see RegistryService). */
+  publish(): void;
+  /** Records an audit event; never throws (a failure is logged). */
+  audit(type: string, details: Record<string, unknown>): Promise<void>;
+}
