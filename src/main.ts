@@ -32,7 +32,7 @@ import { ProviderService, providerAuthPlugin, providerRoutes } from './providers
 import { consentRoutes } from './consent/routes.ts';
 import { OutboxWorker, defaultResolvers, outboxRoutes } from './outbox/index.ts';
 import { OutboundClient, OutboundPolicy } from './outbound/index.ts';
-import { MIN_REGISTRY_LEASE_BASIS_MS, Presence, REGISTRY_LEASE_NAME } from './presence/index.ts';
+import { MIN_REGISTRY_LEASE_BASIS_MS, Presence, REGISTRY_LEASE_NAME, agentCardRoutes } from './presence/index.ts';
 import { LeaderElector, leaseTimingFor } from './cluster/index.ts';
 
 export type NeuronState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -239,6 +239,8 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
                 audit: need(audit, 'audit log'),
               }),
               consentRoutes({ storage: db }),
+              // Presence starts last (step 7); until then the card is not served.
+              agentCardRoutes({ card: async () => (presence === undefined ? null : presence.servedAgentCard()) }),
               outboxRoutes({ storage: db, audit: need(audit, 'audit log'), pageSize: { default: config.api.page_size_default, max: config.api.page_size_max }, nudge: nudgeOutbox }),
             ],
           });
@@ -314,6 +316,8 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
             logger,
             audit: (event) => log.record(event),
             handshakeUrl: address().handshakeUrl,
+            publicUrl: config.server.public_url !== '' ? config.server.public_url : address().url,
+            version: NEURON_VERSION,
             port: boundPort,
             tls: config.server.tls.cert_file !== '',
             leadership: (callbacks) =>

@@ -170,6 +170,39 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false, default: {} },
     ),
 
+    // What the organization offers the network: published as an agent card at
+    // /.well-known/agent-card.json and to the registry's agent-card routes (docs/registry.md).
+    // No capability listed (the default): no card is published.
+    services: Type.Object(
+      {
+        description: Type.String({ maxLength: 1_000, default: '' }),
+        // Capability names are matched exactly (case-insensitively) by patients' searches, so they
+        // are short snake_case words; 50 is far more than a practice offers and bounds the card.
+        capabilities: Type.Array(
+          Type.Object(
+            {
+              name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z][a-z0-9_]*$' }),
+              description: Type.String({ maxLength: 500, default: '' }),
+            },
+            { additionalProperties: false },
+          ),
+          { default: [], maxItems: 50 },
+        ),
+        specialty: Type.String({ maxLength: 200, default: '' }),
+        location: Type.Object(
+          {
+            address: Type.String({ maxLength: 200, default: '' }),
+            city: Type.String({ maxLength: 100, default: '' }),
+            state: Type.String({ maxLength: 50, default: '' }),
+            zip: Type.String({ maxLength: 20, default: '' }),
+            country: Type.String({ minLength: 2, maxLength: 2, default: 'US' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
     discovery: Type.Object(
       {
         enabled: Type.Boolean({ default: true }),

@@ -25,6 +25,7 @@ import {
   type RegistryLogger,
   type RegistryStatus,
 } from '../registry/index.ts';
+import { agentCardSourceFor, removeAgentCard, serveCard, type AgentCardReset, type ServedAgentCard } from './agent-card.ts';
 import { readRegistryStatus, type RegistryStatusView } from './status.ts';
 
 /** The lease the instance running the registry client holds (shared by every instance on one database). */
@@ -42,6 +43,12 @@ export const MIN_REGISTRY_LEASE_BASIS_MS = 3_000;
  * quickly without one database read per request.
  */
 const SUMMARY_REFRESH_MS = 5_000;
+/**
+ * How old the agent card served at /.well-known/agent-card.json may get before a request rebuilds
+ * it from the roster: the route is public, so an anonymous client polling it costs at most one
+ * roster read per 5 s, and a roster change shows within 5 s.
+ */
+const AGENT_CARD_REFRESH_MS = 5_000;
 
 /** What `GET /v1/status` and `GET /v1/organization` show (src/status RegistrySummary); no secret. */
 export interface RegistrySummary {
@@ -81,6 +88,10 @@ export interface PresenceOptions {
   audit: (event: PresenceAuditEvent) => Promise<unknown>;
   /** The full public handshake URL (handshakeUrlFor in src/main.ts). */
   handshakeUrl: string;
+  /** The public base URL (server.public_url, or the bound address); named in the agent card. */
+  publicUrl: string;
+  /** The Neuron's version, named in the agent card. */
+  version: string;
   /** The bound port, advertised over mDNS. */
   port: number;
   /** Whether the listener speaks TLS (advertised as tls=1). */
@@ -104,6 +115,8 @@ export class Presence {
   #summary: RegistrySummary | null = null;
   #summaryReadAt = 0;
   #summaryReading: Promise<void> | null = null;
+  #servedCard: { value: ServedAgentCard | null; builtAt: number } | null = null;
+  #cardBuilding: Promise<ServedAgentCard | null> | null = null;
 
   constructor(options: PresenceOptions) {
     this.#options = options;
@@ -199,6 +212,26 @@ export class Presence {
     return this.#summaryReading;
   }
 
+  /**
+   * The organization's agent card as /.well-known/agent-card.json serves it, or null when the
+   * configuration lists no capability. Rebuilt from the roster at most every AGENT_CARD_REFRESH_MS.
+   */
+  async servedAgentCard(): Promise<ServedAgentCard | null> {
+    const cached = this.#servedCard;
+    if (cached !== null && Date.now() - cached.builtAt < AGENT_CARD_REFRESH_MS) return cached.value;
+    this.#cardBuilding ??= (async () => {
+      try {
+        const card = agentCardSourceFor(this.#options).build(await readActiveRoster(this.#options.storage, this.#options.logger));
+        const value = card === null ? null : serveCard(card);
+        this.#servedCard = { value, builtAt: Date.now() };
+        return value;
+      } finally {
+        this.#cardBuilding = null;
+      }
+    })();
+    return this.#cardBuilding;
+  }
+
   /** The running client's own status, or null on an instance that does not run it. */
   liveRegistryStatus(): RegistryStatus | null {
     return this.#service?.status() ?? null;
@@ -261,7 +294,9 @@ interface ServiceExtras {
   roster: boolean;
 }
 
-function createRegistryService(options: Omit<PresenceOptions, 'port' | 'tls' | 'leadership'>, store: DatabaseRegistryStateStore, actor: string, extras: ServiceExtras): RegistryService {
+type RegistryServiceSettings = Omit<PresenceOptions, 'port' | 'tls' | 'leadership' | 'publicUrl' | 'version'> & Partial<Pick<PresenceOptions, 'publicUrl' | 'version'>>;
+
+function createRegistryService(options: RegistryServiceSettings, store: DatabaseRegistryStateStore, actor: string, extras: ServiceExtras): RegistryService {
   const { config, storage, logger } = options;
   return new RegistryService({
     enabled: config.registry.enabled,
@@ -277,6 +312,9 @@ function createRegistryService(options: Omit<PresenceOptions, 'port' | 'tls' | '
       await options.audit({ type: event.type, actor, details: event.details });
     },
     ...(extras.roster ? { roster: () => activeRoster(storage, store, logger) } : {}),
+    ...(extras.roster && options.publicUrl !== undefined && options.version !== undefined
+      ? { agentCard: agentCardSourceFor({ config, handshakeUrl: options.handshakeUrl, publicUrl: options.publicUrl, version: options.version }) }
+      : {}),
   });
 }
 
@@ -285,6 +323,17 @@ function createRegistryService(options: Omit<PresenceOptions, 'port' | 'tls' | '
  * `providers.registry_state` back in step for providers whose row was recreated.
  */
 export async function activeRoster(storage: Pick<Storage, 'db'>, store: DatabaseRegistryStateStore, logger: PresenceLogger): Promise<ProviderInput[]> {
+  const { providers, unregistered } = await readRoster(storage, logger);
+  await store.mirrorProviderStates(unregistered);
+  return providers;
+}
+
+/** The active providers, read only (for the agent card served to anyone who asks). */
+async function readActiveRoster(storage: Pick<Storage, 'db'>, logger: PresenceLogger): Promise<ProviderInput[]> {
+  return (await readRoster(storage, logger)).providers;
+}
+
+async function readRoster(storage: Pick<Storage, 'db'>, logger: PresenceLogger): Promise<{ providers: ProviderInput[]; unregistered: string[] }> {
   const rows = await storage.db.selectFrom('providers').select(['npi', 'name', 'provider_types', 'specialty', 'credentials', 'registry_state']).where('status', '=', 'active').orderBy('npi').execute();
   const providers: ProviderInput[] = [];
   for (const row of rows) {
@@ -303,8 +352,7 @@ export async function activeRoster(storage: Pick<Storage, 'db'>, store: Database
     }
   }
   const unregistered = rows.filter((row) => row.registry_state === 'unregistered').map((row) => row.npi);
-  await store.mirrorProviderStates(unregistered);
-  return providers;
+  return { providers, unregistered };
 }
 
 /** Roster credentials are stored as the registry takes them (snake_case); the client wants camelCase. */
@@ -363,15 +411,18 @@ export async function registryClientHolder(storage: Pick<Storage, 'db'>): Promis
 }
 
 /**
- * Forgets the stored registration and provider registry states (`neuron registry reset`), audited.
- * The caller makes sure no Neuron is running. Resolves with a short reference to the cleared
- * registration (never the id itself in the audit log), or null when there was none.
+ * Forgets the stored registration and provider registry states (`neuron registry reset`), audited,
+ * and deregisters the organization's agent card: a card the Neuron published is deleted from the
+ * registry (one attempt; if the registry cannot be reached the card stays, and the next start
+ * deletes it unless the configuration still offers services). The caller makes sure no Neuron is
+ * running. Resolves with the cleared registration (never the id itself in the audit log).
  */
 export async function resetRegistration(
   storage: Pick<Storage, 'db' | 'transaction'>,
   audit: (event: PresenceAuditEvent) => Promise<unknown>,
   actor: string,
-): Promise<{ registrationId: string | null; registryUrl: string | null }> {
+  config: Pick<NeuronConfig, 'registry' | 'organization'>,
+): Promise<{ registrationId: string | null; registryUrl: string | null; agentCard: AgentCardReset }> {
   const store = new DatabaseRegistryStateStore(storage);
   let registrationId: string | null = null;
   let registryUrl: string | null = null;
@@ -383,10 +434,11 @@ export async function resetRegistration(
     // An unreadable registration is cleared all the same: that is what the operator asked for.
   }
   await store.clear();
+  const agentCard = await removeAgentCard(store, registryUrl ?? (config.registry.url !== '' ? config.registry.url : null), config);
   await audit({
     type: 'registry.reset',
     actor,
-    details: { registration: registrationId === null ? null : registrationRef(registrationId), registry_url: registryUrl },
+    details: { registration: registrationId === null ? null : registrationRef(registrationId), registry_url: registryUrl, agent_card: typeof agentCard === 'string' ? agentCard : 'left' },
   });
-  return { registrationId, registryUrl };
+  return { registrationId, registryUrl, agentCard };
 }

@@ -35,7 +35,9 @@ export const REGISTRY_MAX_BODY_BYTES = 1024 * 1024;
 const MAX_ERROR_TEXT_CHARS = 500;
 
 export type RegistryErrorKind = 'unreachable' | 'unauthorized' | 'duplicate' | 'rejected' | 'aborted';
-export type RegistryOperation = 'register_neuron' | 'heartbeat' | 'register_provider' | 'delete_provider' | 'get_entry' | 'search';
+export type RegistryOperation =
+  | 'register_neuron' | 'heartbeat' | 'register_provider' | 'delete_provider' | 'get_entry' | 'search'
+  | 'create_agent_card' | 'update_agent_card' | 'delete_agent_card';
 
 // The catalogue has no registry-specific codes yet; these are the closest public meanings should
 // one of these errors ever reach an API answer.
@@ -262,6 +264,25 @@ export class AxonClient {
     });
   }
 
+  /**
+   * POST /v1/agent-cards. A card whose id is taken is thrown as kind `duplicate`. The answer (an
+   * echo) is not read: the registry validates nothing, so nothing it returns is trusted.
+   */
+  async createAgentCard(card: { id: string }, options: RequestOptions = {}): Promise<void> {
+    await this.#send('create_agent_card', 'POST', 'v1/agent-cards', { body: card, signal: options.signal });
+  }
+
+  /** PUT /v1/agent-cards/:id (merged over the stored card); false when the registry holds no such card. */
+  async updateAgentCard(card: { id: string }, options: RequestOptions = {}): Promise<boolean> {
+    const answer = await this.#send('update_agent_card', 'PUT', `v1/agent-cards/${segment(card.id)}`, { body: card, signal: options.signal, notFoundIsAnswer: true });
+    return answer.status !== 404;
+  }
+
+  /** DELETE /v1/agent-cards/:id. A 404 counts as deleted (the goal state holds). */
+  async deleteAgentCard(id: string, options: RequestOptions = {}): Promise<void> {
+    await this.#send('delete_agent_card', 'DELETE', `v1/agent-cards/${segment(id)}`, { signal: options.signal, notFoundIsAnswer: true });
+  }
+
   /** GET /v1/registry/:npi; null when the registry does not know the NPI. */
   async getEntry(npi: string, options: RequestOptions = {}): Promise<RegistryEntry | null> {
     const op = 'get_entry';
@@ -368,7 +389,7 @@ export class AxonClient {
     const registryError = errorText(json, secrets);
     const details = { registryStatus: status, registryError, detail: `HTTP ${status}` };
     if (status === 401) throw new RegistryError(op, 'unauthorized', details);
-    if (status === 400 && registryError !== null && /already registered/i.test(registryError)) {
+    if (status === 400 && registryError !== null && /already (registered|exists)/i.test(registryError)) {
       throw new RegistryError(op, 'duplicate', details);
     }
     if (status >= 500 || status === 408 || status === 429) throw new RegistryError(op, 'unreachable', details);

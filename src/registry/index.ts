@@ -1,3 +1,4 @@
+export * from './agent-card.ts';
 export * from './client.ts';
 export * from './remedies.ts';
 export * from './schemas.ts';

@@ -21,6 +21,8 @@ export class ProviderSync {
   readonly #registration: Registration;
   /** Whether the service's background work runs (between start() and stop()). */
   readonly #running: () => boolean;
+  /** Told every roster read (the agent card is built from it). */
+  readonly #rosterRead: (roster: readonly ProviderInput[]) => void;
   readonly #providers = new Map<string, ProviderRegistryState>();
   readonly #desired = new Map<string, DesiredOp>();
   readonly #waiters = new Map<string, Array<() => void>>();
@@ -31,10 +33,11 @@ export class ProviderSync {
   #refresh: Promise<void> | null = null;
   #refreshQueued = false;
 
-  constructor(options: { runtime: RegistryRuntime; registration: Registration; running: () => boolean }) {
+  constructor(options: { runtime: RegistryRuntime; registration: Registration; running: () => boolean; rosterRead?: (roster: readonly ProviderInput[]) => void }) {
     this.#runtime = options.runtime;
     this.#registration = options.registration;
     this.#running = options.running;
+    this.#rosterRead = options.rosterRead ?? (() => undefined);
   }
 
   /** The stored provider states (at the registration's first load). */
@@ -182,6 +185,7 @@ export class ProviderSync {
       }
       if (!wanted.has(provider.npi)) wanted.set(provider.npi, provider);
     }
+    this.#rosterRead([...wanted.values()]);
     if (!(await this.#registration.ensureLoaded())) return;
     // A provider the registry refused is sent again only once its details change (or after a
     // restart, which forgets what was refused); until then it is left as it is.

@@ -1,9 +1,10 @@
 /**
  * The Neuron's presence in the Axon registry: register the organization once, keep its endpoint
  * marked reachable with heartbeats, and keep the registry's provider list in step with ours.
- * This class is the face the rest of the Neuron sees; the work is done by its two halves,
- * `Registration` (registration.ts: registration and heartbeats) and `ProviderSync`
- * (provider-sync.ts: the provider list), which share the settings resolved here.
+ * This class is the face the rest of the Neuron sees; the work is done by its parts,
+ * `Registration` (registration.ts: registration and heartbeats), `ProviderSync`
+ * (provider-sync.ts: the provider list) and `AgentCardPublisher` (card-publisher.ts: what the
+ * organization offers), which share the settings resolved here.
  *
  * Everything runs in the background: `start()` returns at once, a registry that is down at first
  * boot is retried with exponential backoff and full jitter until it answers, and an outage during
@@ -23,6 +24,7 @@ import {
 } from '../config/schema.ts';
 import { NeuronError } from '../errors/index.ts';
 import { AxonClient } from './client.ts';
+import { AgentCardPublisher } from './card-publisher.ts';
 import { ProviderSync } from './provider-sync.ts';
 import { Registration } from './registration.ts';
 import { isLoopback, REGISTRY_STALE_AFTER_MS, registrationRef, validateOptions } from './support.ts';
@@ -32,6 +34,7 @@ export class RegistryService {
   readonly #runtime: RegistryRuntime;
   readonly #registration: Registration;
   readonly #providers: ProviderSync;
+  readonly #card: AgentCardPublisher | null;
   #controller: AbortController | null = null;
   #tasks: Promise<void>[] = [];
   #publishing: Promise<void> = Promise.resolve();
@@ -62,12 +65,21 @@ export class RegistryService {
       enabled,
       hooks: {
         providersLoaded: (states) => this.#providers.load(states),
-        wakeProviders: () => this.#providers.wake(),
+        wakeProviders: () => {
+          this.#providers.wake();
+          this.#card?.wake();
+        },
         refreshProviders: () => this.#providers.refresh(),
         releaseWaiters: () => this.#providers.releaseAll(),
       },
     });
-    this.#providers = new ProviderSync({ runtime: this.#runtime, registration: this.#registration, running: () => this.#controller !== null });
+    this.#card = options.agentCard !== undefined && options.roster !== undefined ? new AgentCardPublisher({ runtime: this.#runtime, registration: this.#registration, card: options.agentCard }) : null;
+    this.#providers = new ProviderSync({
+      runtime: this.#runtime,
+      registration: this.#registration,
+      running: () => this.#controller !== null,
+      ...(this.#card !== null ? { rosterRead: this.#card.rosterRead.bind(this.#card) } : {}),
+    });
     if (enabled) this.#warnAboutSettings(heartbeatIntervalMs, requestTimeoutMs);
   }
 
@@ -97,6 +109,7 @@ export class RegistryService {
     this.#tasks = [
       this.#guard('registration', this.#registration.run(controller.signal)),
       this.#guard('providers', this.#providers.loop(controller.signal)),
+      ...(this.#card !== null ? [this.#guard('agent card', this.#card.loop(controller.signal))] : []),
     ];
     this.#publish();
   }

@@ -59,6 +59,12 @@ export interface RegistryStateStore {
    */
   saveStatus?(status: RegistryStatusSnapshot): Promise<void>;
   loadStatus?(): Promise<RegistryStatusSnapshot | null>;
+  /**
+   * Optional: what the registry was last sent as the agent card (a fingerprint, `none` after a
+   * deletion), so a restart knows whether a card of ours may still be listed there.
+   */
+  loadAgentCardFingerprint?(): Promise<string | null>;
+  saveAgentCardFingerprint?(fingerprint: string): Promise<void>;
 }
 
 export function isRegistrationRecord(value: unknown): value is RegistrationRecord {

@@ -26,6 +26,7 @@ import { isRegistrationRecord, type ProviderRegistryState, type ProviderRegistry
 export const REGISTRATION_SETTING = 'registry.registration';
 export const STATUS_SETTING = 'registry.status';
 export const PROVIDER_SETTING_PREFIX = 'registry.provider.';
+export const AGENT_CARD_SETTING = 'registry.agent_card';
 /** `providers.registry_state` of a provider the registry integration has not touched (the column default). */
 export const UNREGISTERED = 'unregistered';
 
@@ -102,6 +103,14 @@ export class DatabaseRegistryStateStore implements RegistryStateStore {
 
   async saveStatus(status: RegistryStatusSnapshot): Promise<void> {
     await this.#put(this.#storage.db, STATUS_SETTING, JSON.stringify(status));
+  }
+
+  async loadAgentCardFingerprint(): Promise<string | null> {
+    return this.#get(this.#storage.db, AGENT_CARD_SETTING);
+  }
+
+  async saveAgentCardFingerprint(fingerprint: string): Promise<void> {
+    await this.#put(this.#storage.db, AGENT_CARD_SETTING, fingerprint);
   }
 
   async loadStatus(): Promise<RegistryStatusSnapshot | null> {

@@ -4,6 +4,7 @@
  * registration and heartbeats) and provider-sync.ts (the registry's provider list).
  */
 import type { RetryPolicy } from '../outbound/index.ts';
+import type { AgentCard } from './agent-card.ts';
 import type { AxonClient, ProviderCredential } from './client.ts';
 import type { ProviderRegistryStateName, RegistryStateStore } from './state.ts';
 
@@ -52,6 +53,11 @@ export interface RegistryServiceOptions {
    * another process (the CLI, another instance) reach the registry within one heartbeat.
    */
   roster?: () => Promise<ProviderInput[]>;
+  /**
+   * Optional: the organization's agent card, rebuilt from the roster each time it is read and kept
+   * in the registry while registered (card-publisher.ts). Needs `roster`.
+   */
+  agentCard?: AgentCardSource;
   now?: () => Date;
   /** Source of jitter, [0, 1). Default Math.random. */
   random?: () => number;
@@ -103,4 +109,11 @@ export interface RegistryRuntime {
   publish(): void;
   /** Records an audit event; never throws (a failure is logged). */
   audit(type: string, details: Record<string, unknown>): Promise<void>;
+}
+
+export interface AgentCardSource {
+  /** The card's id in the registry (agentCardId). */
+  id: string;
+  /** The card for this roster, or null when the organization offers nothing (then it is deleted). */
+  build(roster: readonly ProviderInput[]): AgentCard | null;
 }

@@ -58,6 +58,8 @@ export interface FakeRegistry {
   neurons: Map<string, FakeNeuron>;
   /** By provider NPI. */
   providers: Map<string, FakeProvider>;
+  /** Agent cards by id, as stored (the registry validates nothing and merges a PUT over the stored card). */
+  agentCards: Map<string, Record<string, unknown>>;
   setFault(fault: Fault): void;
   /** Gives the registration a new token: the old one now gets 401. */
   revokeToken(registrationId: string): void;
@@ -98,6 +100,7 @@ export async function startFakeRegistry(): Promise<FakeRegistry> {
   let dropped = 0;
   const requests: RecordedRequest[] = [];
   const neurons = new Map<string, FakeNeuron>();
+  const agentCards = new Map<string, Record<string, unknown>>();
   const providers = new Map<string, FakeProvider>();
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -177,11 +180,37 @@ export async function startFakeRegistry(): Promise<FakeRegistry> {
       if (method === 'POST' && parts.length === 4 && parts[3] === 'providers') return registerProvider(neuron, body);
       if (method === 'DELETE' && parts.length === 5 && parts[3] === 'providers') return removeProvider(neuron, parts[4] ?? '');
     }
+    if (parts[1] === 'agent-cards') return agentCard(method, parts[2], body);
     if (method === 'GET' && parts[1] === 'registry' && parts.length === 3) {
       if (parts[2] === 'search') return [200, { results: search(url.searchParams) }];
       const entry = entryFor(parts[2] ?? '');
       if (entry === null) throw new BadRequest(404, 'not found');
       return [200, entry];
+    }
+    throw new BadRequest(404, 'not found');
+  }
+
+  /** The contract's agent-card routes: no authentication, no validation. */
+  function agentCard(method: string, id: string | undefined, body: unknown): [number, unknown] {
+    if (method === 'POST' && id === undefined) {
+      const card = object(body);
+      const cardId = String(card['id']);
+      if (agentCards.has(cardId)) throw new BadRequest(400, `Agent Card with id "${cardId}" already exists`);
+      agentCards.set(cardId, card);
+      return [201, card];
+    }
+    if (id === undefined) throw new BadRequest(404, 'not found');
+    const stored = agentCards.get(id);
+    if (method === 'DELETE') {
+      agentCards.delete(id);
+      return [204, undefined];
+    }
+    if (stored === undefined) throw new BadRequest(404, 'Agent Card not found');
+    if (method === 'GET') return [200, stored];
+    if (method === 'PUT') {
+      const merged = { ...stored, ...object(body), id };
+      agentCards.set(id, merged);
+      return [200, merged];
     }
     throw new BadRequest(404, 'not found');
   }
@@ -344,6 +373,7 @@ export async function startFakeRegistry(): Promise<FakeRegistry> {
     },
     neurons,
     providers,
+    agentCards,
     setFault(next: Fault): void {
       fault = next;
       if (next === 'down') {

@@ -61,10 +61,12 @@ export function registerRegistry(program: Command): void {
         }
         const { key } = await ensureOrganizationKey(storage.db);
         const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
-        const cleared = await resetRegistration(storage, (event) => audit.record(event), 'cli');
+        const cleared = await resetRegistration(storage, (event) => audit.record(event), 'cli', loaded.config);
         const paint = colours();
         if (cleared.registrationId === null) out(`${paint('green', 'Reset')}: no registration was stored; provider registry states cleared`);
         else out(`${paint('green', 'Reset')}: forgot registration ${cleared.registrationId} with ${cleared.registryUrl ?? 'the registry'}`);
+        if (cleared.agentCard === 'removed') out('The organization\'s agent card was removed from the registry');
+        else if (cleared.agentCard !== 'none_published') out(`${paint('yellow', 'Note')}: the agent card is still listed in the registry (${cleared.agentCard.left}); the next start removes it unless services are configured`);
         out('Next: `neuron start` registers the organization and its active providers again');
       } finally {
         await storage.close();
