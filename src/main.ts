@@ -27,6 +27,7 @@ import { createApiGateway, type ApiGateway } from './api/gateway.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetricsRegistry } from './observability/metrics.ts';
 import { ComponentStack } from './lifecycle/components.ts';
+import { HANDSHAKE_PATH } from './protocol/index.ts';
 import { HandshakeBroker } from './handshake/index.ts';
 import { ProviderService, providerAuthPlugin, providerRoutes } from './providers/index.ts';
 import { consentRoutes } from './consent/routes.ts';
@@ -401,7 +402,6 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
 }
 
 export const NEURON_VERSION = '0.1.0';
-export const HANDSHAKE_PATH = '/ws/handshake';
 
 /** ws(s)://host:port/ws/handshake, from server.public_url when set, else from the bound address. */
 export function handshakeUrlFor(config: NeuronConfig, localUrl: string): string {

@@ -10,7 +10,6 @@ export {
   MAX_BROWSE_TIMEOUT_MS,
   formatDiscoveredNeurons,
   DISCOVERY_PROTOCOL_VERSION,
-  HANDSHAKE_PATH,
   NEURON_SERVICE_TYPE,
   NEURON_SERVICE_TYPE_LABEL,
 } from './records.ts';

@@ -3,6 +3,7 @@
  * of what other Neurons publish. No I/O here; advertiser.ts and browser.ts do the networking.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { HANDSHAKE_PATH } from '../protocol/limits.ts';
 import type { DiscoveredNeuron } from './types.ts';
 
 /**
@@ -25,8 +26,6 @@ export const NEURON_SERVICE_TYPE_LABEL = `_${NEURON_SERVICE_TYPE}._${NEURON_SERV
 
 /** Version of the discovery/handshake protocol this Neuron speaks (`ver` TXT key). */
 export const DISCOVERY_PROTOCOL_VERSION = '1';
-/** The handshake WebSocket path (shared/spec/handshake.md section 2). */
-export const HANDSHAKE_PATH = '/ws/handshake';
 
 /** An instance name is one DNS label: at most 63 bytes (RFC 1035 section 2.3.4, RFC 6763 section 4.1.1). */
 const DNS_LABEL_MAX_BYTES = 63;

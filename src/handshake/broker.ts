@@ -21,7 +21,7 @@ import { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { NeuronConfig } from '../config/index.ts';
 import { NeuronError, PROBLEM_CONTENT_TYPE, toProblem, type ErrorCode } from '../errors/index.ts';
-import { createNonce, type Nonce } from '../protocol/index.ts';
+import { createNonce, HANDSHAKE_PATH, type Nonce } from '../protocol/index.ts';
 import { createClientAddress, type ClientAddress } from '../api/client-address.ts';
 import { AddressCounts, Admission, type Waiter } from './admission.ts';
 import { createHandshakeMetrics, type HandshakeMetrics } from './metrics.ts';
@@ -29,7 +29,6 @@ import { HandshakeSession, type SessionHost, type SessionSettings } from './sess
 import { HandshakeService, type HandshakeServiceOptions } from './service.ts';
 import type { ProtocolServer, ProtocolSession } from './types.ts';
 
-export const HANDSHAKE_PATH = '/ws/handshake';
 
 /** host[:port]: a DNS name or IPv4 address, or a bracketed IPv6 literal. */
 const HOST_HEADER = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d{1,5})?$/;

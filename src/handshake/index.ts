@@ -1,5 +1,5 @@
 /** The consent handshake broker: `/ws/handshake`, admission, sessions (docs/handshake.md). */
-export { HandshakeBroker, HANDSHAKE_PATH, type HandshakeBrokerOptions } from './broker.ts';
+export { HandshakeBroker, type HandshakeBrokerOptions } from './broker.ts';
 export { Admission, type AdmissionLimits, type EnterResult, type Waiter } from './admission.ts';
 export { HandshakeService, type CompletedHandshake, type CompletionRequest } from './service.ts';
 export type { ActiveProvider } from './provider-lookup.ts';

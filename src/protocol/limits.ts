@@ -4,6 +4,9 @@
  * the overall message size limit (handshake.max_message_bytes, default 64 KiB) is the configurable
  * outer bound and every value below fits well inside it. docs/protocol.md lists them with reasons.
  */
+/** The handshake WebSocket's path (shared/spec/handshake.md section 2): the one place it is written. */
+export const HANDSHAKE_PATH = '/ws/handshake';
+
 export const PROTOCOL_BOUNDS = {
   /** patient_agent_id and connection_id: room for a UUID, a DID (did:key is ~56 chars) or a URL-like id, small enough to index and log. */
   agentIdMaxChars: 256,

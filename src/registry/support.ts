@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { NeuronError } from '../errors/index.ts';
+import { HANDSHAKE_PATH } from '../protocol/index.ts';
 import type { RetryPolicy } from '../outbound/index.ts';
 import type { RegistryCredentials } from './client.ts';
 import type { RegistrationRecord } from './state.ts';
@@ -85,7 +86,7 @@ export function validateOptions(options: RegistryServiceOptions, heartbeatInterv
   try {
     const endpoint = new URL(options.endpointUrl);
     if (endpoint.protocol !== 'ws:' && endpoint.protocol !== 'wss:') throw new Error('protocol');
-    if (!endpoint.pathname.endsWith('/ws/handshake')) throw new Error('path');
+    if (!endpoint.pathname.endsWith(HANDSHAKE_PATH)) throw new Error('path');
   } catch {
     errors.push({ path: 'endpointUrl', message: 'must be the full public ws(s)://…/ws/handshake URL' });
   }
