@@ -112,3 +112,27 @@ describe('the provider CareAgent contract', () => {
     assert.match(problem.detail, /docs\/providers\.md/);
   });
 });
+
+describe('heartbeat and disconnect are rate-limited per client address, like registration', () => {
+  let limited: TestNeuron;
+  before(async () => {
+    // 3 per minute: a burst of three, then refused well within the test.
+    limited = await startTestNeuron({ config: { api: { register_limit_per_minute: 3 } } });
+  });
+  after(async () => limited.stop());
+
+  test('over api.register_limit_per_minute: 429 RATE_LIMITED with Retry-After, and registration keeps its own budget', async () => {
+    const registered = await api(limited.url, 'POST', '/v1/providers/register', { body: { provider_npi: NPI, provider_name: 'Dr. Busy', provider_types: ['physician'] } });
+    assert.equal(registered.status, 201);
+    const id = registered.body.registration_id as string;
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await fetch(`${limited.url}/v1/providers/${id}/heartbeat`)).status);
+    assert.deepEqual(statuses, [200, 200, 200]);
+    const refused = await fetch(`${limited.url}/v1/providers/${id}/disconnect`, { method: 'POST' });
+    assert.equal(refused.status, 429);
+    assert.ok(Number(refused.headers.get('retry-after')) > 0);
+    assert.equal((await refused.json() as { code: string }).code, 'RATE_LIMITED');
+    const another = await api(limited.url, 'POST', '/v1/providers/register', { body: { provider_npi: '1982743191', provider_name: 'Dr. Next', provider_types: ['physician'] } });
+    assert.equal(another.status, 201, 'heartbeats did not use up registrations');
+  });
+});
