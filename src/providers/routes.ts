@@ -279,7 +279,7 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
       config: { auth: { kind: 'none' } },
       onRequest: limitLiveness,
       logSerializers: CAPABILITY_SAFE_SERIALIZERS,
-      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'providerHeartbeat', summary: 'The provider CareAgent is alive (the registration id in the path is its capability)', security: [], params: RegistrationParams, response: { 200: HeartbeatResponse, ...problems(LIVENESS_PROBLEMS) } },
+      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'providerHeartbeat', summary: 'The provider CareAgent is alive (the registration id in the path is its capability)', description: 'Needs no credential: the registration id from register is the capability. A provider credential may be sent; then it must be valid and this provider\'s.', params: RegistrationParams, response: { 200: HeartbeatResponse, ...problems(LIVENESS_PROBLEMS) } },
     }, async (request) => {
       const beat = await service.heartbeat(request.params.registration_id, await optionalProviderCredential(request));
       return { status: beat.status, last_seen: beat.lastSeen, roster_status: beat.rosterStatus };
@@ -289,7 +289,7 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
       config: { auth: { kind: 'none' } },
       onRequest: limitLiveness,
       logSerializers: CAPABILITY_SAFE_SERIALIZERS,
-      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'providerDisconnect', summary: 'The provider CareAgent is going offline (kept on the roster; back with its next heartbeat)', security: [], params: RegistrationParams, response: { 200: HeartbeatResponse, ...problems(LIVENESS_PROBLEMS) } },
+      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'providerDisconnect', summary: 'The provider CareAgent is going offline (kept on the roster; back with its next heartbeat)', description: 'No credential and no body needed: the registration id from register is the capability. A provider credential may be sent; then it must be valid and this provider\'s.', params: RegistrationParams, response: { 200: HeartbeatResponse, ...problems(LIVENESS_PROBLEMS) } },
     }, async (request) => {
       const beat = await service.disconnect(request.params.registration_id, await optionalProviderCredential(request));
       return { status: beat.status, last_seen: beat.lastSeen, roster_status: beat.rosterStatus };
