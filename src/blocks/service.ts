@@ -1,5 +1,6 @@
 /**
- * Blocking patient agents. A block and its consequences are one transaction: the block row, every
+ * Blocking patient agents. A block and its consequences are one transaction: the block row, the
+ * public keys the agent presented here (so the block holds against them under any agent id), every
  * active relationship of that agent suspended, the `patient.blocked` webhook queued and the audit
  * entry. Removing a block does not resume anything: suspended relationships stay on hold until
  * resumed one by one (POST /v1/relationships/:id/resume), so unblocking is never a surprise.
@@ -9,7 +10,7 @@ import { isoNow, type Storage } from '../storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
 import { suspendAllForPatient } from '../relationships/store.ts';
-import { deleteBlock, insertBlock, listBlocks, type Block } from './store.ts';
+import { blockKeysOf, deleteBlock, insertBlock, listBlocks, unblockKeysOf, type Block } from './store.ts';
 
 export interface BlockActor {
   actor: string;
@@ -24,13 +25,14 @@ export class BlockService {
   }
 
   /** Throws CONFLICT when the agent is already blocked. */
-  async block(patientAgentId: string, reason: string, by: BlockActor): Promise<{ block: Block; suspendedRelationshipIds: string[]; webhooks: number }> {
+  async block(patientAgentId: string, reason: string, by: BlockActor): Promise<{ block: Block; suspendedRelationshipIds: string[]; blockedPublicKeys: string[]; webhooks: number }> {
     const now = this.now();
     const at = isoNow(now);
     return this.storage.transaction(async (trx) => {
       await this.storage.lock(trx, 'audit_chain');
       const block: Block = { patientAgentId, reason, blockedBy: by.actor, createdAt: at };
       if (!(await insertBlock(trx, block))) throw new NeuronError('CONFLICT', { message: 'this patient agent is already blocked' });
+      const blockedPublicKeys = await blockKeysOf(trx, patientAgentId, at);
       const suspendedRelationshipIds = await suspendAllForPatient(trx, patientAgentId, `blocked: ${reason}`, at);
       const webhooks = await publishWebhookEvent(trx, 'patient.blocked', {
         patient_agent_id: patientAgentId,
@@ -41,9 +43,9 @@ export class BlockService {
       await this.audit.append(trx, {
         type: 'patient.blocked',
         actor: by.actor,
-        details: { patient_agent_id: patientAgentId, reason, suspended_relationship_ids: suspendedRelationshipIds, key_id: by.keyId },
+        details: { patient_agent_id: patientAgentId, reason, suspended_relationship_ids: suspendedRelationshipIds, blocked_public_keys: blockedPublicKeys, key_id: by.keyId },
       }, now);
-      return { block, suspendedRelationshipIds, webhooks };
+      return { block, suspendedRelationshipIds, blockedPublicKeys, webhooks };
     });
   }
 
@@ -53,6 +55,7 @@ export class BlockService {
     await this.storage.transaction(async (trx) => {
       await this.storage.lock(trx, 'audit_chain');
       if (!(await deleteBlock(trx, patientAgentId))) throw new NeuronError('NOT_FOUND', { message: 'this patient agent is not blocked' });
+      await unblockKeysOf(trx, patientAgentId);
       await this.audit.append(trx, { type: 'patient.unblocked', actor: by.actor, details: { patient_agent_id: patientAgentId, key_id: by.keyId } }, now);
     });
   }

@@ -102,10 +102,10 @@ export class HandshakeService {
 
   /**
    * The checks between a valid token and the challenge: the provider must be one this Neuron
-   * serves and active (PROVIDER_NOT_FOUND), and the patient agent must not be blocked (BLOCKED).
+   * serves and active (PROVIDER_NOT_FOUND), and neither the patient agent nor its key may be blocked (BLOCKED).
    */
-  async checkBeforeChallenge(providerNpi: string, patientAgentId: string): Promise<ActiveProvider> {
-    return admitted(await readHandshakeFacts(this.storage.db, providerNpi, patientAgentId)).provider;
+  async checkBeforeChallenge(providerNpi: string, patientAgentId: string, patientPublicKey: string): Promise<ActiveProvider> {
+    return admitted(await readHandshakeFacts(this.storage.db, providerNpi, patientAgentId, patientPublicKey)).provider;
   }
 
   /**
@@ -119,7 +119,7 @@ export class HandshakeService {
   async complete(request: CompletionRequest, stillCurrent: () => boolean): Promise<CompletedHandshake> {
     const at = new Date(request.now).toISOString();
     return this.storage.groupTransaction(async (trx) => {
-      const { provider, providerPushes, knownPatient } = admitted(await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId));
+      const { provider, providerPushes, knownPatient } = admitted(await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey));
 
       const { status, relationship } = await establishRelationship(trx, {
         patientAgentId: request.patientAgentId,

@@ -167,7 +167,7 @@ export class HandshakeSession {
   }
 
   private async challenge(claims: ConsentClaims): Promise<void> {
-    await this.host.service.checkBeforeChallenge(claims.providerNpi, claims.patientAgentId);
+    await this.host.service.checkBeforeChallenge(claims.providerNpi, claims.patientAgentId, this.auth!.patient_public_key);
     if (this.phase !== 'checking') return; // ended while we looked
     const nonce = this.host.createNonce();
     this.nonce = nonce;

@@ -14,29 +14,31 @@ export interface HandshakeFacts {
   provider: ActiveProvider | null;
   /** The provider has a notification_url, so its relationship notices are pushed (else pulled). */
   providerPushes: boolean;
-  /** The organization has blocked this patient agent. */
+  /** The organization has blocked this patient agent id, or an agent that presented this key. */
   blocked: boolean;
   /** The patient agent has a directory entry, i.e. has completed a handshake here before. */
   knownPatient: boolean;
 }
 
-// One primary-key probe per table; the provider columns are NULL when no active provider has the NPI.
+// One primary-key probe per table (blocked_keys: the leading column of its primary key); the provider columns are NULL when no active provider has the NPI.
 const FACTS = new Statement(`
     SELECT
       p.provider_endpoint AS endpoint,
       p.provider_public_key AS public_key,
       p.notification_url IS NOT NULL AS pushes,
-      EXISTS (SELECT 1 FROM blocks WHERE patient_agent_id = ?) AS blocked,
+      (EXISTS (SELECT 1 FROM blocks WHERE patient_agent_id = ?)
+        OR EXISTS (SELECT 1 FROM blocked_keys WHERE patient_public_key = ?)) AS blocked,
       EXISTS (SELECT 1 FROM patients WHERE patient_agent_id = ?) AS known
     FROM (SELECT 1 AS one) AS facts
     LEFT JOIN providers p ON p.npi = ? AND p.status = 'active'`);
 
 type FactsRow = { endpoint: string | null; public_key: string | null; pushes: number | boolean | null; blocked: number | boolean; known: number | boolean };
 
-export async function readHandshakeFacts(db: Db, providerNpi: string, patientAgentId: string): Promise<HandshakeFacts> {
+/** `patientPublicKey` is the canonical base64url key from handshake.auth (the schema admits no other spelling). */
+export async function readHandshakeFacts(db: Db, providerNpi: string, patientAgentId: string, patientPublicKey: string): Promise<HandshakeFacts> {
   // Plain SQL that SQLite and PostgreSQL both run, written once (../storage/statements.ts);
   // building it with the query builder measured about three times the cost of the query itself.
-  const { rows } = await FACTS.execute<FactsRow>(db, [patientAgentId, patientAgentId, providerNpi]);
+  const { rows } = await FACTS.execute<FactsRow>(db, [patientAgentId, patientPublicKey, patientAgentId, providerNpi]);
   const row = rows[0];
   if (row === undefined) throw new Error('the handshake facts query returned no row');
   const endpoint = row.endpoint;

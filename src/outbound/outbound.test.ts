@@ -61,7 +61,7 @@ describe('outbound policy at acceptance', () => {
 
   test('a roster change to a refused notification URL is refused and changes nothing', async () => {
     const t = await neuron({ providers: [providerSeed(PROVIDER, 'https://provider.example/notices')] });
-    const key = await createApiKey(t.neuron, ['write']);
+    const key = await createApiKey(t.neuron, ['admin']);
     const response = await api(t.url, 'PATCH', `/v1/providers/${PROVIDER}`, { token: key, body: { notification_url: 'http://[::1]:8700/notices' } });
     assert.equal(response.status, 400);
     assert.equal(response.body.code, 'OUTBOUND_TARGET_REFUSED');

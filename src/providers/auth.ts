@@ -16,6 +16,14 @@ import type { ProviderService } from './service.ts';
 
 const UNAUTHENTICATED_HEADERS = { 'WWW-Authenticate': 'Bearer realm="neuron"' } as const;
 
+/**
+ * Said to a provider CareAgent that sent no credential (the network's client calls
+ * /v1/consent/verify without one): which credential, and how a provider gets it.
+ */
+export const MISSING_CREDENTIAL = 'this route needs the provider CareAgent credential in Authorization: Bearer nprv_…; '
+  + 'a provider gets it when the organization\'s operator approves it (POST /v1/providers/{npi}/approve or neuron provider approve), '
+  + 'after registering with POST /v1/providers/register; see docs/providers.md';
+
 export async function authenticateProviderRequest(service: ProviderService, request: FastifyRequest): Promise<void> {
   const auth = routeAuth(request);
   if (!auth || (auth.kind !== 'provider' && auth.kind !== 'provider_or_api_key')) return;
@@ -24,7 +32,7 @@ export async function authenticateProviderRequest(service: ProviderService, requ
   // Not a provider credential on a route that also takes API keys: the API-key hook decides.
   if (auth.kind === 'provider_or_api_key' && (token === null || !isProviderCredential(token))) return;
   if (token === null) {
-    throw new NeuronError('UNAUTHENTICATED', { message: 'this route needs the provider CareAgent credential (Authorization: Bearer nprv_…)', headers: UNAUTHENTICATED_HEADERS });
+    throw new NeuronError('UNAUTHENTICATED', { message: MISSING_CREDENTIAL, headers: UNAUTHENTICATED_HEADERS });
   }
   const principal = await service.authenticate(token);
   if (!principal) throw new NeuronError('UNAUTHENTICATED', { message: 'the provider credential is not valid', headers: UNAUTHENTICATED_HEADERS });

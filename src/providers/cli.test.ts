@@ -116,7 +116,22 @@ describe('CLI changes reach a running Neuron at once', () => {
     assert.equal(approved.code, 0, approved.stderr);
     const { credential, registration_id: registrationId } = JSON.parse(approved.stdout);
     assert.notEqual(await getActiveProvider(t.neuron.storage.db, NPI), null);
+    assert.match(registrationId, /^nreg_/, 'a seeded provider gets its registration id at approval');
     const beat = await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: credential });
     assert.equal(beat.status, 200);
+    assert.equal(beat.body.status, 'connected');
+    const shown = await neuron(t.configFile, 'provider', 'show', NPI);
+    assert.match(shown.stdout, /agent\s+connected/);
+    assert.ok(!shown.stdout.includes(registrationId), 'show prints only the registration id\'s prefix');
+
+    const disconnected = await api(t.url, 'POST', `/v1/providers/${registrationId}/disconnect`);
+    assert.equal(disconnected.body.status, 'disconnected');
+    assert.match((await neuron(t.configFile, 'provider', 'show', NPI)).stdout, /agent\s+disconnected/);
+
+    // CLI changes are audited as the operator at the console, with no API key.
+    for (const type of ['provider.suspended', 'provider.approved']) {
+      const entries = await t.neuron.storage.db.selectFrom('audit_log').select(['actor', 'details']).where('event_type', '=', type).execute();
+      assert.ok(entries.some((e) => e.actor === 'cli' && JSON.parse(e.details).key_id === null), type);
+    }
   });
 });

@@ -26,14 +26,14 @@ const VALID_KEY = 'A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg';
 const OFF_CURVE_KEY = 'AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 
 let t: TestNeuron;
-let writer: string;
+let rosterAdmin: string;
 let reader: string;
 
 before(async () => {
   t = await startTestNeuron({
     config: { providers: [{ npi: SEEDED, name: 'Dr. Seed', provider_endpoint: ENDPOINT, specialty: 'family medicine' }] },
   });
-  writer = await createApiKey(t.neuron, ['write'], 'roster-writer');
+  rosterAdmin = await createApiKey(t.neuron, ['admin'], 'roster-admin');
   reader = await createApiKey(t.neuron, ['read'], 'roster-reader');
 });
 after(async () => t.stop());
@@ -51,15 +51,15 @@ describe('roster over REST (API keys)', () => {
 
   test('create, read, page, change, approve, suspend and remove, each audited', async () => {
     const created = await api(t.url, 'POST', '/v1/providers', {
-      token: writer,
+      token: rosterAdmin,
       body: { npi: A, name: 'Dr. A', provider_types: ['physician', 'laboratory'], provider_endpoint: 'https://a.example/agent', provider_public_key: VALID_KEY },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.equal(created.body.status, 'pending');
     assert.equal(created.body.credential_id, null);
     assert.equal(await getActiveProvider(t.neuron.storage.db, A), null, 'pending is not active');
-    assert.equal((await api(t.url, 'POST', '/v1/providers', { token: writer, body: { npi: A, name: 'Dr. A again' } })).status, 409);
-    assert.equal((await api(t.url, 'POST', '/v1/providers', { token: writer, body: { npi: B, name: 'Dr. B', provider_endpoint: ENDPOINT, status: 'active' } })).status, 201);
+    assert.equal((await api(t.url, 'POST', '/v1/providers', { token: rosterAdmin, body: { npi: A, name: 'Dr. A again' } })).status, 409);
+    assert.equal((await api(t.url, 'POST', '/v1/providers', { token: rosterAdmin, body: { npi: B, name: 'Dr. B', provider_endpoint: ENDPOINT, status: 'active' } })).status, 201);
 
     // Pages of one in NPI order, with an opaque cursor.
     const seen: string[] = [];
@@ -75,12 +75,12 @@ describe('roster over REST (API keys)', () => {
     assert.ok([A, B, SEEDED].every((npi) => seen.includes(npi)));
     assert.equal((await api(t.url, 'GET', '/v1/providers?after=not-a-cursor', { token: reader })).status, 400);
 
-    const changed = await api(t.url, 'PATCH', `/v1/providers/${A}`, { token: writer, body: { specialty: 'cardiology', provider_public_key: null } });
+    const changed = await api(t.url, 'PATCH', `/v1/providers/${A}`, { token: rosterAdmin, body: { specialty: 'cardiology', provider_public_key: null } });
     assert.equal(changed.status, 200);
     assert.equal(changed.body.specialty, 'cardiology');
     assert.equal(changed.body.provider_public_key, null);
 
-    const approved = await api(t.url, 'POST', `/v1/providers/${A}/approve`, { token: writer });
+    const approved = await api(t.url, 'POST', `/v1/providers/${A}/approve`, { token: rosterAdmin });
     assert.equal(approved.status, 200);
     assert.match(approved.body.credential, /^nprv_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
     assert.equal(approved.body.provider.status, 'active');
@@ -90,24 +90,24 @@ describe('roster over REST (API keys)', () => {
     const stored = await t.neuron.storage.db.selectFrom('providers').select(['credential_id', 'credential_digest']).where('npi', '=', A).executeTakeFirstOrThrow();
     assert.ok(stored.credential_digest !== null && !stored.credential_digest.includes(approved.body.credential), 'only a digest is stored');
     assert.equal((await api(t.url, 'GET', `/v1/providers/${A}`, { token: reader })).body.credential, undefined, 'the credential is never shown again');
-    assert.equal((await api(t.url, 'POST', `/v1/providers/${A}/approve`, { token: writer })).status, 409, 'already active with a credential');
+    assert.equal((await api(t.url, 'POST', `/v1/providers/${A}/approve`, { token: rosterAdmin })).status, 409, 'already active with a credential');
 
-    const suspended = await api(t.url, 'POST', `/v1/providers/${A}/suspend`, { token: writer, body: { reason: 'license review' } });
+    const suspended = await api(t.url, 'POST', `/v1/providers/${A}/suspend`, { token: rosterAdmin, body: { reason: 'license review' } });
     assert.equal(suspended.status, 200);
     assert.equal(suspended.body.status, 'suspended');
     assert.equal(suspended.body.credential_id, null);
     assert.equal(await getActiveProvider(t.neuron.storage.db, A), null, 'suspended is not active');
 
-    assert.equal((await api(t.url, 'DELETE', `/v1/providers/${A}`, { token: writer })).status, 204);
+    assert.equal((await api(t.url, 'DELETE', `/v1/providers/${A}`, { token: rosterAdmin })).status, 204);
     assert.equal((await api(t.url, 'GET', `/v1/providers/${A}`, { token: reader })).status, 404);
-    assert.equal((await api(t.url, 'DELETE', `/v1/providers/${A}`, { token: writer })).status, 404);
+    assert.equal((await api(t.url, 'DELETE', `/v1/providers/${A}`, { token: rosterAdmin })).status, 404);
 
     const actions = async (type: string): Promise<string[]> => (await auditEntries(t.neuron, type)).filter((e) => e.details['npi'] === A).map((e) => e.actor);
-    assert.deepEqual(await actions('provider.created'), ['api-key:roster-writer']);
-    assert.deepEqual(await actions('provider.updated'), ['api-key:roster-writer']);
-    assert.deepEqual(await actions('provider.approved'), ['api-key:roster-writer']);
-    assert.deepEqual(await actions('provider.suspended'), ['api-key:roster-writer']);
-    assert.deepEqual(await actions('provider.removed'), ['api-key:roster-writer']);
+    assert.deepEqual(await actions('provider.created'), ['api-key:roster-admin']);
+    assert.deepEqual(await actions('provider.updated'), ['api-key:roster-admin']);
+    assert.deepEqual(await actions('provider.approved'), ['api-key:roster-admin']);
+    assert.deepEqual(await actions('provider.suspended'), ['api-key:roster-admin']);
+    assert.deepEqual(await actions('provider.removed'), ['api-key:roster-admin']);
   });
 
   test('scopes: read keys read, changes need write, no key is refused', async () => {
@@ -135,15 +135,15 @@ describe('roster over REST (API keys)', () => {
       ['active without endpoint', { npi: C, name: 'x', status: 'active' }, 'body.provider_endpoint'],
     ];
     for (const [what, body, path] of cases) {
-      const answer = await api(t.url, 'POST', '/v1/providers', { token: writer, body });
+      const answer = await api(t.url, 'POST', '/v1/providers', { token: rosterAdmin, body });
       assert.equal(answer.status, 400, `${what}: ${JSON.stringify(answer.body)}`);
       assert.equal(answer.headers.get('content-type'), 'application/problem+json; charset=utf-8');
       assert.equal(answer.body.code, 'VALIDATION_FAILED');
       assert.ok(answer.body.errors.some((e: { path: string }) => e.path === path), `${what}: expected ${path} in ${JSON.stringify(answer.body.errors)}`);
     }
-    const patch = await api(t.url, 'PATCH', `/v1/providers/${SEEDED}`, { token: writer, body: { provider_endpoint: 'gopher://old.example' } });
+    const patch = await api(t.url, 'PATCH', `/v1/providers/${SEEDED}`, { token: rosterAdmin, body: { provider_endpoint: 'gopher://old.example' } });
     assert.equal(patch.status, 400);
-    assert.equal((await api(t.url, 'PATCH', `/v1/providers/${SEEDED}`, { token: writer, body: { provider_endpoint: null } })).status, 400, 'an active provider keeps an endpoint');
+    assert.equal((await api(t.url, 'PATCH', `/v1/providers/${SEEDED}`, { token: rosterAdmin, body: { provider_endpoint: null } })).status, 400, 'an active provider keeps an endpoint');
     assert.equal(await providerCount(), countBefore);
     assert.equal((await auditEntries(t.neuron, 'provider.created')).length, createdBefore);
     assert.deepEqual(await getActiveProvider(t.neuron.storage.db, SEEDED), { npi: SEEDED, endpoint: ENDPOINT, publicKey: null });
@@ -183,19 +183,20 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
   });
 
   test('approval issues the credential; it authenticates only its own provider', async () => {
-    const approved = await api(t.url, 'POST', `/v1/providers/${SELF}/approve`, { token: writer, body: {} });
+    const approved = await api(t.url, 'POST', `/v1/providers/${SELF}/approve`, { token: rosterAdmin, body: {} });
     assert.equal(approved.status, 200);
-    assert.equal(approved.body.registration_id, registrationId);
+    assert.equal(approved.body.registration_id, null, 'it already holds the id it registered with');
     credential = approved.body.credential;
-    otherCredential = (await api(t.url, 'POST', `/v1/providers/${OTHER_SELF}/approve`, { token: writer })).body.credential;
+    otherCredential = (await api(t.url, 'POST', `/v1/providers/${OTHER_SELF}/approve`, { token: rosterAdmin })).body.credential;
     assert.deepEqual(await getActiveProvider(t.neuron.storage.db, SELF), { npi: SELF, endpoint: ENDPOINT, publicKey: null });
 
     const beat = await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: credential });
     assert.equal(beat.status, 200);
-    assert.equal(beat.body.status, 'active');
+    assert.equal(beat.body.status, 'connected');
+    assert.equal(beat.body.roster_status, 'active');
     assert.equal(typeof beat.body.last_seen, 'string');
-    assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`)).status, 401);
-    assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: `${credential.slice(0, -1)}A` })).status, 401);
+    assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`)).status, 200, 'the registration id alone is enough');
+    assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: `${credential.slice(0, -1)}${credential.endsWith('A') ? 'B' : 'A'}` })).status, 401);
     assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: reader })).status, 401, 'an API key is not a provider credential');
     assert.equal((await api(t.url, 'GET', `/v1/providers/${otherRegistrationId}/heartbeat`, { token: credential })).status, 404, 'another provider\'s registration');
     assert.equal((await api(t.url, 'POST', `/v1/providers/${registrationId}/disconnect`, { token: credential })).status, 200);
@@ -271,13 +272,13 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
   });
 
   test('suspension revokes the credential at once and the provider stops taking patients', async () => {
-    await api(t.url, 'POST', `/v1/providers/${OTHER_SELF}/suspend`, { token: writer });
+    await api(t.url, 'POST', `/v1/providers/${OTHER_SELF}/suspend`, { token: rosterAdmin });
     assert.equal((await api(t.url, 'GET', `/v1/providers/${otherRegistrationId}/heartbeat`, { token: otherCredential })).status, 401);
     assert.equal(await getActiveProvider(t.neuron.storage.db, OTHER_SELF), null);
     await assert.rejects(connectPatient(t.handshakeUrl, OTHER_SELF), (error: { code?: string }) => error.code === 'PROVIDER_NOT_FOUND');
 
     // Reinstated with a new credential; the old one stays dead.
-    const again = await api(t.url, 'POST', `/v1/providers/${OTHER_SELF}/approve`, { token: writer });
+    const again = await api(t.url, 'POST', `/v1/providers/${OTHER_SELF}/approve`, { token: rosterAdmin });
     assert.equal(again.status, 200);
     assert.notEqual(again.body.credential, otherCredential);
     assert.equal((await api(t.url, 'GET', `/v1/providers/${otherRegistrationId}/heartbeat`, { token: otherCredential })).status, 401);
@@ -298,7 +299,7 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
       assert.ok(notice.next_attempt_at > new Date().toISOString(), 'not due before the hold ends');
       assert.match(notice.last_error ?? '', /pull/);
       await waitFor(async () => ((await t.neuron.storage.db.selectFrom('outbox').select('last_error').where('target', '=', OTHER_SELF).where('status', '=', 'pending').executeTakeFirst())?.last_error ?? '').includes('pull'), 'held for pulling');
-      assert.equal((await api(t.url, 'PATCH', `/v1/providers/${OTHER_SELF}`, { token: writer, body: { notification_url: `${hook.url}/n` } })).status, 200);
+      assert.equal((await api(t.url, 'PATCH', `/v1/providers/${OTHER_SELF}`, { token: rosterAdmin, body: { notification_url: `${hook.url}/n` } })).status, 200);
       await waitFor(() => hook.accepted().some((r) => r.body.includes(patient.patientAgentId)), 'the held notice is pushed');
     } finally {
       await hook.close();

@@ -1,7 +1,7 @@
 /**
  * Provider routes.
  *
- * Roster (API keys; read for GET, write for changes):
+ * Roster (API keys; read for GET, admin for every change):
  *   GET    /v1/providers                      list, cursor pagination
  *   POST   /v1/providers                      create (pending unless status=active)
  *   GET    /v1/providers/:npi                 one provider
@@ -13,15 +13,16 @@
  * Provider CareAgent (the network's provider client):
  *   POST   /v1/providers/register             self-registration, unauthenticated, always pending;
  *                                             api.register_limit_per_minute per client address
- *   GET    /v1/providers/:registration_id/heartbeat     provider credential
- *   POST   /v1/providers/:registration_id/disconnect    provider credential
+ *   GET    /v1/providers/:registration_id/heartbeat     the registration id is the capability (no
+ *   POST   /v1/providers/:registration_id/disconnect    header needed; a credential, if sent, must
+ *                                                       match); rate-limited per client address
  *   GET    /v1/providers/:npi/relationships   pull feed of relationship notices (own NPI only;
  *                                             API keys with read scope may read any)
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { actorOf } from '../api/principal.ts';
+import { actorFor } from '../api/context.ts';
 import type { AuditLog } from '../audit/index.ts';
 import { limitKey } from '../api/client-address.ts';
 import { LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS, OncePerInterval, TokenBuckets, rateLimitHeaders } from '../api/rate-limit.ts';
@@ -36,6 +37,9 @@ import {
   type ProviderViewType,
 } from './schemas.ts';
 import type { ProviderService } from './service.ts';
+import { bearerToken, isProviderCredential } from './credentials.ts';
+import { registrationPrefix } from './registration.ts';
+import type { Principal } from '../api/principal.ts';
 import { getProvider, type Provider } from './store.ts';
 
 export interface ProviderRoutesOptions {
@@ -61,7 +65,8 @@ export function toProviderView(provider: Provider): ProviderViewType {
     provider_public_key: provider.providerPublicKey,
     notification_url: provider.notificationUrl,
     credentials: provider.credentials,
-    registration_id: provider.registrationId,
+    registration_id_prefix: provider.registrationPrefix,
+    agent_status: provider.agentStatus,
     credential_id: provider.credentialId,
     last_seen_at: provider.lastSeenAt,
     registry_state: provider.registryState,
@@ -71,6 +76,38 @@ export function toProviderView(provider: Provider): ProviderViewType {
 }
 
 const TAGS = ['providers'];
+const LIVENESS_PROBLEMS = {
+  401: 'a provider credential was sent and is not valid (sending none is fine)',
+  404: 'no such registration id (or a provider credential of another provider)',
+  429: 'over api.register_limit_per_minute calls from this client address (RATE_LIMITED); see Retry-After',
+};
+
+/**
+ * The request line of these routes carries the registration capability: their request log lines
+ * show the path with the id cut to its prefix, whatever else a request logger records.
+ */
+const CAPABILITY_SAFE_SERIALIZERS = {
+  req: (request: { method?: string; url?: string }) => ({ method: request.method, url: redactRegistrationPath(request.url ?? '') }),
+};
+
+export function redactRegistrationPath(url: string): string {
+  const path = url.split('?')[0] ?? '';
+  return path.replace(/^(\/v1\/providers\/)([^/]*)/, (_whole, head: string, id: string) => `${head}${registrationPrefix(decodeURIComponentSafe(id))}…`);
+}
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+/**
+ * Every roster change needs `admin`: the roster decides where patients are sent
+ * (provider_endpoint) and who may act as a provider (credentials), which `write` (relationships
+ * and profiles) must not reach.
+ */
+const ROSTER_AUTH = { auth: { kind: 'api_key', scope: 'admin' } } as const;
 const PROVIDER_AGENT_TAGS = ['provider CareAgent'];
 const NO_PROVIDER = { 404: 'no provider with this NPI' };
 const REFUSED_URL = { 400: 'The request is not valid (VALIDATION_FAILED, MALFORMED_JSON), or `notification_url` names a target the outbound policy refuses (OUTBOUND_TARGET_REFUSED); `errors` names each field' };
@@ -130,6 +167,33 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
     });
   }
 
+  // Heartbeat and disconnect: the same limit per client address as registration, in buckets of
+  // their own, so a CareAgent's regular heartbeats never use up an office's registrations.
+  const liveness = new TokenBuckets(options.registerLimitPerMinute, MAX_BUCKETS);
+
+  async function limitLiveness(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const bucket = liveness.take(limitKey(request.clientAddress), now());
+    const headers = rateLimitHeaders(bucket);
+    if (!bucket.allowed) {
+      throw new NeuronError('RATE_LIMITED', {
+        message: 'too many provider heartbeats from this address; retry later',
+        headers: { ...headers, 'Retry-After': String(bucket.retryAfterSeconds) },
+      });
+    }
+    void reply.headers(headers);
+  }
+
+  /** None sent: the capability alone decides. One sent: it must be a valid provider credential. */
+  async function optionalProviderCredential(request: FastifyRequest): Promise<Principal | null> {
+    if (request.headers.authorization === undefined) return null;
+    const token = bearerToken(request.headers.authorization);
+    const principal = token !== null && isProviderCredential(token) ? await service.authenticate(token) : null;
+    if (principal === null) {
+      throw new NeuronError('UNAUTHENTICATED', { message: 'the Authorization header does not carry a valid provider credential; send none, or the one issued at approval', headers: { 'WWW-Authenticate': 'Bearer realm="neuron"' } });
+    }
+    return principal;
+  }
+
   return async (base) => {
     const app = base.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -144,10 +208,10 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
     });
 
     app.post('/v1/providers', {
-      config: { auth: { kind: 'api_key', scope: 'write' } },
+      config: ROSTER_AUTH,
       schema: { tags: TAGS, operationId: 'createProvider', summary: 'Add a provider to the roster', body: CreateProviderBody, response: { 201: ProviderView, ...problems({ ...REFUSED_URL, 409: 'a provider with this NPI is already on the roster' }) } },
     }, async (request, reply) => {
-      const provider = await bodyFields(service.create(request.body, actorOf(request.principal)));
+      const provider = await bodyFields(service.create(request.body, actorFor(request)));
       return reply.code(201).send(toProviderView(provider));
     });
 
@@ -157,12 +221,12 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
     }, async (request) => toProviderView(await service.get(request.params.npi)));
 
     app.patch('/v1/providers/:npi', {
-      config: { auth: { kind: 'api_key', scope: 'write' } },
+      config: ROSTER_AUTH,
       schema: { tags: TAGS, operationId: 'updateProvider', summary: 'Change a provider (null clears an optional field)', params: NpiParams, body: UpdateProviderBody, response: { 200: ProviderView, ...problems({ ...REFUSED_URL, ...NO_PROVIDER }) } },
-    }, async (request) => toProviderView(await bodyFields(service.update(request.params.npi, request.body, actorOf(request.principal)))));
+    }, async (request) => toProviderView(await bodyFields(service.update(request.params.npi, request.body, actorFor(request)))));
 
     app.post('/v1/providers/:npi/approve', {
-      config: { auth: { kind: 'api_key', scope: 'write' } },
+      config: ROSTER_AUTH,
       preValidation: optionalBody,
       schema: {
         tags: TAGS,
@@ -173,29 +237,29 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
         response: { 200: ApprovalResponse, ...problems({ ...NO_PROVIDER, 409: 'no provider_endpoint yet, or already active with a credential (ask for rotate)' }) },
       },
     }, async (request, reply) => {
-      const approval = await service.approve(request.params.npi, actorOf(request.principal), { rotate: request.body?.rotate });
+      const approval = await service.approve(request.params.npi, actorFor(request), { rotate: request.body?.rotate });
       void reply.header('Cache-Control', 'no-store');
       return {
         provider: toProviderView(approval.provider),
         credential: approval.credential,
         credential_id: approval.credentialId,
-        registration_id: approval.provider.registrationId,
+        registration_id: approval.registrationId,
         rotated: approval.rotated,
         neuron_public_key: options.organizationPublicKey(),
       };
     });
 
     app.post('/v1/providers/:npi/suspend', {
-      config: { auth: { kind: 'api_key', scope: 'write' } },
+      config: ROSTER_AUTH,
       preValidation: optionalBody,
       schema: { tags: TAGS, operationId: 'suspendProvider', summary: 'Suspend a provider: handshakes to it are refused and its credential is revoked', params: NpiParams, body: SuspendBody, response: { 200: ProviderView, ...problems(NO_PROVIDER) } },
-    }, async (request) => toProviderView(await service.suspend(request.params.npi, actorOf(request.principal), request.body?.reason)));
+    }, async (request) => toProviderView(await service.suspend(request.params.npi, actorFor(request), request.body?.reason)));
 
     app.delete('/v1/providers/:npi', {
-      config: { auth: { kind: 'api_key', scope: 'write' } },
+      config: ROSTER_AUTH,
       schema: { tags: TAGS, operationId: 'removeProvider', summary: 'Remove a provider from the roster (its relationships are kept)', params: NpiParams, response: { 204: Type.Null({ description: 'removed' }), ...problems(NO_PROVIDER) } },
     }, async (request, reply) => {
-      await service.remove(request.params.npi, actorOf(request.principal));
+      await service.remove(request.params.npi, actorFor(request));
       return reply.code(204).send(null);
     });
 
@@ -212,19 +276,23 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
     });
 
     app.get('/v1/providers/:registration_id/heartbeat', {
-      config: { auth: { kind: 'provider' } },
-      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'providerHeartbeat', summary: 'The provider CareAgent is alive', params: RegistrationParams, response: { 200: HeartbeatResponse, ...problems({ 404: 'not this credential\'s registration' }) } },
+      config: { auth: { kind: 'none' } },
+      onRequest: limitLiveness,
+      logSerializers: CAPABILITY_SAFE_SERIALIZERS,
+      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'providerHeartbeat', summary: 'The provider CareAgent is alive (the registration id in the path is its capability)', description: 'Needs no credential: the registration id from register is the capability. A provider credential may be sent; then it must be valid and this provider\'s.', params: RegistrationParams, response: { 200: HeartbeatResponse, ...problems(LIVENESS_PROBLEMS) } },
     }, async (request) => {
-      const beat = await service.heartbeat(request.principal, request.params.registration_id);
-      return { status: beat.status, last_seen: beat.lastSeen };
+      const beat = await service.heartbeat(request.params.registration_id, await optionalProviderCredential(request));
+      return { status: beat.status, last_seen: beat.lastSeen, roster_status: beat.rosterStatus };
     });
 
     app.post('/v1/providers/:registration_id/disconnect', {
-      config: { auth: { kind: 'provider' } },
-      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'providerDisconnect', summary: 'The provider CareAgent is going offline', params: RegistrationParams, response: { 200: HeartbeatResponse, ...problems({ 404: 'not this credential\'s registration' }) } },
+      config: { auth: { kind: 'none' } },
+      onRequest: limitLiveness,
+      logSerializers: CAPABILITY_SAFE_SERIALIZERS,
+      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'providerDisconnect', summary: 'The provider CareAgent is going offline (kept on the roster; back with its next heartbeat)', description: 'No credential and no body needed: the registration id from register is the capability. A provider credential may be sent; then it must be valid and this provider\'s.', params: RegistrationParams, response: { 200: HeartbeatResponse, ...problems(LIVENESS_PROBLEMS) } },
     }, async (request) => {
-      const beat = await service.disconnect(request.principal, request.params.registration_id);
-      return { status: beat.status, last_seen: beat.lastSeen };
+      const beat = await service.disconnect(request.params.registration_id, await optionalProviderCredential(request));
+      return { status: beat.status, last_seen: beat.lastSeen, roster_status: beat.rosterStatus };
     });
 
     app.get('/v1/providers/:npi/relationships', {

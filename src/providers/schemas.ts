@@ -38,7 +38,8 @@ export const ProviderView = Type.Object(
     provider_public_key: Nullable(Type.String()),
     notification_url: Nullable(Type.String()),
     credentials: Type.Array(CredentialSchema),
-    registration_id: Nullable(Type.String()),
+    registration_id_prefix: Nullable(Type.String({ description: 'the first characters of the registration id (a capability shown only once, never stored); null when no CareAgent holds one' })),
+    agent_status: Nullable(Type.Enum(['connected', 'disconnected'], { description: 'what the provider CareAgent last said: connected (a heartbeat) or disconnected; null before either' })),
     credential_id: Nullable(Type.String({ description: 'non-secret id of the CareAgent credential; null when none is issued' })),
     last_seen_at: Nullable(Type.String()),
     registry_state: Type.String(),
@@ -50,6 +51,10 @@ export const ProviderView = Type.Object(
 export type ProviderViewType = Static<typeof ProviderView>;
 
 export const NpiParams = Type.Object({ npi: NpiString }, { additionalProperties: false });
+/**
+ * Any 1-64 characters: an id that is not one is a 404 like an unknown one. The routes that take
+ * it end in /heartbeat or /disconnect, which no NPI route does, so the router never confuses the two.
+ */
 export const RegistrationParams = Type.Object({ registration_id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
 
 export const PageQuery = Type.Object(
@@ -115,7 +120,7 @@ export const ApprovalResponse = Type.Object(
     provider: ProviderView,
     credential: Type.String({ description: 'the provider CareAgent credential (Authorization: Bearer …); shown only in this answer' }),
     credential_id: Type.String(),
-    registration_id: Nullable(Type.String()),
+    registration_id: Nullable(Type.String({ description: 'a registration id minted now for a provider that had none (added by an operator or a seed), shown only in this answer; null when the provider already holds one' })),
     rotated: Type.Boolean(),
     neuron_public_key: Type.String({ description: 'the organization key that signs relationship notices and attestations (base64url); give it to the provider CareAgent with the credential' }),
   },
@@ -141,7 +146,7 @@ export type RegisterBodyType = Static<typeof RegisterBody>;
 
 export const RegisterResponse = Type.Object(
   {
-    registration_id: Type.String(),
+    registration_id: Type.String({ description: 'the capability for heartbeat and disconnect; shown only in this answer' }),
     provider_id: Type.String({ description: 'the provider NPI' }),
     status: Type.Literal('pending'),
   },
@@ -149,7 +154,11 @@ export const RegisterResponse = Type.Object(
 );
 
 export const HeartbeatResponse = Type.Object(
-  { status: ProviderStatusSchema, last_seen: Type.String() },
+  {
+    status: Type.Enum(['connected', 'disconnected'], { description: 'the CareAgent\'s liveness as the Neuron now records it' }),
+    last_seen: Type.String(),
+    roster_status: Type.Enum([...PROVIDER_STATUSES], { description: 'the provider\'s place on the roster: pending until the operator approves it' }),
+  },
   { additionalProperties: false },
 );
 

@@ -4,7 +4,6 @@
  * the credential issued at approval, and send heartbeats. Every change is one transaction with
  * its audit entry, so the audit log shows exactly the changes that happened.
  */
-import { randomUUID } from 'node:crypto';
 import type { AuditLog } from '../audit/index.ts';
 import type { Principal } from '../api/principal.ts';
 import { ConfigError, type ProviderSeed } from '../config/index.ts';
@@ -14,9 +13,10 @@ import { decodeCursor, encodeCursor } from '../storage/cursor.ts';
 import { isoNow, type Db, type Storage } from '../storage/index.ts';
 import { credentialIdOf, credentialMatches, issueProviderCredential } from './credentials.ts';
 import {
-  deleteProvider, getCredentialHolder, getProvider, getProviderByRegistrationId, insertProvider, listProviders,
-  setCredential, touchLastSeen, updateProvider, type Provider, type ProviderPatch,
+  deleteProvider, getCredentialHolder, getProvider, getProviderByRegistrationDigest, insertProvider, listProviders,
+  setAgentStatus, setCredential, setRegistration, updateProvider, type Provider, type ProviderPatch,
 } from './store.ts';
+import { issueRegistrationCapability, registrationDigest } from './registration.ts';
 import type { OutboundPolicy } from '../outbound/index.ts';
 import { notificationUrlRefusals, providerFieldProblems, type FieldProblem, type ProviderCredential, type ProviderStatus } from './validation.ts';
 
@@ -64,6 +64,32 @@ export interface Approval {
   credentialId: string;
   /** Whether an existing credential was replaced. */
   rotated: boolean;
+  /**
+   * A registration capability minted now for a provider that had none (added by an operator or a
+   * config seed), shown once like the credential; null when the provider already had one.
+   */
+  registrationId: string | null;
+}
+
+/**
+ * Who changes the roster, for the audit log: `actor` (`api-key:<label>`, `cli`, …) and, for an API
+ * key, its id, since a label is not unique and can be reused after a key is revoked.
+ */
+export interface RosterActor {
+  actor: string;
+  keyId?: string | null;
+}
+
+/** The audit details every roster change carries about who made it. */
+function byWhom(by: RosterActor): { key_id: string | null } {
+  return { key_id: by.keyId ?? null };
+}
+
+/** What heartbeat and disconnect answer: the CareAgent's liveness, and its roster status apart. */
+export interface AgentLiveness {
+  status: 'connected' | 'disconnected';
+  lastSeen: string;
+  rosterStatus: ProviderStatus;
 }
 
 export type RosterChangeType = 'created' | 'updated' | 'approved' | 'suspended' | 'removed' | 'registered' | 'seeded';
@@ -147,7 +173,7 @@ export class ProviderService {
     return { items: page.items, next: page.more && last ? encodeCursor([last.npi]) : null };
   }
 
-  async create(input: CreateProviderInput, actor: string): Promise<Provider> {
+  async create(input: CreateProviderInput, by: RosterActor): Promise<Provider> {
     const status = input.status ?? 'pending';
     const problems = providerFieldProblems(input, ['npi', 'name']);
     if (input.status !== undefined && input.status !== 'pending' && input.status !== 'active') problems.push({ path: 'status', message: 'must be pending or active' });
@@ -167,16 +193,17 @@ export class ProviderService {
         providerEndpoint: input.provider_endpoint ?? null,
         providerPublicKey: input.provider_public_key ?? null,
         notificationUrl: input.notification_url ?? null,
-        registrationId: randomUUID(),
+        // An operator-added provider gets its registration capability at approval.
+        registration: null,
       }, at);
       if (!inserted) throw new NeuronError('CONFLICT', { message: `a provider with NPI ${input.npi} is already on the roster` });
-      await this.#audit.append(trx, { type: 'provider.created', actor, details: { npi: input.npi, status } });
+      await this.#audit.append(trx, { type: 'provider.created', actor: by.actor, details: { npi: input.npi, status, ...byWhom(by) } });
     });
     this.#onChange({ type: 'created', npi: input.npi });
     return this.get(input.npi);
   }
 
-  async update(npi: string, input: UpdateProviderInput, actor: string): Promise<Provider> {
+  async update(npi: string, input: UpdateProviderInput, by: RosterActor): Promise<Provider> {
     const problems = providerFieldProblems(input, []);
     if (input.name === null) problems.push({ path: 'name', message: 'cannot be cleared' });
     if (input.provider_types === null) problems.push({ path: 'provider_types', message: 'cannot be cleared' });
@@ -204,7 +231,7 @@ export class ProviderService {
       if (typeof input.notification_url === 'string' && input.notification_url !== current.notificationUrl) {
         woke = (await wakeTarget(trx, PROVIDER_NOTICE_KIND, npi, at)) > 0;
       }
-      await this.#audit.append(trx, { type: 'provider.updated', actor, details: { npi, fields: changed.map(snakeCase) } });
+      await this.#audit.append(trx, { type: 'provider.updated', actor: by.actor, details: { npi, fields: changed.map(snakeCase), ...byWhom(by) } });
     });
     if (woke) this.#onOutboxWake();
     if (changed.length > 0) this.#onChange({ type: 'updated', npi });
@@ -216,9 +243,11 @@ export class ProviderService {
    * already active with a credential is left alone unless `rotate` asks for a new credential,
    * which replaces the old one at once.
    */
-  async approve(npi: string, actor: string, options: { rotate?: boolean } = {}): Promise<Approval> {
+  async approve(npi: string, by: RosterActor, options: { rotate?: boolean } = {}): Promise<Approval> {
     const issued = issueProviderCredential();
+    const registration = issueRegistrationCapability();
     let rotated = false;
+    let registrationIssued = false;
     await this.#change(async (trx) => {
       const current = await getProvider(trx, npi);
       if (!current) throw notFound(npi);
@@ -232,19 +261,23 @@ export class ProviderService {
       const at = isoNow();
       if (current.status !== 'active') await updateProvider(trx, npi, { status: 'active' }, at);
       await setCredential(trx, npi, issued.credentialId, issued.digest, at);
+      if (current.registrationPrefix === null) {
+        await setRegistration(trx, npi, registration);
+        registrationIssued = true;
+      }
       await wakeTarget(trx, PROVIDER_NOTICE_KIND, npi, at);
-      await this.#audit.append(trx, { type: 'provider.approved', actor, details: { npi, previous_status: current.status, credential_id: issued.credentialId, rotated } });
+      await this.#audit.append(trx, { type: 'provider.approved', actor: by.actor, details: { npi, previous_status: current.status, credential_id: issued.credentialId, rotated, ...byWhom(by) } });
     });
     this.#onOutboxWake();
     this.#onChange({ type: 'approved', npi });
-    return { provider: await this.get(npi), credential: issued.credential, credentialId: issued.credentialId, rotated };
+    return { provider: await this.get(npi), credential: issued.credential, credentialId: issued.credentialId, rotated, registrationId: registrationIssued ? registration.id : null };
   }
 
   /**
    * Suspends a provider: new handshakes to it are refused at once and its credential is revoked
    * (approval issues a new one). Suspending a suspended provider changes nothing.
    */
-  async suspend(npi: string, actor: string, reason?: string): Promise<Provider> {
+  async suspend(npi: string, by: RosterActor, reason?: string): Promise<Provider> {
     let changed = false;
     await this.#change(async (trx) => {
       const current = await getProvider(trx, npi);
@@ -253,7 +286,7 @@ export class ProviderService {
       const at = isoNow();
       await updateProvider(trx, npi, { status: 'suspended' }, at);
       await setCredential(trx, npi, null, null, at);
-      await this.#audit.append(trx, { type: 'provider.suspended', actor, details: { npi, previous_status: current.status, reason } });
+      await this.#audit.append(trx, { type: 'provider.suspended', actor: by.actor, details: { npi, previous_status: current.status, reason, ...byWhom(by) } });
       changed = true;
     });
     if (changed) this.#onChange({ type: 'suspended', npi });
@@ -264,12 +297,12 @@ export class ProviderService {
    * Removes a provider from the roster. Its relationships stay (they are history); notices not
    * yet delivered to it become dead letters when the worker next looks at them.
    */
-  async remove(npi: string, actor: string): Promise<void> {
+  async remove(npi: string, by: RosterActor): Promise<void> {
     await this.#change(async (trx) => {
       const current = await getProvider(trx, npi);
       if (!current) throw notFound(npi);
       await deleteProvider(trx, npi);
-      await this.#audit.append(trx, { type: 'provider.removed', actor, details: { npi, previous_status: current.status } });
+      await this.#audit.append(trx, { type: 'provider.removed', actor: by.actor, details: { npi, previous_status: current.status, ...byWhom(by) } });
     });
     this.#onChange({ type: 'removed', npi });
   }
@@ -291,7 +324,7 @@ export class ProviderService {
     if (problems.length > 0) throw invalid(problems);
     const refusals = notificationUrlRefusals(fields, this.#outbound);
     if (refusals.length > 0) throw refused(refusals);
-    const registrationId = randomUUID();
+    const registration = issueRegistrationCapability();
     await this.#change(async (trx) => {
       const inserted = await insertProvider(trx, {
         npi: fields.npi,
@@ -303,13 +336,14 @@ export class ProviderService {
         providerEndpoint: fields.provider_endpoint ?? null,
         providerPublicKey: fields.provider_public_key ?? null,
         notificationUrl: fields.notification_url ?? null,
-        registrationId,
+        registration: { digest: registration.digest, prefix: registration.prefix },
       }, isoNow());
       if (!inserted) throw new NeuronError('CONFLICT', { message: 'this NPI is already registered' });
-      await this.#audit.append(trx, { type: 'provider.registered', actor: 'anonymous', details: { npi: fields.npi, registration_id: registrationId } });
+      // The prefix only: the whole id is a capability, and the audit log is readable by admins.
+      await this.#audit.append(trx, { type: 'provider.registered', actor: 'anonymous', details: { npi: fields.npi, registration_id_prefix: registration.prefix } });
     });
     this.#onChange({ type: 'registered', npi: fields.npi });
-    return { registrationId, providerId: fields.npi, status: 'pending' };
+    return { registrationId: registration.id, providerId: fields.npi, status: 'pending' };
   }
 
   /**
@@ -321,33 +355,40 @@ export class ProviderService {
     if (credentialId === null) return null;
     const holder = await getCredentialHolder(this.#storage.db, credentialId);
     if (!holder || !credentialMatches(credential, holder.digest) || holder.status !== 'active') return null;
-    return { kind: 'provider', npi: holder.npi, registrationId: holder.registrationId };
+    return { kind: 'provider', npi: holder.npi, registrationId: null };
   }
 
-  /** The provider named by a registration id, when it is the calling provider; NOT_FOUND otherwise. */
-  async #own(principal: Principal | null, registrationId: string): Promise<Provider> {
-    const provider = await getProviderByRegistrationId(this.#storage.db, registrationId);
-    if (!provider || principal?.kind !== 'provider' || provider.npi !== principal.npi) {
-      throw new NeuronError('NOT_FOUND', { message: 'no such registration for this credential' });
+  /**
+   * The provider holding a registration capability; NOT_FOUND otherwise. Presenting the id is
+   * enough (the network's provider client sends no header on these calls); a provider credential,
+   * when the caller sends one anyway, must be this provider's (the route checks it), so it looks
+   * exactly like an unknown id.
+   */
+  async #registered(registrationId: string, principal: Principal | null): Promise<Provider> {
+    const provider = await getProviderByRegistrationDigest(this.#storage.db, registrationDigest(registrationId));
+    if (!provider || (principal !== null && (principal.kind !== 'provider' || provider.npi !== principal.npi))) {
+      throw new NeuronError('NOT_FOUND', { message: 'no such registration' });
     }
     return provider;
   }
 
-  async heartbeat(principal: Principal | null, registrationId: string): Promise<{ status: ProviderStatus; lastSeen: string }> {
-    const provider = await this.#own(principal, registrationId);
+  /** The CareAgent is alive: it counts as connected from now, whatever its roster status. */
+  async heartbeat(registrationId: string, principal: Principal | null): Promise<AgentLiveness> {
+    const provider = await this.#registered(registrationId, principal);
     const at = isoNow();
-    await touchLastSeen(this.#storage.db, provider.npi, at);
-    return { status: provider.status, lastSeen: at };
+    await setAgentStatus(this.#storage.db, provider.npi, 'connected', at);
+    return { status: 'connected', lastSeen: at, rosterStatus: provider.status };
   }
 
-  async disconnect(principal: Principal | null, registrationId: string): Promise<{ status: ProviderStatus; lastSeen: string }> {
-    const provider = await this.#own(principal, registrationId);
+  /** The CareAgent goes offline: kept on the roster, shown offline until its next heartbeat. */
+  async disconnect(registrationId: string, principal: Principal | null): Promise<AgentLiveness> {
+    const provider = await this.#registered(registrationId, principal);
     const at = isoNow();
     await this.#change(async (trx) => {
-      await touchLastSeen(trx, provider.npi, at);
-      await this.#audit.append(trx, { type: 'provider.disconnected', actor: `provider:${provider.npi}`, details: { npi: provider.npi } });
+      await setAgentStatus(trx, provider.npi, 'disconnected', at);
+      await this.#audit.append(trx, { type: 'provider.disconnected', actor: `provider:${provider.npi}`, details: { npi: provider.npi, registration_id_prefix: provider.registrationPrefix } });
     });
-    return { status: provider.status, lastSeen: at };
+    return { status: 'disconnected', lastSeen: at, rosterStatus: provider.status };
   }
 
   /**
@@ -382,7 +423,7 @@ export class ProviderService {
           providerEndpoint: seed.provider_endpoint,
           providerPublicKey: seed.provider_public_key ?? null,
           notificationUrl: seed.notification_url ?? null,
-          registrationId: randomUUID(),
+          registration: null,
         }, at);
         if (fresh) await this.#audit.append(trx, { type: 'provider.seeded', actor: 'system', details: { npi: seed.npi, status: seed.status } });
         return fresh;

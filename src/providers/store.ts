@@ -17,7 +17,10 @@ export interface Provider {
   providerEndpoint: string | null;
   providerPublicKey: string | null;
   notificationUrl: string | null;
-  registrationId: string | null;
+  /** The first characters of the registration capability (the id itself is never stored). */
+  registrationPrefix: string | null;
+  /** What the provider CareAgent last said: connected (heartbeat) or disconnected; null before either. */
+  agentStatus: 'connected' | 'disconnected' | null;
   /** Non-secret id of the provider CareAgent's current credential, or null when none is issued. */
   credentialId: string | null;
   lastSeenAt: string | null;
@@ -38,7 +41,8 @@ export function toProvider(row: ProvidersTable): Provider {
     providerEndpoint: row.provider_endpoint,
     providerPublicKey: row.provider_public_key,
     notificationUrl: row.notification_url,
-    registrationId: row.registration_id,
+    registrationPrefix: row.registration_prefix,
+    agentStatus: row.agent_status,
     credentialId: row.credential_id,
     lastSeenAt: row.last_seen_at,
     registryState: row.registry_state,
@@ -75,17 +79,18 @@ export async function getProvider(db: Db, npi: string): Promise<Provider | null>
   return row ? toProvider(row) : null;
 }
 
-export async function getProviderByRegistrationId(db: Db, registrationId: string): Promise<Provider | null> {
-  const row = await db.selectFrom('providers').selectAll().where('registration_id', '=', registrationId).executeTakeFirst();
+/** The provider holding a registration capability, found by the capability's digest (unique index). */
+export async function getProviderByRegistrationDigest(db: Db, digest: string): Promise<Provider | null> {
+  const row = await db.selectFrom('providers').selectAll().where('registration_digest', '=', digest).executeTakeFirst();
   return row ? toProvider(row) : null;
 }
 
 /** The provider holding a credential id, with the stored digest to compare against. */
-export async function getCredentialHolder(db: Db, credentialId: string): Promise<{ npi: string; status: ProviderStatus; registrationId: string | null; digest: string } | null> {
-  const row = await db.selectFrom('providers').select(['npi', 'status', 'registration_id', 'credential_digest'])
+export async function getCredentialHolder(db: Db, credentialId: string): Promise<{ npi: string; status: ProviderStatus; digest: string } | null> {
+  const row = await db.selectFrom('providers').select(['npi', 'status', 'credential_digest'])
     .where('credential_id', '=', credentialId).executeTakeFirst();
   if (!row || row.credential_digest === null) return null;
-  return { npi: row.npi, status: row.status, registrationId: row.registration_id, digest: row.credential_digest };
+  return { npi: row.npi, status: row.status, digest: row.credential_digest };
 }
 
 /** A page in NPI order; `next` is the cursor key (the last NPI) when more rows follow. */
@@ -107,7 +112,8 @@ export interface NewProviderRow {
   providerEndpoint: string | null;
   providerPublicKey: string | null;
   notificationUrl: string | null;
-  registrationId: string;
+  /** The registration capability's digest and prefix; null for a provider no CareAgent registered. */
+  registration: { digest: string; prefix: string } | null;
 }
 
 /** Inserts a provider; false, writing nothing, when the NPI is already on the roster. */
@@ -122,7 +128,10 @@ export async function insertProvider(db: Db, provider: NewProviderRow, at: strin
     provider_endpoint: provider.providerEndpoint,
     provider_public_key: provider.providerPublicKey,
     notification_url: provider.notificationUrl,
-    registration_id: provider.registrationId,
+    registration_id: null,
+    registration_digest: provider.registration?.digest ?? null,
+    registration_prefix: provider.registration?.prefix ?? null,
+    agent_status: null,
     credential_id: null,
     credential_digest: null,
     last_seen_at: null,
@@ -164,8 +173,14 @@ export async function setCredential(db: Db, npi: string, credentialId: string | 
   await db.updateTable('providers').set({ credential_id: credentialId, credential_digest: digest, updated_at: at }).where('npi', '=', npi).execute();
 }
 
-export async function touchLastSeen(db: Db, npi: string, at: string): Promise<void> {
-  await db.updateTable('providers').set({ last_seen_at: at }).where('npi', '=', npi).execute();
+/** Records what the provider CareAgent said (heartbeat: connected; disconnect) and when. */
+export async function setAgentStatus(db: Db, npi: string, status: 'connected' | 'disconnected', at: string): Promise<void> {
+  await db.updateTable('providers').set({ last_seen_at: at, agent_status: status }).where('npi', '=', npi).execute();
+}
+
+/** Gives a provider that has none a registration capability (an operator-added one, at approval). */
+export async function setRegistration(db: Db, npi: string, registration: { digest: string; prefix: string }): Promise<void> {
+  await db.updateTable('providers').set({ registration_digest: registration.digest, registration_prefix: registration.prefix }).where('npi', '=', npi).execute();
 }
 
 export async function deleteProvider(db: Db, npi: string): Promise<boolean> {

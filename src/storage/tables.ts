@@ -34,8 +34,14 @@ export interface ProvidersTable {
   provider_endpoint: string | null;
   provider_public_key: string | null;
   notification_url: string | null;
-  /** Id a self-registered provider CareAgent uses on its routes. */
+  /** Before migration 005 the registration id itself; now always null (see registration_digest). */
   registration_id: string | null;
+  /** SHA-256 (hex) of the registration capability (src/providers/registration.ts); never the id. */
+  registration_digest: string | null;
+  /** Its first characters, for people to tell registrations apart. */
+  registration_prefix: string | null;
+  /** What the provider CareAgent last said: connected (heartbeat), disconnected; null before either. */
+  agent_status: 'connected' | 'disconnected' | null;
   /** Digest of the provider CareAgent's credential; the credential itself is shown once. */
   credential_id: string | null;
   credential_digest: string | null;
@@ -75,6 +81,13 @@ export interface PatientsTable {
   first_seen_at: string;
   last_seen_at: string;
   updated_at: string;
+}
+
+/** A public key a blocked agent presented: the block holds against it too (migration 005). */
+export interface BlockedKeysTable {
+  patient_public_key: string;
+  patient_agent_id: string;
+  created_at: string;
 }
 
 export interface BlocksTable {
@@ -170,6 +183,7 @@ export interface Database {
   relationships: RelationshipsTable;
   patients: PatientsTable;
   blocks: BlocksTable;
+  blocked_keys: BlockedKeysTable;
   api_keys: ApiKeysTable;
   outbox: OutboxTable;
   webhook_subscriptions: WebhookSubscriptionsTable;

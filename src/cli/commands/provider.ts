@@ -14,7 +14,7 @@ import { NeuronError } from '../../errors/index.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { ensureOrganizationKey } from '../../organization/keys.ts';
 import { OutboundPolicy } from '../../outbound/index.ts';
-import { ProviderService, type UpdateProviderInput } from '../../providers/service.ts';
+import { ProviderService, type RosterActor, type UpdateProviderInput } from '../../providers/service.ts';
 import { toProviderView } from '../../providers/routes.ts';
 import type { Provider } from '../../providers/store.ts';
 import { PROVIDER_STATUSES, type ProviderStatus } from '../../providers/validation.ts';
@@ -22,6 +22,9 @@ import type { ProviderViewType } from '../../providers/schemas.ts';
 import type { Storage } from '../../storage/index.ts';
 import { globalOptions, loadForCli, openForCli } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
+
+/** Roster changes made here are audited as the operator at the console (no API key involved). */
+const CLI_ACTOR: RosterActor = { actor: 'cli', keyId: null };
 
 /** Providers read per page while printing the whole roster. */
 const LIST_PAGE_SIZE = 200;
@@ -95,7 +98,8 @@ function printProvider(view: ProviderViewType): void {
   line('endpoint', view.provider_endpoint);
   line('public key', view.provider_public_key);
   line('notification url', view.notification_url ?? 'none (the provider pulls its notices)');
-  line('registration id', view.registration_id);
+  line('registration id', view.registration_id_prefix === null ? null : `${view.registration_id_prefix}… (shown whole only once)`);
+  line('agent', view.agent_status ?? 'not heard from yet');
   line('credential', view.credential_id === null ? null : `issued (id ${view.credential_id})`);
   line('last seen', view.last_seen_at);
   line('registry', view.registry_state);
@@ -151,7 +155,7 @@ export function registerProvider(program: Command): void {
       provider_public_key: options.publicKey,
       notification_url: options.notificationUrl,
       status: options.status as 'pending' | 'active' | undefined,
-    }, 'cli'));
+    }, CLI_ACTOR));
     const view = toProviderView(created);
     if (options.json) return printJson(view);
     out(`${colours()('green', 'added')} provider ${view.npi} (${view.name}), ${paintStatus(view.status)}`);
@@ -227,7 +231,7 @@ export function registerProvider(program: Command): void {
     if (Object.values(change).every((value) => value === undefined)) {
       throw new CliError('nothing to change: pass at least one of --name, --types, --specialty, --endpoint, --public-key, --notification-url, --clear', EXIT.USAGE);
     }
-    const view = toProviderView(await withRoster(command, { create: false }, (service) => service.update(npi, change, 'cli')));
+    const view = toProviderView(await withRoster(command, { create: false }, (service) => service.update(npi, change, CLI_ACTOR)));
     if (options.json) return printJson(view);
     out(`${colours()('green', 'updated')} provider ${view.npi}`);
     printProvider(view);
@@ -240,17 +244,17 @@ export function registerProvider(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (npi: string, options: { rotate?: boolean; json?: boolean }, command: Command) => {
       checkNpi(npi);
-      const { approval, neuronPublicKey } = await withRoster(command, { create: false }, async (service, key) => ({ approval: await service.approve(npi, 'cli', { rotate: options.rotate }), neuronPublicKey: key }));
+      const { approval, neuronPublicKey } = await withRoster(command, { create: false }, async (service, key) => ({ approval: await service.approve(npi, CLI_ACTOR, { rotate: options.rotate }), neuronPublicKey: key }));
       const view = toProviderView(approval.provider);
       if (options.json) {
-        return printJson({ provider: view, credential: approval.credential, credential_id: approval.credentialId, registration_id: view.registration_id, rotated: approval.rotated, neuron_public_key: neuronPublicKey });
+        return printJson({ provider: view, credential: approval.credential, credential_id: approval.credentialId, registration_id: approval.registrationId, rotated: approval.rotated, neuron_public_key: neuronPublicKey });
       }
       const paint = colours();
       out(`${paint('green', 'approved')} provider ${view.npi} (${view.name}) is ${paintStatus(view.status)}${approval.rotated ? '; the previous credential no longer works' : ''}`);
       out('');
       out('  provider CareAgent credential (Authorization: Bearer …):');
       out(`  ${approval.credential}`);
-      out(`  registration id: ${view.registration_id ?? 'none'}`);
+      out(`  registration id: ${approval.registrationId ?? `unchanged (${view.registration_id_prefix ?? 'none'}…)`}`);
       out(`  Neuron public key (verifies notices and attestations): ${neuronPublicKey}`);
       out('');
       out(paint('yellow', 'Give it to the provider CareAgent now: this is the only time it is shown.'));
@@ -263,7 +267,7 @@ export function registerProvider(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (npi: string, options: { reason?: string; json?: boolean }, command: Command) => {
       checkNpi(npi);
-      const view = toProviderView(await withRoster(command, { create: false }, (service) => service.suspend(npi, 'cli', options.reason)));
+      const view = toProviderView(await withRoster(command, { create: false }, (service) => service.suspend(npi, CLI_ACTOR, options.reason)));
       if (options.json) return printJson(view);
       out(`${colours()('yellow', 'suspended')} provider ${view.npi} (${view.name}); \`neuron provider approve ${view.npi}\` reinstates it with a new credential`);
     });
@@ -274,7 +278,7 @@ export function registerProvider(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (npi: string, options: { json?: boolean }, command: Command) => {
       checkNpi(npi);
-      await withRoster(command, { create: false }, (service) => service.remove(npi, 'cli'));
+      await withRoster(command, { create: false }, (service) => service.remove(npi, CLI_ACTOR));
       if (options.json) return printJson({ npi, removed: true });
       out(`${colours()('green', 'removed')} provider ${npi}`);
     });
