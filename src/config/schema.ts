@@ -29,6 +29,13 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10 * SECOND;
  */
 export const DEFAULT_SQLITE_COMMIT_BATCH_MAX = 64;
 /**
+ * storage.write_probe_interval_ms: while writes fail on the storage (a full disk), readiness tries
+ * one small real commit at most this often to notice that space was freed. The probe is reached
+ * from the unauthenticated readiness route, so it is bounded; 5 s is within one or two probe
+ * periods of a typical load balancer. Also the storage layer's default.
+ */
+export const DEFAULT_WRITE_PROBE_INTERVAL_MS = 5 * SECOND;
+/**
  * handshake.failure_audit_batch_max: failed handshakes reported in the same turn of the event loop
  * have their audit entries written in transactions of at most this many. Enough to turn a burst
  * (thousands of idle clients timing out together) into a few commits; few enough that a patient's
@@ -140,6 +147,10 @@ export const ConfigSchema = Type.Object(
         connect_timeout_ms: Type.Integer({ minimum: 100, maximum: 5 * MINUTE, default: DEFAULT_CONNECT_TIMEOUT_MS }),
         pool_max: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
         sqlite_commit_batch_max: Type.Integer({ minimum: 1, maximum: 1_000, default: DEFAULT_SQLITE_COMMIT_BATCH_MAX }),
+        // On by default: a corrupt page found at start beats one found by a patient's handshake.
+        // Reads every page once (about 1 s per few hundred MB); see docs/configuration.md.
+        sqlite_quick_check: Type.Boolean({ default: true }),
+        write_probe_interval_ms: Type.Integer({ minimum: 0, maximum: 5 * MINUTE, default: DEFAULT_WRITE_PROBE_INTERVAL_MS }),
       },
       { additionalProperties: false, default: {} },
     ),

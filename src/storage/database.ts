@@ -4,6 +4,7 @@
  * instance or a transaction) and the few dialect-specific operations below, so the same store
  * code and the same test suite run on both. docs/storage.md describes both dialects.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -12,7 +13,7 @@ import type pg from 'pg';
 import { CompiledQuery, Kysely, type SqliteDatabase, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import type { Database } from './tables.ts';
 // The defaults of storage.* live with their reasons in the config schema, one number each.
-import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_SQLITE_COMMIT_BATCH_MAX } from '../config/schema.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_SQLITE_COMMIT_BATCH_MAX, DEFAULT_WRITE_PROBE_INTERVAL_MS } from '../config/schema.ts';
 import * as sqlite001 from './migrations/sqlite/001_initial.ts';
 import * as postgres001 from './migrations/postgres/001_initial.ts';
 import * as sqlite002 from './migrations/sqlite/002_one_active_organization_key.ts';
@@ -36,6 +37,13 @@ export interface StorageOptions {
    * DEFAULT_SQLITE_COMMIT_BATCH_MAX.
    */
   sqliteCommitBatchMax?: number;
+  /**
+   * SQLite: run `PRAGMA quick_check` when opening and refuse a damaged file (StorageError with
+   * code STORAGE_CORRUPT). Default true.
+   */
+  sqliteQuickCheck?: boolean;
+  /** Shortest time between two write probes while writes fail. Default DEFAULT_WRITE_PROBE_INTERVAL_MS. */
+  writeProbeIntervalMs?: number;
   /**
    * PostgreSQL: longest wait for a connection, either a new one (TCP, TLS, authentication) or a
    * free one from a busy pool. Default DEFAULT_CONNECT_TIMEOUT_MS.
@@ -63,11 +71,62 @@ const ADVISORY_LOCK_KEYS: Record<LockName | 'migrations', number> = {
   migrations: 0x4e_41_02,
 };
 
+/**
+ * Why the database cannot be used at start, for operators (docs/errors.md, "Start-up refusals"):
+ * STORAGE_CORRUPT, a damaged file; STORAGE_FULL, no space to write; STORAGE_UNAVAILABLE, anything else.
+ */
+export type StorageErrorCode = 'STORAGE_CORRUPT' | 'STORAGE_FULL' | 'STORAGE_UNAVAILABLE';
+
 export class StorageError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly code: StorageErrorCode;
+  constructor(message: string, options?: { cause?: unknown; code?: StorageErrorCode }) {
     super(message, options);
     this.name = 'StorageError';
+    this.code = options?.code ?? 'STORAGE_UNAVAILABLE';
   }
+}
+
+/** What an operator should do when a database cannot be opened; never "start afresh". */
+const RESTORE_ADVICE = 'restore the database from a backup (docs/deployment.md, "Backups of the SQLite database"); do not delete or move the file aside to start afresh, which discards every record and the organization key';
+const FREE_SPACE_ADVICE = 'free space on that file system (or grow it) and start again; the records are intact, do not delete or move the file aside';
+
+/**
+ * A coded StorageError with the operator's remedy when `error` is a full disk (STORAGE_FULL) or a
+ * damaged database (STORAGE_CORRUPT); null for anything else. Used wherever the start can fail on
+ * the database: opening, migrating, the first writes.
+ */
+export function describeStorageFailure(error: unknown, database: string): StorageError | null {
+  if (error instanceof StorageError && error.code !== 'STORAGE_UNAVAILABLE') return error;
+  const message = (error as Error)?.message ?? String(error);
+  if (isDiskFull(error)) {
+    return new StorageError(`STORAGE_FULL: no space to write the database ${database} (${message}); ${FREE_SPACE_ADVICE}`, { cause: error, code: 'STORAGE_FULL' });
+  }
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code === 'string' && /^(SQLITE_(CORRUPT|NOTADB)\w*|XX00[12])$/.test(code)) {
+    return new StorageError(`STORAGE_CORRUPT: the database ${database} is damaged (${message}); ${RESTORE_ADVICE}`, { cause: error, code: 'STORAGE_CORRUPT' });
+  }
+  return null;
+}
+
+/** The start-time refusal for an unusable SQLite file, with the advice its cause calls for. */
+function sqliteOpenError(file: string, error: unknown): StorageError {
+  return describeStorageFailure(error, file)
+    ?? new StorageError(`STORAGE_UNAVAILABLE: cannot open the database ${file}: ${(error as Error).message}; if the file is damaged, ${RESTORE_ADVICE}`, { cause: error });
+}
+
+function isDiskFull(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT' || code === '53100';
+}
+
+/**
+ * `PRAGMA quick_check`: every page read and its structure checked (not the index contents, which
+ * integrity_check adds at several times the cost). Returns the problems found, none when sound.
+ */
+function quickCheckProblems(connection: BetterSqlite3.Database): string[] {
+  const rows = connection.pragma('quick_check') as Array<{ quick_check: string }>;
+  const problems = rows.map((row) => row.quick_check);
+  return problems.length === 1 && problems[0] === 'ok' ? [] : problems;
 }
 
 export interface Storage {
@@ -104,6 +163,15 @@ export interface Storage {
   pendingMigrations(): Promise<string[]>;
   /** Throws a StorageError saying what is wrong when the database cannot answer. */
   ping(): Promise<void>;
+  /**
+   * Whether writes succeed: false from a transaction that failed on a storage failure (disk full,
+   * I/O error, read-only or corrupt database; see isStorageFailure) until a write probe commits.
+   * While false, a call (at most once per writeProbeIntervalMs) runs the probe, a commit that
+   * needs new space (a table created, filled with 8 KB, dropped), so an instance taken out of a
+   * load balancer's rotation notices by itself when space is freed. Feeds `/health/ready`
+   * (docs/storage.md).
+   */
+  writesSucceed(): Promise<boolean>;
   /** Waits for queries in flight, then closes every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -142,10 +210,26 @@ function openSqlite(options: StorageOptions): Storage {
     connection.prepare('SELECT count(*) AS n FROM sqlite_master').get();
   } catch (error) {
     connection?.close();
-    throw new StorageError(`cannot open the database ${options.sqliteFile}: ${(error as Error).message}; if the file is corrupted, restore it from a backup (docs/deployment.md) or move it aside to start afresh`, { cause: error });
+    throw sqliteOpenError(options.sqliteFile, error);
+  }
+  if (options.sqliteQuickCheck ?? true) {
+    let problems: string[];
+    try {
+      problems = quickCheckProblems(connection);
+    } catch (error) {
+      connection.close();
+      throw sqliteOpenError(options.sqliteFile, error);
+    }
+    if (problems.length > 0) {
+      connection.close();
+      // A few lines are enough to show the kind of damage; the whole list can run to thousands.
+      const shown = problems.slice(0, 3).join('; ');
+      throw new StorageError(`STORAGE_CORRUPT: the database ${options.sqliteFile} failed its integrity check (PRAGMA quick_check: ${shown}${problems.length > 3 ? `; ${problems.length - 3} more` : ''}); ${RESTORE_ADVICE}`, { code: 'STORAGE_CORRUPT' });
+    }
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
   return buildStorage(db, 'sqlite', `SQLite ${options.sqliteFile}`, {
+    writeProbeIntervalMs: options.writeProbeIntervalMs ?? DEFAULT_WRITE_PROBE_INTERVAL_MS,
     begin: CompiledQuery.raw('BEGIN IMMEDIATE'),
     commitBatchMax: options.sqliteCommitBatchMax ?? DEFAULT_SQLITE_COMMIT_BATCH_MAX,
     lock: async () => {
@@ -326,6 +410,7 @@ async function openPostgres(options: StorageOptions): Promise<Storage> {
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const schemaNote = schema === 'public' ? '' : ` (schema ${schema})`;
   return buildStorage(db, 'postgres', `PostgreSQL ${target.where}${schemaNote}`, {
+    writeProbeIntervalMs: options.writeProbeIntervalMs ?? DEFAULT_WRITE_PROBE_INTERVAL_MS,
     begin: CompiledQuery.raw('BEGIN'),
     lock: async (trx, name) => {
       await sql`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEYS[name]})`.execute(trx);
@@ -372,6 +457,43 @@ interface DialectOps {
   migrationLock: (trx: Db) => Promise<void>;
   ping: () => Promise<void>;
   close: () => Promise<void>;
+  writeProbeIntervalMs: number;
+}
+
+/**
+ * Bytes the write probe stores (then drops): more than one page (SQLite 4 KiB, PostgreSQL 8 KiB
+ * after its compression, which random hex text defeats), so the probe needs space like a real write.
+ */
+const WRITE_PROBE_BYTES = 8_192;
+
+/**
+ * True when an error says the storage itself cannot take writes, as opposed to a query's own fault
+ * (a constraint) or contention (busy): a full disk or quota, an I/O error, a read-only or corrupt
+ * database. Follows `cause` links, since callers may wrap the driver's error.
+ */
+export function isStorageFailure(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current !== null && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && STORAGE_FAILURE_CODE.test(code)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+// SQLite result codes (better-sqlite3 names them, extended codes included); errno names from the
+// file system; PostgreSQL SQLSTATE classes 53 (insufficient resources: 53100 disk_full) and 58
+// (system error: 58030 io_error), XX001/XX002 (data or index corrupted) and 25006 (read-only
+// transaction: a standby).
+const STORAGE_FAILURE_CODE = /^(SQLITE_(FULL|IOERR|CORRUPT|NOTADB|READONLY|CANTOPEN|PROTOCOL)\w*|ENOSPC|EDQUOT|EIO|EROFS|53\w{3}|58\w{3}|XX00[12]|25006)$/;
+
+/** One small real commit: a table created, filled with a few KB, dropped. Throws when it fails. */
+async function probeWrite(storage: Storage): Promise<void> {
+  const table = sql.table(`neuron_write_probe_${randomBytes(6).toString('hex')}`);
+  await storage.transaction(async (trx) => {
+    await sql`CREATE TABLE ${table} (filler TEXT NOT NULL)`.execute(trx);
+    await sql`INSERT INTO ${table} (filler) VALUES (${randomBytes(WRITE_PROBE_BYTES / 2).toString('hex')})`.execute(trx);
+    await sql`DROP TABLE ${table}`.execute(trx);
+  });
 }
 
 function buildStorage(db: Db, dialect: Dialect, description: string, ops: DialectOps): Storage {
@@ -380,6 +502,10 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
   let closed = false;
   const grouped: GroupedUnit[] = [];
   let groupFlushScheduled = false;
+  /** Set when a transaction fails on a storage failure; cleared by a write probe that commits. */
+  let writeFailure: unknown = null;
+  let lastWriteProbeAt = -Infinity;
+  let writeProbe: Promise<void> | null = null;
 
   const flushGroup = (): void => {
     groupFlushScheduled = false;
@@ -444,6 +570,7 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
           return result;
         } catch (error) {
           await connection.executeQuery(ROLLBACK).catch(() => undefined);
+          if (isStorageFailure(error)) writeFailure = error;
           throw error;
         } finally {
           openTransactions.delete(connection);
@@ -481,13 +608,28 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
         });
         return { applied };
       } catch (error) {
-        throw new StorageError(`database migration failed: ${(error as Error).message}`, { cause: error });
+        throw describeStorageFailure(error, description) ?? new StorageError(`database migration failed: ${(error as Error).message}`, { cause: error });
       }
     },
     async pendingMigrations() {
       return pendingMigrations(db, { dialect, migrations: MIGRATIONS[dialect] });
     },
     ping: ops.ping,
+    async writesSucceed() {
+      if (writeFailure === null) return true;
+      if (writeProbe === null && Date.now() - lastWriteProbeAt >= ops.writeProbeIntervalMs) {
+        lastWriteProbeAt = Date.now();
+        // Only the probe clears the failure: a small write that fits into space already allocated
+        // proves nothing about the writes that need more, and would make readiness flap.
+        writeProbe = probeWrite(storage).then(() => {
+          writeFailure = null;
+        }, () => undefined).finally(() => {
+          writeProbe = null;
+        });
+      }
+      if (writeProbe !== null) await writeProbe;
+      return writeFailure === null;
+    },
     async close() {
       if (closed) return;
       closed = true;
