@@ -106,6 +106,23 @@ describe('consent token', () => {
     for (const json of ['not json', '[]', 'null', '"text"', '42']) fails('MALFORMED_TOKEN', () => check(rawToken(json)));
   });
 
+  it('MALFORMED_TOKEN: a key repeated in any object, however spelled (JSON.parse would keep the last)', () => {
+    const exp = Math.floor((NOW + HOUR) / 1000);
+    const claims = `"patient_agent_id":"${PATIENT}","provider_npi":"${NPI}","consented_actions":["office_visit"],"exp":${exp}`;
+    // Sound as written: accepted.
+    assert.equal(check(rawToken(`{${claims}}`)).patientAgentId, PATIENT);
+    const repeated = [
+      `{${claims},"exp":${exp + 3_600}}`,
+      `{"provider_npi":"1245319599",${claims}}`,
+      `{${claims},"\u0065xp":${exp}}`,
+      `{${claims},"extra":{"a":1,"b":{"c":[{"d":1,"d":2}]}}}`,
+      `{${claims},"extra":[{"k":1},{"k":2,"k":3}]}`,
+    ];
+    for (const json of repeated) fails('MALFORMED_TOKEN', () => check(rawToken(json)));
+    // The same key in different objects, or a key's text as a value, is no repeat.
+    assert.equal(check(rawToken(`{${claims},"extra":[{"k":1},{"k":2}],"other":{"exp":"exp"}}`)).patientAgentId, PATIENT);
+  });
+
   const base = { patient_agent_id: PATIENT, provider_npi: NPI };
   const exp = Math.floor((NOW + HOUR) / 1000);
   const expIso = new Date(NOW + HOUR).toISOString();
