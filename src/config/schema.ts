@@ -6,6 +6,7 @@
  * for example NEURON_HANDSHAKE__MAX_CONCURRENT_HANDSHAKES) and the wire specs use the same names.
  */
 import Type, { type Static } from 'typebox';
+import { DISPLAY_TEXT_PATTERN } from '../protocol/limits.ts';
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
@@ -63,7 +64,7 @@ const Npi = Type.String({ pattern: '^\\d{10}$', description: 'ten-digit NPI with
 export const ProviderSeedSchema = Type.Object(
   {
     npi: Npi,
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: Type.String({ minLength: 1, maxLength: 200, pattern: DISPLAY_TEXT_PATTERN }),
     provider_types: Type.Array(Type.Union(PROVIDER_TYPES.map((t) => Type.Literal(t))), { minItems: 1, maxItems: 10, default: ['physician'] }),
     specialty: Type.Optional(Type.String({ maxLength: 200 })),
     provider_endpoint: Type.String({ minLength: 1, maxLength: 2048 }),
@@ -78,7 +79,8 @@ export const ConfigSchema = Type.Object(
   {
     organization: Type.Object(
       {
-        name: Type.String({ minLength: 1, maxLength: 200, default: 'Development Practice' }),
+        // Shown to patients and in the registry: no control or bidirectional characters (protocol/limits.ts).
+        name: Type.String({ minLength: 1, maxLength: 200, default: 'Development Practice', pattern: DISPLAY_TEXT_PATTERN }),
         // The development default is one of the synthetic NPIs published for tests: it passes the
         // Luhn check and belongs to nobody.
         npi: Type.String({ ...Npi, default: '1245319599' }),
