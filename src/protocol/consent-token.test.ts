@@ -73,6 +73,15 @@ describe('consent token', () => {
     fails('INVALID_SIGNATURE', () => check(token('A', null, new Date(NOW + HOUR)), { key: other.publicKey }));
   });
 
+  it('INVALID_SIGNATURE: the signature spelled with S + L (non-canonical), refused before OpenSSL sees it', () => {
+    const t = token('A', null, new Date(NOW + HOUR));
+    const signature = Buffer.from(t.signatureB64, 'base64url');
+    const order = (1n << 252n) + 27742317777372353535851937790883648493n;
+    let s = BigInt(`0x${Buffer.from(signature.subarray(32)).reverse().toString('hex')}`) + order;
+    for (let i = 0; i < 32; i++, s >>= 8n) signature[32 + i] = Number(s & 0xffn);
+    fails('INVALID_SIGNATURE', () => check({ ...t, signatureB64: signature.toString('base64url') }));
+  });
+
   it('INVALID_SIGNATURE: one payload byte changed', () => {
     const t = token('A', null, new Date(NOW + HOUR));
     const bytes = Buffer.from(t.payloadB64, 'base64url');

@@ -14,7 +14,7 @@ import { sign, verify, type KeyObject } from 'node:crypto';
 import { NeuronError, type ConsentFailureReason } from '../errors/index.ts';
 import { decodeBase64url, encodeBase64url } from './base64url.ts';
 import { findDuplicateKey } from './json-keys.ts';
-import { ED25519_SIGNATURE_BYTES } from './keys.ts';
+import { ED25519_SIGNATURE_BYTES, isCanonicalSignatureBytes } from './keys.ts';
 import { PROTOCOL_BOUNDS as B } from './limits.ts';
 import { parseIsoUtc } from './time.ts';
 
@@ -148,6 +148,7 @@ export function verifyConsentToken(input: VerifyConsentTokenInput): ConsentClaim
 
   const signature = decodeBase64url(input.signatureB64, ED25519_SIGNATURE_BYTES);
   if (signature === null) throw consentFailed('INVALID_SIGNATURE', 'signature is not 64 bytes of base64url');
+  if (!isCanonicalSignatureBytes(signature)) throw consentFailed('INVALID_SIGNATURE', 'signature S is not below the group order');
   const payload = input.payloadB64.length <= B.tokenPayloadMaxChars ? decodeBase64url(input.payloadB64) : null;
   if (payload === null || payload.length === 0) throw consentFailed('MALFORMED_TOKEN', 'payload is not bounded base64url');
 
