@@ -226,6 +226,8 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
               } catch {
                 failing.push('database');
               }
+              // Reachable but refusing commits (a full disk): every handshake would fail.
+              if (!failing.includes('database') && !(await db.writesSucceed())) failing.push('database_writes');
               return failing;
             },
             hooks: [api.authentication, providerAuthPlugin(roster)],

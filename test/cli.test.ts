@@ -198,7 +198,7 @@ test('an unusable data directory and a corrupted database are refused with the f
   writeFileSync(path.join(corrupt, 'data', 'neuron.sqlite'), 'this is not a database, just synthetic junk '.repeat(200));
   const start = run(corrupt, ['start', '--port', '0']);
   assert.equal(start.code, 1);
-  assert.match(start.stderr, /cannot open the database .*restore it from a backup/);
+  assert.match(start.stderr, /STORAGE_CORRUPT: the database .* is damaged .*restore the database from a backup/);
 });
 
 test('audit verify exits 4 and names the first bad entry after tampering', async () => {

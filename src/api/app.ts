@@ -17,6 +17,7 @@ import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { createClientAddress } from './client-address.ts';
 import { PROTOCOL_BOUNDS } from '../protocol/limits.ts';
 import { OnFirstUseSchemaCompilers } from './schema-compilers.ts';
+import { RepeatedErrorLog } from '../observability/repeated-errors.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -98,9 +99,11 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   app.setSerializerCompiler(schemaCompilers.serializer);
   app.decorate('routeSchemas', schemaCompilers);
 
+  // A failure every request meets alike (a full disk) is logged once, then summarised.
+  const repeatedErrors = new RepeatedErrorLog({ logger: options.logger });
   app.setErrorHandler((error: FastifyError | NeuronError, request, reply) => {
     const neuronError = toNeuronError(error);
-    if (neuronError.code === 'SERVER_ERROR') request.log.error({ err: error }, 'unexpected error');
+    if (neuronError.code === 'SERVER_ERROR') repeatedErrors.error(error, {}, 'unexpected error', request.log);
     else request.log.debug({ code: neuronError.code }, 'request refused');
     for (const [name, value] of Object.entries(neuronError.headers ?? {})) reply.header(name, value);
     void reply.code(neuronError.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(neuronError, request.url.split('?')[0]));

@@ -24,7 +24,7 @@ export function healthRoutes(readiness: ReadinessCheck): FastifyPluginAsync {
     app.get('/health/ready', {
       schema: {
         tags: ['operations'],
-        summary: 'The Neuron can serve patients: database reachable, migrations current, not shutting down',
+        summary: 'The Neuron can serve patients: database reachable and taking writes, migrations current, not shutting down',
         response: { 200: HealthResponse, 503: HealthResponse },
       },
     }, async (_request, reply) => {

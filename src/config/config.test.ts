@@ -87,6 +87,16 @@ test('every problem is reported at once, each with its path', () => {
   assert.deepEqual(semantic.sort(), ['organization.npi', 'providers.0.npi', 'providers.0.provider_endpoint'].sort());
 });
 
+test('names shown to people refuse bidirectional controls: the organization and seeded providers', () => {
+  const file = writeConfig(tempDir(), {
+    organization: { name: 'Test \u202EecitcarP' },
+    providers: [{ npi: '1679576722', name: 'Dr. \u2066Test\u2069', provider_endpoint: 'wss://a.example/agent' }],
+  });
+  const paths = problemsOf(() => loadConfig({ configFile: file, env: {} })).map((p) => p.path);
+  assert.ok(paths.includes('organization.name'), paths.join());
+  assert.ok(paths.includes('providers.0.name'), paths.join());
+});
+
 test('a malformed file names the file and the fix', () => {
   const file = writeConfig(tempDir(), '{ "server": { "port": 80, } ');
   const [problem] = problemsOf(() => loadConfig({ configFile: file, env: {} }));

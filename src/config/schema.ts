@@ -6,6 +6,7 @@
  * for example NEURON_HANDSHAKE__MAX_CONCURRENT_HANDSHAKES) and the wire specs use the same names.
  */
 import Type, { type Static } from 'typebox';
+import { DISPLAY_TEXT_PATTERN } from '../protocol/limits.ts';
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
@@ -28,6 +29,13 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10 * SECOND;
  * the shared fsync is already a small part of each one's cost. Also the storage layer's default.
  */
 export const DEFAULT_SQLITE_COMMIT_BATCH_MAX = 64;
+/**
+ * storage.write_probe_interval_ms: while writes fail on the storage (a full disk), readiness tries
+ * one small real commit at most this often to notice that space was freed. The probe is reached
+ * from the unauthenticated readiness route, so it is bounded; 5 s is within one or two probe
+ * periods of a typical load balancer. Also the storage layer's default.
+ */
+export const DEFAULT_WRITE_PROBE_INTERVAL_MS = 5 * SECOND;
 /**
  * handshake.failure_audit_batch_max: failed handshakes reported in the same turn of the event loop
  * have their audit entries written in transactions of at most this many. Enough to turn a burst
@@ -70,7 +78,7 @@ const Npi = Type.String({ pattern: '^\\d{10}$', description: 'ten-digit NPI with
 export const ProviderSeedSchema = Type.Object(
   {
     npi: Npi,
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: Type.String({ minLength: 1, maxLength: 200, pattern: DISPLAY_TEXT_PATTERN }),
     provider_types: Type.Array(Type.Union(PROVIDER_TYPES.map((t) => Type.Literal(t))), { minItems: 1, maxItems: 10, default: ['physician'] }),
     specialty: Type.Optional(Type.String({ maxLength: 200 })),
     provider_endpoint: Type.String({ minLength: 1, maxLength: 2048 }),
@@ -85,7 +93,8 @@ export const ConfigSchema = Type.Object(
   {
     organization: Type.Object(
       {
-        name: Type.String({ minLength: 1, maxLength: 200, default: 'Development Practice' }),
+        // Shown to patients and in the registry: no control or bidirectional characters (protocol/limits.ts).
+        name: Type.String({ minLength: 1, maxLength: 200, default: 'Development Practice', pattern: DISPLAY_TEXT_PATTERN }),
         // The development default is one of the synthetic NPIs published for tests: it passes the
         // Luhn check and belongs to nobody.
         npi: Type.String({ ...Npi, default: '1245319599' }),
@@ -154,6 +163,10 @@ export const ConfigSchema = Type.Object(
         connect_timeout_ms: Type.Integer({ minimum: 100, maximum: 5 * MINUTE, default: DEFAULT_CONNECT_TIMEOUT_MS }),
         pool_max: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
         sqlite_commit_batch_max: Type.Integer({ minimum: 1, maximum: 1_000, default: DEFAULT_SQLITE_COMMIT_BATCH_MAX }),
+        // On by default: a corrupt page found at start beats one found by a patient's handshake.
+        // Reads every page once (about 1 s per few hundred MB); see docs/configuration.md.
+        sqlite_quick_check: Type.Boolean({ default: true }),
+        write_probe_interval_ms: Type.Integer({ minimum: 0, maximum: 5 * MINUTE, default: DEFAULT_WRITE_PROBE_INTERVAL_MS }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -96,6 +96,10 @@ describe('/v1/patients', () => {
       [{ date_of_birth: '1921-02-30' }, 'body.date_of_birth'],
       [{ preferred_language: 'not a language tag' }, 'body.preferred_language'],
       [{ display_name: 'line\nbreak' }, 'body.display_name'],
+      // A right-to-left override would show "Mary Johnson" as another name in every list.
+      [{ display_name: 'Mary \u202Enosnhoj' }, 'body.display_name'],
+      [{ display_name: 'Mary \u2067Jackson\u2069' }, 'body.display_name'],
+      [{ display_name: 'Mary\u200FJackson' }, 'body.display_name'],
     ];
     for (const [body, field] of cases) {
       const response = await t.request('PATCH', `${path(r.patientAgentId)}/profile`, { key: t.keys.write, body });

@@ -6,14 +6,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
-import { PROTOCOL_BOUNDS } from '../protocol/limits.ts';
+import { DISPLAY_TEXT_PATTERN, PROTOCOL_BOUNDS } from '../protocol/limits.ts';
 import { actorFor, apiKeyAuth, type ApiDeps } from '../api/context.ts';
 import { Page, PatientAgentId, Timestamp, pageQuery, params, problems, NoQuery } from '../api/schemas.ts';
 import { listPatients, type PatientEntry } from './store.ts';
 import { DirectoryService, type ProfilePatch } from './service.ts';
 
-const NO_CONTROL = '^[^\\u0000-\\u001F\\u007F]+$';
-const DisplayName = Type.String({ minLength: 1, maxLength: PROTOCOL_BOUNDS.displayNameMaxChars, pattern: NO_CONTROL });
+// No control characters and no bidirectional controls (protocol/limits.ts): refused with VALIDATION_FAILED.
+const DisplayName = Type.String({ minLength: 1, maxLength: PROTOCOL_BOUNDS.displayNameMaxChars, pattern: DISPLAY_TEXT_PATTERN });
 const DateOfBirth = Type.String({ format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'YYYY-MM-DD' });
 const PreferredLanguage = Type.String({ maxLength: PROTOCOL_BOUNDS.preferredLanguageMaxChars, pattern: '^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$', description: 'BCP 47 language tag, for example en-US' });
 

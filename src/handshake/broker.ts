@@ -25,6 +25,7 @@ import { createNonce, HANDSHAKE_PATH, type Nonce } from '../protocol/index.ts';
 import { createClientAddress, type ClientAddress } from '../api/client-address.ts';
 import { AddressCounts, Admission, type Waiter } from './admission.ts';
 import { createHandshakeMetrics, type HandshakeMetrics } from './metrics.ts';
+import { RepeatedErrorLog } from '../observability/repeated-errors.ts';
 import { HandshakeSession, type SessionHost, type SessionSettings } from './session.ts';
 import { HandshakeService, type HandshakeServiceOptions } from './service.ts';
 import type { ProtocolServer, ProtocolSession } from './types.ts';
@@ -72,6 +73,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
   readonly service: HandshakeService;
   readonly settings: SessionSettings;
   readonly logger: Logger;
+  readonly repeatedErrors: RepeatedErrorLog;
   private readonly limits: NeuronConfig['handshake'];
   private readonly admission: Admission<Upgrade>;
   private readonly clientAddress: ClientAddress;
@@ -97,6 +99,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     this.service = new HandshakeService({ ...options, failureAuditBatchMax: options.handshake.failure_audit_batch_max });
     this.limits = options.handshake;
     this.logger = options.logger;
+    this.repeatedErrors = new RepeatedErrorLog({ logger: options.logger });
     this.host = options.host ?? '127.0.0.1';
     this.clock = options.now ?? Date.now;
     this.nonceSource = options.createNonce ?? createNonce;

@@ -10,6 +10,7 @@
 import { randomUUID, type KeyObject } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import type { RepeatedErrorLog } from '../observability/repeated-errors.ts';
 import WebSocket, { type RawData } from 'ws';
 import { NeuronError, isNeuronError } from '../errors/index.ts';
 import {
@@ -49,6 +50,8 @@ export interface SessionHost {
   readonly service: HandshakeService;
   readonly settings: SessionSettings;
   readonly logger: Logger;
+  /** Unexpected failures that repeat (a full disk fails every handshake alike) are summarised. */
+  readonly repeatedErrors: RepeatedErrorLog;
   /** Wall clock in epoch milliseconds, for token validity and record times (deadlines use performance.now()). */
   now(): number;
   createNonce(): Nonce;
@@ -272,7 +275,7 @@ export class HandshakeSession {
   private fail(error: unknown): void {
     if (isTerminal(this.phase)) return;
     const neuronError = isNeuronError(error) ? error : new NeuronError('SERVER_ERROR', { cause: error });
-    if (neuronError.code === 'SERVER_ERROR') this.host.logger.error({ err: neuronError.cause ?? error, session: this.id }, 'handshake failed unexpectedly');
+    if (neuronError.code === 'SERVER_ERROR') this.host.repeatedErrors.error(neuronError.cause ?? error, { session: this.id }, 'handshake failed unexpectedly');
     else this.host.logger.debug({ code: neuronError.code, reason: neuronError.reason, session: this.id }, 'handshake refused');
     this.failWith(neuronError, true);
   }
@@ -287,7 +290,7 @@ export class HandshakeSession {
       });
     }
     this.host.track(this.host.service.recordFailure(error.code, error.reason).catch((auditError: unknown) => {
-      this.host.logger.error({ err: auditError }, 'could not write the handshake.failed audit entry');
+      this.host.repeatedErrors.error(auditError, {}, 'could not write the handshake.failed audit entry');
     }));
   }
 

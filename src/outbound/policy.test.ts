@@ -100,6 +100,44 @@ describe('the outbound policy', () => {
     }
   });
 
+  test('6to4 (2002::/16) and local-use NAT64 (64:ff9b:1::/48) are judged by the IPv4 address they carry', () => {
+    const cases: Array<[string, string]> = [
+      // RFC 3056: 2002:AABB:CCDD:: carries AA.BB.CC.DD.
+      ['2002:7f00:1::', 'loopback'],
+      ['2002:7f00:1:1:2:3:4:5', 'loopback'],
+      ['2002:a9fe:a9fe::1', 'link_local'],
+      ['2002:a00:1::', 'private'],
+      ['2002:c0a8:101::', 'private'],
+      ['2002:808:808::1', 'public'],
+      // RFC 8215 with a /96 translator prefix: the IPv4 address in the last 32 bits.
+      ['64:ff9b:1::7f00:1', 'loopback'],
+      ['64:ff9b:1::127.0.0.1', 'loopback'],
+      ['64:ff9b:1::a9fe:a9fe', 'link_local'],
+      ['64:ff9b:1::a00:1', 'private'],
+      ['64:ff9b:1::808:808', 'public'],
+      ['64:ff9b:1:abcd:0:1:808:808', 'public'],
+      // RFC 8215 with a /48 translator prefix (RFC 6052 layout: bits 48-63, then 72-87).
+      // 127.0.0.1 in the /48 layout; its /64 reading is 0.1.0.0, so it is refused outright.
+      ['64:ff9b:1:7f00:0:100::', 'unspecified'],
+      ['64:ff9b:1:a9fe:a9:fe00::', 'link_local'],
+      ['64:ff9b:1:808:8:800::', 'public'],
+      // /56 and /64 layouts.
+      ['64:ff9b:1:0:7f:0:100:0', 'loopback'],
+      ['64:ff9b:1:a:1:101::', 'private'],
+      // Readings that disagree: the strictest wins (here the /64 reading 0.0.1.0, unspecified).
+      ['64:ff9b:1:a:0:1::', 'unspecified'],
+    ];
+    for (const [address, expected] of cases) assert.equal(classOf(address), expected, address);
+    // Outside the prefixes nothing changes: 64:ff9b:2:: and 2003:: are ordinary public addresses.
+    assert.equal(classOf('64:ff9b:2::7f00:1'), 'public');
+    assert.equal(classOf('2003:7f00:1::'), 'public');
+    const policy = new OutboundPolicy({ ...DEFAULTS, allow_private: false });
+    assert.match(policy.addressRefusal('2002:7f00:1::', 'x', 'https:') ?? '', /loopback/);
+    assert.match(policy.addressRefusal('64:ff9b:1::a9fe:a9fe', 'x', 'https:') ?? '', /never a delivery target/);
+    assert.match(policy.urlProblem('https://[2002:a00:1::]/hook') ?? '', /private/);
+    assert.equal(policy.addressRefusal('2002:808:808::1', 'x', 'https:'), null);
+  });
+
   test('IPv4-mapped loopback is refused like 127.0.0.1', () => {
     const policy = new OutboundPolicy(DEFAULTS);
     assert.match(policy.addressRefusal('::ffff:127.0.0.1', '::ffff:127.0.0.1', 'https:') ?? '', /loopback/);

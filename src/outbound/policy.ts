@@ -13,7 +13,10 @@
  * - `outbound.allow` names hosts, addresses and CIDR ranges allowed whatever their class and
  *   scheme (never the always-refused ones above).
  * - IPv6 addresses that carry an IPv4 address (IPv4-mapped ::ffff:0:0/96, IPv4-compatible ::/96,
- *   NAT64 64:ff9b::/96) are judged by that IPv4 address: ::ffff:127.0.0.1 is loopback.
+ *   NAT64 64:ff9b::/96, local-use NAT64 64:ff9b:1::/48, 6to4 2002::/16) are judged by that IPv4
+ *   address: ::ffff:127.0.0.1 is loopback, 2002:a00:1:: is private. Where the layout is ambiguous
+ *   (64:ff9b:1::/48 may hold a translator prefix of /48, /56, /64 or /96), every reading the
+ *   address allows is judged and the strictest verdict wins.
  */
 import type { NeuronConfig } from '../config/schema.ts';
 
@@ -125,19 +128,52 @@ function startsWith(bytes: Uint8Array, prefix: readonly number[]): boolean {
 
 /**
  * The IPv4 address an IPv6 address carries, when it is one of the forms that reach an IPv4
- * host: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, deprecated) and the NAT64
- * well-known prefix (64:ff9b::a.b.c.d). Any other address is returned unchanged.
+ * host: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, deprecated), the NAT64
+ * well-known prefix (64:ff9b::a.b.c.d) and 6to4 (2002:AABB:CCDD::/48 carries a.b.c.d). Any other
+ * address is returned unchanged. The local-use NAT64 prefix, whose layout is ambiguous, is read
+ * here in its /96 form (64:ff9b:1::a.b.c.d); embeddedIpv4Readings gives every reading.
  */
 export function embeddedIpv4(address: IpAddress): IpAddress {
-  if (address.version === 4) return address;
+  return embeddedIpv4Readings(address)[0]!;
+}
+
+/** The bytes at these positions as an IPv4 address. */
+function ipv4At(b: Uint8Array, positions: readonly number[]): IpAddress {
+  return { version: 4, bytes: Uint8Array.from(positions, (i) => b[i] ?? 0) };
+}
+
+/**
+ * Every IPv4 address an IPv6 address may carry (RFC 6052, RFC 8215, RFC 3056), or the address
+ * itself when it carries none. Only the local-use NAT64 prefix 64:ff9b:1::/48 has more than one
+ * reading: its translator may use a /48, /56, /64 or /96 prefix inside it, which put the IPv4
+ * address in different bytes (RFC 6052 section 2.2; byte 8, bits 64-71, is always zero in the
+ * shorter forms, and so is the suffix after the IPv4 address). Each layout consistent with the
+ * bytes is a reading; the /96 one is always possible and comes first.
+ */
+export function embeddedIpv4Readings(address: IpAddress): IpAddress[] {
+  if (address.version === 4) return [address];
   const b = address.bytes;
-  const tail = b.slice(12);
   const zeros = (from: number, to: number): boolean => b.slice(from, to).every((x) => x === 0);
   const mapped = zeros(0, 10) && b[10] === 0xff && b[11] === 0xff;
   // ::/96 except :: and ::1 themselves (unspecified and loopback in their own right).
   const compatible = zeros(0, 12) && !(zeros(12, 15) && (b[15] === 0 || b[15] === 1));
   const nat64 = startsWith(b, [0x00, 0x64, 0xff, 0x9b]) && zeros(4, 12);
-  return mapped || compatible || nat64 ? { version: 4, bytes: tail } : address;
+  if (mapped || compatible || nat64) return [ipv4At(b, [12, 13, 14, 15])];
+  // RFC 3056: 2002:V4ADDR::/48, the IPv4 address in bits 16-47.
+  if (startsWith(b, [0x20, 0x02])) return [ipv4At(b, [2, 3, 4, 5])];
+  if (startsWith(b, [0x00, 0x64, 0xff, 0x9b, 0x00, 0x01])) {
+    const readings = [ipv4At(b, [12, 13, 14, 15])];
+    if (b[8] === 0) {
+      if (zeros(13, 16)) readings.push(ipv4At(b, [9, 10, 11, 12])); // translator prefix /64
+      if (zeros(12, 16)) readings.push(ipv4At(b, [7, 9, 10, 11])); // /56
+      if (zeros(11, 16)) readings.push(ipv4At(b, [6, 7, 9, 10])); // /48
+    }
+    // A /96 reading in 0.0.0.0/8 is no destination a translator serves: when the bytes also fit a
+    // shorter layout, that is the one meant (otherwise every /48-form address would read 0.0.0.0).
+    if (readings.length > 1 && readings[0]!.bytes[0] === 0) readings.shift();
+    return readings;
+  }
+  return [address];
 }
 
 function inRange(bytes: Uint8Array, base: ArrayLike<number>, prefix: number): boolean {
@@ -149,9 +185,16 @@ function inRange(bytes: Uint8Array, base: ArrayLike<number>, prefix: number): bo
   return true;
 }
 
+/** Strictest first: when an address has several readings, the strictest class is its class. */
+const STRICTNESS: readonly AddressClass[] = ['unspecified', 'link_local', 'multicast', 'reserved', 'broadcast', 'loopback', 'private', 'public'];
+
 /** The class of an address; IPv6 forms that carry an IPv4 address are classed by it. */
 export function classifyAddress(input: IpAddress): AddressClass {
-  const address = embeddedIpv4(input);
+  const classes = embeddedIpv4Readings(input).map(classifyOne);
+  return STRICTNESS.find((kind) => classes.includes(kind)) ?? 'public';
+}
+
+function classifyOne(address: IpAddress): AddressClass {
   const b = address.bytes;
   if (address.version === 4) {
     if (inRange(b, [0], 8)) return 'unspecified';
@@ -236,8 +279,9 @@ export class OutboundPolicy {
 
   #allowListed(address: IpAddress, hostname: string): boolean {
     if (this.#hosts.has(hostname.toLowerCase().replace(/\.$/, ''))) return true;
-    const effective = embeddedIpv4(address);
-    return this.#ranges.some((range) => range.address.version === effective.version && inRange(effective.bytes, range.address.bytes, range.prefix));
+    // Every reading must be allowed, or an ambiguous address could borrow another's permission.
+    return embeddedIpv4Readings(address).every((effective) =>
+      this.#ranges.some((range) => range.address.version === effective.version && inRange(effective.bytes, range.address.bytes, range.prefix)));
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 import { randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { decodeBase64url, encodeBase64url } from './base64url.ts';
-import { ED25519_SIGNATURE_BYTES } from './keys.ts';
+import { ED25519_SIGNATURE_BYTES, isCanonicalSignatureBytes } from './keys.ts';
 
 export const NONCE_BYTES = 32;
 const NONCE_HEX = /^[0-9a-f]{64}$/;
@@ -32,7 +32,7 @@ export function nonceFromHex(hex: string): Buffer | null {
 export function verifyChallengeResponse(nonceBytes: Uint8Array, signedNonceB64: string, publicKey: KeyObject): boolean {
   if (nonceBytes.length !== NONCE_BYTES) return false;
   const signature = decodeBase64url(signedNonceB64, ED25519_SIGNATURE_BYTES);
-  return signature !== null && verify(null, nonceBytes, publicKey, signature);
+  return signature !== null && isCanonicalSignatureBytes(signature) && verify(null, nonceBytes, publicKey, signature);
 }
 
 /** Patient side: the signed_nonce for a handshake.challenge nonce (hex text or raw bytes). */

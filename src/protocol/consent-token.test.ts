@@ -73,6 +73,15 @@ describe('consent token', () => {
     fails('INVALID_SIGNATURE', () => check(token('A', null, new Date(NOW + HOUR)), { key: other.publicKey }));
   });
 
+  it('INVALID_SIGNATURE: the signature spelled with S + L (non-canonical), refused before OpenSSL sees it', () => {
+    const t = token('A', null, new Date(NOW + HOUR));
+    const signature = Buffer.from(t.signatureB64, 'base64url');
+    const order = (1n << 252n) + 27742317777372353535851937790883648493n;
+    let s = BigInt(`0x${Buffer.from(signature.subarray(32)).reverse().toString('hex')}`) + order;
+    for (let i = 0; i < 32; i++, s >>= 8n) signature[32 + i] = Number(s & 0xffn);
+    fails('INVALID_SIGNATURE', () => check({ ...t, signatureB64: signature.toString('base64url') }));
+  });
+
   it('INVALID_SIGNATURE: one payload byte changed', () => {
     const t = token('A', null, new Date(NOW + HOUR));
     const bytes = Buffer.from(t.payloadB64, 'base64url');
@@ -104,6 +113,23 @@ describe('consent token', () => {
       check({ payloadB64: invalidUtf8.toString('base64url'), signatureB64: sign(null, invalidUtf8, keys.privateKey).toString('base64url') }),
     );
     for (const json of ['not json', '[]', 'null', '"text"', '42']) fails('MALFORMED_TOKEN', () => check(rawToken(json)));
+  });
+
+  it('MALFORMED_TOKEN: a key repeated in any object, however spelled (JSON.parse would keep the last)', () => {
+    const exp = Math.floor((NOW + HOUR) / 1000);
+    const claims = `"patient_agent_id":"${PATIENT}","provider_npi":"${NPI}","consented_actions":["office_visit"],"exp":${exp}`;
+    // Sound as written: accepted.
+    assert.equal(check(rawToken(`{${claims}}`)).patientAgentId, PATIENT);
+    const repeated = [
+      `{${claims},"exp":${exp + 3_600}}`,
+      `{"provider_npi":"1245319599",${claims}}`,
+      `{${claims},"\u0065xp":${exp}}`,
+      `{${claims},"extra":{"a":1,"b":{"c":[{"d":1,"d":2}]}}}`,
+      `{${claims},"extra":[{"k":1},{"k":2,"k":3}]}`,
+    ];
+    for (const json of repeated) fails('MALFORMED_TOKEN', () => check(rawToken(json)));
+    // The same key in different objects, or a key's text as a value, is no repeat.
+    assert.equal(check(rawToken(`{${claims},"extra":[{"k":1},{"k":2}],"other":{"exp":"exp"}}`)).patientAgentId, PATIENT);
   });
 
   const base = { patient_agent_id: PATIENT, provider_npi: NPI };

@@ -4,7 +4,8 @@
  *
  * Verification order, each step only after the previous one passed:
  *   1. the signature, over the decoded payload bytes as received (never re-serialised);
- *   2. the claims: UTF-8 JSON object in exactly one dialect with every required claim;
+ *   2. the claims: UTF-8 JSON object, no key repeated in any object, in exactly one dialect with
+ *      every required claim;
  *   3. the patient: `patient_agent_id` equals the one from handshake.auth;
  *   4. time: not issued in the future and not expired, each beyond the allowed clock skew.
  * Whether `provider_npi` is a provider this Neuron serves is the server's check (PROVIDER_NOT_FOUND).
@@ -12,7 +13,8 @@
 import { sign, verify, type KeyObject } from 'node:crypto';
 import { NeuronError, type ConsentFailureReason } from '../errors/index.ts';
 import { decodeBase64url, encodeBase64url } from './base64url.ts';
-import { ED25519_SIGNATURE_BYTES } from './keys.ts';
+import { findDuplicateKey } from './json-keys.ts';
+import { ED25519_SIGNATURE_BYTES, isCanonicalSignatureBytes } from './keys.ts';
 import { PROTOCOL_BOUNDS as B } from './limits.ts';
 import { parseIsoUtc } from './time.ts';
 
@@ -146,6 +148,7 @@ export function verifyConsentToken(input: VerifyConsentTokenInput): ConsentClaim
 
   const signature = decodeBase64url(input.signatureB64, ED25519_SIGNATURE_BYTES);
   if (signature === null) throw consentFailed('INVALID_SIGNATURE', 'signature is not 64 bytes of base64url');
+  if (!isCanonicalSignatureBytes(signature)) throw consentFailed('INVALID_SIGNATURE', 'signature S is not below the group order');
   const payload = input.payloadB64.length <= B.tokenPayloadMaxChars ? decodeBase64url(input.payloadB64) : null;
   if (payload === null || payload.length === 0) throw consentFailed('MALFORMED_TOKEN', 'payload is not bounded base64url');
 
@@ -161,6 +164,8 @@ export function verifyConsentToken(input: VerifyConsentTokenInput): ConsentClaim
   } catch {
     throw consentFailed('MALFORMED_TOKEN', 'payload is not UTF-8 JSON');
   }
+  // A repeated key reads differently in different parsers; the signed claims must mean one thing.
+  if (findDuplicateKey(claimsJson) !== null) throw consentFailed('MALFORMED_TOKEN', 'claims repeat a key');
   const parsed = parseClaims(value);
   if (typeof parsed === 'string') throw consentFailed('MALFORMED_TOKEN', parsed);
 

@@ -6,6 +6,7 @@ import {
   importPatientPublicKey,
   importPublicKey,
   isAcceptablePublicKeyBytes,
+  isCanonicalSignatureBytes,
   isEd25519Point,
   privateKeyFromSeed,
   publicKeyToBase64url,
@@ -90,19 +91,45 @@ describe('Ed25519 public keys', () => {
     assert.ok(imported?.equals(publicKey));
   });
 
-  it('rejects the eight small-order points, under which OpenSSL accepts forged signatures', () => {
+  it('refuses the eight small-order points itself, before any verify, whatever OpenSSL would say', () => {
+    // Under a small-order key the forgery R = identity, S = 0 verifies over any message in some
+    // OpenSSL versions (Node 20's) and not in others (Node 24's): the Neuron must not depend on which.
     const points = smallOrderPoints();
     assert.equal(new Set(points.map((p) => p.toString('hex'))).size, 8);
-    const identity = points[0]!;
-    const forged = Buffer.concat([identity, Buffer.alloc(32)]); // R = identity, S = 0
     for (const point of points) {
-      assert.equal(isEd25519Point(point), true);
+      const b64 = point.toString('base64url');
+      assert.equal(isEd25519Point(point), true, 'a real curve point');
       assert.equal(isAcceptablePublicKeyBytes(point), false, point.toString('hex'));
-      assert.equal(importPublicKey(point.toString('base64url')), null);
+      assert.equal(importPublicKey(b64), null);
+      assert.throws(() => importPatientPublicKey(b64), (error: unknown) =>
+        error instanceof NeuronError && error.code === 'CONSENT_FAILED' && error.reason === 'INVALID_SIGNATURE');
     }
-    // Why: without our check, the forgery verifies over any message.
-    const raw = importRawUnchecked(identity);
-    assert.equal(verify(null, Buffer.from('any consent claims'), raw, forged), true);
+    // The same points in their non-canonical spellings (y + p where it fits in 255 bits, the sign
+    // bit on x = 0) are refused as well, by the canonical-encoding check.
+    for (const point of points) {
+      const y = BigInt(`0x${Buffer.from(point).reverse().toString('hex')}`) & ((1n << 255n) - 1n);
+      if (y + P < 1n << 255n) assert.equal(isAcceptablePublicKeyBytes(yBytes(y + P, point[31]! >> 7)), false);
+    }
+  });
+
+  it('refuses a signature whose S is not below the group order (RFC 8032 5.1.7) before any verify', () => {
+    const lBytes = Buffer.alloc(32);
+    let v = L;
+    for (let i = 0; i < 32; i++, v >>= 8n) lBytes[i] = Number(v & 0xffn);
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const signature = sign(null, Buffer.from('consent claims'), privateKey);
+    assert.equal(isCanonicalSignatureBytes(signature), true);
+    // S + L: the same signature spelled again; S = L; S = 2^256 - 1.
+    let s = BigInt(`0x${Buffer.from(signature.subarray(32)).reverse().toString('hex')}`) + L;
+    const sPlusL = Buffer.from(signature);
+    for (let i = 0; i < 32; i++, s >>= 8n) sPlusL[32 + i] = Number(s & 0xffn);
+    assert.equal(isCanonicalSignatureBytes(sPlusL), false);
+    assert.equal(isCanonicalSignatureBytes(Buffer.concat([signature.subarray(0, 32), lBytes])), false);
+    assert.equal(isCanonicalSignatureBytes(Buffer.concat([signature.subarray(0, 32), Buffer.alloc(32, 0xff)])), false);
+    const lMinusOne = Buffer.from(lBytes);
+    lMinusOne[0]! -= 1;
+    assert.equal(isCanonicalSignatureBytes(Buffer.concat([signature.subarray(0, 32), lMinusOne])), true, 'L - 1 is the largest S');
+    assert.equal(isCanonicalSignatureBytes(signature.subarray(0, 63)), false);
   });
 
   it('rejects non-canonical encodings: y >= p and the sign bit on x = 0', () => {
@@ -165,8 +192,3 @@ describe('Ed25519 public keys', () => {
     assert.throws(() => privateKeyFromSeed(randomBytes(31)), RangeError);
   });
 });
-
-/** Node's own import, without our checks. */
-function importRawUnchecked(raw: Buffer): KeyObject {
-  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
-}

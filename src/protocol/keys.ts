@@ -10,6 +10,7 @@
  *     spellings;
  *   - accepts the forged signature (R = identity, S = 0) over ANY message under a small-order key
  *     such as the identity point (we checked this against the Node 20 build).
+ * (Newer OpenSSL, as in Node 24, refuses that forgery itself; the Neuron does not rely on either.)
  * So `importPublicKey` rejects, cheaply and before any verify, every non-canonical encoding and
  * every encoding of the eight small-order points; the off-curve case is left to the verify step,
  * which fails deterministically for it. A full on-curve check (`isEd25519Point`) exists for tools
@@ -70,6 +71,24 @@ function isSmallOrderEncoding(raw: Uint8Array): boolean {
  */
 export function isAcceptablePublicKeyBytes(raw: Uint8Array): boolean {
   return raw.length === ED25519_PUBLIC_KEY_BYTES && isCanonicalY(raw) && !isSmallOrderEncoding(raw);
+}
+
+/** The order L of the edwards25519 base point, 2^252 + 27742317777372353535851937790883648493, little-endian. */
+const GROUP_ORDER_LE = Buffer.from('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010', 'hex');
+
+/**
+ * RFC 8032 section 5.1.7: a signature whose S (its last 32 bytes, little-endian) is not below L is
+ * invalid. Checked by the Neuron itself before any verify, so that a second spelling of a signature
+ * (S + L) is refused whatever the OpenSSL version behind node:crypto does with it.
+ */
+export function isCanonicalSignatureBytes(signature: Uint8Array): boolean {
+  if (signature.length !== ED25519_SIGNATURE_BYTES) return false;
+  for (let i = 31; i >= 0; i -= 1) {
+    const s = signature[32 + i]!;
+    const l = GROUP_ORDER_LE[i]!;
+    if (s !== l) return s < l;
+  }
+  return false; // S = L
 }
 
 /**

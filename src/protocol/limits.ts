@@ -26,3 +26,16 @@ export const PROTOCOL_BOUNDS = {
   /** handshake.error message text: a short sentence. */
   errorMessageMaxChars: 256,
 } as const;
+
+/**
+ * Names shown to people (a patient's display_name, a provider's or the organization's name): no C0
+ * control characters or DEL, and no Unicode bidirectional controls (U+061C, U+200E, U+200F,
+ * U+202A-U+202E, U+2066-U+2069). Those reorder what follows them on screen, so a name could read as
+ * another person's or hide text in the roster, the directory or an audit view ("Trojan Source").
+ * Refused rather than stripped: the Neuron stores exactly what it was sent, or nothing.
+ */
+export const DISPLAY_TEXT_PATTERN = '^[^\\u0000-\\u001F\\u007F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$';
+/** What DISPLAY_TEXT_PATTERN refuses, for problem messages. */
+export const DISPLAY_TEXT_RULE = 'must not contain control characters or Unicode bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)';
+/** DISPLAY_TEXT_PATTERN as a RegExp, for checks outside a JSON schema. */
+export const DISPLAY_TEXT = new RegExp(DISPLAY_TEXT_PATTERN);

@@ -134,6 +134,8 @@ describe('handshake.challenge_response', () => {
     ['display_name too long', { ...response, patient_profile: { display_name: 'x'.repeat(201) } }],
     ['display_name empty', { ...response, patient_profile: { display_name: '' } }],
     ['display_name control character', { ...response, patient_profile: { display_name: 'a\u0007b' } }],
+    ...['\u202E', '\u202A', '\u2066', '\u2069', '\u200E', '\u200F', '\u061C'].map((bidi): [string, unknown] =>
+      [`display_name with bidirectional control U+${bidi.charCodeAt(0).toString(16).toUpperCase()}`, { ...response, patient_profile: { display_name: `Mary ${bidi}nosnhoJ` } }]),
     ['display_name a number', { ...response, patient_profile: { display_name: 5 } }],
     ['date_of_birth not a date', { ...response, patient_profile: { date_of_birth: '01/02/1980' } }],
     ['date_of_birth impossible', { ...response, patient_profile: { date_of_birth: '1981-02-29' } }],

@@ -15,7 +15,7 @@ import Type, { type Static } from 'typebox';
 import { NeuronError } from '../errors/index.ts';
 import { BASE64URL_ANY_PATTERN, base64urlPattern } from './base64url.ts';
 import { ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES } from './keys.ts';
-import { PROTOCOL_BOUNDS as B } from './limits.ts';
+import { DISPLAY_TEXT_PATTERN, PROTOCOL_BOUNDS as B } from './limits.ts';
 import { compileCheck } from './schema-check.ts';
 import { isIsoDate } from './time.ts';
 
@@ -50,7 +50,7 @@ const CodeField = Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' });
 export const PatientProfileSchema = Type.Object(
   {
     display_name: Type.Optional(
-      Type.String({ minLength: 1, maxLength: B.displayNameMaxChars, pattern: '^[^\\u0000-\\u001F\\u007F]+$' }),
+      Type.String({ minLength: 1, maxLength: B.displayNameMaxChars, pattern: DISPLAY_TEXT_PATTERN }),
     ),
     /** YYYY-MM-DD; the parser also checks it is a real calendar date. */
     date_of_birth: Type.Optional(Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' })),

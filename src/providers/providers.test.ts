@@ -59,6 +59,11 @@ describe('roster over REST (API keys)', () => {
     assert.equal(created.body.credential_id, null);
     assert.equal(await getActiveProvider(t.neuron.storage.db, A), null, 'pending is not active');
     assert.equal((await api(t.url, 'POST', '/v1/providers', { token: rosterAdmin, body: { npi: A, name: 'Dr. A again' } })).status, 409);
+    // A bidirectional control in a name is refused (400, coded), on create and on change.
+    const reordered = await api(t.url, 'POST', '/v1/providers', { token: rosterAdmin, body: { npi: C, name: 'Dr. \u202EC' } });
+    assert.equal(reordered.status, 400);
+    assert.equal(reordered.body.code, 'VALIDATION_FAILED');
+    assert.equal((await api(t.url, 'PATCH', `/v1/providers/${A}`, { token: rosterAdmin, body: { name: 'Dr. \u2066A\u2069' } })).body.code, 'VALIDATION_FAILED');
     assert.equal((await api(t.url, 'POST', '/v1/providers', { token: rosterAdmin, body: { npi: B, name: 'Dr. B', provider_endpoint: ENDPOINT, status: 'active' } })).status, 201);
 
     // Pages of one in NPI order, with an opaque cursor.

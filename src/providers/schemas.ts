@@ -4,6 +4,7 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import { PROVIDER_TYPES } from '../config/index.ts';
+import { DISPLAY_TEXT_PATTERN } from '../protocol/limits.ts';
 import { CREDENTIAL_TYPES, PROVIDER_LIMITS, PROVIDER_STATUSES } from './validation.ts';
 
 export const NpiString = Type.String({ pattern: '^[0-9]{10}$', description: 'ten-digit NPI with a valid Luhn check digit' });
@@ -79,7 +80,7 @@ export const ProviderPage = Type.Object({ items: Type.Array(ProviderView), next:
 export const CreateProviderBody = Type.Object(
   {
     npi: NpiString,
-    name: Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.nameMaxChars }),
+    name: Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.nameMaxChars, pattern: DISPLAY_TEXT_PATTERN }),
     provider_types: Type.Optional(ProviderTypes),
     specialty: Type.Optional(Nullable(Type.String({ maxLength: PROVIDER_LIMITS.specialtyMaxChars }))),
     provider_endpoint: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.urlMaxChars, description: 'http(s) or ws(s) URL of the provider CareAgent, handed to patients' }))),
@@ -94,7 +95,7 @@ export type CreateProviderBodyType = Static<typeof CreateProviderBody>;
 
 export const UpdateProviderBody = Type.Object(
   {
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.nameMaxChars })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.nameMaxChars, pattern: DISPLAY_TEXT_PATTERN })),
     provider_types: Type.Optional(ProviderTypes),
     specialty: Type.Optional(Nullable(Type.String({ maxLength: PROVIDER_LIMITS.specialtyMaxChars }))),
     provider_endpoint: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.urlMaxChars }))),
@@ -132,7 +133,7 @@ export const ApprovalResponse = Type.Object(
 export const RegisterBody = Type.Object(
   {
     provider_npi: NpiString,
-    provider_name: Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.nameMaxChars }),
+    provider_name: Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.nameMaxChars, pattern: DISPLAY_TEXT_PATTERN }),
     provider_types: ProviderTypes,
     specialty: Type.Optional(Type.String({ maxLength: PROVIDER_LIMITS.specialtyMaxChars })),
     credentials: Type.Optional(Credentials),

@@ -17,6 +17,11 @@ test('roster fields: NPI check digit, taxonomy, URL schemes, real curve points',
   }
   assert.deepEqual(paths({ notification_url: 'wss://a.example/n' }), ['notification_url']);
   assert.deepEqual(paths({ name: '   ' }), ['name']);
+  for (const bidi of ['\u202A', '\u202B', '\u202C', '\u202D', '\u202E', '\u2066', '\u2067', '\u2068', '\u2069', '\u200E', '\u200F', '\u061C']) {
+    assert.deepEqual(paths({ name: `Dr. ${bidi}A` }), ['name'], `U+${bidi.charCodeAt(0).toString(16)}`);
+  }
+  assert.deepEqual(paths({ name: 'Dr. \u0007A' }), ['name']);
+  assert.deepEqual(paths({ name: 'Dr. Zoë Ñúñez-Åberg, د. سارة' }), [], 'letters of every script are fine');
   assert.deepEqual(paths({}, ['npi', 'name']), ['npi', 'name']);
   assert.deepEqual(paths({ specialty: null, provider_public_key: null, notification_url: null }), [], 'null clears optional fields');
   assert.deepEqual(paths({ credentials: [{ type: 'license', issuer: 'Board', identifier: 'L-1', status: 'active', extra: 1 }] }), ['credentials.0.extra']);

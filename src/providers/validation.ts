@@ -7,6 +7,7 @@
 import { isValidNpi, NPI_RULE, PROVIDER_TYPES } from '../config/index.ts';
 import { decodeBase64url } from '../protocol/base64url.ts';
 import { ED25519_PUBLIC_KEY_BYTES, isAcceptablePublicKeyBytes, isEd25519Point } from '../protocol/keys.ts';
+import { DISPLAY_TEXT, DISPLAY_TEXT_RULE } from '../protocol/limits.ts';
 import type { OutboundPolicy } from '../outbound/index.ts';
 
 export const PROVIDER_STATUSES = ['pending', 'active', 'suspended'] as const;
@@ -129,7 +130,8 @@ export function providerFieldProblems(input: ProviderFieldsInput, required: Read
   if (input.npi !== undefined && input.npi !== null) add('npi', isValidNpi(input.npi) ? null : `is not a valid NPI: ${NPI_RULE}`);
   if (input.name !== undefined && input.name !== null) {
     const name = input.name;
-    add('name', typeof name === 'string' && name.trim().length > 0 && name.length <= PROVIDER_LIMITS.nameMaxChars ? null : `must be text of 1 to ${PROVIDER_LIMITS.nameMaxChars} characters`);
+    if (typeof name !== 'string' || name.trim().length === 0 || name.length > PROVIDER_LIMITS.nameMaxChars) add('name', `must be text of 1 to ${PROVIDER_LIMITS.nameMaxChars} characters`);
+    else if (!DISPLAY_TEXT.test(name)) add('name', DISPLAY_TEXT_RULE);
   }
   if (input.provider_types !== undefined && input.provider_types !== null) {
     const types = input.provider_types;

@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { CompiledQuery, Kysely, type SqliteDatabase, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import type { Database } from './tables.ts';
 // The defaults of storage.* live with their reasons in the config schema, one number each.
-import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_SQLITE_COMMIT_BATCH_MAX } from '../config/schema.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_SQLITE_COMMIT_BATCH_MAX, DEFAULT_WRITE_PROBE_INTERVAL_MS } from '../config/schema.ts';
 import * as sqlite001 from './migrations/sqlite/001_initial.ts';
 import * as postgres001 from './migrations/postgres/001_initial.ts';
 import * as sqlite002 from './migrations/sqlite/002_one_active_organization_key.ts';
@@ -22,6 +22,9 @@ import * as postgres003 from './migrations/postgres/003_relationships_by_patient
 import * as sqlite005 from './migrations/sqlite/005_roster_capabilities_and_key_blocks.ts';
 import * as postgres005 from './migrations/postgres/005_roster_capabilities_and_key_blocks.ts';
 import { pendingMigrations, runMigrations } from './migrate.ts';
+import { describeStorageFailure, isStorageFailure, probeWrite, quickCheckProblems, RESTORE_ADVICE, StorageError } from './failures.ts';
+
+export { StorageError } from './failures.ts';
 
 export type Db = Kysely<Database>;
 export type Dialect = 'sqlite' | 'postgres';
@@ -38,6 +41,13 @@ export interface StorageOptions {
    * DEFAULT_SQLITE_COMMIT_BATCH_MAX.
    */
   sqliteCommitBatchMax?: number;
+  /**
+   * SQLite: run `PRAGMA quick_check` when opening and refuse a damaged file (StorageError with
+   * code STORAGE_CORRUPT). Default true.
+   */
+  sqliteQuickCheck?: boolean;
+  /** Shortest time between two write probes while writes fail. Default DEFAULT_WRITE_PROBE_INTERVAL_MS. */
+  writeProbeIntervalMs?: number;
   /**
    * PostgreSQL: longest wait for a connection, either a new one (TCP, TLS, authentication) or a
    * free one from a busy pool. Default DEFAULT_CONNECT_TIMEOUT_MS.
@@ -65,11 +75,11 @@ const ADVISORY_LOCK_KEYS: Record<LockName | 'migrations', number> = {
   migrations: 0x4e_41_02,
 };
 
-export class StorageError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StorageError';
-  }
+
+/** The start-time refusal for an unusable SQLite file, with the advice its cause calls for. */
+function sqliteOpenError(file: string, error: unknown): StorageError {
+  return describeStorageFailure(error, file)
+    ?? new StorageError(`STORAGE_UNAVAILABLE: cannot open the database ${file}: ${(error as Error).message}; if the file is damaged, ${RESTORE_ADVICE}`, { cause: error });
 }
 
 export interface Storage {
@@ -106,6 +116,15 @@ export interface Storage {
   pendingMigrations(): Promise<string[]>;
   /** Throws a StorageError saying what is wrong when the database cannot answer. */
   ping(): Promise<void>;
+  /**
+   * Whether writes succeed: false from a transaction that failed on a storage failure (disk full,
+   * I/O error, read-only or corrupt database; see isStorageFailure) until a write probe commits.
+   * While false, a call (at most once per writeProbeIntervalMs) runs the probe, a commit that
+   * needs new space (a table created, filled with 8 KB, dropped), so an instance taken out of a
+   * load balancer's rotation notices by itself when space is freed. Feeds `/health/ready`
+   * (docs/storage.md).
+   */
+  writesSucceed(): Promise<boolean>;
   /** Waits for queries in flight, then closes every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -144,10 +163,26 @@ function openSqlite(options: StorageOptions): Storage {
     connection.prepare('SELECT count(*) AS n FROM sqlite_master').get();
   } catch (error) {
     connection?.close();
-    throw new StorageError(`cannot open the database ${options.sqliteFile}: ${(error as Error).message}; if the file is corrupted, restore it from a backup (docs/deployment.md) or move it aside to start afresh`, { cause: error });
+    throw sqliteOpenError(options.sqliteFile, error);
+  }
+  if (options.sqliteQuickCheck ?? true) {
+    let problems: string[];
+    try {
+      problems = quickCheckProblems(connection);
+    } catch (error) {
+      connection.close();
+      throw sqliteOpenError(options.sqliteFile, error);
+    }
+    if (problems.length > 0) {
+      connection.close();
+      // A few lines are enough to show the kind of damage; the whole list can run to thousands.
+      const shown = problems.slice(0, 3).join('; ');
+      throw new StorageError(`STORAGE_CORRUPT: the database ${options.sqliteFile} failed its integrity check (PRAGMA quick_check: ${shown}${problems.length > 3 ? `; ${problems.length - 3} more` : ''}); ${RESTORE_ADVICE}`, { code: 'STORAGE_CORRUPT' });
+    }
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
   return buildStorage(db, 'sqlite', `SQLite ${options.sqliteFile}`, {
+    writeProbeIntervalMs: options.writeProbeIntervalMs ?? DEFAULT_WRITE_PROBE_INTERVAL_MS,
     begin: CompiledQuery.raw('BEGIN IMMEDIATE'),
     commitBatchMax: options.sqliteCommitBatchMax ?? DEFAULT_SQLITE_COMMIT_BATCH_MAX,
     lock: async () => {
@@ -328,6 +363,7 @@ async function openPostgres(options: StorageOptions): Promise<Storage> {
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const schemaNote = schema === 'public' ? '' : ` (schema ${schema})`;
   return buildStorage(db, 'postgres', `PostgreSQL ${target.where}${schemaNote}`, {
+    writeProbeIntervalMs: options.writeProbeIntervalMs ?? DEFAULT_WRITE_PROBE_INTERVAL_MS,
     begin: CompiledQuery.raw('BEGIN'),
     lock: async (trx, name) => {
       await sql`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEYS[name]})`.execute(trx);
@@ -374,7 +410,9 @@ interface DialectOps {
   migrationLock: (trx: Db) => Promise<void>;
   ping: () => Promise<void>;
   close: () => Promise<void>;
+  writeProbeIntervalMs: number;
 }
+
 
 function buildStorage(db: Db, dialect: Dialect, description: string, ops: DialectOps): Storage {
   /** The connection-bound handles given to `work` while their transaction is open. */
@@ -382,6 +420,10 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
   let closed = false;
   const grouped: GroupedUnit[] = [];
   let groupFlushScheduled = false;
+  /** Set when a transaction fails on a storage failure; cleared by a write probe that commits. */
+  let writeFailure: unknown = null;
+  let lastWriteProbeAt = -Infinity;
+  let writeProbe: Promise<void> | null = null;
 
   const flushGroup = (): void => {
     groupFlushScheduled = false;
@@ -446,6 +488,7 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
           return result;
         } catch (error) {
           await connection.executeQuery(ROLLBACK).catch(() => undefined);
+          if (isStorageFailure(error)) writeFailure = error;
           throw error;
         } finally {
           openTransactions.delete(connection);
@@ -483,13 +526,28 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
         });
         return { applied };
       } catch (error) {
-        throw new StorageError(`database migration failed: ${(error as Error).message}`, { cause: error });
+        throw describeStorageFailure(error, description) ?? new StorageError(`database migration failed: ${(error as Error).message}`, { cause: error });
       }
     },
     async pendingMigrations() {
       return pendingMigrations(db, { dialect, migrations: MIGRATIONS[dialect] });
     },
     ping: ops.ping,
+    async writesSucceed() {
+      if (writeFailure === null) return true;
+      if (writeProbe === null && Date.now() - lastWriteProbeAt >= ops.writeProbeIntervalMs) {
+        lastWriteProbeAt = Date.now();
+        // Only the probe clears the failure: a small write that fits into space already allocated
+        // proves nothing about the writes that need more, and would make readiness flap.
+        writeProbe = probeWrite(storage).then(() => {
+          writeFailure = null;
+        }, () => undefined).finally(() => {
+          writeProbe = null;
+        });
+      }
+      if (writeProbe !== null) await writeProbe;
+      return writeFailure === null;
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -217,7 +217,7 @@ describe('storage (sqlite specifics)', () => {
     writeFileSync(file, 'this is not a database, only some synthetic text that fills more than one header. '.repeat(20));
     await assert.rejects(openStorage({ url: '', sqliteFile: file, sqliteSynchronous: 'FULL', busyTimeoutMs: 100, poolMax: 1 }), (error: unknown) => {
       assert.ok(error instanceof StorageError, 'a StorageError');
-      assert.match(error.message, /^cannot open the database .*neuron\.sqlite: .*restore it from a backup/);
+      assert.match(error.message, /^STORAGE_CORRUPT: the database .*neuron\.sqlite is damaged .*restore the database from a backup/);
       return true;
     });
   });

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { DEFAULT_CONFIG_FILE, resolveConfigFile } from '../../config/index.ts';
 import { developmentConfig, writeConfigFile } from '../../config/init.ts';
 import { createNeuron, ListenError } from '../../main.ts';
-import { StorageError } from '../../storage/index.ts';
+import { StorageError, describeStorageFailure } from '../../storage/index.ts';
 import { globalOptions, loadForCli } from '../context.ts';
 import { CliError, EXIT, colours, out } from '../output.ts';
 import { removePidFile, runningInstance, writePidFile } from '../pidfile.ts';
@@ -40,6 +40,9 @@ export function registerStart(program: Command): void {
         await neuron.start();
       } catch (error) {
         if (error instanceof ListenError || error instanceof StorageError) throw new CliError(error.message);
+        // A full disk or a damaged file met after opening (the first writes of the start).
+        const storageFailure = describeStorageFailure(error, loaded.config.storage.url === '' ? loaded.paths.sqliteFile : 'on PostgreSQL');
+        if (storageFailure !== null) throw new CliError(storageFailure.message);
         throw error;
       }
       const { url, handshakeUrl } = neuron.address();
