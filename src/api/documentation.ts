@@ -18,12 +18,18 @@ import { NeuronError, PROBLEM_CONTENT_TYPE, toProblem } from '../errors/index.ts
 import type { RouteAuth } from './principal.ts';
 import { Problem } from './schemas.ts';
 import { WEBHOOK_EVENT_TYPES } from '../outbox/events.ts';
+import { COMPONENT_SCHEMAS, optionalDefaultedParameters, referenceComponents } from './openapi-components.ts';
+import { SerializedDocument } from './serialized-document.ts';
 
 export interface DocumentationOptions {
   version: string;
   organizationName: string;
   /** Serve /openapi.json and /docs (api.docs_enabled). */
   enabled: boolean;
+  /** The base URL clients reach the API at (from server.public_url, else the bound address); read on the first request. */
+  serverUrl: () => string;
+  /** The Neuron serves TLS itself: only then may the reference page tell browsers to upgrade its requests to https. */
+  tls: boolean;
 }
 
 export const SECURITY_SCHEMES = {
@@ -139,6 +145,8 @@ function webhooksSection(): Record<string, unknown> {
   for (const type of WEBHOOK_EVENT_TYPES) {
     out[type] = {
       post: {
+        operationId: `${type.replace(/\.(\w)/g, (_match, letter: string) => letter.toUpperCase())}Event`,
+        tags: ['webhooks'],
         summary: `${type} event`,
         description: 'POSTed to each subscription to this event type. Verify `Neuron-Signature` (hmac-sha256=<hex of HMAC-SHA256 over the raw body, keyed with the subscription secret>) before parsing; see docs/api.md.',
         parameters: [
@@ -148,7 +156,12 @@ function webhooksSection(): Record<string, unknown> {
           { name: 'Neuron-Delivery-Attempt', in: 'header', required: false, schema: { type: 'string' } },
         ],
         requestBody: { required: true, content: { 'application/json': { schema: WebhookEnvelope(type, WEBHOOK_DATA[type]) } } },
-        responses: { '2XX': { description: 'Received; any 2xx stops the retries' } },
+        responses: {
+          '2XX': { description: 'Received; any 2xx stops the retries' },
+          '4XX': { description: 'Not accepted; retried with backoff like any other failure, then dead-lettered (GET /v1/outbox/dead)' },
+        },
+        // The receiver authenticates the Neuron by the signature, not by a credential the Neuron sends.
+        security: [],
       },
     };
   }
@@ -169,8 +182,11 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
             '',
             'Authenticate with an API key (`Authorization: Bearer nrn_…` or `X-API-Key`). Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code`; every code is in docs/errors.md. Lists page with `limit` and `after` and answer `{ items, next }`. Each key may make `api.rate_limit_per_minute` requests a minute (RateLimit headers on every authenticated answer).',
           ].join('\n'),
+          license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+          // The organization that runs this Neuron answers for its API.
+          contact: { name: options.organizationName },
         },
-        components: { securitySchemes: SECURITY_SCHEMES as unknown as Record<string, never> },
+        components: { securitySchemes: SECURITY_SCHEMES as unknown as Record<string, never>, schemas: COMPONENT_SCHEMAS as Record<string, never> },
         tags: [
           { name: 'organization', description: 'Who this Neuron is' },
           { name: 'relationships', description: 'Consent relationships between patients and the organization\'s providers' },
@@ -181,6 +197,8 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
           { name: 'api-keys', description: 'API keys' },
           { name: 'status', description: 'What the Neuron is doing' },
           { name: 'operations', description: 'Health and metrics' },
+          { name: 'providers', description: 'The provider roster the operator manages' },
+          { name: 'provider CareAgent', description: 'What a provider CareAgent calls: registration, liveness, its relationship feed and consent checks' },
         ],
         webhooks: webhooksSection() as never,
       },
@@ -189,9 +207,12 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
         url,
       }),
     });
+    // Built on the first request, when every route is registered: one serialization for the life
+    // of the process (serializing on each request let one anonymous client starve the handshakes).
+    const served = new SerializedDocument(() => finalDocument(app.swagger() as Record<string, unknown>, options.serverUrl()));
     let page: Promise<FastifyInstance> | undefined;
     const servePage = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      page ??= referencePage(app.swagger() as Record<string, unknown>).catch((error: unknown) => {
+      page ??= referencePage(served.document(), { organizationName: options.organizationName, tls: options.tls }).catch((error: unknown) => {
         page = undefined;
         throw error;
       });
@@ -205,7 +226,7 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
     app.get('/openapi.json', {
       schema: { hide: true },
       config: { auth: { kind: 'none' } },
-    }, async () => app.swagger());
+    }, async (request, reply) => served.send(request, reply));
   };
   // Not encapsulated: swagger must see the routes of every plugin.
   (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
@@ -221,15 +242,18 @@ const REFERENCE_PAGE_URLS = ['/docs', '/docs/', '/docs/json', '/docs/yaml', '/do
  * top, exactly as they would be registered on the main instance. The main instance hands it the
  * raw request and response of every /docs URL.
  */
-async function referencePage(document: Record<string, unknown>): Promise<FastifyInstance> {
+async function referencePage(document: Record<string, unknown>, options: { organizationName: string; tls: boolean }): Promise<FastifyInstance> {
   const { default: swaggerUi } = await import('@fastify/swagger-ui');
   const page = Fastify({ logger: false });
   await page.register(swagger, { mode: 'static', specification: { document: document as never } });
   await page.register(swaggerUi, {
     routePrefix: '/docs',
-    // helmet's CSP is strict for the JSON API; the reference page gets its own.
+    // helmet's CSP is strict for the JSON API; the reference page gets its own (see pagePolicy).
     staticCSP: true,
-    uiConfig: { deepLinking: true, persistAuthorization: false, tryItOutEnabled: false },
+    transformStaticCSP: (policy: string) => pagePolicy(policy, options.tls),
+    theme: { title: `${escapeHtml(options.organizationName)}: Neuron API reference` },
+    // No badge from validator.swagger.io: the page loads nothing from another origin.
+    uiConfig: { deepLinking: true, persistAuthorization: false, tryItOutEnabled: false, validatorUrl: null },
   });
   // A static file swagger-ui does not have: the same problem document as any unknown route.
   page.setNotFoundHandler((request, reply) => {
@@ -239,4 +263,29 @@ async function referencePage(document: Record<string, unknown>): Promise<Fastify
   });
   await page.ready();
   return page;
+}
+
+/**
+ * swagger-ui's own policy (its script and style hashes kept), restricted to this origin: without
+ * the validator badge's host and `https:` sources, and without `upgrade-insecure-requests` unless
+ * the Neuron serves TLS itself. On a plain-HTTP LAN address that directive sends the page's
+ * scripts and styles to an https:// port nothing listens on, and the page stays blank.
+ */
+export function pagePolicy(policy: string, tls: boolean): string {
+  return policy
+    .split(';')
+    .map((directive) => directive.trim().split(/\s+/).filter((source) => source !== 'https:' && source !== 'validator.swagger.io').join(' '))
+    .filter((directive) => directive !== '' && (tls || directive !== 'upgrade-insecure-requests'))
+    .join('; ');
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
+}
+
+/** The document as served: components referenced, and the server's URL. */
+function finalDocument(generated: Record<string, unknown>, serverUrl: string): Record<string, unknown> {
+  const { openapi, info, ...rest } = referenceComponents(generated);
+  optionalDefaultedParameters(rest['paths']);
+  return { openapi, info, servers: [{ url: serverUrl, description: 'this Neuron' }], ...rest };
 }

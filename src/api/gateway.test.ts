@@ -74,7 +74,10 @@ describe('API gateway', () => {
         assert.ok(Array.isArray(operation.security), `${name} states its security`);
         if (operation.security.length > 0) {
           for (const status of ['401', '403', '429']) assert.ok(operation.responses[status], `${name} documents ${status}`);
-          assert.ok(operation.responses['401'].content['application/problem+json'], `${name} 401 is a problem document`);
+          const unauthenticated = operation.responses['401'].$ref
+            ? document['components'].responses[operation.responses['401'].$ref.replace('#/components/responses/', '')]
+            : operation.responses['401'];
+          assert.ok(unauthenticated.content['application/problem+json'], `${name} 401 is a problem document`);
         } else {
           assert.ok(!expected.includes(name) || name.startsWith('GET /health/'), `${name} needs a credential`);
         }

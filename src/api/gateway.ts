@@ -85,7 +85,17 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
       authFailureLimitPerMinute: config.api.auth_failure_limit_per_minute,
       metrics: options.metrics,
     }),
-    documentation: documentation({ version: options.version, organizationName: config.organization.name, enabled: config.api.docs_enabled }),
+    documentation: documentation({
+      version: options.version,
+      organizationName: config.organization.name,
+      enabled: config.api.docs_enabled,
+      // http(s)://host:port of the handshake URL, which already follows server.public_url.
+      serverUrl: () => {
+        const handshake = new URL(options.handshakeUrl());
+        return `${handshake.protocol === 'wss:' ? 'https:' : 'http:'}//${handshake.host}`;
+      },
+      tls: config.server.tls.cert_file !== '',
+    }),
     routes: [
       organizationRoutes(deps, { handshakeUrl: options.handshakeUrl, publicKey: options.publicKey, registry }),
       relationshipRoutes(deps),

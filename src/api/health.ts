@@ -4,6 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import Type from 'typebox';
+import { NoQuery } from './schemas.ts';
 
 export interface ReadinessCheck {
   /** Names of the checks that fail right now; empty means ready. */
@@ -18,13 +19,23 @@ const HealthResponse = Type.Object({
 export function healthRoutes(readiness: ReadinessCheck): FastifyPluginAsync {
   return async (app) => {
     app.get('/health/live', {
-      schema: { tags: ['operations'], summary: 'The process is up and serving HTTP', response: { 200: HealthResponse } },
+      schema: {
+        tags: ['operations'],
+        operationId: 'getLiveness',
+        summary: 'The process is up and serving HTTP',
+        description: 'For a liveness probe: 200 while the process answers HTTP at all. Public; no credential.',
+        querystring: NoQuery,
+        response: { 200: HealthResponse },
+      },
     }, async () => ({ status: 'ok' as const }));
 
     app.get('/health/ready', {
       schema: {
         tags: ['operations'],
+        operationId: 'getReadiness',
         summary: 'The Neuron can serve patients: database reachable and taking writes, migrations current, not shutting down',
+        description: 'For a readiness probe or load balancer: 200 when the Neuron can serve, 503 with the failing `checks` when it cannot. Public; no credential.',
+        querystring: NoQuery,
         response: { 200: HealthResponse, 503: HealthResponse },
       },
     }, async (_request, reply) => {

@@ -15,7 +15,7 @@ export interface OrganizationSources {
   registry: () => RegistrySummary;
 }
 
-const OrganizationSchema = Type.Object(
+export const OrganizationSchema = Type.Object(
   {
     name: Type.String(),
     npi: Type.String({ pattern: '^[0-9]{10}$' }),

@@ -117,8 +117,11 @@ export async function startApiNeuron(options: { config?: ConfigOverrides } = {})
   };
 }
 
+type OpenApiResponse = { content?: Record<string, { schema: unknown }> } | { $ref: string };
+
 interface OpenApiDocument {
-  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>>;
+  paths: Record<string, Record<string, { responses: Record<string, OpenApiResponse> }>>;
+  components?: { schemas?: Record<string, unknown>; responses?: Record<string, OpenApiResponse> };
 }
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
@@ -146,7 +149,11 @@ export function conformanceProblems(document: OpenApiDocument, recorded: readonl
       if (answer.status !== 405) problems.push(`${where}: method not in the document, and not answered 405`);
       continue;
     }
-    const response = operation.responses[String(answer.status)] ?? operation.responses[`${String(answer.status)[0]}XX`];
+    const declared = operation.responses[String(answer.status)] ?? operation.responses[`${String(answer.status)[0]}XX`];
+    // A shared answer is a reference into components.responses.
+    const response = declared !== undefined && '$ref' in declared
+      ? document.components?.responses?.[declared.$ref.replace('#/components/responses/', '')] as { content?: Record<string, { schema: unknown }> } | undefined
+      : declared;
     if (!response) {
       problems.push(`${where}: status not documented for ${route.template}`);
       continue;
@@ -159,7 +166,8 @@ export function conformanceProblems(document: OpenApiDocument, recorded: readonl
     }
     let validate = cache.get(media.schema);
     if (!validate) {
-      validate = ajv.compile(media.schema as object);
+      // The schema's $refs point into components.schemas: compile it beside them.
+      validate = ajv.compile({ $ref: '#/$defs/answer', $defs: { answer: media.schema }, components: { schemas: document.components?.schemas ?? {} } });
       cache.set(media.schema, validate);
     }
     if (!validate(answer.body)) problems.push(`${where}: body does not match its schema: ${ajv.errorsText(validate.errors)}`);

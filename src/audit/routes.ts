@@ -9,7 +9,7 @@ import { decodeCursor, pageOf } from '../storage/cursor.ts';
 import { apiKeyAuth, type ApiDeps } from '../api/context.ts';
 import { Page, Timestamp, pageQuery, NoQuery } from '../api/schemas.ts';
 
-const AuditEventSchema = Type.Object(
+export const AuditEventSchema = Type.Object(
   {
     seq: Type.Integer({ minimum: 1 }),
     occurred_at: Timestamp,

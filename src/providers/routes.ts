@@ -269,7 +269,7 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
       // Unauthenticated by design: a registration is only ever pending until an operator approves it.
       config: { auth: { kind: 'none' } },
       onRequest: limitRegistrations,
-      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'registerProvider', summary: 'A provider CareAgent asks to be listed (pending until approved)', body: RegisterBody, response: { 201: RegisterResponse, ...problems({ ...REFUSED_URL, 409: 'this NPI is already registered', 429: 'over api.register_limit_per_minute registrations from this client address (RATE_LIMITED); see Retry-After' }) } },
+      schema: { tags: PROVIDER_AGENT_TAGS, operationId: 'registerProvider', summary: 'A provider CareAgent asks to be listed (pending until approved)', description: 'Public; no credential. The answer\'s `registration_id` names the registration in the provider CareAgent\'s later calls; the operator approves the provider before it is listed (docs/providers.md).', body: RegisterBody, response: { 201: RegisterResponse, ...problems({ ...REFUSED_URL, 409: 'this NPI is already registered', 429: 'over api.register_limit_per_minute registrations from this client address (RATE_LIMITED); see Retry-After' }) } },
     }, async (request, reply) => {
       const registration = await bodyFields(service.register(request.body));
       return reply.code(201).send({ registration_id: registration.registrationId, provider_id: registration.providerId, status: registration.status });

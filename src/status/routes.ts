@@ -11,16 +11,16 @@ import { apiKeyAuth, type ApiDeps } from '../api/context.ts';
 import { NullableTimestamp, NoQuery } from '../api/schemas.ts';
 import { statusReport, type StatusSources } from './service.ts';
 
-const NullableCount = Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]);
+const nullableCount = (description: string) => Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description });
 
-const StatusSchema = Type.Object(
+export const StatusSchema = Type.Object(
   {
     version: Type.String(),
     started_at: NullableTimestamp,
     uptime_seconds: Type.Integer({ minimum: 0 }),
     handshakes: Type.Object({
-      active: Type.Union([NullableCount], { description: 'handshakes holding a slot now, in this instance (null when unknown)' }),
-      queued: Type.Union([NullableCount], { description: 'handshakes waiting for a slot, in this instance' }),
+      active: nullableCount('handshakes holding a slot now, in this instance (null when unknown)'),
+      queued: nullableCount('handshakes waiting for a slot, in this instance'),
     }, { additionalProperties: false }),
     registry: Type.Object({
       state: Type.String({ description: 'unregistered, registering, registered, invalid, disabled (or unknown)' }),
