@@ -24,8 +24,12 @@ import { blockRoutes } from '../blocks/routes.ts';
 import { auditRoutes } from '../audit/routes.ts';
 import { webhookRoutes } from '../webhooks/routes.ts';
 import { statusRoutes } from '../status/routes.ts';
+import { handshakeStatsRoutes } from '../status/handshake-stats.ts';
+import { relationshipAttestationRoutes } from '../relationships/attestation-route.ts';
+import type { OrganizationKey } from '../organization/keys.ts';
 import { startMetricsListener } from '../status/metrics-listener.ts';
 import { handshakesFromMetrics, placeholderRegistry, type HandshakeLoad, type RegistrySummary } from '../status/service.ts';
+import { OperatorService, operatorPrincipal, operatorRoutes } from '../operators/index.ts';
 import { authentication } from './authentication.ts';
 import { documentation } from './documentation.ts';
 import { organizationRoutes } from './organization.ts';
@@ -49,10 +53,14 @@ export interface ApiGatewayOptions {
   registry?: () => RegistrySummary;
   /** The outbox worker's nudge, so webhooks queued by an API change go out at once. */
   nudgeOutbox?: () => void;
+  /** The organization's signing key, for attestations re-issued on request; without it that route is absent. */
+  organizationKey?: () => OrganizationKey;
 }
 
 export interface ApiGateway {
   readonly apiKeys: ApiKeyService;
+  /** Console operators and their sessions (src/operators/). */
+  readonly operators: OperatorService;
   /** App-level hooks: register before any route (app.ts `hooks`). */
   readonly authentication: FastifyPluginAsync;
   readonly documentation: FastifyPluginAsync;
@@ -66,6 +74,7 @@ export interface ApiGateway {
 export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
   const { config } = options;
   const apiKeys = new ApiKeyService({ storage: options.storage, audit: options.audit, logger: options.logger });
+  const operators = new OperatorService({ storage: options.storage, audit: options.audit, settings: config.console, logger: options.logger });
   const registry = options.registry ?? placeholderRegistry(config.registry.enabled);
   const deps: ApiDeps = {
     config,
@@ -77,7 +86,9 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
 
   return {
     apiKeys,
+    operators,
     authentication: authentication({
+      operatorSession: (request) => operatorPrincipal(operators, request),
       apiKeys,
       audit: options.audit,
       logger: options.logger,
@@ -104,6 +115,9 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
       auditRoutes(deps),
       webhookRoutes(deps),
       apiKeyRoutes(deps, apiKeys),
+      operatorRoutes(operators),
+      handshakeStatsRoutes(deps),
+      ...(options.organizationKey === undefined ? [] : [relationshipAttestationRoutes(deps, { key: options.organizationKey })]),
       statusRoutes(deps, {
         version: options.version,
         startedAt: options.startedAt,

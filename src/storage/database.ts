@@ -21,6 +21,8 @@ import * as sqlite003 from './migrations/sqlite/003_relationships_by_patient.ts'
 import * as postgres003 from './migrations/postgres/003_relationships_by_patient.ts';
 import * as sqlite005 from './migrations/sqlite/005_roster_capabilities_and_key_blocks.ts';
 import * as postgres005 from './migrations/postgres/005_roster_capabilities_and_key_blocks.ts';
+import * as sqlite006 from './migrations/sqlite/006_console_operators.ts';
+import * as postgres006 from './migrations/postgres/006_console_operators.ts';
 import { pendingMigrations, runMigrations } from './migrate.ts';
 import { describeStorageFailure, isStorageFailure, probeWrite, quickCheckProblems, RESTORE_ADVICE, StorageError } from './failures.ts';
 
@@ -130,8 +132,8 @@ export interface Storage {
 }
 
 const MIGRATIONS: Record<Dialect, Record<string, Migration>> = {
-  sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002, '003_relationships_by_patient': sqlite003, '005_roster_capabilities_and_key_blocks': sqlite005 },
-  postgres: { '001_initial': postgres001, '002_one_active_organization_key': postgres002, '003_relationships_by_patient': postgres003, '005_roster_capabilities_and_key_blocks': postgres005 },
+  sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002, '003_relationships_by_patient': sqlite003, '005_roster_capabilities_and_key_blocks': sqlite005, '006_console_operators': sqlite006 },
+  postgres: { '001_initial': postgres001, '002_one_active_organization_key': postgres002, '003_relationships_by_patient': postgres003, '005_roster_capabilities_and_key_blocks': postgres005, '006_console_operators': postgres006 },
 };
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {
