@@ -215,8 +215,12 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
   }
 
   ended(session: HandshakeSession, outcome: string, failed: boolean): void {
+    const seconds = (performance.now() - session.startedTick) / 1_000;
     this.metrics.outcome(outcome);
-    this.metrics.duration(failed ? 'failed' : 'completed', (performance.now() - session.startedTick) / 1_000);
+    this.metrics.duration(failed ? 'failed' : 'completed', seconds);
+    // One line per handshake for the operator: no agent id, key or name, only what the session
+    // was, how it ended and how long it took (the audit log has the parties).
+    this.logger.info({ session_id: session.id, outcome, duration_ms: Math.round(seconds * 10_000) / 10, ...(failed && outcome !== 'abandoned' ? { error_code: outcome } : {}) }, 'handshake ended');
     const address = this.sessionAddresses.get(session);
     if (address !== undefined) {
       this.sessionAddresses.delete(session);
