@@ -18,7 +18,7 @@ import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { createClientAddress } from './client-address.ts';
 import { PROTOCOL_BOUNDS } from '../protocol/limits.ts';
 import { OnFirstUseSchemaCompilers } from './schema-compilers.ts';
-import { EdgeLogController, registerRequestIdHeader, requestIdFrom } from './request-edge.ts';
+import { EdgeLogController, registerRequestIdHeader, registerRequestMetrics, requestIdFrom } from './request-edge.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -48,6 +48,8 @@ export interface HttpAppOptions {
   hooks?: FastifyPluginAsync[];
   /** Registered before the domain routes so every route schema reaches the OpenAPI document. */
   documentation?: FastifyPluginAsync;
+  /** Where the request-duration histogram goes (src/api/request-edge.ts); none when absent. */
+  metrics?: import('prom-client').Registry;
   /** Domain route plugins, registered in order. */
   routes: FastifyPluginAsync[];
 }
@@ -151,6 +153,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     }
   });
   registerRequestIdHeader(app as unknown as FastifyInstance);
+  if (options.metrics) registerRequestMetrics(app as unknown as FastifyInstance, options.metrics);
 
   await app.register(helmet, {
     // JSON answers load nothing; the API reference page at /docs sets its own policy.

@@ -25,6 +25,7 @@ import { auditRoutes } from '../audit/routes.ts';
 import { webhookRoutes } from '../webhooks/routes.ts';
 import { statusRoutes } from '../status/routes.ts';
 import { startMetricsListener } from '../status/metrics-listener.ts';
+import { registerServiceMetrics } from '../observability/service-metrics.ts';
 import { handshakesFromMetrics, placeholderRegistry, type HandshakeLoad, type RegistrySummary } from '../status/service.ts';
 import { authentication } from './authentication.ts';
 import { documentation } from './documentation.ts';
@@ -74,6 +75,8 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
     nudgeOutbox: () => options.nudgeOutbox?.(),
   };
   let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | null = null;
+  // Build, outbox and registry-heartbeat gauges, read when scraped.
+  registerServiceMetrics(options.metrics, { version: options.version, storage: options.storage, lastHeartbeatAt: () => registry().lastHeartbeatAt });
 
   return {
     apiKeys,

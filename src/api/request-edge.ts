@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Histogram, type Registry } from 'prom-client';
 
 /** Characters a caller's request id may use: enough for UUIDs, ULIDs and dotted trace ids; nothing a log or header could misread. */
 const REQUEST_ID_CHARACTERS = /^[A-Za-z0-9._:-]+$/;
@@ -75,5 +76,30 @@ export function registerRequestIdHeader(app: FastifyInstance): void {
   app.addHook('onSend', async (request, reply, payload) => {
     void reply.header('x-request-id', request.id);
     return payload;
+  });
+}
+
+/** Seconds; most answers take a few milliseconds, a slow database or a large page up to seconds, and request_timeout_ms caps the rest at 30 s. */
+const REQUEST_DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * neuron_http_request_duration_seconds{method,route,status_class}: every answer fastify sends,
+ * labelled by the route PATTERN (`unmatched` when none), never the raw URL, so the label set stays
+ * bounded whatever paths clients invent, and by status class (2xx, 4xx, ...).
+ */
+export function registerRequestMetrics(app: FastifyInstance, registry: Registry): void {
+  const duration = new Histogram({
+    name: 'neuron_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request, by method, route pattern and status class',
+    labelNames: ['method', 'route', 'status_class'],
+    buckets: REQUEST_DURATION_BUCKETS,
+    registers: [registry],
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    duration.observe({
+      method: request.method,
+      route: request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched'),
+      status_class: `${Math.floor(reply.statusCode / 100)}xx`,
+    }, reply.elapsedTime / 1_000);
   });
 }
