@@ -188,3 +188,12 @@ describe('HTTP edge', () => {
     assert.ok(answer.includes(`"request_id":"${id}"`));
   });
 });
+
+test('a refused WebSocket upgrade carries a request id in its header and problem too', async () => {
+  // A plain GET on the handshake path (no Upgrade header) is refused by the broker, outside fastify.
+  const { answer } = await trickle(`GET /ws/handshake HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`, '');
+  assert.match(answer, /^HTTP\/1\.1 4\d\d /);
+  const id = /x-request-id: ([^\r]+)/i.exec(answer)?.[1] ?? '';
+  assert.match(id, UUID);
+  assert.ok(answer.includes(`"request_id":"${id}"`));
+});
