@@ -22,7 +22,7 @@ interface Run {
 }
 
 /** Starts `neuron start` in a fresh directory, calls `during(url)`, stops it with SIGTERM and returns what it printed. */
-async function startAndStop(env: Record<string, string>, during: (url: string) => Promise<void>): Promise<Run> {
+async function startAndStop(env: Record<string, string>, during: (url: string, stdout: () => string) => Promise<void>): Promise<Run> {
   const cwd = mkdtempSync(path.join(tmpdir(), 'neuron-logstream-'));
   const child = spawn(process.execPath, [BIN, 'start', '--port', '0'], { cwd, env: { ...process.env, ...env } });
   let stdout = '';
@@ -36,7 +36,7 @@ async function startAndStop(env: Record<string, string>, during: (url: string) =
     while (!existsSync(pidFile) && Date.now() < deadline) await sleep(50);
     assert.ok(existsSync(pidFile), `did not start: ${stderr}`);
     const { url } = JSON.parse(readFileSync(pidFile, 'utf8')) as { url: string };
-    await during(url);
+    await during(url, () => stdout);
     child.kill('SIGTERM');
     await exited;
     return { stdout, stderr, url };
@@ -61,7 +61,11 @@ test('stdout carries JSON log lines only; the banner is on stderr; request lines
 });
 
 test('pretty logs have no colour when NO_COLOR is set', async () => {
-  const run = await startAndStop({ NO_COLOR: '1', NEURON_LOGGING__PRETTY: 'always' }, async () => {});
+  const run = await startAndStop({ NO_COLOR: '1', NEURON_LOGGING__PRETTY: 'always' }, async (_url, stdout) => {
+    // Pretty lines are written by pino's transport thread, which may lag the PID file on a busy machine.
+    const deadline = Date.now() + START_DEADLINE_MS;
+    while (!/neuron started/.test(stdout()) && Date.now() < deadline) await sleep(50);
+  });
   assert.match(run.stdout, /neuron started/);
   assert.ok(!run.stdout.includes('\u001b['), 'ANSI colour codes in the pretty log');
 });
