@@ -219,6 +219,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
             config,
             tls,
             logger,
+            metrics,
             readiness: async () => {
               const failing: string[] = [];
               if (state !== 'running') failing.push(state === 'stopping' ? 'shutting_down' : 'starting');

@@ -3,6 +3,7 @@
  * server (see src/handshake/), routed on the upgrade event. Every answer that is an error is an
  * RFC 9457 problem document with a catalogue code.
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -18,6 +19,7 @@ import { createClientAddress } from './client-address.ts';
 import { PROTOCOL_BOUNDS } from '../protocol/limits.ts';
 import { OnFirstUseSchemaCompilers } from './schema-compilers.ts';
 import { RepeatedErrorLog } from '../observability/repeated-errors.ts';
+import { EdgeLogController, registerRequestIdHeader, registerRequestMetrics, requestIdFrom } from './request-edge.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -47,6 +49,8 @@ export interface HttpAppOptions {
   hooks?: FastifyPluginAsync[];
   /** Registered before the domain routes so every route schema reaches the OpenAPI document. */
   documentation?: FastifyPluginAsync;
+  /** Where the request-duration histogram goes (src/api/request-edge.ts); none when absent. */
+  metrics?: import('prom-client').Registry;
   /** Domain route plugins, registered in order. */
   routes: FastifyPluginAsync[];
 }
@@ -62,8 +66,12 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     keepAliveTimeout: config.server.keep_alive_timeout_ms,
     return503OnClosing: true,
     trustProxy: clientAddress.trust,
-    // Our own ids; request ids from clients are not trusted.
+    // A caller's X-Request-Id is kept when short and plain (correlation across systems), else ours
+    // (src/api/request-edge.ts); logged as request_id. fastify's own request lines print the raw
+    // URL with its query string, so the edge logs one line of its own instead.
     requestIdHeader: false,
+    genReqId: (raw) => requestIdFrom(raw, config.server.request_id_max_chars),
+    logController: new EdgeLogController(),
     // A request that does not arrive within request_timeout_ms gets a problem document too.
     clientErrorHandler,
     // The longest path parameter is a patient agent id (1-256 characters, the protocol's bound);
@@ -76,15 +84,23 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
         ? new NeuronError('VALIDATION_FAILED', { message: error.code === 'FST_ERR_BAD_URL' ? 'the request path is not valid' : `a path parameter is longer than ${PROTOCOL_BOUNDS.agentIdMaxChars} characters` })
         : toNeuronError(error);
       if (neuronError.code === 'SERVER_ERROR') request.log.error({ err: error }, 'unexpected error');
-      void (reply as FastifyReply).code(neuronError.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(neuronError));
+      // No hooks run for the router's refusals, so the request id header is set here.
+      void (reply as FastifyReply).code(neuronError.status).header('x-request-id', request.id).type(PROBLEM_CONTENT_TYPE).send(toProblem(neuronError, undefined, request.id));
     },
   };
   // Node checks request deadlines only every connectionsCheckingInterval (30 s by default), which
   // would let a slow client hold a connection up to 30 s past request_timeout_ms.
-  const connectionsCheckingInterval = deadlineCheckMs(config);
+  // Node's own headersTimeout (60 s) outlives request_timeout_ms unless set when the server is
+  // made, so a client trickling its headers was held twice the documented time: both are
+  // request_timeout_ms, given to Node's server constructor (fastify sets only requestTimeout, later).
+  const deadlines = {
+    connectionsCheckingInterval: deadlineCheckMs(config),
+    headersTimeout: config.server.request_timeout_ms,
+    requestTimeout: config.server.request_timeout_ms,
+  };
   const https = options.tls
-    ? { https: { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), connectionsCheckingInterval } }
-    : { http: { connectionsCheckingInterval } };
+    ? { https: { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), ...deadlines } }
+    : { http: deadlines };
   const app = Fastify({ ...serverOptions, ...https }).withTypeProvider<TypeBoxTypeProvider>() as unknown as HttpApp;
   // Set by the authentication hooks (src/api/principal.ts); null until one has identified the caller.
   app.decorateRequest('principal', null);
@@ -101,25 +117,46 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
 
   // A failure every request meets alike (a full disk) is logged once, then summarised.
   const repeatedErrors = new RepeatedErrorLog({ logger: options.logger });
-  app.setErrorHandler((error: FastifyError | NeuronError, request, reply) => {
-    const neuronError = toNeuronError(error);
-    if (neuronError.code === 'SERVER_ERROR') repeatedErrors.error(error, {}, 'unexpected error', request.log);
-    else request.log.debug({ code: neuronError.code }, 'request refused');
-    for (const [name, value] of Object.entries(neuronError.headers ?? {})) reply.header(name, value);
-    void reply.code(neuronError.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(neuronError, request.url.split('?')[0]));
-  });
   // A known path used with a method it does not have is 405 with Allow, not 404 (RFC 9110 15.5.6).
   const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
+  const routeNotFound = (method: string, path: string): NeuronError => {
+    const allowed = routeMethods.of(path);
+    return allowed.length > 0
+      ? new NeuronError('METHOD_NOT_ALLOWED', { message: `${method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`, headers: { allow: allowed.join(', ') } })
+      : new NeuronError('ROUTE_NOT_FOUND', { message: `no route ${method} ${path}` });
+  };
+  app.setErrorHandler((error: FastifyError | NeuronError, request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    // No route matched, and fastify refused the request before the not-found handler (a QUERY
+    // without Content-Type, RFC 10008 2): the missing route is the answer, as for any other method.
+    // A client that went away mid-body is not the server's error.
+    const neuronError = request.is404 && !isNeuronError(error) ? routeNotFound(request.method, path) : toNeuronError(error);
+    if (clientWentAway(error, request.raw)) request.log.debug({ error_code: (error as NodeJS.ErrnoException).code }, 'client went away before the request was read');
+    else if (neuronError.code === 'SERVER_ERROR') repeatedErrors.error(error, {}, 'unexpected error', request.log);
+    else request.log.debug({ code: neuronError.code }, 'request refused');
+    for (const [name, value] of Object.entries(neuronError.headers ?? {})) reply.header(name, value);
+    void reply.code(neuronError.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(neuronError, path, request.id));
+  });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
-    const allowed = routeMethods.of(path);
-    const error = allowed.length > 0
-      ? new NeuronError('METHOD_NOT_ALLOWED', { message: `${request.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`, headers: { allow: allowed.join(', ') } })
-      : new NeuronError('ROUTE_NOT_FOUND', { message: `no route ${request.method} ${path}` });
+    const error = routeNotFound(request.method, path);
     for (const [name, value] of Object.entries(error.headers ?? {})) reply.header(name, value);
-    void reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(error, path));
+    void reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(error, path, request.id));
   });
+  // A parameter route must not answer for a fixed path beside it: PATCH /v1/providers/register
+  // matches PATCH /v1/providers/:npi, yet /v1/providers/register is its own resource (POST only).
+  // Runs before authentication, like the not-found handler's 405.
+  app.addHook('onRequest', async (request) => {
+    const pattern = request.routeOptions.url;
+    if (pattern === undefined || !pattern.includes(':')) return;
+    const fixed = routeMethods.ofFixedPath(request.url.split('?')[0] ?? '');
+    if (fixed !== null && !fixed.includes(request.method)) {
+      throw new NeuronError('METHOD_NOT_ALLOWED', { message: `${request.method} is not allowed on this path; allowed: ${fixed.join(', ')}`, headers: { allow: fixed.join(', ') } });
+    }
+  });
+  registerRequestIdHeader(app as unknown as FastifyInstance);
+  if (options.metrics) registerRequestMetrics(app as unknown as FastifyInstance, options.metrics);
 
   await app.register(helmet, {
     // JSON answers load nothing; the API reference page at /docs sets its own policy.
@@ -146,14 +183,27 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
  */
 class RouteMethods {
   readonly #routes: Array<{ pattern: RegExp; methods: Set<string> }> = [];
+  /** Routes without parameters, by their path. */
+  readonly #fixed = new Map<string, Set<string>>();
 
   add(method: string | string[], url: string): void {
     if (url.includes('*')) return;
     const source = url.split('/').map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))).join('/');
     const methods = Array.isArray(method) ? method : [method];
+    if (!url.includes(':')) {
+      const fixed = this.#fixed.get(url) ?? new Set<string>();
+      for (const m of methods) fixed.add(m);
+      this.#fixed.set(url, fixed);
+    }
     const existing = this.#routes.find((route) => route.pattern.source === `^${source}$`);
     if (existing) for (const m of methods) existing.methods.add(m);
     else this.#routes.push({ pattern: new RegExp(`^${source}$`), methods: new Set(methods) });
+  }
+
+  /** The methods of the route whose pattern is exactly this path (no parameters), sorted; null when there is none. */
+  ofFixedPath(path: string): string[] | null {
+    const methods = this.#fixed.get(path);
+    return methods ? [...methods].sort() : null;
   }
 
   /** The methods some route answers on this concrete path, sorted; empty for an unknown path. */
@@ -174,19 +224,21 @@ function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:s
   let head: string;
   let body: string;
   let type = PROBLEM_CONTENT_TYPE;
+  // Refused before fastify made a request of it, so the request id is made here (never the client's: its headers may be half-read).
+  const requestId = randomUUID();
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     head = '408 Request Timeout';
-    body = JSON.stringify(toProblem(new NeuronError('REQUEST_TIMEOUT', { message: 'the request did not arrive within server.request_timeout_ms' })));
+    body = JSON.stringify(toProblem(new NeuronError('REQUEST_TIMEOUT', { message: 'the request did not arrive within server.request_timeout_ms' }), undefined, requestId));
   } else if (error.code === 'HPE_HEADER_OVERFLOW') {
     head = '431 Request Header Fields Too Large';
     body = '{"error":"Request Header Fields Too Large","statusCode":431}';
     type = 'application/json';
   } else {
     head = '400 Bad Request';
-    body = JSON.stringify(toProblem(new NeuronError('VALIDATION_FAILED', { message: 'the request is not valid HTTP' })));
+    body = JSON.stringify(toProblem(new NeuronError('VALIDATION_FAILED', { message: 'the request is not valid HTTP' }), undefined, requestId));
   }
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${head}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: ${type}\r\n\r\n${body}`);
+    socket.write(`HTTP/1.1 ${head}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: ${type}\r\nX-Request-Id: ${requestId}\r\n\r\n${body}`);
   }
   socket.destroy(error);
 }
@@ -198,6 +250,12 @@ function schemaValidator(coerceTypes: false | 'array'): Ajv {
   const ajv = new Ajv({ removeAdditional: false, coerceTypes, useDefaults: true, allErrors: true });
   addFormats(ajv);
   return ajv;
+}
+
+/** A client that closed its connection before the request was read (it aborted mid-body): nothing to answer, nothing the operator must act on. */
+function clientWentAway(error: unknown, raw: import('node:http').IncomingMessage): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ECONNRESET' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE' || raw.destroyed;
 }
 
 /** How often Node checks request deadlines: every second, so request_timeout_ms holds to within a second. */

@@ -259,7 +259,7 @@ async function referencePage(document: Record<string, unknown>, options: { organ
   page.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0];
     const error = new NeuronError('ROUTE_NOT_FOUND', { message: `no route ${request.method} ${path}` });
-    void reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(error, path));
+    void reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(error, path, request.id));
   });
   await page.ready();
   return page;

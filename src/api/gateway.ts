@@ -28,6 +28,7 @@ import { handshakeStatsRoutes } from '../status/handshake-stats.ts';
 import { relationshipAttestationRoutes } from '../relationships/attestation-route.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
 import { startMetricsListener } from '../status/metrics-listener.ts';
+import { registerServiceMetrics } from '../observability/service-metrics.ts';
 import { handshakesFromMetrics, placeholderRegistry, type HandshakeLoad, type RegistrySummary } from '../status/service.ts';
 import { OperatorService, operatorPrincipal, operatorRoutes } from '../operators/index.ts';
 import { authentication } from './authentication.ts';
@@ -83,6 +84,8 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
     nudgeOutbox: () => options.nudgeOutbox?.(),
   };
   let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | null = null;
+  // Build, outbox and registry-heartbeat gauges, read when scraped.
+  registerServiceMetrics(options.metrics, { version: options.version, storage: options.storage, lastHeartbeatAt: () => registry().lastHeartbeatAt });
 
   return {
     apiKeys,

@@ -16,6 +16,21 @@ import fastJsonStringify from 'fast-json-stringify';
 
 type Serialize = (data: unknown) => string;
 
+/**
+ * Where ajv's text conversion produced Infinity: it turns `?limit=Infinity` or `?limit=1e309`
+ * into a number it then treats as an integer, and skips `maximum` for it, so the value reached
+ * the database. Checked here, once, for every query string, path and header schema.
+ */
+function nonFiniteFields(data: unknown): string[] {
+  if (data === null || typeof data !== 'object') return [];
+  const paths: string[] = [];
+  for (const [key, value] of Object.entries(data)) {
+    const values = Array.isArray(value) ? value : [value];
+    if (values.some((item) => typeof item === 'number' && !Number.isFinite(item))) paths.push(`/${key}`);
+  }
+  return paths;
+}
+
 export class OnFirstUseSchemaCompilers {
   readonly #compileNow: Array<() => void> = [];
 
@@ -35,6 +50,13 @@ export class OnFirstUseSchemaCompilers {
       const target = compile();
       const valid = target(data);
       validate.errors = target.errors;
+      if (valid && httpPart !== 'body') {
+        const infinite = nonFiniteFields(data);
+        if (infinite.length > 0) {
+          validate.errors = infinite.map((instancePath) => ({ instancePath, schemaPath: '#/type', keyword: 'type', params: {}, message: 'must be a finite number' }));
+          return false;
+        }
+      }
       return valid;
     }) as ValidateFunction;
     this.#compileNow.push(compile);

@@ -17,6 +17,7 @@ export const Problem = Type.Object(
     detail: Type.String(),
     code: Type.String({ enum: PROBLEM_CODES, description: 'Stable machine-readable code from the error catalogue' }),
     instance: Type.Optional(Type.String({ description: 'The request path' })),
+    request_id: Type.Optional(Type.String({ description: 'The request id, as in the X-Request-Id response header and the Neuron\'s log' })),
     reason: Type.Optional(Type.String()),
     errors: Type.Optional(
       Type.Array(Type.Object({ path: Type.String({ description: 'The offending field, for example `body.reason` or `query.limit`' }), message: Type.String() })),

@@ -121,6 +121,8 @@ export const ConfigSchema = Type.Object(
         body_limit_bytes: Type.Integer({ minimum: 1_024, maximum: 10 * 1024 * 1024, default: 256 * 1024 }),
         request_timeout_ms: Type.Integer({ minimum: 1_000, maximum: 10 * MINUTE, default: 30 * SECOND }),
         keep_alive_timeout_ms: Type.Integer({ minimum: 1_000, maximum: 10 * MINUTE, default: 72 * SECOND }),
+        // A caller's X-Request-Id longer than this is replaced by our own: 128 fits any UUID, ULID or trace id, and bounds each log line.
+        request_id_max_chars: Type.Integer({ minimum: 16, maximum: 1_024, default: 128 }),
         shutdown_timeout_ms: Type.Integer({ minimum: 100, maximum: 5 * MINUTE, default: 10 * SECOND }),
         // Reverse proxies and load balancers whose X-Forwarded-For is believed (src/api/client-address.ts).
         // Empty by default: trust nobody, so a client cannot choose the address its limits count against.

@@ -9,6 +9,8 @@ export interface ProblemDocument {
   detail: string;
   code: ErrorCode;
   instance?: string;
+  /** The request's id, as in its X-Request-Id response header and the log (src/api/request-edge.ts). */
+  request_id?: string;
   reason?: string;
   errors?: Array<{ path: string; message: string }>;
 }
@@ -20,7 +22,7 @@ export function problemType(code: ErrorCode): string {
   return `https://careagent.network/neuron/errors#${code.toLowerCase().replaceAll('_', '-')}`;
 }
 
-export function toProblem(error: NeuronError, instance?: string): ProblemDocument {
+export function toProblem(error: NeuronError, instance?: string, requestId?: string): ProblemDocument {
   const definition = ERROR_CATALOGUE[error.code];
   const problem: ProblemDocument = {
     type: problemType(error.code),
@@ -30,6 +32,7 @@ export function toProblem(error: NeuronError, instance?: string): ProblemDocumen
     code: error.code,
   };
   if (instance !== undefined) problem.instance = instance;
+  if (requestId !== undefined) problem.request_id = requestId;
   if (error.reason !== undefined) problem.reason = error.reason;
   if (error.errors !== undefined) problem.errors = [...error.errors];
   return problem;

@@ -13,6 +13,7 @@
  * The socket gets an 'error' handler before anything else happens to it, so a client that resets
  * the connection at any point never takes the process down.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, STATUS_CODES } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -217,8 +218,12 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
   }
 
   ended(session: HandshakeSession, outcome: string, failed: boolean): void {
+    const seconds = (performance.now() - session.startedTick) / 1_000;
     this.metrics.outcome(outcome);
-    this.metrics.duration(failed ? 'failed' : 'completed', (performance.now() - session.startedTick) / 1_000);
+    this.metrics.duration(failed ? 'failed' : 'completed', seconds);
+    // One line per handshake for the operator: no agent id, key or name, only what the session
+    // was, how it ended and how long it took (the audit log has the parties).
+    this.logger.info({ session_id: session.id, outcome, duration_ms: Math.round(seconds * 10_000) / 10, ...(failed && outcome !== 'abandoned' ? { error_code: outcome } : {}) }, 'handshake ended');
     const address = this.sessionAddresses.get(session);
     if (address !== undefined) {
       this.sessionAddresses.delete(session);
@@ -433,12 +438,16 @@ function writeRefusal(socket: Duplex, error: NeuronError, instance: string = HAN
     socket.destroy();
     return;
   }
-  const body = JSON.stringify(toProblem(error, instance));
+  // Like every HTTP answer, a refused upgrade has a request id (header and problem); the upgrade
+  // never reaches fastify, so it is made here.
+  const requestId = randomUUID();
+  const body = JSON.stringify(toProblem(error, instance, requestId));
   const headers = [
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}`,
     'Connection: close',
     `Content-Type: ${PROBLEM_CONTENT_TYPE}`,
     `Content-Length: ${Buffer.byteLength(body)}`,
+    `X-Request-Id: ${requestId}`,
     ...Object.entries(error.headers ?? {}).map(([name, value]) => `${name}: ${value}`),
   ];
   socket.once('finish', () => socket.destroy());

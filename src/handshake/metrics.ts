@@ -12,8 +12,8 @@ const QUEUE_WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 2
 export interface HandshakeMetrics {
   /** One per handshake or refused upgrade; outcome is `new`, `existing`, `abandoned` or a catalogue code. */
   outcome(outcome: string): void;
-  /** Time from admission to the terminal state; result is `completed` or `failed`. */
-  duration(result: 'completed' | 'failed', seconds: number): void;
+  /** Time from admission to the terminal state; outcome is `completed` or `failed`. */
+  duration(outcome: 'completed' | 'failed', seconds: number): void;
   /** Time an admitted upgrade spent in the queue (0 when admitted at once). */
   queueWait(seconds: number): void;
 }
@@ -28,7 +28,8 @@ export function createHandshakeMetrics(registry: Registry, sample: { active: () 
   const duration = new Histogram({
     name: 'neuron_handshake_duration_seconds',
     help: 'Time from WebSocket admission to the end of the handshake',
-    labelNames: ['result'],
+    // `outcome`, the one label name for outcomes across the Neuron's metrics.
+    labelNames: ['outcome'],
     buckets: DURATION_BUCKETS,
     registers: [registry],
   });
@@ -56,7 +57,7 @@ export function createHandshakeMetrics(registry: Registry, sample: { active: () 
   });
   return {
     outcome: (outcome) => total.inc({ outcome }),
-    duration: (result, seconds) => duration.observe({ result }, seconds),
+    duration: (outcome, seconds) => duration.observe({ outcome }, seconds),
     queueWait: (seconds) => wait.observe(seconds),
   };
 }

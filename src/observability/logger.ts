@@ -39,7 +39,9 @@ export function createLogger(options: LoggerOptions): Logger {
   };
   const pretty = options.pretty === 'always' || (options.pretty === 'auto' && options.destination === undefined && process.stdout.isTTY === true);
   if (pretty) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
+    // https://no-color.org: a non-empty NO_COLOR turns colour off, even where a terminal could show it.
+    const colorize = (process.env['NO_COLOR'] ?? '') === '';
+    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
   }
   return options.destination ? pino(base, options.destination as pino.DestinationStream) : pino(base);
 }

@@ -141,9 +141,9 @@ describe('idle clients', () => {
     assert.ok(peakSlots <= CEILING, `at most ${CEILING} slots held, saw ${peakSlots}`);
     // Server side: no failed handshake ended before its deadline (measured from admission).
     const durations = (await t.neuron.metrics.getSingleMetric('neuron_handshake_duration_seconds')!.get()).values;
-    const failedUnder = (le: number): number => durations.find((v) => (v as { metricName?: string }).metricName === 'neuron_handshake_duration_seconds_bucket' && v.labels['result'] === 'failed' && v.labels['le'] === le)?.value ?? NaN;
+    const failedUnder = (le: number): number => durations.find((v) => (v as { metricName?: string }).metricName === 'neuron_handshake_duration_seconds_bucket' && v.labels['outcome'] === 'failed' && v.labels['le'] === le)?.value ?? NaN;
     assert.equal(failedUnder(0.25), 0, 'a failed handshake ended within 250 ms of admission, before its 300 ms deadline');
-    assert.equal(durations.find((v) => (v as { metricName?: string }).metricName === 'neuron_handshake_duration_seconds_count' && v.labels['result'] === 'failed')?.value, 200);
+    assert.equal(durations.find((v) => (v as { metricName?: string }).metricName === 'neuron_handshake_duration_seconds_count' && v.labels['outcome'] === 'failed')?.value, 200);
 
     // Every slot came back, each idle client left one AUTH_TIMEOUT audit entry and nothing else.
     await eventually(() => t.neuron.handshake.activeSessions().length === 0, 10_000, 'sessions closed');

@@ -12,6 +12,14 @@ import { globalOptions, loadForCli } from '../context.ts';
 import { CliError, EXIT, colours, out } from '../output.ts';
 import { removePidFile, runningInstance, writePidFile } from '../pidfile.ts';
 
+/**
+ * What `start` says to the person at the terminal goes to stderr: stdout is the JSON log stream
+ * (journald, a log shipper, `start --daemon`'s log file) and must hold log lines only.
+ */
+const banner = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
 /** How long `start --daemon` waits for the background process to report that it listens. */
 const DAEMON_READY_TIMEOUT_MS = 30_000;
 
@@ -22,13 +30,13 @@ export function registerStart(program: Command): void {
     .option('--daemon', 'run in the background; logs go to <data_dir>/neuron.log')
     .action(async (options: { daemon?: boolean }, command: Command) => {
       const global = globalOptions(command);
-      const paint = colours();
+      const paint = colours(process.stderr);
       const configFile = resolveConfigFile({ configFile: global.config });
       if (!existsSync(configFile) && global.config === undefined && process.env['NEURON_CONFIG'] === undefined) {
         writeConfigFile(configFile, developmentConfig());
-        out(`${paint('yellow', 'No configuration found:')} created a development config at ${configFile}`);
-        out(`  organization: Development Practice (synthetic NPI 1245319599), loopback only, registry off`);
-        out(`  edit it or run \`neuron init --force\` for a real setup; see docs/configuration.md`);
+        banner(`${paint('yellow', 'No configuration found:')} created a development config at ${configFile}`);
+        banner(`  organization: Development Practice (synthetic NPI 1245319599), loopback only, registry off`);
+        banner(`  edit it or run \`neuron init --force\` for a real setup; see docs/configuration.md`);
       }
       const loaded = loadForCli(global);
       const running = runningInstance(loaded.paths.pidFile);
@@ -54,14 +62,14 @@ export function registerStart(program: Command): void {
         await neuron.stop();
         throw new CliError(`cannot write the PID file ${loaded.paths.pidFile}: ${(error as Error).message}`);
       }
-      out(`${paint('green', 'Neuron running')} for ${loaded.config.organization.name} (NPI ${loaded.config.organization.npi})`);
-      out(`  REST API   ${url}   (health: ${url}/health/ready)`);
-      out(`  handshake  ${handshakeUrl}`);
-      out(`  data       ${loaded.paths.dataDir}`);
-      out(`  config     ${loaded.paths.configFile ?? '(defaults and environment)'}`);
-      out(`  console    ${url}/console`);
+      banner(`${paint('green', 'Neuron running')} for ${loaded.config.organization.name} (NPI ${loaded.config.organization.npi})`);
+      banner(`  REST API   ${url}   (health: ${url}/health/ready)`);
+      banner(`  handshake  ${handshakeUrl}`);
+      banner(`  data       ${loaded.paths.dataDir}`);
+      banner(`  config     ${loaded.paths.configFile ?? '(defaults and environment)'}`);
+      banner(`  console    ${url}/console`);
       if ((await countOperators(neuron.storage.db)) === 0) {
-        out(`${paint('yellow', 'No console operator yet:')} create one with \`npm run neuron -- operator add NAME --role admin\` (in another terminal), then sign in at ${url}/console`);
+        banner(`${paint('yellow', 'No console operator yet:')} create one with \`npm run neuron -- operator add NAME --role admin\` (in another terminal), then sign in at ${url}/console`);
       }
 
       await new Promise<void>((resolve) => {
