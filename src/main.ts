@@ -30,6 +30,7 @@ import { ComponentStack } from './lifecycle/components.ts';
 import { HandshakeBroker } from './handshake/index.ts';
 import { ProviderService, providerAuthPlugin, providerRoutes } from './providers/index.ts';
 import { consentRoutes } from './consent/routes.ts';
+import { consoleRoutes } from './console/plugin.ts';
 import { OutboxWorker, defaultResolvers, outboxRoutes } from './outbox/index.ts';
 import { OutboundClient, OutboundPolicy } from './outbound/index.ts';
 import { MIN_REGISTRY_LEASE_BASIS_MS, Presence, REGISTRY_LEASE_NAME } from './presence/index.ts';
@@ -239,6 +240,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
                 audit: need(audit, 'audit log'),
               }),
               consentRoutes({ storage: db }),
+              consoleRoutes(),
               outboxRoutes({ storage: db, audit: need(audit, 'audit log'), pageSize: { default: config.api.page_size_default, max: config.api.page_size_max }, nudge: nudgeOutbox }),
             ],
           });
