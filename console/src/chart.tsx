@@ -11,7 +11,7 @@ export interface HandshakeDay {
 const WIDTH = 700; // viewBox units; the SVG scales to its container
 const HEIGHT = 220;
 const AXIS = 28; // room under the bars for the date labels
-const TOP = 16; // room above the tallest bar for its value
+const TOP = 20; // room above the tallest bar for the scale's label
 
 export function HandshakeChart(props: { days: HandshakeDay[] }) {
   const days = props.days;
@@ -25,6 +25,8 @@ export function HandshakeChart(props: { days: HandshakeDay[] }) {
     <figure class="chart">
       <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label={`Handshakes per day: ${total} in ${days.length} days`}>
         <line x1="0" x2={WIDTH} y1={HEIGHT - AXIS} y2={HEIGHT - AXIS} class="chart-axis" />
+        <line x1="0" x2={WIDTH} y1={TOP} y2={TOP} class="chart-grid" />
+        <text x={WIDTH} y={TOP - 4} class="chart-label" text-anchor="end">{max} per day</text>
         {days.map((day, index) => {
           const x = index * slot + 4;
           const completed = scale(day.completed);
