@@ -50,9 +50,22 @@ export interface ConsoleRoutesOptions {
   load?: () => Promise<ConsoleFiles>;
 }
 
-/** The package root: this file is src/console/plugin.ts, or bundled into dist/server/. */
+/**
+ * The package root: the nearest folder above this file with the Neuron's package.json (this file
+ * is src/console/plugin.ts, or bundled somewhere under dist/).
+ */
 function packageRoot(): string {
-  return path.resolve(import.meta.dirname, '..', '..');
+  let dir = import.meta.dirname;
+  for (;;) {
+    try {
+      if ((JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name === 'neuron') return dir;
+    } catch {
+      // no package.json here
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return path.resolve(import.meta.dirname, '..', '..');
+    dir = parent;
+  }
 }
 
 /** The newest modification time of any file under `dir` (0 when it does not exist). */
