@@ -54,6 +54,8 @@ test('start with no config creates a development setup, serves health, and stop 
     const pidFile = path.join(cwd, 'data', 'neuron.pid');
     await waitFor('the PID file', () => existsSync(pidFile));
     assert.match(output(), /created a development config at/);
+    // No operator yet: the banner says how to create the first one and where to sign in.
+    await waitFor('the console banner', () => /No console operator yet: create one with `npm run neuron -- operator add NAME --role admin`.*\/console/.test(output()));
     assert.ok(existsSync(path.join(cwd, 'neuron.config.json')));
     assert.ok(existsSync(path.join(cwd, 'data', 'neuron.sqlite')));
     const { url } = JSON.parse(readFileSync(pidFile, 'utf8')) as { url: string };

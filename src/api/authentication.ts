@@ -23,6 +23,11 @@
  *   that presents a credential is refused with 429 until the bucket refills, valid credential or
  *   not, so guessing gets nowhere, and the lockout is audited (`api.auth_lockout`).
  *
+ * Console operators (src/operators/): on a route that takes API keys, a request presenting no API
+ * key or provider credential but the `neuron_session` cookie is authenticated by `operatorSession`
+ * (which also checks the CSRF token of a state change); the operator's role gives the scopes, and
+ * each operator has the per-key request limit.
+ *
  * Authentication runs at onRequest, before the body is read and validated, so a caller without a
  * valid key learns nothing about the route's input or whether a resource exists.
  */
@@ -33,7 +38,7 @@ import type { AuditLog } from '../audit/index.ts';
 import { NeuronError } from '../errors/index.ts';
 import type { ApiKeyService } from '../api-keys/service.ts';
 import { looksLikeApiKey } from '../api-keys/format.ts';
-import { routeAuth, scopeAllows } from './principal.ts';
+import { routeAuth, scopeAllows, type Principal } from './principal.ts';
 import { limitKey } from './client-address.ts';
 import { LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS, OncePerInterval, TokenBuckets, rateLimitHeaders } from './rate-limit.ts';
 
@@ -46,6 +51,8 @@ export interface AuthenticationOptions {
   rateLimitPerMinute: number;
   authFailureLimitPerMinute: number;
   metrics: Registry;
+  /** The console operator for the request's session cookie, or null without one (src/operators/session-auth.ts). */
+  operatorSession?: (request: FastifyRequest) => Promise<Principal | null>;
   now?: () => number;
 }
 
@@ -170,6 +177,27 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
     }
   }
 
+  /** True when the request was authenticated by a console session cookie. */
+  async function authenticateOperator(request: FastifyRequest, reply: FastifyReply, scope: 'read' | 'write' | 'admin'): Promise<boolean> {
+    if (options.operatorSession === undefined) return false;
+    const principal = await options.operatorSession(request);
+    if (principal === null || principal.kind !== 'operator') return false;
+    const bucket = perKey.take(`operator:${principal.name}`, now());
+    if (!bucket.allowed) {
+      rateLimited.inc({ limit: 'key' });
+      throw new NeuronError('RATE_LIMITED', {
+        message: `this operator is over the limit of ${bucket.limit} requests per minute; retry later`,
+        headers: { ...rateLimitHeaders(bucket), 'Retry-After': String(bucket.retryAfterSeconds) },
+      });
+    }
+    void reply.headers(rateLimitHeaders(bucket));
+    request.principal = principal;
+    if (!scopeAllows(principal.scopes, scope)) {
+      throw new NeuronError('FORBIDDEN', { message: `this route needs the ${scope} scope, which the ${principal.role} role does not have` });
+    }
+    return true;
+  }
+
   const plugin: FastifyPluginAsync = async (app) => {
     app.addHook('onRequest', async (request, reply) => {
       const auth = routeAuth(request);
@@ -191,12 +219,14 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
           const presented = presentedKey(request, false);
           if (presented === null) {
             if (presentsCredential(request)) refuseIfLockedOut(request, now());
+            else await authenticateOperator(request, reply, auth.scope);
             return;
           }
           return authenticateKey(request, reply, presented.key, auth.scope);
         }
         case 'api_key': {
           const presented = presentedKey(request, true);
+          if (presented === null && !presentsCredential(request) && (await authenticateOperator(request, reply, auth.scope))) return;
           if (presented === null) {
             throw new NeuronError('UNAUTHENTICATED', { message: 'this route needs an API key in the Authorization (Bearer) or X-API-Key header', headers: { 'WWW-Authenticate': REALM } });
           }

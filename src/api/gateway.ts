@@ -26,6 +26,7 @@ import { webhookRoutes } from '../webhooks/routes.ts';
 import { statusRoutes } from '../status/routes.ts';
 import { startMetricsListener } from '../status/metrics-listener.ts';
 import { handshakesFromMetrics, placeholderRegistry, type HandshakeLoad, type RegistrySummary } from '../status/service.ts';
+import { OperatorService, operatorPrincipal, operatorRoutes } from '../operators/index.ts';
 import { authentication } from './authentication.ts';
 import { documentation } from './documentation.ts';
 import { organizationRoutes } from './organization.ts';
@@ -53,6 +54,8 @@ export interface ApiGatewayOptions {
 
 export interface ApiGateway {
   readonly apiKeys: ApiKeyService;
+  /** Console operators and their sessions (src/operators/). */
+  readonly operators: OperatorService;
   /** App-level hooks: register before any route (app.ts `hooks`). */
   readonly authentication: FastifyPluginAsync;
   readonly documentation: FastifyPluginAsync;
@@ -66,6 +69,7 @@ export interface ApiGateway {
 export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
   const { config } = options;
   const apiKeys = new ApiKeyService({ storage: options.storage, audit: options.audit, logger: options.logger });
+  const operators = new OperatorService({ storage: options.storage, audit: options.audit, settings: config.console, logger: options.logger });
   const registry = options.registry ?? placeholderRegistry(config.registry.enabled);
   const deps: ApiDeps = {
     config,
@@ -77,7 +81,9 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
 
   return {
     apiKeys,
+    operators,
     authentication: authentication({
+      operatorSession: (request) => operatorPrincipal(operators, request),
       apiKeys,
       audit: options.audit,
       logger: options.logger,
@@ -94,6 +100,7 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
       auditRoutes(deps),
       webhookRoutes(deps),
       apiKeyRoutes(deps, apiKeys),
+      operatorRoutes(operators),
       statusRoutes(deps, {
         version: options.version,
         startedAt: options.startedAt,

@@ -28,7 +28,9 @@ export type RouteAuth =
 
 export type Principal =
   | { kind: 'api_key'; keyId: string; label: string; scopes: readonly Scope[] }
-  | { kind: 'provider'; npi: string; registrationId: string | null };
+  | { kind: 'provider'; npi: string; registrationId: string | null }
+  /** A console operator signed in with the session cookie (src/operators/); scopes from the role. */
+  | { kind: 'operator'; name: string; role: 'front-desk' | 'admin'; scopes: readonly Scope[] };
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -42,6 +44,7 @@ declare module 'fastify' {
 /** Audit actor for whoever made the request. */
 export function actorOf(principal: Principal | null): string {
   if (principal === null) return 'anonymous';
+  if (principal.kind === 'operator') return `operator:${principal.name}`;
   return principal.kind === 'api_key' ? `api-key:${principal.label}` : `provider:${principal.npi}`;
 }
 

@@ -17,6 +17,7 @@ import { registerRegistry } from './commands/registry.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerProvider } from './commands/provider.ts';
 import { registerOutbox } from '../outbox/cli.ts';
+import { registerOperator } from '../operators/cli.ts';
 
 export function buildProgram(): Command {
   const program = new Command('neuron')
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerApiKey(program);
   registerProvider(program);
   registerOutbox(program);
+  registerOperator(program);
   registerDemo(program);
   return program;
 }

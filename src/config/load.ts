@@ -198,6 +198,13 @@ function semanticProblems(config: NeuronConfig): ConfigProblem[] {
   for (const origin of config.api.cors_origins) {
     if (!isUrl(origin, ['http:', 'https:'])) problems.push({ path: 'api.cors_origins', message: `not an http(s) origin: ${origin}` });
   }
+  const scrypt = config.console.scrypt;
+  if ((scrypt.n & (scrypt.n - 1)) !== 0) problems.push({ path: 'console.scrypt.n', message: 'must be a power of two (for example 16384, 32768, 65536)' });
+  // scrypt needs 128 * N * r bytes per hash; more than 1 GiB would starve a small machine.
+  if (128 * scrypt.n * scrypt.r > 1024 * 1024 * 1024) problems.push({ path: 'console.scrypt.n', message: 'console.scrypt.n * console.scrypt.r needs more than 1 GiB per hash; lower one of them' });
+  if (config.console.session_idle_ms > config.console.session_absolute_ms) {
+    problems.push({ path: 'console.session_idle_ms', message: 'must not exceed console.session_absolute_ms' });
+  }
   const outbound = outboundSettingsProblems(config.outbound);
   problems.push(...outbound);
   if (outbound.length === 0) {

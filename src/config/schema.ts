@@ -225,6 +225,43 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false, default: {} },
     ),
 
+    /**
+     * The operators' console (src/operators/, docs/console.md): sign-in, sessions, lockout and the
+     * password hashing cost. Reasons for each default are in docs/configuration.md.
+     */
+    console: Type.Object(
+      {
+        // A front-desk screen left signed in ends after half an hour without use.
+        session_idle_ms: Type.Integer({ minimum: 100, maximum: 24 * 60 * MINUTE, default: 30 * MINUTE }),
+        // However busy, a session ends after one working day (a shift) and the operator signs in again.
+        session_absolute_ms: Type.Integer({ minimum: 100, maximum: 7 * 24 * 60 * MINUTE, default: 12 * 60 * MINUTE }),
+        // A session's last use is written at most this often, not on every request.
+        session_touch_interval_ms: Type.Integer({ minimum: 0, maximum: 10 * MINUTE, default: MINUTE }),
+        // Sign-in attempts per client address and minute (a burst, then one every 6 s).
+        signin_limit_per_minute: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
+        // Consecutive failed sign-ins of one operator name before it is locked for lockout_ms.
+        lockout_failures: Type.Integer({ minimum: 1, maximum: 1_000, default: 5 }),
+        lockout_ms: Type.Integer({ minimum: 100, maximum: 24 * 60 * MINUTE, default: 15 * MINUTE }),
+        // NIST SP 800-63B: at least 15 characters for a password that is the only factor.
+        password_min_length: Type.Integer({ minimum: 8, maximum: 256, default: 15 }),
+        // Longest span GET /v1/stats/handshakes answers: a year of daily points.
+        stats_max_days: Type.Integer({ minimum: 1, maximum: 3_660, default: 366 }),
+        // scrypt (RFC 7914) as OWASP lists it: N=2^15, r=8, p=3 costs 32 MiB and about 0.1 s per
+        // hash on a small machine. N must be a power of two. Stored with each hash, so a change
+        // applies to passwords set from then on.
+        scrypt: Type.Object(
+          {
+            n: Type.Integer({ minimum: 2, maximum: 1_048_576, default: 32_768 }),
+            r: Type.Integer({ minimum: 1, maximum: 32, default: 8 }),
+            p: Type.Integer({ minimum: 1, maximum: 16, default: 3 }),
+            keylen: Type.Integer({ minimum: 16, maximum: 128, default: 32 }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+
     logging: Type.Object(
       {
         level: Type.Union(

@@ -50,6 +50,12 @@ export const ERROR_CATALOGUE = {
   FORBIDDEN: { status: 403, closeCode: null, title: 'The credential does not allow this' },
   RATE_LIMITED: { status: 429, closeCode: null, title: 'Too many requests; retry later' },
 
+  // ---- REST: the operators' console (src/operators/) ----
+  INVALID_CREDENTIALS: { status: 401, closeCode: null, title: 'The operator name or password is not correct' },
+  SESSION_EXPIRED: { status: 401, closeCode: null, title: 'The console session has ended; sign in again' },
+  CSRF_REJECTED: { status: 403, closeCode: null, title: 'The request lacks the session\'s CSRF token' },
+  OPERATOR_LOCKED: { status: 429, closeCode: null, title: 'Too many failed sign-ins for this operator; retry later' },
+
   // ---- REST: resources ----
   NOT_FOUND: { status: 404, closeCode: null, title: 'The resource does not exist' },
   CONFLICT: { status: 409, closeCode: null, title: 'The resource already exists or is in a conflicting state' },

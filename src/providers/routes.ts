@@ -244,7 +244,7 @@ export function providerRoutes(options: ProviderRoutesOptions): FastifyPluginAsy
       if (principal === null) throw new NeuronError('UNAUTHENTICATED');
       // Another provider's feed looks exactly like one that does not exist.
       if (principal.kind === 'provider' && principal.npi !== npi) throw new NeuronError('NOT_FOUND', { message: 'no such provider' });
-      if (principal.kind === 'api_key' && (await getProvider(service.db, npi)) === null) throw new NeuronError('NOT_FOUND', { message: 'no such provider' });
+      if (principal.kind !== 'provider' && (await getProvider(service.db, npi)) === null) throw new NeuronError('NOT_FOUND', { message: 'no such provider' });
       const afterSeq = request.query.after === undefined ? 0 : Number(decodeCursor(request.query.after, ['number'])[0]);
       if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new NeuronError('INVALID_CURSOR');
       const limit = pageLimit(request.query.limit);

@@ -19,6 +19,8 @@ import * as sqlite002 from './migrations/sqlite/002_one_active_organization_key.
 import * as postgres002 from './migrations/postgres/002_one_active_organization_key.ts';
 import * as sqlite003 from './migrations/sqlite/003_relationships_by_patient.ts';
 import * as postgres003 from './migrations/postgres/003_relationships_by_patient.ts';
+import * as sqlite006 from './migrations/sqlite/006_console_operators.ts';
+import * as postgres006 from './migrations/postgres/006_console_operators.ts';
 import { pendingMigrations, runMigrations } from './migrate.ts';
 
 export type Db = Kysely<Database>;
@@ -109,8 +111,8 @@ export interface Storage {
 }
 
 const MIGRATIONS: Record<Dialect, Record<string, Migration>> = {
-  sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002, '003_relationships_by_patient': sqlite003 },
-  postgres: { '001_initial': postgres001, '002_one_active_organization_key': postgres002, '003_relationships_by_patient': postgres003 },
+  sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002, '003_relationships_by_patient': sqlite003, '006_console_operators': sqlite006 },
+  postgres: { '001_initial': postgres001, '002_one_active_organization_key': postgres002, '003_relationships_by_patient': postgres003, '006_console_operators': postgres006 },
 };
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {

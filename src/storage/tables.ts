@@ -164,6 +164,29 @@ export interface LeasesTable {
   expires_at: string;
 }
 
+/** A person who signs in to the console (src/operators/). */
+export interface OperatorsTable {
+  name: string;
+  role: 'front-desk' | 'admin';
+  /** `scrypt$N$r$p$salt$hash` (base64url), parameters kept with each hash. */
+  password_hash: string;
+  /** Consecutive failed sign-ins since the last success or lockout. */
+  failed_signins: number;
+  locked_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A signed-in console session; only the SHA-256 of its token is stored. */
+export interface OperatorSessionsTable {
+  token_digest: string;
+  operator_name: string;
+  created_at: string;
+  last_seen_at: string;
+  /** The absolute end (console.session_absolute_ms after sign-in). */
+  expires_at: string;
+}
+
 export interface Database {
   organization_keys: OrganizationKeysTable;
   providers: ProvidersTable;
@@ -177,6 +200,8 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable;
   settings: SettingsTable;
   leases: LeasesTable;
+  operators: OperatorsTable;
+  operator_sessions: OperatorSessionsTable;
 }
 
 export type { Generated };

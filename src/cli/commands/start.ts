@@ -7,6 +7,7 @@ import { DEFAULT_CONFIG_FILE, resolveConfigFile } from '../../config/index.ts';
 import { developmentConfig, writeConfigFile } from '../../config/init.ts';
 import { createNeuron, ListenError } from '../../main.ts';
 import { StorageError } from '../../storage/index.ts';
+import { countOperators } from '../../operators/store.ts';
 import { globalOptions, loadForCli } from '../context.ts';
 import { CliError, EXIT, colours, out } from '../output.ts';
 import { removePidFile, runningInstance, writePidFile } from '../pidfile.ts';
@@ -55,6 +56,10 @@ export function registerStart(program: Command): void {
       out(`  handshake  ${handshakeUrl}`);
       out(`  data       ${loaded.paths.dataDir}`);
       out(`  config     ${loaded.paths.configFile ?? '(defaults and environment)'}`);
+      out(`  console    ${url}/console`);
+      if ((await countOperators(neuron.storage.db)) === 0) {
+        out(`${paint('yellow', 'No console operator yet:')} create one with \`npm run neuron -- operator add NAME --role admin\` (in another terminal), then sign in at ${url}/console`);
+      }
 
       await new Promise<void>((resolve) => {
         let signals = 0;
