@@ -81,7 +81,7 @@ export function ApiKeys() {
       {list.loading && list.data === null && <Loading />}
       {list.data !== null && list.data.items.length === 0 && <EmptyState title="No API keys">Create one above for each app that should reach this Neuron.</EmptyState>}
       {list.data !== null && list.data.items.length > 0 && (
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="API keys (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">API keys</caption>
             <thead><tr><th scope="col">Label</th><th scope="col">Scopes</th><th scope="col">Status</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>

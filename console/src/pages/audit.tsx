@@ -74,7 +74,7 @@ export function Audit() {
       {events.loading && events.data === null && <Loading />}
       {events.data !== null && events.data.items.length === 0 && <EmptyState title="No entries">{filters.eventType === '' ? 'Nothing has been recorded yet.' : 'No entry has this event type; clear the filter to see all.'}</EmptyState>}
       {events.data !== null && events.data.items.length > 0 && (
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Audit entries (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Audit entries</caption>
             <thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Event</th><th scope="col">Actor</th><th scope="col">Details</th></tr></thead>

@@ -37,7 +37,7 @@ export function Outbox() {
       {list.loading && list.data === null && <Loading />}
       {list.data !== null && list.data.items.length === 0 && <EmptyState title="No dead letters">Every notice and webhook was delivered. Nothing to do.</EmptyState>}
       {list.data !== null && list.data.items.length > 0 && (
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Dead letters (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Dead letters</caption>
             <thead><tr><th scope="col">Event</th><th scope="col">To</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Created</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>

@@ -70,7 +70,7 @@ export function Patients() {
           : <EmptyState title="No patient matches">Check the spelling, try part of the name, or paste the full agent id.</EmptyState>
       )}
       {results.data !== null && results.data.items.length > 0 && (
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Patients (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Patients</caption>
             <thead><tr><th scope="col">Name</th><th scope="col">Agent id</th><th scope="col">Last seen</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>

@@ -80,7 +80,7 @@ export function Providers() {
       <ErrorNotice error={list.error} />
       {list.data !== null && list.data.items.length === 0 && <EmptyState title="No providers">{status === '' ? 'Add your first provider with the button above, or let a provider CareAgent register itself and approve it here.' : 'No provider has this status.'}</EmptyState>}
       {list.data !== null && list.data.items.length > 0 && (
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Providers (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Providers</caption>
             <thead><tr><th scope="col">Name</th><th scope="col">NPI</th><th scope="col">Status</th><th scope="col">Last seen</th><th scope="col">Actions</th></tr></thead>
