@@ -24,6 +24,7 @@ import { blockRoutes } from '../blocks/routes.ts';
 import { auditRoutes } from '../audit/routes.ts';
 import { webhookRoutes } from '../webhooks/routes.ts';
 import { statusRoutes } from '../status/routes.ts';
+import { handshakeStatsRoutes } from '../status/handshake-stats.ts';
 import { startMetricsListener } from '../status/metrics-listener.ts';
 import { handshakesFromMetrics, placeholderRegistry, type HandshakeLoad, type RegistrySummary } from '../status/service.ts';
 import { OperatorService, operatorPrincipal, operatorRoutes } from '../operators/index.ts';
@@ -101,6 +102,7 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
       webhookRoutes(deps),
       apiKeyRoutes(deps, apiKeys),
       operatorRoutes(operators),
+      handshakeStatsRoutes(deps),
       statusRoutes(deps, {
         version: options.version,
         startedAt: options.startedAt,

@@ -8,7 +8,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
 import { PROTOCOL_BOUNDS } from '../protocol/limits.ts';
 import { actorFor, apiKeyAuth, type ApiDeps } from '../api/context.ts';
-import { Page, PatientAgentId, Timestamp, pageQuery, params, problems, NoQuery } from '../api/schemas.ts';
+import { Cursor, Page, PatientAgentId, Timestamp, pageQuery, params, problems, NoQuery } from '../api/schemas.ts';
 import { listPatients, type PatientEntry } from './store.ts';
 import { DirectoryService, type ProfilePatch } from './service.ts';
 
@@ -83,6 +83,31 @@ export function directoryRoutes(deps: ApiDeps): FastifyPluginAsync {
     }, async (request) => {
       const query = request.query;
       const page = await listPatients(deps.storage.db, { search: query.search, after: query.after, limit: query.limit });
+      return { items: page.items.map(patientView), next: page.next };
+    });
+
+    // The search term travels in the body, so it is never in a URL, a proxy's access log or ours.
+    app.post('/v1/patients/search', {
+      config: apiKeyAuth('read'),
+      schema: {
+        tags: ['patients'],
+        operationId: 'searchPatients',
+        querystring: NoQuery,
+        summary: 'Search the patient directory (term in the body)',
+        description: 'The same search and answer as `GET /v1/patients?search=`, with the term in the body so that it never appears in a URL or a log. `query` matches a case-insensitive substring of the agent id or the display name; pass the answer\'s `next` as `cursor` for the following page.',
+        body: Type.Object(
+          {
+            query: Type.String({ maxLength: 100, description: 'case-insensitive substring of the agent id or display name; empty lists everyone' }),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: deps.config.api.page_size_max, description: `items per page (1-${deps.config.api.page_size_max}, default ${deps.config.api.page_size_default})` })),
+            cursor: Type.Optional(Cursor),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Page(PatientSchema) },
+      },
+    }, async (request) => {
+      const body = request.body;
+      const page = await listPatients(deps.storage.db, { search: body.query, after: body.cursor, limit: body.limit ?? deps.config.api.page_size_default });
       return { items: page.items.map(patientView), next: page.next };
     });
 
