@@ -67,6 +67,13 @@ describe('the operator console in a browser', () => {
     assert.ok(searchBody !== null && JSON.parse(searchBody).query === 'Bravo', 'the term went in the body');
     assert.ok(urls.every((url) => !url.includes('Bravo')), 'the term is in no URL');
 
+    // The front-desk profile is edited through PATCH (a merge patch).
+    await page.getByLabel('Preferred language').fill('es');
+    await page.getByRole('button', { name: 'Save profile' }).click();
+    await page.getByText('Profile saved.').waitFor();
+    const saved = await page.evaluate<{ profile: { preferred_language?: string } }>(`fetch('/v1/patients/console-patient-bravo').then((response) => response.json())`);
+    assert.equal(saved.profile.preferred_language, 'es');
+
     await page.getByRole('button', { name: 'Block' }).click();
     await page.getByLabel('Reason to block').fill('asked by the practice manager');
     await page.getByRole('button', { name: 'Block' }).click();

@@ -37,6 +37,12 @@ try {
       await page.locator('.loading').first().waitFor({ state: 'detached' });
       await page.mouse.move(0, 0);
       await page.screenshot({ path: path.join(OUT, `${entry.file}-${width}.png`), fullPage: true });
+      if (entry.file === 'patients') {
+        await page.getByRole('button', { name: 'Open Test Patient Alpha' }).click();
+        await page.getByRole('heading', { level: 1, name: 'Test Patient Alpha' }).waitFor();
+        await page.locator('.loading').first().waitFor({ state: 'detached' });
+        await page.screenshot({ path: path.join(OUT, `patient-${width}.png`), fullPage: true });
+      }
     }
     await context.close();
   }

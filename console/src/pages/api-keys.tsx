@@ -88,12 +88,12 @@ export function ApiKeys() {
             <tbody>
               {list.data.items.map((key) => (
                 <tr key={key.id}>
-                  <td>{key.label}<br /><code class="muted">{key.id}</code></td>
-                  <td>{key.scopes.join(', ')}</td>
-                  <td><Status value={key.status} /></td>
-                  <td><When at={key.created_at} /></td>
-                  <td><When at={key.last_used_at} /></td>
-                  <td>{key.status === 'active' && <button type="button" class="button button-small button-danger" onClick={() => revoke(key)} aria-label={`Revoke ${key.label}`}>Revoke</button>}</td>
+                  <td data-label="Label">{key.label}<br /><code class="muted">{key.id}</code></td>
+                  <td data-label="Scopes">{key.scopes.join(', ')}</td>
+                  <td data-label="Status"><Status value={key.status} /></td>
+                  <td data-label="Created"><When at={key.created_at} /></td>
+                  <td data-label="Last used"><When at={key.last_used_at} /></td>
+                  <td data-label="">{key.status === 'active' && <button type="button" class="button button-small button-danger" onClick={() => revoke(key)} aria-label={`Revoke ${key.label}`}>Revoke</button>}</td>
                 </tr>
               ))}
             </tbody>

@@ -81,11 +81,11 @@ export function Audit() {
             <tbody>
               {events.data.items.map((event) => (
                 <tr key={event.seq}>
-                  <td>{event.seq}</td>
-                  <td><When at={event.occurred_at} /></td>
-                  <td><code>{event.event_type}</code></td>
-                  <td class="wrap">{event.actor}</td>
-                  <td><code class="details-json">{JSON.stringify(event.details)}</code></td>
+                  <td data-label="Entry">{event.seq}</td>
+                  <td data-label="When"><When at={event.occurred_at} /></td>
+                  <td data-label="Event"><code>{event.event_type}</code></td>
+                  <td data-label="Actor" class="wrap">{event.actor}</td>
+                  <td data-label="Details"><code class="details-json">{JSON.stringify(event.details)}</code></td>
                 </tr>
               ))}
             </tbody>

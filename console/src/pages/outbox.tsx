@@ -44,12 +44,12 @@ export function Outbox() {
             <tbody>
               {list.data.items.map((letter) => (
                 <tr key={letter.event_id}>
-                  <td><code>{letter.event_type}</code><br /><span class="muted">{letter.kind}</span></td>
-                  <td class="wrap">{letter.target}</td>
-                  <td>{letter.attempts}</td>
-                  <td class="wrap">{letter.last_error ?? '–'}</td>
-                  <td><When at={letter.created_at} /></td>
-                  <td><button type="button" class="button button-small" onClick={() => retry(letter)} aria-label={`Retry ${letter.event_type} to ${letter.target}`}>Retry</button></td>
+                  <td data-label="Event"><code>{letter.event_type}</code><br /><span class="muted">{letter.kind}</span></td>
+                  <td data-label="To" class="wrap">{letter.target}</td>
+                  <td data-label="Attempts">{letter.attempts}</td>
+                  <td data-label="Last error" class="wrap">{letter.last_error ?? '–'}</td>
+                  <td data-label="Created"><When at={letter.created_at} /></td>
+                  <td data-label=""><button type="button" class="button button-small" onClick={() => retry(letter)} aria-label={`Retry ${letter.event_type} to ${letter.target}`}>Retry</button></td>
                 </tr>
               ))}
             </tbody>

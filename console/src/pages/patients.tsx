@@ -77,10 +77,10 @@ export function Patients() {
             <tbody>
               {results.data.items.map((patient) => (
                 <tr key={patient.patient_agent_id}>
-                  <td>{patient.profile?.display_name ?? <span class="muted">no name on file</span>}</td>
-                  <td><code class="wrap">{patient.patient_agent_id}</code></td>
-                  <td><When at={patient.last_seen_at} /></td>
-                  <td><button type="button" class="button button-small" onClick={() => setSelected(patient.patient_agent_id)} aria-label={`Open ${patient.profile?.display_name ?? patient.patient_agent_id}`}>Open</button></td>
+                  <td data-label="Name">{patient.profile?.display_name ?? <span class="muted">no name on file</span>}</td>
+                  <td data-label="Agent id"><code class="wrap">{patient.patient_agent_id}</code></td>
+                  <td data-label="Last seen"><When at={patient.last_seen_at} /></td>
+                  <td data-label=""><button type="button" class="button button-small" onClick={() => setSelected(patient.patient_agent_id)} aria-label={`Open ${patient.profile?.display_name ?? patient.patient_agent_id}`}>Open</button></td>
                 </tr>
               ))}
             </tbody>

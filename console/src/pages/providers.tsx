@@ -87,11 +87,11 @@ export function Providers() {
             <tbody>
               {list.data.items.map((provider) => (
                 <tr key={provider.npi}>
-                  <td>{provider.name}<br /><span class="muted">{provider.specialty ?? provider.provider_types.join(', ')}</span></td>
-                  <td><code>{provider.npi}</code></td>
-                  <td><Status value={provider.status} /></td>
-                  <td><When at={provider.last_seen_at} /></td>
-                  <td>
+                  <td data-label="Name">{provider.name}<br /><span class="muted">{provider.specialty ?? provider.provider_types.join(', ')}</span></td>
+                  <td data-label="NPI"><code>{provider.npi}</code></td>
+                  <td data-label="Status"><Status value={provider.status} /></td>
+                  <td data-label="Last seen"><When at={provider.last_seen_at} /></td>
+                  <td data-label="Actions">
                     <div class="actions">
                       {provider.status !== 'active' && <button type="button" class="button button-small button-primary" onClick={() => approve(provider.npi, false)} aria-label={`Approve ${provider.name}`}>Approve</button>}
                       {provider.status === 'active' && <button type="button" class="button button-small" onClick={() => approve(provider.npi, true)} aria-label={`New credential for ${provider.name}`}>New credential</button>}
