@@ -89,6 +89,8 @@ try {
   fail(1);
 }
 
+await (await import('./build-console.js')).buildConsole({ outDir: path.join(dist, 'console') }).catch((error) => { process.stderr.write(`neuron build: console: ${error.message}\n`); fail(1); }); // the operator console (docs/console.md)
+
 const stamp = path.join(dist, '.built');
 closeSync(openSync(stamp, 'w'));
 utimesSync(stamp, startedAt, startedAt);

@@ -31,6 +31,7 @@ import { HANDSHAKE_PATH } from './protocol/index.ts';
 import { HandshakeBroker } from './handshake/index.ts';
 import { ProviderService, providerAuthPlugin, providerRoutes } from './providers/index.ts';
 import { consentRoutes } from './consent/routes.ts';
+import { consoleRoutes } from './console/plugin.ts';
 import { OutboxWorker, defaultResolvers, outboxRoutes } from './outbox/index.ts';
 import { OutboundClient, OutboundPolicy } from './outbound/index.ts';
 import { MIN_REGISTRY_LEASE_BASIS_MS, Presence, REGISTRY_LEASE_NAME, agentCardRoutes } from './presence/index.ts';
@@ -246,6 +247,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
               consentRoutes({ storage: db }),
               // Presence starts last (step 7); until then the card is not served.
               agentCardRoutes({ card: async () => (presence === undefined ? null : presence.servedAgentCard()) }),
+              consoleRoutes(),
               outboxRoutes({ storage: db, audit: need(audit, 'audit log'), pageSize: { default: config.api.page_size_default, max: config.api.page_size_max }, nudge: nudgeOutbox }),
             ],
           });
