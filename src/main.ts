@@ -151,7 +151,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
           if (pinned.public_key !== key.publicKey) logger.error({ pinnedKeyId: pinned.key_id, keyId: key.id }, 'the organization key in the database is not the one pinned in the data directory; its tree heads will not verify');
           treeHeadFile = new TreeHeadFile({ dataDir: paths.dataDir, logger });
           const headFile = treeHeadFile;
-          audit = new AuditLog(db, key, logger, { dataDir: paths.dataDir, onTreeHead: (head) => headFile.offer(head) });
+          audit = new AuditLog(db, key, logger, { dataDir: paths.dataDir, treeHeadFileGraceMs: config.audit.tree_head_file_grace_ms, onTreeHead: (head) => headFile.offer(head) });
           checkpointTimer = setInterval(() => {
             audit?.checkpoint().catch((error: unknown) => logger.error({ err: error }, 'audit checkpoint failed'));
           }, config.audit.checkpoint_interval_ms);

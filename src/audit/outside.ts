@@ -10,7 +10,7 @@
  *
  * A copy of the data directory (with the config file) verifies the same as the original.
  */
-import { closeSync, mkdirSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -77,6 +77,17 @@ export function readTreeHeadsFile(dataDir: string): TreeHead[] {
       throw new TypeError(`${file} line ${i + 1}: ${(error as Error).message}`);
     }
   });
+}
+
+/** Appends one head and fdatasyncs it before returning (commands that exit right after their commit). */
+export function appendTreeHeadSync(dataDir: string, head: TreeHead): void {
+  const fd = openSync(path.join(dataDir, TREE_HEADS_FILE), 'a', 0o644);
+  try {
+    writeSync(fd, `${JSON.stringify(head)}\n`);
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

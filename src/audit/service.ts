@@ -13,7 +13,9 @@ import { leafHash } from '../protocol/merkle.ts';
 import { GENESIS_HASH, canonicalJson, checkpointMessage, entryCanonical, sanitizeDetails, type AuditEntry } from './chain.ts';
 import { AuditTree, latestTreeHead, type ReceiptTicket } from './tree.ts';
 import type { TreeHead } from './tree-head.ts';
-import { readTreeHeadsFile, trustedKeys } from './outside.ts';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { TREE_HEADS_FILE, readTreeHeadsFile, trustedKeys } from './outside.ts';
 import { verifyAuditLog, type AuditTrust, type VerifyResult } from './verify.ts';
 
 export type { VerifyResult, AuditTrust } from './verify.ts';
@@ -34,6 +36,8 @@ const INSERT_ENTRY = new Statement('INSERT INTO audit_log (seq, occurred_at, eve
 export interface AuditLogOptions {
   /** The data directory: where the pinned key and the tree-head file are (verify). Absent: verify needs `trust` given. */
   dataDir?: string;
+  /** audit.tree_head_file_grace_ms for verify (SQLite only; see AuditTrust.file). */
+  treeHeadFileGraceMs?: number;
   /** Told of every tree head sealed, after its commit (the tree-head file). */
   onTreeHead?: (head: TreeHead) => void;
 }
@@ -98,7 +102,8 @@ export class AuditLog {
   /** Verifies against the data directory's trust (the pinned key, the tree-head file), like `neuron audit verify`. */
   async verify(extraHeads: Array<{ head: TreeHead; source: string }> = []): Promise<VerifyResult> {
     if (this.options.dataDir === undefined) throw new Error('AuditLog.verify needs the data directory');
-    return verifyAuditLog(this.storage.db, trustFromDataDir(this.options.dataDir, extraHeads));
+    const grace = this.storage.dialect === 'sqlite' ? this.options.treeHeadFileGraceMs : undefined;
+    return verifyAuditLog(this.storage.db, trustFromDataDir(this.options.dataDir, extraHeads, grace));
   }
 
   async latestTreeHead(): Promise<TreeHead | null> {
@@ -117,9 +122,21 @@ export class AuditLog {
  * The trust a verifier takes from the data directory: the pinned key, the heads in the file, and
  * any more heads given (a witness's, a receipt's). Throws a TypeError naming a bad file.
  */
-export function trustFromDataDir(dataDir: string, extraHeads: Array<{ head: TreeHead; source: string }> = []): AuditTrust {
-  const fileHeads = readTreeHeadsFile(dataDir).map((head) => ({ head, source: 'the tree-head file' }));
-  return { trustedKeys: trustedKeys(dataDir), heads: [...fileHeads, ...extraHeads] };
+export function trustFromDataDir(
+  dataDir: string,
+  extraHeads: Array<{ head: TreeHead; source: string }> = [],
+  /** audit.tree_head_file_grace_ms, on SQLite only (AuditTrust.file). */
+  fileGraceMs?: number,
+): AuditTrust {
+  const fromFile = readTreeHeadsFile(dataDir);
+  const fileHeads = fromFile.map((head) => ({ head, source: 'the tree-head file' }));
+  const newestSize = fromFile.reduce((max, head) => Math.max(max, head.tree_size), 0);
+  const present = existsSync(path.join(dataDir, TREE_HEADS_FILE));
+  return {
+    trustedKeys: trustedKeys(dataDir),
+    heads: [...fileHeads, ...extraHeads],
+    ...(fileGraceMs === undefined ? {} : { file: { newestSize, present, graceMs: fileGraceMs, now: Date.now() } }),
+  };
 }
 
 /** Kept for callers of the chain-only name: the same full verification. */

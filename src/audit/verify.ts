@@ -17,6 +17,11 @@ export interface AuditTrust {
   trustedKeys: ReadonlySet<string>;
   /** Tree heads from outside the database, with where each came from (for the message). */
   heads: Array<{ head: TreeHead; source: string }>;
+  /**
+   * The tree-head file's newest size (0 when missing or empty) and how long a database head may be
+   * missing from it (audit.tree_head_file_grace_ms). Absent: the file is not compared (PostgreSQL).
+   */
+  file?: { newestSize: number; present: boolean; graceMs: number; now: number };
 }
 
 export interface VerifyResult {
@@ -65,6 +70,7 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
 
   let databaseHeads = await headsAfter(db, 0);
   let latestDatabaseHead = 0;
+  let firstDatabaseHeadBeyondFile: TreeHead | null = null;
   for (let after = 0; ;) {
     const page = await db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq', 'asc').limit(VERIFY_PAGE_SIZE).execute();
     for (const entry of page) {
@@ -75,6 +81,7 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
         const head = databaseHeads.shift()!;
         if (head.tree_size < frontier.size) continue; // unreachable: sizes ascend and the tree grows by one
         latestDatabaseHead = head.tree_size;
+        if (firstDatabaseHeadBeyondFile === null && head.tree_size > (trust.file?.newestSize ?? Infinity)) firstDatabaseHeadBeyondFile = head;
         const failure = checkHead({ head, source: 'the database' });
         if (failure) return result(false, lastGoodSize + 1, head.tree_size, failure);
         if (databaseHeads.length === 0) databaseHeads = await headsAfter(db, head.tree_size);
@@ -97,6 +104,8 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
     }
     return result(false, walker.count + 1, size, `entries ${walker.count + 1} to ${size} are missing: the tree head of size ${size} in ${beyond.source} covers them (the log was truncated)`);
   }
+  const fileProblem = checkFileKeptUp(trust, firstDatabaseHeadBeyondFile);
+  if (fileProblem) return result(false, null, firstDatabaseHeadBeyondFile!.tree_size, fileProblem);
   if (walker.count > latestDatabaseHead) {
     return result(false, latestDatabaseHead + 1, null, `entries ${latestDatabaseHead + 1} to ${walker.count} are not covered by any signed tree head in the database (tree heads removed, or entries added behind the Neuron's back)`);
   }
@@ -113,6 +122,18 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
     }
   }
   return result(true, null, null, null);
+}
+
+/** A database head long signed but absent from the tree-head file: the file was deleted or rolled back. */
+function checkFileKeptUp(trust: AuditTrust, beyond: TreeHead | null): string | null {
+  const file = trust.file;
+  if (file === undefined || beyond === null) return null;
+  const age = file.now - Date.parse(beyond.timestamp);
+  if (!(age > file.graceMs)) return null;
+  const seconds = Math.round(file.graceMs / 1000);
+  return file.present
+    ? `the tree-head file ends at size ${file.newestSize}, but the database holds a tree head of size ${beyond.tree_size} signed more than ${seconds} s ago: the file was rolled back (or the Neuron was killed before writing it and has not started since)`
+    : `the tree-head file is missing, but the database holds tree heads signed more than ${seconds} s ago: the file was deleted, or this data directory does not belong to this database`;
 }
 
 async function headsAfter(db: Db, size: number): Promise<TreeHead[]> {

@@ -40,7 +40,9 @@ export function registerAudit(program: Command): void {
       const given = options.treeHead.map(readTreeHeadFile);
       let trust;
       try {
-        trust = trustFromDataDir(loaded.paths.dataDir, given);
+        // On SQLite one process writes at a time and every writer keeps the file; see AuditTrust.file.
+        const grace = loaded.config.storage.url === '' ? loaded.config.audit.tree_head_file_grace_ms : undefined;
+        trust = trustFromDataDir(loaded.paths.dataDir, given, grace);
       } catch (error) {
         throw new CliError(`cannot read the audit trust files: ${(error as Error).message}`, EXIT.AUDIT_FAILED);
       }
