@@ -162,6 +162,26 @@ for (const backend of testDatabases()) {
       assert.equal(result.entries, 2 * perInstance);
       const actors = await first.storage.db.selectFrom('audit_log').select('actor').execute();
       assert.equal(actors.filter((a) => a.actor === 'instance-2').length, perInstance, 'both instances wrote');
+      // One linear tree: each commit extended the latest head whichever instance sealed it, and
+      // verify matched every head's root against the one tree rebuilt from the entries.
+      const sizes = (await first.storage.db.selectFrom('audit_tree_heads').select('tree_size').orderBy('tree_size').execute()).map((h) => h.tree_size);
+      assert.deepEqual(sizes, Array.from({ length: 2 * perInstance }, (_, i) => i + 1), 'one tree head per commit, none forked or skipped');
+    });
+
+    it('a commit group is sealed by one tree head covering only the units that committed', async (t) => {
+      const { storage, audit } = await auditOn(backend, t, 1);
+      const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => storage.groupTransaction(async (trx) => {
+        await audit.append(trx, { type: 'grouped', actor: 'system', details: { i } });
+        if (i % 3 === 1) throw new Error('rolled back to its savepoint after the append');
+      })));
+      assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 7);
+      const result = await verifyWithPinnedKey(storage);
+      assert.equal(result.ok, true, result.problem ?? '');
+      assert.equal(result.entries, 8);
+      const heads = await storage.db.selectFrom('audit_tree_heads').select('tree_size').orderBy('tree_size').execute();
+      assert.equal(heads[heads.length - 1]!.tree_size, 8);
+      // SQLite shares one commit (one head) for the group; PostgreSQL commits each unit alone.
+      assert.equal(heads.length, backend.name === 'sqlite' ? 2 : 8);
     });
 
     it('concurrent handshake-sized transactions with appends from two instances stay consistent', async (t) => {
