@@ -65,6 +65,31 @@ export function registerAudit(program: Command): void {
       }
     });
   audit
+    .command('monitor <url>')
+    .description('watch a Neuron\'s audit log: check its signed tree head under the key pinned on the first run and that it extends the one kept last time; non-zero on a fork, a truncation or a bad signature')
+    .option('--state <file>', 'where the pinned key and the last tree head are kept', 'neuron-audit-monitor.json')
+    .option('--every <seconds>', 'poll at this interval instead of checking once', (text: string) => {
+      const seconds = Number(text);
+      // At least one second between polls: the tree head changes at most once per commit anyway.
+      if (!Number.isInteger(seconds) || seconds < 1) throw new CliError(`--every must be a whole number of seconds, at least 1 (got ${text})`, EXIT.USAGE);
+      return seconds;
+    })
+    .action(async (url: string, options: { state: string; every?: number }) => {
+      const { monitorOnce } = await import('../../audit/monitor.ts');
+      for (;;) {
+        const outcome = await monitorOnce({ baseUrl: url, stateFile: options.state });
+        const paint = colours();
+        if (outcome.ok) out(`${paint('green', 'ok')}: ${outcome.message}`);
+        else {
+          out(`${paint('red', outcome.kind === 'unreachable' ? 'could not check' : `AUDIT LOG ${outcome.kind.toUpperCase()}`)}: ${outcome.message}`);
+          process.exitCode = outcome.kind === 'unreachable' ? EXIT.FAILURE : EXIT.AUDIT_FAILED;
+          if (outcome.kind !== 'unreachable') return;
+        }
+        if (options.every === undefined) return;
+        await new Promise((resolve) => setTimeout(resolve, options.every! * 1000));
+      }
+    });
+  audit
     .command('tree-head')
     .description('print the current signed tree head as JSON (as GET /v1/audit/tree-head serves it), for a witness to keep')
     .action(async (_options: unknown, command: Command) => {
