@@ -21,7 +21,7 @@ import type { LoadedConfig, NeuronConfig } from './config/index.ts';
 import { openStorage, type Storage } from './storage/index.ts';
 import { storageOptionsFrom } from './storage/from-config.ts';
 import { ensureOrganizationKey, type OrganizationKey } from './organization/keys.ts';
-import { AuditLog } from './audit/index.ts';
+import { AuditLog, TreeHeadFile, pinOrganizationKey } from './audit/index.ts';
 import { createHttpApp, type HttpApp } from './api/app.ts';
 import { createApiGateway, type ApiGateway } from './api/gateway.ts';
 import { createLogger } from './observability/logger.ts';
@@ -143,10 +143,17 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
 
       // 3. audit
       let checkpointTimer: NodeJS.Timeout | undefined;
+      let treeHeadFile: TreeHeadFile | undefined;
       await stack.start({
         name: 'audit',
         start: async () => {
-          audit = new AuditLog(db, need(organizationKey, 'organization key'), logger);
+          const key = need(organizationKey, 'organization key');
+          // The verifier's trust anchor lives outside the database (docs/security.md).
+          const pinned = pinOrganizationKey(paths.dataDir, key);
+          if (pinned.public_key !== key.publicKey) logger.error({ pinnedKeyId: pinned.key_id, keyId: key.id }, 'the organization key in the database is not the one pinned in the data directory; its tree heads will not verify');
+          treeHeadFile = new TreeHeadFile({ dataDir: paths.dataDir, logger });
+          const headFile = treeHeadFile;
+          audit = new AuditLog(db, key, logger, { dataDir: paths.dataDir, treeHeadFileGraceMs: config.audit.tree_head_file_grace_ms, onTreeHead: (head) => headFile.offer(head) });
           checkpointTimer = setInterval(() => {
             audit?.checkpoint().catch((error: unknown) => logger.error({ err: error }, 'audit checkpoint failed'));
           }, config.audit.checkpoint_interval_ms);
@@ -158,6 +165,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
           await audit?.record({ type: 'neuron.stopped', actor: 'system', details: { instance_id: instanceId } });
           // A last signed checkpoint, so the chain head at shutdown is covered by a signature.
           await audit?.checkpoint();
+          await treeHeadFile?.close();
         },
       });
 

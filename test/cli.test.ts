@@ -85,8 +85,10 @@ test('start with no config creates a development setup, serves health, and stop 
 
     const verify = run(cwd, ['audit', 'verify', '--json']);
     assert.equal(verify.code, 0, verify.stderr);
-    const result = JSON.parse(verify.stdout) as { ok: boolean; checkpoints: number; entries: number };
+    const result = JSON.parse(verify.stdout) as { ok: boolean; checkpoints: number; entries: number; tree_heads: number; first_bad_seq: null };
     assert.equal(result.ok, true);
+    assert.ok(result.tree_heads >= 2, 'every commit that appended was sealed under a signed tree head');
+    assert.equal(result.first_bad_seq, null);
     assert.ok(result.checkpoints >= 1, 'a checkpoint is signed at shutdown');
     assert.ok(result.entries >= 2, 'start and stop are audited');
   } finally {
@@ -210,6 +212,13 @@ test('audit verify exits 4 and names the first bad entry after tampering', async
   await waitFor('the PID file', () => existsSync(path.join(cwd, 'data', 'neuron.pid')));
   assert.equal(run(cwd, ['stop']).code, 0);
   await exited(child);
+  // A witness keeps the tree head `audit tree-head` prints; it verifies against the clean log.
+  const head = run(cwd, ['audit', 'tree-head']);
+  assert.equal(head.code, 0, head.stderr);
+  const witnessFile = path.join(cwd, 'witness.json');
+  writeFileSync(witnessFile, head.stdout);
+  assert.equal(run(cwd, ['audit', 'verify', '--tree-head', witnessFile]).code, 0);
+
   const { default: Database } = await import('better-sqlite3');
   const db = new Database(path.join(cwd, 'data', 'neuron.sqlite'));
   db.prepare("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2").run();
@@ -217,4 +226,8 @@ test('audit verify exits 4 and names the first bad entry after tampering', async
   const verify = run(cwd, ['audit', 'verify']);
   assert.equal(verify.code, 4);
   assert.match(verify.stdout, /FAILED at sequence 2/);
+  const json = run(cwd, ['audit', 'verify', '--json', '--tree-head', witnessFile]);
+  assert.equal(json.code, 4);
+  assert.deepEqual(Object.keys(JSON.parse(json.stdout) as object).sort(), ['bad_tree_head', 'checkpoints', 'entries', 'first_bad_seq', 'ok', 'problem', 'tree_heads'], 'snake_case like every other JSON output');
+  assert.equal((JSON.parse(json.stdout) as { first_bad_seq: number }).first_bad_seq, 2);
 });

@@ -5,10 +5,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { openStorage, type Storage } from '../storage/index.ts';
-import { ensureOrganizationKey } from '../organization/keys.ts';
+import { ensureOrganizationKey, loadOrganizationKey } from '../organization/keys.ts';
 import { createLogger } from '../observability/logger.ts';
-import { AuditLog, verifyAuditChain } from './service.ts';
+import { AuditLog, verifyAuditChain, type VerifyResult } from './service.ts';
 import { GENESIS_HASH, canonicalJson, entryHash } from './chain.ts';
+
+/** Verifies as `neuron audit verify` does, trusting the key the test created (pinned in a real data directory). */
+async function verifyWithPinnedKey(storage: Storage): Promise<VerifyResult> {
+  const key = await loadOrganizationKey(storage.db);
+  return verifyAuditChain(storage.db, { trustedKeys: new Set([key!.publicKey]), heads: [] });
+}
 
 async function auditWithEntries(count: number): Promise<{ storage: Storage; audit: AuditLog }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'neuron-audit-'));
@@ -33,7 +39,7 @@ test('entries chain from the genesis hash and verify', async () => {
     assert.equal(entries[0]!.prev_hash, GENESIS_HASH);
     for (let i = 1; i < entries.length; i++) assert.equal(entries[i]!.prev_hash, entries[i - 1]!.hash);
     assert.equal(entryHash(entries[2]!), entries[2]!.hash);
-    assert.deepEqual(await verifyAuditChain(storage.db), { ok: true, entries: 5, checkpoints: 0, firstBadSeq: null, problem: null });
+    assert.deepEqual(await verifyWithPinnedKey(storage), { ok: true, entries: 5, checkpoints: 0, treeHeads: 5, firstBadSeq: null, badTreeHead: null, problem: null });
   } finally {
     await storage.close();
   }
@@ -53,7 +59,7 @@ test('a changed entry is detected at its sequence number', async () => {
   const { storage } = await auditWithEntries(6);
   try {
     await storage.db.updateTable('audit_log').set({ details: '{"n":99}' }).where('seq', '=', 4).execute();
-    const result = await verifyAuditChain(storage.db);
+    const result = await verifyWithPinnedKey(storage);
     assert.equal(result.ok, false);
     assert.equal(result.firstBadSeq, 4);
   } finally {
@@ -61,15 +67,21 @@ test('a changed entry is detected at its sequence number', async () => {
   }
 });
 
-test('a changed entry whose hash was recomputed is still detected by the next link', async () => {
+test('a changed entry whose hash was recomputed is detected at itself (its tree head) or by the next link', async () => {
   const { storage } = await auditWithEntries(6);
   try {
     const row = await storage.db.selectFrom('audit_log').selectAll().where('seq', '=', 3).executeTakeFirstOrThrow();
     const forged = { ...row, details: '{"n":42}' };
     await storage.db.updateTable('audit_log').set({ details: forged.details, hash: entryHash(forged) }).where('seq', '=', 3).execute();
-    const result = await verifyAuditChain(storage.db);
+    const result = await verifyWithPinnedKey(storage);
     assert.equal(result.ok, false);
-    assert.equal(result.firstBadSeq, 4);
+    // Each record() sealed its own tree head, so the head of size 3 no longer matches.
+    assert.equal(result.firstBadSeq, 3);
+    assert.equal(result.badTreeHead, 3);
+
+    // Without the tree heads, the chain link of entry 4 still gives it away.
+    await storage.db.deleteFrom('audit_tree_heads').execute();
+    assert.equal((await verifyWithPinnedKey(storage)).firstBadSeq, 4);
   } finally {
     await storage.close();
   }
@@ -79,7 +91,7 @@ test('a deleted entry is detected as the first missing sequence number', async (
   const { storage } = await auditWithEntries(6);
   try {
     await storage.db.deleteFrom('audit_log').where('seq', '=', 3).execute();
-    const result = await verifyAuditChain(storage.db);
+    const result = await verifyWithPinnedKey(storage);
     assert.equal(result.ok, false);
     assert.equal(result.firstBadSeq, 3);
   } finally {
@@ -96,7 +108,7 @@ test('reordered entries are detected', async () => {
       await trx.updateTable('audit_log').set({ occurred_at: five!.occurred_at, details: five!.details, prev_hash: five!.prev_hash, hash: five!.hash }).where('seq', '=', 2).execute();
       await trx.updateTable('audit_log').set({ occurred_at: two!.occurred_at, details: two!.details, prev_hash: two!.prev_hash, hash: two!.hash }).where('seq', '=', 5).execute();
     });
-    const result = await verifyAuditChain(storage.db);
+    const result = await verifyWithPinnedKey(storage);
     assert.equal(result.ok, false);
     assert.equal(result.firstBadSeq, 2);
   } finally {
@@ -109,11 +121,11 @@ test('checkpoints are signed, and catch a truncated tail and a forged signature'
   try {
     assert.deepEqual(await audit.checkpoint(), { seq: 5 });
     assert.equal(await audit.checkpoint(), null, 'no new checkpoint while the head has not moved');
-    assert.equal((await verifyAuditChain(storage.db)).ok, true);
+    assert.equal((await verifyWithPinnedKey(storage)).ok, true);
 
     // Removing the newest entries leaves a consistent-looking chain; only the checkpoint shows it.
     await storage.db.deleteFrom('audit_log').where('seq', '>=', 4).execute();
-    const truncated = await verifyAuditChain(storage.db);
+    const truncated = await verifyWithPinnedKey(storage);
     assert.equal(truncated.ok, false);
     assert.equal(truncated.firstBadSeq, 4);
   } finally {
@@ -124,7 +136,7 @@ test('checkpoints are signed, and catch a truncated tail and a forged signature'
   try {
     await second.audit.checkpoint();
     await sql`UPDATE audit_checkpoints SET signed_at = '2000-01-01T00:00:00.000Z'`.execute(second.storage.db);
-    const forged = await verifyAuditChain(second.storage.db);
+    const forged = await verifyWithPinnedKey(second.storage);
     assert.equal(forged.ok, false);
     assert.match(forged.problem ?? '', /invalid signature/);
   } finally {
@@ -136,7 +148,7 @@ test('appends that race stay one unbroken chain', async () => {
   const { storage, audit } = await auditWithEntries(0);
   try {
     await Promise.all(Array.from({ length: 40 }, (_, i) => audit.record({ type: 'race', actor: 'system', details: { i } })));
-    const result = await verifyAuditChain(storage.db);
+    const result = await verifyWithPinnedKey(storage);
     assert.equal(result.ok, true);
     assert.equal(result.entries, 40);
   } finally {

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import canonicalizeModule from 'canonicalize';
+import { leafHash } from '../protocol/merkle.ts';
 
 // The package is CommonJS whose declaration file claims a default export; at run time the module
 // itself is the function.
@@ -35,8 +36,12 @@ export function canonicalJson(value: unknown): string {
   return text;
 }
 
-export function entryHash(fields: AuditEntryFields): string {
-  const canonical = canonicalJson({
+/**
+ * The entry's RFC 8785 canonical JSON (without its own hash): what `hash` is the SHA-256 of, and
+ * the leaf of the audit Merkle tree (leaf hash SHA-256(0x00 || these UTF-8 bytes), docs/protocol.md).
+ */
+export function entryCanonical(fields: AuditEntryFields): string {
+  return canonicalJson({
     seq: fields.seq,
     occurred_at: fields.occurred_at,
     event_type: fields.event_type,
@@ -44,7 +49,15 @@ export function entryHash(fields: AuditEntryFields): string {
     details: JSON.parse(fields.details) as unknown,
     prev_hash: fields.prev_hash,
   });
-  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export function entryHash(fields: AuditEntryFields): string {
+  return createHash('sha256').update(entryCanonical(fields)).digest('hex');
+}
+
+/** The entry's Merkle leaf hash (RFC 9162: SHA-256(0x00 || entry)). */
+export function entryLeafHash(fields: AuditEntryFields): Buffer {
+  return leafHash(Buffer.from(entryCanonical(fields)));
 }
 
 /** The exact bytes a checkpoint signature covers. */

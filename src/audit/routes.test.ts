@@ -4,6 +4,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../api/test-support.ts';
+import { verifyConsistency, verifyInclusion } from '../protocol/merkle.ts';
+import { entryLeafHash } from './chain.ts';
+import { treeHeadSignedBy } from './tree-head.ts';
 
 describe('/v1/audit', () => {
   let t: ApiTestNeuron;
@@ -57,5 +60,35 @@ describe('/v1/audit', () => {
     assert.equal(bad.body.ok, false);
     assert.equal(bad.body.first_bad_seq, 2);
     assert.match(bad.body.problem, /changed/);
+  });
+
+  it('serves the signed tree head and proofs without a credential, and they verify', async () => {
+    const first: any = await t.request('GET', '/v1/audit/tree-head');
+    assert.equal(first.status, 200);
+    const head = first.body;
+    assert.equal(head.key.public_key, t.neuron.organizationKey.publicKey);
+    assert.equal(treeHeadSignedBy(head, new Set([t.neuron.organizationKey.publicKey])), true);
+
+    await t.neuron.audit.record({ type: 'test.event', actor: 'system', details: { n: 1 } });
+    await t.neuron.audit.record({ type: 'test.event', actor: 'system', details: { n: 2 } });
+    const second: any = (await t.request('GET', '/v1/audit/tree-head')).body;
+    assert.equal(second.tree_size, head.tree_size + 2);
+
+    const hashes = (hex: string[]): Buffer[] => hex.map((h) => Buffer.from(h, 'hex'));
+    const entries = await t.neuron.audit.list({ limit: second.tree_size });
+    for (const leafIndex of [0, head.tree_size - 1, second.tree_size - 1]) {
+      const proof: any = await t.request('GET', `/v1/audit/proofs/inclusion?leaf_index=${leafIndex}&tree_size=${second.tree_size}`);
+      assert.equal(proof.status, 200);
+      assert.equal(verifyInclusion(leafIndex, second.tree_size, entryLeafHash(entries[leafIndex]!), hashes(proof.body.proof), Buffer.from(second.root_hash, 'hex')), true);
+    }
+    const consistency: any = await t.request('GET', `/v1/audit/proofs/consistency?first=${head.tree_size}&second=${second.tree_size}`);
+    assert.equal(consistency.status, 200);
+    assert.equal(verifyConsistency(head.tree_size, second.tree_size, Buffer.from(head.root_hash, 'hex'), Buffer.from(second.root_hash, 'hex'), hashes(consistency.body.proof)), true);
+
+    assertProblem(await t.request('GET', `/v1/audit/proofs/consistency?first=${second.tree_size}&second=${second.tree_size + 5}`), 400, 'VALIDATION_FAILED');
+    assertProblem(await t.request('GET', '/v1/audit/proofs/consistency?first=3&second=2'), 400, 'VALIDATION_FAILED');
+    assertProblem(await t.request('GET', '/v1/audit/proofs/inclusion?leaf_index=2&tree_size=2'), 400, 'VALIDATION_FAILED');
+    assertProblem(await t.request('GET', '/v1/audit/proofs/inclusion?leaf_index=0&tree_size=1e309'), 400, 'VALIDATION_FAILED');
+    assertProblem(await t.request('GET', '/v1/audit/proofs/inclusion?leaf_index=-1&tree_size=2'), 400, 'VALIDATION_FAILED');
   });
 });

@@ -8,8 +8,17 @@ import type { Db, Storage } from '../storage/index.ts';
 import { isoNow } from '../storage/index.ts';
 import { Statement } from '../storage/statements.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
-import { verifyOrganizationSignature } from '../organization/keys.ts';
-import { ChainWalker, GENESIS_HASH, canonicalJson, checkpointMessage, entryHash, sanitizeDetails, type AuditEntry } from './chain.ts';
+import { createHash } from 'node:crypto';
+import { leafHash } from '../protocol/merkle.ts';
+import { GENESIS_HASH, canonicalJson, checkpointMessage, entryCanonical, sanitizeDetails, type AuditEntry } from './chain.ts';
+import { AuditTree, latestTreeHead, type ReceiptTicket } from './tree.ts';
+import type { TreeHead } from './tree-head.ts';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { TREE_HEADS_FILE, readTreeHeadsFile, trustedKeys } from './outside.ts';
+import { verifyAuditLog, type AuditTrust, type VerifyResult } from './verify.ts';
+
+export type { VerifyResult, AuditTrust } from './verify.ts';
 
 export interface AuditEvent {
   /** Dotted event name, for example `handshake.completed` or `api_key.created`. */
@@ -19,31 +28,38 @@ export interface AuditEvent {
   details?: Record<string, unknown>;
 }
 
-export interface VerifyResult {
-  ok: boolean;
-  entries: number;
-  checkpoints: number;
-  /** First sequence number found bad (the first entry that is missing, altered or out of place). */
-  firstBadSeq: number | null;
-  problem: string | null;
-}
 
 /** The chain head: one probe of the primary key's end. Every handshake appends, so both are plain SQL (../storage/statements.ts). */
 const READ_HEAD = new Statement('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
 const INSERT_ENTRY = new Statement('INSERT INTO audit_log (seq, occurred_at, event_type, actor, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)');
 
-/** Rows read per page while verifying, so memory stays flat on long chains. */
-const VERIFY_PAGE_SIZE = 1_000;
+export interface AuditLogOptions {
+  /** The data directory: where the pinned key and the tree-head file are (verify). Absent: verify needs `trust` given. */
+  dataDir?: string;
+  /** audit.tree_head_file_grace_ms for verify (SQLite only; see AuditTrust.file). */
+  treeHeadFileGraceMs?: number;
+  /** Told of every tree head sealed, after its commit (the tree-head file). */
+  onTreeHead?: (head: TreeHead) => void;
+}
 
 export class AuditLog {
+  readonly tree: AuditTree;
+
   constructor(
     private readonly storage: Storage,
     private readonly key: OrganizationKey,
     private readonly logger: Logger,
-  ) {}
+    private readonly options: AuditLogOptions = {},
+  ) {
+    this.tree = new AuditTree({ storage, key, ...(options.onTreeHead ? { onSealed: options.onTreeHead } : {}) });
+  }
 
-  /** Appends within an open transaction; the caller's commit makes it durable. */
-  async append(trx: Db, event: AuditEvent, now: number = Date.now()): Promise<AuditEntry> {
+  /**
+   * Appends within an open storage transaction; the caller's commit makes it durable, and seals
+   * it under a signed tree head just before (AuditTree). `ticket`, when given, receives that tree
+   * head and the entry's inclusion proof (a receipt) by the time the commit resolved.
+   */
+  async append(trx: Db, event: AuditEvent, now: number = Date.now(), ticket?: ReceiptTicket): Promise<AuditEntry> {
     await this.storage.lock(trx, 'audit_chain');
     // Read inside the locked transaction (never cached): other processes append to the same chain.
     const head = (await READ_HEAD.execute<{ seq: number; hash: string }>(trx, [])).rows[0];
@@ -55,8 +71,10 @@ export class AuditLog {
       details: canonicalJson(sanitizeDetails(event.details ?? {})),
       prev_hash: head?.hash ?? GENESIS_HASH,
     };
-    const entry = { ...entryFields, hash: entryHash(entryFields) };
+    const canonical = Buffer.from(entryCanonical(entryFields));
+    const entry = { ...entryFields, hash: createHash('sha256').update(canonical).digest('hex') };
     await INSERT_ENTRY.execute(trx, [entry.seq, entry.occurred_at, entry.event_type, entry.actor, entry.details, entry.prev_hash, entry.hash]);
+    this.tree.track(trx, entry, leafHash(canonical), ticket);
     return entry;
   }
 
@@ -81,8 +99,15 @@ export class AuditLog {
     });
   }
 
-  async verify(): Promise<VerifyResult> {
-    return verifyAuditChain(this.storage.db);
+  /** Verifies against the data directory's trust (the pinned key, the tree-head file), like `neuron audit verify`. */
+  async verify(extraHeads: Array<{ head: TreeHead; source: string }> = []): Promise<VerifyResult> {
+    if (this.options.dataDir === undefined) throw new Error('AuditLog.verify needs the data directory');
+    const grace = this.storage.dialect === 'sqlite' ? this.options.treeHeadFileGraceMs : undefined;
+    return verifyAuditLog(this.storage.db, trustFromDataDir(this.options.dataDir, extraHeads, grace));
+  }
+
+  async latestTreeHead(): Promise<TreeHead | null> {
+    return latestTreeHead(this.storage.db);
   }
 
   async list(options: { after?: number; limit: number; eventType?: string }): Promise<AuditEntry[]> {
@@ -94,37 +119,25 @@ export class AuditLog {
 }
 
 /**
- * Verifies every entry and every checkpoint. Needs only the database: the checkpoint public keys
- * are stored beside the signatures and must also match a key the organization holds.
+ * The trust a verifier takes from the data directory: the pinned key, the heads in the file, and
+ * any more heads given (a witness's, a receipt's). Throws a TypeError naming a bad file.
  */
-export async function verifyAuditChain(db: Db): Promise<VerifyResult> {
-  const checkpoints = await db.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'asc').execute();
-  const knownKeys = new Set((await db.selectFrom('organization_keys').select('public_key').execute()).map((row) => row.public_key));
-  const walker = new ChainWalker(checkpoints.map((c) => c.seq));
-  const fail = (seq: number, problem: string): VerifyResult => ({ ok: false, entries: walker.count, checkpoints: checkpoints.length, firstBadSeq: seq, problem });
-
-  let after = 0;
-  for (;;) {
-    const page = await db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq', 'asc').limit(VERIFY_PAGE_SIZE).execute();
-    for (const entry of page) {
-      const problem = walker.push(entry);
-      if (problem) return fail(problem.seq, problem.message);
-    }
-    if (page.length < VERIFY_PAGE_SIZE) break;
-    after = page[page.length - 1]!.seq;
-  }
-
-  for (const checkpoint of checkpoints) {
-    if (!knownKeys.has(checkpoint.public_key) || !verifyOrganizationSignature(checkpoint.public_key, checkpointMessage(checkpoint), checkpoint.signature)) {
-      return fail(checkpoint.seq, `checkpoint at entry ${checkpoint.seq} has an invalid signature`);
-    }
-    if (checkpoint.seq > walker.count) {
-      // A signed head beyond the end of the chain: entries after the last present one were removed.
-      return fail(walker.count + 1, `entries ${walker.count + 1} to ${checkpoint.seq} were signed in a checkpoint but are missing`);
-    }
-    if (walker.hashAt(checkpoint.seq) !== checkpoint.head_hash) {
-      return fail(checkpoint.seq, `entry ${checkpoint.seq} does not match its signed checkpoint`);
-    }
-  }
-  return { ok: true, entries: walker.count, checkpoints: checkpoints.length, firstBadSeq: null, problem: null };
+export function trustFromDataDir(
+  dataDir: string,
+  extraHeads: Array<{ head: TreeHead; source: string }> = [],
+  /** audit.tree_head_file_grace_ms, on SQLite only (AuditTrust.file). */
+  fileGraceMs?: number,
+): AuditTrust {
+  const fromFile = readTreeHeadsFile(dataDir);
+  const fileHeads = fromFile.map((head) => ({ head, source: 'the tree-head file' }));
+  const newestSize = fromFile.reduce((max, head) => Math.max(max, head.tree_size), 0);
+  const present = existsSync(path.join(dataDir, TREE_HEADS_FILE));
+  return {
+    trustedKeys: trustedKeys(dataDir),
+    heads: [...fileHeads, ...extraHeads],
+    ...(fileGraceMs === undefined ? {} : { file: { newestSize, present, graceMs: fileGraceMs, now: Date.now() } }),
+  };
 }
+
+/** Kept for callers of the chain-only name: the same full verification. */
+export const verifyAuditChain = verifyAuditLog;

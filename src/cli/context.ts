@@ -9,6 +9,24 @@ import { ConfigError, loadConfig, type LoadedConfig } from '../config/index.ts';
 import { openStorage, type Storage } from '../storage/index.ts';
 import { storageOptionsFrom } from '../storage/from-config.ts';
 import { CliError, EXIT } from './output.ts';
+import { AuditLog, appendTreeHeadSync, pinOrganizationKey } from '../audit/index.ts';
+import type { OrganizationKey } from '../organization/keys.ts';
+import { createLogger } from '../observability/logger.ts';
+
+/** The data directory of each storage a command opened (for its audit log's outside files). */
+const dataDirs = new WeakMap<Storage, string>();
+
+/**
+ * The audit log for a command: like the server's, it pins the key and appends every tree head it
+ * seals to the data directory's tree-head file (synchronously: the command exits right after).
+ */
+export function cliAudit(storage: Storage, key: OrganizationKey): AuditLog {
+  const dataDir = dataDirs.get(storage);
+  if (dataDir !== undefined) pinOrganizationKey(dataDir, key);
+  return new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }), {
+    ...(dataDir === undefined ? {} : { dataDir, onTreeHead: (head) => appendTreeHeadSync(dataDir, head) }),
+  });
+}
 
 export interface GlobalOptions {
   config?: string;
@@ -57,6 +75,7 @@ export async function openForCli(loaded: LoadedConfig, options: { mustExist: boo
     // A command needs one connection at a time; two leave room for a transaction and a read.
     const storage = await openStorage(storageOptionsFrom(loaded, { poolMax: 2 }));
     if (options.migrate) await storage.migrate();
+    dataDirs.set(storage, paths.dataDir);
     return storage;
   } catch (error) {
     throw new CliError((error as Error).message, EXIT.FAILURE);

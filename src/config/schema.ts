@@ -283,6 +283,11 @@ export const ConfigSchema = Type.Object(
     audit: Type.Object(
       {
         checkpoint_interval_ms: Type.Integer({ minimum: 100, maximum: 24 * 60 * MINUTE, default: 5 * MINUTE }),
+        // How long a tree head may sit in the SQLite database without being in the data
+        // directory's tree-head file before verify calls the file rolled back. The file lags by
+        // one fdatasync (milliseconds); a minute leaves room for a slow disk, and a head older
+        // than that missing from the file was removed from it.
+        tree_head_file_grace_ms: Type.Integer({ minimum: 1_000, maximum: 24 * 60 * MINUTE, default: MINUTE }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -17,7 +17,6 @@ import { insertBlock } from '../blocks/store.ts';
 import { isoNow } from '../storage/index.ts';
 import { insertProvider, setProviderStatus, startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { auditEntries, eventually, writtenFor } from '../../test/helpers/records.ts';
-import { verifyAuditChain } from '../audit/index.ts';
 import { HandshakeService } from './service.ts';
 import { authMessage, authenticate, challengeResponse, newPatient, openRaw, type Patient, type RawHandshake } from '../../test/helpers/raw-handshake.ts';
 
@@ -555,6 +554,6 @@ describe('handshake.failed audit entries', () => {
     await Promise.all(reasons.map((reason) => service.recordFailure('CHALLENGE_FAILED', reason)));
     const written = (await auditEntries(t.neuron, 'handshake.failed')).filter((entry) => reasons.includes(entry.details.reason as string));
     assert.deepEqual(written.map((entry) => entry.details), reasons.map((reason) => ({ code: 'CHALLENGE_FAILED', reason })));
-    assert.equal((await verifyAuditChain(t.neuron.storage.db)).ok, true);
+    assert.equal((await t.neuron.audit.verify()).ok, true);
   });
 });

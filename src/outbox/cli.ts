@@ -4,11 +4,9 @@
  * Registered by src/cli/main.ts.
  */
 import type { Command } from 'commander';
-import { AuditLog } from '../audit/index.ts';
-import { globalOptions, loadForCli, openForCli } from '../cli/context.ts';
+import { globalOptions, loadForCli, openForCli, cliAudit } from '../cli/context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../cli/output.ts';
 import { NeuronError } from '../errors/index.ts';
-import { createLogger } from '../observability/logger.ts';
 import { ensureOrganizationKey } from '../organization/keys.ts';
 import { listNotices, requeueNotice, toOutboxView, type OutboxView } from './service.ts';
 import type { OutboxStatus } from './store.ts';
@@ -67,7 +65,7 @@ export function registerOutbox(program: Command): void {
       const storage = await openForCli(loadForCli(globalOptions(command)), { mustExist: true, migrate: false });
       try {
         const { key } = await ensureOrganizationKey(storage.db);
-        const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+        const audit = cliAudit(storage, key);
         const view = toOutboxView(await requeueNotice(storage, audit, eventId, 'cli'));
         if (options.json) return printJson(view);
         out(`${colours()('green', 'queued')} ${view.event_id} for delivery again; a running Neuron sends it at its next poll`);

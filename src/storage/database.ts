@@ -19,6 +19,8 @@ import * as sqlite002 from './migrations/sqlite/002_one_active_organization_key.
 import * as postgres002 from './migrations/postgres/002_one_active_organization_key.ts';
 import * as sqlite003 from './migrations/sqlite/003_relationships_by_patient.ts';
 import * as postgres003 from './migrations/postgres/003_relationships_by_patient.ts';
+import * as sqlite004 from './migrations/sqlite/004_audit_tree.ts';
+import * as postgres004 from './migrations/postgres/004_audit_tree.ts';
 import * as sqlite005 from './migrations/sqlite/005_roster_capabilities_and_key_blocks.ts';
 import * as postgres005 from './migrations/postgres/005_roster_capabilities_and_key_blocks.ts';
 import * as sqlite006 from './migrations/sqlite/006_console_operators.ts';
@@ -114,6 +116,13 @@ export interface Storage {
    * back, so take it as late in the transaction as possible.
    */
   lock(trx: Db, name: LockName): Promise<void>;
+  /**
+   * Runs `hook` once, inside the open transaction of `trx`, after its work and before COMMIT (the
+   * audit log seals its Merkle tree there, once per commit group). Registering the same `name`
+   * twice in one transaction keeps the first. What `hook` returns, if a function, runs after the
+   * COMMIT succeeded. A StorageError outside an open storage.transaction().
+   */
+  beforeCommit(trx: Db, name: string, hook: () => Promise<(() => void) | void>): void;
   migrate(): Promise<{ applied: string[] }>;
   pendingMigrations(): Promise<string[]>;
   /** Throws a StorageError saying what is wrong when the database cannot answer. */
@@ -132,8 +141,8 @@ export interface Storage {
 }
 
 const MIGRATIONS: Record<Dialect, Record<string, Migration>> = {
-  sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002, '003_relationships_by_patient': sqlite003, '005_roster_capabilities_and_key_blocks': sqlite005, '006_console_operators': sqlite006 },
-  postgres: { '001_initial': postgres001, '002_one_active_organization_key': postgres002, '003_relationships_by_patient': postgres003, '005_roster_capabilities_and_key_blocks': postgres005, '006_console_operators': postgres006 },
+  sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002, '003_relationships_by_patient': sqlite003, '004_audit_tree': sqlite004, '005_roster_capabilities_and_key_blocks': sqlite005, '006_console_operators': sqlite006 },
+  postgres: { '001_initial': postgres001, '002_one_active_organization_key': postgres002, '003_relationships_by_patient': postgres003, '004_audit_tree': postgres004, '005_roster_capabilities_and_key_blocks': postgres005, '006_console_operators': postgres006 },
 };
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {
@@ -419,6 +428,8 @@ interface DialectOps {
 function buildStorage(db: Db, dialect: Dialect, description: string, ops: DialectOps): Storage {
   /** The connection-bound handles given to `work` while their transaction is open. */
   const openTransactions = new WeakSet<Db>();
+  /** Hooks of each open transaction, by name (Storage.beforeCommit). */
+  const commitHooks = new WeakMap<Db, Map<string, () => Promise<(() => void) | void>>>();
   let closed = false;
   const grouped: GroupedUnit[] = [];
   let groupFlushScheduled = false;
@@ -476,6 +487,17 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
     });
   };
 
+  const runCommitHooks = async (connection: Db): Promise<Array<() => void>> => {
+    const hooks = commitHooks.get(connection);
+    if (hooks === undefined) return [];
+    const after: Array<() => void> = [];
+    for (const hook of hooks.values()) {
+      const then = await hook();
+      if (then) after.push(then);
+    }
+    return after;
+  };
+
   const storage: Storage = {
     db,
     dialect,
@@ -486,7 +508,10 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
         openTransactions.add(connection);
         try {
           const result = await work(connection);
+          const afterCommit = await runCommitHooks(connection);
           await connection.executeQuery(COMMIT);
+          // Committed: what follows must not turn into a rollback (hooks' after-steps do not throw).
+          for (const after of afterCommit) after();
           return result;
         } catch (error) {
           await connection.executeQuery(ROLLBACK).catch(() => undefined);
@@ -494,6 +519,7 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
           throw error;
         } finally {
           openTransactions.delete(connection);
+          commitHooks.delete(connection);
         }
       });
     },
@@ -515,6 +541,12 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
         throw new StorageError(`lock('${name}') needs the trx of an open storage.transaction()`);
       }
       await ops.lock(trx, name);
+    },
+    beforeCommit(trx, name, hook) {
+      if (!openTransactions.has(trx)) throw new StorageError(`beforeCommit('${name}') needs the trx of an open storage.transaction()`);
+      let hooks = commitHooks.get(trx);
+      if (hooks === undefined) commitHooks.set(trx, (hooks = new Map()));
+      if (!hooks.has(name)) hooks.set(name, hook);
     },
     async migrate() {
       try {

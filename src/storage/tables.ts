@@ -163,6 +163,24 @@ export interface AuditCheckpointsTable {
   signature: string;
 }
 
+/** An aligned complete subtree of the audit Merkle tree (migration 004): leaves [idx * 2^level, (idx + 1) * 2^level). */
+export interface AuditTreeNodesTable {
+  level: number;
+  idx: number;
+  /** Lowercase hex SHA-256. */
+  hash: string;
+}
+
+/** A signed tree head of the audit Merkle tree (migration 004, docs/storage.md). */
+export interface AuditTreeHeadsTable {
+  tree_size: number;
+  root_hash: string;
+  timestamp: string;
+  key_id: string;
+  public_key: string;
+  signature: string;
+}
+
 /** Name/value state owned by one domain (for example the registry registration). */
 export interface SettingsTable {
   name: string;
@@ -212,6 +230,8 @@ export interface Database {
   webhook_subscriptions: WebhookSubscriptionsTable;
   audit_log: AuditLogTable;
   audit_checkpoints: AuditCheckpointsTable;
+  audit_tree_nodes: AuditTreeNodesTable;
+  audit_tree_heads: AuditTreeHeadsTable;
   settings: SettingsTable;
   leases: LeasesTable;
   operators: OperatorsTable;

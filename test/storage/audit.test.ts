@@ -6,12 +6,18 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { AuditLog, verifyAuditChain } from '../../src/audit/service.ts';
+import { AuditLog, verifyAuditChain, type VerifyResult } from '../../src/audit/service.ts';
 import { GENESIS_HASH } from '../../src/audit/chain.ts';
-import { ensureOrganizationKey, type OrganizationKey } from '../../src/organization/keys.ts';
+import { ensureOrganizationKey, loadOrganizationKey, type OrganizationKey } from '../../src/organization/keys.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import type { Storage } from '../../src/storage/index.ts';
 import { testDatabases, type TestBackend } from '../helpers/databases.ts';
+
+/** Verifies as `neuron audit verify` does, trusting the key the test created (pinned in a real data directory). */
+async function verifyWithPinnedKey(storage: Storage): Promise<VerifyResult> {
+  const key = await loadOrganizationKey(storage.db);
+  return verifyAuditChain(storage.db, { trustedKeys: new Set([key!.publicKey]), heads: [] });
+}
 
 const logger = createLogger({ level: 'silent', pretty: 'never' });
 
@@ -47,7 +53,7 @@ for (const backend of testDatabases()) {
       assert.deepEqual(entries.map((e) => e.seq), [1, 2, 3, 4, 5]);
       assert.equal(entries[0]!.prev_hash, GENESIS_HASH);
       for (let i = 1; i < entries.length; i++) assert.equal(entries[i]!.prev_hash, entries[i - 1]!.hash);
-      assert.deepEqual(await verifyAuditChain(storage.db), { ok: true, entries: 5, checkpoints: 0, firstBadSeq: null, problem: null });
+      assert.deepEqual(await verifyWithPinnedKey(storage), { ok: true, entries: 5, checkpoints: 0, treeHeads: 5, firstBadSeq: null, badTreeHead: null, problem: null });
       assert.deepEqual((await audit.list({ after: 3, limit: 10 })).map((e) => e.seq), [4, 5]);
     });
 
@@ -60,7 +66,7 @@ for (const backend of testDatabases()) {
       await audit.record({ type: 'handshake.failed', actor: 'patient:agent-1' });
       const entries = await audit.list({ limit: 10 });
       assert.deepEqual(entries.map((e) => [e.seq, e.event_type]), [[1, 'test.event'], [2, 'test.event'], [3, 'handshake.failed']]);
-      assert.equal((await verifyAuditChain(storage.db)).ok, true);
+      assert.equal((await verifyWithPinnedKey(storage)).ok, true);
     });
 
     it('checkpoints sign the head once per move, and verify', async (t) => {
@@ -71,33 +77,36 @@ for (const backend of testDatabases()) {
       assert.deepEqual(await audit.checkpoint(), { seq: 4 });
       const checkpoints = await storage.db.selectFrom('audit_checkpoints').selectAll().orderBy('seq').execute();
       assert.deepEqual(checkpoints.map((c) => [c.seq, c.public_key]), [[3, key.publicKey], [4, key.publicKey]]);
-      assert.deepEqual(await verifyAuditChain(storage.db), { ok: true, entries: 4, checkpoints: 2, firstBadSeq: null, problem: null });
+      assert.deepEqual(await verifyWithPinnedKey(storage), { ok: true, entries: 4, checkpoints: 2, treeHeads: 4, firstBadSeq: null, badTreeHead: null, problem: null });
     });
 
     it('a changed entry is found at its sequence number', async (t) => {
       const { storage } = await auditOn(backend, t, 6);
       await storage.db.updateTable('audit_log').set({ details: '{"n":99}' }).where('seq', '=', 4).execute();
-      const result = await verifyAuditChain(storage.db);
+      const result = await verifyWithPinnedKey(storage);
       assert.equal(result.ok, false);
       assert.equal(result.firstBadSeq, 4);
       assert.match(result.problem ?? '', /changed/);
     });
 
-    it('a changed entry whose hash was recomputed breaks the link of the next one', async (t) => {
+    it('a changed entry whose hash was recomputed fails its own tree head, and without tree heads the next link', async (t) => {
       const { storage } = await auditOn(backend, t, 6);
       const { entryHash } = await import('../../src/audit/chain.ts');
       const four = await storage.db.selectFrom('audit_log').selectAll().where('seq', '=', 4).executeTakeFirstOrThrow();
       const forged = { ...four, actor: 'someone-else' };
       await storage.db.updateTable('audit_log').set({ actor: forged.actor, hash: entryHash(forged) }).where('seq', '=', 4).execute();
-      const result = await verifyAuditChain(storage.db);
+      const result = await verifyWithPinnedKey(storage);
       assert.equal(result.ok, false);
-      assert.equal(result.firstBadSeq, 5);
+      assert.equal(result.firstBadSeq, 4);
+      assert.equal(result.badTreeHead, 4);
+      await storage.db.deleteFrom('audit_tree_heads').execute();
+      assert.equal((await verifyWithPinnedKey(storage)).firstBadSeq, 5);
     });
 
     it('a deleted entry is found as a gap', async (t) => {
       const { storage } = await auditOn(backend, t, 6);
       await storage.db.deleteFrom('audit_log').where('seq', '=', 3).execute();
-      const result = await verifyAuditChain(storage.db);
+      const result = await verifyWithPinnedKey(storage);
       assert.equal(result.ok, false);
       assert.equal(result.firstBadSeq, 3);
       assert.match(result.problem ?? '', /missing or out of order/);
@@ -113,7 +122,7 @@ for (const backend of testDatabases()) {
         await trx.updateTable('audit_log').set(fiveFields).where('seq', '=', 2).execute();
         await trx.updateTable('audit_log').set(twoFields).where('seq', '=', 5).execute();
       });
-      const result = await verifyAuditChain(storage.db);
+      const result = await verifyWithPinnedKey(storage);
       assert.equal(result.ok, false);
       assert.equal(result.firstBadSeq, 2);
     });
@@ -122,14 +131,14 @@ for (const backend of testDatabases()) {
       const { storage, audit } = await auditOn(backend, t, 5);
       await audit.checkpoint();
       await storage.db.deleteFrom('audit_log').where('seq', '>=', 4).execute();
-      const truncated = await verifyAuditChain(storage.db);
+      const truncated = await verifyWithPinnedKey(storage);
       assert.equal(truncated.ok, false);
       assert.equal(truncated.firstBadSeq, 4);
 
       const other = await auditOn(backend, t, 3);
       await other.audit.checkpoint();
       await other.storage.db.updateTable('audit_checkpoints').set({ signed_at: '2000-01-01T00:00:00.000Z' }).execute();
-      const forged = await verifyAuditChain(other.storage.db);
+      const forged = await verifyWithPinnedKey(other.storage);
       assert.equal(forged.ok, false);
       assert.match(forged.problem ?? '', /invalid signature/);
     });
@@ -147,12 +156,32 @@ for (const backend of testDatabases()) {
         second.audit.checkpoint(),
       ]);
       await first.audit.checkpoint();
-      const result = await verifyAuditChain(first.storage.db);
+      const result = await verifyWithPinnedKey(first.storage);
       assert.equal(result.problem, null);
       assert.equal(result.ok, true);
       assert.equal(result.entries, 2 * perInstance);
       const actors = await first.storage.db.selectFrom('audit_log').select('actor').execute();
       assert.equal(actors.filter((a) => a.actor === 'instance-2').length, perInstance, 'both instances wrote');
+      // One linear tree: each commit extended the latest head whichever instance sealed it, and
+      // verify matched every head's root against the one tree rebuilt from the entries.
+      const sizes = (await first.storage.db.selectFrom('audit_tree_heads').select('tree_size').orderBy('tree_size').execute()).map((h) => h.tree_size);
+      assert.deepEqual(sizes, Array.from({ length: 2 * perInstance }, (_, i) => i + 1), 'one tree head per commit, none forked or skipped');
+    });
+
+    it('a commit group is sealed by one tree head covering only the units that committed', async (t) => {
+      const { storage, audit } = await auditOn(backend, t, 1);
+      const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => storage.groupTransaction(async (trx) => {
+        await audit.append(trx, { type: 'grouped', actor: 'system', details: { i } });
+        if (i % 3 === 1) throw new Error('rolled back to its savepoint after the append');
+      })));
+      assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 7);
+      const result = await verifyWithPinnedKey(storage);
+      assert.equal(result.ok, true, result.problem ?? '');
+      assert.equal(result.entries, 8);
+      const heads = await storage.db.selectFrom('audit_tree_heads').select('tree_size').orderBy('tree_size').execute();
+      assert.equal(heads[heads.length - 1]!.tree_size, 8);
+      // SQLite shares one commit (one head) for the group; PostgreSQL commits each unit alone.
+      assert.equal(heads.length, backend.name === 'sqlite' ? 2 : 8);
     });
 
     it('concurrent handshake-sized transactions with appends from two instances stay consistent', async (t) => {
@@ -168,7 +197,7 @@ for (const backend of testDatabases()) {
       })));
       const committed = outcomes.filter((o) => o.status === 'fulfilled').length;
       assert.equal(committed, 30);
-      const result = await verifyAuditChain(first.storage.db);
+      const result = await verifyWithPinnedKey(first.storage);
       assert.equal(result.ok, true, result.problem ?? '');
       assert.equal(result.entries, committed, 'one entry per committed change, none for rolled-back ones');
       assert.equal((await first.storage.db.selectFrom('settings').selectAll().execute()).length, committed);

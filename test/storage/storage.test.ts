@@ -17,7 +17,7 @@ import { MigrationError, pendingMigrations, runMigrations } from '../../src/stor
 import { POSTGRES_URL_VARIABLE, testDatabases } from '../helpers/databases.ts';
 
 const EXPECTED_TABLES = [
-  'api_keys', 'audit_checkpoints', 'audit_log', 'blocks', 'leases', 'operator_sessions', 'operators', 'organization_keys', 'outbox',
+  'api_keys', 'audit_checkpoints', 'audit_log', 'audit_tree_heads', 'audit_tree_nodes', 'blocked_keys', 'blocks', 'leases', 'operator_sessions', 'operators', 'organization_keys', 'outbox',
   'patients', 'providers', 'relationships', 'settings', 'webhook_subscriptions',
 ];
 
@@ -37,8 +37,8 @@ for (const backend of testDatabases()) {
   describe(`storage (${backend.name})`, () => {
     it('migrations apply once, create every table, and leave nothing pending', async (t) => {
       const { storage } = await backend.open(t, { migrate: false });
-      assert.deepEqual(await storage.pendingMigrations(), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '006_console_operators']);
-      assert.deepEqual(await storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '006_console_operators'] });
+      assert.deepEqual(await storage.pendingMigrations(), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators']);
+      assert.deepEqual(await storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators'] });
       assert.deepEqual(await storage.pendingMigrations(), []);
       assert.deepEqual(await storage.migrate(), { applied: [] }, 'a second run applies nothing');
       assert.deepEqual(await tableNames(storage), EXPECTED_TABLES);
@@ -366,9 +366,9 @@ if (postgresUrl) {
       // Two databases in one PostgreSQL database, in two schemas: each migrates on its own.
       const first = await postgres.open(t, { migrate: false });
       const second = await postgres.open(t, { migrate: false });
-      assert.deepEqual(await first.storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '006_console_operators'] });
-      assert.deepEqual(await second.storage.pendingMigrations(), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '006_console_operators']);
-      assert.deepEqual(await second.storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '006_console_operators'] });
+      assert.deepEqual(await first.storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators'] });
+      assert.deepEqual(await second.storage.pendingMigrations(), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators']);
+      assert.deepEqual(await second.storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators'] });
       assert.deepEqual(await second.storage.pendingMigrations(), []);
     });
 
@@ -376,7 +376,7 @@ if (postgresUrl) {
       const database = await postgres.open(t, { migrate: false });
       const peers = [database.storage, await database.openPeer(), await database.openPeer()];
       const results = await Promise.all(peers.map((p) => p.migrate()));
-      assert.deepEqual(results.flatMap((r) => r.applied), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '006_console_operators']);
+      assert.deepEqual(results.flatMap((r) => r.applied), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators']);
       for (const p of peers) assert.deepEqual(await p.pendingMigrations(), []);
     });
 

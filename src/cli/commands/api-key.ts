@@ -5,15 +5,13 @@
  * every request.
  */
 import type { Command } from 'commander';
-import { AuditLog } from '../../audit/index.ts';
 import { ensureOrganizationKey } from '../../organization/keys.ts';
-import { createLogger } from '../../observability/logger.ts';
 import { ApiKeyService, type ApiKeyView } from '../../api-keys/service.ts';
 import { LABEL_PATTERN } from '../../api-keys/format.ts';
 import { SCOPES, type Scope } from '../../api/principal.ts';
 import { NeuronError } from '../../errors/index.ts';
 import type { Storage } from '../../storage/index.ts';
-import { globalOptions, loadForCli, openForCli, parseDuration } from '../context.ts';
+import { globalOptions, loadForCli, openForCli, parseDuration, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 
 /** Keys listed per page read from the database while printing them all. */
@@ -24,7 +22,7 @@ async function withService<T>(command: Command, mustExist: boolean, work: (servi
   const storage: Storage = await openForCli(loadForCli(globalOptions(command)), { mustExist, migrate: !mustExist });
   try {
     const { key } = await ensureOrganizationKey(storage.db);
-    const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+    const audit = cliAudit(storage, key);
     return await work(new ApiKeyService({ storage, audit }));
   } catch (error) {
     if (error instanceof NeuronError) throw new CliError(error.message, error.code === 'VALIDATION_FAILED' ? EXIT.USAGE : EXIT.FAILURE);

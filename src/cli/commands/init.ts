@@ -5,7 +5,7 @@ import { isValidNpi, NPI_RULE, resolveConfigFile } from '../../config/index.ts';
 import { developmentConfig, writeConfigFile, type InitialConfig } from '../../config/init.ts';
 import { AuditLog } from '../../audit/index.ts';
 import { ensureOrganizationKey } from '../../organization/keys.ts';
-import { globalOptions, loadForCli, openForCli } from '../context.ts';
+import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out } from '../output.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { handshakeUrlFor } from '../../main.ts';
@@ -70,7 +70,7 @@ export function registerInit(program: Command): void {
       const storage = await openForCli(loaded, { mustExist: false, migrate: true });
       try {
         const { key, created } = await ensureOrganizationKey(storage.db);
-        const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+        const audit = cliAudit(storage, key);
         if (created) {
           await audit.record({ type: 'neuron.initialized', actor: 'cli', details: { organization_npi: npi } });
         }

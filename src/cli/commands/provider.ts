@@ -8,10 +8,8 @@
  * database trouble).
  */
 import type { Command } from 'commander';
-import { AuditLog } from '../../audit/index.ts';
 import { isValidNpi, NPI_RULE, PROVIDER_TYPES } from '../../config/index.ts';
 import { NeuronError } from '../../errors/index.ts';
-import { createLogger } from '../../observability/logger.ts';
 import { ensureOrganizationKey } from '../../organization/keys.ts';
 import { OutboundPolicy } from '../../outbound/index.ts';
 import { ProviderService, type RosterActor, type UpdateProviderInput } from '../../providers/service.ts';
@@ -20,7 +18,7 @@ import type { Provider } from '../../providers/store.ts';
 import { PROVIDER_STATUSES, type ProviderStatus } from '../../providers/validation.ts';
 import type { ProviderViewType } from '../../providers/schemas.ts';
 import type { Storage } from '../../storage/index.ts';
-import { globalOptions, loadForCli, openForCli } from '../context.ts';
+import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 
 /** Roster changes made here are audited as the operator at the console (no API key involved). */
@@ -53,7 +51,7 @@ async function withRoster<T>(command: Command, options: { create: boolean }, wor
   const storage: Storage = await openForCli(loaded, { mustExist: !options.create, migrate: options.create });
   try {
     const { key } = await ensureOrganizationKey(storage.db);
-    const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+    const audit = cliAudit(storage, key);
     return await work(new ProviderService({ storage, audit, outbound: new OutboundPolicy(loaded.config.outbound) }), key.publicKey);
   } catch (error) {
     if (error instanceof NeuronError) {

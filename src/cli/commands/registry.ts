@@ -4,11 +4,9 @@
  * work whether or not the Neuron runs; reset refuses while any instance runs the registry client.
  */
 import type { Command } from 'commander';
-import { AuditLog } from '../../audit/index.ts';
-import { createLogger } from '../../observability/logger.ts';
 import { ensureOrganizationKey } from '../../organization/keys.ts';
 import { providerStateCounts, readRegistryStatus, registryClientHolder, resetRegistration, type RegistryStatusView } from '../../presence/index.ts';
-import { globalOptions, loadForCli, openForCli } from '../context.ts';
+import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 import { runningInstance } from '../pidfile.ts';
 
@@ -60,7 +58,7 @@ export function registerRegistry(program: Command): void {
           );
         }
         const { key } = await ensureOrganizationKey(storage.db);
-        const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+        const audit = cliAudit(storage, key);
         const cleared = await resetRegistration(storage, (event) => audit.record(event), 'cli', loaded.config);
         const paint = colours();
         if (cleared.registrationId === null) out(`${paint('green', 'Reset')}: no registration was stored; provider registry states cleared`);
