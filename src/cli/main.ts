@@ -18,6 +18,11 @@ import { registerDiscover } from './commands/discover.ts';
 import { registerProvider } from './commands/provider.ts';
 import { registerOutbox } from '../outbox/cli.ts';
 
+/** Gathers every --set into one list, in the order given. */
+function collectAssignments(assignment: string, previous: string[]): string[] {
+  return [...previous, assignment];
+}
+
 export function buildProgram(): Command {
   const program = new Command('neuron')
     .description('Neuron: the organization front door on the CareAgent network')
@@ -27,7 +32,9 @@ export function buildProgram(): Command {
     .option('--port <port>', 'listen port (overrides server.port; 0 picks a free port)')
     .option('--host <host>', 'listen address (overrides server.host)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
-    .option('--set <path=value...>', 'override any option, for example --set handshake.max_queued=500')
+    // One path=value per --set, repeated for more: a variadic option would take the subcommand's
+    // name after it as one more value (`neuron --set a=1 status` printed only the usage).
+    .option('--set <path=value>', 'override any option, for example --set handshake.max_queued=500 (repeatable)', collectAssignments, [] as string[])
     .exitOverride()
     .showHelpAfterError();
   registerInit(program);
