@@ -17,6 +17,7 @@ import { registerRegistry } from './commands/registry.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerProvider } from './commands/provider.ts';
 import { registerOutbox } from '../outbox/cli.ts';
+import { registerBlock } from './commands/block.ts';
 
 /** Gathers every --set into one list, in the order given. */
 function collectAssignments(assignment: string, previous: string[]): string[] {
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerApiKey(program);
   registerProvider(program);
   registerOutbox(program);
+  registerBlock(program);
   registerDemo(program);
   return program;
 }
