@@ -8,7 +8,7 @@
 #   bash scripts/postgres-test-server.sh destroy   stop the server and delete its directory
 #
 # `start` prints exactly one line on stdout, `NEURON_TEST_POSTGRES_URL=postgres://…`, and writes
-# the same line to "$NEURON_PG_DIR/env"; everything else goes to stderr. So either of these works:
+# the same line to "$PG_TEST_DIR/env"; everything else goes to stderr. So either of these works:
 #   export "$(bash scripts/postgres-test-server.sh)"
 #   bash scripts/postgres-test-server.sh >/dev/null && set -a && . /tmp/neuron-postgres-test/env && set +a
 #
@@ -18,15 +18,16 @@
 # No systemd: the server is started with pg_ctl on a data directory of its own, separate from any
 # cluster the Debian package may have created, and listens on 127.0.0.1 only.
 #
-# Settings (environment):
-#   NEURON_PG_DIR   directory of the throwaway cluster   (default /tmp/neuron-postgres-test)
-#   NEURON_PG_PORT  TCP port on 127.0.0.1                (default 54329, away from the usual 5432)
+# Settings (environment; outside the NEURON_ namespace on purpose: the Neuron reads every other
+# NEURON_* variable as configuration and refuses the ones it does not know):
+#   PG_TEST_DIR   directory of the throwaway cluster   (default /tmp/neuron-postgres-test)
+#   PG_TEST_PORT  TCP port on 127.0.0.1                (default 54329, away from the usual 5432)
 #
 # The cluster trades durability for speed (fsync off): it is for tests only, never for data.
 set -euo pipefail
 
-PG_DIR="${NEURON_PG_DIR:-/tmp/neuron-postgres-test}"
-PG_PORT="${NEURON_PG_PORT:-54329}"
+PG_DIR="${PG_TEST_DIR:-/tmp/neuron-postgres-test}"
+PG_PORT="${PG_TEST_PORT:-54329}"
 DATA="$PG_DIR/data"
 LOG="$PG_DIR/server.log"
 ENV_FILE="$PG_DIR/env"
@@ -118,7 +119,7 @@ EOF
 start_server() {
   say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
   as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >&2 \
-    || { tail -n 30 "$LOG" >&2 || true; die "the server did not start; see $LOG (is port $PG_PORT taken? set NEURON_PG_PORT)"; }
+    || { tail -n 30 "$LOG" >&2 || true; die "the server did not start; see $LOG (is port $PG_PORT taken? set PG_TEST_PORT)"; }
 }
 
 ensure_role_and_database() {
@@ -154,7 +155,7 @@ case "$command" in
     fi
     say "using $("$BIN/postgres" --version)"
     if [ ! -f "$DATA/PG_VERSION" ]; then
-      [ -d "$DATA" ] && [ -n "$(ls -A "$DATA" 2>/dev/null)" ] && die "$DATA exists but is not a PostgreSQL cluster; remove it or set NEURON_PG_DIR"
+      [ -d "$DATA" ] && [ -n "$(ls -A "$DATA" 2>/dev/null)" ] && die "$DATA exists but is not a PostgreSQL cluster; remove it or set PG_TEST_DIR"
       init_cluster
     elif [ "$(cat "$DATA/PG_VERSION")" != "$("$BIN/postgres" --version | awk '{ print $3 }' | cut -d. -f1)" ]; then
       die "$DATA was made by PostgreSQL $(cat "$DATA/PG_VERSION"); run '$0 destroy' first"

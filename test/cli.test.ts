@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -144,6 +144,34 @@ test('init refuses a bad NPI and writes nothing', () => {
   assert.equal(existsSync(path.join(cwd, 'data')), false);
 });
 
+test('init --force with any invalid answer exits 2 and leaves the existing config as it was', () => {
+  const cwd = tempDir();
+  assert.equal(run(cwd, ['init', '--yes', '--name', 'Test Clinic', '--npi', '1679576722']).code, 0);
+  const configFile = path.join(cwd, 'neuron.config.json');
+  const before = readFileSync(configFile, 'utf8');
+  for (const bad of [['--public-url', 'ftp://x'], ['--npi', '1234567890'], ['--registry-url', 'not a url']]) {
+    const init = run(cwd, ['init', '--yes', '--force', '--name', 'Other Clinic', ...bad]);
+    assert.equal(init.code, 2, `${bad.join(' ')}: ${init.stderr}`);
+    assert.match(init.stderr, new RegExp(`nothing was written or removed[\\s\\S]*\\(${bad[0]}\\)`));
+    assert.equal(readFileSync(configFile, 'utf8'), before, `${bad.join(' ')} left the config untouched`);
+  }
+  const port = run(cwd, ['--port', 'abc', 'init', '--yes', '--force']);
+  assert.equal(port.code, 2);
+  assert.match(port.stderr, /server\.port: .*\(--port\)/);
+  assert.equal(readFileSync(configFile, 'utf8'), before);
+  assert.deepEqual(readdirSync(cwd).sort(), ['data', 'neuron.config.json'], 'no candidate file left behind');
+});
+
+test('init without --name says the organization got synthetic development values', () => {
+  const cwd = tempDir();
+  const init = run(cwd, ['init', '--yes']);
+  assert.equal(init.code, 0, init.stderr);
+  assert.match(init.stderr, /no --name and no --npi given, so the organization has synthetic development values \(name "Development Practice", NPI 1245319599\)/);
+  const named = run(tempDir(), ['init', '--yes', '--name', 'Test Clinic']);
+  assert.match(named.stderr, /no --npi given/);
+  assert.doesNotMatch(named.stderr, /--name/);
+});
+
 test('config --print shows the effective config with secrets redacted', () => {
   const cwd = tempDir();
   const printed = run(cwd, ['config', '--print', '--set', 'handshake.max_queued=123'], { NEURON_STORAGE__URL: 'postgres://neuron:hunter2@db.internal/neuron' });
@@ -152,6 +180,27 @@ test('config --print shows the effective config with secrets redacted', () => {
   const config = JSON.parse(printed.stdout) as { storage: { url: string }; handshake: { max_queued: number } };
   assert.equal(config.storage.url, '[redacted]');
   assert.equal(config.handshake.max_queued, 123);
+});
+
+test('--set before a subcommand takes one path=value and leaves the subcommand alone; it repeats', () => {
+  const cwd = tempDir();
+  const status = run(cwd, ['--set', 'handshake.max_queued=500', 'status']);
+  assert.equal(status.code, 3, status.stderr);
+  assert.match(status.stdout, /not running/);
+  const printed = run(cwd, ['--set', 'handshake.max_queued=123', '--set', 'handshake.max_concurrent_handshakes=7', 'config', '--print']);
+  assert.equal(printed.code, 0, printed.stderr);
+  const config = JSON.parse(printed.stdout) as { handshake: { max_queued: number; max_concurrent_handshakes: number } };
+  assert.equal(config.handshake.max_queued, 123);
+  assert.equal(config.handshake.max_concurrent_handshakes, 7);
+});
+
+test('a bad --port is blamed on the flag, not on the config file', () => {
+  const cwd = tempDir();
+  assert.equal(run(cwd, ['init', '--yes', '--name', 'Test Clinic']).code, 0);
+  const status = run(cwd, ['--port', 'abc', 'status']);
+  assert.equal(status.code, 2);
+  assert.match(status.stderr, /server\.port: .*\(from flag --port\)/);
+  assert.doesNotMatch(status.stderr, /neuron\.config\.json/);
 });
 
 test('bad configuration: every problem listed, exit 2, nothing created', () => {

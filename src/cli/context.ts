@@ -56,9 +56,19 @@ export function overridesFrom(options: GlobalOptions): Record<string, unknown> {
   return overrides;
 }
 
+/** The flag that sets each path, for problem messages ("from flag --port", not the config file). */
+export function overrideSourcesFrom(options: GlobalOptions): Record<string, string> {
+  const sources: Record<string, string> = { data_dir: 'flag --data-dir', 'server.port': 'flag --port', 'server.host': 'flag --host', 'logging.level': 'flag --log-level' };
+  for (const assignment of options.set ?? []) {
+    const at = assignment.indexOf('=');
+    if (at > 0) sources[assignment.slice(0, at)] = `flag --set ${assignment.slice(0, at)}`;
+  }
+  return sources;
+}
+
 export function loadForCli(options: GlobalOptions): LoadedConfig {
   try {
-    return loadConfig({ configFile: options.config, overrides: overridesFrom(options) });
+    return loadConfig({ configFile: options.config, overrides: overridesFrom(options), overrideSources: overrideSourcesFrom(options) });
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(error.message, EXIT.USAGE);
     throw error;

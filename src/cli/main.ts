@@ -18,6 +18,12 @@ import { registerDiscover } from './commands/discover.ts';
 import { registerProvider } from './commands/provider.ts';
 import { registerOutbox } from '../outbox/cli.ts';
 import { registerOperator } from '../operators/cli.ts';
+import { registerBlock } from './commands/block.ts';
+
+/** Gathers every --set into one list, in the order given. */
+function collectAssignments(assignment: string, previous: string[]): string[] {
+  return [...previous, assignment];
+}
 
 export function buildProgram(): Command {
   const program = new Command('neuron')
@@ -28,7 +34,9 @@ export function buildProgram(): Command {
     .option('--port <port>', 'listen port (overrides server.port; 0 picks a free port)')
     .option('--host <host>', 'listen address (overrides server.host)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
-    .option('--set <path=value...>', 'override any option, for example --set handshake.max_queued=500')
+    // One path=value per --set, repeated for more: a variadic option would take the subcommand's
+    // name after it as one more value (`neuron --set a=1 status` printed only the usage).
+    .option('--set <path=value>', 'override any option, for example --set handshake.max_queued=500 (repeatable)', collectAssignments, [] as string[])
     .exitOverride()
     .showHelpAfterError();
   registerInit(program);
@@ -43,6 +51,7 @@ export function buildProgram(): Command {
   registerProvider(program);
   registerOutbox(program);
   registerOperator(program);
+  registerBlock(program);
   registerDemo(program);
   return program;
 }

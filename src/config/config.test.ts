@@ -17,7 +17,7 @@ function writeConfig(dir: string, value: unknown): string {
   return file;
 }
 
-function problemsOf(action: () => unknown): Array<{ path: string; message: string }> {
+function problemsOf(action: () => unknown): Array<{ path: string; message: string; source?: string }> {
   try {
     action();
   } catch (error) {
@@ -140,4 +140,25 @@ test('redaction hides every secret and nothing else', () => {
 test('NEURON_TEST_* variables belong to the test tooling and are not options', () => {
   const { config } = loadConfig({ cwd: tempDir(), env: { NEURON_TEST_POSTGRES_URL: 'postgres://x@127.0.0.1/y', NEURON_SERVER__PORT: '4444' } });
   assert.equal(config.server.port, 4444);
+});
+
+test('every problem names where its value came from: the file, an environment variable or a flag', () => {
+  const dir = tempDir();
+  const file = writeConfig(dir, { server: { host: 7 } });
+  const problems = problemsOf(() => loadConfig({
+    cwd: dir,
+    env: { NEURON_HANDSHAKE__MAX_QUEUED: 'many' },
+    overrides: { 'server.port': 'abc' },
+    overrideSources: { 'server.port': 'flag --port' },
+  }));
+  const sourceAt = (at: string): string | undefined => problems.find((p) => p.path === at)?.source;
+  assert.equal(sourceAt('server.port'), 'flag --port');
+  assert.equal(sourceAt('handshake.max_queued'), 'environment variable NEURON_HANDSHAKE__MAX_QUEUED');
+  assert.equal(sourceAt('server.host'), file);
+  writeConfig(dir, { server: { host: '127.0.0.1' } });
+  assert.throws(() => loadConfig({ cwd: dir, env: {}, overrides: { 'server.port': 'abc' }, overrideSources: { 'server.port': 'flag --port' } }), (error: Error) => {
+    assert.match(error.message, /server\.port: .*\(from flag --port\)/);
+    assert.match(error.message, /^invalid configuration \(flag --port\):/, 'the file is not blamed for a flag');
+    return true;
+  });
 });

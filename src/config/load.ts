@@ -22,12 +22,14 @@ const RESERVED_ENV_PREFIX = 'NEURON_TEST_';
 export interface ConfigProblem {
   path: string;
   message: string;
+  /** Where the offending value came from: the config file, an environment variable or a flag. */
+  source?: string;
 }
 
 export class ConfigError extends Error {
   readonly problems: ConfigProblem[];
   constructor(problems: ConfigProblem[], source: string) {
-    super(`invalid configuration (${source}):\n${problems.map((p) => `  - ${p.path || '(root)'}: ${p.message}`).join('\n')}`);
+    super(`invalid configuration (${source}):\n${problems.map((p) => `  - ${p.path || '(root)'}: ${p.message}${p.source ? ` (from ${p.source})` : ''}`).join('\n')}`);
     this.name = 'ConfigError';
     this.problems = problems;
   }
@@ -54,6 +56,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Highest-precedence overrides as dotted paths, for example { 'server.port': 0 }. */
   overrides?: Record<string, unknown>;
+  /** How each override was given, for problem messages (for example { 'server.port': 'flag --port' }). */
+  overrideSources?: Record<string, string>;
   cwd?: string;
 }
 
@@ -81,19 +85,28 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
 
   const merged = structuredClone(fromFile);
-  for (const [dotted, value] of Object.entries(environmentOverrides(env, problems))) setPath(merged, dotted, value);
+  // Which layer set each overridden path, so that a problem names where its value came from.
+  const sources = new Map<string, string>();
+  for (const [dotted, value] of Object.entries(environmentOverrides(env, problems))) {
+    setPath(merged, dotted, value);
+    sources.set(dotted, `environment variable ${environmentNameOf(dotted, env)}`);
+  }
   for (const [dotted, value] of Object.entries(options.overrides ?? {})) {
-    if (value !== undefined) setPath(merged, dotted, coerceForPath(dotted, value, problems, `flag for ${dotted}`));
+    if (value === undefined) continue;
+    const source = options.overrideSources?.[dotted] ?? `flag --set ${dotted}`;
+    setPath(merged, dotted, coerceForPath(dotted, value, problems, source));
+    sources.set(dotted, source);
   }
 
   // Fills in the defaults in place while checking, and reports every problem.
   const withDefaults: unknown = merged;
   problems.push(...schemaProblems(withDefaults));
-  if (problems.length > 0) throw new ConfigError(problems, configFile ?? 'defaults and environment');
-
+  if (problems.length === 0) problems.push(...semanticProblems(withDefaults as NeuronConfig));
+  if (problems.length > 0) {
+    const attributed = problems.map((problem) => attributeProblem(problem, sources, configFile, fromFile));
+    throw new ConfigError(attributed, describeSources(attributed, configFile));
+  }
   const config = withDefaults as NeuronConfig;
-  problems.push(...semanticProblems(config));
-  if (problems.length > 0) throw new ConfigError(problems, configFile ?? 'defaults and environment');
 
   const baseDir = configFile ? path.dirname(configFile) : cwd;
   const dataDir = path.resolve(baseDir, config.data_dir);
@@ -107,6 +120,45 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
       pidFile: path.join(dataDir, 'neuron.pid'),
     },
   };
+}
+
+/** The environment variable that set `dotted` (NEURON_SERVER__PORT for server.port). */
+function environmentNameOf(dotted: string, env: NodeJS.ProcessEnv): string {
+  const expected = `${ENV_PREFIX}${dotted.split('.').map((part) => part.toUpperCase()).join('__')}`;
+  return Object.keys(env).find((name) => name.toUpperCase() === expected) ?? expected;
+}
+
+/**
+ * Names the layer a problem's value came from: the flag or environment variable that set its path
+ * (or a parent of it), else the config file when the file holds that path, else the defaults.
+ * Problems that already name their source (unknown variables, bad JSON) keep their message as is.
+ */
+function attributeProblem(problem: ConfigProblem, sources: Map<string, string>, configFile: string | null, fromFile: Record<string, unknown>): ConfigProblem {
+  if (problem.source !== undefined || problem.message.includes('(from ')) return problem;
+  let best: string | undefined;
+  for (const dotted of sources.keys()) {
+    const covers = problem.path === dotted || problem.path.startsWith(`${dotted}.`);
+    if (covers && (best === undefined || dotted.length > best.length)) best = dotted;
+  }
+  if (best !== undefined) return { ...problem, source: sources.get(best)! };
+  if (configFile !== null && (problem.path === '' || hasPath(fromFile, problem.path))) return { ...problem, source: configFile };
+  return problem;
+}
+
+function hasPath(target: Record<string, unknown>, dotted: string): boolean {
+  let node: unknown = target;
+  for (const part of dotted.split('.')) {
+    if (node === null || typeof node !== 'object' || !(part in node)) return false;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return true;
+}
+
+/** The heading of a refused configuration: every layer that holds a problem. */
+function describeSources(problems: ConfigProblem[], configFile: string | null): string {
+  const named = [...new Set(problems.map((problem) => problem.source).filter((source) => source !== undefined))];
+  if (named.length > 0) return named.join(', ');
+  return configFile ?? 'defaults and environment';
 }
 
 /**

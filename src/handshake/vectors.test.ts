@@ -1,5 +1,6 @@
 /**
- * The spec's test vectors (shared/spec/vectors.json) through a real connection. The vector tokens
+ * The spec's test vectors (spec/vectors.json, the repository's copy of the network's
+ * shared/spec/vectors.json) through a real connection. The vector tokens
  * are valid only on 2026-01-01 and the challenge vector needs a fixed nonce, so these run against
  * a standalone broker (ProtocolServer.start) over the test Neuron's database and key, with its
  * clock and nonce pinned. The Neuron's own broker, on the real clock, refuses the same tokens.
@@ -21,7 +22,7 @@ interface Vectors {
   challenge: { nonce_hex: string; signed_nonce: string };
   negative: { signature_over_hex_text: string };
 }
-const vectors = JSON.parse(readFileSync(new URL('../../../shared/spec/vectors.json', import.meta.url), 'utf8')) as Vectors;
+const vectors = JSON.parse(readFileSync(new URL('../../spec/vectors.json', import.meta.url), 'utf8')) as Vectors;
 
 const AGENT = 'patient-agent-123';
 const PROVIDER = '1679576722';

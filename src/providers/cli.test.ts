@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,25 @@ describe('neuron provider (CLI)', () => {
     writeFileSync(config, JSON.stringify({ organization: { name: 'CLI Practice', npi: '1245319599' }, data_dir: './data', discovery: { enabled: false }, logging: { level: 'silent' } }));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('add reports every problem at once and writes nothing; a provider without an endpoint is added with a note', async () => {
+    const fresh = mkdtempSync(path.join(tmpdir(), 'neuron-provider-cli-'));
+    const freshConfig = path.join(fresh, 'neuron.config.json');
+    writeFileSync(freshConfig, JSON.stringify({ organization: { name: 'CLI Practice', npi: '1245319599' }, data_dir: './data', discovery: { enabled: false }, logging: { level: 'silent' } }));
+    try {
+      const bad = await neuron(freshConfig, 'provider', 'add', '1679576723', '--name', 'All wrong', '--types', 'physician,wizard', '--endpoint', 'ftp://x.example', '--status', 'suspended');
+      assert.equal(bad.code, 2, bad.stderr);
+      for (const flag of ['<npi>', '--types \\(item 1\\)', '--endpoint', '--status']) assert.match(bad.stderr, new RegExp(`- ${flag} `), `${flag} is reported: ${bad.stderr}`);
+      assert.equal(existsSync(path.join(fresh, 'data')), false, 'no database created for a refused provider');
+
+      const bare = await neuron(freshConfig, 'provider', 'add', SECOND, '--name', 'No Endpoint');
+      assert.equal(bare.code, 0, bare.stderr);
+      assert.match(bare.stderr, /has no endpoint \(--endpoint\).*cannot be approved until it has one/);
+      assert.doesNotMatch(bare.stdout, /Next: `neuron provider approve/);
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
 
   test('add, list, approve, suspend and remove, with exit codes', async () => {
     const added = await neuron(config, 'provider', 'add', NPI, '--name', 'Dr. CLI', '--types', 'physician,laboratory', '--endpoint', 'wss://cli.example/agent', '--json');

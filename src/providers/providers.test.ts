@@ -12,6 +12,7 @@ import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { auditEntries } from '../../test/helpers/records.ts';
 import { getActiveProvider } from './store.ts';
 import { api, connectPatient, createApiKey, waitFor } from './test-support.ts';
+import { withLastCharacterChanged } from '../../test/helpers/tamper.ts';
 
 // Synthetic NPIs (Luhn with the 80840 prefix).
 const SEEDED = '1679576722';
@@ -201,7 +202,7 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
     assert.equal(beat.body.roster_status, 'active');
     assert.equal(typeof beat.body.last_seen, 'string');
     assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`)).status, 200, 'the registration id alone is enough');
-    assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: `${credential.slice(0, -1)}${credential.endsWith('A') ? 'B' : 'A'}` })).status, 401);
+    assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: withLastCharacterChanged(credential) })).status, 401);
     assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: reader })).status, 401, 'an API key is not a provider credential');
     assert.equal((await api(t.url, 'GET', `/v1/providers/${otherRegistrationId}/heartbeat`, { token: credential })).status, 404, 'another provider\'s registration');
     assert.equal((await api(t.url, 'POST', `/v1/providers/${registrationId}/disconnect`, { token: credential })).status, 200);

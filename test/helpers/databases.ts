@@ -10,17 +10,38 @@
  *         const { storage } = await backend.open(t);
  *         …
  *
- * When the variable is unset the PostgreSQL variant is not registered at all (not skipped), and
- * one line says so on the test output.
+ * When the variable is unset the PostgreSQL variant is registered as one skipped test per file,
+ * with the reason, so the runner counts it as skipped (never as passed, never silently absent).
  */
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
 import pg from 'pg';
 import { openStorage, type Dialect, type Storage, type StorageOptions } from '../../src/storage/index.ts';
 
 export const POSTGRES_URL_VARIABLE = 'NEURON_TEST_POSTGRES_URL';
+
+/** Why a PostgreSQL suite did not run, as the test runner reports it. */
+export const POSTGRES_SKIP_REASON = `${POSTGRES_URL_VARIABLE} not set (to run it: export "$(bash scripts/postgres-test-server.sh)")`;
+
+/** Whether this file (one process per test file) has registered its skipped PostgreSQL variant. */
+let skipRegistered = false;
+
+/**
+ * Registers one skipped test named after `what` when no PostgreSQL URL is given, so the runner
+ * reports the suite as skipped with the reason. Once per test file; true when it was skipped.
+ */
+export function skipWithoutPostgres(what = 'PostgreSQL variant of this file\'s suites'): boolean {
+  const url = process.env[POSTGRES_URL_VARIABLE];
+  if (url !== undefined && url !== '') return false;
+  if (!skipRegistered) {
+    skipRegistered = true;
+    test(what, { skip: POSTGRES_SKIP_REASON }, () => {});
+  }
+  return true;
+}
 
 export interface TestDatabase {
   readonly backend: Dialect;
@@ -51,19 +72,10 @@ export interface TestBackend {
 const BUSY_TIMEOUT_MS = 5_000; // generous: never the reason a test fails
 const DEFAULT_POOL_MAX = 4; // enough for the concurrency tests, small beside max_connections
 
-let announced = false;
-
 export function testDatabases(): TestBackend[] {
   const backends: TestBackend[] = [sqliteBackend];
   const url = process.env[POSTGRES_URL_VARIABLE];
-  if (url !== undefined && url !== '') {
-    backends.push(postgresBackend(url));
-  } else if (!announced) {
-    announced = true;
-    if (firstInThisRun()) {
-      console.log(`PostgreSQL variant NOT RUN: ${POSTGRES_URL_VARIABLE} is not set. To run it: export "$(bash scripts/postgres-test-server.sh)"`);
-    }
-  }
+  if (!skipWithoutPostgres()) backends.push(postgresBackend(url!));
   return backends;
 }
 
@@ -146,19 +158,6 @@ function postgresBackend(baseUrl: string): TestBackend {
       return database;
     },
   };
-}
-
-/**
- * Whether this is the first test file of this run to ask: the test runner starts one process per
- * file, all children of the same runner, so a marker named after the runner's pid says it once.
- */
-function firstInThisRun(): boolean {
-  try {
-    closeSync(openSync(path.join(tmpdir(), `neuron-test-pg-notice-${process.ppid}`), 'wx'));
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** One statement on a short-lived connection of its own. */

@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { isValidNpi, NPI_RULE, resolveConfigFile } from '../../config/index.ts';
+import { ConfigError, isValidNpi, loadConfig, NPI_RULE, resolveConfigFile } from '../../config/index.ts';
 import { developmentConfig, writeConfigFile, type InitialConfig } from '../../config/init.ts';
 import { AuditLog } from '../../audit/index.ts';
 import { ensureOrganizationKey } from '../../organization/keys.ts';
@@ -42,30 +42,26 @@ export function registerInit(program: Command): void {
       if (existsSync(file) && !options.force) throw new CliError(`${file} already exists; pass --force to replace it`, EXIT.USAGE);
 
       const answers = process.stdin.isTTY && !options.yes ? await prompt(options) : options;
+      const defaulted = defaultedAnswers(answers);
       const name = answers.name ?? 'Development Practice';
       const npi = answers.npi ?? '1245319599';
-      if (!isValidNpi(npi)) throw new CliError(`--npi ${npi} is not a valid NPI: ${NPI_RULE}`, EXIT.USAGE);
+      const port = global.port === undefined ? 8600 : Number(global.port);
       const initial: InitialConfig = {
         ...developmentConfig(),
         organization: { name, npi, type: answers.type ?? 'practice' },
         server: {
           host: global.host ?? '127.0.0.1',
-          port: global.port === undefined ? 8600 : Number(global.port),
+          // A port that is not a number is written as given, so the check below names it.
+          port: Number.isInteger(port) ? port : (global.port as unknown as number),
           ...(answers.publicUrl ? { public_url: answers.publicUrl } : {}),
         },
         registry: answers.registryUrl ? { enabled: true, url: answers.registryUrl } : { enabled: false, url: '' },
         discovery: { enabled: true },
         ...(global.dataDir ? { data_dir: global.dataDir } : {}),
       };
-      writeConfigFile(file, initial, { force: options.force ?? false });
-      let loaded;
-      try {
-        loaded = loadForCli({ config: file });
-      } catch (error) {
-        // Never leave a config behind that the Neuron itself would refuse.
-        const { rmSync } = await import('node:fs');
-        rmSync(file, { force: true });
-        throw error;
+      const loaded = checkedConfigWrite(file, initial, options.force ?? false);
+      if (defaulted.length > 0) {
+        process.stderr.write(`note: no ${defaulted.map((d) => d.flag).join(' and no ')} given, so the organization has synthetic development values (${defaulted.map((d) => d.value).join(', ')}); fine for trying the Neuron, not for a real organization: \`neuron init --force ${defaulted.map((d) => `${d.flag} …`).join(' ')}\`\n`);
       }
       const storage = await openForCli(loaded, { mustExist: false, migrate: true });
       try {
@@ -86,6 +82,55 @@ export function registerInit(program: Command): void {
         await storage.close();
       }
     });
+}
+
+/** The organization answers left to their synthetic development values. */
+function defaultedAnswers(answers: InitOptions): Array<{ flag: string; value: string }> {
+  const defaulted: Array<{ flag: string; value: string }> = [];
+  if (answers.name === undefined) defaulted.push({ flag: '--name', value: 'name "Development Practice"' });
+  if (answers.npi === undefined) defaulted.push({ flag: '--npi', value: 'NPI 1245319599' });
+  return defaulted;
+}
+
+/** How each option init writes is given on its command line, for problem messages. */
+const INIT_FLAG_OF: Record<string, string> = {
+  'organization.name': '--name',
+  'organization.npi': '--npi',
+  'organization.type': '--type',
+  'server.public_url': '--public-url',
+  'server.port': '--port',
+  'server.host': '--host',
+  'registry.url': '--registry-url',
+  data_dir: '--data-dir',
+};
+
+/**
+ * Writes `config` to `file` only when the Neuron would accept it: it is written beside the file
+ * first, checked there by the same loader the Neuron uses, and only then renamed over `file`. On
+ * any problem the candidate is removed and the existing file (with --force) is left untouched.
+ */
+function checkedConfigWrite(file: string, config: InitialConfig, force: boolean): LoadedConfig {
+  const candidate = `${file}.${process.pid}.candidate`;
+  writeConfigFile(candidate, config, { force: true });
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig({ configFile: candidate });
+  } catch (error) {
+    rmSync(candidate, { force: true });
+    if (!(error instanceof ConfigError)) throw error;
+    const lines = error.problems.map((p) => {
+      const flag = INIT_FLAG_OF[p.path];
+      const from = p.source !== undefined && p.source !== candidate ? ` (from ${p.source})` : flag ? ` (${flag})` : '';
+      return `  - ${p.path || '(root)'}: ${p.message}${from}`;
+    });
+    throw new CliError(`invalid answers; nothing was written${force ? ' or removed' : ''}:\n${lines.join('\n')}`, EXIT.USAGE);
+  }
+  if (existsSync(file) && !force) {
+    rmSync(candidate, { force: true });
+    throw new CliError(`${file} already exists; pass --force to replace it`, EXIT.USAGE);
+  }
+  renameSync(candidate, file);
+  return { ...loaded, paths: { ...loaded.paths, configFile: file } };
 }
 
 /**

@@ -12,10 +12,10 @@ import { isValidNpi, NPI_RULE, PROVIDER_TYPES } from '../../config/index.ts';
 import { NeuronError } from '../../errors/index.ts';
 import { ensureOrganizationKey } from '../../organization/keys.ts';
 import { OutboundPolicy } from '../../outbound/index.ts';
-import { ProviderService, type RosterActor, type UpdateProviderInput } from '../../providers/service.ts';
+import { ProviderService, type CreateProviderInput, type RosterActor, type UpdateProviderInput } from '../../providers/service.ts';
 import { toProviderView } from '../../providers/routes.ts';
 import type { Provider } from '../../providers/store.ts';
-import { PROVIDER_STATUSES, type ProviderStatus } from '../../providers/validation.ts';
+import { PROVIDER_STATUSES, providerFieldProblems, type ProviderStatus } from '../../providers/validation.ts';
 import type { ProviderViewType } from '../../providers/schemas.ts';
 import type { Storage } from '../../storage/index.ts';
 import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
@@ -45,6 +45,10 @@ function flagFor(path: string): string {
   return rest.length > 0 ? `${flag} (item ${rest.join('.')})` : flag;
 }
 
+function invalidProvider(problems: ReadonlyArray<{ path: string; message: string }>): CliError {
+  return new CliError(`invalid provider:\n${problems.map((e) => `  - ${flagFor(e.path)} ${e.message}`).join('\n')}`, EXIT.USAGE);
+}
+
 async function withRoster<T>(command: Command, options: { create: boolean }, work: (service: ProviderService, organizationPublicKey: string) => Promise<T>): Promise<T> {
   // Adding the first provider may create the database (as `neuron init` would); the rest need one.
   const loaded = loadForCli(globalOptions(command));
@@ -56,7 +60,7 @@ async function withRoster<T>(command: Command, options: { create: boolean }, wor
   } catch (error) {
     if (error instanceof NeuronError) {
       if ((error.code === 'VALIDATION_FAILED' || error.code === 'OUTBOUND_TARGET_REFUSED') && error.errors) {
-        throw new CliError(`invalid provider:\n${error.errors.map((e) => `  - ${flagFor(e.path)} ${e.message}`).join('\n')}`, EXIT.USAGE);
+        throw invalidProvider(error.errors);
       }
       throw new CliError(error.message, error.code === 'VALIDATION_FAILED' ? EXIT.USAGE : EXIT.FAILURE);
     }
@@ -69,6 +73,11 @@ async function withRoster<T>(command: Command, options: { create: boolean }, wor
 function checkNpi(npi: string): string {
   if (!isValidNpi(npi)) throw new CliError(`${npi} is not a valid NPI: ${NPI_RULE}`, EXIT.USAGE);
   return npi;
+}
+
+/** A comma-separated flag value as a list, unchecked (the service checks each item). */
+function splitList(text: string): string[] {
+  return text.split(',').map((item) => item.trim()).filter(Boolean);
 }
 
 function parseTypes(text: string): string[] {
@@ -140,24 +149,31 @@ export function registerProvider(program: Command): void {
       .requiredOption('--name <name>', 'the provider\'s name as patients see it')
       .option('--status <status>', 'pending (default) or active'),
   ).action(async (npi: string, options: FieldOptions & { status?: string; json?: boolean }, command: Command) => {
-    checkNpi(npi);
-    if (options.status !== undefined && options.status !== 'pending' && options.status !== 'active') {
-      throw new CliError('--status takes pending or active (approve issues the CareAgent credential)', EXIT.USAGE);
-    }
-    const created = await withRoster(command, { create: true }, (service) => service.create({
+    const input: CreateProviderInput = {
       npi,
       name: options.name ?? '',
-      provider_types: options.types === undefined ? undefined : parseTypes(options.types),
+      provider_types: options.types === undefined ? undefined : splitList(options.types),
       specialty: options.specialty,
       provider_endpoint: options.endpoint,
       provider_public_key: options.publicKey,
       notification_url: options.notificationUrl,
       status: options.status as 'pending' | 'active' | undefined,
-    }, CLI_ACTOR));
+    };
+    // Every problem at once, before the database is opened (or created): nothing is written.
+    const problems = providerFieldProblems(input, ['npi', 'name']);
+    if (options.status !== undefined && options.status !== 'pending' && options.status !== 'active') {
+      problems.push({ path: 'status', message: 'takes pending or active (approve issues the CareAgent credential)' });
+    }
+    if (problems.length > 0) throw invalidProvider(problems);
+    const created = await withRoster(command, { create: true }, (service) => service.create(input, CLI_ACTOR));
     const view = toProviderView(created);
     if (options.json) return printJson(view);
     out(`${colours()('green', 'added')} provider ${view.npi} (${view.name}), ${paintStatus(view.status)}`);
-    if (view.status === 'pending') out(`Next: \`neuron provider approve ${view.npi}\` makes it active and issues its CareAgent credential.`);
+    if (view.provider_endpoint === null) {
+      process.stderr.write(`note: provider ${view.npi} has no endpoint (--endpoint), the address patients receive; it cannot be approved until it has one: \`neuron provider update ${view.npi} --endpoint wss://…\`\n`);
+    } else if (view.status === 'pending') {
+      out(`Next: \`neuron provider approve ${view.npi}\` makes it active and issues its CareAgent credential.`);
+    }
   });
 
   provider
