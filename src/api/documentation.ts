@@ -198,6 +198,7 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
           { name: 'status', description: 'What the Neuron is doing' },
           { name: 'operations', description: 'Health and metrics' },
           { name: 'providers', description: 'The provider roster the operator manages' },
+          { name: 'console', description: 'Sign-in and sessions of the operators who use the console at /console' },
           { name: 'provider CareAgent', description: 'What a provider CareAgent calls: registration, liveness, its relationship feed and consent checks' },
         ],
         webhooks: webhooksSection() as never,
