@@ -194,6 +194,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
             version: NEURON_VERSION,
             publicKey: () => need(organizationKey, 'organization key').publicKey,
             handshakeUrl: () => address().handshakeUrl,
+            organizationKey: () => need(organizationKey, 'organization key'),
             // Presence starts last (step 7); until then the summary says the state is not known yet.
             registry: () => presence?.registrySummary() ?? { state: config.registry.enabled ? 'unknown' : 'disabled', registered: false, lastHeartbeatAt: null },
             startedAt: () => startedAt,

@@ -25,6 +25,8 @@ import { auditRoutes } from '../audit/routes.ts';
 import { webhookRoutes } from '../webhooks/routes.ts';
 import { statusRoutes } from '../status/routes.ts';
 import { handshakeStatsRoutes } from '../status/handshake-stats.ts';
+import { relationshipAttestationRoutes } from '../relationships/attestation-route.ts';
+import type { OrganizationKey } from '../organization/keys.ts';
 import { startMetricsListener } from '../status/metrics-listener.ts';
 import { handshakesFromMetrics, placeholderRegistry, type HandshakeLoad, type RegistrySummary } from '../status/service.ts';
 import { OperatorService, operatorPrincipal, operatorRoutes } from '../operators/index.ts';
@@ -51,6 +53,8 @@ export interface ApiGatewayOptions {
   registry?: () => RegistrySummary;
   /** The outbox worker's nudge, so webhooks queued by an API change go out at once. */
   nudgeOutbox?: () => void;
+  /** The organization's signing key, for attestations re-issued on request; without it that route is absent. */
+  organizationKey?: () => OrganizationKey;
 }
 
 export interface ApiGateway {
@@ -103,6 +107,7 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
       apiKeyRoutes(deps, apiKeys),
       operatorRoutes(operators),
       handshakeStatsRoutes(deps),
+      ...(options.organizationKey === undefined ? [] : [relationshipAttestationRoutes(deps, { key: options.organizationKey })]),
       statusRoutes(deps, {
         version: options.version,
         startedAt: options.startedAt,

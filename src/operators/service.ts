@@ -168,7 +168,7 @@ export class OperatorService {
   /** Throws RATE_LIMITED, OPERATOR_LOCKED or INVALID_CREDENTIALS; on success the new session's token and view. */
   async signIn(input: { name: string; password: string; clientAddress: string }): Promise<{ token: string; view: SessionView }> {
     const now = this.now();
-    this.takeAddressAllowance(input.clientAddress, now);
+    await this.takeAddressAllowance(input.clientAddress, now);
     const operator = await getOperator(this.storage.db, input.name);
     if (operator === null) return this.refuseUnknownName(input, now);
     if (operator.lockedUntil !== null && Date.parse(operator.lockedUntil) > now) {
@@ -193,12 +193,12 @@ export class OperatorService {
     return { token, view: this.sessionView(record, token) };
   }
 
-  private takeAddressAllowance(clientAddress: string, now: number): void {
+  private async takeAddressAllowance(clientAddress: string, now: number): Promise<void> {
     const key = limitKey(clientAddress);
     const bucket = this.perAddress.take(key, now);
     if (bucket.allowed) return;
     if (this.limitAudits.take(key, now)) {
-      void this.auditSignin('console.signin_limited', { client_ip: clientAddress, signins_per_minute_limit: this.settings.signin_limit_per_minute });
+      await this.auditSignin('console.signin_limited', { client_ip: clientAddress, signins_per_minute_limit: this.settings.signin_limit_per_minute });
     }
     throw new NeuronError('RATE_LIMITED', { message: 'too many sign-in attempts from this address; retry later', headers: { 'Retry-After': String(bucket.retryAfterSeconds) } });
   }

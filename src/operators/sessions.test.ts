@@ -197,3 +197,36 @@ describe('console session lifetimes', () => {
     assertProblem(await t.request('GET', '/v1/console/session', { headers: { cookie: `neuron_session=${cookie}` } }), 401, 'SESSION_EXPIRED');
   });
 });
+
+describe('console sign-in limits and cookie security', () => {
+  let t: ApiTestNeuron;
+  before(async () => {
+    // Loopback is a trusted proxy here, so the test can say the browser came over TLS.
+    t = await startApiNeuron({ config: { server: { trusted_proxies: ['loopback'] }, console: { scrypt: TEST_SCRYPT, signin_limit_per_minute: 2 } } });
+    const operators = new OperatorService({ storage: t.neuron.storage, audit: t.neuron.audit, settings: t.neuron.config.console });
+    await operators.add({ name: 'secure', role: 'admin', password: PASSWORD, actor: 'cli' });
+  });
+  after(async () => {
+    await t.checkConformance();
+    await t.stop();
+  });
+
+  it('marks the cookie Secure when the browser came over TLS', async () => {
+    const response = await t.request('POST', '/v1/console/session', { body: { name: 'secure', password: PASSWORD }, headers: { 'x-forwarded-for': '192.0.2.10', 'x-forwarded-proto': 'https' } });
+    assert.equal(response.status, 200, response.text);
+    assert.ok(sessionCookieOf(response).attributes.includes('Secure'));
+  });
+
+  it('limits sign-in attempts per client address: 429 RATE_LIMITED with Retry-After, audited, other addresses unaffected', async () => {
+    const from = (address: string, password: string): Promise<ApiResponse> =>
+      t.request('POST', '/v1/console/session', { body: { name: 'secure', password }, headers: { 'x-forwarded-for': address } });
+    assertProblem(await from('192.0.2.20', 'a wrong password here'), 401, 'INVALID_CREDENTIALS');
+    assert.equal((await from('192.0.2.20', PASSWORD)).status, 200);
+    const limited = await from('192.0.2.20', PASSWORD);
+    assertProblem(limited, 429, 'RATE_LIMITED');
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+    assert.equal((await from('192.0.2.21', PASSWORD)).status, 200, 'another address still signs in');
+    const audited = await auditOf(t, 'console.signin_limited');
+    assert.deepEqual(audited.map((e) => e.details['client_ip']), ['192.0.2.20']);
+  });
+});
