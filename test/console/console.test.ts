@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { HandshakeError } from '../../src/client/index.ts';
+import { HandshakeError, verifyAttestation } from '../../src/client/index.ts';
 import { ADMIN, FRONT_DESK, PENDING_NPI, connectPatient, goTo, launchChromium, openConsole, seriousViolations, signIn, startConsoleNeuron, type ConsoleNeuron } from './harness.ts';
 import { expireSessions, LOCKOUT_ATTEMPTS } from './operators.ts';
 
@@ -101,7 +101,9 @@ describe('the operator console in a browser', () => {
     await card.getByText('pause over').waitFor();
     await card.getByRole('button', { name: 'Show attestation' }).click();
     const attestation = JSON.parse((await card.locator('.attestation pre').first().textContent()) ?? '') as { payload: string; signature: string };
-    assert.ok(attestation.payload.length > 0 && attestation.signature.length > 0, 'the signed attestation is shown');
+    // What the page shows verifies with the organization's public key alone.
+    const organization = await page.evaluate<{ public_key: string }>(`fetch('/v1/organization').then((response) => response.json())`);
+    assert.equal(verifyAttestation(attestation, organization.public_key, { patient_agent_id: 'console-patient-alpha' }).patient_agent_id, 'console-patient-alpha');
     await close();
   });
 

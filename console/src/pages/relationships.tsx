@@ -4,7 +4,7 @@
  * shown and copyable.
  */
 import { useState } from 'preact/hooks';
-import { api, query, type Page } from '../api.ts';
+import { ApiError, api, query, type Page } from '../api.ts';
 import { Copyable, EmptyState, ErrorNotice, Field, Loading, PageHeader, ReasonAction, Status, When, useLoad } from '../ui.tsx';
 
 export interface RelationshipView {
@@ -31,9 +31,25 @@ interface Notice {
 
 const FEED_PAGES = 20; // pages of the provider's notice feed to look through for one attestation
 
-/** The relationship's attestation and receipt: from the relationship itself, else from its provider's notice feed. */
-async function findAttestation(relationship: RelationshipView): Promise<{ attestation: unknown; receipt: unknown } | null> {
+interface Attested {
+  attestation: unknown;
+  receipt?: unknown;
+  neuron_public_key?: string;
+  issued_at?: string;
+}
+
+/**
+ * The relationship's signed attestation (and audit receipt where the Neuron records one): signed on
+ * request by GET /v1/relationships/{id}/attestation; on a Neuron without that route, the one in the
+ * provider's notice feed.
+ */
+async function findAttestation(relationship: RelationshipView): Promise<Attested | null> {
   if (relationship.attestation !== undefined) return { attestation: relationship.attestation, receipt: relationship.receipt };
+  try {
+    return await api<Attested>('GET', `/v1/relationships/${encodeURIComponent(relationship.id)}/attestation`);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === 'ROUTE_NOT_FOUND')) throw error;
+  }
   let after: string | null = null;
   for (let page = 0; page < FEED_PAGES; page += 1) {
     const feed: Page<Notice> & { has_more: boolean } = await api('GET', `/v1/providers/${relationship.provider_npi}/relationships${query({ limit: 100, after })}`);
@@ -113,7 +129,7 @@ function RelationshipCard(props: { relationship: RelationshipView; providerName:
         {relationship.status === 'active' && <ReasonAction label="Suspend" onSubmit={act('suspend')} />}
         {relationship.status === 'suspended' && <ReasonAction label="Resume" onSubmit={act('resume')} />}
         {relationship.status !== 'terminated' && <ReasonAction label="Terminate" danger onSubmit={act('terminate')} />}
-        <button type="button" class="button button-small button-quiet" aria-expanded={showAttestation} onClick={() => setShowAttestation(!showAttestation)}>{showAttestation ? 'Hide attestation' : 'Show attestation'}</button>
+        {relationship.status === 'active' && <button type="button" class="button button-small button-quiet" aria-expanded={showAttestation} onClick={() => setShowAttestation(!showAttestation)}>{showAttestation ? 'Hide attestation' : 'Show attestation'}</button>}
       </div>
       {showAttestation && <Attestation relationship={relationship} />}
     </article>
@@ -124,10 +140,11 @@ function Attestation(props: { relationship: RelationshipView }) {
   const found = useLoad(() => findAttestation(props.relationship), [props.relationship.id]);
   if (found.loading) return <Loading />;
   if (found.error) return <ErrorNotice error={found.error} />;
-  if (found.data === null) return <EmptyState title="No attestation found">The provider's notice for this relationship is no longer in the feed.</EmptyState>;
+  if (found.data === null) return <EmptyState title="No attestation found">This Neuron has no attestation for this relationship to show.</EmptyState>;
   return (
     <div class="attestation">
       <Copyable label="Signed attestation" value={JSON.stringify(found.data.attestation, null, 2)} multiline />
+      {found.data.neuron_public_key && <Copyable label="Verify with the Neuron's public key" value={found.data.neuron_public_key} />}
       {found.data.receipt !== undefined && found.data.receipt !== null && <Copyable label="Audit receipt" value={JSON.stringify(found.data.receipt, null, 2)} multiline />}
     </div>
   );
