@@ -71,12 +71,12 @@ describe('/v1/blocks', () => {
     assert.ok(audit.some((e) => e.actor === 'api-key:admin' && e.details.includes(r.patientAgentId)));
   });
 
-  it('needs the admin scope and valid input', async () => {
-    for (const key of [t.keys.read, t.keys.write]) {
-      assertProblem(await t.request('GET', '/v1/blocks', { key }), 403, 'FORBIDDEN');
-      assertProblem(await t.request('POST', '/v1/blocks', { key, body: { patient_agent_id: 'did:example:x', reason: 'r' } }), 403, 'FORBIDDEN');
-      assertProblem(await t.request('DELETE', '/v1/blocks/did%3Aexample%3Ax', { key }), 403, 'FORBIDDEN');
-    }
+  it('lists with read, changes with write (a front-desk action), and needs valid input', async () => {
+    assert.equal((await t.request('GET', '/v1/blocks', { key: t.keys.read })).status, 200);
+    assertProblem(await t.request('POST', '/v1/blocks', { key: t.keys.read, body: { patient_agent_id: 'did:example:x', reason: 'r' } }), 403, 'FORBIDDEN');
+    assertProblem(await t.request('DELETE', '/v1/blocks/did%3Aexample%3Ax', { key: t.keys.read }), 403, 'FORBIDDEN');
+    assert.equal((await t.request('POST', '/v1/blocks', { key: t.keys.write, body: { patient_agent_id: 'did:example:by-writer', reason: 'r' } })).status, 201);
+    assert.equal((await t.request('DELETE', '/v1/blocks/did%3Aexample%3Aby-writer', { key: t.keys.write })).status, 204);
     assertProblem(await t.request('POST', '/v1/blocks', { body: { patient_agent_id: 'did:example:x', reason: 'r' } }), 401, 'UNAUTHENTICATED');
     const cases: Array<[unknown, string]> = [
       [{ reason: 'r' }, 'body.patient_agent_id'],

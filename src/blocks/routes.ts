@@ -1,5 +1,6 @@
 /**
- * REST routes for blocks (admin scope). Blocking an agent id that never connected is allowed: it
+ * REST routes for blocks: listed with `read`, added and removed with `write` (the front desk blocks
+ * a patient agent; docs/api.md). Blocking an agent id that never connected is allowed: it
  * is refused from its first handshake on.
  */
 import type { FastifyPluginAsync } from 'fastify';
@@ -39,7 +40,7 @@ export function blockRoutes(deps: ApiDeps): FastifyPluginAsync {
     const service = new BlockService(deps.storage, deps.audit, deps.now);
 
     app.get('/v1/blocks', {
-      config: apiKeyAuth('admin'),
+      config: apiKeyAuth('read'),
       schema: {
         tags: ['blocks'],
         operationId: 'listBlocks',
@@ -54,7 +55,7 @@ export function blockRoutes(deps: ApiDeps): FastifyPluginAsync {
     });
 
     app.post('/v1/blocks', {
-      config: apiKeyAuth('admin'),
+      config: apiKeyAuth('write'),
       schema: {
         tags: ['blocks'],
         operationId: 'blockPatient',
@@ -72,7 +73,7 @@ export function blockRoutes(deps: ApiDeps): FastifyPluginAsync {
     });
 
     app.delete('/v1/blocks/:patient_agent_id', {
-      config: apiKeyAuth('admin'),
+      config: apiKeyAuth('write'),
       schema: {
         tags: ['blocks'],
         operationId: 'unblockPatient',

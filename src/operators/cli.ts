@@ -9,11 +9,9 @@
  */
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { AuditLog } from '../audit/index.ts';
-import { globalOptions, loadForCli, openForCli } from '../cli/context.ts';
+import { cliAudit, globalOptions, loadForCli, openForCli } from '../cli/context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../cli/output.ts';
 import { NeuronError } from '../errors/index.ts';
-import { createLogger } from '../observability/logger.ts';
 import { ensureOrganizationKey } from '../organization/keys.ts';
 import { OPERATOR_NAME_PATTERN, OPERATOR_ROLES, type OperatorRole } from './schemas.ts';
 import { OperatorService, type OperatorView } from './service.ts';
@@ -24,7 +22,8 @@ async function withService<T>(command: Command, work: (service: OperatorService)
   const storage = await openForCli(loaded, { mustExist: false, migrate: true });
   try {
     const { key } = await ensureOrganizationKey(storage.db);
-    const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+    // cliAudit: entries written here are sealed into the tree-head file too, like the server's.
+    const audit = cliAudit(storage, key);
     return await work(new OperatorService({ storage, audit, settings: loaded.config.console }));
   } catch (error) {
     if (error instanceof NeuronError) throw new CliError(error.message, error.code === 'VALIDATION_FAILED' ? EXIT.USAGE : EXIT.FAILURE);

@@ -9,13 +9,11 @@
  * blocked, database trouble).
  */
 import type { Command } from 'commander';
-import { AuditLog } from '../../audit/index.ts';
 import { BlockService } from '../../blocks/service.ts';
 import type { Block } from '../../blocks/store.ts';
 import { NeuronError } from '../../errors/index.ts';
-import { createLogger } from '../../observability/logger.ts';
 import { ensureOrganizationKey } from '../../organization/keys.ts';
-import { globalOptions, loadForCli, openForCli } from '../context.ts';
+import { cliAudit, globalOptions, loadForCli, openForCli } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 
 /** Blocks read per page while printing them all. */
@@ -48,7 +46,8 @@ async function withBlocks<T>(command: Command, work: (service: BlockService) => 
   const storage = await openForCli(loaded, { mustExist: false, migrate: true });
   try {
     const { key } = await ensureOrganizationKey(storage.db);
-    const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+    // cliAudit: entries written here are sealed into the tree-head file too, like the server's.
+    const audit = cliAudit(storage, key);
     return await work(new BlockService(storage, audit));
   } catch (error) {
     if (error instanceof NeuronError) throw new CliError(error.message, error.code === 'VALIDATION_FAILED' ? EXIT.USAGE : EXIT.FAILURE);
