@@ -10,7 +10,7 @@
 // 5 MB for 2 %: docs/benchmarks.md, "Idle memory"). The main thread's heap is configured before
 // any code runs, so only the command line can set it. The shebang applies when the file is
 // executed (`./bin/neuron.js`, an installed `neuron`); `node bin/neuron.js` must pass the flag
-// itself, as the npm scripts, the bench and the systemd unit in docs/deployment.md do.
+// itself, as the npm scripts, the bench and the systemd unit (deploy/neuron.service) do.
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { debuglog } from 'node:util';

@@ -12,19 +12,31 @@
 //   exports as `neuron/client`, with its type declarations. Needs TypeScript (a dev dependency):
 //   without it, this part is skipped with a note.
 //
-// dist/ is emptied first, so nothing of a deleted source survives. dist/.built is written last,
-// only when everything built, with the time the build started as its mtime: bin/neuron.js runs
-// dist/server/ only when that file exists and no source under src/ is newer, so an edit made
-// during or after the build is never ignored (it then runs the sources through tsx).
+// The build never empties dist/ before the new build is complete: every part (tsc, the server
+// bundle, the console) is written into a folder beside it (dist.next-<pid>/, same file system), and
+// only when all of them succeeded is that folder swapped in by two renames (dist/ -> dist.prev-<pid>/,
+// dist.next-<pid>/ -> dist/), then the old one is removed. A failed or interrupted build leaves the
+// previous dist/ as it was (a running Neuron keeps its bundle, bin/neuron.js keeps using it); its
+// half-written folder is removed on failure, or by the next build when the process was killed.
+// The whole tree is swapped, not each subfolder, so dist/server, dist/console and the client library
+// always come from the same build. Node has no atomic exchange of two directories (renameat2's
+// RENAME_EXCHANGE), so between the two renames (microseconds) dist/ is absent; bin/neuron.js then
+// runs the sources through tsx rather than a half-built bundle. Nothing of a deleted source survives,
+// since the new folder starts empty.
+//
+// dist/.built is written last, only when everything built, with the time the build started as its
+// mtime: bin/neuron.js runs dist/server/ only when that file exists and no source under src/ is
+// newer, so an edit made during or after the build is never ignored (it then runs the sources
+// through tsx). The rename keeps that mtime.
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, rmSync, utimesSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, utimesSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { build } from 'esbuild';
 
 const root = path.resolve(import.meta.dirname, '..');
-const dist = path.join(root, 'dist');
-const startedAt = new Date();
+const NEXT_PREFIX = 'dist.next-';
+const PREVIOUS_PREFIX = 'dist.prev-';
 
 /**
  * Dependencies given chunks of their own rather than one ~1.5 MB module with everything. V8 parses
@@ -35,36 +47,31 @@ const startedAt = new Date();
  */
 const SEPARATE_CHUNKS = ['fastify', 'ajv', 'kysely', 'typebox', 'ws', 'prom-client', 'commander', '@fastify/swagger'];
 
-/** Leaves no half-trusted output behind (without dist/.built the bin ignores it anyway) and exits. */
-function fail(status) {
-  rmSync(dist, { recursive: true, force: true });
-  process.exit(status);
+/** The patient client library and its declarations (tsconfig.build.json) into outDir; skipped without TypeScript. */
+export async function compileClient(outDir) {
+  let tsc;
+  try {
+    tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  } catch {
+    process.stderr.write(
+      'neuron build: TypeScript is not installed (a production install without dev dependencies?), so the\n' +
+        '  client library\'s declarations (dist/client) were not built; the server bundle is built all the same.\n',
+    );
+    return;
+  }
+  const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json'), '--outDir', outDir], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) throw new Error(`tsc failed (exit status ${result.status ?? result.signal})`);
 }
 
-rmSync(dist, { recursive: true, force: true });
-
-let tsc = null;
-try {
-  tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-} catch {
-  process.stderr.write(
-    'neuron build: TypeScript is not installed (a production install without dev dependencies?), so the\n' +
-      '  client library\'s declarations (dist/client) were not built; the server bundle is built all the same.\n',
-  );
-}
-if (tsc !== null) {
-  const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
-  if (result.status !== 0) fail(result.status ?? 1);
-}
-
-try {
+/** The `neuron` command bundled into outDir/server. Throws when esbuild fails (it prints its errors). */
+export async function bundleServer(outDir) {
   await build({
     absWorkingDir: root,
-    // The command, plus one entry per large dependency (SEPARATE_CHUNKS, below) whose only purpose
+    // The command, plus one entry per large dependency (SEPARATE_CHUNKS, above) whose only purpose
     // is to give that dependency a chunk of its own: with code splitting, esbuild puts each module
     // in the chunk of the set of entries that reach it.
     entryPoints: { main: 'src/cli/main.ts', ...Object.fromEntries(SEPARATE_CHUNKS.map((name) => [`chunks/${name.replace('/', '-')}`, name])) },
-    outdir: 'dist/server',
+    outdir: path.join(outDir, 'server'),
     bundle: true,
     splitting: true,
     format: 'esm',
@@ -84,13 +91,77 @@ try {
     // module has no require of its own, so each output file gets one.
     banner: { js: "import { createRequire as __neuronCreateRequire } from 'node:module'; const require = __neuronCreateRequire(import.meta.url);" },
   });
-} catch {
-  // esbuild has printed its errors.
-  fail(1);
 }
 
-await (await import('./build-console.js')).buildConsole({ outDir: path.join(dist, 'console') }).catch((error) => { process.stderr.write(`neuron build: console: ${error.message}\n`); fail(1); }); // the operator console (docs/console.md)
+/** The operator console (docs/console.md) into outDir/console. */
+export async function buildConsoleInto(outDir) {
+  const { buildConsole } = await import('./build-console.js');
+  await buildConsole({ outDir: path.join(outDir, 'console') });
+}
 
-const stamp = path.join(dist, '.built');
-closeSync(openSync(stamp, 'w'));
-utimesSync(stamp, startedAt, startedAt);
+export const BUILD_STEPS = [compileClient, bundleServer, buildConsoleInto];
+
+/** Whether a process with this id is running (a build's folder is left alone while its builder lives). */
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+/**
+ * Removes dist.next-<pid>/ and dist.prev-<pid>/ folders left by builds that were killed. A build
+ * killed between its two renames left no dist/ but a complete dist.prev-<pid>/: that one is put back.
+ */
+function removeLeftovers(parent, dist) {
+  for (const name of readdirSync(parent)) {
+    const prefix = [NEXT_PREFIX, PREVIOUS_PREFIX].find((p) => name.startsWith(p));
+    if (prefix === undefined) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (Number.isInteger(pid) && pid !== process.pid && alive(pid)) continue; // a build running now
+    if (prefix === PREVIOUS_PREFIX && !existsSync(dist) && existsSync(path.join(parent, name, '.built'))) {
+      renameSync(path.join(parent, name), dist);
+      continue;
+    }
+    rmSync(path.join(parent, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Builds everything into a folder beside `dist` and swaps it in only when every step succeeded.
+ * On failure the folder is removed, `dist` is untouched, and the error is rethrown.
+ */
+export async function buildDist({ dist = path.join(root, 'dist'), steps = BUILD_STEPS } = {}) {
+  const startedAt = new Date();
+  const parent = path.dirname(dist);
+  removeLeftovers(parent, dist);
+  const next = path.join(parent, `${NEXT_PREFIX}${process.pid}`);
+  const previous = path.join(parent, `${PREVIOUS_PREFIX}${process.pid}`);
+  mkdirSync(next);
+  try {
+    for (const step of steps) await step(next);
+    const stamp = path.join(next, '.built');
+    closeSync(openSync(stamp, 'w'));
+    utimesSync(stamp, startedAt, startedAt);
+  } catch (error) {
+    rmSync(next, { recursive: true, force: true });
+    throw error;
+  }
+  const hadDist = existsSync(dist);
+  if (hadDist) renameSync(dist, previous);
+  renameSync(next, dist);
+  if (hadDist) rmSync(previous, { recursive: true, force: true });
+}
+
+// `node scripts/build.js` (npm run build, prepare) builds dist/.
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
+  try {
+    await buildDist();
+  } catch (error) {
+    // esbuild and tsc have printed their own errors; the previous dist/ is untouched.
+    process.stderr.write(`neuron build: failed, dist/ left as it was: ${error.message}\n`);
+    process.exit(1);
+  }
+}

@@ -96,6 +96,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
   let outboxWorker: OutboxWorker | undefined;
   let presence: Presence | undefined;
   let boundPort = config.server.port;
+  let boundAddress: string | undefined;
   let stopping: Promise<void> | null = null;
 
   const need = <T>(value: T | undefined, name: string): T => {
@@ -262,6 +263,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
           await listen(http, config.server.host, config.server.port, config.handshake.max_queued);
           const bound = http.server.address();
           if (bound && typeof bound === 'object') boundPort = bound.port;
+          if (bound && typeof bound === 'object') boundAddress = bound.address; // what mDNS may advertise
         },
         stop: async () => {
           await http?.close();
@@ -334,6 +336,7 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
             publicUrl: config.server.public_url !== '' ? config.server.public_url : address().url,
             version: NEURON_VERSION,
             port: boundPort,
+            boundAddress,
             tls: config.server.tls.cert_file !== '',
             leadership: (callbacks) =>
               new LeaderElector({

@@ -62,6 +62,8 @@ interface AdvertisementSettings {
   txt: Record<string, string>;
   /** Configured interface names; empty means every interface with an IPv4 address. */
   interfaces: string[];
+  /** The address the server's listener is bound to; only addresses it answers on are published. */
+  boundAddress: string | undefined;
   logger: DiscoveryLogger;
   onName(name: string): void;
 }
@@ -140,11 +142,15 @@ class Advertisement {
   /** Opens sockets for usable interfaces that have none; returns the failures. */
   async #openMissingLinks(): Promise<unknown[]> {
     const { logger, interfaces } = this.#settings;
-    const selection = selectLinks(interfaces);
-    for (const name of [...selection.missing, ...selection.withoutIpv4]) {
+    const selection = selectLinks(interfaces, this.#settings.boundAddress);
+    for (const name of [...selection.missing, ...selection.withoutIpv4, ...selection.notBound]) {
       if (this.#warnedInterfaces.has(name)) continue;
       this.#warnedInterfaces.add(name);
-      const reason = selection.missing.includes(name) ? 'does not exist (yet)' : 'has no IPv4 address (mDNS runs over IPv4)';
+      const reason = selection.missing.includes(name)
+        ? 'does not exist (yet)'
+        : selection.notBound.includes(name)
+          ? `does not hold the address the server is bound to (${this.#settings.boundAddress})`
+          : 'has no IPv4 address (mDNS runs over IPv4)';
       logger.warn({ interface: name }, `mDNS: the network interface ${reason}; it is used once it can be`);
     }
     const failures: unknown[] = [];
@@ -434,7 +440,7 @@ class Advertisement {
    */
   async #recheckInterfaces(): Promise<void> {
     const { logger } = this.#settings;
-    const wanted = new Map(selectLinks(this.#settings.interfaces).usable.map((info) => [info.name, info]));
+    const wanted = new Map(selectLinks(this.#settings.interfaces, this.#settings.boundAddress).usable.map((info) => [info.name, info]));
     for (const [name, link] of [...this.#links]) {
       const now = wanted.get(name);
       if (now === undefined || now.multicastAddress !== link.multicastAddress) {
@@ -545,6 +551,7 @@ export function createDiscoveryAdvertiser(options: DiscoveryAdvertiserOptions): 
       port: options.port,
       txt,
       interfaces,
+      boundAddress: options.boundAddress,
       logger,
       onName: (name) => {
         if (running === advertisement) currentName = name;

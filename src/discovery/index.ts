@@ -3,6 +3,7 @@
  * Neurons on the local network. See docs/discovery.md.
  */
 export { createDiscoveryAdvertiser } from './advertiser.ts';
+export { notAdvertisedReason } from './links.ts';
 // browseNeurons and watchNeurons are imported from ./browser.ts directly, when needed: re-exported
 // here they would load bonjour-service's browser into every serving Neuron.
 export {

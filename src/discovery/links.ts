@@ -26,16 +26,57 @@ export interface LinkSelection {
   missing: string[];
   /** Configured interfaces without an IPv4 address (without a configuration they are just skipped). */
   withoutIpv4: string[];
+  /** Configured interfaces holding none of the addresses the server is bound to (nothing to advertise there). */
+  notBound: string[];
+}
+
+/** `os.networkInterfaces()`'s shape; passed in by tests, read from the system otherwise. */
+export type InterfaceTable = NodeJS.Dict<Array<{ address: string; internal: boolean }>>;
+
+/** Whether the listener's bound address accepts connections on every interface (`0.0.0.0`, `::`). */
+export function isWildcardAddress(boundAddress: string): boolean {
+  return boundAddress === '0.0.0.0' || boundAddress === '::';
+}
+
+/** Whether an address is a loopback address (127.0.0.0/8, ::1, or 127.x written IPv4-mapped). */
+export function isLoopbackAddress(address: string): boolean {
+  const lower = address.toLowerCase();
+  return lower === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(lower);
+}
+
+/**
+ * Which of an interface's addresses the server answers on: all of them when bound to `::` (Node's
+ * `::` listener is dual-stack), the IPv4 ones when bound to `0.0.0.0`, else only the bound address.
+ * Undefined (no bound address known) keeps every address.
+ */
+export function boundAddressesOf(addresses: readonly string[], boundAddress: string | undefined): string[] {
+  if (boundAddress === undefined || boundAddress === '::') return [...addresses];
+  if (boundAddress === '0.0.0.0') return addresses.filter((a) => isIPv4(a));
+  return addresses.filter((a) => a.toLowerCase() === boundAddress.toLowerCase());
+}
+
+/**
+ * Why nothing is advertised at all, or null when advertising makes sense: a server bound to a
+ * loopback address answers only this machine, so announcing it on the network would point devices at
+ * an address they cannot reach. Only an explicitly configured loopback interface (a test network,
+ * or discovery among this machine's own processes) is advertised on then.
+ */
+export function notAdvertisedReason(boundAddress: string | undefined, configured: readonly string[], current: InterfaceTable = networkInterfaces()): string | null {
+  if (boundAddress === undefined || !isLoopbackAddress(boundAddress)) return null;
+  const loopbackConfigured = configured.some((name) => (current[name] ?? []).some((info) => info.internal && info.address.toLowerCase() === boundAddress.toLowerCase()));
+  if (loopbackConfigured) return null;
+  return `the server is bound to the loopback address ${boundAddress} only, which other devices cannot reach (set server.host to 0.0.0.0, ::, or this machine's LAN address to be discovered)`;
 }
 
 /**
  * The interfaces to advertise on now: the configured names, or when none are configured every
  * interface that has an IPv4 address (loopback included, so processes on this machine see the Neuron).
+ * Each publishes only those of its addresses the server is bound to (boundAddressesOf); an interface
+ * with none of them is left out.
  */
-export function selectLinks(configured: readonly string[]): LinkSelection {
-  const current = networkInterfaces();
+export function selectLinks(configured: readonly string[], boundAddress?: string, current: InterfaceTable = networkInterfaces()): LinkSelection {
   const names = configured.length > 0 ? configured : Object.keys(current);
-  const selection: LinkSelection = { usable: [], missing: [], withoutIpv4: [] };
+  const selection: LinkSelection = { usable: [], missing: [], withoutIpv4: [], notBound: [] };
   for (const name of names) {
     const infos = current[name];
     if (infos === undefined) {
@@ -45,8 +86,13 @@ export function selectLinks(configured: readonly string[]): LinkSelection {
     const addresses = [...new Set(infos.map((info) => info.address))];
     const ordered = [...addresses.filter((a) => isIPv4(a)), ...addresses.filter((a) => isIPv6(a))];
     const multicastAddress = ordered.find((a) => isIPv4(a));
-    if (multicastAddress !== undefined) selection.usable.push({ name, multicastAddress, addresses: ordered });
-    else if (configured.length > 0) selection.withoutIpv4.push(name);
+    if (multicastAddress === undefined) {
+      if (configured.length > 0) selection.withoutIpv4.push(name);
+      continue;
+    }
+    const advertised = boundAddressesOf(ordered, boundAddress);
+    if (advertised.length > 0) selection.usable.push({ name, multicastAddress, addresses: advertised });
+    else if (configured.length > 0) selection.notBound.push(name);
   }
   return selection;
 }

@@ -33,6 +33,12 @@ export interface DiscoveryAdvertiserOptions {
    * its own addresses. A name that does not exist yet is used once it appears.
    */
   interfaces?: readonly string[];
+  /**
+   * The address the server's listener is bound to (`server.address().address`). Only addresses it
+   * answers on are published: `::` every address, `0.0.0.0` the IPv4 ones, a specific address just
+   * that one. Absent: every address of the chosen interfaces.
+   */
+  boundAddress?: string;
   logger: DiscoveryLogger;
 }
 

@@ -14,7 +14,7 @@
  * or answers 401 is a status and a log line, and an mDNS failure is logged.
  */
 import type { NeuronConfig } from '../config/index.ts';
-import { createDiscoveryAdvertiser, type DiscoveryAdvertiser, type DiscoveryLogger } from '../discovery/index.ts';
+import { createDiscoveryAdvertiser, notAdvertisedReason, type DiscoveryAdvertiser, type DiscoveryLogger } from '../discovery/index.ts';
 import type { Storage } from '../storage/index.ts';
 import {
   DatabaseRegistryStateStore,
@@ -96,6 +96,8 @@ export interface PresenceOptions {
   port: number;
   /** Whether the listener speaks TLS (advertised as tls=1). */
   tls: boolean;
+  /** The address the listener is bound to: mDNS publishes only addresses it answers on (none for loopback). */
+  boundAddress?: string;
   /**
    * Optional: elects one instance among those sharing the database to run the registry client
    * (onElected starts it, onDeposed stops it). Without it this instance runs the client.
@@ -267,7 +269,12 @@ export class Presence {
   }
 
   #startAdvertising(): void {
-    const { config, logger } = this.#options;
+    const { config, logger, boundAddress } = this.#options;
+    const reason = notAdvertisedReason(boundAddress, config.discovery.interfaces);
+    if (reason !== null) {
+      logger.info({ component: 'discovery', boundAddress }, `mDNS: not advertised on the local network: ${reason}`);
+      return;
+    }
     try {
       this.#advertiser = createDiscoveryAdvertiser({
         instanceName: config.discovery.instance_name !== '' ? config.discovery.instance_name : config.organization.name,
@@ -276,6 +283,7 @@ export class Presence {
         organizationName: config.organization.name,
         tls: this.#options.tls,
         interfaces: config.discovery.interfaces,
+        boundAddress,
         logger,
       });
     } catch (error) {
@@ -294,7 +302,7 @@ interface ServiceExtras {
   roster: boolean;
 }
 
-type RegistryServiceSettings = Omit<PresenceOptions, 'port' | 'tls' | 'leadership' | 'publicUrl' | 'version'> & Partial<Pick<PresenceOptions, 'publicUrl' | 'version'>>;
+type RegistryServiceSettings = Omit<PresenceOptions, 'port' | 'tls' | 'boundAddress' | 'leadership' | 'publicUrl' | 'version'> & Partial<Pick<PresenceOptions, 'publicUrl' | 'version'>>;
 
 function createRegistryService(options: RegistryServiceSettings, store: DatabaseRegistryStateStore, actor: string, extras: ServiceExtras): RegistryService {
   const { config, storage, logger } = options;

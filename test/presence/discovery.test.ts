@@ -100,3 +100,21 @@ async function withDeadline(promise: Promise<void>, ms: number, message: string)
     clearTimeout(timer);
   }
 }
+
+describe('a Neuron bound to loopback only', () => {
+  it('starts no advertisement and says why in the log (no discovery.interfaces configured)', async () => {
+    const h = await startNeuron(null, { discovery: { enabled: true, instance_name: `${NAME} loopback` } });
+    try {
+      assert.equal(h.neuron.presence.advertisedName, null, 'no advertiser was created');
+      const lines = h.logs.map((line) => JSON.parse(line) as { level: number; msg: string; boundAddress?: string });
+      const notice = lines.find((line) => line.msg.startsWith('mDNS: not advertised on the local network'));
+      assert.ok(notice, `log lines: ${lines.map((line) => line.msg).join(' | ')}`);
+      assert.equal(notice.level, 30, 'info');
+      assert.equal(notice.boundAddress, '127.0.0.1');
+      assert.match(notice.msg, /loopback address 127\.0\.0\.1 only/);
+      assert.ok(!lines.some((line) => line.msg.startsWith('mDNS: probing') || line.msg.startsWith('mDNS: advertising')), 'nothing probed or announced');
+    } finally {
+      await h.cleanup();
+    }
+  });
+});
