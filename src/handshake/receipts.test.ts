@@ -18,6 +18,7 @@ import { insertProvider, startTestNeuron, type TestNeuron } from '../../test/hel
 import { testDatabases, type TestDatabase } from '../../test/helpers/databases.ts';
 import { newPatient } from '../../test/helpers/raw-handshake.ts';
 import { sign, generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 const PROVIDER = '1679576722';
 let counter = 0;
@@ -149,3 +150,16 @@ for (const backend of testDatabases()) {
     });
   });
 }
+
+test('the worked example in docs/protocol.md verifies, and checks against its newer head', () => {
+  const docs = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
+  const example = docs.slice(docs.indexOf('### Worked example'), docs.indexOf('### Verifying a receipt'));
+  const blocks = [...example.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as unknown);
+  assert.equal(blocks.length, 2);
+  const receipt = blocks[0] as Receipt;
+  const key = 'NDlrcp1sSNETwGM1Yg1boz4ReDxOx9oXJPPC9FLeXeU';
+  assert.equal(verifyReceipt(receipt, key).entry.details.relationship_id, '0b9a3f8e-1c2d-4e5f-8a9b-0c1d2e3f4a5b');
+  const proof = [...example.matchAll(/^`([0-9a-f]{64})`/gm)].map((m) => m[1]!);
+  assert.equal(proof.length, 4);
+  assert.equal(verifyReceiptConsistency(receipt, blocks[1], proof, key).tree_size, 5);
+});
