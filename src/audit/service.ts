@@ -71,7 +71,9 @@ export class AuditLog {
       details: canonicalJson(sanitizeDetails(event.details ?? {})),
       prev_hash: head?.hash ?? GENESIS_HASH,
     };
-    const canonical = Buffer.from(entryCanonical(entryFields));
+    const canonicalText = entryCanonical(entryFields);
+    const canonical = Buffer.from(canonicalText);
+    if (ticket !== undefined) ticket.entryText = canonicalText;
     const entry = { ...entryFields, hash: createHash('sha256').update(canonical).digest('hex') };
     await INSERT_ENTRY.execute(trx, [entry.seq, entry.occurred_at, entry.event_type, entry.actor, entry.details, entry.prev_hash, entry.hash]);
     this.tree.track(trx, entry, leafHash(canonical), ticket);

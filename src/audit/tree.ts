@@ -14,6 +14,7 @@ import { Statement } from '../storage/statements.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
 import { Frontier, consistencyProof, inclusionProof, nodesNeeded, type CompletedNode, type Hash, type NodeHash, type NodeRef } from '../protocol/merkle.ts';
 import { entryLeafHash, type AuditEntry } from './chain.ts';
+import type { Receipt } from '../protocol/receipt.ts';
 import { signTreeHead, treeHeadFromRow, treeHeadToRow, type TreeHead } from './tree-head.ts';
 
 /** A leaf appended in an open transaction, not yet sealed. */
@@ -26,6 +27,13 @@ interface PendingLeaf {
 /** Filled while sealing: the tree head covering one entry and the entry's inclusion proof. */
 export interface ReceiptTicket {
   proof: { treeHead: TreeHead; leafIndex: number; inclusionProof: Hash[] } | null;
+  /** The entry's canonical JSON text (the leaf's bytes), set by AuditLog.append. */
+  entryText?: string;
+  /**
+   * Runs in the sealing transaction once `proof` is set, before COMMIT (the handshake writes its
+   * provider notice, which carries the receipt, here). Throwing rolls the whole commit back.
+   */
+  onProof?: (trx: Db) => Promise<void>;
 }
 
 const READ_CHAIN_HEAD = new Statement('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
@@ -101,7 +109,7 @@ export class AuditTree {
     const frontier = await this.frontierAt(trx, latest);
     const known = new Map<string, Hash>(frontier.nodes().map((n) => [`${n.level}:${n.index}`, n.hash]));
     const completed: CompletedNode[] = [];
-    const leaves = this.committedLeaves(pending, fromSize, chainHead) ?? (await this.readLeaves(trx, fromSize));
+    const leaves = this.committedLeaves(pending, fromSize, chainHead) ?? (await this.readLeaves(trx, fromSize, pending));
     for (const leaf of leaves) {
       for (const node of frontier.append(leaf.leaf)) {
         completed.push(node);
@@ -117,11 +125,14 @@ export class AuditTree {
     const row = treeHeadToRow(head);
     await INSERT_TREE_HEAD.execute(trx, [row.tree_size, row.root_hash, row.timestamp, row.key_id, row.public_key, row.signature]);
 
+    // Every node a proof in this tree needs for these leaves was completed here or is on the old
+    // frontier: O(log n) hashes per receipt, no query.
     const lookup: NodeHash = (level, index) => known.get(`${level}:${index}`)!;
     for (const leaf of leaves) {
       if (leaf.ticket === undefined) continue;
       const leafIndex = leaf.entry.seq - 1;
       leaf.ticket.proof = { treeHead: head, leafIndex, inclusionProof: inclusionProof(leafIndex, frontier.size, lookup) };
+      await leaf.ticket.onProof?.(trx);
     }
     return () => {
       this.cached = { size: frontier.size, root, frontier };
@@ -162,11 +173,15 @@ export class AuditTree {
     return leaves[leaves.length - 1]?.entry.hash === chainHead.hash ? leaves : null;
   }
 
-  private async readLeaves(trx: Db, fromSize: number): Promise<PendingLeaf[]> {
+  /** Reads the leaves back; this transaction's own entries keep their receipt tickets. */
+  private async readLeaves(trx: Db, fromSize: number, pending: Map<number, PendingLeaf>): Promise<PendingLeaf[]> {
     const leaves: PendingLeaf[] = [];
     for (let after = fromSize; ;) {
       const page = await trx.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq', 'asc').limit(CATCH_UP_PAGE).execute();
-      for (const entry of page) leaves.push({ entry, leaf: entryLeafHash(entry) });
+      for (const entry of page) {
+        const ticket = pending.get(entry.seq)?.entry.hash === entry.hash ? pending.get(entry.seq)!.ticket : undefined;
+        leaves.push({ entry, leaf: entryLeafHash(entry), ...(ticket ? { ticket } : {}) });
+      }
       if (page.length < CATCH_UP_PAGE) return leaves;
       after = page[page.length - 1]!.seq;
     }
@@ -204,4 +219,20 @@ export async function storedInclusionProof(db: Db, leafIndex: number, treeSize: 
 export async function storedConsistencyProof(db: Db, first: number, second: number): Promise<Hash[]> {
   const nodes = await readNodes(db, nodesNeeded((node) => consistencyProof(first, second, node)));
   return consistencyProof(first, second, nodes);
+}
+
+/**
+ * The wire receipt (docs/protocol.md "Audit receipts") of an entry appended with `ticket`, once
+ * its commit sealed it. A StorageError when the seal left the ticket unfilled, which would be a
+ * bug: nothing is answered without its receipt.
+ */
+export function receiptFromTicket(ticket: ReceiptTicket): Receipt {
+  const proof = ticket.proof;
+  if (proof === null || ticket.entryText === undefined) throw new StorageError('the audit entry committed without a receipt from its tree head');
+  return {
+    entry: ticket.entryText,
+    leaf_index: proof.leafIndex,
+    inclusion_proof: proof.inclusionProof.map((hash) => hash.toString('hex')),
+    tree_head: proof.treeHead,
+  };
 }

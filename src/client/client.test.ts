@@ -151,7 +151,7 @@ beforeEach(() => {
   neuron.mode = 'normal';
 });
 
-function handshake(keys: PatientKeys, overrides: { expiresAt?: Date; providerNpi?: string; dialect?: 'A' | 'B'; pin?: string; profile?: PatientProfile; timeoutMs?: number; url?: string } = {}) {
+function handshake(keys: PatientKeys, overrides: { expiresAt?: Date; providerNpi?: string; dialect?: 'A' | 'B'; pin?: string; profile?: PatientProfile; timeoutMs?: number; url?: string; requireReceipt?: boolean } = {}) {
   const patientAgentId = 'patient-agent-123';
   const consentToken = createConsentToken(
     {
@@ -172,6 +172,7 @@ function handshake(keys: PatientKeys, overrides: { expiresAt?: Date; providerNpi
     ...(overrides.profile === undefined ? {} : { profile: overrides.profile }),
     ...(overrides.pin === undefined ? {} : { expectedNeuronPublicKey: overrides.pin }),
     timeoutMs: overrides.timeoutMs ?? 5_000,
+    ...(overrides.requireReceipt === undefined ? {} : { requireReceipt: overrides.requireReceipt }),
   });
 }
 
@@ -239,6 +240,13 @@ describe('establishRelationship', () => {
   it('refuses an attestation that does not match the result', async () => {
     neuron.mode = 'bad-attestation';
     await rejectsWith(handshake(generatePatientKeys()), { code: 'ATTESTATION_INVALID', reason: 'FIELD_MISMATCH' });
+  });
+
+  it('accepts a completion without an audit receipt (a Neuron from before receipts) unless one is required', async () => {
+    const result = await handshake(generatePatientKeys());
+    assert.equal(result.receipt, null);
+    assert.equal(result.treeHead, null);
+    await rejectsWith(handshake(generatePatientKeys(), { requireReceipt: true }), { code: 'ATTESTATION_INVALID', reason: 'MISSING' });
   });
 
   it('reports an unknown path as a refused upgrade, a dead port as a connection failure, and silence as a timeout', async () => {

@@ -8,7 +8,9 @@ import WebSocket, { type ClientOptions, type RawData } from 'ws';
 import type { ErrorCode } from '../errors/index.ts';
 import {
   AttestationError,
+  ReceiptError,
   parseServerMessage,
+  verifyAttestationWithReceipt,
   signChallenge,
   verifyAttestation,
   type Attestation,
@@ -17,7 +19,9 @@ import {
   type HandshakeComplete,
   type HandshakeErrorMessage,
   type PatientProfile,
+  type Receipt,
   type SignedPayload,
+  type SignedTreeHead,
 } from '../protocol/index.ts';
 import type { PatientKeys } from './keys.ts';
 
@@ -41,7 +45,7 @@ export type ClientFailureCode =
   | 'CONNECTION_CLOSED' // closed without an error frame and with no more specific code
   | 'CLIENT_TIMEOUT' // timeoutMs elapsed
   | 'UNEXPECTED_MESSAGE' // the Neuron sent something out of protocol
-  | 'ATTESTATION_INVALID' // the attestation did not verify or does not match the result
+  | 'ATTESTATION_INVALID' // the attestation or its audit receipt did not verify or does not match the result
   | 'NEURON_KEY_MISMATCH'; // the Neuron's key differs from the pinned one
 export type HandshakeErrorCode = ErrorCode | ClientFailureCode;
 
@@ -85,6 +89,12 @@ export interface EstablishOptions {
   timeoutMs?: number;
   /** Pin the Neuron's key (43-char base64url): anything else fails with NEURON_KEY_MISMATCH. */
   expectedNeuronPublicKey?: string;
+  /**
+   * Fail with ATTESTATION_INVALID (reason MISSING) when the Neuron sends no audit receipt.
+   * Default false: a Neuron from before receipts answers without one (result.receipt is null).
+   * A receipt that is present is always verified.
+   */
+  requireReceipt?: boolean;
   /** Extra ws options (TLS trust, agent, headers). Compression is always off. */
   wsOptions?: Omit<ClientOptions, 'perMessageDeflate' | 'maxPayload'>;
 }
@@ -102,6 +112,14 @@ export interface RelationshipResult {
   attestation: SignedPayload;
   /** The verified attestation fields. */
   attested: Attestation;
+  /**
+   * The verified audit receipt (docs/protocol.md "Audit receipts"): keep it with the attestation;
+   * verifyReceiptConsistency checks it later against a newer tree head. Null from a Neuron that
+   * sends none.
+   */
+  receipt: Receipt | null;
+  /** The signed tree head that covers the relationship's audit entry (the receipt's). */
+  treeHead: SignedTreeHead | null;
 }
 
 /** Close codes that arrive without an error frame (spec section 5 and RFC 6455). */
@@ -245,8 +263,12 @@ export function establishRelationship(url: string, options: EstablishOptions): P
         return fail(new HandshakeError('NEURON_KEY_MISMATCH', 'the Neuron presented a key other than the pinned one'));
       }
       let attested: Attestation;
+      let receipt: Receipt | null = null;
+      let treeHead: SignedTreeHead | null = null;
+      const withReceipt = message.attestation.receipt !== undefined || options.requireReceipt === true;
       try {
-        attested = verifyAttestation(message.attestation, message.neuron_public_key, {
+        const verifyWith = withReceipt ? verifyAttestationWithReceipt : verifyAttestation;
+        const verified = verifyWith(message.attestation as SignedPayload & { receipt?: Receipt }, message.neuron_public_key, {
           relationship_id: message.relationship_id,
           patient_agent_id: options.patientAgentId,
           patient_public_key: options.keys.publicKeyB64,
@@ -255,8 +277,10 @@ export function establishRelationship(url: string, options: EstablishOptions): P
           consented_actions: message.consented_actions,
           organization_npi: challenged.organization_npi,
         });
+        if ('attested' in verified) ({ attested, receipt, treeHead } = verified);
+        else attested = verified;
       } catch (error) {
-        const reason = error instanceof AttestationError ? error.reason : undefined;
+        const reason = error instanceof AttestationError || error instanceof ReceiptError ? error.reason : undefined;
         return fail(
           new HandshakeError('ATTESTATION_INVALID', 'the relationship attestation does not verify', {
             ...(reason === undefined ? {} : { reason }),
@@ -276,8 +300,10 @@ export function establishRelationship(url: string, options: EstablishOptions): P
         providerPublicKey: message.provider_public_key ?? null,
         consentedActions: message.consented_actions,
         neuronPublicKey: message.neuron_public_key,
-        attestation: message.attestation,
+        attestation: { payload: message.attestation.payload, signature: message.attestation.signature },
         attested,
+        receipt,
+        treeHead,
       });
     }
 

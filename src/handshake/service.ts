@@ -12,14 +12,14 @@ import { randomUUID } from 'node:crypto';
 import { DEFAULT_FAILURE_AUDIT_BATCH_MAX } from '../config/schema.ts';
 import { NeuronError } from '../errors/index.ts';
 import type { Storage } from '../storage/index.ts';
-import type { AuditLog } from '../audit/index.ts';
+import { receiptFromTicket, type AuditLog, type ReceiptTicket } from '../audit/index.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
 import { upsertFromHandshake, type PatientProfile } from '../directory/store.ts';
 import { enqueue } from '../outbox/store.ts';
 import { awaitingPull } from '../outbox/resolvers.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
 import { establishRelationship } from '../relationships/service.ts';
-import { signAttestation, type SignedPayload } from '../protocol/index.ts';
+import { signAttestation, type Receipt, type SignedPayload } from '../protocol/index.ts';
 import type { ActiveProvider } from './provider-lookup.ts';
 import { readHandshakeFacts, type HandshakeFacts } from './store.ts';
 
@@ -60,6 +60,8 @@ export interface CompletedHandshake {
   provider: ActiveProvider;
   consentedActions: string[];
   attestation: SignedPayload;
+  /** The audit receipt of the handshake.completed entry, from the tree head sealed in this commit. */
+  receipt: Receipt;
   /** Something was queued that the outbox worker should deliver now (a pushed notice, a webhook). */
   deliveryQueued: boolean;
 }
@@ -118,7 +120,9 @@ export class HandshakeService {
    */
   async complete(request: CompletionRequest, stillCurrent: () => boolean): Promise<CompletedHandshake> {
     const at = new Date(request.now).toISOString();
-    return this.storage.groupTransaction(async (trx) => {
+    // Filled by the seal just before COMMIT (AuditTree); the answer waits for that commit anyway.
+    const ticket: ReceiptTicket = { proof: null };
+    const done = await this.storage.groupTransaction(async (trx) => {
       const { provider, providerPushes, knownPatient } = admitted(await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey));
 
       const { status, relationship } = await establishRelationship(trx, {
@@ -159,21 +163,24 @@ export class HandshakeService {
       if (status === 'new') {
         const eventId = randomUUID();
         // The provider CareAgent's side of the relationship (spec section 7); delivered by the
-        // outbox worker, signed at delivery.
-        const body = JSON.stringify({
-          event_id: eventId,
-          relationship_id: relationship.id,
-          patient_agent_id: relationship.patientAgentId,
-          patient_public_key: relationship.patientPublicKey,
-          patient_endpoint: relationship.patientEndpoint,
-          consented_actions: relationship.consentedActions,
-          established_at: relationship.establishedAt,
-          attestation,
-        });
-        await enqueue(trx, {
-          kind: 'provider.relationship', eventType: 'relationship.established', target: provider.npi, body, eventId,
-          ...(providerPushes ? {} : awaitingPull(request.now, this.pullNoticeHoldMs)),
-        }, at);
+        // outbox worker, signed at delivery. Written once the seal gave the receipt it carries,
+        // still in this transaction, so it exists exactly when the relationship does.
+        ticket.onProof = async (sealing) => {
+          const body = JSON.stringify({
+            event_id: eventId,
+            relationship_id: relationship.id,
+            patient_agent_id: relationship.patientAgentId,
+            patient_public_key: relationship.patientPublicKey,
+            patient_endpoint: relationship.patientEndpoint,
+            consented_actions: relationship.consentedActions,
+            established_at: relationship.establishedAt,
+            attestation: { ...attestation, receipt: receiptFromTicket(ticket) },
+          });
+          await enqueue(sealing, {
+            kind: 'provider.relationship', eventType: 'relationship.established', target: provider.npi, body, eventId,
+            ...(providerPushes ? {} : awaitingPull(request.now, this.pullNoticeHoldMs)),
+          }, at);
+        };
         // Third-party subscribers learn that a relationship exists, never who the patient is beyond the agent id.
         const webhooks = await publishWebhookEvent(trx, 'relationship.established', {
           relationship_id: relationship.id,
@@ -195,11 +202,12 @@ export class HandshakeService {
           provider_npi: provider.npi,
           ...(request.connectionId === null ? {} : { connection_id: request.connectionId }),
         },
-      }, request.now);
+      }, request.now, ticket);
 
       if (!stillCurrent()) throw new SessionEndedError();
       return { status, relationshipId: relationship.id, provider, consentedActions: relationship.consentedActions, attestation, deliveryQueued };
     });
+    return { ...done, receipt: receiptFromTicket(ticket) };
   }
 
   /**

@@ -234,7 +234,7 @@ export class HandshakeSession {
       provider_npi: done.provider.npi,
       provider_endpoint: done.provider.endpoint,
       consented_actions: done.consentedActions,
-      attestation: done.attestation,
+      attestation: { ...done.attestation, receipt: done.receipt },
       neuron_public_key: this.host.service.neuronPublicKey,
     };
     if (done.provider.publicKey !== null) message.provider_public_key = done.provider.publicKey;

@@ -7,3 +7,4 @@ export * from './messages.ts';
 export * from './consent-token.ts';
 export * from './challenge.ts';
 export * from './attestation.ts';
+export * from './receipt.ts';

@@ -118,7 +118,8 @@ export const HandshakeCompleteSchema = Type.Object({
   provider_endpoint: EndpointField,
   provider_public_key: Type.Optional(PublicKeyField),
   consented_actions: ActionsField,
-  attestation: SignedPayloadSchema,
+  // The audit receipt rides along as an additive member (./receipt.ts checks it when verifying).
+  attestation: Type.Intersect([SignedPayloadSchema, Type.Object({ receipt: Type.Optional(Type.Unknown()) })]),
   neuron_public_key: PublicKeyField,
 });
 export type HandshakeComplete = Static<typeof HandshakeCompleteSchema>;

@@ -220,6 +220,8 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
     assert.deepEqual(first.body.items.map((n: { patient_agent_id: string }) => n.patient_agent_id), patients.slice(0, 2).map((p) => p.patientAgentId));
     assert.equal(first.body.items[0].relationship_id, patients[0]!.relationshipId);
     assert.equal(typeof first.body.items[0].attestation.payload, 'string');
+    // The feed serves the notice whole: the audit receipt the patient got rides in its attestation.
+    assert.deepEqual(first.body.items[0].attestation.receipt, patients[0]!.receipt);
 
     const second = await api(t.url, 'GET', `/v1/providers/${SELF}/relationships?limit=2&after=${first.body.next}`, { token: credential });
     assert.equal(second.status, 200);

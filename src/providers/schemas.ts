@@ -5,6 +5,7 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { PROVIDER_TYPES } from '../config/index.ts';
 import { DISPLAY_TEXT_PATTERN } from '../protocol/limits.ts';
+import { ReceiptSchema } from '../protocol/receipt.ts';
 import { CREDENTIAL_TYPES, PROVIDER_LIMITS, PROVIDER_STATUSES } from './validation.ts';
 
 export const NpiString = Type.String({ pattern: '^[0-9]{10}$', description: 'ten-digit NPI with a valid Luhn check digit' });
@@ -180,7 +181,17 @@ export const RelationshipNotice = Type.Object(
     patient_endpoint: Type.String(),
     consented_actions: Type.Array(Type.String()),
     established_at: Type.String(),
-    attestation: SignedPayloadSchema,
+    attestation: Type.Object(
+      {
+        payload: Type.String(),
+        signature: Type.String(),
+        receipt: Type.Optional(Type.Object(ReceiptSchema.properties, {
+          description: 'the audit receipt the patient got too: the signed tree head covering the handshake.completed entry, the entry and its inclusion proof (docs/protocol.md "Audit receipts")',
+          additionalProperties: false,
+        })),
+      },
+      { additionalProperties: false },
+    ),
   },
   { additionalProperties: true },
 );

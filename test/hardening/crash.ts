@@ -13,7 +13,10 @@
  * - the audit chain verifies (`neuron audit verify`, the operator's command);
  * - after the restart, the provider notices still pending are delivered to the provider's
  *   notification URL (a real HTTP server here), signed by the organization key;
- * - a patient that completed before the kill gets `existing` with the same relationship id.
+ * - a patient that completed before the kill gets `existing` with the same relationship id;
+ * - every acknowledged handshake's audit receipt (verified by the client when it arrived) is
+ *   consistent with the tree after the restart: the consistency proof from the receipt's tree
+ *   size to the new signed tree head verifies under the organization key.
  *
  * A SIGKILL tests what the Neuron promises at the application level (commit before answer, one
  * transaction per handshake, leases that expire); what survives power loss on top of that is the
@@ -25,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { rmSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
-import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys } from '../../src/client/index.ts';
+import { createConsentToken, establishRelationship, generatePatientKeys, verifyReceiptConsistency, type PatientKeys, type Receipt } from '../../src/client/index.ts';
 import { verifyProviderNotice } from '../../src/outbox/signing.ts';
 import { Prng } from './fuzz.ts';
 import { killHard, runNeuronCli, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from './process.ts';
@@ -65,6 +68,8 @@ export interface CrashReport {
   noticesReceived: number;
   duplicateDeliveries: number;
   badSignatures: number;
+  /** Receipts checked against the tree head after the last restart (one per acknowledged handshake). */
+  receiptsConsistent: number;
   /** Problems found; empty when everything held. */
   problems: string[];
   auditVerify: string[];
@@ -75,6 +80,34 @@ interface Completed {
   agentId: string;
   keys: PatientKeys;
   relationshipId: string;
+  receipt: Receipt;
+}
+
+/**
+ * Checks every receipt against the running Neuron's current tree head with the consistency proof
+ * it serves (one proof per distinct receipt tree size); returns how many held and the problems.
+ */
+async function checkReceipts(baseUrl: string, neuronKey: string, acknowledged: readonly Completed[]): Promise<{ consistent: number; problems: string[] }> {
+  const problems: string[] = [];
+  const head = (await (await fetch(`${baseUrl}/v1/audit/tree-head`)).json()) as { tree_size: number };
+  const proofs = new Map<number, string[]>();
+  let consistent = 0;
+  for (const done of acknowledged) {
+    const size = done.receipt.tree_head.tree_size;
+    let proof = proofs.get(size);
+    if (proof === undefined) {
+      const answer = (await (await fetch(`${baseUrl}/v1/audit/proofs/consistency?first=${size}&second=${head.tree_size}`)).json()) as { proof?: string[] };
+      proof = answer.proof ?? [];
+      proofs.set(size, proof);
+    }
+    try {
+      verifyReceiptConsistency(done.receipt, head, proof, neuronKey);
+      consistent += 1;
+    } catch (error) {
+      problems.push(`the receipt of relationship ${done.relationshipId} (tree size ${size}) is not consistent with the tree head of size ${head.tree_size}: ${(error as Error).message}`);
+    }
+  }
+  return { consistent, problems };
 }
 
 /** The provider CareAgent's notification URL: records every delivery; answers 503 to every other request until told to accept all. */
@@ -211,7 +244,7 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
 
   const handshake = async (url: string, patient: { agentId: string; keys: PatientKeys }) => {
     const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi: CRASH_PROVIDER_NPI, consentedActions: ['office_visit'] }, patient.keys);
-    return establishRelationship(url, { patientAgentId: patient.agentId, keys: patient.keys, endpoint: `wss://${patient.agentId}.patients.example/agent`, consentToken, timeoutMs: 30_000 });
+    return establishRelationship(url, { patientAgentId: patient.agentId, keys: patient.keys, endpoint: `wss://${patient.agentId}.patients.example/agent`, consentToken, timeoutMs: 30_000, requireReceipt: true });
   };
 
   try {
@@ -235,7 +268,7 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
             const result = await handshake(current.handshakeUrl, patient);
             neuronKey ??= result.neuronPublicKey;
             if (result.status !== 'new') problems.push(`cycle ${cycle}: a fresh patient got ${result.status}`);
-            acknowledged.push({ agentId: patient.agentId, keys: patient.keys, relationshipId: result.relationshipId });
+            acknowledged.push({ agentId: patient.agentId, keys: patient.keys, relationshipId: result.relationshipId, receipt: result.receipt! });
             completedThisCycle += 1;
             if (completedThisCycle === killAt && killing === null) {
               killing = (async () => {
@@ -280,6 +313,9 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
       const again = await handshake(neuron.handshakeUrl, done);
       if (again.status !== 'existing' || again.relationshipId !== done.relationshipId) problems.push(`a returning patient got ${again.status} ${again.relationshipId}, expected existing ${done.relationshipId}`);
     }
+    // Every receipt a patient holds still proves its entry: the restarted tree extends each one.
+    const receipts = neuronKey === null ? { consistent: 0, problems: ['no handshake completed'] } : await checkReceipts(neuron.url, neuronKey, acknowledged);
+    problems.push(...receipts.problems);
     const deadline = Date.now() + options.deliveryTimeoutMs;
     let facts = readFacts(sqliteFile);
     for (;;) {
@@ -316,6 +352,7 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
       noticesReceived: received.size,
       duplicateDeliveries: receiver.deliveries.length - received.size,
       badSignatures,
+      receiptsConsistent: receipts.consistent,
       problems,
       auditVerify: auditLines,
       seconds: (performance.now() - began) / 1000,
