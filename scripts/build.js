@@ -8,9 +8,10 @@
 //   memory"). Linked source maps (dist/server/*.map) give readable stack traces with
 //   `node --enable-source-maps`. esbuild comes with tsx, a runtime dependency, so a production
 //   install without dev dependencies still builds it.
-// - dist/<domain>/ from tsc (tsconfig.build.json): the patient client library that the package
-//   exports as `neuron/client`, with its type declarations. Needs TypeScript (a dev dependency):
-//   without it, this part is skipped with a note.
+// - packages/client/dist/, first: the client package (neuron-careagent-client, its README.md),
+//   JavaScript and declarations built by its own build.js with tsc. Needs TypeScript (a dev
+//   dependency): without it, this part is skipped with a note. The server bundle does not need it:
+//   tsconfig.json's `paths` map the package's name to its sources, which esbuild bundles.
 //
 // dist/ is emptied first, so nothing of a deleted source survives. dist/.built is written last,
 // only when everything built, with the time the build started as its mtime: bin/neuron.js runs
@@ -49,11 +50,11 @@ try {
 } catch {
   process.stderr.write(
     'neuron build: TypeScript is not installed (a production install without dev dependencies?), so the\n' +
-      '  client library\'s declarations (dist/client) were not built; the server bundle is built all the same.\n',
+      '  client package (packages/client/dist) was not built; the server bundle is built all the same.\n',
   );
 }
 if (tsc !== null) {
-  const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [path.join(root, 'packages', 'client', 'build.js')], { cwd: root, stdio: 'inherit' });
   if (result.status !== 0) fail(result.status ?? 1);
 }
 
