@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createConsentToken, generatePatientKeys, type PatientKeys } from '../src/client/index.ts';
+import { createConsentToken, generatePatientKeys, type PatientKeys } from 'neuron-careagent-client';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { signChallenge } from '../src/protocol/index.ts';
+import { signChallenge } from 'neuron-careagent-client/protocol';
 import { ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, forEachConcurrently, memoryKb, preparePatients, type PreparedPatient } from './common.ts';
 
 export type FloorLevel = 'transport' | 'ed25519';

@@ -39,7 +39,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, forEachConcurrently, memoryKb, percentile, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
 import { floorTable, runFloor, type FloorResult } from './floor.ts';
-import { establishRelationship } from '../src/client/index.ts';
+import { establishRelationship } from 'neuron-careagent-client';
 import BetterSqlite3 from 'better-sqlite3';
 import { openStorage } from '../src/storage/index.ts';
 import { comparisonTable, runInstanceComparison, type Comparison } from './multi-instance.ts';

@@ -19,6 +19,8 @@ import v8 from 'node:v8';
 const debug = debuglog('neuron');
 const root = path.resolve(import.meta.dirname, '..');
 const src = path.join(root, 'src');
+// The client package's sources are bundled into dist/server/ too (tsconfig.json maps its name to them).
+const clientSrc = path.join(root, 'packages', 'client', 'src');
 
 /** Whether any compiled source under `dir` (tests and test support excluded) was modified after `since` (ms). */
 function sourceNewerThan(dir, since) {
@@ -42,7 +44,8 @@ function distProblem() {
   } catch {
     return 'dist/ is not built (npm run build)';
   }
-  return sourceNewerThan(src, built) ? 'src/ changed since dist/ was built' : null;
+  if (sourceNewerThan(src, built)) return 'src/ changed since dist/ was built';
+  return sourceNewerThan(clientSrc, built) ? 'packages/client/src/ changed since dist/ was built' : null;
 }
 
 const problem = distProblem();
@@ -58,7 +61,9 @@ if (problem === null) {
   // transforms source files, at start-up.
   v8.setFlagsFromString('--max-semi-space-size=2');
   const { register } = await import('tsx/esm/api');
-  register();
+  // The repository's tsconfig.json, whatever the working directory: its `paths` map the client
+  // package's name to its sources, as in the tests and the bundle.
+  register({ tsconfig: path.join(root, 'tsconfig.json') });
   ({ runCli } = await import('../src/cli/main.ts'));
 }
 process.exitCode = await runCli(process.argv);

@@ -8,9 +8,10 @@
 //   memory"). Linked source maps (dist/server/*.map) give readable stack traces with
 //   `node --enable-source-maps`. esbuild comes with tsx, a runtime dependency, so a production
 //   install without dev dependencies still builds it.
-// - dist/<domain>/ from tsc (tsconfig.build.json): the patient client library that the package
-//   exports as `neuron/client`, with its type declarations. Needs TypeScript (a dev dependency):
-//   without it, this part is skipped with a note.
+// - packages/client/dist/, first: the client package (neuron-careagent-client, its README.md),
+//   JavaScript and declarations built by its own build.js with tsc. Needs TypeScript (a dev
+//   dependency): without it, this part is skipped with a note. The server bundle does not need it:
+//   tsconfig.json's `paths` map the package's name to its sources, which esbuild bundles.
 //
 // The build never empties dist/ before the new build is complete: every part (tsc, the server
 // bundle, the console) is written into a folder beside it (dist.next-<pid>/, same file system), and
@@ -47,20 +48,24 @@ const PREVIOUS_PREFIX = 'dist.prev-';
  */
 const SEPARATE_CHUNKS = ['fastify', 'ajv', 'kysely', 'typebox', 'ws', 'prom-client', 'commander', '@fastify/swagger'];
 
-/** The patient client library and its declarations (tsconfig.build.json) into outDir; skipped without TypeScript. */
-export async function compileClient(outDir) {
-  let tsc;
+/**
+ * The client package (packages/client: neuron-careagent-client), JavaScript and declarations in its
+ * own packages/client/dist/ by its build.js; skipped without TypeScript. The server bundle does not
+ * need it (tsconfig.json's `paths` map the package's name to its sources, which esbuild bundles), so
+ * it is built in its own folder rather than swapped in with dist/.
+ */
+export async function compileClient() {
   try {
-    tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+    createRequire(import.meta.url).resolve('typescript/bin/tsc');
   } catch {
     process.stderr.write(
       'neuron build: TypeScript is not installed (a production install without dev dependencies?), so the\n' +
-        '  client library\'s declarations (dist/client) were not built; the server bundle is built all the same.\n',
+        '  client package (packages/client/dist) was not built; the server bundle is built all the same.\n',
     );
     return;
   }
-  const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json'), '--outDir', outDir], { cwd: root, stdio: 'inherit' });
-  if (result.status !== 0) throw new Error(`tsc failed (exit status ${result.status ?? result.signal})`);
+  const result = spawnSync(process.execPath, [path.join(root, 'packages', 'client', 'build.js')], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) throw new Error(`the client package build failed (exit status ${result.status ?? result.signal})`);
 }
 
 /** The `neuron` command bundled into outDir/server. Throws when esbuild fails (it prints its errors). */

@@ -27,7 +27,7 @@ import { createApiGateway, type ApiGateway } from './api/gateway.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetricsRegistry } from './observability/metrics.ts';
 import { ComponentStack } from './lifecycle/components.ts';
-import { HANDSHAKE_PATH } from './protocol/index.ts';
+import { HANDSHAKE_PATH } from 'neuron-careagent-client/protocol';
 import { HandshakeBroker } from './handshake/index.ts';
 import { ProviderService, providerAuthPlugin, providerRoutes } from './providers/index.ts';
 import { consentRoutes } from './consent/routes.ts';

@@ -4,7 +4,7 @@
  */
 import { rmSync } from 'node:fs';
 import WebSocket from 'ws';
-import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys, type RelationshipResult } from '../src/client/index.ts';
+import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys, type RelationshipResult } from 'neuron-careagent-client';
 import { memoryKb, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from '../test/hardening/process.ts';
 
 export const PROVIDER_NPI = '1679576722';

@@ -9,7 +9,7 @@
 import { connect } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HandshakeError } from '../src/client/index.ts';
+import { HandshakeError } from 'neuron-careagent-client';
 import { RssSampler, handshake, newPatient, percentile, say, startServer, type Memory } from './common.ts';
 
 export interface FloodPhaseResult {

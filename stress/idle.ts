@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { createConsentToken } from '../src/client/index.ts';
+import { createConsentToken } from 'neuron-careagent-client';
 import { PROVIDER_NPI, RssSampler, handshake, newPatient, percentile, say, startServer, type Memory, type Patient } from './common.ts';
 
 export interface IdlePhaseResult {

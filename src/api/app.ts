@@ -13,10 +13,10 @@ import helmet from '@fastify/helmet';
 import cors from '@fastify/cors';
 import type { Logger } from 'pino';
 import type { NeuronConfig } from '../config/index.ts';
-import { NeuronError, PROBLEM_CONTENT_TYPE, isNeuronError, toProblem } from '../errors/index.ts';
+import { NeuronError, PROBLEM_CONTENT_TYPE, fromProtocolError, isNeuronError, toProblem } from '../errors/index.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
 import { createClientAddress } from './client-address.ts';
-import { PROTOCOL_BOUNDS } from '../protocol/limits.ts';
+import { PROTOCOL_BOUNDS, isProtocolError } from 'neuron-careagent-client/protocol';
 import { OnFirstUseSchemaCompilers } from './schema-compilers.ts';
 import { RepeatedErrorLog } from '../observability/repeated-errors.ts';
 import { EdgeLogController, registerRequestIdHeader, registerRequestMetrics, requestIdFrom } from './request-edge.ts';
@@ -266,6 +266,7 @@ function deadlineCheckMs(config: NeuronConfig): number {
 /** Maps whatever was thrown to a catalogue error without leaking its detail. */
 export function toNeuronError(error: unknown): NeuronError {
   if (isNeuronError(error)) return error;
+  if (isProtocolError(error)) return fromProtocolError(error);
   const fastifyError = error as Partial<FastifyError> & { validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }> };
   if (fastifyError.validation) {
     const errors = fastifyError.validation.map((issue) => ({

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import canonicalizeModule from 'canonicalize';
-import { leafHash } from '../protocol/merkle.ts';
+import { leafHash } from 'neuron-careagent-client/protocol';
 
 // The package is CommonJS whose declaration file claims a default export; at run time the module
 // itself is the function.

@@ -7,7 +7,7 @@
  * and the old head is kept, so every later run keeps failing until a person looks.
  */
 import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
-import { verifyConsistency } from '../protocol/merkle.ts';
+import { verifyConsistency } from 'neuron-careagent-client/protocol';
 import { parseTreeHead, treeHeadSignedBy, type TreeHead } from './tree-head.ts';
 
 export interface MonitorState {

@@ -9,7 +9,7 @@ import { isoNow } from '../storage/index.ts';
 import { Statement } from '../storage/statements.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
 import { createHash } from 'node:crypto';
-import { leafHash } from '../protocol/merkle.ts';
+import { leafHash } from 'neuron-careagent-client/protocol';
 import { GENESIS_HASH, canonicalJson, checkpointMessage, entryCanonical, sanitizeDetails, type AuditEntry } from './chain.ts';
 import { AuditTree, latestTreeHead, type ReceiptTicket } from './tree.ts';
 import type { TreeHead } from './tree-head.ts';

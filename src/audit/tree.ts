@@ -12,9 +12,9 @@
 import { StorageError, isoNow, type Db, type Storage } from '../storage/index.ts';
 import { Statement } from '../storage/statements.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
-import { Frontier, consistencyProof, inclusionProof, nodesNeeded, type CompletedNode, type Hash, type NodeHash, type NodeRef } from '../protocol/merkle.ts';
+import { Frontier, consistencyProof, inclusionProof, nodesNeeded, type CompletedNode, type Hash, type NodeHash, type NodeRef } from 'neuron-careagent-client/protocol';
 import { entryLeafHash, type AuditEntry } from './chain.ts';
-import type { Receipt } from '../protocol/receipt.ts';
+import type { Receipt } from 'neuron-careagent-client/protocol';
 import { signTreeHead, treeHeadFromRow, treeHeadToRow, type TreeHead } from './tree-head.ts';
 
 /** A leaf appended in an open transaction, not yet sealed. */

@@ -8,7 +8,7 @@
  */
 import type { Db } from '../storage/index.ts';
 import { verifyOrganizationSignature } from '../organization/keys.ts';
-import { Frontier } from '../protocol/merkle.ts';
+import { Frontier } from 'neuron-careagent-client/protocol';
 import { ChainWalker, checkpointMessage, entryLeafHash } from './chain.ts';
 import { treeHeadFromRow, treeHeadSignedBy, type TreeHead } from './tree-head.ts';
 

@@ -6,7 +6,7 @@
  * for example NEURON_HANDSHAKE__MAX_CONCURRENT_HANDSHAKES) and the wire specs use the same names.
  */
 import Type, { type Static } from 'typebox';
-import { DISPLAY_TEXT_PATTERN } from '../protocol/limits.ts';
+import { DISPLAY_TEXT_PATTERN } from 'neuron-careagent-client/protocol';
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createConsentToken, establishRelationship, generatePatientKeys, HandshakeError, type RelationshipResult } from '../client/index.ts';
+import { createConsentToken, establishRelationship, generatePatientKeys, HandshakeError, type RelationshipResult } from 'neuron-careagent-client';
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createNeuron, type Neuron } from '../main.ts';

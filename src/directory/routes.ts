@@ -6,7 +6,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
-import { DISPLAY_TEXT_PATTERN, PROTOCOL_BOUNDS } from '../protocol/limits.ts';
+import { DISPLAY_TEXT_PATTERN, PROTOCOL_BOUNDS } from 'neuron-careagent-client/protocol';
 import { actorFor, apiKeyAuth, type ApiDeps } from '../api/context.ts';
 import { Cursor, Page, PatientAgentId, Timestamp, pageQuery, params, problems, NoQuery } from '../api/schemas.ts';
 import { listPatients, type PatientEntry } from './store.ts';

@@ -7,7 +7,7 @@
 import { NeuronError } from '../errors/index.ts';
 import { isoNow, type Storage } from '../storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
-import { PATIENT_PROFILE_FIELDS } from '../protocol/messages.ts';
+import { PATIENT_PROFILE_FIELDS } from 'neuron-careagent-client/protocol';
 import { getPatient, setProfile, type PatientEntry, type PatientProfile } from './store.ts';
 
 export type ProfileField = (typeof PATIENT_PROFILE_FIELDS)[number];

@@ -3,7 +3,7 @@
  * of what other Neurons publish. No I/O here; advertiser.ts and browser.ts do the networking.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { HANDSHAKE_PATH } from '../protocol/limits.ts';
+import { HANDSHAKE_PATH } from 'neuron-careagent-client/protocol';
 import type { DiscoveredNeuron } from './types.ts';
 
 /**

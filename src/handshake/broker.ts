@@ -22,7 +22,7 @@ import { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { NeuronConfig } from '../config/index.ts';
 import { NeuronError, PROBLEM_CONTENT_TYPE, toProblem, type ErrorCode } from '../errors/index.ts';
-import { createNonce, HANDSHAKE_PATH, type Nonce } from '../protocol/index.ts';
+import { createNonce, HANDSHAKE_PATH, type Nonce } from 'neuron-careagent-client/protocol';
 import { createClientAddress, type ClientAddress } from '../api/client-address.ts';
 import { AddressCounts, Admission, type Waiter } from './admission.ts';
 import { createHandshakeMetrics, type HandshakeMetrics } from './metrics.ts';

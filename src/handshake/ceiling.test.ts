@@ -7,7 +7,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { createConsentToken, establishRelationship, HandshakeError } from '../client/index.ts';
+import { createConsentToken, establishRelationship, HandshakeError } from 'neuron-careagent-client';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { auditEntries, eventually, writtenFor } from '../../test/helpers/records.ts';
 import { authenticate, challengeResponse, newPatient, openRaw, pendingUpgrade, rawUpgrade, upgradeHeaders, type Patient } from '../../test/helpers/raw-handshake.ts';

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import pino from 'pino';
-import { createConsentToken, establishRelationship } from '../client/index.ts';
+import { createConsentToken, establishRelationship } from 'neuron-careagent-client';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { newPatient } from '../../test/helpers/raw-handshake.ts';
 

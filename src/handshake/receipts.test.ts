@@ -10,8 +10,8 @@ import { sql } from 'kysely';
 import {
   createConsentToken, establishRelationship, generatePatientKeys, ReceiptError, verifyAttestationWithReceipt,
   verifyReceipt, verifyReceiptConsistency, type Receipt, type RelationshipResult,
-} from '../client/index.ts';
-import { AttestationError, encodeBase64url, treeHeadSignedBytes } from '../protocol/index.ts';
+} from 'neuron-careagent-client';
+import { AttestationError, encodeBase64url, treeHeadSignedBytes } from 'neuron-careagent-client/protocol';
 import { treeHeadMessage } from '../audit/tree-head.ts';
 import { readPinnedKey } from '../audit/outside.ts';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';

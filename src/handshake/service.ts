@@ -19,7 +19,7 @@ import { enqueue } from '../outbox/store.ts';
 import { awaitingPull } from '../outbox/resolvers.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
 import { establishRelationship } from '../relationships/service.ts';
-import { signAttestation, type Receipt, type SignedPayload } from '../protocol/index.ts';
+import { signAttestation, type Receipt, type SignedPayload } from 'neuron-careagent-client/protocol';
 import type { ActiveProvider } from './provider-lookup.ts';
 import { readHandshakeFacts, type HandshakeFacts } from './store.ts';
 

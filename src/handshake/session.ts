@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RepeatedErrorLog } from '../observability/repeated-errors.ts';
 import WebSocket, { type RawData } from 'ws';
-import { NeuronError, isNeuronError } from '../errors/index.ts';
+import { NeuronError, toCatalogueError } from '../errors/index.ts';
 import {
   encodeErrorFrame,
   importPatientPublicKey,
@@ -26,7 +26,7 @@ import {
   type HandshakeComplete,
   type Nonce,
   type PatientProfile,
-} from '../protocol/index.ts';
+} from 'neuron-careagent-client/protocol';
 import { deadlineError, deadlineIn, isTerminal, onFrame, statusOf, transition, type Phase, type PhaseEvent } from './machine.ts';
 import { SessionEndedError, type CompletedHandshake, type HandshakeService } from './service.ts';
 import type { ProtocolSession } from './types.ts';
@@ -274,7 +274,7 @@ export class HandshakeSession {
   /** Ends the session with one handshake.error frame and the catalogue's close code. */
   private fail(error: unknown): void {
     if (isTerminal(this.phase)) return;
-    const neuronError = isNeuronError(error) ? error : new NeuronError('SERVER_ERROR', { cause: error });
+    const neuronError = toCatalogueError(error);
     if (neuronError.code === 'SERVER_ERROR') this.host.repeatedErrors.error(neuronError.cause ?? error, { session: this.id }, 'handshake failed unexpectedly');
     else this.host.logger.debug({ code: neuronError.code, reason: neuronError.reason, session: this.id }, 'handshake refused');
     this.failWith(neuronError, true);

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import { nonceFromHex, verifyAttestation } from '../protocol/index.ts';
+import { nonceFromHex, verifyAttestation } from 'neuron-careagent-client/protocol';
 import { HandshakeBroker } from './broker.ts';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { auditEntries, eventually, writtenFor } from '../../test/helpers/records.ts';

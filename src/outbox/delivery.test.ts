@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { verifyAttestation } from '../client/index.ts';
+import { verifyAttestation } from 'neuron-careagent-client';
 import { databaseCounts } from '../cli/commands/status.ts';
 import { isoNow } from '../storage/index.ts';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';

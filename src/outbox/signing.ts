@@ -6,47 +6,27 @@
  *                     by the organization key; Neuron-Key-Id and Neuron-Public-Key name the key
  *   webhooks          Neuron-Signature: hmac-sha256=<hex of HMAC-SHA256(subscription secret, body)>
  *
- * docs/providers.md documents both for receivers. Pure apart from the crypto calls.
+ * docs/providers.md documents both for receivers; provider CareAgents check theirs with
+ * verifyProviderNotice from the neuron-careagent-client package. Pure apart from the crypto calls.
  */
-import { createHmac, timingSafeEqual, verify } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { NOTICE_HEADERS, NOTICE_SIGNATURE_PREFIX, verifyProviderNotice } from 'neuron-careagent-client/protocol';
 import type { OrganizationKey } from '../organization/keys.ts';
-import { decodeBase64url } from '../protocol/base64url.ts';
-import { ED25519_SIGNATURE_BYTES, importPublicKey } from '../protocol/keys.ts';
 
-export const HEADER = {
-  signature: 'Neuron-Signature',
-  eventId: 'Neuron-Event-Id',
-  eventType: 'Neuron-Event-Type',
-  keyId: 'Neuron-Key-Id',
-  publicKey: 'Neuron-Public-Key',
-  attempt: 'Neuron-Delivery-Attempt',
-} as const;
+/** The delivery headers; the provider notices' own are defined with their check in the client package. */
+export const HEADER = NOTICE_HEADERS;
+/** The check of a provider notice lives in the client package, which provider CareAgents install. */
+export { verifyProviderNotice };
 
-const ED25519_PREFIX = 'ed25519=';
 const HMAC_PREFIX = 'hmac-sha256=';
 
 /** The headers that sign a provider notice body with the organization key. */
 export function providerNoticeSignatureHeaders(key: OrganizationKey, body: string): Record<string, string> {
   return {
-    [HEADER.signature]: `${ED25519_PREFIX}${key.sign(Buffer.from(body, 'utf8'))}`,
+    [HEADER.signature]: `${NOTICE_SIGNATURE_PREFIX}${key.sign(Buffer.from(body, 'utf8'))}`,
     [HEADER.keyId]: key.id,
     [HEADER.publicKey]: key.publicKey,
   };
-}
-
-/**
- * Checks a provider notice: `signatureHeader` must be `ed25519=<sig>` over exactly `body` under
- * `trustedPublicKey` (the organization key the provider learned out of band, for example from
- * GET /v1/organization or the attestation's neuron_public_key). Never trust the Neuron-Public-Key
- * header on its own: anyone can send a key together with a matching signature.
- */
-export function verifyProviderNotice(body: string | Uint8Array, signatureHeader: string | undefined, trustedPublicKey: string): boolean {
-  if (signatureHeader === undefined || !signatureHeader.startsWith(ED25519_PREFIX)) return false;
-  const signature = decodeBase64url(signatureHeader.slice(ED25519_PREFIX.length), ED25519_SIGNATURE_BYTES);
-  const key = importPublicKey(trustedPublicKey);
-  if (signature === null || key === null) return false;
-  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  return verify(null, bytes, key, signature);
 }
 
 /** `hmac-sha256=<hex>` over exactly `body`. */

@@ -4,8 +4,7 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import { PROVIDER_TYPES } from '../config/index.ts';
-import { DISPLAY_TEXT_PATTERN } from '../protocol/limits.ts';
-import { ReceiptSchema } from '../protocol/receipt.ts';
+import { DISPLAY_TEXT_PATTERN, ReceiptSchema } from 'neuron-careagent-client/protocol';
 import { CREDENTIAL_TYPES, PROVIDER_LIMITS, PROVIDER_STATUSES } from './validation.ts';
 
 export const NpiString = Type.String({ pattern: '^[0-9]{10}$', description: 'ten-digit NPI with a valid Luhn check digit' });

@@ -8,7 +8,7 @@ import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'nod
 import type { AddressInfo } from 'node:net';
 import { ApiKeyService } from '../api-keys/service.ts';
 import type { Scope } from '../api/principal.ts';
-import { createConsentToken, establishRelationship, generatePatientKeys, type RelationshipResult } from '../client/index.ts';
+import { createConsentToken, establishRelationship, generatePatientKeys, type RelationshipResult } from 'neuron-careagent-client';
 import type { Neuron } from '../main.ts';
 
 export interface ReceivedRequest {

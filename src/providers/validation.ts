@@ -5,9 +5,7 @@
  * and what the outbound policy says about a notification URL. Pure.
  */
 import { isValidNpi, NPI_RULE, PROVIDER_TYPES } from '../config/index.ts';
-import { decodeBase64url } from '../protocol/base64url.ts';
-import { ED25519_PUBLIC_KEY_BYTES, isAcceptablePublicKeyBytes, isEd25519Point } from '../protocol/keys.ts';
-import { DISPLAY_TEXT, DISPLAY_TEXT_RULE } from '../protocol/limits.ts';
+import { DISPLAY_TEXT, DISPLAY_TEXT_RULE, ED25519_PUBLIC_KEY_BYTES, decodeBase64url, isAcceptablePublicKeyBytes, isEd25519Point } from 'neuron-careagent-client/protocol';
 import type { OutboundPolicy } from '../outbound/index.ts';
 
 export const PROVIDER_STATUSES = ['pending', 'active', 'suspended'] as const;

@@ -17,7 +17,7 @@
 import type { TSchema, Static } from 'typebox';
 import { DEFAULT_REGISTRY_REQUEST_TIMEOUT_MS } from '../config/schema.ts';
 import { NeuronError, type ErrorCode } from '../errors/index.ts';
-import { compileCheck } from '../protocol/schema-check.ts';
+import { compileCheck } from 'neuron-careagent-client/protocol';
 import {
   ErrorResponseSchema,
   HeartbeatResponseSchema,

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { NeuronError } from '../errors/index.ts';
-import { HANDSHAKE_PATH } from '../protocol/index.ts';
+import { HANDSHAKE_PATH } from 'neuron-careagent-client/protocol';
 import type { RetryPolicy } from '../outbound/index.ts';
 import type { RegistryCredentials } from './client.ts';
 import type { RegistrationRecord } from './state.ts';

@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { verifyAttestation } from '../protocol/attestation.ts';
+import { verifyAttestation } from 'neuron-careagent-client/protocol';
 import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../api/test-support.ts';
 
 describe('GET /v1/relationships/{id}/attestation', () => {

@@ -13,7 +13,7 @@ import { apiKeyAuth, type ApiDeps } from '../api/context.ts';
 import { NoQuery, params, problems, Timestamp } from '../api/schemas.ts';
 import { NeuronError } from '../errors/index.ts';
 import type { OrganizationKey } from '../organization/keys.ts';
-import { signAttestation } from '../protocol/attestation.ts';
+import { signAttestation } from 'neuron-careagent-client/protocol';
 import { getProvider } from '../providers/store.ts';
 import { isoNow } from '../storage/index.ts';
 import { getRelationship } from './store.ts';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { HandshakeError, verifyAttestation } from '../../src/client/index.ts';
+import { HandshakeError, verifyAttestation } from 'neuron-careagent-client';
 import { ADMIN, FRONT_DESK, PENDING_NPI, connectPatient, goTo, launchChromium, openConsole, seriousViolations, signIn, startConsoleNeuron, type ConsoleNeuron } from './harness.ts';
 import { expireSessions, LOCKOUT_ATTEMPTS } from './operators.ts';
 

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { createConsentToken, establishRelationship, generatePatientKeys, type RelationshipResult } from '../../src/client/index.ts';
+import { createConsentToken, establishRelationship, generatePatientKeys, type RelationshipResult } from 'neuron-careagent-client';
 import { insertProvider, startTestNeuron, type StartTestNeuronOptions, type TestNeuron } from '../helpers/neuron.ts';
 import type { OperatorRole } from '../../src/operators/index.ts';
 import { CONSOLE_TEST_CONFIG, addOperator } from './operators.ts';

@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createConsentToken, establishRelationship, HandshakeError, type RelationshipResult } from '../../src/client/index.ts';
+import { createConsentToken, establishRelationship, HandshakeError, type RelationshipResult } from 'neuron-careagent-client';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../helpers/neuron.ts';
 import { eventually, writtenFor } from '../helpers/records.ts';
 import { newPatient, openRaw, type Patient } from '../helpers/raw-handshake.ts';

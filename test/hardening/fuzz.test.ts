@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { createConsentToken, establishRelationship } from '../../src/client/index.ts';
+import { createConsentToken, establishRelationship } from 'neuron-careagent-client';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../helpers/neuron.ts';
 import { eventually } from '../helpers/records.ts';
 import { newPatient } from '../helpers/raw-handshake.ts';

@@ -22,9 +22,9 @@
 import { randomBytes, sign, type KeyObject } from 'node:crypto';
 import { connect } from 'node:net';
 import WebSocket from 'ws';
-import { createConsentToken, patientKeysFromSeed, type PatientKeys } from '../../src/client/index.ts';
+import { createConsentToken, patientKeysFromSeed, type PatientKeys } from 'neuron-careagent-client';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../src/errors/index.ts';
-import { encodeBase64url, isAcceptablePublicKeyBytes, isBase64url, isEd25519Point, signChallenge } from '../../src/protocol/index.ts';
+import { encodeBase64url, isAcceptablePublicKeyBytes, isBase64url, isEd25519Point, signChallenge } from 'neuron-careagent-client/protocol';
 
 // ---------------------------------------------------------------- seeded PRNG
 

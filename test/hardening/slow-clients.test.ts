@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import WebSocket from 'ws';
-import { createConsentToken, establishRelationship } from '../../src/client/index.ts';
+import { createConsentToken, establishRelationship } from 'neuron-careagent-client';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../helpers/neuron.ts';
 import { auditEntries, eventually } from '../helpers/records.ts';
 import { authMessage, newPatient, type Patient } from '../helpers/raw-handshake.ts';

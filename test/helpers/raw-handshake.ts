@@ -5,8 +5,8 @@
 import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
-import { createConsentToken, generatePatientKeys, type PatientKeys } from '../../src/client/index.ts';
-import { signChallenge } from '../../src/protocol/index.ts';
+import { createConsentToken, generatePatientKeys, type PatientKeys } from 'neuron-careagent-client';
+import { signChallenge } from 'neuron-careagent-client/protocol';
 
 export interface Frame {
   type: string;

@@ -13,7 +13,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys, type RelationshipResult } from '../../src/client/index.ts';
+import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys, type RelationshipResult } from 'neuron-careagent-client';
 import { HEADER, verifyProviderNotice } from '../../src/outbox/signing.ts';
 import { killHard, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from '../hardening/process.ts';
 

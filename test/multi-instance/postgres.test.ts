@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { HandshakeError, type RelationshipResult } from '../../src/client/index.ts';
+import { HandshakeError, type RelationshipResult } from 'neuron-careagent-client';
 import { POSTGRES_URL_VARIABLE, skipWithoutPostgres } from '../helpers/databases.ts';
 import { ROOT, runNeuronCli } from '../hardening/process.ts';
 import { startFakeRegistry, type FakeRegistry } from '../fakes/fake-registry.ts';

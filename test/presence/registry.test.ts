@@ -10,7 +10,7 @@ import path from 'node:path';
 import { startFakeRegistry, type FakeRegistry } from '../fakes/fake-registry.ts';
 import { ApiKeyService } from '../../src/api-keys/service.ts';
 import { AxonClient } from '../../src/registry/index.ts';
-import { createConsentToken, establishRelationship, generatePatientKeys } from '../../src/client/index.ts';
+import { createConsentToken, establishRelationship, generatePatientKeys } from 'neuron-careagent-client';
 import {
   DR_ONE,
   DR_PENDING,

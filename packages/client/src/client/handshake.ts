@@ -5,7 +5,6 @@
  */
 import type { IncomingMessage } from 'node:http';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
-import type { ErrorCode } from '../errors/index.ts';
 import {
   AttestationError,
   ReceiptError,
@@ -38,6 +37,27 @@ const MAX_SERVER_MESSAGE_BYTES = 64 * 1024;
 /** Enough of a refusal body to read a problem document's code. */
 const MAX_REFUSAL_BODY_BYTES = 4 * 1024;
 
+/**
+ * The Neuron's codes a handshake can end with (its error catalogue, docs/errors.md): in an error
+ * frame, or in the problem document of a refused upgrade. A newer Neuron may send others; `code`
+ * passes them through as strings.
+ */
+export type NeuronHandshakeCode =
+  | 'AUTH_TIMEOUT'
+  | 'INVALID_MESSAGE'
+  | 'CONSENT_FAILED'
+  | 'CHALLENGE_FAILED'
+  | 'IDENTITY_MISMATCH'
+  | 'BLOCKED'
+  | 'PROVIDER_NOT_FOUND'
+  | 'MESSAGE_TOO_LARGE'
+  | 'HANDSHAKE_QUEUE_FULL'
+  | 'HANDSHAKE_QUEUE_TIMEOUT'
+  | 'HANDSHAKE_ADDRESS_LIMIT'
+  | 'SHUTTING_DOWN'
+  | 'SERVER_ERROR'
+  | 'ROUTE_NOT_FOUND';
+
 /** Failures seen only by the client (the others are the Neuron's catalogue codes). */
 export type ClientFailureCode =
   | 'UPGRADE_REFUSED' // HTTP answer instead of a WebSocket, without a problem code
@@ -47,7 +67,7 @@ export type ClientFailureCode =
   | 'UNEXPECTED_MESSAGE' // the Neuron sent something out of protocol
   | 'ATTESTATION_INVALID' // the attestation or its audit receipt did not verify or does not match the result
   | 'NEURON_KEY_MISMATCH'; // the Neuron's key differs from the pinned one
-export type HandshakeErrorCode = ErrorCode | ClientFailureCode;
+export type HandshakeErrorCode = NeuronHandshakeCode | ClientFailureCode;
 
 export class HandshakeError extends Error {
   /** The Neuron's code from its handshake.error frame or refusal, or a ClientFailureCode. */

@@ -18,8 +18,8 @@
  * not run it.
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { NeuronError } from '../errors/index.ts';
 import { decodeBase64url, encodedLength } from './base64url.ts';
+import { ProtocolError } from './errors.ts';
 
 export const ED25519_PUBLIC_KEY_BYTES = 32;
 export const ED25519_SIGNATURE_BYTES = 64;
@@ -110,7 +110,7 @@ export function importPublicKey(publicKeyB64: string): KeyObject | null {
 export function importPatientPublicKey(publicKeyB64: string): KeyObject {
   const key = importPublicKey(publicKeyB64);
   if (key === null) {
-    throw new NeuronError('CONSENT_FAILED', {
+    throw new ProtocolError('CONSENT_FAILED', {
       reason: 'INVALID_SIGNATURE',
       message: 'the patient public key is not a usable Ed25519 key',
     });

@@ -12,8 +12,8 @@
  * so a client keeps working against a Neuron that adds optional fields later.
  */
 import Type, { type Static } from 'typebox';
-import { NeuronError } from '../errors/index.ts';
 import { BASE64URL_ANY_PATTERN, base64urlPattern } from './base64url.ts';
+import { ProtocolError } from './errors.ts';
 import { ED25519_PUBLIC_KEY_BYTES, ED25519_SIGNATURE_BYTES } from './keys.ts';
 import { DISPLAY_TEXT_PATTERN, PROTOCOL_BOUNDS as B } from './limits.ts';
 import { compileCheck } from './schema-check.ts';
@@ -147,16 +147,16 @@ export interface MessageLimits {
   maxMessageBytes?: number;
 }
 
-function invalid(message: string): NeuronError {
+function invalid(message: string): ProtocolError {
   // Public messages name the problem class only; they never quote the input.
-  return new NeuronError('INVALID_MESSAGE', { message });
+  return new ProtocolError('INVALID_MESSAGE', { message });
 }
 
 function parseJsonObject(text: string, limits: MessageLimits | undefined): Record<string, unknown> {
   const max = limits?.maxMessageBytes;
   // UTF-16 length <= UTF-8 length <= 3 x UTF-16 length: count bytes only when it can matter.
   if (max !== undefined && (text.length > max || (text.length * 3 > max && Buffer.byteLength(text, 'utf8') > max))) {
-    throw new NeuronError('MESSAGE_TOO_LARGE');
+    throw new ProtocolError('MESSAGE_TOO_LARGE');
   }
   let value: unknown;
   try {
@@ -179,7 +179,7 @@ function isUrlWithScheme(text: string): boolean {
 
 /**
  * Parses one client text frame that must be of type `expected` (anything else, including the
- * other client message, is out of order). Throws NeuronError INVALID_MESSAGE (or
+ * other client message, is out of order). Throws ProtocolError INVALID_MESSAGE (or
  * MESSAGE_TOO_LARGE over `limits.maxMessageBytes`).
  */
 export function parseClientMessage(text: string, expected: 'handshake.auth', limits?: MessageLimits): HandshakeAuth;
@@ -222,7 +222,7 @@ export function parseClientMessage(
   return result;
 }
 
-/** Parses one Neuron -> patient text frame (client side). Throws NeuronError INVALID_MESSAGE. */
+/** Parses one Neuron -> patient text frame (client side). Throws ProtocolError INVALID_MESSAGE. */
 export function parseServerMessage(text: string, limits?: MessageLimits): ServerMessage {
   const value = parseJsonObject(text, limits);
   switch (value.type) {
@@ -241,8 +241,15 @@ export function parseServerMessage(text: string, limits?: MessageLimits): Server
   throw invalid(`${value.type} does not match the protocol`);
 }
 
-/** The `handshake.error` frame for a NeuronError (sent before the close with its close code). */
-export function encodeErrorFrame(error: NeuronError): string {
+/** What an error frame carries: a catalogue code, its public reason and message (the server's NeuronError has them). */
+export interface ErrorFrameSource {
+  readonly code: string;
+  readonly reason?: string | undefined;
+  readonly message: string;
+}
+
+/** The `handshake.error` frame for an error (sent before the close with its close code). */
+export function encodeErrorFrame(error: ErrorFrameSource): string {
   const frame: HandshakeErrorMessage =
     error.reason === undefined
       ? { type: 'handshake.error', code: error.code, message: error.message }

@@ -23,7 +23,7 @@ interface Vectors {
   negative: { signature_over_hex_text: string };
 }
 const vectors = JSON.parse(
-  readFileSync(new URL('../../spec/vectors.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../../../../spec/vectors.json', import.meta.url), 'utf8'),
 ) as Vectors;
 
 const seed = Buffer.from(vectors.patient.seed_hex, 'hex');

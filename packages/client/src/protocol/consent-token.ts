@@ -11,8 +11,8 @@
  * Whether `provider_npi` is a provider this Neuron serves is the server's check (PROVIDER_NOT_FOUND).
  */
 import { sign, verify, type KeyObject } from 'node:crypto';
-import { NeuronError, type ConsentFailureReason } from '../errors/index.ts';
 import { decodeBase64url, encodeBase64url } from './base64url.ts';
+import { ProtocolError, type ConsentFailureReason } from './errors.ts';
 import { findDuplicateKey } from './json-keys.ts';
 import { ED25519_SIGNATURE_BYTES, isCanonicalSignatureBytes } from './keys.ts';
 import { PROTOCOL_BOUNDS as B } from './limits.ts';
@@ -62,9 +62,9 @@ const PUBLIC_MESSAGES: Record<ConsentFailureReason, string> = {
   NOT_YET_VALID: 'consent token is not yet valid',
 };
 
-function consentFailed(reason: ConsentFailureReason, logDetail?: string): NeuronError {
+function consentFailed(reason: ConsentFailureReason, logDetail?: string): ProtocolError {
   // logDetail names the failed rule for the log; it never holds claim values.
-  return new NeuronError('CONSENT_FAILED', {
+  return new ProtocolError('CONSENT_FAILED', {
     reason,
     message: PUBLIC_MESSAGES[reason],
     ...(logDetail === undefined ? {} : { cause: new Error(logDetail) }),
@@ -142,7 +142,7 @@ function parseClaims(value: unknown): ParsedClaims | string {
   };
 }
 
-/** Verifies a consent token; throws NeuronError CONSENT_FAILED with the spec's reason. */
+/** Verifies a consent token; throws ProtocolError CONSENT_FAILED with the spec's reason. */
 export function verifyConsentToken(input: VerifyConsentTokenInput): ConsentClaims {
   const skew = input.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS;
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { NeuronError } from '../errors/index.ts';
+import { ProtocolError } from './errors.ts';
 import { encodeErrorFrame, parseClientMessage, parseServerMessage } from './messages.ts';
 import { publicKeyToBase64url } from './keys.ts';
 
@@ -21,7 +21,7 @@ function rejects(text: string, expected: 'handshake.auth' | 'handshake.challenge
   assert.throws(
     () => parseClientMessage(text, expected, { maxMessageBytes: 64 * 1024 }),
     (error: unknown) => {
-      assert.ok(error instanceof NeuronError);
+      assert.ok(error instanceof ProtocolError);
       assert.equal(error.code, code);
       // never echo the input
       assert.ok(!error.message.includes('patient-agent'), error.message);
@@ -179,10 +179,16 @@ describe('server messages', () => {
     }
   });
 
-  it('encodes an error frame from a NeuronError', () => {
-    const frame = encodeErrorFrame(new NeuronError('CONSENT_FAILED', { reason: 'CONSENT_EXPIRED', message: 'consent token has expired' }));
+  it('encodes an error frame from a ProtocolError', () => {
+    const frame = encodeErrorFrame(new ProtocolError('CONSENT_FAILED', { reason: 'CONSENT_EXPIRED', message: 'consent token has expired' }));
     assert.equal(frame, '{"type":"handshake.error","code":"CONSENT_FAILED","reason":"CONSENT_EXPIRED","message":"consent token has expired"}');
-    assert.deepEqual(JSON.parse(encodeErrorFrame(new NeuronError('AUTH_TIMEOUT'))), {
+    assert.deepEqual(JSON.parse(encodeErrorFrame(new ProtocolError('MESSAGE_TOO_LARGE'))), {
+      type: 'handshake.error',
+      code: 'MESSAGE_TOO_LARGE',
+      message: 'The message is larger than allowed',
+    });
+    // The server's own errors have the same three fields.
+    assert.deepEqual(JSON.parse(encodeErrorFrame({ code: 'AUTH_TIMEOUT', message: 'No handshake message arrived in time' })), {
       type: 'handshake.error',
       code: 'AUTH_TIMEOUT',
       message: 'No handshake message arrived in time',

@@ -6,8 +6,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { NeuronError } from '../errors/index.ts';
 import {
+  ProtocolError,
   createNonce,
   encodeErrorFrame,
   importPatientPublicKey,
@@ -26,6 +26,16 @@ const PROVIDER_NPI = '1679576722';
 const PROVIDER_ENDPOINT = 'https://provider.example/agent';
 const neuronKeys = generateKeyPairSync('ed25519');
 const NEURON_KEY = publicKeyToBase64url(neuronKeys.publicKey);
+
+/** The spec's close codes (shared/spec/handshake.md section 5) for the codes this stand-in sends. */
+const CLOSE_CODES: Readonly<Record<string, number>> = { INVALID_MESSAGE: 4002, CONSENT_FAILED: 4003, CHALLENGE_FAILED: 4003, PROVIDER_NOT_FOUND: 4004, MESSAGE_TOO_LARGE: 1009 };
+
+/** A refusal of the stand-in's own (the protocol layer throws ProtocolError for the others). */
+class Refusal extends Error {
+  constructor(readonly code: string) {
+    super(code.toLowerCase().replaceAll('_', ' '));
+  }
+}
 
 type Mode = 'normal' | 'busy' | 'silent' | 'bad-attestation';
 
@@ -73,15 +83,15 @@ class TestNeuron {
     let key: ReturnType<typeof importPatientPublicKey>;
     let actions: string[] = [];
     const failWith = (error: unknown): void => {
-      const neuronError = error instanceof NeuronError ? error : new NeuronError('SERVER_ERROR');
-      ws.send(encodeErrorFrame(neuronError));
-      ws.close(neuronError.closeCode ?? 1011);
+      const refusal = error instanceof ProtocolError || error instanceof Refusal ? error : new Refusal('SERVER_ERROR');
+      ws.send(encodeErrorFrame(refusal));
+      ws.close(CLOSE_CODES[refusal.code] ?? 1011);
       step = 'done';
     };
     ws.on('message', (data, isBinary) => {
       if (this.mode === 'silent') return;
       try {
-        if (isBinary) throw new NeuronError('INVALID_MESSAGE');
+        if (isBinary) throw new Refusal('INVALID_MESSAGE');
         const text = data.toString();
         if (step === 'auth') {
           auth = parseClientMessage(text, 'handshake.auth');
@@ -93,14 +103,14 @@ class TestNeuron {
             patientAgentId: auth.patient_agent_id,
             now: Date.now(),
           });
-          if (claims.providerNpi !== PROVIDER_NPI) throw new NeuronError('PROVIDER_NOT_FOUND');
+          if (claims.providerNpi !== PROVIDER_NPI) throw new Refusal('PROVIDER_NOT_FOUND');
           actions = claims.consentedActions;
           nonce = createNonce();
           ws.send(JSON.stringify({ type: 'handshake.challenge', nonce: nonce.hex, provider_npi: PROVIDER_NPI, organization_npi: ORG_NPI }));
           step = 'response';
         } else if (step === 'response') {
           const response = parseClientMessage(text, 'handshake.challenge_response');
-          if (!verifyChallengeResponse(nonce.bytes, response.signed_nonce, key)) throw new NeuronError('CHALLENGE_FAILED');
+          if (!verifyChallengeResponse(nonce.bytes, response.signed_nonce, key)) throw new Refusal('CHALLENGE_FAILED');
           this.profiles.push(response.patient_profile);
           const slot = `${auth.patient_public_key}/${PROVIDER_NPI}`;
           const existing = this.relationships.get(slot);
@@ -135,7 +145,7 @@ class TestNeuron {
           ws.close(1000);
           step = 'done';
         } else {
-          throw new NeuronError('INVALID_MESSAGE');
+          throw new Refusal('INVALID_MESSAGE');
         }
       } catch (error) {
         failWith(error);

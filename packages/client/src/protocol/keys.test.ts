@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { NeuronError } from '../errors/index.ts';
+import { ProtocolError } from './errors.ts';
 import {
   importPatientPublicKey,
   importPublicKey,
@@ -102,7 +102,7 @@ describe('Ed25519 public keys', () => {
       assert.equal(isAcceptablePublicKeyBytes(point), false, point.toString('hex'));
       assert.equal(importPublicKey(b64), null);
       assert.throws(() => importPatientPublicKey(b64), (error: unknown) =>
-        error instanceof NeuronError && error.code === 'CONSENT_FAILED' && error.reason === 'INVALID_SIGNATURE');
+        error instanceof ProtocolError && error.code === 'CONSENT_FAILED' && error.reason === 'INVALID_SIGNATURE');
     }
     // The same points in their non-canonical spellings (y + p where it fits in 255 bits, the sign
     // bit on x = 0) are refused as well, by the canonical-encoding check.
@@ -172,7 +172,7 @@ describe('Ed25519 public keys', () => {
     assert.throws(
       () => importPatientPublicKey(identity),
       (error: unknown) =>
-        error instanceof NeuronError && error.code === 'CONSENT_FAILED' && error.reason === 'INVALID_SIGNATURE' && !error.message.includes(identity),
+        error instanceof ProtocolError && error.code === 'CONSENT_FAILED' && error.reason === 'INVALID_SIGNATURE' && !error.message.includes(identity),
     );
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { NeuronError } from '../errors/index.ts';
+import { ProtocolError } from './errors.ts';
 import { createConsentToken, verifyConsentToken, type ConsentDialect } from './consent-token.ts';
 
 const PATIENT = 'patient-agent-123';
@@ -28,9 +28,8 @@ function check(token: { payloadB64: string; signatureB64: string }, overrides: {
 
 function fails(reason: string, fn: () => unknown): void {
   assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof NeuronError);
+    assert.ok(error instanceof ProtocolError);
     assert.equal(error.code, 'CONSENT_FAILED');
-    assert.equal(error.closeCode, 4003);
     assert.equal(error.reason, reason);
     return true;
   });
@@ -202,7 +201,7 @@ describe('consent token', () => {
       check(t, { patientAgentId: 'other' });
       assert.fail('should throw');
     } catch (error) {
-      assert.ok(error instanceof NeuronError);
+      assert.ok(error instanceof ProtocolError);
       assert.ok(!error.message.includes('secret-agent-id'));
       assert.ok(!error.message.includes(NPI));
     }
