@@ -80,7 +80,7 @@ export function Copyable(props: { label: string; value: string; multiline?: bool
     <div class="copyable">
       <span class="copyable-label">{props.label}</span>
       <div class="copyable-row">
-        {props.multiline ? <pre class="copyable-value" data-testid={props.testId}>{props.value}</pre> : <code class="copyable-value" data-testid={props.testId}>{props.value}</code>}
+        {props.multiline ? <pre class="copyable-value" data-testid={props.testId} tabIndex={0} aria-label={props.label}>{props.value}</pre> : <code class="copyable-value" data-testid={props.testId} tabIndex={0}>{props.value}</code>}
         <button type="button" class="button button-small" onClick={copy} aria-label={`Copy ${props.label}`}>Copy</button>
       </div>
       <span class="copyable-status" role="status">{copied === 'yes' ? 'Copied to the clipboard.' : copied === 'failed' ? 'Could not copy: select the text and copy it yourself.' : ''}</span>
