@@ -58,15 +58,23 @@ function patientView(entry: PatientEntry): Static<typeof PatientSchema> {
   };
 }
 
-export function directoryRoutes(deps: RouteContext & { service: DirectoryService }): FastifyPluginAsync {
+type DirectoryRouteOptions = RouteContext & { service: DirectoryService };
+
+export function directoryRoutes(deps: DirectoryRouteOptions): FastifyPluginAsync {
+  return async (instance) => {
+    // JSON merge patch bodies are JSON.
+    instance.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, instance.getDefaultJsonParser('error', 'error'));
+    // Both halves register on this same instance (no encapsulation between them).
+    await listingRoutes(deps)(instance, {});
+    await entryRoutes(deps)(instance, {});
+  };
+}
+
+/** Listing and searching the directory. */
+function listingRoutes(deps: DirectoryRouteOptions): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
     const { service } = deps;
-    const IdParams = params('patient_agent_id', PatientAgentId);
-    const notFound = problems({ 404: 'No patient with this agent id in the directory (NOT_FOUND)' });
-
-    // JSON merge patch bodies are JSON.
-    app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
 
     app.get('/v1/patients', {
       config: apiKeyAuth('read'),
@@ -110,6 +118,16 @@ export function directoryRoutes(deps: RouteContext & { service: DirectoryService
       const page = await service.list({ search: body.query, after: body.cursor, limit: body.limit ?? deps.config.api.page_size_default });
       return { items: page.items.map(patientView), next: page.next };
     });
+  };
+}
+
+/** One directory entry: read it, edit or delete its front-desk profile. */
+function entryRoutes(deps: DirectoryRouteOptions): FastifyPluginAsync {
+  return async (instance) => {
+    const app = instance.withTypeProvider<TypeBoxTypeProvider>();
+    const { service } = deps;
+    const IdParams = params('patient_agent_id', PatientAgentId);
+    const notFound = problems({ 404: 'No patient with this agent id in the directory (NOT_FOUND)' });
 
     app.get('/v1/patients/:patient_agent_id', {
       config: apiKeyAuth('read'),

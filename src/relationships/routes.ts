@@ -50,10 +50,22 @@ function storedTime(value: string | undefined): string | undefined {
   return value === undefined ? undefined : new Date(value).toISOString();
 }
 
-export function relationshipRoutes(deps: RouteContext & { service: RelationshipService }): FastifyPluginAsync {
+type RelationshipRouteOptions = RouteContext & { service: RelationshipService };
+
+const IdParams = params('id', Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'relationship id' }));
+
+export function relationshipRoutes(deps: RelationshipRouteOptions): FastifyPluginAsync {
+  return async (instance) => {
+    // Both halves register on this same instance (no encapsulation between them).
+    await readRoutes(deps)(instance, {});
+    await statusChangeRoutes(deps)(instance, {});
+  };
+}
+
+/** Listing relationships and reading one. */
+function readRoutes(deps: RelationshipRouteOptions): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-    const IdParams = params('id', Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'relationship id' }));
 
     app.get('/v1/relationships', {
       config: apiKeyAuth('read'),
@@ -99,7 +111,13 @@ export function relationshipRoutes(deps: RouteContext & { service: RelationshipS
       const { id } = request.params;
       return relationshipView(await deps.service.get(id));
     });
+  };
+}
 
+/** Suspend, resume and terminate (the rule is in ./transitions.ts). */
+function statusChangeRoutes(deps: RelationshipRouteOptions): FastifyPluginAsync {
+  return async (instance) => {
+    const app = instance.withTypeProvider<TypeBoxTypeProvider>();
     const describe: Record<RelationshipAction, { summary: string; description: string; operationId: string }> = {
       suspend: {
         operationId: 'suspendRelationship',
