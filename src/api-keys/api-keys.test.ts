@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openStorage } from '../storage/index.ts';
 import { API_KEY_PREFIX, generateApiKey, newKeyId, parseApiKey, secretDigest, secretMatches } from './format.ts';
-import { assertProblem, startApiNeuron, type ApiTestNeuron } from '../api/test-support.ts';
+import { assertProblem, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 import { runNeuronCli as runCli } from '../../test/hardening/process.ts';
 import { withLastCharacterChanged } from '../../test/helpers/tamper.ts';
 

@@ -6,7 +6,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { SCOPES } from '../api/principal.ts';
-import { actorFor, apiKeyAuth, type ApiDeps } from '../api/context.ts';
+import { actorFor, apiKeyAuth, type RouteContext } from '../api/context.ts';
 import { NullableTimestamp, Page, Timestamp, pageQuery, params, problems, NoQuery } from '../api/schemas.ts';
 import { KEY_ID_PATTERN, LABEL_PATTERN } from './format.ts';
 import type { ApiKeyService } from './service.ts';
@@ -35,7 +35,8 @@ const ApiKeyCreated = Type.Object(
   { additionalProperties: false },
 );
 
-export function apiKeyRoutes(deps: ApiDeps, apiKeys: ApiKeyService): FastifyPluginAsync {
+export function apiKeyRoutes(deps: RouteContext & { service: ApiKeyService }): FastifyPluginAsync {
+  const apiKeys = deps.service;
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 

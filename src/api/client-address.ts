@@ -18,6 +18,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import proxyAddr from '@fastify/proxy-addr';
+import { trustedProxyProblem } from '../config/trusted-proxies.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -25,9 +26,6 @@ declare module 'fastify' {
     readonly clientAddress: string;
   }
 }
-
-/** Named ranges proxy-addr understands besides addresses and CIDRs. */
-const NAMED_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
 /** Stands in for a peer whose address the socket no longer knows (it closed meanwhile). */
 const UNKNOWN_ADDRESS = 'unknown';
@@ -61,25 +59,6 @@ export function createClientAddress(trustedProxies: readonly string[]): ClientAd
     return UNKNOWN_ADDRESS;
   };
   return { trust, of, limitKeyOf: (request) => limitKey(of(request)) };
-}
-
-/**
- * What is wrong with one `server.trusted_proxies` entry, or null when it compiles: the config
- * loader reports these with every other problem, before anything starts.
- */
-export function trustedProxyProblem(entry: string): string | null {
-  if (NAMED_RANGES.has(entry)) return null;
-  const slash = entry.indexOf('/');
-  if (isIP(slash === -1 ? entry : entry.slice(0, slash)) === 0) {
-    return `${JSON.stringify(entry)} is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`;
-  }
-  try {
-    // The prefix length is checked by proxy-addr itself (0-32 for IPv4, 0-128 for IPv6).
-    proxyAddr.compile([entry]);
-    return null;
-  } catch (error) {
-    return `${JSON.stringify(entry)}: ${(error as Error).message}`;
-  }
 }
 
 function compileTrust(trustedProxies: readonly string[]): TrustFunction {

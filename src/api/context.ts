@@ -17,6 +17,12 @@ export interface ApiDeps {
   now?: () => number;
 }
 
+/**
+ * What every REST route plugin may use besides the service it is given: settings and the outbox
+ * nudge. Never storage: a route asks its domain's service (built once in the composition root).
+ */
+export type RouteContext = Pick<ApiDeps, 'config' | 'nudgeOutbox'>;
+
 /** Who made the request, for the audit log: `api-key:<label>` (and the key id in details). */
 export interface Actor {
   actor: string;

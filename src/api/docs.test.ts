@@ -10,7 +10,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { insertRelationship, startApiNeuron, type ApiTestNeuron } from './test-support.ts';
+import { insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 import { runProcess, type ProcessResult } from '../../test/helpers/run-process.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

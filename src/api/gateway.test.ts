@@ -13,7 +13,7 @@ import { validate, compileErrors } from '@readme/openapi-parser';
 import { ERROR_CATALOGUE, problemType } from '../errors/index.ts';
 import { createHttpApp } from './app.ts';
 import { authentication } from './authentication.ts';
-import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from './test-support.ts';
+import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 

@@ -1,13 +1,12 @@
 /**
- * The third-party API gateway, assembled for the composition root (src/main.ts): API keys and
- * their last-use flushing, the authentication hook, the OpenAPI document and reference page, and
- * the REST route plugins of the organization-facing domains. Provider routes are added by
- * src/providers/ beside these.
+ * The third-party API gateway's edge, around the services the composition root built: the
+ * authentication hook (API keys, console operator sessions), the OpenAPI document and reference
+ * page, the loopback metrics listener and the API keys' last-use flushing. The routes themselves
+ * are mounted from the one list in src/composition/routes.ts.
  *
- *   const gateway = createApiGateway({...});   // step 4 (domains)
+ *   const gateway = createApiGateway({...});   // after the domain services
  *   await gateway.start();                     // last-use flush timer, loopback metrics listener
- *   createHttpApp({ hooks: [gateway.authentication], documentation: gateway.documentation,
- *                   routes: [...gateway.routes, ...] })
+ *   createHttpApp({ hooks: [gateway.authentication], documentation: gateway.documentation, routes })
  *   await gateway.stop();                      // after http has stopped: final last-use flush
  */
 import type { FastifyPluginAsync } from 'fastify';
@@ -16,25 +15,13 @@ import type { Registry } from 'prom-client';
 import type { AuditLog } from '../audit/index.ts';
 import type { NeuronConfig } from '../config/index.ts';
 import type { Storage } from '../storage/index.ts';
-import { ApiKeyService } from '../api-keys/service.ts';
-import { apiKeyRoutes } from '../api-keys/routes.ts';
-import { relationshipRoutes } from '../relationships/routes.ts';
-import { directoryRoutes } from '../directory/routes.ts';
-import { blockRoutes } from '../blocks/routes.ts';
-import { auditRoutes } from '../audit/routes.ts';
-import { webhookRoutes } from '../webhooks/routes.ts';
-import { statusRoutes } from '../status/routes.ts';
-import { handshakeStatsRoutes } from '../status/handshake-stats.ts';
-import { relationshipAttestationRoutes } from '../relationships/attestation-route.ts';
-import type { OrganizationKey } from '../organization/keys.ts';
+import type { ApiKeyService } from '../api-keys/index.ts';
 import { startMetricsListener } from '../status/metrics-listener.ts';
 import { registerServiceMetrics } from '../observability/service-metrics.ts';
-import { handshakesFromMetrics, placeholderRegistry, type HandshakeLoad, type RegistrySummary } from '../status/service.ts';
-import { OperatorService, operatorPrincipal, operatorRoutes } from '../operators/index.ts';
+import type { RegistrySummary } from '../status/service.ts';
+import { operatorPrincipal, type OperatorService } from '../operators/index.ts';
 import { authentication } from './authentication.ts';
 import { documentation } from './documentation.ts';
-import { organizationRoutes } from './organization.ts';
-import type { ApiDeps } from './context.ts';
 
 export interface ApiGatewayOptions {
   config: NeuronConfig;
@@ -43,29 +30,18 @@ export interface ApiGatewayOptions {
   logger: Logger;
   metrics: Registry;
   version: string;
-  /** The organization's public key (base64url). */
-  publicKey: () => string;
+  apiKeys: ApiKeyService;
+  operators: OperatorService;
   /** The public handshake URL (known once the server listens). */
   handshakeUrl: () => string;
-  startedAt: () => Date | null;
-  /** Handshake load; default: the handshake broker's gauges in `metrics`. */
-  handshakes?: () => Promise<HandshakeLoad | null> | HandshakeLoad | null;
-  /** Registry presence; default: `disabled` or `unknown` until the registry service is wired. */
-  registry?: () => RegistrySummary;
-  /** The outbox worker's nudge, so webhooks queued by an API change go out at once. */
-  nudgeOutbox?: () => void;
-  /** The organization's signing key, for attestations re-issued on request; without it that route is absent. */
-  organizationKey?: () => OrganizationKey;
+  /** Registry presence, for the heartbeat gauge. */
+  registry: () => RegistrySummary;
 }
 
 export interface ApiGateway {
-  readonly apiKeys: ApiKeyService;
-  /** Console operators and their sessions (src/operators/). */
-  readonly operators: OperatorService;
   /** App-level hooks: register before any route (app.ts `hooks`). */
   readonly authentication: FastifyPluginAsync;
   readonly documentation: FastifyPluginAsync;
-  readonly routes: FastifyPluginAsync[];
   /** Port of the loopback metrics listener, or null when api.metrics_port is 0. */
   metricsPort(): number | null;
   start(): Promise<void>;
@@ -73,23 +49,12 @@ export interface ApiGateway {
 }
 
 export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
-  const { config } = options;
-  const apiKeys = new ApiKeyService({ storage: options.storage, audit: options.audit, logger: options.logger });
-  const operators = new OperatorService({ storage: options.storage, audit: options.audit, settings: config.console, logger: options.logger });
-  const registry = options.registry ?? placeholderRegistry(config.registry.enabled);
-  const deps: ApiDeps = {
-    config,
-    storage: options.storage,
-    audit: options.audit,
-    nudgeOutbox: () => options.nudgeOutbox?.(),
-  };
+  const { config, apiKeys, operators } = options;
   let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | null = null;
   // Build, outbox and registry-heartbeat gauges, read when scraped.
-  registerServiceMetrics(options.metrics, { version: options.version, storage: options.storage, lastHeartbeatAt: () => registry().lastHeartbeatAt });
+  registerServiceMetrics(options.metrics, { version: options.version, storage: options.storage, lastHeartbeatAt: () => options.registry().lastHeartbeatAt });
 
   return {
-    apiKeys,
-    operators,
     authentication: authentication({
       operatorSession: (request) => operatorPrincipal(operators, request),
       apiKeys,
@@ -110,24 +75,6 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
       },
       tls: config.server.tls.cert_file !== '',
     }),
-    routes: [
-      organizationRoutes(deps, { handshakeUrl: options.handshakeUrl, publicKey: options.publicKey, registry }),
-      relationshipRoutes(deps),
-      directoryRoutes(deps),
-      blockRoutes(deps),
-      auditRoutes(deps),
-      webhookRoutes(deps),
-      apiKeyRoutes(deps, apiKeys),
-      operatorRoutes(operators),
-      handshakeStatsRoutes(deps),
-      ...(options.organizationKey === undefined ? [] : [relationshipAttestationRoutes(deps, { key: options.organizationKey })]),
-      statusRoutes(deps, {
-        version: options.version,
-        startedAt: options.startedAt,
-        handshakes: options.handshakes ?? handshakesFromMetrics(options.metrics),
-        registry,
-      }, options.metrics),
-    ],
     metricsPort: () => metricsListener?.port ?? null,
     async start() {
       if (config.api.metrics_port !== 0) {

@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { startApiNeuron, type ApiTestNeuron } from './test-support.ts';
+import { startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 import { pagePolicy } from './documentation.ts';
 import { matchesEtag } from './serialized-document.ts';
 

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Scope } from './principal.ts';
-import { startApiNeuron, type ApiTestNeuron } from './test-support.ts';
+import { startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 const SAMPLE_PARAMS: Record<string, string> = {
   id: '00000000-0000-4000-8000-000000000000',

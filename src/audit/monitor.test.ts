@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startApiNeuron, type ApiTestNeuron } from '../api/test-support.ts';
+import { startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 import { monitorOnce } from './monitor.ts';
 
 describe('audit monitor', () => {

@@ -3,7 +3,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../api/test-support.ts';
+import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 import { verifyConsistency, verifyInclusion } from 'neuron-careagent-client/protocol';
 import { entryLeafHash } from './chain.ts';
 import { treeHeadSignedBy } from './tree-head.ts';

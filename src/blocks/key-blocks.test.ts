@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createConsentToken, establishRelationship, generatePatientKeys, HandshakeError, type PatientKeys } from 'neuron-careagent-client';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
-import { api, createApiKey } from '../providers/test-support.ts';
+import { api, createApiKey } from '../../test/helpers/providers.ts';
 
 const PROVIDER = '1679576722';
 

@@ -6,9 +6,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
-import { actorFor, apiKeyAuth, type ApiDeps } from '../api/context.ts';
+import { actorFor, apiKeyAuth, type RouteContext } from '../api/context.ts';
 import { Page, PatientAgentId, Timestamp, pageQuery, params, problems, text, NoQuery } from '../api/schemas.ts';
-import { BlockService } from './service.ts';
+import type { BlockService } from './service.ts';
 import type { Block } from './store.ts';
 
 export const BlockSchema = Type.Object(
@@ -34,10 +34,10 @@ function blockView(block: Block): Static<typeof BlockSchema> {
   return { patient_agent_id: block.patientAgentId, reason: block.reason, blocked_by: block.blockedBy, created_at: block.createdAt };
 }
 
-export function blockRoutes(deps: ApiDeps): FastifyPluginAsync {
+export function blockRoutes(deps: RouteContext & { service: BlockService }): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-    const service = new BlockService(deps.storage, deps.audit, deps.now);
+    const { service } = deps;
 
     app.get('/v1/blocks', {
       config: apiKeyAuth('read'),

@@ -6,19 +6,42 @@
  * resumed one by one (POST /v1/relationships/:id/resume), so unblocking is never a surprise.
  */
 import { NeuronError } from '../errors/index.ts';
-import { isoNow, type Storage } from '../storage/index.ts';
+import { isoNow, type Db, type Storage } from '../storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
-import { suspendAllForPatient } from '../relationships/store.ts';
-import { blockKeysOf, deleteBlock, insertBlock, listBlocks, unblockKeysOf, type Block } from './store.ts';
+import type { RelationshipService } from '../relationships/index.ts';
+import { blockKeysOf, deleteBlock, insertBlock, isBlocked, listBlocks, unblockKeysOf, type Block } from './store.ts';
 
 export interface BlockActor {
   actor: string;
   keyId: string | undefined;
 }
 
+export interface BlockServiceOptions {
+  storage: Storage;
+  audit: AuditLog;
+  /** Suspends the blocked agent's relationships in the block's own transaction. */
+  relationships: Pick<RelationshipService, 'suspendAllForPatient'>;
+  now?: () => number;
+}
+
 export class BlockService {
-  constructor(private readonly storage: Storage, private readonly audit: AuditLog, private readonly now: () => number = Date.now) {}
+  private readonly storage: Storage;
+  private readonly audit: AuditLog;
+  private readonly relationships: BlockServiceOptions['relationships'];
+  private readonly now: () => number;
+
+  constructor(options: BlockServiceOptions) {
+    this.storage = options.storage;
+    this.audit = options.audit;
+    this.relationships = options.relationships;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Whether the agent id is blocked, read in the caller's transaction (resuming a relationship). */
+  isBlocked(trx: Db, patientAgentId: string): Promise<boolean> {
+    return isBlocked(trx, patientAgentId);
+  }
 
   list(options: { after?: string; limit: number }): Promise<{ items: Block[]; next: string | null }> {
     return listBlocks(this.storage.db, options);
@@ -33,7 +56,7 @@ export class BlockService {
       const block: Block = { patientAgentId, reason, blockedBy: by.actor, createdAt: at };
       if (!(await insertBlock(trx, block))) throw new NeuronError('CONFLICT', { message: 'this patient agent is already blocked' });
       const blockedPublicKeys = await blockKeysOf(trx, patientAgentId, at);
-      const suspendedRelationshipIds = await suspendAllForPatient(trx, patientAgentId, `blocked: ${reason}`, at);
+      const suspendedRelationshipIds = await this.relationships.suspendAllForPatient(trx, patientAgentId, `blocked: ${reason}`, at);
       const webhooks = await publishWebhookEvent(trx, 'patient.blocked', {
         patient_agent_id: patientAgentId,
         reason,

@@ -9,7 +9,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { ConfigSchema, secretPaths, type NeuronConfig } from './schema.ts';
 import { isValidNpi, NPI_RULE } from './npi.ts';
 import { OutboundPolicy, outboundSettingsProblems } from '../outbound/policy.ts';
-import { trustedProxyProblem } from '../api/client-address.ts';
+import { trustedProxyProblem } from './trusted-proxies.ts';
 
 export const DEFAULT_CONFIG_FILE = 'neuron.config.json';
 /** Environment variables with this prefix override the file; `__` separates nesting levels. */

@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../api/test-support.ts';
+import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 describe('/v1/patients', () => {
   let t: ApiTestNeuron;

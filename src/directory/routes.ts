@@ -7,10 +7,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
 import { DISPLAY_TEXT_PATTERN, PROTOCOL_BOUNDS } from 'neuron-careagent-client/protocol';
-import { actorFor, apiKeyAuth, type ApiDeps } from '../api/context.ts';
+import { actorFor, apiKeyAuth, type RouteContext } from '../api/context.ts';
 import { Cursor, Page, PatientAgentId, Timestamp, pageQuery, params, problems, NoQuery } from '../api/schemas.ts';
-import { listPatients, type PatientEntry } from './store.ts';
-import { DirectoryService, type ProfilePatch } from './service.ts';
+import type { PatientEntry } from './store.ts';
+import type { DirectoryService, ProfilePatch } from './service.ts';
 
 // No control characters and no bidirectional controls (protocol/limits.ts): refused with VALIDATION_FAILED.
 const DisplayName = Type.String({ minLength: 1, maxLength: PROTOCOL_BOUNDS.displayNameMaxChars, pattern: DISPLAY_TEXT_PATTERN });
@@ -58,15 +58,23 @@ function patientView(entry: PatientEntry): Static<typeof PatientSchema> {
   };
 }
 
-export function directoryRoutes(deps: ApiDeps): FastifyPluginAsync {
+type DirectoryRouteOptions = RouteContext & { service: DirectoryService };
+
+export function directoryRoutes(deps: DirectoryRouteOptions): FastifyPluginAsync {
+  return async (instance) => {
+    // JSON merge patch bodies are JSON.
+    instance.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, instance.getDefaultJsonParser('error', 'error'));
+    // Both halves register on this same instance (no encapsulation between them).
+    await listingRoutes(deps)(instance, {});
+    await entryRoutes(deps)(instance, {});
+  };
+}
+
+/** Listing and searching the directory. */
+function listingRoutes(deps: DirectoryRouteOptions): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-    const service = new DirectoryService(deps.storage, deps.audit, deps.now);
-    const IdParams = params('patient_agent_id', PatientAgentId);
-    const notFound = problems({ 404: 'No patient with this agent id in the directory (NOT_FOUND)' });
-
-    // JSON merge patch bodies are JSON.
-    app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+    const { service } = deps;
 
     app.get('/v1/patients', {
       config: apiKeyAuth('read'),
@@ -82,7 +90,7 @@ export function directoryRoutes(deps: ApiDeps): FastifyPluginAsync {
       },
     }, async (request) => {
       const query = request.query;
-      const page = await listPatients(deps.storage.db, { search: query.search, after: query.after, limit: query.limit });
+      const page = await service.list({ search: query.search, after: query.after, limit: query.limit });
       return { items: page.items.map(patientView), next: page.next };
     });
 
@@ -107,9 +115,19 @@ export function directoryRoutes(deps: ApiDeps): FastifyPluginAsync {
       },
     }, async (request) => {
       const body = request.body;
-      const page = await listPatients(deps.storage.db, { search: body.query, after: body.cursor, limit: body.limit ?? deps.config.api.page_size_default });
+      const page = await service.list({ search: body.query, after: body.cursor, limit: body.limit ?? deps.config.api.page_size_default });
       return { items: page.items.map(patientView), next: page.next };
     });
+  };
+}
+
+/** One directory entry: read it, edit or delete its front-desk profile. */
+function entryRoutes(deps: DirectoryRouteOptions): FastifyPluginAsync {
+  return async (instance) => {
+    const app = instance.withTypeProvider<TypeBoxTypeProvider>();
+    const { service } = deps;
+    const IdParams = params('patient_agent_id', PatientAgentId);
+    const notFound = problems({ 404: 'No patient with this agent id in the directory (NOT_FOUND)' });
 
     app.get('/v1/patients/:patient_agent_id', {
       config: apiKeyAuth('read'),

@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startApiNeuron, assertProblem, insertRelationship, type ApiTestNeuron } from '../api/test-support.ts';
+import { startApiNeuron, assertProblem, insertRelationship, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 describe('POST /v1/patients/search', () => {
   let t: ApiTestNeuron;

@@ -8,7 +8,7 @@ import { NeuronError } from '../errors/index.ts';
 import { isoNow, type Storage } from '../storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
 import { PATIENT_PROFILE_FIELDS } from 'neuron-careagent-client/protocol';
-import { getPatient, setProfile, type PatientEntry, type PatientProfile } from './store.ts';
+import { getPatient, listPatients, setProfile, type PatientEntry, type PatientFilter, type PatientProfile } from './store.ts';
 
 export type ProfileField = (typeof PATIENT_PROFILE_FIELDS)[number];
 /** A merge patch: a string sets the field, null removes it, an absent field stays as it is. */
@@ -19,8 +19,27 @@ export interface DirectoryActor {
   keyId: string | undefined;
 }
 
+export interface DirectoryServiceOptions {
+  storage: Storage;
+  audit: AuditLog;
+  now?: () => number;
+}
+
 export class DirectoryService {
-  constructor(private readonly storage: Storage, private readonly audit: AuditLog, private readonly now: () => number = Date.now) {}
+  private readonly storage: Storage;
+  private readonly audit: AuditLog;
+  private readonly now: () => number;
+
+  constructor(options: DirectoryServiceOptions) {
+    this.storage = options.storage;
+    this.audit = options.audit;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** A page of directory entries, optionally filtered by a search text. */
+  list(filter: PatientFilter): Promise<{ items: PatientEntry[]; next: string | null }> {
+    return listPatients(this.storage.db, filter);
+  }
 
   async get(patientAgentId: string): Promise<PatientEntry> {
     const entry = await getPatient(this.storage.db, patientAgentId);

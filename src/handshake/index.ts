@@ -2,6 +2,6 @@
 export { HandshakeBroker, type HandshakeBrokerOptions } from './broker.ts';
 export { Admission, type AdmissionLimits, type EnterResult, type Waiter } from './admission.ts';
 export { HandshakeService, type CompletedHandshake, type CompletionRequest } from './service.ts';
-export type { ActiveProvider } from './provider-lookup.ts';
+export type { ActiveProvider } from '../providers/index.ts';
 export { readHandshakeFacts, type HandshakeFacts } from './store.ts';
 export type { ProtocolServer, ProtocolSession } from './types.ts';

@@ -20,7 +20,7 @@ import { awaitingPull } from '../outbox/resolvers.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
 import { establishRelationship } from '../relationships/service.ts';
 import { signAttestation, type Receipt, type SignedPayload } from 'neuron-careagent-client/protocol';
-import type { ActiveProvider } from './provider-lookup.ts';
+import type { ActiveProvider } from '../providers/index.ts';
 import { readHandshakeFacts, type HandshakeFacts } from './store.ts';
 
 export interface HandshakeServiceOptions {

@@ -3,11 +3,13 @@
  * challenging and again inside the completing transaction, in a single round trip (a primary-key
  * probe of each of providers, blocks and patients). Read fresh each time, never cached, so a
  * provider approval or suspension and a block made by the CLI, the API or another instance count
- * from the next handshake on (and for a handshake in flight, at its commit).
+ * from the next handshake on (and for a handshake in flight, at its commit). Whether the provider
+ * may take patients is the roster's one rule (`activeProviderOf`, src/providers/), applied to the
+ * row this read returns.
  */
 import { Statement } from '../storage/statements.ts';
 import type { Db } from '../storage/index.ts';
-import type { ActiveProvider } from './provider-lookup.ts';
+import { activeProviderOf, type ActiveProvider } from '../providers/index.ts';
 
 export interface HandshakeFacts {
   /** The provider when it is active and has a CareAgent endpoint; null otherwise. */
@@ -20,9 +22,10 @@ export interface HandshakeFacts {
   knownPatient: boolean;
 }
 
-// One primary-key probe per table (blocked_keys: the leading column of its primary key); the provider columns are NULL when no active provider has the NPI.
+// One primary-key probe per table (blocked_keys: the leading column of its primary key); the provider columns are NULL when no provider has the NPI.
 const FACTS = new Statement(`
     SELECT
+      p.status AS status,
       p.provider_endpoint AS endpoint,
       p.provider_public_key AS public_key,
       p.notification_url IS NOT NULL AS pushes,
@@ -30,9 +33,9 @@ const FACTS = new Statement(`
         OR EXISTS (SELECT 1 FROM blocked_keys WHERE patient_public_key = ?)) AS blocked,
       EXISTS (SELECT 1 FROM patients WHERE patient_agent_id = ?) AS known
     FROM (SELECT 1 AS one) AS facts
-    LEFT JOIN providers p ON p.npi = ? AND p.status = 'active'`);
+    LEFT JOIN providers p ON p.npi = ?`);
 
-type FactsRow = { endpoint: string | null; public_key: string | null; pushes: number | boolean | null; blocked: number | boolean; known: number | boolean };
+type FactsRow = { status: string | null; endpoint: string | null; public_key: string | null; pushes: number | boolean | null; blocked: number | boolean; known: number | boolean };
 
 /** `patientPublicKey` is the canonical base64url key from handshake.auth (the schema admits no other spelling). */
 export async function readHandshakeFacts(db: Db, providerNpi: string, patientAgentId: string, patientPublicKey: string): Promise<HandshakeFacts> {
@@ -41,10 +44,11 @@ export async function readHandshakeFacts(db: Db, providerNpi: string, patientAge
   const { rows } = await FACTS.execute<FactsRow>(db, [patientAgentId, patientPublicKey, patientAgentId, providerNpi]);
   const row = rows[0];
   if (row === undefined) throw new Error('the handshake facts query returned no row');
-  const endpoint = row.endpoint;
+  const provider = activeProviderOf({ npi: providerNpi, status: row.status, endpoint: row.endpoint, publicKey: row.public_key });
   return {
-    provider: endpoint === null || endpoint === '' ? null : { npi: providerNpi, endpoint, publicKey: row.public_key },
-    providerPushes: Boolean(row.pushes),
+    provider,
+    // Only an active provider's notices are pushed or pulled at all.
+    providerPushes: provider !== null && Boolean(row.pushes),
     blocked: Boolean(row.blocked),
     knownPatient: Boolean(row.known),
   };

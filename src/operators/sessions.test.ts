@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startApiNeuron, assertProblem, insertRelationship, type ApiResponse, type ApiTestNeuron } from '../api/test-support.ts';
+import { startApiNeuron, assertProblem, insertRelationship, type ApiResponse, type ApiTestNeuron } from '../../test/helpers/api.ts';
 import { OperatorService } from './service.ts';
 import { sessionDigest } from './service.ts';
 

@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanupAfterEach, deferredReceiver, type Receiver } from '../providers/test-support.ts';
+import { cleanupAfterEach, deferredReceiver, type Receiver } from '../../test/helpers/providers.ts';
 import { OutboundClient, outboundRefusal, OUTBOUND_REFUSED_CODE } from './client.ts';
 import { OutboundPolicy, type OutboundSettings } from './policy.ts';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../config/index.ts';
 import { getOutboxRow } from '../outbox/store.ts';
-import { api, cleanupAfterEach, connectPatient, createApiKey, deferredReceiver, FAST_OUTBOX, providerSeed, waitFor, type Receiver } from '../providers/test-support.ts';
+import { api, cleanupAfterEach, connectPatient, createApiKey, deferredReceiver, FAST_OUTBOX, providerSeed, waitFor, type Receiver } from '../../test/helpers/providers.ts';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { auditEntries } from '../../test/helpers/records.ts';
 

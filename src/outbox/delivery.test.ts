@@ -10,7 +10,7 @@ import { verifyAttestation } from 'neuron-careagent-client';
 import { databaseCounts } from '../cli/commands/status.ts';
 import { isoNow } from '../storage/index.ts';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
-import { api, cleanupAfterEach, connectPatient, createApiKey, deferredReceiver, FAST_OUTBOX, providerSeed, waitFor, type Behaviour, type Receiver } from '../providers/test-support.ts';
+import { api, cleanupAfterEach, connectPatient, createApiKey, deferredReceiver, FAST_OUTBOX, providerSeed, waitFor, type Behaviour, type Receiver } from '../../test/helpers/providers.ts';
 import { publishWebhookEvent } from './events.ts';
 import { HEADER, verifyProviderNotice, verifyWebhookSignature } from './signing.ts';
 import { enqueue, getOutboxRow, type OutboxRow } from './store.ts';

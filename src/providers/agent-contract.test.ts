@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { createLogger } from '../observability/logger.ts';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
-import { api, createApiKey } from './test-support.ts';
+import { api, createApiKey } from '../../test/helpers/providers.ts';
 
 const NPI = '1245319599';
 const UNKNOWN_ID = 'nreg_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { getActiveProvider } from './store.ts';
-import { api } from './test-support.ts';
+import { api } from '../../test/helpers/providers.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/neuron.js', import.meta.url));
 const NPI = '1679576722';

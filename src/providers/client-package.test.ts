@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FeedError, readProviderFeed, verifyAttestation } from 'neuron-careagent-client';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
-import { api, connectPatient, createApiKey } from './test-support.ts';
+import { api, connectPatient, createApiKey } from '../../test/helpers/providers.ts';
 
 const PROVIDER = '1679576722';
 const OTHER = '1376841239';

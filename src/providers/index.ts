@@ -1,4 +1,4 @@
-export { getActiveProvider, getProvider, listProviders, type ActiveProvider, type Provider } from './store.ts';
+export { activeProviderOf, getActiveProvider, getProvider, listProviders, type ActiveProvider, type Provider } from './store.ts';
 export { ProviderService, type Approval, type CreateProviderInput, type UpdateProviderInput, type RegistrationInput, type RosterChangeType } from './service.ts';
 export { providerAuthPlugin, authenticateProviderRequest } from './auth.ts';
 export { providerRoutes, toProviderView } from './routes.ts';

@@ -11,7 +11,7 @@ import { isoNow } from '../storage/index.ts';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { auditEntries } from '../../test/helpers/records.ts';
 import { getActiveProvider } from './store.ts';
-import { api, connectPatient, createApiKey, waitFor } from './test-support.ts';
+import { api, connectPatient, createApiKey, waitFor } from '../../test/helpers/providers.ts';
 import { withLastCharacterChanged } from '../../test/helpers/tamper.ts';
 
 // Synthetic NPIs (Luhn with the 80840 prefix).
@@ -294,7 +294,7 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
   });
 
   test('setting a notification URL sends the notices the provider has not pulled', async () => {
-    const { startReceiver } = await import('./test-support.ts');
+    const { startReceiver } = await import('../../test/helpers/providers.ts');
     const hook = await startReceiver();
     try {
       const patient = await connectPatient(t.handshakeUrl, OTHER_SELF, ['office_visit'], 'later');

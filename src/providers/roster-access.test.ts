@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestNeuron, type TestNeuron } from '../../test/helpers/neuron.ts';
 import { auditEntries } from '../../test/helpers/records.ts';
-import { api, createApiKey } from './test-support.ts';
+import { api, createApiKey } from '../../test/helpers/providers.ts';
 
 const NPI = '1376841239';
 const ENDPOINT = 'wss://roster.example/agent';

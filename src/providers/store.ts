@@ -70,8 +70,18 @@ export interface ActiveProvider {
 export async function getActiveProvider(db: Db, npi: string): Promise<ActiveProvider | null> {
   const row = await db.selectFrom('providers').select(['npi', 'status', 'provider_endpoint', 'provider_public_key'])
     .where('npi', '=', npi).executeTakeFirst();
-  if (!row || row.status !== 'active' || row.provider_endpoint === null || row.provider_endpoint === '') return null;
-  return { npi: row.npi, endpoint: row.provider_endpoint, publicKey: row.provider_public_key };
+  if (!row) return null;
+  return activeProviderOf({ npi: row.npi, status: row.status, endpoint: row.provider_endpoint, publicKey: row.provider_public_key });
+}
+
+/**
+ * The one "active provider" rule, for every reader of a provider row (this store, the
+ * handshake's combined read): `active` in the roster and a CareAgent endpoint to hand the patient
+ * (a provider without one could not be reached, so it cannot take patients). Null otherwise.
+ */
+export function activeProviderOf(row: { npi: string; status: string | null; endpoint: string | null; publicKey: string | null }): ActiveProvider | null {
+  if (row.status !== 'active' || row.endpoint === null || row.endpoint === '') return null;
+  return { npi: row.npi, endpoint: row.endpoint, publicKey: row.publicKey };
 }
 
 export async function getProvider(db: Db, npi: string): Promise<Provider | null> {

@@ -8,7 +8,7 @@
  * configured): an update then replaces every member, and a member that was dropped from the
  * configuration cannot linger from an earlier card.
  */
-import type { ProviderInput } from './types.ts';
+import type { ProviderInput } from './client.ts';
 
 export interface AgentCardCapability {
   name: string;

@@ -479,3 +479,13 @@ function positive(value: number, name: string): number {
   }
   return value;
 }
+
+/** A provider as the registry integration is given it (types.ts re-exports it). */
+export interface ProviderInput {
+  npi: string;
+  name: string;
+  /** Registry taxonomy names, for example `physician`. */
+  types: string[];
+  specialty?: string;
+  credentials?: ProviderCredential[];
+}

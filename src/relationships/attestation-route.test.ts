@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { verifyAttestation } from 'neuron-careagent-client/protocol';
-import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../api/test-support.ts';
+import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 describe('GET /v1/relationships/{id}/attestation', () => {
   let t: ApiTestNeuron;

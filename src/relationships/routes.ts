@@ -1,26 +1,16 @@
 /**
- * REST routes for relationships, and the organization-side status changes they make:
- *
- *   active --suspend--> suspended --resume--> active
- *   active | suspended --terminate--> terminated (final: any further change is 410)
- *
- * Suspending puts a relationship on hold (the patient's handshakes are refused until it is
- * resumed); terminating ends it for good (a later handshake creates a new relationship). Every
- * change is audited with the caller as actor in the same transaction; terminating also publishes
- * the `relationship.terminated` webhook in that transaction.
- *
- * (The handshake's own rules for establishing relationships are in ./service.ts.)
+ * REST routes for relationships: list, read, and the organization-side status changes
+ * (suspend, resume, terminate), whose rule is in ./transitions.ts and which RelationshipService
+ * (./service.ts) applies, audited with the caller as actor.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
-import { NeuronError } from '../errors/index.ts';
-import { isUniqueViolation, isoNow, type Db } from '../storage/index.ts';
-import { publishWebhookEvent } from '../outbox/events.ts';
-import { isBlocked } from '../blocks/store.ts';
-import { actorFor, apiKeyAuth, auditedChange, type Actor, type ApiDeps } from '../api/context.ts';
+import { actorFor, apiKeyAuth, type RouteContext } from '../api/context.ts';
 import { Npi, Page, PatientAgentId, ReasonBody, Timestamp, pageQuery, params, problems, NoQuery } from '../api/schemas.ts';
-import { getRelationship, listRelationships, setStatus, type Relationship, type RelationshipStatus } from './store.ts';
+import type { Relationship } from './store.ts';
+import type { RelationshipService } from './service.ts';
+import { RELATIONSHIP_ACTIONS, type RelationshipAction } from './transitions.ts';
 
 const STATUSES = ['active', 'suspended', 'terminated'] as const;
 
@@ -55,73 +45,27 @@ export function relationshipView(r: Relationship): Static<typeof RelationshipSch
   };
 }
 
-type Action = 'suspend' | 'resume' | 'terminate';
-
-const TRANSITIONS: Record<Action, { from: RelationshipStatus[]; to: RelationshipStatus; audit: string }> = {
-  suspend: { from: ['active'], to: 'suspended', audit: 'relationship.suspended' },
-  resume: { from: ['suspended'], to: 'active', audit: 'relationship.resumed' },
-  terminate: { from: ['active', 'suspended'], to: 'terminated', audit: 'relationship.terminated' },
-};
-
-/** Applies one organization-side change; throws NOT_FOUND, RELATIONSHIP_TERMINATED or CONFLICT. */
-export async function changeRelationshipStatus(
-  deps: Pick<ApiDeps, 'storage' | 'audit'>,
-  id: string,
-  action: Action,
-  reason: string,
-  by: Actor,
-  now: number = Date.now(),
-): Promise<{ relationship: Relationship; webhooks: number }> {
-  const transition = TRANSITIONS[action];
-  const at = isoNow(now);
-  return auditedChange(deps, async (trx: Db) => {
-    const current = await getRelationship(trx, id);
-    if (current === null) throw new NeuronError('NOT_FOUND', { message: 'no relationship with this id' });
-    if (current.status === 'terminated') throw new NeuronError('RELATIONSHIP_TERMINATED', { message: 'the relationship was terminated; terminated relationships cannot change' });
-    if (!transition.from.includes(current.status)) {
-      throw new NeuronError('CONFLICT', { message: `the relationship is ${current.status}; ${action} applies to ${transition.from.join(' or ')} relationships` });
-    }
-    if (action === 'resume' && (await isBlocked(trx, current.patientAgentId))) {
-      throw new NeuronError('CONFLICT', { message: 'the patient agent is blocked; remove the block before resuming its relationships' });
-    }
-    let updated: Relationship | null;
-    try {
-      updated = await setStatus(trx, id, transition.to, reason, at);
-    } catch (error) {
-      if (action === 'resume' && isUniqueViolation(error)) {
-        throw new NeuronError('CONFLICT', { message: 'the patient has another active relationship with this provider; terminate one of them first' });
-      }
-      throw error;
-    }
-    if (updated === null) throw new NeuronError('RELATIONSHIP_TERMINATED');
-    let webhooks = 0;
-    if (action === 'terminate') {
-      webhooks = await publishWebhookEvent(trx, 'relationship.terminated', {
-        relationship_id: updated.id,
-        patient_agent_id: updated.patientAgentId,
-        provider_npi: updated.providerNpi,
-        reason,
-        terminated_at: at,
-      }, at);
-    }
-    await deps.audit.append(trx, {
-      type: transition.audit,
-      actor: by.actor,
-      details: { relationship_id: id, provider_npi: updated.providerNpi, from: current.status, to: transition.to, reason, key_id: by.keyId },
-    }, now);
-    return { relationship: updated, webhooks };
-  });
-}
-
 /** Normalises an ISO time to the stored form (UTC, milliseconds) so text comparison orders correctly. */
 function storedTime(value: string | undefined): string | undefined {
   return value === undefined ? undefined : new Date(value).toISOString();
 }
 
-export function relationshipRoutes(deps: ApiDeps): FastifyPluginAsync {
+type RelationshipRouteOptions = RouteContext & { service: RelationshipService };
+
+const IdParams = params('id', Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'relationship id' }));
+
+export function relationshipRoutes(deps: RelationshipRouteOptions): FastifyPluginAsync {
+  return async (instance) => {
+    // Both halves register on this same instance (no encapsulation between them).
+    await readRoutes(deps)(instance, {});
+    await statusChangeRoutes(deps)(instance, {});
+  };
+}
+
+/** Listing relationships and reading one. */
+function readRoutes(deps: RelationshipRouteOptions): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-    const IdParams = params('id', Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'relationship id' }));
 
     app.get('/v1/relationships', {
       config: apiKeyAuth('read'),
@@ -141,7 +85,7 @@ export function relationshipRoutes(deps: ApiDeps): FastifyPluginAsync {
       },
     }, async (request) => {
       const query = request.query;
-      const page = await listRelationships(deps.storage.db, {
+      const page = await deps.service.list({
         providerNpi: query.provider_npi,
         patientAgentId: query.patient_agent_id,
         status: query.status,
@@ -165,12 +109,16 @@ export function relationshipRoutes(deps: ApiDeps): FastifyPluginAsync {
       },
     }, async (request) => {
       const { id } = request.params;
-      const relationship = await getRelationship(deps.storage.db, id);
-      if (relationship === null) throw new NeuronError('NOT_FOUND', { message: 'no relationship with this id' });
-      return relationshipView(relationship);
+      return relationshipView(await deps.service.get(id));
     });
+  };
+}
 
-    const describe: Record<Action, { summary: string; description: string; operationId: string }> = {
+/** Suspend, resume and terminate (the rule is in ./transitions.ts). */
+function statusChangeRoutes(deps: RelationshipRouteOptions): FastifyPluginAsync {
+  return async (instance) => {
+    const app = instance.withTypeProvider<TypeBoxTypeProvider>();
+    const describe: Record<RelationshipAction, { summary: string; description: string; operationId: string }> = {
       suspend: {
         operationId: 'suspendRelationship',
         summary: 'Suspend a relationship',
@@ -187,7 +135,7 @@ export function relationshipRoutes(deps: ApiDeps): FastifyPluginAsync {
         description: 'Ends an active or suspended relationship for good and publishes the `relationship.terminated` webhook. Any later change answers 410; a new handshake creates a new relationship.',
       },
     };
-    for (const action of ['suspend', 'resume', 'terminate'] as const) {
+    for (const action of RELATIONSHIP_ACTIONS) {
       app.post(`/v1/relationships/:id/${action}`, {
         config: apiKeyAuth('write'),
         schema: {
@@ -208,7 +156,7 @@ export function relationshipRoutes(deps: ApiDeps): FastifyPluginAsync {
       }, async (request) => {
         const { id } = request.params;
         const { reason } = request.body;
-        const { relationship, webhooks } = await changeRelationshipStatus(deps, id, action, reason, actorFor(request), deps.now?.());
+        const { relationship, webhooks } = await deps.service.changeStatus(id, action, reason, actorFor(request));
         if (webhooks > 0) deps.nudgeOutbox();
         return relationshipView(relationship);
       });

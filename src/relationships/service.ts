@@ -13,9 +13,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { NeuronError } from '../errors/index.ts';
-import type { Db } from '../storage/index.ts';
+import { isUniqueViolation, isoNow, type Db, type Storage } from '../storage/index.ts';
+import type { AuditLog } from '../audit/index.ts';
+import { publishWebhookEvent } from '../outbox/events.ts';
 import { sql } from 'kysely';
-import { findLive, insertActive, toRelationship, touchHandshake, type Relationship } from './store.ts';
+import {
+  findActive, findLive, getRelationship, insertActive, listRelationships, setStatus, suspendAllForPatient, toRelationship, touchHandshake,
+  type Relationship, type RelationshipFilter,
+} from './store.ts';
+import { transitionFor, type RelationshipAction } from './transitions.ts';
 
 /** What a completed handshake brings: the relationship's own fields, as the store keeps them. */
 export type EstablishRequest = Pick<Relationship,
@@ -98,4 +104,106 @@ async function existingOutcome(trx: Db, relationship: Relationship, request: Est
     status: 'existing',
     relationship: { ...relationship, lastHandshakeAt: request.at, updatedAt: request.at },
   };
+}
+
+/** Who asked for a change, for the audit log. */
+export interface RelationshipActor {
+  actor: string;
+  keyId: string | undefined;
+}
+
+export interface RelationshipServiceOptions {
+  storage: Storage;
+  audit: AuditLog;
+  /**
+   * Whether a patient agent is blocked, read in the change's transaction. Given by the
+   * composition root (the blocks domain answers it), so this domain does not import blocks,
+   * which itself asks this service to suspend a blocked patient's relationships.
+   */
+  isPatientBlocked: (trx: Db, patientAgentId: string) => Promise<boolean>;
+  now?: () => number;
+}
+
+/** The organization's reads and status changes of relationships (transitions.ts has the rule). */
+export class RelationshipService {
+  readonly #options: RelationshipServiceOptions;
+  readonly #now: () => number;
+
+  constructor(options: RelationshipServiceOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  list(filter: RelationshipFilter): Promise<{ items: Relationship[]; next: string | null }> {
+    return listRelationships(this.#options.storage.db, filter);
+  }
+
+  /** Throws NOT_FOUND. */
+  async get(id: string): Promise<Relationship> {
+    const relationship = await getRelationship(this.#options.storage.db, id);
+    if (relationship === null) throw new NeuronError('NOT_FOUND', { message: 'no relationship with this id' });
+    return relationship;
+  }
+
+  /** The active relationship of a patient agent with a provider, or null (consent checks). */
+  findActive(patientAgentId: string, providerNpi: string): Promise<Relationship | null> {
+    return findActive(this.#options.storage.db, patientAgentId, providerNpi);
+  }
+
+  /**
+   * Suspends every live relationship of a patient agent inside the caller's transaction (a block);
+   * returns their ids.
+   */
+  suspendAllForPatient(trx: Db, patientAgentId: string, reason: string, at: string): Promise<string[]> {
+    return suspendAllForPatient(trx, patientAgentId, reason, at);
+  }
+
+  /**
+   * Applies one organization-side change in one audited transaction; terminating also publishes
+   * the `relationship.terminated` webhook in it. Throws NOT_FOUND, RELATIONSHIP_TERMINATED or
+   * CONFLICT. `webhooks`: deliveries queued, so the caller can wake the outbox.
+   */
+  async changeStatus(id: string, action: RelationshipAction, reason: string, by: RelationshipActor): Promise<{ relationship: Relationship; webhooks: number }> {
+    const { storage, audit } = this.#options;
+    const now = this.#now();
+    const at = isoNow(now);
+    return storage.transaction(async (trx) => {
+      // The audit chain lock first: concurrent changes to the same row through any instance are serialised.
+      await storage.lock(trx, 'audit_chain');
+      const current = await getRelationship(trx, id);
+      if (current === null) throw new NeuronError('NOT_FOUND', { message: 'no relationship with this id' });
+      const transition = transitionFor(current.status, action);
+      if (action === 'resume' && (await this.#options.isPatientBlocked(trx, current.patientAgentId))) {
+        throw new NeuronError('CONFLICT', { message: 'the patient agent is blocked; remove the block before resuming its relationships' });
+      }
+      const updated = await this.#store(trx, id, action, transition.to, reason, at);
+      const webhooks = action !== 'terminate' ? 0 : await publishWebhookEvent(trx, 'relationship.terminated', {
+        relationship_id: updated.id,
+        patient_agent_id: updated.patientAgentId,
+        provider_npi: updated.providerNpi,
+        reason,
+        terminated_at: at,
+      }, at);
+      await audit.append(trx, {
+        type: transition.audit,
+        actor: by.actor,
+        details: { relationship_id: id, provider_npi: updated.providerNpi, from: current.status, to: transition.to, reason, key_id: by.keyId },
+      }, now);
+      return { relationship: updated, webhooks };
+    });
+  }
+
+  async #store(trx: Db, id: string, action: RelationshipAction, to: Relationship['status'], reason: string, at: string): Promise<Relationship> {
+    let updated: Relationship | null;
+    try {
+      updated = await setStatus(trx, id, to, reason, at);
+    } catch (error) {
+      if (action === 'resume' && isUniqueViolation(error)) {
+        throw new NeuronError('CONFLICT', { message: 'the patient has another active relationship with this provider; terminate one of them first' });
+      }
+      throw error;
+    }
+    if (updated === null) throw new NeuronError('RELATIONSHIP_TERMINATED');
+    return updated;
+  }
 }

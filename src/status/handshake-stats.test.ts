@@ -3,7 +3,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startApiNeuron, assertProblem, type ApiTestNeuron } from '../api/test-support.ts';
+import { startApiNeuron, assertProblem, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 const DAY_MS = 86_400_000;
 

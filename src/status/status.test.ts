@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { isoNow } from '../storage/index.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
 import { NEURON_VERSION } from '../main.ts';
-import { assertProblem, startApiNeuron, type ApiTestNeuron } from '../api/test-support.ts';
+import { assertProblem, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 describe('/v1/organization and /v1/status', () => {
   let t: ApiTestNeuron;

@@ -11,6 +11,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import type pg from 'pg';
 import { CompiledQuery, Kysely, type SqliteDatabase, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import type { Database } from './tables.ts';
+import type { Db, Dialect, LockName, Storage } from './types.ts';
 // The defaults of storage.* live with their reasons in the config schema, one number each.
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_SQLITE_COMMIT_BATCH_MAX, DEFAULT_WRITE_PROBE_INTERVAL_MS } from '../config/schema.ts';
 import * as sqlite001 from './migrations/sqlite/001_initial.ts';
@@ -30,8 +31,7 @@ import { describeStorageFailure, isStorageFailure, probeWrite, quickCheckProblem
 
 export { StorageError } from './failures.ts';
 
-export type Db = Kysely<Database>;
-export type Dialect = 'sqlite' | 'postgres';
+export type { Db, Dialect, LockName, Storage } from './types.ts';
 
 export interface StorageOptions {
   /** Empty for SQLite; a postgres:// URL for PostgreSQL. */
@@ -69,7 +69,6 @@ export interface StorageOptions {
 const POOL_IDLE_TIMEOUT_MS = 30_000;
 
 /** Named application locks; each maps to a stable PostgreSQL advisory lock key. */
-export type LockName = 'audit_chain';
 const ADVISORY_LOCK_KEYS: Record<LockName | 'migrations', number> = {
   // Arbitrary but fixed: the same number on every instance serialises audit appends. Advisory
   // locks are per database (not per schema), so Neuron deployments sharing one database in
@@ -86,59 +85,6 @@ function sqliteOpenError(file: string, error: unknown): StorageError {
     ?? new StorageError(`STORAGE_UNAVAILABLE: cannot open the database ${file}: ${(error as Error).message}; if the file is damaged, ${RESTORE_ADVICE}`, { cause: error });
 }
 
-export interface Storage {
-  readonly db: Db;
-  readonly dialect: Dialect;
-  /** Human description without secrets, for logs and `neuron status`. */
-  readonly description: string;
-  /**
-   * Runs `work` in one transaction. SQLite takes the write lock up front (BEGIN IMMEDIATE) so that
-   * two processes never deadlock upgrading a read lock; PostgreSQL uses READ COMMITTED plus the
-   * explicit locks below. Inside `work`, use only `trx`: on SQLite, `storage.db` or a nested
-   * `storage.transaction()` would wait for this very transaction forever.
-   */
-  transaction<T>(work: (trx: Db) => Promise<T>): Promise<T>;
-  /**
-   * Like `transaction`, for small independent units of work that arrive together (completing
-   * handshakes). On SQLite, the units queued in one turn of the event loop (at most
-   * `sqliteCommitBatchMax`) run one after another in one transaction, each inside its own
-   * savepoint, and share one commit: one fsync serves them all. A unit that throws is rolled back
-   * to its savepoint alone and its caller gets the error; the others commit. Every caller's promise
-   * settles after the shared commit, never before, so nothing is reported done that could still be
-   * lost. A failed commit fails every unit of the group. On PostgreSQL each unit is its own
-   * transaction (the server already groups concurrent commits, and the pool runs them in parallel).
-   * `work` must use only `trx` and await nothing but queries on it.
-   */
-  groupTransaction<T>(work: (trx: Db) => Promise<T>): Promise<T>;
-  /**
-   * Serialises a critical section across every instance sharing the database. Must be called with
-   * the `trx` of an open transaction (a StorageError otherwise); held until it commits or rolls
-   * back, so take it as late in the transaction as possible.
-   */
-  lock(trx: Db, name: LockName): Promise<void>;
-  /**
-   * Runs `hook` once, inside the open transaction of `trx`, after its work and before COMMIT (the
-   * audit log seals its Merkle tree there, once per commit group). Registering the same `name`
-   * twice in one transaction keeps the first. What `hook` returns, if a function, runs after the
-   * COMMIT succeeded. A StorageError outside an open storage.transaction().
-   */
-  beforeCommit(trx: Db, name: string, hook: () => Promise<(() => void) | void>): void;
-  migrate(): Promise<{ applied: string[] }>;
-  pendingMigrations(): Promise<string[]>;
-  /** Throws a StorageError saying what is wrong when the database cannot answer. */
-  ping(): Promise<void>;
-  /**
-   * Whether writes succeed: false from a transaction that failed on a storage failure (disk full,
-   * I/O error, read-only or corrupt database; see isStorageFailure) until a write probe commits.
-   * While false, a call (at most once per writeProbeIntervalMs) runs the probe, a commit that
-   * needs new space (a table created, filled with 8 KB, dropped), so an instance taken out of a
-   * load balancer's rotation notices by itself when space is freed. Feeds `/health/ready`
-   * (docs/storage.md).
-   */
-  writesSucceed(): Promise<boolean>;
-  /** Waits for queries in flight, then closes every connection. Idempotent. */
-  close(): Promise<void>;
-}
 
 const MIGRATIONS: Record<Dialect, Record<string, Migration>> = {
   sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002, '003_relationships_by_patient': sqlite003, '004_audit_tree': sqlite004, '005_roster_capabilities_and_key_blocks': sqlite005, '006_console_operators': sqlite006 },

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
-import type { Storage } from './database.ts';
+import type { Storage } from './types.ts';
 
 /**
  * Why the database cannot be used at start, for operators (docs/errors.md, "Start-up refusals"):

@@ -20,7 +20,7 @@
  *     .returningAll().execute();
  */
 import type { SelectQueryBuilder } from 'kysely';
-import type { Dialect } from './database.ts';
+import type { Dialect } from './types.ts';
 
 /** Adds FOR UPDATE SKIP LOCKED on PostgreSQL; returns the query unchanged on SQLite. */
 export function forUpdateSkipLocked<DB, TB extends keyof DB, O>(dialect: Dialect, query: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O> {

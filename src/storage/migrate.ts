@@ -16,7 +16,7 @@
  * search_path on PostgreSQL), beside the Neuron's tables.
  */
 import { sql, type Kysely, type Migration } from 'kysely';
-import type { Db, Dialect } from './database.ts';
+import type { Db, Dialect } from './types.ts';
 
 export const MIGRATION_TABLE = 'kysely_migration';
 

@@ -8,7 +8,7 @@
  * keeps using the query builder; the storage test suite runs these statements on both dialects.
  */
 import { CompiledQuery, PostgresAdapter, type QueryResult } from 'kysely';
-import type { Db } from './database.ts';
+import type { Db } from './types.ts';
 
 /** A statement in both dialects' placeholder styles, compiled once. */
 export class Statement {

@@ -11,7 +11,7 @@
  *   value and never at key names or other fields.
  */
 import { PostgresAdapter, sql, type Expression, type RawBuilder } from 'kysely';
-import type { Db, Dialect } from './database.ts';
+import type { Db, Dialect } from './types.ts';
 
 /** The dialect behind a Db (a Kysely instance, a transaction, or a connection-bound handle). */
 export function dialectOf(db: Db): Dialect {

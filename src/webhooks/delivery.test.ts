@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { insertRelationship, startApiNeuron, type ApiTestNeuron } from '../api/test-support.ts';
+import { insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 interface Received {
   headers: IncomingHttpHeaders;

@@ -6,10 +6,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
 import { WEBHOOK_EVENT_TYPES } from '../outbox/events.ts';
-import { actorFor, apiKeyAuth, type ApiDeps } from '../api/context.ts';
+import { actorFor, apiKeyAuth, type RouteContext } from '../api/context.ts';
 import { Page, Timestamp, pageQuery, params, problems, text, NoQuery } from '../api/schemas.ts';
-import { OutboundPolicy } from '../outbound/index.ts';
-import { WebhookService } from './service.ts';
+import type { WebhookService } from './service.ts';
 import type { WebhookSubscription } from './store.ts';
 
 const EventType = Type.Enum([...WEBHOOK_EVENT_TYPES]);
@@ -45,10 +44,10 @@ function webhookView(subscription: WebhookSubscription): Static<typeof WebhookSc
   };
 }
 
-export function webhookRoutes(deps: ApiDeps): FastifyPluginAsync {
+export function webhookRoutes(deps: RouteContext & { service: WebhookService }): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-    const service = new WebhookService(deps.storage, deps.audit, new OutboundPolicy(deps.config.outbound), deps.now);
+    const { service } = deps;
     const IdParams = params('id', Type.String({ format: 'uuid' }));
     const notFound = problems({ 404: 'No webhook subscription with this id (NOT_FOUND)' });
 

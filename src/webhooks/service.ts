@@ -41,9 +41,26 @@ export function webhookUrlProblem(text: string): string | null {
   return null;
 }
 
+export interface WebhookServiceOptions {
+  storage: Storage;
+  audit: AuditLog;
+  /** The policy receiver URLs must meet (checked again at every delivery). */
+  outbound: OutboundPolicy;
+  now?: () => number;
+}
+
 export class WebhookService {
-  /** `outbound` is the policy receiver URLs must meet (checked again at every delivery). */
-  constructor(private readonly storage: Storage, private readonly audit: AuditLog, private readonly outbound: OutboundPolicy, private readonly now: () => number = Date.now) {}
+  private readonly storage: Storage;
+  private readonly audit: AuditLog;
+  private readonly outbound: OutboundPolicy;
+  private readonly now: () => number;
+
+  constructor(options: WebhookServiceOptions) {
+    this.storage = options.storage;
+    this.audit = options.audit;
+    this.outbound = options.outbound;
+    this.now = options.now ?? Date.now;
+  }
 
   async create(input: NewSubscription, by: WebhookActor): Promise<{ subscription: WebhookSubscription; secret: string }> {
     const problem = webhookUrlProblem(input.url);

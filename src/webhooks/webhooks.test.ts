@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertProblem, startApiNeuron, type ApiTestNeuron } from '../api/test-support.ts';
+import { assertProblem, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 describe('/v1/webhooks', () => {
   let t: ApiTestNeuron;

@@ -16,7 +16,7 @@ import WebSocket from 'ws';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../helpers/neuron.ts';
 import { auditEntries, eventually } from '../helpers/records.ts';
 import { authenticate, challengeResponse, newPatient, openRaw, pendingUpgrade, rawUpgrade, upgradeHeaders } from '../helpers/raw-handshake.ts';
-import { startApiNeuron } from '../../src/api/test-support.ts';
+import { startApiNeuron } from '../helpers/api.ts';
 
 const PROVIDER = '1679576722';
 const CLIENT_A = '203.0.113.10';

@@ -10,7 +10,7 @@ import { request as httpRequest } from 'node:http';
 import { generateApiKey, newKeyId, parseApiKey } from '../../src/api-keys/format.ts';
 import { insertBlock } from '../../src/blocks/store.ts';
 import { isoNow } from '../../src/storage/index.ts';
-import { insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../src/api/test-support.ts';
+import { insertRelationship, startApiNeuron, type ApiTestNeuron } from '../helpers/api.ts';
 
 const AUTH_FAILURE_LIMIT = 5;
 const BODY_LIMIT = 2_048;

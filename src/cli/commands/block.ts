@@ -10,6 +10,7 @@
  */
 import type { Command } from 'commander';
 import { BlockService } from '../../blocks/service.ts';
+import { RelationshipService } from '../../relationships/index.ts';
 import type { Block } from '../../blocks/store.ts';
 import { NeuronError } from '../../errors/index.ts';
 import { ensureOrganizationKey } from '../../organization/keys.ts';
@@ -48,7 +49,10 @@ async function withBlocks<T>(command: Command, work: (service: BlockService) => 
     const { key } = await ensureOrganizationKey(storage.db);
     // cliAudit: entries written here are sealed into the tree-head file too, like the server's.
     const audit = cliAudit(storage, key);
-    return await work(new BlockService(storage, audit));
+    // The same pair the server builds (composition/services.ts): a block suspends the agent's relationships.
+    const relationships: RelationshipService = new RelationshipService({ storage, audit, isPatientBlocked: (trx, id) => blocks.isBlocked(trx, id) });
+    const blocks = new BlockService({ storage, audit, relationships });
+    return await work(blocks);
   } catch (error) {
     if (error instanceof NeuronError) throw new CliError(error.message, error.code === 'VALIDATION_FAILED' ? EXIT.USAGE : EXIT.FAILURE);
     throw error;

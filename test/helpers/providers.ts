@@ -6,10 +6,10 @@
 import { afterEach } from 'node:test';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiKeyService } from '../api-keys/service.ts';
-import type { Scope } from '../api/principal.ts';
+import { ApiKeyService } from '../../src/api-keys/service.ts';
+import type { Scope } from '../../src/api/principal.ts';
 import { createConsentToken, establishRelationship, generatePatientKeys, type RelationshipResult } from 'neuron-careagent-client';
-import type { Neuron } from '../main.ts';
+import type { Neuron } from '../../src/main.ts';
 
 export interface ReceivedRequest {
   method: string;

@@ -1,0 +1,84 @@
+/**
+ * Every REST route plugin the Neuron serves, in one list. Each plugin receives the services built
+ * once in services.ts; the few that still read their own domain's rows take storage here
+ * (status, handshake statistics, consent, outbox, attestation), and nothing else mounts routes.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { AuditLog } from '../audit/index.ts';
+import type { NeuronConfig } from '../config/index.ts';
+import type { Storage } from '../storage/index.ts';
+import type { OrganizationKey } from '../organization/keys.ts';
+import type { ServedAgentCard } from '../presence/index.ts';
+import type { RouteContext } from '../api/context.ts';
+import { organizationRoutes } from '../api/organization.ts';
+import { relationshipAttestationRoutes, relationshipRoutes } from '../relationships/index.ts';
+import { directoryRoutes } from '../directory/index.ts';
+import { blockRoutes } from '../blocks/index.ts';
+import { auditRoutes } from '../audit/routes.ts';
+import { webhookRoutes } from '../webhooks/index.ts';
+import { apiKeyRoutes } from '../api-keys/index.ts';
+import { operatorRoutes } from '../operators/index.ts';
+import { handshakeStatsRoutes } from '../status/handshake-stats.ts';
+import { statusRoutes } from '../status/routes.ts';
+import { handshakesFromMetrics, type RegistrySummary } from '../status/service.ts';
+import { providerRoutes } from '../providers/index.ts';
+import { consentRoutes } from '../consent/routes.ts';
+import { agentCardRoutes } from '../presence/index.ts';
+import { consoleRoutes } from '../console/plugin.ts';
+import { outboxRoutes } from '../outbox/index.ts';
+import type { DomainServices } from './services.ts';
+
+export interface RoutePluginsOptions {
+  config: NeuronConfig;
+  storage: Storage;
+  audit: AuditLog;
+  metrics: Registry;
+  services: DomainServices;
+  version: string;
+  nudgeOutbox: () => void;
+  organizationKey: () => OrganizationKey;
+  /** The public handshake URL (known once the server listens). */
+  handshakeUrl: () => string;
+  registry: () => RegistrySummary;
+  startedAt: () => Date | null;
+  /** The served agent card, or null until presence has started. */
+  agentCard: () => Promise<ServedAgentCard | null>;
+}
+
+export function routePlugins(options: RoutePluginsOptions): FastifyPluginAsync[] {
+  const { config, services, nudgeOutbox } = options;
+  const context: RouteContext = { config, nudgeOutbox };
+  const deps = { ...context, storage: options.storage, audit: options.audit };
+  const pageSize = { default: config.api.page_size_default, max: config.api.page_size_max };
+  const publicKey = (): string => options.organizationKey().publicKey;
+  return [
+    organizationRoutes(deps, { handshakeUrl: options.handshakeUrl, publicKey, registry: options.registry }),
+    relationshipRoutes({ ...context, service: services.relationships }),
+    directoryRoutes({ ...context, service: services.directory }),
+    blockRoutes({ ...context, service: services.blocks }),
+    auditRoutes(deps),
+    webhookRoutes({ ...context, service: services.webhooks }),
+    apiKeyRoutes({ ...context, service: services.apiKeys }),
+    operatorRoutes(services.operators),
+    handshakeStatsRoutes(deps),
+    relationshipAttestationRoutes(deps, { key: options.organizationKey }),
+    statusRoutes(deps, {
+      version: options.version,
+      startedAt: options.startedAt,
+      handshakes: handshakesFromMetrics(options.metrics),
+      registry: options.registry,
+    }, options.metrics),
+    providerRoutes({
+      service: services.providers,
+      pageSize,
+      organizationPublicKey: publicKey,
+      registerLimitPerMinute: config.api.register_limit_per_minute,
+      audit: options.audit,
+    }),
+    consentRoutes({ storage: options.storage }),
+    agentCardRoutes({ card: options.agentCard }),
+    consoleRoutes(),
+    outboxRoutes({ storage: options.storage, audit: options.audit, pageSize, nudge: nudgeOutbox }),
+  ];
+}

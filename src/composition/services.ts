@@ -1,0 +1,65 @@
+/**
+ * Every domain service of a running Neuron, built once here (and only here) over the opened
+ * storage and audit log. Route plugins, the handshake and the workers receive these instances;
+ * none of them builds a service of its own. The outbound policy is one object shared by every
+ * outbound use (provider endpoints, webhook URLs, deliveries).
+ */
+import type { Logger } from 'pino';
+import type { AuditLog } from '../audit/index.ts';
+import type { NeuronConfig } from '../config/index.ts';
+import type { Storage } from '../storage/index.ts';
+import { OutboundPolicy } from '../outbound/index.ts';
+import { ProviderService } from '../providers/index.ts';
+import { RelationshipService } from '../relationships/index.ts';
+import { BlockService } from '../blocks/index.ts';
+import { DirectoryService } from '../directory/index.ts';
+import { WebhookService } from '../webhooks/index.ts';
+import { ApiKeyService } from '../api-keys/index.ts';
+import { OperatorService } from '../operators/index.ts';
+
+export interface DomainServices {
+  readonly outbound: OutboundPolicy;
+  readonly providers: ProviderService;
+  readonly relationships: RelationshipService;
+  readonly blocks: BlockService;
+  readonly directory: DirectoryService;
+  readonly webhooks: WebhookService;
+  readonly apiKeys: ApiKeyService;
+  /** Console operators and their sessions (src/operators/). */
+  readonly operators: OperatorService;
+}
+
+export interface DomainServicesOptions {
+  config: NeuronConfig;
+  storage: Storage;
+  audit: AuditLog;
+  logger: Logger;
+  /** Wakes the outbox worker after a commit that queued deliveries. */
+  nudgeOutbox: () => void;
+  /** Called on every roster change (the registry hears of it at once). */
+  onRosterChange: () => void;
+}
+
+export function buildDomainServices(options: DomainServicesOptions): DomainServices {
+  const { config, storage, audit, logger } = options;
+  const outbound = new OutboundPolicy(config.outbound);
+  // Blocks and relationships ask each other (a block suspends relationships; resuming one checks
+  // for a block); each gets only the other's narrow method, so neither domain imports the other's store.
+  // (`blocks` is read only when a resume runs, long after both exist.)
+  const relationships: RelationshipService = new RelationshipService({
+    storage,
+    audit,
+    isPatientBlocked: (trx, patientAgentId) => blocks.isBlocked(trx, patientAgentId),
+  });
+  const blocks = new BlockService({ storage, audit, relationships });
+  return {
+    outbound,
+    providers: new ProviderService({ storage, audit, outbound, onOutboxWake: options.nudgeOutbox, onChange: options.onRosterChange }),
+    relationships,
+    blocks,
+    directory: new DirectoryService({ storage, audit }),
+    webhooks: new WebhookService({ storage, audit, outbound }),
+    apiKeys: new ApiKeyService({ storage, audit, logger }),
+    operators: new OperatorService({ storage, audit, settings: config.console, logger }),
+  };
+}
