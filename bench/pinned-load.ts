@@ -13,10 +13,17 @@
  */
 import WebSocket from 'ws';
 import { signChallenge } from '../src/protocol/index.ts';
+import { readFileSync } from 'node:fs';
 import { cpuMsPer, cpuTicks, forEachConcurrently, percentile, preparePatients, type PreparedPatient } from './common.ts';
 
 /** A handshake under this load takes well under a second; a minute means the server is stuck. */
 const HANDSHAKE_TIMEOUT_MS = 60_000;
+
+/** System CPU ticks of a process (field 15 of /proc/<pid>/stat), to split the total into user and system time. */
+function systemTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]);
+}
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(name);
@@ -81,14 +88,17 @@ if (url === '' || pid === 0) throw new Error('usage: pinned-load.ts --url <ws ur
 await drive(url, preparePatients(warmup, `${label}-warm`), Math.min(concurrency, 10));
 const patients = preparePatients(count, label);
 const ticksBefore = cpuTicks(pid);
+const systemBefore = systemTicks(pid);
 const began = performance.now();
 const { latencies, errors } = await drive(url, patients, concurrency);
 const seconds = (performance.now() - began) / 1_000;
 const ticks = cpuTicks(pid) - ticksBefore;
+const system = systemTicks(pid) - systemBefore;
 latencies.sort((a, b) => a - b);
 process.stdout.write(`${JSON.stringify({
   successes: latencies.length,
   cpu_ms_per_handshake: cpuMsPer(ticks, latencies.length),
+  system_ms_per_handshake: cpuMsPer(system, latencies.length),
   handshakes_per_s: latencies.length / seconds,
   p50_ms: percentile(latencies, 50),
   p99_ms: percentile(latencies, 99),
