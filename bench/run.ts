@@ -44,6 +44,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { openStorage } from '../src/storage/index.ts';
 import { comparisonTable, runInstanceComparison, type Comparison } from './multi-instance.ts';
 import { ONE_ADDRESS_FOR_EVERYONE } from '../stress/common.ts';
+import { runPinned } from './pinned.ts';
 
 /** Handshakes run before measuring, so the JIT and the database file are warm. */
 const WARMUP_HANDSHAKES = 200;
@@ -296,6 +297,8 @@ function machine(): string {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  // The pinned mode (bench/pinned.ts) is a run of its own: issue 16's layout, nothing else.
+  if (args.includes('--pinned')) return runPinned(args);
   const scale = args.includes('--quick') ? 0.1 : 1;
   const onlyAt = args.indexOf('--only');
   const only = onlyAt >= 0 ? new Set((args[onlyAt + 1] ?? '').split(',')) : null;

@@ -27,6 +27,7 @@ import * as postgres005 from './migrations/postgres/005_roster_capabilities_and_
 import * as sqlite006 from './migrations/sqlite/006_console_operators.ts';
 import * as postgres006 from './migrations/postgres/006_console_operators.ts';
 import { pendingMigrations, runMigrations } from './migrate.ts';
+import { directSqlite } from './statements.ts';
 import { describeStorageFailure, isStorageFailure, probeWrite, quickCheckProblems, RESTORE_ADVICE, StorageError } from './failures.ts';
 
 export { StorageError } from './failures.ts';
@@ -137,8 +138,10 @@ function openSqlite(options: StorageOptions): Storage {
       throw new StorageError(`STORAGE_CORRUPT: the database ${options.sqliteFile} failed its integrity check (PRAGMA quick_check: ${shown}${problems.length > 3 ? `; ${problems.length - 3} more` : ''}); ${RESTORE_ADVICE}`, { code: 'STORAGE_CORRUPT' });
     }
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
+  const cached = withStatementCache(connection);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cached }) });
   return buildStorage(db, 'sqlite', `SQLite ${options.sqliteFile}`, {
+    prepare: cached.prepare,
     writeProbeIntervalMs: options.writeProbeIntervalMs ?? DEFAULT_WRITE_PROBE_INTERVAL_MS,
     begin: CompiledQuery.raw('BEGIN IMMEDIATE'),
     commitBatchMax: options.sqliteCommitBatchMax ?? DEFAULT_SQLITE_COMMIT_BATCH_MAX,
@@ -173,7 +176,7 @@ const STATEMENT_CACHE_SIZE = 256;
  * statements are reused. better-sqlite3 re-prepares a statement itself after a schema change. A
  * statement still being iterated (busy) is never handed out twice.
  */
-function withStatementCache(connection: BetterSqlite3.Database): SqliteDatabase {
+function withStatementCache(connection: BetterSqlite3.Database): SqliteDatabase & { prepare: (text: string) => BetterSqlite3.Statement } {
   const statements = new Map<string, BetterSqlite3.Statement>();
   return {
     close: () => connection.close(),
@@ -360,6 +363,8 @@ type UnitOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 interface DialectOps {
   begin: CompiledQuery;
+  /** SQLite: the connection's cached statements, which plain Statements run directly inside a transaction. */
+  prepare?: (text: string) => BetterSqlite3.Statement;
   /** Units per shared commit in groupTransaction; absent: every unit commits alone. */
   commitBatchMax?: number;
   lock: (trx: Db, name: LockName) => Promise<void>;
@@ -452,6 +457,7 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
       return db.connection().execute(async (connection) => {
         await connection.executeQuery(ops.begin);
         openTransactions.add(connection);
+        if (ops.prepare !== undefined) directSqlite.hold(connection, ops.prepare);
         try {
           const result = await work(connection);
           const afterCommit = await runCommitHooks(connection);
@@ -464,6 +470,7 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
           if (isStorageFailure(error)) writeFailure = error;
           throw error;
         } finally {
+          directSqlite.release(connection);
           openTransactions.delete(connection);
           commitHooks.delete(connection);
         }

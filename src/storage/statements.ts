@@ -7,8 +7,36 @@
  * they become `$1`, `$2`, … (once per text). Everything else
  * keeps using the query builder; the storage test suite runs these statements on both dialects.
  */
+import type BetterSqlite3 from 'better-sqlite3';
 import { CompiledQuery, PostgresAdapter, type QueryResult } from 'kysely';
 import type { Db } from './types.ts';
+
+/**
+ * The handles of open SQLite transactions (storage.transaction) and their connection's statement
+ * cache. Inside such a transaction the handle already owns the one connection, so a Statement runs
+ * its cached better-sqlite3 statement directly, as kysely's driver would, without the executor's
+ * promise chain (measured: docs/benchmarks.md, "Pinned"). Only while the transaction is open: any
+ * other handle (the shared `storage.db`, PostgreSQL) goes through kysely, which queues for the
+ * connection.
+ */
+const openSqliteTransactions = new WeakMap<Db, (text: string) => BetterSqlite3.Statement>();
+
+/** Called by storage.transaction (SQLite) right after BEGIN and before `work`; `release` when it ends. */
+export const directSqlite = {
+  hold(trx: Db, prepare: (text: string) => BetterSqlite3.Statement): void {
+    openSqliteTransactions.set(trx, prepare);
+  },
+  release(trx: Db): void {
+    openSqliteTransactions.delete(trx);
+  },
+};
+
+/** What kysely's SQLite driver returns for the same statement. */
+function runDirect<R>(statement: BetterSqlite3.Statement, parameters: readonly unknown[]): QueryResult<R> {
+  if (statement.reader) return { rows: statement.all(parameters) as R[] };
+  const { changes, lastInsertRowid } = statement.run(parameters);
+  return { rows: [], numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid) };
+}
 
 /** A statement in both dialects' placeholder styles, compiled once. */
 export class Statement {
@@ -23,6 +51,14 @@ export class Statement {
 
   /** Runs with `parameters` in placeholder order, on `db` (a Kysely instance or an open transaction). */
   execute<R>(db: Db, parameters: readonly unknown[]): Promise<QueryResult<R>> {
+    const prepare = openSqliteTransactions.get(db);
+    if (prepare !== undefined) {
+      try {
+        return Promise.resolve(runDirect<R>(prepare(this.sqlite), parameters));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
     return db.executeQuery<R>(CompiledQuery.raw(postgres ? this.postgres : this.sqlite, parameters as unknown[]));
   }
