@@ -12,7 +12,7 @@
  * `handshake.complete` (verifying attestations would slow the generator, not the server).
  */
 import WebSocket from 'ws';
-import { signChallenge } from '../src/protocol/index.ts';
+import { signChallenge } from 'neuron-careagent-client/protocol';
 import { readFileSync } from 'node:fs';
 import { cpuMsPer, cpuTicks, forEachConcurrently, percentile, preparePatients, type PreparedPatient } from './common.ts';
 
