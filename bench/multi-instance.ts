@@ -27,7 +27,7 @@ import path from 'node:path';
 import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, forEachConcurrently, percentile, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
 import pg from 'pg';
 import { establishRelationship } from 'neuron-careagent-client';
-import { openStorage } from '../src/storage/index.ts';
+import { openStorage } from '../src/foundation/storage/index.ts';
 
 /** The same for both setups: enough that the client, not the ceiling, decides what is in flight. */
 const CONCURRENCY = 100;

@@ -41,7 +41,7 @@ import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, forEachConcu
 import { floorTable, runFloor, type FloorResult } from './floor.ts';
 import { establishRelationship } from 'neuron-careagent-client';
 import BetterSqlite3 from 'better-sqlite3';
-import { openStorage } from '../src/storage/index.ts';
+import { openStorage } from '../src/foundation/storage/index.ts';
 import { comparisonTable, runInstanceComparison, type Comparison } from './multi-instance.ts';
 import { ONE_ADDRESS_FOR_EVERYONE } from '../stress/common.ts';
 import { runPinned } from './pinned.ts';

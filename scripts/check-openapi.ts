@@ -10,7 +10,7 @@ import { copyFileSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../src/config/index.ts';
+import { loadConfig } from '../src/foundation/config/index.ts';
 import { createNeuron } from '../src/main.ts';
 import { runProcess } from '../test/helpers/run-process.ts';
 

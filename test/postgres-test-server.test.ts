@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../src/config/index.ts';
+import { loadConfig } from '../src/foundation/config/index.ts';
 
 const SCRIPT = readFileSync(path.resolve(import.meta.dirname, '..', 'scripts', 'postgres-test-server.sh'), 'utf8');
 

@@ -5,13 +5,13 @@
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { ConfigError, loadConfig, type LoadedConfig } from '../config/index.ts';
-import { openStorage, type Storage } from '../storage/index.ts';
-import { storageOptionsFrom } from '../storage/from-config.ts';
+import { ConfigError, loadConfig, type LoadedConfig } from '../foundation/config/index.ts';
+import { openStorage, type Storage } from '../foundation/storage/index.ts';
+import { storageOptionsFrom } from '../foundation/storage/from-config.ts';
 import { CliError, EXIT } from './output.ts';
-import { AuditLog, appendTreeHeadSync, pinOrganizationKey } from '../audit/index.ts';
-import type { OrganizationKey } from '../organization/keys.ts';
-import { createLogger } from '../observability/logger.ts';
+import { AuditLog, appendTreeHeadSync, pinOrganizationKey } from '../domains/audit/index.ts';
+import type { OrganizationKey } from '../foundation/organization/keys.ts';
+import { createLogger } from '../foundation/observability/logger.ts';
 
 /** The data directory of each storage a command opened (for its audit log's outside files). */
 const dataDirs = new WeakMap<Storage, string>();

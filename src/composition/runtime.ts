@@ -5,15 +5,15 @@
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { LoadedConfig, NeuronConfig } from '../config/index.ts';
-import type { Storage } from '../storage/index.ts';
-import type { OrganizationKey } from '../organization/keys.ts';
-import type { AuditLog } from '../audit/index.ts';
-import type { HttpApp } from '../api/app.ts';
-import type { ApiGateway } from '../api/gateway.ts';
-import type { HandshakeBroker } from '../handshake/index.ts';
-import type { OutboxWorker } from '../outbox/index.ts';
-import type { Presence } from '../presence/index.ts';
+import type { LoadedConfig, NeuronConfig } from '../foundation/config/index.ts';
+import type { Storage } from '../foundation/storage/index.ts';
+import type { OrganizationKey } from '../foundation/organization/keys.ts';
+import type { AuditLog } from '../domains/audit/index.ts';
+import type { HttpApp } from '../http/app.ts';
+import type { ApiGateway } from './gateway.ts';
+import type { HandshakeBroker } from '../domains/handshake/index.ts';
+import type { OutboxWorker } from '../domains/outbox/index.ts';
+import type { Presence } from '../network/presence/index.ts';
 import type { DomainServices } from './services.ts';
 
 export type NeuronState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';

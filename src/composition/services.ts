@@ -5,17 +5,17 @@
  * outbound use (provider endpoints, webhook URLs, deliveries).
  */
 import type { Logger } from 'pino';
-import type { AuditLog } from '../audit/index.ts';
-import type { NeuronConfig } from '../config/index.ts';
-import type { Storage } from '../storage/index.ts';
-import { OutboundPolicy } from '../outbound/index.ts';
-import { ProviderService } from '../providers/index.ts';
-import { RelationshipService } from '../relationships/index.ts';
-import { BlockService } from '../blocks/index.ts';
-import { DirectoryService } from '../directory/index.ts';
-import { WebhookService } from '../webhooks/index.ts';
-import { ApiKeyService } from '../api-keys/index.ts';
-import { OperatorService } from '../operators/index.ts';
+import type { AuditLog } from '../domains/audit/index.ts';
+import type { NeuronConfig } from '../foundation/config/index.ts';
+import type { Storage } from '../foundation/storage/index.ts';
+import { OutboundPolicy } from '../foundation/outbound/index.ts';
+import { ProviderService } from '../domains/providers/index.ts';
+import { RelationshipService } from '../domains/relationships/index.ts';
+import { BlockService } from '../domains/blocks/index.ts';
+import { DirectoryService } from '../domains/directory/index.ts';
+import { WebhookService } from '../domains/webhooks/index.ts';
+import { ApiKeyService } from '../domains/api-keys/index.ts';
+import { OperatorService } from '../domains/operators/index.ts';
 
 export interface DomainServices {
   readonly outbound: OutboundPolicy;
@@ -25,7 +25,7 @@ export interface DomainServices {
   readonly directory: DirectoryService;
   readonly webhooks: WebhookService;
   readonly apiKeys: ApiKeyService;
-  /** Console operators and their sessions (src/operators/). */
+  /** Console operators and their sessions (src/domains/operators/). */
   readonly operators: OperatorService;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The Neuron's start steps, in order; each needs the ones before it, and stop runs them backwards
- * (src/lifecycle/components.ts):
+ * (src/foundation/lifecycle/components.ts):
  *
  *   storage           open the database, apply migrations
  *   organization-key  load or create the organization's Ed25519 key
@@ -17,20 +17,20 @@
  * closes the database.
  */
 import path from 'node:path';
-import type { Component } from '../lifecycle/components.ts';
-import { openStorage } from '../storage/index.ts';
-import { storageOptionsFrom } from '../storage/from-config.ts';
-import { ensureOrganizationKey } from '../organization/keys.ts';
-import { AuditLog, TreeHeadFile, pinOrganizationKey } from '../audit/index.ts';
-import { createHttpApp, type HttpApp } from '../api/app.ts';
-import { createApiGateway } from '../api/gateway.ts';
-import { HandshakeBroker } from '../handshake/index.ts';
-import { providerAuthPlugin } from '../providers/index.ts';
-import { OutboxWorker, defaultResolvers } from '../outbox/index.ts';
-import { OutboundClient } from '../outbound/index.ts';
-import { MIN_REGISTRY_LEASE_BASIS_MS, Presence, REGISTRY_LEASE_NAME } from '../presence/index.ts';
-import { LeaderElector, leaseTimingFor } from '../cluster/index.ts';
-import type { RegistrySummary } from '../status/service.ts';
+import type { Component } from '../foundation/lifecycle/components.ts';
+import { openStorage } from '../foundation/storage/index.ts';
+import { storageOptionsFrom } from '../foundation/storage/from-config.ts';
+import { ensureOrganizationKey } from '../foundation/organization/keys.ts';
+import { AuditLog, TreeHeadFile, pinOrganizationKey } from '../domains/audit/index.ts';
+import { createHttpApp, type HttpApp } from '../http/app.ts';
+import { createApiGateway } from './gateway.ts';
+import { HandshakeBroker } from '../domains/handshake/index.ts';
+import { providerAuthPlugin } from '../domains/providers/index.ts';
+import { OutboxWorker, defaultResolvers } from '../domains/outbox/index.ts';
+import { OutboundClient } from '../foundation/outbound/index.ts';
+import { MIN_REGISTRY_LEASE_BASIS_MS, Presence, REGISTRY_LEASE_NAME } from '../network/presence/index.ts';
+import { LeaderElector, leaseTimingFor } from '../network/cluster/index.ts';
+import type { RegistrySummary } from '../domains/status/service.ts';
 import { buildDomainServices } from './services.ts';
 import { routePlugins } from './routes.ts';
 import { need, type Runtime } from './runtime.ts';

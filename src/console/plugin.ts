@@ -19,7 +19,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
-import { NeuronError } from '../errors/index.ts';
+import { NeuronError } from '../foundation/errors/index.ts';
 
 /** What the console's pages may load and where they may send requests: this origin only. */
 export const CONSOLE_CSP = [

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createConsentToken, establishRelationship, generatePatientKeys, HandshakeError, type RelationshipResult } from 'neuron-careagent-client';
-import { loadConfig } from '../config/index.ts';
-import { createLogger } from '../observability/logger.ts';
+import { loadConfig } from '../foundation/config/index.ts';
+import { createLogger } from '../foundation/observability/logger.ts';
 import { createNeuron, type Neuron } from '../main.ts';
 
 /** A published synthetic test NPI (Luhn-valid with the 80840 prefix); it belongs to nobody. */

@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createConsentToken, establishRelationship, generatePatientKeys, type RelationshipResult } from 'neuron-careagent-client';
 import { insertProvider, startTestNeuron, type StartTestNeuronOptions, type TestNeuron } from '../helpers/neuron.ts';
-import type { OperatorRole } from '../../src/operators/index.ts';
+import type { OperatorRole } from '../../src/domains/operators/index.ts';
 import { CONSOLE_TEST_CONFIG, addOperator } from './operators.ts';
 
 /** The launch flags CI uses: no sandbox (root in a container), nothing fetched in the background. */

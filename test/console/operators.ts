@@ -2,8 +2,8 @@
  * Operators and sessions for the browser tests, through the Neuron's own operator service (what
  * `neuron operator add` calls) and its database, so each test sets up in milliseconds.
  */
-import { OperatorService, type OperatorRole } from '../../src/operators/index.ts';
-import { isoNow } from '../../src/storage/index.ts';
+import { OperatorService, type OperatorRole } from '../../src/domains/operators/index.ts';
+import { isoNow } from '../../src/foundation/storage/index.ts';
 import type { TestNeuron } from '../helpers/neuron.ts';
 
 /** Failed sign-ins before a name is locked: console.lockout_failures as the tests configure it. */

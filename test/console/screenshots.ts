@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ApiKeyService } from '../../src/api-keys/service.ts';
+import { ApiKeyService } from '../../src/domains/api-keys/service.ts';
 import { ADMIN, connectPatient, goTo, launchChromium, openConsole, signIn, startConsoleNeuron } from './harness.ts';
 
 const OUT = path.resolve(import.meta.dirname, '..', '..', 'docs', 'console');

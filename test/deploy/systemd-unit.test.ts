@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigSchema } from '../../src/config/schema.ts';
+import { ConfigSchema } from '../../src/foundation/config/schema.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const UNIT = path.join(root, 'deploy', 'neuron.service');

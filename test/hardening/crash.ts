@@ -29,7 +29,7 @@ import path from 'node:path';
 import { rmSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
 import { createConsentToken, establishRelationship, generatePatientKeys, verifyReceiptConsistency, type PatientKeys, type Receipt } from 'neuron-careagent-client';
-import { verifyProviderNotice } from '../../src/outbox/signing.ts';
+import { verifyProviderNotice } from '../../src/domains/outbox/signing.ts';
 import { Prng } from './fuzz.ts';
 import { killHard, runNeuronCli, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from './process.ts';
 

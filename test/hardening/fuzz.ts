@@ -23,7 +23,7 @@ import { randomBytes, sign, type KeyObject } from 'node:crypto';
 import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { createConsentToken, patientKeysFromSeed, type PatientKeys } from 'neuron-careagent-client';
-import { ERROR_CATALOGUE, type ErrorCode } from '../../src/errors/index.ts';
+import { ERROR_CATALOGUE, type ErrorCode } from '../../src/foundation/errors/index.ts';
 import { encodeBase64url, isAcceptablePublicKeyBytes, isBase64url, isEd25519Point, signChallenge } from 'neuron-careagent-client/protocol';
 
 // ---------------------------------------------------------------- seeded PRNG

@@ -7,9 +7,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { generateApiKey, newKeyId, parseApiKey } from '../../src/api-keys/format.ts';
-import { insertBlock } from '../../src/blocks/store.ts';
-import { isoNow } from '../../src/storage/index.ts';
+import { generateApiKey, newKeyId, parseApiKey } from '../../src/domains/api-keys/format.ts';
+import { insertBlock } from '../../src/domains/blocks/store.ts';
+import { isoNow } from '../../src/foundation/storage/index.ts';
 import { insertRelationship, startApiNeuron, type ApiTestNeuron } from '../helpers/api.ts';
 
 const AUTH_FAILURE_LIMIT = 5;

@@ -208,7 +208,7 @@ describe('slow and partial input', () => {
       assert.ok(result.ms >= AUTH_TIMEOUT_MS - EARLY_MS && result.ms <= AUTH_TIMEOUT_MS + LATE_MS, `${result.ms.toFixed(0)} ms`);
     }
     for (const result of await Promise.all(halfHeaders)) {
-      // Node checks request deadlines once a second (src/api/app.ts), so allow a second past the timeout.
+      // Node checks request deadlines once a second (src/http/app.ts), so allow a second past the timeout.
       assert.ok(result.ms >= REQUEST_TIMEOUT_MS - EARLY_MS && result.ms <= REQUEST_TIMEOUT_MS + 1_000 + LATE_MS, `${result.ms.toFixed(0)} ms`);
       assert.match(result.answer, /^HTTP\/1\.1 408 /);
       assert.match(result.answer, /"code":"REQUEST_TIMEOUT"/);

@@ -10,11 +10,11 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { Neuron } from '../../src/main.ts';
 import { startTestNeuron, type ConfigOverrides } from './neuron.ts';
-import { isoNow } from '../../src/storage/index.ts';
-import { ApiKeyService } from '../../src/api-keys/service.ts';
-import { insertActive, type Relationship } from '../../src/relationships/store.ts';
-import { upsertFromHandshake, type PatientProfile } from '../../src/directory/store.ts';
-import type { Scope } from '../../src/api/principal.ts';
+import { isoNow } from '../../src/foundation/storage/index.ts';
+import { ApiKeyService } from '../../src/domains/api-keys/service.ts';
+import { insertActive, type Relationship } from '../../src/domains/relationships/store.ts';
+import { upsertFromHandshake, type PatientProfile } from '../../src/domains/directory/store.ts';
+import type { Scope } from '../../src/foundation/rest/principal.ts';
 
 /** Generous: only the rate-limit tests run into limits, with their own small values. */
 const API_TEST_LIMITS = { rate_limit_per_minute: 100_000, auth_failure_limit_per_minute: 10_000 };

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import pg from 'pg';
-import { openStorage, type Dialect, type Storage, type StorageOptions } from '../../src/storage/index.ts';
+import { openStorage, type Dialect, type Storage, type StorageOptions } from '../../src/foundation/storage/index.ts';
 
 export const POSTGRES_URL_VARIABLE = 'NEURON_TEST_POSTGRES_URL';
 

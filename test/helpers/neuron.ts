@@ -14,9 +14,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../../src/config/index.ts';
+import { loadConfig } from '../../src/foundation/config/index.ts';
 import { createNeuron, type Neuron, type NeuronOptions } from '../../src/main.ts';
-import { isoNow } from '../../src/storage/index.ts';
+import { isoNow } from '../../src/foundation/storage/index.ts';
 
 /** Config sections to merge over the test defaults (one level deep per section). */
 export type ConfigOverrides = Record<string, unknown>;

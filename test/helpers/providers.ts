@@ -6,8 +6,8 @@
 import { afterEach } from 'node:test';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiKeyService } from '../../src/api-keys/service.ts';
-import type { Scope } from '../../src/api/principal.ts';
+import { ApiKeyService } from '../../src/domains/api-keys/service.ts';
+import type { Scope } from '../../src/foundation/rest/principal.ts';
 import { createConsentToken, establishRelationship, generatePatientKeys, type RelationshipResult } from 'neuron-careagent-client';
 import type { Neuron } from '../../src/main.ts';
 

@@ -1,9 +1,9 @@
 /**
  * An in-memory `RegistryStateStore` for the registry service's tests: no persistence, and it hands
  * out copies so a test cannot alias the service's state. The Neuron itself keeps the state in its
- * database (src/registry/store.ts).
+ * database (src/network/registry/store.ts).
  */
-import type { ProviderRegistryState, RegistrationRecord, RegistryStateStore } from '../../src/registry/index.ts';
+import type { ProviderRegistryState, RegistrationRecord, RegistryStateStore } from '../../src/network/registry/index.ts';
 
 export class MemoryRegistryStateStore implements RegistryStateStore {
   #record: RegistrationRecord | null = null;

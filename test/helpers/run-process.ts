@@ -1,7 +1,7 @@
 /**
  * Runs a command as a real process and collects what it printed: the one way the tests run the
  * `neuron` command line (test/hardening/process.ts, test/presence/harness.ts) and shell scripts
- * (src/api/docs.test.ts). Asynchronous, so servers in the test process keep answering meanwhile.
+ * (src/composition/docs.test.ts). Asynchronous, so servers in the test process keep answering meanwhile.
  */
 import { spawn } from 'node:child_process';
 

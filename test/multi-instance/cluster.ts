@@ -14,7 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys, type RelationshipResult } from 'neuron-careagent-client';
-import { HEADER, verifyProviderNotice } from '../../src/outbox/signing.ts';
+import { HEADER, verifyProviderNotice } from '../../src/domains/outbox/signing.ts';
 import { killHard, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from '../hardening/process.ts';
 
 export const ORGANIZATION = { name: 'Synthetic Multi-Site Practice', npi: '1245319599' };
@@ -202,7 +202,7 @@ export function instanceConfig(storageUrl: string, notificationUrl: string | nul
     storage: { url: storageUrl, pool_max: 5 },
     outbox: {
       poll_interval_ms: 100,
-      // The lease is at least request_timeout_ms + 5 s (src/outbox/worker.ts), so a killed
+      // The lease is at least request_timeout_ms + 5 s (src/domains/outbox/worker.ts), so a killed
       // instance's claimed notice is taken over after about 6 s.
       lease_ms: 500,
       request_timeout_ms: 1_000,

@@ -1,14 +1,14 @@
 /**
  * A real Neuron with discovery enabled advertises itself over real mDNS on the loopback interface
- * (the approach of src/discovery/discovery.test.ts and docs/discovery.md: both ends pinned to
+ * (the approach of src/network/discovery/discovery.test.ts and docs/discovery.md: both ends pinned to
  * loopback, nothing sent on any other network), is found by `browseNeurons` and by the
  * `neuron discover` command, and says goodbye when stopped.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
-import { browseNeurons, watchNeurons } from '../../src/discovery/browser.ts';
-import type { DiscoveredNeuron } from '../../src/discovery/index.ts';
+import { browseNeurons, watchNeurons } from '../../src/network/discovery/browser.ts';
+import type { DiscoveredNeuron } from '../../src/network/discovery/index.ts';
 import { ORG_NPI, cli, startNeuron, type Harness } from './harness.ts';
 
 // The loopback interface's name differs by system (`lo` on Linux, `lo0` on macOS).

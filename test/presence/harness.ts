@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { loadConfig } from '../../src/config/index.ts';
+import { loadConfig } from '../../src/foundation/config/index.ts';
 import { createNeuron, type Neuron } from '../../src/main.ts';
 import type { FakeRegistry } from '../fakes/fake-registry.ts';
 import { insertProvider as insertTestProvider } from '../helpers/neuron.ts';

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { startFakeRegistry, type FakeRegistry } from '../fakes/fake-registry.ts';
-import { ApiKeyService } from '../../src/api-keys/service.ts';
-import { AxonClient } from '../../src/registry/index.ts';
+import { ApiKeyService } from '../../src/domains/api-keys/service.ts';
+import { AxonClient } from '../../src/network/registry/index.ts';
 import { createConsentToken, establishRelationship, generatePatientKeys } from 'neuron-careagent-client';
 import {
   DR_ONE,
@@ -317,7 +317,7 @@ describe('neuron init with a registry URL', () => {
       assert.ok(!status.stdout.includes(entry!.bearerToken));
 
       // A running Neuron uses it: heartbeats, no second registration.
-      const { loadConfig } = await import('../../src/config/index.ts');
+      const { loadConfig } = await import('../../src/foundation/config/index.ts');
       const { createNeuron } = await import('../../src/main.ts');
       const loaded = loadConfig({ configFile, env: {}, overrides: { 'server.port': 0, 'logging.level': 'silent', 'discovery.enabled': false, 'registry.heartbeat_interval_ms': 150 } });
       const neuron = createNeuron(loaded, { defaultMetrics: false });

@@ -6,11 +6,11 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { AuditLog, verifyAuditChain, type VerifyResult } from '../../src/audit/service.ts';
-import { GENESIS_HASH } from '../../src/audit/chain.ts';
-import { ensureOrganizationKey, loadOrganizationKey, type OrganizationKey } from '../../src/organization/keys.ts';
-import { createLogger } from '../../src/observability/logger.ts';
-import type { Storage } from '../../src/storage/index.ts';
+import { AuditLog, verifyAuditChain, type VerifyResult } from '../../src/domains/audit/service.ts';
+import { GENESIS_HASH } from '../../src/domains/audit/chain.ts';
+import { ensureOrganizationKey, loadOrganizationKey, type OrganizationKey } from '../../src/foundation/organization/keys.ts';
+import { createLogger } from '../../src/foundation/observability/logger.ts';
+import type { Storage } from '../../src/foundation/storage/index.ts';
 import { testDatabases, type TestBackend } from '../helpers/databases.ts';
 
 /** Verifies as `neuron audit verify` does, trusting the key the test created (pinned in a real data directory). */
@@ -91,7 +91,7 @@ for (const backend of testDatabases()) {
 
     it('a changed entry whose hash was recomputed fails its own tree head, and without tree heads the next link', async (t) => {
       const { storage } = await auditOn(backend, t, 6);
-      const { entryHash } = await import('../../src/audit/chain.ts');
+      const { entryHash } = await import('../../src/domains/audit/chain.ts');
       const four = await storage.db.selectFrom('audit_log').selectAll().where('seq', '=', 4).executeTakeFirstOrThrow();
       const forged = { ...four, actor: 'someone-else' };
       await storage.db.updateTable('audit_log').set({ actor: forged.actor, hash: entryHash(forged) }).where('seq', '=', 4).execute();

@@ -5,10 +5,10 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { deleteBlock, insertBlock, isBlocked, listBlocks } from '../../src/blocks/store.ts';
-import { enqueue } from '../../src/outbox/store.ts';
-import { publishWebhookEvent } from '../../src/outbox/events.ts';
-import { forUpdateSkipLocked, type Storage } from '../../src/storage/index.ts';
+import { deleteBlock, insertBlock, isBlocked, listBlocks } from '../../src/domains/blocks/store.ts';
+import { enqueue } from '../../src/domains/outbox/store.ts';
+import { publishWebhookEvent } from '../../src/domains/outbox/events.ts';
+import { forUpdateSkipLocked, type Storage } from '../../src/foundation/storage/index.ts';
 import { testDatabases } from '../helpers/databases.ts';
 
 const AT = '2026-03-01T09:00:00.000Z';

@@ -1,13 +1,13 @@
 /**
- * Leases and leader election (src/cluster) on every backend: one holder at a time, decided by the
+ * Leases and leader election (src/network/cluster) on every backend: one holder at a time, decided by the
  * database even when instances race; expiry by the database's clock; a leader that dies is
  * replaced within ttl + renew interval; a leader that stops hands over at once.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LeaderElector, LeaseStore, leaseTimingFor } from '../../src/cluster/index.ts';
-import { openStorage, type Storage } from '../../src/storage/index.ts';
+import { LeaderElector, LeaseStore, leaseTimingFor } from '../../src/network/cluster/index.ts';
+import { openStorage, type Storage } from '../../src/foundation/storage/index.ts';
 import { testDatabases } from '../helpers/databases.ts';
 
 /** Polls until `condition` holds or `timeoutMs` passes (generous, never the point of the test). */

@@ -5,9 +5,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { NeuronError } from '../../src/errors/index.ts';
-import { getPatient, listPatients, setProfile, upsertFromHandshake, type PatientProfile } from '../../src/directory/store.ts';
-import type { Db } from '../../src/storage/index.ts';
+import { NeuronError } from '../../src/foundation/errors/index.ts';
+import { getPatient, listPatients, setProfile, upsertFromHandshake, type PatientProfile } from '../../src/domains/directory/store.ts';
+import type { Db } from '../../src/foundation/storage/index.ts';
 import { testDatabases } from '../helpers/databases.ts';
 
 const T1 = '2026-03-01T09:00:00.000Z';
@@ -26,7 +26,7 @@ for (const backend of testDatabases()) {
   describe(`directory store (${backend.name})`, () => {
     it('a different key cannot take over an entry while a live relationship is held under the current key', async (t) => {
       const { storage } = await backend.open(t);
-      const { insertActive, setStatus } = await import('../../src/relationships/store.ts');
+      const { insertActive, setStatus } = await import('../../src/domains/relationships/store.ts');
       await upsertFromHandshake(storage.db, entry('agent-held', { display_name: 'Test Patient Held' }), T1);
       await insertActive(storage.db, {
         id: 'rel-held', patientAgentId: 'agent-held', patientPublicKey: 'B'.repeat(43), patientEndpoint: 'wss://agent-held.example/agent',

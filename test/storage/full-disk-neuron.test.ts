@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { sql } from 'kysely';
-import { createLogger } from '../../src/observability/logger.ts';
+import { createLogger } from '../../src/foundation/observability/logger.ts';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../helpers/neuron.ts';
 import { authenticate, challengeResponse, newPatient, openRaw } from '../helpers/raw-handshake.ts';
 import { eventually } from '../helpers/records.ts';

@@ -5,14 +5,14 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLogger } from '../../src/observability/logger.ts';
-import { AuditLog } from '../../src/audit/index.ts';
-import { ensureOrganizationKey } from '../../src/organization/keys.ts';
-import { deleteEndedSessions, getSession, insertSession } from '../../src/operators/store.ts';
-import { OperatorService, sessionDigest } from '../../src/operators/service.ts';
-import { handshakesPerDay } from '../../src/status/handshake-stats.ts';
-import { NeuronError } from '../../src/errors/index.ts';
-import type { Storage } from '../../src/storage/index.ts';
+import { createLogger } from '../../src/foundation/observability/logger.ts';
+import { AuditLog } from '../../src/domains/audit/index.ts';
+import { ensureOrganizationKey } from '../../src/foundation/organization/keys.ts';
+import { deleteEndedSessions, getSession, insertSession } from '../../src/domains/operators/store.ts';
+import { OperatorService, sessionDigest } from '../../src/domains/operators/service.ts';
+import { handshakesPerDay } from '../../src/domains/status/handshake-stats.ts';
+import { NeuronError } from '../../src/foundation/errors/index.ts';
+import type { Storage } from '../../src/foundation/storage/index.ts';
 import { testDatabases } from '../helpers/databases.ts';
 
 const DAY_MS = 86_400_000;

@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import { sql } from 'kysely';
 import assert from 'node:assert/strict';
-import { ensureOrganizationKey, loadOrganizationKey, verifyOrganizationSignature } from '../../src/organization/keys.ts';
+import { ensureOrganizationKey, loadOrganizationKey, verifyOrganizationSignature } from '../../src/foundation/organization/keys.ts';
 import { testDatabases } from '../helpers/databases.ts';
 
 for (const backend of testDatabases()) {

@@ -6,13 +6,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { NeuronError } from '../../src/errors/index.ts';
-import type { Storage } from '../../src/storage/index.ts';
-import { encodeCursor } from '../../src/storage/cursor.ts';
+import { NeuronError } from '../../src/foundation/errors/index.ts';
+import type { Storage } from '../../src/foundation/storage/index.ts';
+import { encodeCursor } from '../../src/foundation/storage/cursor.ts';
 import {
   findActive, findLive, getRelationship, insertActive, listRelationships, setStatus, suspendAllForPatient, touchHandshake,
   type Relationship,
-} from '../../src/relationships/store.ts';
+} from '../../src/domains/relationships/store.ts';
 import { testDatabases } from '../helpers/databases.ts';
 
 const NPI_A = '1245319599';

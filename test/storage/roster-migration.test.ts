@@ -7,10 +7,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { down as sqliteDown } from '../../src/storage/migrations/sqlite/005_roster_capabilities_and_key_blocks.ts';
-import { down as postgresDown } from '../../src/storage/migrations/postgres/005_roster_capabilities_and_key_blocks.ts';
-import { getProviderByRegistrationDigest } from '../../src/providers/store.ts';
-import { registrationDigest } from '../../src/providers/registration.ts';
+import { down as sqliteDown } from '../../src/foundation/storage/migrations/sqlite/005_roster_capabilities_and_key_blocks.ts';
+import { down as postgresDown } from '../../src/foundation/storage/migrations/postgres/005_roster_capabilities_and_key_blocks.ts';
+import { getProviderByRegistrationDigest } from '../../src/domains/providers/store.ts';
+import { registrationDigest } from '../../src/domains/providers/registration.ts';
 import { testDatabases } from '../helpers/databases.ts';
 
 const MIGRATION = '005_roster_capabilities_and_key_blocks';

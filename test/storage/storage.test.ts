@@ -12,8 +12,8 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { openStorage, StorageError, type Db, type Storage } from '../../src/storage/index.ts';
-import { MigrationError, pendingMigrations, runMigrations } from '../../src/storage/migrate.ts';
+import { openStorage, StorageError, type Db, type Storage } from '../../src/foundation/storage/index.ts';
+import { MigrationError, pendingMigrations, runMigrations } from '../../src/foundation/storage/migrate.ts';
 import { POSTGRES_URL_VARIABLE, testDatabases } from '../helpers/databases.ts';
 
 const EXPECTED_TABLES = [

@@ -1,11 +1,11 @@
 /**
- * Portable text matching (src/storage/text.ts) on every backend: literal wildcards, Unicode case
+ * Portable text matching (src/foundation/storage/text.ts) on every backend: literal wildcards, Unicode case
  * folding, and JSON field access that never matches key names.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { containsInsensitive, containsPattern, dialectOf, jsonTextField, type Db } from '../../src/storage/index.ts';
+import { containsInsensitive, containsPattern, dialectOf, jsonTextField, type Db } from '../../src/foundation/storage/index.ts';
 import { testDatabases } from '../helpers/databases.ts';
 
 const AT = '2026-03-01T09:00:00.000Z';

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { isStorageFailure, openStorage, StorageError, type Storage, type StorageOptions } from '../../src/storage/index.ts';
+import { isStorageFailure, openStorage, StorageError, type Storage, type StorageOptions } from '../../src/foundation/storage/index.ts';
 import { testDatabases } from '../helpers/databases.ts';
 
 function sqliteOptions(file: string, extra: Partial<StorageOptions> = {}): StorageOptions {

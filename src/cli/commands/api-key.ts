@@ -1,16 +1,16 @@
 /**
  * `neuron api-key create|list|revoke`: API keys from the command line, through the same service
- * the REST API uses (src/api-keys/service.ts). Works whether or not the Neuron is running; a
+ * the REST API uses (src/domains/api-keys/service.ts). Works whether or not the Neuron is running; a
  * revocation takes effect on the key's next request, since the server reads the key's row on
  * every request.
  */
 import type { Command } from 'commander';
-import { ensureOrganizationKey } from '../../organization/keys.ts';
-import { ApiKeyService, type ApiKeyView } from '../../api-keys/service.ts';
-import { LABEL_PATTERN } from '../../api-keys/format.ts';
-import { SCOPES, type Scope } from '../../api/principal.ts';
-import { NeuronError } from '../../errors/index.ts';
-import type { Storage } from '../../storage/index.ts';
+import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
+import { ApiKeyService, type ApiKeyView } from '../../domains/api-keys/service.ts';
+import { LABEL_PATTERN } from '../../domains/api-keys/format.ts';
+import { SCOPES, type Scope } from '../../foundation/rest/principal.ts';
+import { NeuronError } from '../../foundation/errors/index.ts';
+import type { Storage } from '../../foundation/storage/index.ts';
 import { globalOptions, loadForCli, openForCli, parseDuration, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { latestTreeHead, parseTreeHead, trustFromDataDir, verifyAuditLog, type TreeHead, type VerifyResult } from '../../audit/index.ts';
+import { latestTreeHead, parseTreeHead, trustFromDataDir, verifyAuditLog, type TreeHead, type VerifyResult } from '../../domains/audit/index.ts';
 import { globalOptions, loadForCli, openForCli } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 
@@ -75,7 +75,7 @@ export function registerAudit(program: Command): void {
       return seconds;
     })
     .action(async (url: string, options: { state: string; every?: number }) => {
-      const { monitorOnce } = await import('../../audit/monitor.ts');
+      const { monitorOnce } = await import('../../domains/audit/monitor.ts');
       for (;;) {
         const outcome = await monitorOnce({ baseUrl: url, stateFile: options.state });
         const paint = colours();

@@ -1,6 +1,6 @@
 /**
  * `neuron block add|remove|list`: blocking patient agents from the command line, through the same
- * service the REST API uses (src/blocks/service.ts), so a block is the same one transaction: the
+ * service the REST API uses (src/domains/blocks/service.ts), so a block is the same one transaction: the
  * block, the agent's active relationships suspended, the `patient.blocked` webhook queued and the
  * audit entry (actor `cli`). A running Neuron reads blocks on every handshake, so it counts from
  * the next one.
@@ -9,17 +9,17 @@
  * blocked, database trouble).
  */
 import type { Command } from 'commander';
-import { BlockService } from '../../blocks/service.ts';
-import { RelationshipService } from '../../relationships/index.ts';
-import type { Block } from '../../blocks/store.ts';
-import { NeuronError } from '../../errors/index.ts';
-import { ensureOrganizationKey } from '../../organization/keys.ts';
+import { BlockService } from '../../domains/blocks/service.ts';
+import { RelationshipService } from '../../domains/relationships/index.ts';
+import type { Block } from '../../domains/blocks/store.ts';
+import { NeuronError } from '../../foundation/errors/index.ts';
+import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
 import { cliAudit, globalOptions, loadForCli, openForCli } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 
 /** Blocks read per page while printing them all. */
 const LIST_PAGE_SIZE = 200;
-/** The REST API's bounds (src/api/schemas.ts: PatientAgentId and the reason's text(500)). */
+/** The REST API's bounds (src/foundation/rest/schemas.ts: PatientAgentId and the reason's text(500)). */
 const AGENT_ID_MAX_CHARS = 256;
 const REASON_MAX_CHARS = 500;
 const BLOCK_ACTOR = { actor: 'cli', keyId: undefined };

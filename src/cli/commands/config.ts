@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { redactConfig } from '../../config/index.ts';
+import { redactConfig } from '../../foundation/config/index.ts';
 import { globalOptions, loadForCli } from '../context.ts';
 import { CliError, EXIT, out, printJson } from '../output.ts';
 

@@ -4,8 +4,8 @@
  * the network and is unauthenticated.
  */
 import type { Command } from 'commander';
-import { DEFAULT_BROWSE_TIMEOUT_MS, MAX_BROWSE_TIMEOUT_MS, formatDiscoveredNeurons } from '../../discovery/index.ts';
-import { isNeuronError } from '../../errors/index.ts';
+import { DEFAULT_BROWSE_TIMEOUT_MS, MAX_BROWSE_TIMEOUT_MS, formatDiscoveredNeurons } from '../../network/discovery/index.ts';
+import { isNeuronError } from '../../foundation/errors/index.ts';
 import { parseDuration } from '../context.ts';
 import { CliError, EXIT, out, printJson } from '../output.ts';
 
@@ -22,7 +22,7 @@ export function registerDiscover(program: Command): void {
         throw new CliError(`--timeout must be more than 0 and at most ${MAX_BROWSE_TIMEOUT_MS / 1000}s`, EXIT.USAGE);
       }
       // Loaded here: the server, which shares this command line, never browses.
-      const { browseNeurons } = await import('../../discovery/browser.ts');
+      const { browseNeurons } = await import('../../network/discovery/browser.ts');
       let found;
       try {
         found = await browseNeurons({ timeoutMs, ...(options.interface === undefined ? {} : { interface: options.interface }) });

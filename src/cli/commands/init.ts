@@ -1,17 +1,17 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { ConfigError, isValidNpi, loadConfig, NPI_RULE, resolveConfigFile } from '../../config/index.ts';
-import { developmentConfig, writeConfigFile, type InitialConfig } from '../../config/init.ts';
-import { AuditLog } from '../../audit/index.ts';
-import { ensureOrganizationKey } from '../../organization/keys.ts';
+import { ConfigError, isValidNpi, loadConfig, NPI_RULE, resolveConfigFile } from '../../foundation/config/index.ts';
+import { developmentConfig, writeConfigFile, type InitialConfig } from '../../foundation/config/init.ts';
+import { AuditLog } from '../../domains/audit/index.ts';
+import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
 import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out } from '../output.ts';
-import { createLogger } from '../../observability/logger.ts';
+import { createLogger } from '../../foundation/observability/logger.ts';
 import { handshakeUrlFor } from '../../main.ts';
-import { registerOnce } from '../../presence/index.ts';
-import type { LoadedConfig } from '../../config/index.ts';
-import type { Storage } from '../../storage/index.ts';
+import { registerOnce } from '../../network/presence/index.ts';
+import type { LoadedConfig } from '../../foundation/config/index.ts';
+import type { Storage } from '../../foundation/storage/index.ts';
 
 interface InitOptions {
   name?: string;

@@ -1,6 +1,6 @@
 /**
  * `neuron provider add|list|show|update|approve|suspend|remove`: the provider roster from the
- * command line, through the same service the REST API uses (src/providers/service.ts). Works
+ * command line, through the same service the REST API uses (src/domains/providers/service.ts). Works
  * whether or not the Neuron is running: the server reads the roster from the database on every
  * handshake, so a change here counts from the next one. Every change is audited as `cli`.
  *
@@ -8,16 +8,16 @@
  * database trouble).
  */
 import type { Command } from 'commander';
-import { isValidNpi, NPI_RULE, PROVIDER_TYPES } from '../../config/index.ts';
-import { NeuronError } from '../../errors/index.ts';
-import { ensureOrganizationKey } from '../../organization/keys.ts';
-import { OutboundPolicy } from '../../outbound/index.ts';
-import { ProviderService, type CreateProviderInput, type RosterActor, type UpdateProviderInput } from '../../providers/service.ts';
-import { toProviderView } from '../../providers/routes.ts';
-import type { Provider } from '../../providers/store.ts';
-import { PROVIDER_STATUSES, providerFieldProblems, type ProviderStatus } from '../../providers/validation.ts';
-import type { ProviderViewType } from '../../providers/schemas.ts';
-import type { Storage } from '../../storage/index.ts';
+import { isValidNpi, NPI_RULE, PROVIDER_TYPES } from '../../foundation/config/index.ts';
+import { NeuronError } from '../../foundation/errors/index.ts';
+import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
+import { OutboundPolicy } from '../../foundation/outbound/index.ts';
+import { ProviderService, type CreateProviderInput, type RosterActor, type UpdateProviderInput } from '../../domains/providers/service.ts';
+import { toProviderView } from '../../domains/providers/routes.ts';
+import type { Provider } from '../../domains/providers/store.ts';
+import { PROVIDER_STATUSES, providerFieldProblems, type ProviderStatus } from '../../domains/providers/validation.ts';
+import type { ProviderViewType } from '../../domains/providers/schemas.ts';
+import type { Storage } from '../../foundation/storage/index.ts';
 import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 

@@ -4,8 +4,8 @@
  * work whether or not the Neuron runs; reset refuses while any instance runs the registry client.
  */
 import type { Command } from 'commander';
-import { ensureOrganizationKey } from '../../organization/keys.ts';
-import { providerStateCounts, readRegistryStatus, registryClientHolder, resetRegistration, type RegistryStatusView } from '../../presence/index.ts';
+import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
+import { providerStateCounts, readRegistryStatus, registryClientHolder, resetRegistration, type RegistryStatusView } from '../../network/presence/index.ts';
 import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 import { runningInstance } from '../pidfile.ts';

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { sql } from 'kysely';
-import type { Storage } from '../../storage/index.ts';
+import type { Storage } from '../../foundation/storage/index.ts';
 import { globalOptions, loadForCli, openForCli } from '../context.ts';
 import { EXIT, colours, out, printJson } from '../output.ts';
 import { runningInstance } from '../pidfile.ts';
-import { readRegistryStatus, type RegistryStatusView } from '../../presence/index.ts';
+import { readRegistryStatus, type RegistryStatusView } from '../../network/presence/index.ts';
 import { formatRegistryStatus } from './registry.ts';
 
 /** How long status waits for the running instance's readiness answer. */

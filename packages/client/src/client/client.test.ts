@@ -1,5 +1,5 @@
 // The client against a small spec-following WebSocket server built from the protocol layer
-// (the real server lives in src/handshake/).
+// (the real server lives in src/domains/handshake/).
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';

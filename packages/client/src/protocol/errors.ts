@@ -2,7 +2,7 @@
  * The one error type the protocol layer throws on purpose. Its codes are the Neuron's catalogue
  * codes (shared/spec/handshake.md section 5) as plain strings, so this package needs nothing of
  * the server: the Neuron turns a ProtocolError into its catalogue error with the same code
- * (src/errors/ in the server), and a client reads `code` and `reason` as they are.
+ * (src/foundation/errors/ in the server), and a client reads `code` and `reason` as they are.
  */
 
 /** Sub-reasons of CONSENT_FAILED, exactly as the handshake spec names them. */

@@ -1,0 +1,144 @@
+/**
+ * What the audit verifier keeps outside the database, in the data directory (docs/security.md):
+ *
+ * - `organization-key.json`: the organization's public key, pinned at the first start. The
+ *   verifier trusts tree heads signed by this key only; a key row added to the database changes
+ *   nothing.
+ * - `audit-tree-heads.log`: the signed tree heads this instance produced, one JSON line each,
+ *   appended and fdatasync'd after their commit, off the handshake's path. A database rewritten or
+ *   truncated behind the Neuron's back is no longer consistent with them.
+ *
+ * A copy of the data directory (with the config file) verifies the same as the original.
+ */
+import { closeSync, fdatasyncSync, mkdirSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { OrganizationKey } from '../../foundation/organization/keys.ts';
+import { parseTreeHead, type TreeHead } from './tree-head.ts';
+
+export const ORGANIZATION_KEY_FILE = 'organization-key.json';
+export const TREE_HEADS_FILE = 'audit-tree-heads.log';
+
+export interface PinnedKey {
+  key_id: string;
+  public_key: string;
+}
+
+/** Pins the key's public half in the data directory unless a key is pinned already; returns the pinned one. */
+export function pinOrganizationKey(dataDir: string, key: OrganizationKey): PinnedKey {
+  const file = path.join(dataDir, ORGANIZATION_KEY_FILE);
+  if (existsSync(file)) return readPinnedKey(dataDir)!;
+  // With PostgreSQL nothing else may have created the data directory yet.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const pinned: PinnedKey = { key_id: key.id, public_key: key.publicKey };
+  // 'wx': two instances starting on one data directory cannot both write it.
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'wx', 0o644);
+    writeSync(fd, `${JSON.stringify({ type: 'neuron.organization_key', ...pinned })}\n`);
+    fsyncSync(fd);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  return readPinnedKey(dataDir)!;
+}
+
+export function readPinnedKey(dataDir: string): PinnedKey | null {
+  const file = path.join(dataDir, ORGANIZATION_KEY_FILE);
+  if (!existsSync(file)) return null;
+  const value = JSON.parse(readFileSync(file, 'utf8')) as Partial<PinnedKey>;
+  if (typeof value.public_key !== 'string' || typeof value.key_id !== 'string') throw new TypeError(`${file} does not hold key_id and public_key`);
+  return { key_id: value.key_id, public_key: value.public_key };
+}
+
+/** The public keys the verifier trusts: the pinned key (rotation endorsements are future work, docs/security.md). */
+export function trustedKeys(dataDir: string): Set<string> {
+  const pinned = readPinnedKey(dataDir);
+  return new Set(pinned ? [pinned.public_key] : []);
+}
+
+/**
+ * The tree heads kept in the file. A last line without its newline is a write cut short by a
+ * crash and is skipped; any other unreadable line is an error naming it.
+ */
+export function readTreeHeadsFile(dataDir: string): TreeHead[] {
+  const file = path.join(dataDir, TREE_HEADS_FILE);
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file, 'utf8');
+  // The piece after the last newline is empty, or a line cut short.
+  const complete = text.split('\n').slice(0, -1);
+  return complete.map((line, i) => {
+    try {
+      return parseTreeHead(JSON.parse(line));
+    } catch (error) {
+      throw new TypeError(`${file} line ${i + 1}: ${(error as Error).message}`);
+    }
+  });
+}
+
+/** Appends one head and fdatasyncs it before returning (commands that exit right after their commit). */
+export function appendTreeHeadSync(dataDir: string, head: TreeHead): void {
+  const fd = openSync(path.join(dataDir, TREE_HEADS_FILE), 'a', 0o644);
+  try {
+    writeSync(fd, `${JSON.stringify(head)}\n`);
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Appends tree heads to the file after their commit. At most one write and one fdatasync run at
+ * a time; heads sealed meanwhile are coalesced into the newest (a larger head is consistent with,
+ * and proves more than, the ones before it). The window: heads committed in the last write's
+ * fdatasync are not yet in the file; a crash then leaves the file a few heads behind the database,
+ * which verification accepts (the database must be at least as large as every head in the file).
+ */
+export class TreeHeadFile {
+  private readonly file: string;
+  private readonly logger: Logger;
+  private handle: FileHandle | null = null;
+  private next: TreeHead | null = null;
+  private writtenSize = 0;
+  private writing: Promise<void> | null = null;
+
+  constructor(options: { dataDir: string; logger: Logger }) {
+    this.file = path.join(options.dataDir, TREE_HEADS_FILE);
+    this.logger = options.logger;
+  }
+
+  offer(head: TreeHead): void {
+    if (head.tree_size <= this.writtenSize || (this.next !== null && head.tree_size <= this.next.tree_size)) return;
+    this.next = head;
+    this.writing ??= this.drain().finally(() => (this.writing = null));
+  }
+
+  /** Resolves once every head offered so far is in the file. */
+  async flush(): Promise<void> {
+    while (this.writing !== null) await this.writing;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.handle?.close();
+    this.handle = null;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.next !== null) {
+      const head = this.next;
+      this.next = null;
+      try {
+        this.handle ??= await open(this.file, 'a', 0o644);
+        await this.handle.appendFile(`${JSON.stringify(head)}\n`);
+        await this.handle.datasync();
+        this.writtenSize = head.tree_size;
+      } catch (error) {
+        this.logger.error({ err: error, file: this.file }, 'could not append the audit tree head to its file');
+      }
+    }
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The audit log service: appends inside the caller's transaction (so an event is written exactly
+ * when the change it describes is), signs checkpoints of the chain head, and verifies the whole
+ * chain.
+ */
+import type { Logger } from 'pino';
+import type { Db, Storage } from '../../foundation/storage/index.ts';
+import { isoNow } from '../../foundation/storage/index.ts';
+import { Statement } from '../../foundation/storage/statements.ts';
+import type { OrganizationKey } from '../../foundation/organization/keys.ts';
+import { createHash } from 'node:crypto';
+import { leafHash } from 'neuron-careagent-client/protocol';
+import { GENESIS_HASH, canonicalJson, checkpointMessage, entryCanonical, sanitizeDetails, type AuditEntry } from './chain.ts';
+import { AuditTree, latestTreeHead, type ReceiptTicket } from './tree.ts';
+import type { TreeHead } from './tree-head.ts';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { TREE_HEADS_FILE, readTreeHeadsFile, trustedKeys } from './outside.ts';
+import { verifyAuditLog, type AuditTrust, type VerifyResult } from './verify.ts';
+
+export type { VerifyResult, AuditTrust } from './verify.ts';
+
+export interface AuditEvent {
+  /** Dotted event name, for example `handshake.completed` or `api_key.created`. */
+  type: string;
+  /** Who caused it: `system`, `cli`, `api-key:<label>`, `patient:<agent id>`, … */
+  actor: string;
+  details?: Record<string, unknown>;
+}
+
+
+/** The chain head: one probe of the primary key's end. Every handshake appends, so both are plain SQL (../storage/statements.ts). */
+const READ_HEAD = new Statement('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
+const INSERT_ENTRY = new Statement('INSERT INTO audit_log (seq, occurred_at, event_type, actor, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)');
+
+export interface AuditLogOptions {
+  /** The data directory: where the pinned key and the tree-head file are (verify). Absent: verify needs `trust` given. */
+  dataDir?: string;
+  /** audit.tree_head_file_grace_ms for verify (SQLite only; see AuditTrust.file). */
+  treeHeadFileGraceMs?: number;
+  /** Told of every tree head sealed, after its commit (the tree-head file). */
+  onTreeHead?: (head: TreeHead) => void;
+}
+
+export class AuditLog {
+  readonly tree: AuditTree;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly key: OrganizationKey,
+    private readonly logger: Logger,
+    private readonly options: AuditLogOptions = {},
+  ) {
+    this.tree = new AuditTree({ storage, key, ...(options.onTreeHead ? { onSealed: options.onTreeHead } : {}) });
+  }
+
+  /**
+   * Appends within an open storage transaction; the caller's commit makes it durable, and seals
+   * it under a signed tree head just before (AuditTree). `ticket`, when given, receives that tree
+   * head and the entry's inclusion proof (a receipt) by the time the commit resolved.
+   */
+  async append(trx: Db, event: AuditEvent, now: number = Date.now(), ticket?: ReceiptTicket): Promise<AuditEntry> {
+    await this.storage.lock(trx, 'audit_chain');
+    // Read inside the locked transaction (never cached): other processes append to the same chain.
+    const head = (await READ_HEAD.execute<{ seq: number; hash: string }>(trx, [])).rows[0];
+    const entryFields = {
+      seq: (head?.seq ?? 0) + 1,
+      occurred_at: isoNow(now),
+      event_type: event.type,
+      actor: event.actor,
+      details: canonicalJson(sanitizeDetails(event.details ?? {})),
+      prev_hash: head?.hash ?? GENESIS_HASH,
+    };
+    const canonicalText = entryCanonical(entryFields);
+    const canonical = Buffer.from(canonicalText);
+    if (ticket !== undefined) ticket.entryText = canonicalText;
+    const entry = { ...entryFields, hash: createHash('sha256').update(canonical).digest('hex') };
+    await INSERT_ENTRY.execute(trx, [entry.seq, entry.occurred_at, entry.event_type, entry.actor, entry.details, entry.prev_hash, entry.hash]);
+    this.tree.track(trx, entry, leafHash(canonical), ticket);
+    return entry;
+  }
+
+  /** Appends in a transaction of its own. */
+  async record(event: AuditEvent): Promise<AuditEntry> {
+    return this.storage.transaction((trx) => this.append(trx, event));
+  }
+
+  /** Signs the current head if it moved since the last checkpoint. */
+  async checkpoint(now: number = Date.now()): Promise<{ seq: number } | null> {
+    return this.storage.transaction(async (trx) => {
+      await this.storage.lock(trx, 'audit_chain');
+      const head = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      if (!head) return null;
+      const last = await trx.selectFrom('audit_checkpoints').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      if (last && last.seq >= head.seq) return null;
+      const signedAt = isoNow(now);
+      const signature = this.key.sign(checkpointMessage({ seq: head.seq, head_hash: head.hash, signed_at: signedAt }));
+      await trx.insertInto('audit_checkpoints').values({ seq: head.seq, head_hash: head.hash, signed_at: signedAt, public_key: this.key.publicKey, signature }).execute();
+      this.logger.debug({ seq: head.seq }, 'audit checkpoint signed');
+      return { seq: head.seq };
+    });
+  }
+
+  /** Verifies against the data directory's trust (the pinned key, the tree-head file), like `neuron audit verify`. */
+  async verify(extraHeads: Array<{ head: TreeHead; source: string }> = []): Promise<VerifyResult> {
+    if (this.options.dataDir === undefined) throw new Error('AuditLog.verify needs the data directory');
+    const grace = this.storage.dialect === 'sqlite' ? this.options.treeHeadFileGraceMs : undefined;
+    return verifyAuditLog(this.storage.db, trustFromDataDir(this.options.dataDir, extraHeads, grace));
+  }
+
+  async latestTreeHead(): Promise<TreeHead | null> {
+    return latestTreeHead(this.storage.db);
+  }
+
+  async list(options: { after?: number; limit: number; eventType?: string }): Promise<AuditEntry[]> {
+    let query = this.storage.db.selectFrom('audit_log').selectAll().orderBy('seq', 'asc').limit(options.limit);
+    if (options.after !== undefined) query = query.where('seq', '>', options.after);
+    if (options.eventType !== undefined) query = query.where('event_type', '=', options.eventType);
+    return query.execute();
+  }
+}
+
+/**
+ * The trust a verifier takes from the data directory: the pinned key, the heads in the file, and
+ * any more heads given (a witness's, a receipt's). Throws a TypeError naming a bad file.
+ */
+export function trustFromDataDir(
+  dataDir: string,
+  extraHeads: Array<{ head: TreeHead; source: string }> = [],
+  /** audit.tree_head_file_grace_ms, on SQLite only (AuditTrust.file). */
+  fileGraceMs?: number,
+): AuditTrust {
+  const fromFile = readTreeHeadsFile(dataDir);
+  const fileHeads = fromFile.map((head) => ({ head, source: 'the tree-head file' }));
+  const newestSize = fromFile.reduce((max, head) => Math.max(max, head.tree_size), 0);
+  const present = existsSync(path.join(dataDir, TREE_HEADS_FILE));
+  return {
+    trustedKeys: trustedKeys(dataDir),
+    heads: [...fileHeads, ...extraHeads],
+    ...(fileGraceMs === undefined ? {} : { file: { newestSize, present, graceMs: fileGraceMs, now: Date.now() } }),
+  };
+}
+
+/** Kept for callers of the chain-only name: the same full verification. */
+export const verifyAuditChain = verifyAuditLog;

@@ -1,0 +1,142 @@
+/**
+ * Verifying the audit log (`neuron audit verify`, `POST /v1/audit/verify`): one pass over the
+ * entries in constant memory that checks the hash chain, rebuilds the Merkle tree and, as it
+ * reaches each tree head's size, compares the root. Tree heads come from the database and from
+ * outside it (the tree-head file, heads given by a witness or a receipt); every one must be signed
+ * by a trusted key, which never comes from the database (src/domains/audit/outside.ts). Checkpoints, the
+ * older signed chain heads, are checked with the same trusted keys.
+ */
+import type { Db } from '../../foundation/storage/index.ts';
+import { verifyOrganizationSignature } from '../../foundation/organization/keys.ts';
+import { Frontier } from 'neuron-careagent-client/protocol';
+import { ChainWalker, checkpointMessage, entryLeafHash } from './chain.ts';
+import { treeHeadFromRow, treeHeadSignedBy, type TreeHead } from './tree-head.ts';
+
+export interface AuditTrust {
+  /** Raw base64url Ed25519 public keys whose tree heads are believed. */
+  trustedKeys: ReadonlySet<string>;
+  /** Tree heads from outside the database, with where each came from (for the message). */
+  heads: Array<{ head: TreeHead; source: string }>;
+  /**
+   * The tree-head file's newest size (0 when missing or empty) and how long a database head may be
+   * missing from it (audit.tree_head_file_grace_ms). Absent: the file is not compared (PostgreSQL).
+   */
+  file?: { newestSize: number; present: boolean; graceMs: number; now: number };
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  entries: number;
+  checkpoints: number;
+  /** Tree heads checked: the database's and the outside ones. */
+  treeHeads: number;
+  /** First sequence number found bad (the first entry that is missing, altered or out of place). */
+  firstBadSeq: number | null;
+  /** The tree size of the first tree head that is unsigned, untrusted or inconsistent with the log. */
+  badTreeHead: number | null;
+  problem: string | null;
+}
+
+/** Rows read per page while verifying, so memory stays flat on long chains. */
+const VERIFY_PAGE_SIZE = 1_000;
+
+interface SourcedHead {
+  head: TreeHead;
+  source: string;
+}
+
+export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyResult> {
+  const checkpoints = await db.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'asc').execute();
+  const walker = new ChainWalker(checkpoints.map((c) => c.seq));
+  const frontier = Frontier.empty();
+  const outside = [...trust.heads].sort((a, b) => a.head.tree_size - b.head.tree_size);
+  let checkedHeads = 0;
+  let lastGoodSize = 0;
+  const result = (ok: boolean, firstBadSeq: number | null, badTreeHead: number | null, problem: string | null): VerifyResult =>
+    ({ ok, entries: walker.count, checkpoints: checkpoints.length, treeHeads: checkedHeads, firstBadSeq, badTreeHead, problem });
+
+  /** Checks one head whose size the tree has just reached; a failure message or null. */
+  const checkHead = ({ head, source }: SourcedHead): string | null => {
+    checkedHeads += 1;
+    if (!treeHeadSignedBy(head, trust.trustedKeys)) {
+      return `the tree head of size ${head.tree_size} in ${source} is not signed by a trusted organization key`;
+    }
+    if (frontier.root().toString('hex') !== head.root_hash) {
+      return `the log is not consistent with the tree head of size ${head.tree_size} in ${source}: an entry from ${lastGoodSize + 1} to ${head.tree_size} was changed, removed or inserted`;
+    }
+    lastGoodSize = head.tree_size;
+    return null;
+  };
+
+  let databaseHeads = await headsAfter(db, 0);
+  let latestDatabaseHead = 0;
+  let firstDatabaseHeadBeyondFile: TreeHead | null = null;
+  for (let after = 0; ;) {
+    const page = await db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq', 'asc').limit(VERIFY_PAGE_SIZE).execute();
+    for (const entry of page) {
+      const problem = walker.push(entry);
+      if (problem) return result(false, problem.seq, null, problem.message);
+      frontier.append(entryLeafHash(entry));
+      while (databaseHeads.length > 0 && databaseHeads[0]!.tree_size <= frontier.size) {
+        const head = databaseHeads.shift()!;
+        if (head.tree_size < frontier.size) continue; // unreachable: sizes ascend and the tree grows by one
+        latestDatabaseHead = head.tree_size;
+        if (firstDatabaseHeadBeyondFile === null && head.tree_size > (trust.file?.newestSize ?? Infinity)) firstDatabaseHeadBeyondFile = head;
+        const failure = checkHead({ head, source: 'the database' });
+        if (failure) return result(false, lastGoodSize + 1, head.tree_size, failure);
+        if (databaseHeads.length === 0) databaseHeads = await headsAfter(db, head.tree_size);
+      }
+      while (outside.length > 0 && outside[0]!.head.tree_size === frontier.size) {
+        const failure = checkHead(outside.shift()!);
+        if (failure) return result(false, lastGoodSize + 1, frontier.size, failure);
+      }
+    }
+    if (page.length < VERIFY_PAGE_SIZE) break;
+    after = page[page.length - 1]!.seq;
+  }
+
+  const beyond = outside[0] ?? (databaseHeads[0] ? { head: databaseHeads[0], source: 'the database' } : undefined);
+  if (beyond !== undefined) {
+    checkedHeads += 1;
+    const size = beyond.head.tree_size;
+    if (!treeHeadSignedBy(beyond.head, trust.trustedKeys)) {
+      return result(false, null, size, `the tree head of size ${size} in ${beyond.source} is not signed by a trusted organization key`);
+    }
+    return result(false, walker.count + 1, size, `entries ${walker.count + 1} to ${size} are missing: the tree head of size ${size} in ${beyond.source} covers them (the log was truncated)`);
+  }
+  const fileProblem = checkFileKeptUp(trust, firstDatabaseHeadBeyondFile);
+  if (fileProblem) return result(false, null, firstDatabaseHeadBeyondFile!.tree_size, fileProblem);
+  if (walker.count > latestDatabaseHead) {
+    return result(false, latestDatabaseHead + 1, null, `entries ${latestDatabaseHead + 1} to ${walker.count} are not covered by any signed tree head in the database (tree heads removed, or entries added behind the Neuron's back)`);
+  }
+
+  for (const checkpoint of checkpoints) {
+    if (!trust.trustedKeys.has(checkpoint.public_key) || !verifyOrganizationSignature(checkpoint.public_key, checkpointMessage(checkpoint), checkpoint.signature)) {
+      return result(false, checkpoint.seq, null, `checkpoint at entry ${checkpoint.seq} has an invalid signature`);
+    }
+    if (checkpoint.seq > walker.count) {
+      return result(false, walker.count + 1, null, `entries ${walker.count + 1} to ${checkpoint.seq} were signed in a checkpoint but are missing`);
+    }
+    if (walker.hashAt(checkpoint.seq) !== checkpoint.head_hash) {
+      return result(false, checkpoint.seq, null, `entry ${checkpoint.seq} does not match its signed checkpoint`);
+    }
+  }
+  return result(true, null, null, null);
+}
+
+/** A database head long signed but absent from the tree-head file: the file was deleted or rolled back. */
+function checkFileKeptUp(trust: AuditTrust, beyond: TreeHead | null): string | null {
+  const file = trust.file;
+  if (file === undefined || beyond === null) return null;
+  const age = file.now - Date.parse(beyond.timestamp);
+  if (!(age > file.graceMs)) return null;
+  const seconds = Math.round(file.graceMs / 1000);
+  return file.present
+    ? `the tree-head file ends at size ${file.newestSize}, but the database holds a tree head of size ${beyond.tree_size} signed more than ${seconds} s ago: the file was rolled back (or the Neuron was killed before writing it and has not started since)`
+    : `the tree-head file is missing, but the database holds tree heads signed more than ${seconds} s ago: the file was deleted, or this data directory does not belong to this database`;
+}
+
+async function headsAfter(db: Db, size: number): Promise<TreeHead[]> {
+  const rows = await db.selectFrom('audit_tree_heads').selectAll().where('tree_size', '>', size).orderBy('tree_size', 'asc').limit(VERIFY_PAGE_SIZE).execute();
+  return rows.map(treeHeadFromRow);
+}

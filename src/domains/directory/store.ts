@@ -1,0 +1,119 @@
+/**
+ * The patient directory: who the organization's patients' agents are and how to reach them, plus
+ * optional front-desk demographics. Never clinical data. The profile can be deleted on request
+ * while the entry (needed for relationships and audit) stays.
+ */
+import { sql } from 'kysely';
+import type { Db } from '../../foundation/storage/index.ts';
+import { Statement } from '../../foundation/storage/statements.ts';
+import { containsInsensitive, jsonTextField } from '../../foundation/storage/text.ts';
+import type { PatientsTable } from '../../foundation/storage/tables.ts';
+import { decodeCursor, pageOf } from '../../foundation/storage/cursor.ts';
+
+/** Front-desk demographics only. Unknown fields are dropped before they reach the store. */
+export interface PatientProfile {
+  display_name?: string;
+  date_of_birth?: string;
+  preferred_language?: string;
+}
+
+export interface PatientEntry {
+  patientAgentId: string;
+  patientPublicKey: string;
+  patientEndpoint: string;
+  profile: PatientProfile | null;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  updatedAt: string;
+}
+
+function toEntry(row: PatientsTable): PatientEntry {
+  return {
+    patientAgentId: row.patient_agent_id,
+    patientPublicKey: row.patient_public_key,
+    patientEndpoint: row.patient_endpoint,
+    profile: row.profile === null ? null : (JSON.parse(row.profile) as PatientProfile),
+    firstSeenAt: row.first_seen_at,
+    lastSeenAt: row.last_seen_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/**
+ * Creates or refreshes the entry after a completed handshake. A profile given in the handshake
+ * replaces the stored one; no profile leaves the stored one as it is.
+ */
+export async function upsertFromHandshake(
+  db: Db,
+  entry: { patientAgentId: string; patientPublicKey: string; patientEndpoint: string; profile: PatientProfile | null },
+  at: string,
+): Promise<void> {
+  const profile = entry.profile === null ? null : JSON.stringify(entry.profile);
+  await (profile === null ? UPSERT_KEEP_PROFILE : UPSERT_WITH_PROFILE).execute(db, [entry.patientAgentId, entry.patientPublicKey, entry.patientEndpoint, profile, at, at, at]);
+}
+
+/**
+ * Every handshake upserts the entry: plain SQL written once (../storage/statements.ts), one text
+ * with the new profile and one that keeps the stored profile. Anyone can present any agent id
+ * with a key of their own; the handshake only ties the id to a key per provider. So a different
+ * key may take over the directory entry (key, endpoint, profile) only once no live relationship is
+ * held under the entry's current key; otherwise a stranger could redirect a patient's address by
+ * handshaking with another provider.
+ */
+function upsertStatement(profileUpdate: string): Statement {
+  return new Statement(`INSERT INTO patients (patient_agent_id, patient_public_key, patient_endpoint, profile, first_seen_at, last_seen_at, updated_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (patient_agent_id) DO UPDATE SET
+    patient_public_key = excluded.patient_public_key,
+    patient_endpoint = excluded.patient_endpoint,
+    profile = ${profileUpdate},
+    last_seen_at = excluded.last_seen_at,
+    updated_at = excluded.updated_at
+  WHERE patients.patient_public_key = excluded.patient_public_key OR NOT EXISTS (
+    SELECT 1 FROM relationships r
+    WHERE r.patient_agent_id = patients.patient_agent_id
+      AND r.patient_public_key = patients.patient_public_key
+      AND r.status IN ('active', 'suspended'))`);
+}
+const UPSERT_WITH_PROFILE = upsertStatement('excluded.profile');
+const UPSERT_KEEP_PROFILE = upsertStatement('patients.profile');
+
+export async function getPatient(db: Db, patientAgentId: string): Promise<PatientEntry | null> {
+  const row = await db.selectFrom('patients').selectAll().where('patient_agent_id', '=', patientAgentId).executeTakeFirst();
+  return row ? toEntry(row) : null;
+}
+
+/** Replaces the profile (null deletes it). Returns false when there is no such patient. */
+export async function setProfile(db: Db, patientAgentId: string, profile: PatientProfile | null, at: string): Promise<boolean> {
+  const result = await db.updateTable('patients')
+    .set({ profile: profile === null ? null : JSON.stringify(profile), updated_at: at })
+    .where('patient_agent_id', '=', patientAgentId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+export interface PatientFilter {
+  /** Case-insensitive substring of the agent id or the profile's display name. */
+  search?: string;
+  after?: string;
+  limit: number;
+}
+
+export async function listPatients(db: Db, filter: PatientFilter): Promise<{ items: PatientEntry[]; next: string | null }> {
+  let query = db.selectFrom('patients').selectAll();
+  if (filter.search !== undefined && filter.search !== '') {
+    // LIKE wildcards in the search text are matched literally (on SQLite too, through ESCAPE), and
+    // only the display name is searched, never the profile's key names or other fields.
+    const search = filter.search;
+    query = query.where((eb) => eb.or([
+      containsInsensitive(sql.ref('patient_agent_id'), search),
+      containsInsensitive(jsonTextField(db, sql.ref('profile'), 'display_name'), search),
+    ]));
+  }
+  if (filter.after !== undefined) {
+    const [id] = decodeCursor(filter.after, ['string']) as [string];
+    query = query.where('patient_agent_id', '>', id);
+  }
+  const rows = await query.orderBy('patient_agent_id', 'asc').limit(filter.limit + 1).execute();
+  return pageOf(rows, filter.limit, toEntry, (last) => [last.patientAgentId]);
+}

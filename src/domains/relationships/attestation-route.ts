@@ -1,0 +1,76 @@
+/**
+ * `GET /v1/relationships/{id}/attestation` (read scope): the Neuron's signed attestation that an
+ * active relationship exists, for the console to show and copy (and for any client). Attestations
+ * are not stored; this one is signed now, from the relationship as recorded, in exactly the form
+ * the handshake hands the patient (docs/protocol.md), so anyone holding the organization's public
+ * key can verify it without trusting the database's keeper. Its `issued_at` is the time of this
+ * request, not of the handshake.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { apiKeyAuth, type ApiDeps } from '../../foundation/rest/context.ts';
+import { NoQuery, params, problems, Timestamp } from '../../foundation/rest/schemas.ts';
+import { NeuronError } from '../../foundation/errors/index.ts';
+import type { OrganizationKey } from '../../foundation/organization/keys.ts';
+import { signAttestation } from 'neuron-careagent-client/protocol';
+import { getProvider } from '../providers/store.ts';
+import { isoNow } from '../../foundation/storage/index.ts';
+import { getRelationship } from './store.ts';
+
+const AttestationAnswer = Type.Object(
+  {
+    attestation: Type.Object(
+      {
+        payload: Type.String({ description: 'base64url of the attestation JSON (docs/protocol.md)' }),
+        signature: Type.String({ description: 'Ed25519 signature over the payload bytes, base64url' }),
+      },
+      { additionalProperties: false },
+    ),
+    issued_at: Timestamp,
+    neuron_public_key: Type.String({ description: 'the organization key that signed it (also in GET /v1/organization)' }),
+  },
+  { additionalProperties: false },
+);
+
+export function relationshipAttestationRoutes(deps: ApiDeps, organization: { key: () => OrganizationKey }): FastifyPluginAsync {
+  return async (instance) => {
+    const app = instance.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.get('/v1/relationships/:id/attestation', {
+      config: apiKeyAuth('read'),
+      schema: {
+        tags: ['relationships'],
+        operationId: 'getRelationshipAttestation',
+        querystring: NoQuery,
+        summary: 'A signed attestation of an active relationship',
+        description: 'Signed now, in the same form as the attestation of the handshake, from the relationship as recorded; verify it with the organization\'s public key. Only for active relationships.',
+        params: params('id', Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'relationship id' })),
+        response: {
+          200: AttestationAnswer,
+          ...problems({ 404: 'No relationship with this id (NOT_FOUND)', 409: 'The relationship is suspended (CONFLICT)', 410: 'The relationship was terminated (RELATIONSHIP_TERMINATED)' }),
+        },
+      },
+    }, async (request) => {
+      const relationship = await getRelationship(deps.storage.db, request.params.id);
+      if (relationship === null) throw new NeuronError('NOT_FOUND', { message: 'no relationship with this id' });
+      if (relationship.status === 'terminated') throw new NeuronError('RELATIONSHIP_TERMINATED', { message: 'the relationship was terminated; there is nothing to attest' });
+      if (relationship.status !== 'active') throw new NeuronError('CONFLICT', { message: `the relationship is ${relationship.status}; only active relationships are attested` });
+      const provider = await getProvider(deps.storage.db, relationship.providerNpi);
+      const key = organization.key();
+      const issuedAt = isoNow(deps.now?.());
+      const attestation = signAttestation({
+        relationship_id: relationship.id,
+        patient_agent_id: relationship.patientAgentId,
+        patient_public_key: relationship.patientPublicKey,
+        provider_npi: relationship.providerNpi,
+        provider_public_key: provider?.providerPublicKey ?? null,
+        consented_actions: relationship.consentedActions,
+        organization_npi: deps.config.organization.npi,
+        issued_at: issuedAt,
+        neuron_public_key: key.publicKey,
+      }, key.privateKey);
+      return { attestation, issued_at: issuedAt, neuron_public_key: key.publicKey };
+    });
+  };
+}

@@ -1,0 +1,51 @@
+/**
+ * What the REST route plugins share, and small helpers every route uses: the audit actor of the
+ * caller, the audited-change transaction, and the common route options.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { AuditLog } from '../../domains/audit/index.ts';
+import type { NeuronConfig } from '../config/index.ts';
+import type { Db, Storage } from '../storage/index.ts';
+import { actorOf, type Scope } from './principal.ts';
+
+export interface ApiDeps {
+  config: NeuronConfig;
+  storage: Storage;
+  audit: AuditLog;
+  /** Called after a commit that queued webhook deliveries, so they go out at once. */
+  nudgeOutbox: () => void;
+  now?: () => number;
+}
+
+/**
+ * What every REST route plugin may use besides the service it is given: settings and the outbox
+ * nudge. Never storage: a route asks its domain's service (built once in the composition root).
+ */
+export type RouteContext = Pick<ApiDeps, 'config' | 'nudgeOutbox'>;
+
+/** Who made the request, for the audit log: `api-key:<label>` (and the key id in details). */
+export interface Actor {
+  actor: string;
+  keyId: string | undefined;
+}
+
+export function actorFor(request: FastifyRequest): Actor {
+  const principal = request.principal;
+  return { actor: actorOf(principal), keyId: principal?.kind === 'api_key' ? principal.keyId : undefined };
+}
+
+/**
+ * Runs an audited change: one transaction that first takes the audit chain lock (so concurrent
+ * changes to the same row through any instance are serialised, and the read-check-write inside is
+ * race free on SQLite and PostgreSQL alike), then the change and its audit entry.
+ */
+export async function auditedChange<T>(deps: Pick<ApiDeps, 'storage'>, work: (trx: Db) => Promise<T>): Promise<T> {
+  return deps.storage.transaction(async (trx) => {
+    await deps.storage.lock(trx, 'audit_chain');
+    return work(trx);
+  });
+}
+
+export function apiKeyAuth(scope: Scope): { auth: { kind: 'api_key'; scope: Scope } } {
+  return { auth: { kind: 'api_key', scope } };
+}
