@@ -85,7 +85,8 @@ describe('API gateway', () => {
       }
       assert.equal(operations.get('GET /v1/relationships')['x-required-scope'], 'read');
       assert.equal(operations.get('POST /v1/relationships/{id}/terminate')['x-required-scope'], 'write');
-      assert.equal(operations.get('POST /v1/blocks')['x-required-scope'], 'admin');
+      assert.equal(operations.get('POST /v1/blocks')['x-required-scope'], 'write');
+      assert.equal(operations.get('POST /v1/api-keys')['x-required-scope'], 'admin');
       assert.deepEqual(Object.keys(document['webhooks']).sort(), ['patient.blocked', 'relationship.established', 'relationship.terminated']);
     });
 

@@ -177,8 +177,8 @@ describe('patient existence', () => {
     { method: 'DELETE', path: (id) => `/v1/patients/${encodeURIComponent(id)}/profile`, scope: 'write' },
     { method: 'GET', path: (id) => `/v1/patients?search=${encodeURIComponent(id)}`, scope: 'read' },
     { method: 'GET', path: (id) => `/v1/relationships?patient_agent_id=${encodeURIComponent(id)}`, scope: 'read' },
-    { method: 'POST', path: () => '/v1/blocks', body: (id) => ({ patient_agent_id: id, reason: 'probe' }), scope: 'admin' },
-    { method: 'DELETE', path: (id) => `/v1/blocks/${encodeURIComponent(id)}`, scope: 'admin' },
+    { method: 'POST', path: () => '/v1/blocks', body: (id) => ({ patient_agent_id: id, reason: 'probe' }), scope: 'write' },
+    { method: 'DELETE', path: (id) => `/v1/blocks/${encodeURIComponent(id)}`, scope: 'write' },
     { method: 'POST', path: () => '/v1/consent/verify', body: (id) => ({ patient_agent_id: id, action: 'appointments.read' }), scope: 'provider' },
   ];
 

@@ -103,7 +103,7 @@ describe('API keys over HTTP', () => {
     assert.deepEqual(created.body.scopes, ['read', 'write']);
     assert.equal(created.body.status, 'active');
     assert.equal((await t.request('GET', '/v1/relationships', { key: created.body.key })).status, 200);
-    assertProblem(await t.request('GET', '/v1/blocks', { key: created.body.key }), 403, 'FORBIDDEN');
+    assertProblem(await t.request('GET', '/v1/api-keys', { key: created.body.key }), 403, 'FORBIDDEN');
 
     const listed = await t.request('GET', '/v1/api-keys?limit=200', { key: t.keys.admin });
     const entry = listed.body.items.find((k: { id: string }) => k.id === created.body.id);
