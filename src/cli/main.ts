@@ -16,8 +16,8 @@ import { registerDemo } from '../demo/command.ts';
 import { registerRegistry } from './commands/registry.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerProvider } from './commands/provider.ts';
-import { registerOutbox } from '../domains/outbox/cli.ts';
-import { registerOperator } from '../domains/operators/cli.ts';
+import { registerOutbox } from './commands/outbox.ts';
+import { registerOperator } from './commands/operator.ts';
 import { registerBlock } from './commands/block.ts';
 
 /** Gathers every --set into one list, in the order given. */

@@ -4,4 +4,4 @@ export { OutboxWorker, type OutboxWorkerOptions } from './worker.ts';
 export { defaultResolvers, providerNoticeResolver, webhookResolver, type DeliveryPlan, type TargetResolver, type ResolverMap } from './resolvers.ts';
 export { HEADER, providerNoticeSignatureHeaders, verifyProviderNotice, webhookSignature, verifyWebhookSignature } from './signing.ts';
 export { outboxRoutes } from './routes.ts';
-export { listNotices, requeueNotice, toOutboxView } from './service.ts';
+export { listNotices, requeueNotice, toOutboxView, type OutboxView } from './service.ts';

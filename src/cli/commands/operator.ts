@@ -9,12 +9,11 @@
  */
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { cliAudit, globalOptions, loadForCli, openForCli } from '../../cli/context.ts';
-import { CliError, EXIT, colours, out, printJson } from '../../cli/output.ts';
+import { cliAudit, globalOptions, loadForCli, openForCli } from '../context.ts';
+import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
-import { OPERATOR_NAME_PATTERN, OPERATOR_ROLES, type OperatorRole } from './schemas.ts';
-import { OperatorService, type OperatorView } from './service.ts';
+import { OPERATOR_NAME_PATTERN, OPERATOR_ROLES, OperatorService, type OperatorRole, type OperatorView } from '../../domains/operators/index.ts';
 
 async function withService<T>(command: Command, work: (service: OperatorService) => Promise<T>): Promise<T> {
   const loaded = loadForCli(globalOptions(command));

@@ -4,12 +4,11 @@
  * Registered by src/cli/main.ts.
  */
 import type { Command } from 'commander';
-import { globalOptions, loadForCli, openForCli, cliAudit } from '../../cli/context.ts';
-import { CliError, EXIT, colours, out, printJson } from '../../cli/output.ts';
+import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
+import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
-import { listNotices, requeueNotice, toOutboxView, type OutboxView } from './service.ts';
-import type { OutboxStatus } from './store.ts';
+import { listNotices, requeueNotice, toOutboxView, type OutboxStatus, type OutboxView } from '../../domains/outbox/index.ts';
 
 const STATUSES: readonly OutboxStatus[] = ['pending', 'delivered', 'dead'];
 /** Default number of notices listed; the oldest first. */
