@@ -12,11 +12,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { HandshakeError, type RelationshipResult } from 'neuron-careagent-client';
 import { POSTGRES_URL_VARIABLE, skipWithoutPostgres } from '../helpers/databases.ts';
-import { ROOT, runNeuronCli } from '../hardening/process.ts';
+import { runNeuronCli } from '../hardening/process.ts';
 import { startFakeRegistry, type FakeRegistry } from '../fakes/fake-registry.ts';
 import {
   api,
@@ -36,15 +34,12 @@ import {
 } from './cluster.ts';
 
 const BASE_URL = process.env[POSTGRES_URL_VARIABLE] ?? '';
-/** The registry client is leader-elected across instances only once src/main.ts wires a LeaderElector to it. */
-const MAIN_SOURCE = readFileSync(path.join(ROOT, 'src', 'main.ts'), 'utf8');
-const REGISTRY_LEADER_ELECTED = MAIN_SOURCE.includes('new LeaderElector(') && MAIN_SOURCE.includes('REGISTRY_LEASE_NAME');
 
 // These tests need a PostgreSQL server that two Neuron processes share.
 if (!skipWithoutPostgres('PostgreSQL multi-instance suite')) {
   registerSharedDatabaseSuite(BASE_URL);
-  if (REGISTRY_LEADER_ELECTED) registerHeartbeatSuite(BASE_URL);
-  else it('PostgreSQL multi-instance registry heartbeat', { skip: 'src/main.ts does not elect a leader for the registry client yet' }, () => {});
+  // The registry client is leader-elected across instances (composition/steps.ts, the presence step).
+  registerHeartbeatSuite(BASE_URL);
 }
 
 function codeOf(error: unknown): string {
