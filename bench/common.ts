@@ -16,7 +16,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
  */
 export const SERVER_NODE_FLAGS = (
   process.env['BENCH_NODE_FLAGS'] ??
-  (/^#!\S*env -S node(.*)$/m.exec(readFileSync(path.join(ROOT, 'bin', 'neuron.js'), 'utf8').split('\n', 1)[0]!)?.[1] ?? '')
+  /^#!\S*env -S node(.*)$/m.exec(readFileSync(path.join(ROOT, 'bin', 'neuron.js'), 'utf8').split('\n', 1)[0]!)?.[1] ??
+  ''
 )
   .split(' ')
   .filter((flag) => flag !== '');
@@ -99,7 +100,11 @@ export function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
  * item as soon as its last one is done (a closed loop, as patients retrying at once would be).
  * `worker` is the index of the worker running the item.
  */
-export async function forEachConcurrently<T>(items: readonly T[], concurrency: number, task: (item: T, worker: number) => Promise<void>): Promise<void> {
+export async function forEachConcurrently<T>(
+  items: readonly T[],
+  concurrency: number,
+  task: (item: T, worker: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async (index: number): Promise<void> => {
     while (next < items.length) await task(items[next++]!, index);

@@ -30,10 +30,17 @@ const organizationPublicKey = organizationKey.publicKey.export({ format: 'jwk' }
 
 /** An attestation of the Neuron's size and shape, signed when the level includes Ed25519. */
 function attestation(patientAgentId, providerNpi, relationshipId) {
-  const payload = Buffer.from(JSON.stringify({
-    v: 1, relationship_id: relationshipId, patient_agent_id: patientAgentId, provider_npi: providerNpi,
-    organization_npi: ORGANIZATION_NPI, consented_actions: ['office_visit'], established_at: new Date().toISOString(),
-  }));
+  const payload = Buffer.from(
+    JSON.stringify({
+      v: 1,
+      relationship_id: relationshipId,
+      patient_agent_id: patientAgentId,
+      provider_npi: providerNpi,
+      organization_npi: ORGANIZATION_NPI,
+      consented_actions: ['office_visit'],
+      established_at: new Date().toISOString(),
+    }),
+  );
   const signature = withCrypto ? sign(null, payload, organizationKey.privateKey) : Buffer.alloc(64);
   return { payload: payload.toString('base64url'), signature: signature.toString('base64url') };
 }
@@ -53,21 +60,40 @@ server.on('upgrade', (request, socket, head) => {
         auth = message;
         if (withCrypto) {
           patientKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: auth.patient_public_key }, format: 'jwk' });
-          verify(null, Buffer.from(auth.consent_token_payload, 'base64url'), patientKey, Buffer.from(auth.consent_token_signature, 'base64url'));
+          verify(
+            null,
+            Buffer.from(auth.consent_token_payload, 'base64url'),
+            patientKey,
+            Buffer.from(auth.consent_token_signature, 'base64url'),
+          );
         }
         nonce = randomBytes(NONCE_BYTES);
-        ws.send(JSON.stringify({ type: 'handshake.challenge', nonce: nonce.toString('hex'), provider_npi: '1679576722', organization_npi: ORGANIZATION_NPI }));
+        ws.send(
+          JSON.stringify({
+            type: 'handshake.challenge',
+            nonce: nonce.toString('hex'),
+            provider_npi: '1679576722',
+            organization_npi: ORGANIZATION_NPI,
+          }),
+        );
         return;
       }
       if (withCrypto) verify(null, nonce, patientKey, Buffer.from(message.signed_nonce, 'base64url'));
       const relationshipId = randomUUID();
       // Corked like the Neuron's session: the answer and the close frame in one write.
       socket.cork();
-      ws.send(JSON.stringify({
-        type: 'handshake.complete', status: 'new', relationship_id: relationshipId, provider_npi: '1679576722',
-        provider_endpoint: 'wss://provider.example/agent', consented_actions: ['office_visit'],
-        attestation: attestation(auth.patient_agent_id, '1679576722', relationshipId), neuron_public_key: organizationPublicKey,
-      }));
+      ws.send(
+        JSON.stringify({
+          type: 'handshake.complete',
+          status: 'new',
+          relationship_id: relationshipId,
+          provider_npi: '1679576722',
+          provider_endpoint: 'wss://provider.example/agent',
+          consented_actions: ['office_visit'],
+          attestation: attestation(auth.patient_agent_id, '1679576722', relationshipId),
+          neuron_public_key: organizationPublicKey,
+        }),
+      );
       ws.close(1000);
       socket.uncork();
     });

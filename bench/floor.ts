@@ -10,7 +10,16 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { signChallenge } from 'neuron-careagent-client/protocol';
-import { ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, forEachConcurrently, memoryKb, preparePatients, type PreparedPatient } from './common.ts';
+import {
+  ROOT,
+  SERVER_NODE_FLAGS,
+  cpuMsPer,
+  cpuTicks,
+  forEachConcurrently,
+  memoryKb,
+  preparePatients,
+  type PreparedPatient,
+} from './common.ts';
 
 export type FloorLevel = 'transport' | 'ed25519';
 
@@ -43,18 +52,24 @@ function oneHandshake(url: string, patient: PreparedPatient): Promise<void> {
       reject(new Error('floor handshake timed out'));
     }, HANDSHAKE_TIMEOUT_MS);
     let completed = false;
-    ws.on('open', () => ws.send(JSON.stringify({
-      type: 'handshake.auth',
-      patient_agent_id: patient.agentId,
-      patient_public_key: patient.keys.publicKeyB64,
-      patient_endpoint: `wss://${patient.agentId}.example/agent`,
-      consent_token_payload: patient.token.payload,
-      consent_token_signature: patient.token.signature,
-    })));
+    ws.on('open', () =>
+      ws.send(
+        JSON.stringify({
+          type: 'handshake.auth',
+          patient_agent_id: patient.agentId,
+          patient_public_key: patient.keys.publicKeyB64,
+          patient_endpoint: `wss://${patient.agentId}.example/agent`,
+          consent_token_payload: patient.token.payload,
+          consent_token_signature: patient.token.signature,
+        }),
+      ),
+    );
     ws.on('message', (data) => {
       const message = JSON.parse(data.toString()) as { type: string; nonce?: string };
       if (message.type === 'handshake.challenge') {
-        ws.send(JSON.stringify({ type: 'handshake.challenge_response', signed_nonce: signChallenge(message.nonce!, patient.keys.privateKey) }));
+        ws.send(
+          JSON.stringify({ type: 'handshake.challenge_response', signed_nonce: signChallenge(message.nonce!, patient.keys.privateKey) }),
+        );
       } else if (message.type === 'handshake.complete') {
         completed = true;
       }
@@ -73,7 +88,9 @@ function drive(url: string, patients: PreparedPatient[], concurrency: number): P
 }
 
 async function startFloorServer(level: FloorLevel): Promise<{ pid: number; url: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, path.join(ROOT, 'bench', 'floor-server.js'), level], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, path.join(ROOT, 'bench', 'floor-server.js'), level], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const port = await new Promise<string>((resolve, reject) => {
     child.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()));
     child.once('exit', (code) => reject(new Error(`the floor server exited with ${code}`)));
@@ -98,13 +115,23 @@ export async function runFloor(scale: number): Promise<FloorResult[]> {
     try {
       await new Promise((resolve) => setTimeout(resolve, 500));
       const idleRssMb = memoryKb(server.pid, 'VmRSS') / 1024;
-      await drive(server.url, preparePatients(Math.max(10, Math.round(WARMUP_HANDSHAKES * scale)), `floor-${run.level}-warm`), run.concurrency);
+      await drive(
+        server.url,
+        preparePatients(Math.max(10, Math.round(WARMUP_HANDSHAKES * scale)), `floor-${run.level}-warm`),
+        run.concurrency,
+      );
       const patients = preparePatients(count, `floor-${run.level}-${run.concurrency}`);
       const ticksBefore = cpuTicks(server.pid);
       const began = performance.now();
       await drive(server.url, patients, run.concurrency);
       const seconds = (performance.now() - began) / 1_000;
-      const result = { ...run, handshakes: count, perSecond: count / seconds, serverCpuMsPerHandshake: cpuMsPer(cpuTicks(server.pid) - ticksBefore, count), idleRssMb };
+      const result = {
+        ...run,
+        handshakes: count,
+        perSecond: count / seconds,
+        serverCpuMsPerHandshake: cpuMsPer(cpuTicks(server.pid) - ticksBefore, count),
+        idleRssMb,
+      };
       process.stderr.write(`${result.perSecond.toFixed(0)}/s, ${result.serverCpuMsPerHandshake.toFixed(2)} ms CPU each`);
       results.push(result);
     } finally {
@@ -120,8 +147,13 @@ export function floorTable(results: FloorResult[]): string {
     '|---|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
-    const what = r.level === 'transport' ? 'WebSocket upgrade, 4 JSON messages, close' : 'the same + Ed25519 (key import, 2 verifications, 1 signature)';
-    lines.push(`| ${what} | ${r.concurrency} | ${r.handshakes} | ${r.perSecond.toFixed(0)} | ${r.serverCpuMsPerHandshake.toFixed(2)} | ${r.idleRssMb.toFixed(0)} |`);
+    const what =
+      r.level === 'transport'
+        ? 'WebSocket upgrade, 4 JSON messages, close'
+        : 'the same + Ed25519 (key import, 2 verifications, 1 signature)';
+    lines.push(
+      `| ${what} | ${r.concurrency} | ${r.handshakes} | ${r.perSecond.toFixed(0)} | ${r.serverCpuMsPerHandshake.toFixed(2)} | ${r.idleRssMb.toFixed(0)} |`,
+    );
   }
   return lines.join('\n');
 }

@@ -24,7 +24,18 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, forEachConcurrently, percentile, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
+import {
+  PROVIDER_NPI,
+  ROOT,
+  SERVER_NODE_FLAGS,
+  cpuMsPer,
+  cpuTicks,
+  forEachConcurrently,
+  percentile,
+  preparePatients,
+  waitForHandshakeUrl,
+  type PreparedPatient,
+} from './common.ts';
 import pg from 'pg';
 import { establishRelationship } from 'neuron-careagent-client';
 import { openStorage } from '../src/foundation/storage/index.ts';
@@ -93,12 +104,28 @@ async function insertProvider(storageUrl: string, sqliteFile: string): Promise<v
   try {
     await storage.migrate();
     const at = new Date().toISOString();
-    await storage.db.insertInto('providers').values({
-      npi: PROVIDER_NPI, name: 'Dr. Bench', provider_types: '["physician"]', specialty: null, credentials: '[]', status: 'active',
-      provider_endpoint: 'wss://provider.example/agent', provider_public_key: null, notification_url: null, registration_id: null,
-      credential_id: null, credential_digest: null, last_seen_at: null, registry_state: 'unregistered', registry_error: null,
-      created_at: at, updated_at: at,
-    }).execute();
+    await storage.db
+      .insertInto('providers')
+      .values({
+        npi: PROVIDER_NPI,
+        name: 'Dr. Bench',
+        provider_types: '["physician"]',
+        specialty: null,
+        credentials: '[]',
+        status: 'active',
+        provider_endpoint: 'wss://provider.example/agent',
+        provider_public_key: null,
+        notification_url: null,
+        registration_id: null,
+        credential_id: null,
+        credential_digest: null,
+        last_seen_at: null,
+        registry_state: 'unregistered',
+        registry_error: null,
+        created_at: at,
+        updated_at: at,
+      })
+      .execute();
   } finally {
     await storage.close();
   }
@@ -136,7 +163,6 @@ async function stopNeuron(neuron: NeuronProcess): Promise<void> {
   }
   rmSync(neuron.dir, { recursive: true, force: true });
 }
-
 
 // ---------------------------------------------------------------- PostgreSQL
 
@@ -176,9 +202,12 @@ async function createDatabase(baseUrl: string): Promise<BenchDatabase> {
 
 // ---------------------------------------------------------------- the client
 
-
 /** `concurrency` client workers; worker i sends every handshake to urls[i % urls.length], as a least-connections balancer would spread them. */
-async function drive(urls: string[], patients: PreparedPatient[], concurrency: number): Promise<{ latencies: number[]; failures: Record<string, number> }> {
+async function drive(
+  urls: string[],
+  patients: PreparedPatient[],
+  concurrency: number,
+): Promise<{ latencies: number[]; failures: Record<string, number> }> {
   const latencies: number[] = [];
   const failures: Record<string, number> = {};
   await forEachConcurrently(patients, concurrency, async (patient, worker) => {
@@ -200,8 +229,15 @@ async function drive(urls: string[], patients: PreparedPatient[], concurrency: n
   return { latencies, failures };
 }
 
-
-async function measure(setup: string, label: string, database: 'sqlite' | 'postgres', neurons: NeuronProcess[], count: number, warmup: number, backendTicks: (() => Promise<Map<number, number>>) | null): Promise<ComparisonRow> {
+async function measure(
+  setup: string,
+  label: string,
+  database: 'sqlite' | 'postgres',
+  neurons: NeuronProcess[],
+  count: number,
+  warmup: number,
+  backendTicks: (() => Promise<Map<number, number>>) | null,
+): Promise<ComparisonRow> {
   const urls = neurons.map((n) => n.handshakeUrl);
   for (const [i, url] of urls.entries()) await drive([url], preparePatients(warmup, `${label}-warm${i}`), 10);
   const patients = preparePatients(count, label);
@@ -261,8 +297,10 @@ async function oneOnSqlite(count: number, warmup: number): Promise<ComparisonRow
 
 /** The server's version and the settings that decide what a commit costs, for the table. */
 async function describeServer(url: string): Promise<string> {
-  const [row] = await adminQuery<{ version: string; fsync: string; synchronous_commit: string }>(url,
-    `SELECT current_setting('server_version') AS version, current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit`);
+  const [row] = await adminQuery<{ version: string; fsync: string; synchronous_commit: string }>(
+    url,
+    `SELECT current_setting('server_version') AS version, current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit`,
+  );
   return row ? `PostgreSQL ${row.version.split(' ')[0]}, fsync=${row.fsync}, synchronous_commit=${row.synchronous_commit}` : 'PostgreSQL';
 }
 
@@ -310,7 +348,9 @@ export function comparisonTable(comparison: Comparison): string {
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of comparison.rows) {
-    lines.push(`| ${r.setup} | ${r.concurrency} | ${CEILING_PER_INSTANCE} | ${r.handshakes} | ${r.completed} | ${r.failed} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.neuronCpuMsPerHandshake.toFixed(2)} | ${r.databaseCpuMsPerHandshake === null ? 'in process' : r.databaseCpuMsPerHandshake.toFixed(2)} | ${r.clientCpuMsPerHandshake.toFixed(2)} |`);
+    lines.push(
+      `| ${r.setup} | ${r.concurrency} | ${CEILING_PER_INSTANCE} | ${r.handshakes} | ${r.completed} | ${r.failed} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.neuronCpuMsPerHandshake.toFixed(2)} | ${r.databaseCpuMsPerHandshake === null ? 'in process' : r.databaseCpuMsPerHandshake.toFixed(2)} | ${r.clientCpuMsPerHandshake.toFixed(2)} |`,
+    );
   }
   return [...lines, ...comparison.notes.map((note) => `\n${note}`)].join('\n');
 }

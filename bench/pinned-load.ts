@@ -27,7 +27,7 @@ function systemTicks(pid: number): number {
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(name);
-  return at >= 0 ? process.argv[at + 1] ?? fallback : fallback;
+  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
 }
 
 function oneHandshake(url: string, patient: PreparedPatient): Promise<number> {
@@ -36,25 +36,33 @@ function oneHandshake(url: string, patient: PreparedPatient): Promise<number> {
     const ws = new WebSocket(url, { perMessageDeflate: false });
     const timer = setTimeout(() => ws.terminate(), HANDSHAKE_TIMEOUT_MS);
     let outcome = 'closed before handshake.complete';
-    ws.on('open', () => ws.send(JSON.stringify({
-      type: 'handshake.auth',
-      patient_agent_id: patient.agentId,
-      patient_public_key: patient.keys.publicKeyB64,
-      patient_endpoint: `wss://${patient.agentId}.example/agent`,
-      consent_token_payload: patient.token.payload,
-      consent_token_signature: patient.token.signature,
-    })));
+    ws.on('open', () =>
+      ws.send(
+        JSON.stringify({
+          type: 'handshake.auth',
+          patient_agent_id: patient.agentId,
+          patient_public_key: patient.keys.publicKeyB64,
+          patient_endpoint: `wss://${patient.agentId}.example/agent`,
+          consent_token_payload: patient.token.payload,
+          consent_token_signature: patient.token.signature,
+        }),
+      ),
+    );
     ws.on('message', (data) => {
       const message = JSON.parse(data.toString()) as { type: string; nonce?: string; code?: string };
       if (message.type === 'handshake.challenge') {
-        ws.send(JSON.stringify({ type: 'handshake.challenge_response', signed_nonce: signChallenge(message.nonce!, patient.keys.privateKey) }));
+        ws.send(
+          JSON.stringify({ type: 'handshake.challenge_response', signed_nonce: signChallenge(message.nonce!, patient.keys.privateKey) }),
+        );
       } else if (message.type === 'handshake.complete') {
         outcome = 'ok';
       } else {
         outcome = message.code ?? message.type;
       }
     });
-    ws.on('error', (error) => { outcome = (error as Error & { code?: string }).code ?? error.message; });
+    ws.on('error', (error) => {
+      outcome = (error as Error & { code?: string }).code ?? error.message;
+    });
     ws.on('close', () => {
       clearTimeout(timer);
       if (outcome === 'ok') resolve(performance.now() - began);
@@ -63,7 +71,11 @@ function oneHandshake(url: string, patient: PreparedPatient): Promise<number> {
   });
 }
 
-async function drive(url: string, patients: PreparedPatient[], concurrency: number): Promise<{ latencies: number[]; errors: Record<string, number> }> {
+async function drive(
+  url: string,
+  patients: PreparedPatient[],
+  concurrency: number,
+): Promise<{ latencies: number[]; errors: Record<string, number> }> {
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   await forEachConcurrently(patients, concurrency, async (patient) => {
@@ -95,12 +107,14 @@ const seconds = (performance.now() - began) / 1_000;
 const ticks = cpuTicks(pid) - ticksBefore;
 const system = systemTicks(pid) - systemBefore;
 latencies.sort((a, b) => a - b);
-process.stdout.write(`${JSON.stringify({
-  successes: latencies.length,
-  cpu_ms_per_handshake: cpuMsPer(ticks, latencies.length),
-  system_ms_per_handshake: cpuMsPer(system, latencies.length),
-  handshakes_per_s: latencies.length / seconds,
-  p50_ms: percentile(latencies, 50),
-  p99_ms: percentile(latencies, 99),
-  errors,
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    successes: latencies.length,
+    cpu_ms_per_handshake: cpuMsPer(ticks, latencies.length),
+    system_ms_per_handshake: cpuMsPer(system, latencies.length),
+    handshakes_per_s: latencies.length / seconds,
+    p50_ms: percentile(latencies, 50),
+    p99_ms: percentile(latencies, 99),
+    errors,
+  })}\n`,
+);

@@ -51,36 +51,49 @@ interface Running {
 async function startNeuron(root: string): Promise<Running> {
   const dir = mkdtempSync(path.join(tmpdir(), 'neuron-pinned-'));
   const configFile = path.join(dir, 'neuron.config.json');
-  writeFileSync(configFile, JSON.stringify({
-    organization: { name: 'Bench Practice', npi: '1245319599' },
-    data_dir: './data',
-    server: { host: '127.0.0.1', port: 0 },
-    discovery: { enabled: false },
-    registry: { enabled: false },
-    logging: { level: 'warn', pretty: 'never' },
-    // Every patient connects from 127.0.0.1 (see bench/run.ts).
-    handshake: { max_concurrent_handshakes: CEILING, max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE },
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      organization: { name: 'Bench Practice', npi: '1245319599' },
+      data_dir: './data',
+      server: { host: '127.0.0.1', port: 0 },
+      discovery: { enabled: false },
+      registry: { enabled: false },
+      logging: { level: 'warn', pretty: 'never' },
+      // Every patient connects from 127.0.0.1 (see bench/run.ts).
+      handshake: { max_concurrent_handshakes: CEILING, max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE },
+    }),
+  );
   const profileDir = process.env['BENCH_PROFILE_DIR'];
   const nodeArgs = [...SERVER_NODE_FLAGS, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
-  const child = spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...nodeArgs, path.join(root, 'bin', 'neuron.js'), 'start', '--config', configFile], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
+  const child = spawn(
+    'taskset',
+    ['-c', SERVER_CPU, process.execPath, ...nodeArgs, path.join(root, 'bin', 'neuron.js'), 'start', '--config', configFile],
+    {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    },
+  );
   const url = await waitForHandshakeUrl(child, 60_000);
   // The Neuron has migrated its own database by now, whatever its version: the provider row goes
   // in beside it (providers are read fresh by every handshake).
   const database = new BetterSqlite3(path.join(dir, 'data', 'neuron.sqlite'), { timeout: 5_000 });
   const at = new Date().toISOString();
-  database.prepare(`INSERT INTO providers (npi, name, provider_types, status, provider_endpoint, created_at, updated_at)
-    VALUES (?, 'Dr. Bench', '["physician"]', 'active', 'wss://provider.example/agent', ?, ?)`).run(PROVIDER_NPI, at, at);
+  database
+    .prepare(`INSERT INTO providers (npi, name, provider_types, status, provider_endpoint, created_at, updated_at)
+    VALUES (?, 'Dr. Bench', '["physician"]', 'active', 'wss://provider.example/agent', ?, ?)`)
+    .run(PROVIDER_NPI, at, at);
   database.close();
   return { child, url, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 async function startFloor(): Promise<Running> {
-  const child = spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...SERVER_NODE_FLAGS, path.join(ROOT, 'bench', 'floor-server.js'), 'ed25519'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    'taskset',
+    ['-c', SERVER_CPU, process.execPath, ...SERVER_NODE_FLAGS, path.join(ROOT, 'bench', 'floor-server.js'), 'ed25519'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const port = await new Promise<string>((resolve, reject) => {
     child.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()));
     child.once('exit', (code) => reject(new Error(`the floor server exited with ${code}`)));
@@ -99,10 +112,34 @@ async function stop(running: Running): Promise<void> {
 
 function load(url: string, pid: number, count: number, warmup: number, label: string): Promise<Omit<Measured, 'server' | 'round'>> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', LOAD_CPU, process.execPath, '--import', 'tsx', path.join(ROOT, 'bench', 'pinned-load.ts'),
-      '--url', url, '--pid', String(pid), '-n', String(count), '-c', String(CLIENTS), '--warmup', String(warmup), '--label', label], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      'taskset',
+      [
+        '-c',
+        LOAD_CPU,
+        process.execPath,
+        '--import',
+        'tsx',
+        path.join(ROOT, 'bench', 'pinned-load.ts'),
+        '--url',
+        url,
+        '--pid',
+        String(pid),
+        '-n',
+        String(count),
+        '-c',
+        String(CLIENTS),
+        '--warmup',
+        String(warmup),
+        '--label',
+        label,
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
     child.once('exit', (code) => {
       if (code !== 0) return reject(new Error(`the load generator exited with ${code}`));
       resolve(JSON.parse(output.trim().split('\n').pop()!) as Omit<Measured, 'server' | 'round'>);
@@ -116,8 +153,14 @@ async function measure(server: string, round: number, start: () => Promise<Runni
   try {
     // The servers' own start-up work settles before the warm-up.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const result = { server, round, ...(await load(running.url, running.child.pid!, count, warmup, `${server.replace(/\W+/g, '-')}-${round}`)) };
-    process.stderr.write(`${result.cpu_ms_per_handshake.toFixed(3)} ms CPU each (${result.system_ms_per_handshake.toFixed(3)} system), ${result.handshakes_per_s.toFixed(0)}/s\n`);
+    const result = {
+      server,
+      round,
+      ...(await load(running.url, running.child.pid!, count, warmup, `${server.replace(/\W+/g, '-')}-${round}`)),
+    };
+    process.stderr.write(
+      `${result.cpu_ms_per_handshake.toFixed(3)} ms CPU each (${result.system_ms_per_handshake.toFixed(3)} system), ${result.handshakes_per_s.toFixed(0)}/s\n`,
+    );
     return result;
   } finally {
     await stop(running);
@@ -134,7 +177,9 @@ function report(results: Measured[], servers: string[]): string {
     '|---|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of results) {
-    lines.push(`| ${r.server} | ${r.round} | ${r.successes} | ${r.cpu_ms_per_handshake.toFixed(3)} | ${r.system_ms_per_handshake.toFixed(3)} | ${r.handshakes_per_s.toFixed(0)} | ${r.p50_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${JSON.stringify(r.errors)} |`);
+    lines.push(
+      `| ${r.server} | ${r.round} | ${r.successes} | ${r.cpu_ms_per_handshake.toFixed(3)} | ${r.system_ms_per_handshake.toFixed(3)} | ${r.handshakes_per_s.toFixed(0)} | ${r.p50_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${JSON.stringify(r.errors)} |`,
+    );
   }
   const cpuOf = (server: string): number => mean(results.filter((r) => r.server === server).map((r) => r.cpu_ms_per_handshake));
   lines.push('', '| server | mean CPU ms/handshake | mean handshakes/s | × floor | × baseline |', '|---|---:|---:|---:|---:|');
@@ -164,7 +209,14 @@ export async function runPinned(args: string[]): Promise<void> {
   for (let round = 1; round <= rounds; round += 1) {
     for (const [server, start] of contenders) results.push(await measure(server, round, start, count, warmup));
   }
-  process.stdout.write(`\nPinned: servers on CPU ${SERVER_CPU}, load generator on CPU ${LOAD_CPU}, ${CLIENTS} clients, ceiling ${CEILING}, Node ${process.version}${baseline === null ? '' : `, baseline ${baseline}`}\n\n`);
-  process.stdout.write(`${report(results, contenders.map(([server]) => server))}\n`);
+  process.stdout.write(
+    `\nPinned: servers on CPU ${SERVER_CPU}, load generator on CPU ${LOAD_CPU}, ${CLIENTS} clients, ceiling ${CEILING}, Node ${process.version}${baseline === null ? '' : `, baseline ${baseline}`}\n\n`,
+  );
+  process.stdout.write(
+    `${report(
+      results,
+      contenders.map(([server]) => server),
+    )}\n`,
+  );
   if (results.some((r) => Object.keys(r.errors).length > 0)) process.exitCode = 1;
 }

@@ -37,7 +37,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
-import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, cpuMsPer, cpuTicks, forEachConcurrently, memoryKb, percentile, preparePatients, waitForHandshakeUrl, type PreparedPatient } from './common.ts';
+import {
+  PROVIDER_NPI,
+  ROOT,
+  SERVER_NODE_FLAGS,
+  cpuMsPer,
+  cpuTicks,
+  forEachConcurrently,
+  memoryKb,
+  percentile,
+  preparePatients,
+  waitForHandshakeUrl,
+  type PreparedPatient,
+} from './common.ts';
 import { floorTable, runFloor, type FloorResult } from './floor.ts';
 import { establishRelationship } from 'neuron-careagent-client';
 import BetterSqlite3 from 'better-sqlite3';
@@ -117,29 +129,62 @@ interface Server {
 async function startServer(scenario: Scenario): Promise<Server> {
   const dir = mkdtempSync(path.join(tmpdir(), 'neuron-bench-'));
   const configFile = path.join(dir, 'neuron.config.json');
-  writeFileSync(configFile, JSON.stringify({
-    organization: { name: 'Bench Practice', npi: '1245319599' },
-    data_dir: './data',
-    server: { host: '127.0.0.1', port: 0 },
-    discovery: { enabled: false },
-    registry: { enabled: false },
-    logging: { level: 'warn', pretty: 'never' },
-    // Every patient of the bench connects from 127.0.0.1: the per-address cap is lifted so that one
-    // address can stand for thousands of patients (as in the stress run).
-    handshake: { max_concurrent_handshakes: scenario.ceiling, max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE, ...scenario.handshakeConfig },
-    ...extraConfig,
-  }, null, 2));
+  writeFileSync(
+    configFile,
+    JSON.stringify(
+      {
+        organization: { name: 'Bench Practice', npi: '1245319599' },
+        data_dir: './data',
+        server: { host: '127.0.0.1', port: 0 },
+        discovery: { enabled: false },
+        registry: { enabled: false },
+        logging: { level: 'warn', pretty: 'never' },
+        // Every patient of the bench connects from 127.0.0.1: the per-address cap is lifted so that one
+        // address can stand for thousands of patients (as in the stress run).
+        handshake: {
+          max_concurrent_handshakes: scenario.ceiling,
+          max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE,
+          ...scenario.handshakeConfig,
+        },
+        ...extraConfig,
+      },
+      null,
+      2,
+    ),
+  );
 
   // The provider row goes straight into the database the Neuron will open.
-  const storage = await openStorage({ url: '', sqliteFile: path.join(dir, 'data', 'neuron.sqlite'), sqliteSynchronous: 'FULL', busyTimeoutMs: 5_000, poolMax: 1 });
+  const storage = await openStorage({
+    url: '',
+    sqliteFile: path.join(dir, 'data', 'neuron.sqlite'),
+    sqliteSynchronous: 'FULL',
+    busyTimeoutMs: 5_000,
+    poolMax: 1,
+  });
   await storage.migrate();
   const at = new Date().toISOString();
-  await storage.db.insertInto('providers').values({
-    npi: PROVIDER_NPI, name: 'Dr. Bench', provider_types: '["physician"]', specialty: null, credentials: '[]', status: 'active',
-    provider_endpoint: 'wss://provider.example/agent', provider_public_key: null, notification_url: null, registration_id: null,
-    credential_id: null, credential_digest: null, last_seen_at: null, registry_state: 'unregistered', registry_error: null,
-    created_at: at, updated_at: at,
-  }).execute();
+  await storage.db
+    .insertInto('providers')
+    .values({
+      npi: PROVIDER_NPI,
+      name: 'Dr. Bench',
+      provider_types: '["physician"]',
+      specialty: null,
+      credentials: '[]',
+      status: 'active',
+      provider_endpoint: 'wss://provider.example/agent',
+      provider_public_key: null,
+      notification_url: null,
+      registration_id: null,
+      credential_id: null,
+      credential_digest: null,
+      last_seen_at: null,
+      registry_state: 'unregistered',
+      registry_error: null,
+      created_at: at,
+      updated_at: at,
+    })
+    .execute();
   await storage.close();
 
   // BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of each Neuron process there.
@@ -153,7 +198,9 @@ async function startServer(scenario: Scenario): Promise<Server> {
   });
   child.stderr!.on('data', (chunk: Buffer) => {
     if (/through tsx/.test(chunk.toString())) {
-      process.stderr.write('\nwarning: the Neuron runs its sources through tsx (dist/ missing or older than src/; run `npm run build`): its memory is not the compiled build\'s\n');
+      process.stderr.write(
+        "\nwarning: the Neuron runs its sources through tsx (dist/ missing or older than src/; run `npm run build`): its memory is not the compiled build's\n",
+      );
     }
   });
   const handshakeUrl = await waitForHandshakeUrl(child, 60_000);
@@ -189,10 +236,7 @@ async function waitForOutboxDrain(server: Server): Promise<number> {
   return (performance.now() - began) / 1_000;
 }
 
-
-
 // ---------------------------------------------------------------- the patients
-
 
 async function handshake(url: string, patient: PreparedPatient): Promise<number> {
   const began = performance.now();
@@ -206,7 +250,11 @@ async function handshake(url: string, patient: PreparedPatient): Promise<number>
   return performance.now() - began;
 }
 
-async function drive(url: string, patients: PreparedPatient[], concurrency: number): Promise<{ latencies: number[]; failures: Record<string, number> }> {
+async function drive(
+  url: string,
+  patients: PreparedPatient[],
+  concurrency: number,
+): Promise<{ latencies: number[]; failures: Record<string, number> }> {
   const latencies: number[] = [];
   const failures: Record<string, number> = {};
   const one = async (patient: PreparedPatient): Promise<void> => {
@@ -219,7 +267,10 @@ async function drive(url: string, patients: PreparedPatient[], concurrency: numb
     }
   };
   // A line every 15 s on long runs, so a stall is visible while it happens.
-  const progress = setInterval(() => process.stderr.write(`[${latencies.length} done, ${Object.values(failures).reduce((a, b) => a + b, 0)} failed] `), 15_000);
+  const progress = setInterval(
+    () => process.stderr.write(`[${latencies.length} done, ${Object.values(failures).reduce((a, b) => a + b, 0)} failed] `),
+    15_000,
+  );
   try {
     await forEachConcurrently(patients, concurrency, one);
   } finally {
@@ -227,7 +278,6 @@ async function drive(url: string, patients: PreparedPatient[], concurrency: numb
   }
   return { latencies, failures };
 }
-
 
 async function runScenario(scenario: Scenario, scale: number): Promise<Result> {
   const count = Math.max(10, Math.round(scenario.handshakes * scale));
@@ -270,7 +320,9 @@ async function runScenario(scenario: Scenario, scale: number): Promise<Result> {
       peakRssMb,
       idleRssMb,
     };
-    process.stderr.write(`${result.perSecond.toFixed(0)}/s, outbox drained ${drainSeconds.toFixed(1)} s later${failed > 0 ? `, ${failed} FAILED ${JSON.stringify(failures)}` : ''}\n`);
+    process.stderr.write(
+      `${result.perSecond.toFixed(0)}/s, outbox drained ${drainSeconds.toFixed(1)} s later${failed > 0 ? `, ${failed} FAILED ${JSON.stringify(failures)}` : ''}\n`,
+    );
     return result;
   } finally {
     await stopServer(server);
@@ -285,7 +337,9 @@ function table(results: Result[]): string {
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
-    lines.push(`| ${r.scenario.name} (${r.scenario.note}) | ${r.scenario.simultaneous ? `${r.completed + r.failed} at once` : r.scenario.concurrency} | ${r.scenario.ceiling} | ${r.completed + r.failed} | ${r.completed} | ${r.failed} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.serverCpuMsPerHandshake.toFixed(2)} | ${r.serverCpuMsWithNotices.toFixed(2)} | ${r.peakRssMb.toFixed(0)} | ${r.idleRssMb.toFixed(0)} |`);
+    lines.push(
+      `| ${r.scenario.name} (${r.scenario.note}) | ${r.scenario.simultaneous ? `${r.completed + r.failed} at once` : r.scenario.concurrency} | ${r.scenario.ceiling} | ${r.completed + r.failed} | ${r.completed} | ${r.failed} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.serverCpuMsPerHandshake.toFixed(2)} | ${r.serverCpuMsWithNotices.toFixed(2)} | ${r.peakRssMb.toFixed(0)} | ${r.idleRssMb.toFixed(0)} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -315,18 +369,25 @@ async function main(): Promise<void> {
 
   process.stdout.write(`\nMachine: ${machine()}\n`);
   if (results.length > 0) {
-    process.stdout.write(`Server: one Neuron process (node ${[...SERVER_NODE_FLAGS, ''].join(' ')}bin/neuron.js start), embedded SQLite (WAL, synchronous=FULL), audit on; client: this process, src/client.\n\n`);
+    process.stdout.write(
+      `Server: one Neuron process (node ${[...SERVER_NODE_FLAGS, ''].join(' ')}bin/neuron.js start), embedded SQLite (WAL, synchronous=FULL), audit on; client: this process, src/client.\n\n`,
+    );
     process.stdout.write(`${table(results)}\n`);
   }
   if (instances !== null) {
-    process.stdout.write(`\nInstances: the same batch through one Neuron on SQLite and through two Neurons on one PostgreSQL database (client alternates between them); client and servers share this machine's cores.\n\n`);
+    process.stdout.write(
+      `\nInstances: the same batch through one Neuron on SQLite and through two Neurons on one PostgreSQL database (client alternates between them); client and servers share this machine's cores.\n\n`,
+    );
     process.stdout.write(`${comparisonTable(instances)}\n`);
   }
   if (floor !== null) {
-    process.stdout.write(`\nFloor: the same client and patients against bench/floor-server.js, which does only the handshake's unavoidable work (no database, audit, admission, checks or logs).\n\n`);
+    process.stdout.write(
+      `\nFloor: the same client and patients against bench/floor-server.js, which does only the handshake's unavoidable work (no database, audit, admission, checks or logs).\n\n`,
+    );
     process.stdout.write(`${floorTable(floor)}\n`);
   }
-  if (jsonAt >= 0 && args[jsonAt + 1]) writeFileSync(args[jsonAt + 1]!, JSON.stringify({ machine: machine(), results, instances, floor }, null, 2));
+  if (jsonAt >= 0 && args[jsonAt + 1])
+    writeFileSync(args[jsonAt + 1]!, JSON.stringify({ machine: machine(), results, instances, floor }, null, 2));
   if (results.some((r) => r.failed > 0) || instances?.rows.some((r) => r.failed > 0)) process.exitCode = 1;
 }
 

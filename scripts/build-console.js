@@ -51,7 +51,8 @@ export async function buildConsoleFiles({ minify = true } = {}) {
     loader: { '.css': 'css' },
   });
   const files = new Map();
-  for (const output of result.outputFiles) files.set(path.relative(outDir, output.path).split(path.sep).join('/'), Buffer.from(output.contents));
+  for (const output of result.outputFiles)
+    files.set(path.relative(outDir, output.path).split(path.sep).join('/'), Buffer.from(output.contents));
   const names = [...files.keys()];
   const script = names.find((file) => file.endsWith('.js'));
   const style = names.find((file) => file.endsWith('.css'));

@@ -75,7 +75,10 @@ export async function bundleServer(outDir) {
     // The command, plus one entry per large dependency (SEPARATE_CHUNKS, above) whose only purpose
     // is to give that dependency a chunk of its own: with code splitting, esbuild puts each module
     // in the chunk of the set of entries that reach it.
-    entryPoints: { main: 'src/cli/main.ts', ...Object.fromEntries(SEPARATE_CHUNKS.map((name) => [`chunks/${name.replace('/', '-')}`, name])) },
+    entryPoints: {
+      main: 'src/cli/main.ts',
+      ...Object.fromEntries(SEPARATE_CHUNKS.map((name) => [`chunks/${name.replace('/', '-')}`, name])),
+    },
     outdir: path.join(outDir, 'server'),
     bundle: true,
     splitting: true,
@@ -94,7 +97,9 @@ export async function bundleServer(outDir) {
     external: ['better-sqlite3', 'pg', 'pino', 'pino-pretty', 'thread-stream', '@fastify/swagger-ui'],
     // Bundled CommonJS code calls require() for those packages and for Node's own modules; an ES
     // module has no require of its own, so each output file gets one.
-    banner: { js: "import { createRequire as __neuronCreateRequire } from 'node:module'; const require = __neuronCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __neuronCreateRequire } from 'node:module'; const require = __neuronCreateRequire(import.meta.url);",
+    },
   });
 }
 

@@ -20,14 +20,17 @@ const work = mkdtempSync(path.join(tmpdir(), 'neuron-openapi-'));
 
 async function saveDocument(file: string): Promise<void> {
   const configFile = path.join(work, 'neuron.config.json');
-  writeFileSync(configFile, JSON.stringify({
-    organization: { name: 'OpenAPI Check Practice', npi: '1245319599' },
-    data_dir: './data',
-    server: { host: '127.0.0.1', port: 0 },
-    discovery: { enabled: false },
-    registry: { enabled: false },
-    logging: { level: 'error', pretty: 'never' },
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      organization: { name: 'OpenAPI Check Practice', npi: '1245319599' },
+      data_dir: './data',
+      server: { host: '127.0.0.1', port: 0 },
+      discovery: { enabled: false },
+      registry: { enabled: false },
+      logging: { level: 'error', pretty: 'never' },
+    }),
+  );
   const neuron = createNeuron(loadConfig({ configFile, env: {} }), { defaultMetrics: false });
   await neuron.start();
   try {
@@ -53,14 +56,27 @@ async function main(): Promise<void> {
   await saveDocument(document);
   console.log(`ok: the document (${statSync(document).size} bytes) from a started Neuron`);
 
-  await run('Spectral, spectral:oas', bin('spectral'), ['lint', '--ruleset', path.join(repoRoot, 'scripts/openapi/spectral.yaml'), '--fail-severity', 'warn', document]);
+  await run('Spectral, spectral:oas', bin('spectral'), [
+    'lint',
+    '--ruleset',
+    path.join(repoRoot, 'scripts/openapi/spectral.yaml'),
+    '--fail-severity',
+    'warn',
+    document,
+  ]);
 
-  const redocly = await run('Redocly, recommended (errors)', bin('redocly'), ['lint', '--config', path.join(repoRoot, 'scripts/openapi/redocly.yaml'), '--format', 'json', document], {
-    REDOCLY_TELEMETRY: 'off',
-    REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true',
-  });
+  const redocly = await run(
+    'Redocly, recommended (errors)',
+    bin('redocly'),
+    ['lint', '--config', path.join(repoRoot, 'scripts/openapi/redocly.yaml'), '--format', 'json', document],
+    {
+      REDOCLY_TELEMETRY: 'off',
+      REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true',
+    },
+  );
   const totals = (JSON.parse(redocly) as { totals: { errors: number; warnings: number } }).totals;
-  if (totals.errors !== 0 || totals.warnings !== 0) throw new Error(`Redocly: ${totals.errors} errors, ${totals.warnings} warnings:\n${redocly}`);
+  if (totals.errors !== 0 || totals.warnings !== 0)
+    throw new Error(`Redocly: ${totals.errors} errors, ${totals.warnings} warnings:\n${redocly}`);
   console.log('ok: Redocly, recommended (no warnings)');
 
   const client = path.join(work, 'client');
@@ -68,13 +84,24 @@ async function main(): Promise<void> {
   copyFileSync(path.join(repoRoot, 'scripts/openapi/typed-client.ts'), path.join(client, 'typed-client.ts'));
   symlinkSync(path.join(repoRoot, 'node_modules'), path.join(client, 'node_modules'), 'dir');
   writeFileSync(path.join(client, 'package.json'), JSON.stringify({ type: 'module', private: true }));
-  writeFileSync(path.join(client, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: {
-      target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: [],
-      strict: true, noUncheckedIndexedAccess: true, allowImportingTsExtensions: true, noEmit: true, skipLibCheck: false,
-    },
-    files: ['typed-client.ts'],
-  }));
+  writeFileSync(
+    path.join(client, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        lib: ['ES2022', 'DOM'],
+        types: [],
+        strict: true,
+        noUncheckedIndexedAccess: true,
+        allowImportingTsExtensions: true,
+        noEmit: true,
+        skipLibCheck: false,
+      },
+      files: ['typed-client.ts'],
+    }),
+  );
   await run('the typed client compiles under tsc --strict', bin('tsc'), ['-p', path.join(client, 'tsconfig.json')]);
 }
 

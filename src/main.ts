@@ -81,7 +81,10 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
       rt.state = 'running';
       rt.startedAt = new Date();
       const { url, handshakeUrl } = rt.address();
-      logger.info({ url, handshakeUrl, database: need(rt.storage, 'storage').description, organization: config.organization.npi }, 'neuron started');
+      logger.info(
+        { url, handshakeUrl, database: need(rt.storage, 'storage').description, organization: config.organization.npi },
+        'neuron started',
+      );
     } catch (error) {
       rt.state = 'stopping';
       await stack.stopAll(config.server.shutdown_timeout_ms);
@@ -112,14 +115,30 @@ export function createNeuron(loaded: LoadedConfig, options: NeuronOptions = {}):
     logger,
     instanceId: rt.instanceId,
     metrics: rt.metrics,
-    get state() { return rt.state; },
-    get startedAt() { return rt.startedAt; },
-    get storage() { return need(rt.storage, 'storage'); },
-    get organizationKey() { return need(rt.organizationKey, 'organization key'); },
-    get audit() { return need(rt.audit, 'audit log'); },
-    get http() { return need(rt.http, 'http server'); },
-    get presence() { return need(rt.presence, 'presence'); },
-    get handshake() { return need(rt.handshake, 'handshake broker'); },
+    get state() {
+      return rt.state;
+    },
+    get startedAt() {
+      return rt.startedAt;
+    },
+    get storage() {
+      return need(rt.storage, 'storage');
+    },
+    get organizationKey() {
+      return need(rt.organizationKey, 'organization key');
+    },
+    get audit() {
+      return need(rt.audit, 'audit log');
+    },
+    get http() {
+      return need(rt.http, 'http server');
+    },
+    get presence() {
+      return need(rt.presence, 'presence');
+    },
+    get handshake() {
+      return need(rt.handshake, 'handshake broker');
+    },
     start,
     stop,
     address: rt.address,

@@ -4,7 +4,13 @@
  */
 import { rmSync } from 'node:fs';
 import WebSocket from 'ws';
-import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys, type RelationshipResult } from 'neuron-careagent-client';
+import {
+  createConsentToken,
+  establishRelationship,
+  generatePatientKeys,
+  type PatientKeys,
+  type RelationshipResult,
+} from 'neuron-careagent-client';
 import { memoryKb, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from '../test/hardening/process.ts';
 
 export const PROVIDER_NPI = '1679576722';
@@ -60,13 +66,25 @@ export const ONE_ADDRESS_FOR_EVERYONE = 1_000_000;
 
 export async function startServer(config: Record<string, unknown>, options: { inspect?: boolean } = {}): Promise<StressServer> {
   const { dir, configFile, dataDir } = writeNeuronConfig({
-    providers: [{ npi: PROVIDER_NPI, name: 'Dr. Stress', provider_types: ['physician'], provider_endpoint: 'wss://provider-stress.example/agent', status: 'active' }],
+    providers: [
+      {
+        npi: PROVIDER_NPI,
+        name: 'Dr. Stress',
+        provider_types: ['physician'],
+        provider_endpoint: 'wss://provider-stress.example/agent',
+        status: 'active',
+      },
+    ],
     ...config,
     // Every stress client connects from 127.0.0.1, one address standing for thousands of patients,
     // so the per-address cap is lifted; the queue, the ceiling and the deadlines are what is stressed.
     handshake: { max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE, ...(config['handshake'] as Record<string, unknown> | undefined) },
   });
-  const neuron = await startNeuronProcess(configFile, dataDir, options.inspect ? { env: { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --inspect=127.0.0.1:0`.trim() } } : {});
+  const neuron = await startNeuronProcess(
+    configFile,
+    dataDir,
+    options.inspect ? { env: { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --inspect=127.0.0.1:0`.trim() } } : {},
+  );
   const inspector = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[0-9a-f-]+)/.exec(neuron.output())?.[1];
   return {
     neuron,
@@ -89,16 +107,20 @@ export async function startServer(config: Record<string, unknown>, options: { in
 /** Samples a process's RSS every `intervalMs` until stopped; keeps the peak. */
 export class RssSampler {
   peakKb = 0;
-  private timer: NodeJS.Timeout | null = null;
-  constructor(private readonly pid: number) {}
+  #timer: NodeJS.Timeout | null = null;
+  readonly #pid: number;
+
+  constructor(pid: number) {
+    this.#pid = pid;
+  }
   now(): number {
-    const { rss } = memoryKb(this.pid);
+    const { rss } = memoryKb(this.#pid);
     this.peakKb = Math.max(this.peakKb, rss);
     return rss;
   }
   start(intervalMs = 100): void {
     this.peakKb = this.now();
-    this.timer = setInterval(() => {
+    this.#timer = setInterval(() => {
       try {
         this.now();
       } catch {
@@ -107,8 +129,8 @@ export class RssSampler {
     }, intervalMs);
   }
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
   }
 }
 
@@ -124,8 +146,17 @@ export function newPatient(label: string): Patient {
 }
 
 export function handshake(url: string, patient: Patient, timeoutMs = 60_000): Promise<RelationshipResult> {
-  const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] }, patient.keys);
-  return establishRelationship(url, { patientAgentId: patient.agentId, keys: patient.keys, endpoint: `wss://${patient.agentId}.patients.example/agent`, consentToken, timeoutMs });
+  const consentToken = createConsentToken(
+    { patientAgentId: patient.agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] },
+    patient.keys,
+  );
+  return establishRelationship(url, {
+    patientAgentId: patient.agentId,
+    keys: patient.keys,
+    endpoint: `wss://${patient.agentId}.patients.example/agent`,
+    consentToken,
+    timeoutMs,
+  });
 }
 
 export function percentile(values: readonly number[], p: number): number {

@@ -31,7 +31,11 @@ export interface FloodPhaseResult {
   problems: string[];
 }
 
-type Answer = { kind: 'admitted'; closeCode: number | null } | { kind: 'refused'; status: number; code: string; retryAfter: string | null } | { kind: 'reset' } | { kind: 'hung' };
+type Answer =
+  | { kind: 'admitted'; closeCode: number | null }
+  | { kind: 'refused'; status: number; code: string; retryAfter: string | null }
+  | { kind: 'reset' }
+  | { kind: 'hung' };
 
 /** One raw upgrade request; admitted ones stay silent until the Neuron closes them. */
 function attempt(port: number, deadlineMs: number, counters: { open: number }): Promise<Answer> {
@@ -53,7 +57,9 @@ function attempt(port: number, deadlineMs: number, counters: { open: number }): 
     socket.on('error', () => undefined);
     socket.on('close', () => finish(answer ?? { kind: 'reset' }));
     socket.on('connect', () => {
-      socket.write(`GET /ws/handshake HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+      socket.write(
+        `GET /ws/handshake HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+      );
     });
     socket.on('data', (chunk: Buffer) => {
       data = Buffer.concat([data, chunk]);
@@ -132,7 +138,9 @@ export async function floodPhase(options: { attempts: number; legitPatients: num
     sampler.start();
 
     const probe = new Worker(PROBE_SOURCE, { eval: true, workerData: { url: `${server.neuron.url}/health/live`, intervalMs: 20 } });
-    const probeDone = new Promise<{ samples: Array<[number, number, number]>; origin: number }>((resolve) => probe.once('message', resolve));
+    const probeDone = new Promise<{ samples: Array<[number, number, number]>; origin: number }>((resolve) =>
+      probe.once('message', resolve),
+    );
     await sleep(500);
 
     say(`flood: ${options.attempts} upgrade attempts at the default limits`);
@@ -144,23 +152,25 @@ export async function floodPhase(options: { attempts: number; legitPatients: num
     const clientDeadlineMs = 75_000; // the queue timeout (30 s) plus the auth timeout (10 s) plus room
     const legit = (async () => {
       await sleep(2_000);
-      return Promise.all(Array.from({ length: options.legitPatients }, async () => {
-        const patient = newPatient('flood-legit');
-        const started = performance.now();
-        for (let tries = 1; tries <= 40; tries++) {
-          try {
-            await handshake(url, patient, 90_000);
-            return { ok: true, tries, seconds: (performance.now() - started) / 1000 };
-          } catch (error) {
-            if (!(error instanceof HandshakeError) || error.status !== 503 || error.retryAfter === undefined) {
-              problems.push(`a legitimate patient during the flood failed with ${(error as Error).message}`);
-              return { ok: false, tries, seconds: (performance.now() - started) / 1000 };
+      return Promise.all(
+        Array.from({ length: options.legitPatients }, async () => {
+          const patient = newPatient('flood-legit');
+          const started = performance.now();
+          for (let tries = 1; tries <= 40; tries++) {
+            try {
+              await handshake(url, patient, 90_000);
+              return { ok: true, tries, seconds: (performance.now() - started) / 1000 };
+            } catch (error) {
+              if (!(error instanceof HandshakeError) || error.status !== 503 || error.retryAfter === undefined) {
+                problems.push(`a legitimate patient during the flood failed with ${(error as Error).message}`);
+                return { ok: false, tries, seconds: (performance.now() - started) / 1000 };
+              }
+              await sleep(error.retryAfter * 1_000);
             }
-            await sleep(error.retryAfter * 1_000);
           }
-        }
-        return { ok: false, tries: 40, seconds: (performance.now() - started) / 1000 };
-      }));
+          return { ok: false, tries: 40, seconds: (performance.now() - started) / 1000 };
+        }),
+      );
     })();
     for (let i = 0; i < options.attempts; i++) {
       while (counters.open >= maxOpen) await sleep(5);
@@ -187,7 +197,8 @@ export async function floodPhase(options: { attempts: number; legitPatients: num
     for (const answer of settled) {
       if (answer.kind === 'admitted') {
         admitted += 1;
-        if (answer.closeCode !== 4001) other[`admitted, closed ${answer.closeCode}`] = (other[`admitted, closed ${answer.closeCode}`] ?? 0) + 1;
+        if (answer.closeCode !== 4001)
+          other[`admitted, closed ${answer.closeCode}`] = (other[`admitted, closed ${answer.closeCode}`] ?? 0) + 1;
       } else if (answer.kind === 'refused') {
         if (answer.status === 503 && answer.retryAfter === null) missingRetryAfter += 1;
         if (answer.status === 503 && answer.code === 'HANDSHAKE_QUEUE_FULL') queueFull += 1;
@@ -205,7 +216,8 @@ export async function floodPhase(options: { attempts: number; legitPatients: num
     const during = samples.filter(([at]) => at + offset >= began && at + offset <= floodEnded);
     const latencies = during.map(([, latency]) => latency);
     const failures = during.filter(([, , status]) => status !== 200).length;
-    if (server.neuron.child.exitCode !== null || server.neuron.child.signalCode !== null) problems.push('the Neuron process exited during the flood');
+    if (server.neuron.child.exitCode !== null || server.neuron.child.signalCode !== null)
+      problems.push('the Neuron process exited during the flood');
     return {
       attempts: options.attempts,
       admitted,
@@ -217,8 +229,17 @@ export async function floodPhase(options: { attempts: number; legitPatients: num
       launchSeconds,
       seconds: (floodEnded - began) / 1000,
       maxQueued: 10_000,
-      memory: { rssKb: { baseline: before.rssKb, peak: sampler.peakKb, after: after.rssKb }, heapKb: { baseline: before.heapUsedKb, after: after.heapUsedKb } },
-      health: { samples: during.length, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies), failures },
+      memory: {
+        rssKb: { baseline: before.rssKb, peak: sampler.peakKb, after: after.rssKb },
+        heapKb: { baseline: before.heapUsedKb, after: after.heapUsedKb },
+      },
+      health: {
+        samples: during.length,
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        max: Math.max(...latencies),
+        failures,
+      },
       legit: {
         patients: options.legitPatients,
         completed: legitResults.filter((r) => r.ok).length,

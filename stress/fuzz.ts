@@ -63,24 +63,39 @@ export async function fuzzPhase(options: { seed: number; cases: number; concurre
     }
     const auditLagSeconds = (performance.now() - ended) / 1000;
     sampler.stop();
-    if (server.neuron.child.exitCode !== null || server.neuron.child.signalCode !== null) problems.push(`the Neuron process exited: ${server.neuron.output().slice(-2_000)}`);
-    const live = await fetch(`${server.neuron.url}/health/live`).then((r) => r.status, () => 0);
+    if (server.neuron.child.exitCode !== null || server.neuron.child.signalCode !== null)
+      problems.push(`the Neuron process exited: ${server.neuron.output().slice(-2_000)}`);
+    const live = await fetch(`${server.neuron.url}/health/live`).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (live !== 200) problems.push(`/health/live answered ${live} after the fuzz run`);
     const db = new BetterSqlite3(server.sqliteFile, { readonly: true, fileMustExist: true });
     let tally: ReturnType<typeof tallyAudit>;
     try {
-      tally = tallyAudit(db.prepare('SELECT event_type AS type, details FROM audit_log WHERE seq > ? ORDER BY seq').all(before.lastSeq) as Array<{ type: string; details: string }>);
+      tally = tallyAudit(
+        db.prepare('SELECT event_type AS type, details FROM audit_log WHERE seq > ? ORDER BY seq').all(before.lastSeq) as Array<{
+          type: string;
+          details: string;
+        }>,
+      );
     } finally {
       db.close();
     }
-    if (after.counts.relationships !== before.counts.relationships) problems.push(`${after.counts.relationships - before.counts.relationships} relationships written`);
-    if (after.counts.patients !== before.counts.patients) problems.push(`${after.counts.patients - before.counts.patients} directory entries written`);
+    if (after.counts.relationships !== before.counts.relationships)
+      problems.push(`${after.counts.relationships - before.counts.relationships} relationships written`);
+    if (after.counts.patients !== before.counts.patients)
+      problems.push(`${after.counts.patients - before.counts.patients} directory entries written`);
     if (after.counts.outbox !== before.counts.outbox) problems.push(`${after.counts.outbox - before.counts.outbox} outbox rows written`);
     const otherTypes = Object.entries(tally.types).filter(([type]) => type !== 'handshake.failed');
-    if (otherTypes.length > 0) problems.push(`audit entries other than handshake.failed: ${JSON.stringify(Object.fromEntries(otherTypes))}`);
-    if ((tally.types['handshake.failed'] ?? 0) !== summary.cases) problems.push(`${tally.types['handshake.failed'] ?? 0} handshake.failed entries for ${summary.cases} cases`);
+    if (otherTypes.length > 0)
+      problems.push(`audit entries other than handshake.failed: ${JSON.stringify(Object.fromEntries(otherTypes))}`);
+    if ((tally.types['handshake.failed'] ?? 0) !== summary.cases)
+      problems.push(`${tally.types['handshake.failed'] ?? 0} handshake.failed entries for ${summary.cases} cases`);
     if (JSON.stringify(Object.entries(tally.failedCodes).sort()) !== JSON.stringify(Object.entries(summary.expectedAudit).sort())) {
-      problems.push(`audited codes ${JSON.stringify(tally.failedCodes)} differ from what the clients saw ${JSON.stringify(summary.expectedAudit)}`);
+      problems.push(
+        `audited codes ${JSON.stringify(tally.failedCodes)} differ from what the clients saw ${JSON.stringify(summary.expectedAudit)}`,
+      );
     }
     // And it still completes a real handshake.
     const result = await handshake(server.neuron.handshakeUrl, newPatient('after-fuzz')).catch((error: Error) => error);
@@ -93,7 +108,10 @@ export async function fuzzPhase(options: { seed: number; cases: number; concurre
       seconds: summary.seconds,
       auditLagSeconds,
       problems,
-      memory: { rssKb: { baseline: baseline.rssKb, peak: sampler.peakKb, after: afterGc.rssKb }, heapKb: { baseline: baseline.heapUsedKb, after: afterGc.heapUsedKb } },
+      memory: {
+        rssKb: { baseline: baseline.rssKb, peak: sampler.peakKb, after: afterGc.rssKb },
+        heapKb: { baseline: baseline.heapUsedKb, after: afterGc.heapUsedKb },
+      },
       families: Object.keys(summary.byFamily).length,
     };
   } finally {

@@ -52,8 +52,20 @@ function idle(url: string, patient: Patient | null): Promise<Idle> {
     ws.on('open', () => {
       result.openedAt = performance.now();
       if (patient) {
-        const token = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] }, patient.keys);
-        ws.send(JSON.stringify({ type: 'handshake.auth', patient_agent_id: patient.agentId, patient_public_key: patient.keys.publicKeyB64, patient_endpoint: `wss://${patient.agentId}.example/agent`, consent_token_payload: token.payload, consent_token_signature: token.signature }));
+        const token = createConsentToken(
+          { patientAgentId: patient.agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] },
+          patient.keys,
+        );
+        ws.send(
+          JSON.stringify({
+            type: 'handshake.auth',
+            patient_agent_id: patient.agentId,
+            patient_public_key: patient.keys.publicKeyB64,
+            patient_endpoint: `wss://${patient.agentId}.example/agent`,
+            consent_token_payload: token.payload,
+            consent_token_signature: token.signature,
+          }),
+        );
       }
     });
     ws.on('message', (data) => {
@@ -70,11 +82,25 @@ function idle(url: string, patient: Patient | null): Promise<Idle> {
   });
 }
 
-export async function idlePhase(options: { silent: number; stoppers: number; waves: number; deadlineMs: number; ceiling: number; config?: Record<string, unknown> }): Promise<IdlePhaseResult> {
-  const server = await startServer({
-    ...options.config,
-    handshake: { max_concurrent_handshakes: options.ceiling, auth_timeout_ms: options.deadlineMs, challenge_timeout_ms: options.deadlineMs },
-  }, { inspect: true });
+export async function idlePhase(options: {
+  silent: number;
+  stoppers: number;
+  waves: number;
+  deadlineMs: number;
+  ceiling: number;
+  config?: Record<string, unknown>;
+}): Promise<IdlePhaseResult> {
+  const server = await startServer(
+    {
+      ...options.config,
+      handshake: {
+        max_concurrent_handshakes: options.ceiling,
+        auth_timeout_ms: options.deadlineMs,
+        challenge_timeout_ms: options.deadlineMs,
+      },
+    },
+    { inspect: true },
+  );
   const problems: string[] = [];
   try {
     const url = server.neuron.handshakeUrl;
@@ -95,13 +121,16 @@ export async function idlePhase(options: { silent: number; stoppers: number; wav
     for (let wave = 1; wave <= options.waves; wave++) {
       sampler.peakKb = sampler.now();
       const stopperPatients = Array.from({ length: options.stoppers }, () => newPatient('stopper'));
-      say(`idle wave ${wave}: ${options.silent} silent + ${options.stoppers} stop after the challenge, deadline ${options.deadlineMs} ms, ceiling ${options.ceiling}`);
+      say(
+        `idle wave ${wave}: ${options.silent} silent + ${options.stoppers} stop after the challenge, deadline ${options.deadlineMs} ms, ceiling ${options.ceiling}`,
+      );
       const waveBegan = performance.now();
       const idles: Array<Promise<Idle & { kind: 'silent' | 'stopper' }>> = [];
       // Opened in bursts, as fast as the listen backlog takes them.
       const plan: Array<Patient | null> = [...Array.from({ length: options.silent }, () => null), ...stopperPatients];
       for (let i = 0; i < plan.length; i += 250) {
-        for (const patient of plan.slice(i, i + 250)) idles.push(idle(url, patient).then((r) => ({ ...r, kind: patient ? 'stopper' as const : 'silent' as const })));
+        for (const patient of plan.slice(i, i + 250))
+          idles.push(idle(url, patient).then((r) => ({ ...r, kind: patient ? ('stopper' as const) : ('silent' as const) })));
         await sleep(20);
       }
 
@@ -138,7 +167,12 @@ export async function idlePhase(options: { silent: number; stoppers: number; wav
     let wrongAnswer = 0;
     const overshoot: number[] = [];
     for (const r of results) {
-      if (r.codes.length !== 1 || r.codes[0] !== 'AUTH_TIMEOUT' || r.closeCode !== 4001 || (r.kind === 'stopper' && r.challengedAt === null)) {
+      if (
+        r.codes.length !== 1 ||
+        r.codes[0] !== 'AUTH_TIMEOUT' ||
+        r.closeCode !== 4001 ||
+        (r.kind === 'stopper' && r.challengedAt === null)
+      ) {
         wrongAnswer += 1;
         continue;
       }
@@ -173,7 +207,10 @@ export async function idlePhase(options: { silent: number; stoppers: number; wav
       legitFailed,
       legitP50: percentile(latencies, 50),
       legitP99: percentile(latencies, 99),
-      memory: { rssKb: { baseline: before.rssKb, peak: Math.max(...wavePeaksKb), after: after.rssKb }, heapKb: { baseline: before.heapUsedKb, after: after.heapUsedKb } },
+      memory: {
+        rssKb: { baseline: before.rssKb, peak: Math.max(...wavePeaksKb), after: after.rssKb },
+        heapKb: { baseline: before.heapUsedKb, after: after.heapUsedKb },
+      },
       wavePeaksKb,
       waveSeconds,
       problems,

@@ -22,14 +22,16 @@ async function measure(mode: 'FULL' | 'NORMAL', handshakes: number, concurrency:
     const latencies: number[] = [];
     let next = 0;
     const began = performance.now();
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next < patients.length) {
-        const patient = patients[next++]!;
-        const start = performance.now();
-        await handshake(url, patient);
-        latencies.push(performance.now() - start);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < patients.length) {
+          const patient = patients[next++]!;
+          const start = performance.now();
+          await handshake(url, patient);
+          latencies.push(performance.now() - start);
+        }
+      }),
+    );
     const seconds = (performance.now() - began) / 1000;
     return { mode, perSecond: handshakes / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
   } finally {
@@ -38,7 +40,9 @@ async function measure(mode: 'FULL' | 'NORMAL', handshakes: number, concurrency:
 }
 
 export async function syncPhase(options: { handshakes: number; concurrency: number; rounds: number }): Promise<SyncRun[]> {
-  say(`sync: ${options.handshakes} new-patient handshakes per run, concurrency ${options.concurrency}, FULL and NORMAL x ${options.rounds}`);
+  say(
+    `sync: ${options.handshakes} new-patient handshakes per run, concurrency ${options.concurrency}, FULL and NORMAL x ${options.rounds}`,
+  );
   const runs: SyncRun[] = [];
   for (let round = 0; round < options.rounds; round++) {
     for (const mode of round % 2 === 0 ? (['FULL', 'NORMAL'] as const) : (['NORMAL', 'FULL'] as const)) {

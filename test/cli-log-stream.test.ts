@@ -57,7 +57,11 @@ test('stdout carries JSON log lines only; the banner is on stderr; request lines
   assert.match(run.stderr, /created a development config/);
   assert.ok(!run.stdout.includes('Syntheticperson') && !run.stdout.includes('nrn_x_synthetic'));
   const request = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line['request_id'] === 'cli-check-1');
-  assert.deepEqual({ route: request?.['route'], query_keys: request?.['query_keys'], status: request?.['status'] }, { route: '/health/live', query_keys: ['search', 'api_key'], status: 400 }, 'the health routes take no query (400), and the line still names the keys only');
+  assert.deepEqual(
+    { route: request?.['route'], query_keys: request?.['query_keys'], status: request?.['status'] },
+    { route: '/health/live', query_keys: ['search', 'api_key'], status: 400 },
+    'the health routes take no query (400), and the line still names the keys only',
+  );
 });
 
 test('pretty logs have no colour when NO_COLOR is set', async () => {

@@ -21,12 +21,20 @@ function tempDir(): string {
 }
 
 function run(cwd: string, args: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: '1', ...env }, encoding: 'utf8', timeout: 30_000 });
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 function startForeground(cwd: string, args: string[] = []): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [BIN, 'start', '--port', '0', ...args], { cwd, env: { ...process.env, NO_COLOR: '1', NEURON_LOGGING__PRETTY: 'never' } });
+  const child = spawn(process.execPath, [BIN, 'start', '--port', '0', ...args], {
+    cwd,
+    env: { ...process.env, NO_COLOR: '1', NEURON_LOGGING__PRETTY: 'never' },
+  });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -55,7 +63,9 @@ test('start with no config creates a development setup, serves health, and stop 
     await waitFor('the PID file', () => existsSync(pidFile));
     assert.match(output(), /created a development config at/);
     // No operator yet: the banner says how to create the first one and where to sign in.
-    await waitFor('the console banner', () => /No console operator yet: create one with `npm run neuron -- operator add NAME --role admin`.*\/console/.test(output()));
+    await waitFor('the console banner', () =>
+      /No console operator yet: create one with `npm run neuron -- operator add NAME --role admin`.*\/console/.test(output()),
+    );
     assert.ok(existsSync(path.join(cwd, 'neuron.config.json')));
     assert.ok(existsSync(path.join(cwd, 'data', 'neuron.sqlite')));
     const { url } = JSON.parse(readFileSync(pidFile, 'utf8')) as { url: string };
@@ -85,7 +95,13 @@ test('start with no config creates a development setup, serves health, and stop 
 
     const verify = run(cwd, ['audit', 'verify', '--json']);
     assert.equal(verify.code, 0, verify.stderr);
-    const result = JSON.parse(verify.stdout) as { ok: boolean; checkpoints: number; entries: number; tree_heads: number; first_bad_seq: null };
+    const result = JSON.parse(verify.stdout) as {
+      ok: boolean;
+      checkpoints: number;
+      entries: number;
+      tree_heads: number;
+      first_bad_seq: null;
+    };
     assert.equal(result.ok, true);
     assert.ok(result.tree_heads >= 2, 'every commit that appended was sealed under a signed tree head');
     assert.equal(result.first_bad_seq, null);
@@ -126,7 +142,9 @@ test('init writes a config, a database and an organization key, and refuses to o
   const init = run(cwd, ['init', '--yes', '--name', 'Test Clinic', '--npi', '1679576722', '--type', 'clinic']);
   assert.equal(init.code, 0, init.stderr);
   assert.match(init.stdout, /public key\s+[A-Za-z0-9_-]{43}/);
-  const config = JSON.parse(readFileSync(path.join(cwd, 'neuron.config.json'), 'utf8')) as { organization: { name: string; npi: string; type: string } };
+  const config = JSON.parse(readFileSync(path.join(cwd, 'neuron.config.json'), 'utf8')) as {
+    organization: { name: string; npi: string; type: string };
+  };
   assert.deepEqual(config.organization, { name: 'Test Clinic', npi: '1679576722', type: 'clinic' });
   assert.ok(existsSync(path.join(cwd, 'data', 'neuron.sqlite')));
 
@@ -149,7 +167,11 @@ test('init --force with any invalid answer exits 2 and leaves the existing confi
   assert.equal(run(cwd, ['init', '--yes', '--name', 'Test Clinic', '--npi', '1679576722']).code, 0);
   const configFile = path.join(cwd, 'neuron.config.json');
   const before = readFileSync(configFile, 'utf8');
-  for (const bad of [['--public-url', 'ftp://x'], ['--npi', '1234567890'], ['--registry-url', 'not a url']]) {
+  for (const bad of [
+    ['--public-url', 'ftp://x'],
+    ['--npi', '1234567890'],
+    ['--registry-url', 'not a url'],
+  ]) {
     const init = run(cwd, ['init', '--yes', '--force', '--name', 'Other Clinic', ...bad]);
     assert.equal(init.code, 2, `${bad.join(' ')}: ${init.stderr}`);
     assert.match(init.stderr, new RegExp(`nothing was written or removed[\\s\\S]*\\(${bad[0]}\\)`));
@@ -166,7 +188,10 @@ test('init without --name says the organization got synthetic development values
   const cwd = tempDir();
   const init = run(cwd, ['init', '--yes']);
   assert.equal(init.code, 0, init.stderr);
-  assert.match(init.stderr, /no --name and no --npi given, so the organization has synthetic development values \(name "Development Practice", NPI 1245319599\)/);
+  assert.match(
+    init.stderr,
+    /no --name and no --npi given, so the organization has synthetic development values \(name "Development Practice", NPI 1245319599\)/,
+  );
   const named = run(tempDir(), ['init', '--yes', '--name', 'Test Clinic']);
   assert.match(named.stderr, /no --npi given/);
   assert.doesNotMatch(named.stderr, /--name/);
@@ -174,7 +199,9 @@ test('init without --name says the organization got synthetic development values
 
 test('config --print shows the effective config with secrets redacted', () => {
   const cwd = tempDir();
-  const printed = run(cwd, ['config', '--print', '--set', 'handshake.max_queued=123'], { NEURON_STORAGE__URL: 'postgres://neuron:hunter2@db.internal/neuron' });
+  const printed = run(cwd, ['config', '--print', '--set', 'handshake.max_queued=123'], {
+    NEURON_STORAGE__URL: 'postgres://neuron:hunter2@db.internal/neuron',
+  });
   assert.equal(printed.code, 0, printed.stderr);
   assert.ok(!printed.stdout.includes('hunter2'));
   const config = JSON.parse(printed.stdout) as { storage: { url: string }; handshake: { max_queued: number } };
@@ -205,7 +232,10 @@ test('a bad --port is blamed on the flag, not on the config file', () => {
 
 test('bad configuration: every problem listed, exit 2, nothing created', () => {
   const cwd = tempDir();
-  writeFileSync(path.join(cwd, 'neuron.config.json'), JSON.stringify({ organization: { npi: '1234567890' }, server: { port: 70000, colour: 'blue' } }));
+  writeFileSync(
+    path.join(cwd, 'neuron.config.json'),
+    JSON.stringify({ organization: { npi: '1234567890' }, server: { port: 70000, colour: 'blue' } }),
+  );
   const start = run(cwd, ['start']);
   assert.equal(start.code, 2);
   assert.match(start.stderr, /server\.port/);
@@ -277,6 +307,10 @@ test('audit verify exits 4 and names the first bad entry after tampering', async
   assert.match(verify.stdout, /FAILED at sequence 2/);
   const json = run(cwd, ['audit', 'verify', '--json', '--tree-head', witnessFile]);
   assert.equal(json.code, 4);
-  assert.deepEqual(Object.keys(JSON.parse(json.stdout) as object).sort(), ['bad_tree_head', 'checkpoints', 'entries', 'first_bad_seq', 'ok', 'problem', 'tree_heads'], 'snake_case like every other JSON output');
+  assert.deepEqual(
+    Object.keys(JSON.parse(json.stdout) as object).sort(),
+    ['bad_tree_head', 'checkpoints', 'entries', 'first_bad_seq', 'ok', 'problem', 'tree_heads'],
+    'snake_case like every other JSON output',
+  );
   assert.equal((JSON.parse(json.stdout) as { first_bad_seq: number }).first_bad_seq, 2);
 });

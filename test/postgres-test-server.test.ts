@@ -13,14 +13,17 @@ import { loadConfig } from '../src/foundation/config/index.ts';
 
 const SCRIPT = readFileSync(path.resolve(import.meta.dirname, '..', 'scripts', 'postgres-test-server.sh'), 'utf8');
 
-test('the PostgreSQL test server script reads no variable in the Neuron\'s configuration namespace', () => {
+test("the PostgreSQL test server script reads no variable in the Neuron's configuration namespace", () => {
   const read = [...SCRIPT.matchAll(/\$\{?(NEURON_\w+)/g)].map((match) => match[1]);
   assert.deepEqual(read, [], 'the script must not read NEURON_* variables');
   assert.match(SCRIPT, /\$\{PG_TEST_DIR:-/);
   assert.match(SCRIPT, /\$\{PG_TEST_PORT:-/);
 });
 
-test('the script\'s settings, exported beside a Neuron, are not taken for configuration', () => {
-  const { config } = loadConfig({ cwd: mkdtempSync(path.join(tmpdir(), 'neuron-pgscript-')), env: { PG_TEST_DIR: '/tmp/elsewhere', PG_TEST_PORT: '54400' } });
+test("the script's settings, exported beside a Neuron, are not taken for configuration", () => {
+  const { config } = loadConfig({
+    cwd: mkdtempSync(path.join(tmpdir(), 'neuron-pgscript-')),
+    env: { PG_TEST_DIR: '/tmp/elsewhere', PG_TEST_PORT: '54400' },
+  });
   assert.equal(config.server.port, 8600);
 });

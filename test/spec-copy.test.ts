@@ -14,13 +14,18 @@ const root = path.resolve(import.meta.dirname, '..');
 const sharedSpec = process.env['CAREAGENT_SHARED_SPEC'] || path.resolve(root, '..', 'shared', 'spec');
 const COPIED = ['vectors.json', 'handshake.md', 'registry.md'];
 
-test('spec/ is byte for byte the network\'s shared/spec/ (vectors.json, handshake.md, registry.md)', (t) => {
+test("spec/ is byte for byte the network's shared/spec/ (vectors.json, handshake.md, registry.md)", (t) => {
   if (!existsSync(path.join(sharedSpec, 'vectors.json'))) {
-    t.skip(`${sharedSpec}/vectors.json does not exist (no shared/spec beside the repository; set CAREAGENT_SHARED_SPEC to compare with another copy)`);
+    t.skip(
+      `${sharedSpec}/vectors.json does not exist (no shared/spec beside the repository; set CAREAGENT_SHARED_SPEC to compare with another copy)`,
+    );
     return;
   }
   for (const name of COPIED) {
     const ours = readFileSync(path.join(root, 'spec', name));
-    assert.ok(ours.equals(readFileSync(path.join(sharedSpec, name))), `spec/${name} differs from ${sharedSpec}/${name}: copy the network's file into spec/`);
+    assert.ok(
+      ours.equals(readFileSync(path.join(sharedSpec, name))),
+      `spec/${name} differs from ${sharedSpec}/${name}: copy the network's file into spec/`,
+    );
   }
 });

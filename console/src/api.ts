@@ -29,7 +29,10 @@ export class ApiError extends Error {
   readonly code: string;
   readonly fieldErrors: Array<{ path: string; message: string }>;
 
-  constructor(status: number, problem: { title?: string; detail?: string; code?: string; errors?: Array<{ path: string; message: string }> }) {
+  constructor(
+    status: number,
+    problem: { title?: string; detail?: string; code?: string; errors?: Array<{ path: string; message: string }> },
+  ) {
     super(problem.detail ?? problem.title ?? `request failed (${status})`);
     this.status = status;
     this.title = problem.title ?? 'Request failed';
@@ -62,11 +65,15 @@ export async function api<T>(method: Method, path: string, body?: unknown): Prom
   try {
     response = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? null : JSON.stringify(body) });
   } catch {
-    throw new ApiError(0, { title: 'The Neuron cannot be reached', detail: 'Check that it is running and that this computer is on its network, then try again.', code: 'NETWORK' });
+    throw new ApiError(0, {
+      title: 'The Neuron cannot be reached',
+      detail: 'Check that it is running and that this computer is on its network, then try again.',
+      code: 'NETWORK',
+    });
   }
   if (response.status === 204) return undefined as T;
   const text = await response.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   try {
     parsed = text === '' ? undefined : JSON.parse(text);
   } catch {
@@ -85,7 +92,8 @@ export async function api<T>(method: Method, path: string, body?: unknown): Prom
 /** Query string from the defined, non-empty values (never used for search terms: those go in bodies). */
 export function query(params: Record<string, string | number | null | undefined>): string {
   const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(params)) if (value !== undefined && value !== null && value !== '') search.set(name, String(value));
+  for (const [name, value] of Object.entries(params))
+    if (value !== undefined && value !== null && value !== '') search.set(name, String(value));
   const text = search.toString();
   return text === '' ? '' : `?${text}`;
 }

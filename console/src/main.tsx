@@ -66,9 +66,23 @@ function App() {
     if (session !== null && session !== 'loading' && path === '/sign-in') navigate('/', { replace: true });
   }, [session, path]);
 
-  if (session === 'loading') return <main class="center"><Loading /></main>;
+  if (session === 'loading')
+    return (
+      <main class="center">
+        <Loading />
+      </main>
+    );
   if (session === null) {
-    return <SignIn ended={ended} onSignedIn={(next) => { setEnded(false); signedIn(next); navigate('/', { replace: true }); }} />;
+    return (
+      <SignIn
+        ended={ended}
+        onSignedIn={(next) => {
+          setEnded(false);
+          signedIn(next);
+          navigate('/', { replace: true });
+        }}
+      />
+    );
   }
   return <Shell session={session} path={path} onSignedOut={() => signedIn(null)} />;
 }
@@ -96,25 +110,47 @@ function Shell(props: { session: Session; path: string; onSignedOut: () => void 
 
   let content: preact.JSX.Element;
   if (page === undefined) content = <NotFound />;
-  else if (page.adminOnly && !isAdmin(session)) content = <ErrorNotice error={new ApiError(403, { title: 'Forbidden', detail: `${page.label} are for administrators.` })} />;
+  else if (page.adminOnly && !isAdmin(session))
+    content = <ErrorNotice error={new ApiError(403, { title: 'Forbidden', detail: `${page.label} are for administrators.` })} />;
   else content = page.render(session);
 
   return (
     <div class="shell">
-      <a class="skip-link" href="#main">Skip to content</a>
+      <a class="skip-link" href="#main">
+        Skip to content
+      </a>
       <header class="topbar">
-        <span class="brand"><span class="brand-mark" aria-hidden="true">N</span> Neuron console</span>
-        <button type="button" class="button button-quiet menu-button" aria-expanded={menuOpen} aria-controls="nav" onClick={() => setMenuOpen(!menuOpen)}>Menu</button>
+        <span class="brand">
+          <span class="brand-mark" aria-hidden="true">
+            N
+          </span>{' '}
+          Neuron console
+        </span>
+        <button
+          type="button"
+          class="button button-quiet menu-button"
+          aria-expanded={menuOpen}
+          aria-controls="nav"
+          onClick={() => setMenuOpen(!menuOpen)}
+        >
+          Menu
+        </button>
         <div class="operator">
           <span class="operator-name">{session.operator.name}</span>
           <span class="badge">{session.operator.role}</span>
-          <button type="button" class="button button-small button-quiet" onClick={signOut}>Sign out</button>
+          <button type="button" class="button button-small button-quiet" onClick={signOut}>
+            Sign out
+          </button>
         </div>
       </header>
       <nav id="nav" class={`nav${menuOpen ? ' nav-open' : ''}`} aria-label="Console pages">
         <ul>
           {visible.map((entry) => (
-            <li key={entry.path}><Link to={entry.path} current={entry.path === path}>{entry.label}</Link></li>
+            <li key={entry.path}>
+              <Link to={entry.path} current={entry.path === path}>
+                {entry.label}
+              </Link>
+            </li>
           ))}
         </ul>
       </nav>
@@ -130,7 +166,9 @@ function NotFound() {
   return (
     <section>
       <h1>No such page</h1>
-      <p>This page does not exist in the console. <Link to="/">Go to the overview</Link>.</p>
+      <p>
+        This page does not exist in the console. <Link to="/">Go to the overview</Link>.
+      </p>
     </section>
   );
 }

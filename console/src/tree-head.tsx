@@ -35,8 +35,12 @@ export function TreeHead(props: { head: TreeHeadView | 'absent' }) {
   return (
     <div>
       <dl class="details">
-        <dt>Entries</dt><dd>{head.tree_size}</dd>
-        <dt>Signed at</dt><dd><When at={head.timestamp} /></dd>
+        <dt>Entries</dt>
+        <dd>{head.tree_size}</dd>
+        <dt>Signed at</dt>
+        <dd>
+          <When at={head.timestamp} />
+        </dd>
       </dl>
       <Copyable label="Root hash" value={head.root_hash} />
       <Copyable label="Signed tree head (JSON)" value={JSON.stringify(head, null, 2)} multiline />

@@ -11,7 +11,12 @@ export function Link(props: { to: string; class?: string; children: ComponentChi
     navigate(props.to);
   };
   return (
-    <a href={`${BASE}${props.to === '/' ? '' : props.to}`} class={props.class} onClick={onClick} aria-current={props.current ? 'page' : undefined}>
+    <a
+      href={`${BASE}${props.to === '/' ? '' : props.to}`}
+      class={props.class}
+      onClick={onClick}
+      aria-current={props.current ? 'page' : undefined}
+    >
       {props.children}
     </a>
   );
@@ -21,7 +26,10 @@ export function Link(props: { to: string; class?: string; children: ComponentChi
 export function ErrorNotice(props: { error: unknown; onDismiss?: () => void }) {
   const error = props.error;
   if (error === null || error === undefined) return null;
-  const problem = error instanceof ApiError ? error : new ApiError(0, { title: 'Something went wrong', detail: String((error as Error).message ?? error) });
+  const problem =
+    error instanceof ApiError
+      ? error
+      : new ApiError(0, { title: 'Something went wrong', detail: String((error as Error).message ?? error) });
   const forbidden = problem.status === 403 && problem.code !== 'CSRF_REJECTED';
   return (
     <div class="notice notice-error" role="alert">
@@ -29,15 +37,29 @@ export function ErrorNotice(props: { error: unknown; onDismiss?: () => void }) {
       {problem.detail !== '' && <p>{problem.detail}</p>}
       {forbidden && <p>Ask an administrator of this Neuron to do it, or to give you the admin role.</p>}
       {problem.fieldErrors.length > 0 && (
-        <ul>{problem.fieldErrors.map((field) => <li key={field.path}><code>{field.path}</code>: {field.message}</li>)}</ul>
+        <ul>
+          {problem.fieldErrors.map((field) => (
+            <li key={field.path}>
+              <code>{field.path}</code>: {field.message}
+            </li>
+          ))}
+        </ul>
       )}
-      {props.onDismiss && <button type="button" class="button button-quiet" onClick={props.onDismiss}>Dismiss</button>}
+      {props.onDismiss && (
+        <button type="button" class="button button-quiet" onClick={props.onDismiss}>
+          Dismiss
+        </button>
+      )}
     </div>
   );
 }
 
 export function SuccessNotice(props: { children: ComponentChildren }) {
-  return <div class="notice notice-success" role="status">{props.children}</div>;
+  return (
+    <div class="notice notice-success" role="status">
+      {props.children}
+    </div>
+  );
 }
 
 export function EmptyState(props: { title: string; children: ComponentChildren }) {
@@ -50,7 +72,11 @@ export function EmptyState(props: { title: string; children: ComponentChildren }
 }
 
 export function Loading() {
-  return <p class="loading" role="status">Loading…</p>;
+  return (
+    <p class="loading" role="status">
+      Loading…
+    </p>
+  );
 }
 
 export function PageHeader(props: { title: string; children?: ComponentChildren }) {
@@ -59,7 +85,9 @@ export function PageHeader(props: { title: string; children?: ComponentChildren 
   useEffect(() => heading.current?.focus(), [props.title]);
   return (
     <header class="page-header">
-      <h1 tabIndex={-1} ref={heading}>{props.title}</h1>
+      <h1 tabIndex={-1} ref={heading}>
+        {props.title}
+      </h1>
       {props.children && <div class="page-intro">{props.children}</div>}
     </header>
   );
@@ -80,10 +108,22 @@ export function Copyable(props: { label: string; value: string; multiline?: bool
     <div class="copyable">
       <span class="copyable-label">{props.label}</span>
       <div class="copyable-row">
-        {props.multiline ? <pre class="copyable-value" data-testid={props.testId} tabIndex={0} aria-label={props.label}>{props.value}</pre> : <code class="copyable-value" data-testid={props.testId} tabIndex={0}>{props.value}</code>}
-        <button type="button" class="button button-small" onClick={copy} aria-label={`Copy ${props.label}`}>Copy</button>
+        {props.multiline ? (
+          <pre class="copyable-value" data-testid={props.testId} tabIndex={0} aria-label={props.label}>
+            {props.value}
+          </pre>
+        ) : (
+          <code class="copyable-value" data-testid={props.testId} tabIndex={0}>
+            {props.value}
+          </code>
+        )}
+        <button type="button" class="button button-small" onClick={copy} aria-label={`Copy ${props.label}`}>
+          Copy
+        </button>
       </div>
-      <span class="copyable-status" role="status">{copied === 'yes' ? 'Copied to the clipboard.' : copied === 'failed' ? 'Could not copy: select the text and copy it yourself.' : ''}</span>
+      <span class="copyable-status" role="status">
+        {copied === 'yes' ? 'Copied to the clipboard.' : copied === 'failed' ? 'Could not copy: select the text and copy it yourself.' : ''}
+      </span>
     </div>
   );
 }
@@ -95,7 +135,11 @@ export function Status(props: { value: string }) {
 export function When(props: { at: string | null | undefined; empty?: string }) {
   if (props.at === null || props.at === undefined) return <span class="muted">{props.empty ?? 'never'}</span>;
   const date = new Date(props.at);
-  return <time dateTime={props.at} title={props.at}>{date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })}</time>;
+  return (
+    <time dateTime={props.at} title={props.at}>
+      {date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })}
+    </time>
+  );
 }
 
 export function Field(props: { label: string; hint?: string; children: JSX.Element }) {
@@ -121,7 +165,12 @@ export function ReasonAction(props: { label: string; danger?: boolean; onSubmit:
   useEffect(() => {
     if (open) input.current?.focus();
   }, [open]);
-  if (!open) return <button type="button" class={`button button-small${props.danger ? ' button-danger' : ''}`} onClick={() => setOpen(true)}>{props.label}</button>;
+  if (!open)
+    return (
+      <button type="button" class={`button button-small${props.danger ? ' button-danger' : ''}`} onClick={() => setOpen(true)}>
+        {props.label}
+      </button>
+    );
   const submit = async (event: Event) => {
     event.preventDefault();
     setBusy(true);
@@ -142,8 +191,16 @@ export function ReasonAction(props: { label: string; danger?: boolean; onSubmit:
         <input ref={input} required maxLength={500} value={reason} onInput={(event) => setReason(event.currentTarget.value)} />
       </Field>
       <div class="actions">
-        <button type="submit" class={`button button-small${props.danger ? ' button-danger' : ' button-primary'}`} disabled={busy || reason.trim() === ''}>{props.label}</button>
-        <button type="button" class="button button-small button-quiet" onClick={() => setOpen(false)}>Cancel</button>
+        <button
+          type="submit"
+          class={`button button-small${props.danger ? ' button-danger' : ' button-primary'}`}
+          disabled={busy || reason.trim() === ''}
+        >
+          {props.label}
+        </button>
+        <button type="button" class="button button-small button-quiet" onClick={() => setOpen(false)}>
+          Cancel
+        </button>
       </div>
       <ErrorNotice error={error} />
     </form>
@@ -151,7 +208,10 @@ export function ReasonAction(props: { label: string; danger?: boolean; onSubmit:
 }
 
 /** Loads a page of data; `reload` runs it again. */
-export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data: T | null; error: unknown; loading: boolean; reload: () => void } {
+export function useLoad<T>(
+  load: () => Promise<T>,
+  deps: unknown[],
+): { data: T | null; error: unknown; loading: boolean; reload: () => void } {
   const [state, setState] = useState<{ data: T | null; error: unknown; loading: boolean }>({ data: null, error: null, loading: true });
   const [round, setRound] = useState(0);
   useEffect(() => {

@@ -18,10 +18,19 @@ import {
   type RelationshipNotice,
   type RelationshipResult,
 } from 'neuron-careagent-client';
-import { ProtocolError, parseServerMessage, verifyConsentToken, type ConsentClaims, type ServerMessage } from 'neuron-careagent-client/protocol';
+import {
+  ProtocolError,
+  parseServerMessage,
+  verifyConsentToken,
+  type ConsentClaims,
+  type ServerMessage,
+} from 'neuron-careagent-client/protocol';
 
 const keys: PatientKeys = generatePatientKeys();
-const consentToken = createConsentToken({ patientAgentId: 'patient-agent-123', providerNpi: '1679576722', consentedActions: ['office_visit'] }, keys);
+const consentToken = createConsentToken(
+  { patientAgentId: 'patient-agent-123', providerNpi: '1679576722', consentedActions: ['office_visit'] },
+  keys,
+);
 
 export async function connect(): Promise<RelationshipResult | HandshakeErrorCode> {
   try {
@@ -54,7 +63,12 @@ export async function pull(after: string | null): Promise<Attestation[]> {
   const attested: Attestation[] = [];
   for (const notice of page.items) {
     try {
-      attested.push(verifyAttestation(notice.attestation, 'A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg', { provider_npi: '1679576722', patient_public_key: notice.patient_public_key }));
+      attested.push(
+        verifyAttestation(notice.attestation, 'A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg', {
+          provider_npi: '1679576722',
+          patient_public_key: notice.patient_public_key,
+        }),
+      );
     } catch (error) {
       if (!(error instanceof AttestationError)) throw error;
     }
@@ -66,7 +80,13 @@ export function serverSide(text: string): ServerMessage | ConsentClaims | string
   try {
     const message = parseServerMessage(text);
     if (message.type !== 'handshake.challenge') return message;
-    return verifyConsentToken({ payloadB64: consentToken.payload, signatureB64: consentToken.signature, patientPublicKey: keys.publicKey, patientAgentId: 'patient-agent-123', now: Date.now() });
+    return verifyConsentToken({
+      payloadB64: consentToken.payload,
+      signatureB64: consentToken.signature,
+      patientPublicKey: keys.publicKey,
+      patientAgentId: 'patient-agent-123',
+      now: Date.now(),
+    });
   } catch (error) {
     if (error instanceof ProtocolError) return `${error.code}${error.reason === undefined ? '' : `/${error.reason}`}`;
     throw error;

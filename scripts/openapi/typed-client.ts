@@ -36,7 +36,10 @@ export async function provider(npi: string): Promise<Provider> {
 }
 
 export async function terminate(relationship: Relationship, reason: string): Promise<Relationship> {
-  const { data, error } = await client.POST('/v1/relationships/{id}/terminate', { params: { path: { id: relationship.id } }, body: { reason } });
+  const { data, error } = await client.POST('/v1/relationships/{id}/terminate', {
+    params: { path: { id: relationship.id } },
+    body: { reason },
+  });
   if (error) return fail(error);
   return data;
 }

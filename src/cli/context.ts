@@ -58,7 +58,12 @@ export function overridesFrom(options: GlobalOptions): Record<string, unknown> {
 
 /** The flag that sets each path, for problem messages ("from flag --port", not the config file). */
 export function overrideSourcesFrom(options: GlobalOptions): Record<string, string> {
-  const sources: Record<string, string> = { data_dir: 'flag --data-dir', 'server.port': 'flag --port', 'server.host': 'flag --host', 'logging.level': 'flag --log-level' };
+  const sources: Record<string, string> = {
+    data_dir: 'flag --data-dir',
+    'server.port': 'flag --port',
+    'server.host': 'flag --host',
+    'logging.level': 'flag --log-level',
+  };
   for (const assignment of options.set ?? []) {
     const at = assignment.indexOf('=');
     if (at > 0) sources[assignment.slice(0, at)] = `flag --set ${assignment.slice(0, at)}`;

@@ -36,7 +36,12 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     // One path=value per --set, repeated for more: a variadic option would take the subcommand's
     // name after it as one more value (`neuron --set a=1 status` printed only the usage).
-    .option('--set <path=value>', 'override any option, for example --set handshake.max_queued=500 (repeatable)', collectAssignments, [] as string[])
+    .option(
+      '--set <path=value>',
+      'override any option, for example --set handshake.max_queued=500 (repeatable)',
+      collectAssignments,
+      [] as string[],
+    )
     .exitOverride()
     .showHelpAfterError();
   registerInit(program);

@@ -37,7 +37,10 @@ export const printJson = (value: unknown): void => {
 
 /** An error that ends the command with a message for the operator and a documented exit code. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: number = EXIT.FAILURE) {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.FAILURE,
+  ) {
     super(message);
     this.name = 'CliError';
   }

@@ -71,7 +71,10 @@ describe('docs/api.md', () => {
     assert.ok(shell.length >= 10, `${shell.length} shell examples`);
     assert.ok(guide.includes(GUIDE_WEBHOOK_URL));
 
-    const relationship = await insertRelationship(t.neuron, { providerNpi: '1679576722', profile: { display_name: 'Ada Lovelace', date_of_birth: '1815-12-10' } });
+    const relationship = await insertRelationship(t.neuron, {
+      providerNpi: '1679576722',
+      profile: { display_name: 'Ada Lovelace', date_of_birth: '1815-12-10' },
+    });
     const env: NodeJS.ProcessEnv = {
       PATH: `${binDir}:${process.env['PATH'] ?? ''}`,
       HOME: process.env['HOME'],
@@ -95,9 +98,11 @@ describe('docs/api.md', () => {
         secret = (JSON.parse(result.stdout) as { secret: string }).secret;
         assert.match(secret, /^whsec_/);
       }
-      if (block.includes('/v1/organization')) assert.equal((JSON.parse(result.stdout) as { npi: string }).npi, t.neuron.config.organization.npi);
+      if (block.includes('/v1/organization'))
+        assert.equal((JSON.parse(result.stdout) as { npi: string }).npi, t.neuron.config.organization.npi);
       if (block.includes('jq -r')) assert.match(result.stdout, new RegExp(relationship.id));
-      if (block.includes('/profile')) assert.equal((JSON.parse(result.stdout) as { profile: Record<string, string> }).profile['preferred_language'], 'en-GB');
+      if (block.includes('/profile'))
+        assert.equal((JSON.parse(result.stdout) as { profile: Record<string, string> }).profile['preferred_language'], 'en-GB');
     }
     assert.ok(env['API_KEY'] && env['ADMIN_API_KEY'] && secret);
 
@@ -118,13 +123,18 @@ describe('docs/api.md', () => {
     assert.ok(verifier);
     const module = path.join(binDir, 'verify.mjs');
     writeFileSync(module, `${verifier}\nexport { verifyNeuronSignature };\n`);
-    const { verifyNeuronSignature } = await import(pathToFileURL(module).href) as { verifyNeuronSignature: (body: string, header: unknown, secret: string) => boolean };
+    const { verifyNeuronSignature } = (await import(pathToFileURL(module).href)) as {
+      verifyNeuronSignature: (body: string, header: unknown, secret: string) => boolean;
+    };
     const header = delivery.headers['neuron-signature'];
     assert.equal(verifyNeuronSignature(delivery.body, header, secret), true);
     assert.equal(verifyNeuronSignature(delivery.body.replace('patient moved away', 'patient moved here'), header, secret), false);
     assert.equal(verifyNeuronSignature(delivery.body, header, 'whsec_not-the-secret'), false);
     assert.equal(verifyNeuronSignature(delivery.body, undefined, secret), false);
     const event = JSON.parse(delivery.body) as { type: string; data: { relationship_id: string; reason: string } };
-    assert.deepEqual([event.type, event.data.relationship_id, event.data.reason], ['relationship.terminated', relationship.id, 'patient moved away']);
+    assert.deepEqual(
+      [event.type, event.data.relationship_id, event.data.reason],
+      ['relationship.terminated', relationship.id, 'patient moved away'],
+    );
   });
 });

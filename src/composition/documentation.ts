@@ -11,7 +11,14 @@
  * The reference page is loaded on its first request (see referencePage below): swagger-ui and the
  * static file server under it hold about 1.2 MB of heap, for a page most Neurons never serve.
  */
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest, type FastifySchema, type RouteOptions } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifySchema,
+  type RouteOptions,
+} from 'fastify';
 import swagger from '@fastify/swagger';
 import Type from 'typebox';
 import { NeuronError, PROBLEM_CONTENT_TYPE, toProblem } from '../foundation/errors/index.ts';
@@ -37,7 +44,8 @@ export const SECURITY_SCHEMES = {
     type: 'http',
     scheme: 'bearer',
     bearerFormat: 'nrn_<key id>_<secret><checksum>',
-    description: 'An API key in `Authorization: Bearer <key>`. Keys are created with `neuron api-key create` or `POST /v1/api-keys`; each has scopes read, write and/or admin (admin implies write implies read).',
+    description:
+      'An API key in `Authorization: Bearer <key>`. Keys are created with `neuron api-key create` or `POST /v1/api-keys`; each has scopes read, write and/or admin (admin implies write implies read).',
   },
   apiKeyHeader: {
     type: 'apiKey',
@@ -48,14 +56,18 @@ export const SECURITY_SCHEMES = {
   providerCredential: {
     type: 'http',
     scheme: 'bearer',
-    description: 'A provider CareAgent credential (issued when the provider registers with this Neuron), in `Authorization: Bearer <credential>`.',
+    description:
+      'A provider CareAgent credential (issued when the provider registers with this Neuron), in `Authorization: Bearer <credential>`.',
   },
 } as const;
 
 const problemContent = { 'application/problem+json': { schema: Problem } };
 
 const rateLimitHeaders = {
-  RateLimit: { type: 'string', description: 'limit=<per minute>, remaining=<requests left>, reset=<seconds until the allowance is full again>' },
+  RateLimit: {
+    type: 'string',
+    description: 'limit=<per minute>, remaining=<requests left>, reset=<seconds until the allowance is full again>',
+  },
   'RateLimit-Policy': { type: 'string', description: '<limit>;w=60: the per-minute allowance of this key' },
 };
 
@@ -82,9 +94,10 @@ export function describeRoute(schema: FastifySchema | undefined, auth: RouteAuth
     if (out['security'] === undefined) out['security'] = security;
     if (auth.kind !== 'provider') {
       out['x-required-scope'] = auth.scope;
-      const note = auth.kind === 'api_key'
-        ? `Requires an API key with the \`${auth.scope}\` scope.`
-        : `Requires a provider credential, or an API key with the \`${auth.scope}\` scope.`;
+      const note =
+        auth.kind === 'api_key'
+          ? `Requires an API key with the \`${auth.scope}\` scope.`
+          : `Requires a provider credential, or an API key with the \`${auth.scope}\` scope.`;
       out['description'] = out['description'] ? `${note}\n\n${String(out['description'])}` : note;
     } else {
       const note = 'Requires a provider CareAgent credential.';
@@ -92,10 +105,16 @@ export function describeRoute(schema: FastifySchema | undefined, auth: RouteAuth
     }
     add('401', problemResponse('No credential, or the credential is not valid, revoked or expired (UNAUTHENTICATED)'));
     add('403', problemResponse('The credential does not allow this (FORBIDDEN)'));
-    add('429', problemResponse('Over the per-key request limit, or too many failed authentications from this address (RATE_LIMITED); see Retry-After', {
-      'Retry-After': { type: 'integer', description: 'seconds to wait before retrying' },
-      ...rateLimitHeaders,
-    }));
+    add(
+      '429',
+      problemResponse(
+        'Over the per-key request limit, or too many failed authentications from this address (RATE_LIMITED); see Retry-After',
+        {
+          'Retry-After': { type: 'integer', description: 'seconds to wait before retrying' },
+          ...rateLimitHeaders,
+        },
+      ),
+    );
   }
   if (out['body'] !== undefined || out['querystring'] !== undefined || out['params'] !== undefined) {
     add('400', problemResponse('The request is not valid (VALIDATION_FAILED, MALFORMED_JSON, INVALID_CURSOR); `errors` names each field'));
@@ -106,25 +125,33 @@ export function describeRoute(schema: FastifySchema | undefined, auth: RouteAuth
   }
   for (const [status, response] of Object.entries(responses)) {
     const value = response as Record<string, unknown>;
-    if (value['description'] === undefined && value['x-response-description'] === undefined && STATUS_TEXT[status] !== undefined) responses[status] = { ...value, 'x-response-description': STATUS_TEXT[status] };
+    if (value['description'] === undefined && value['x-response-description'] === undefined && STATUS_TEXT[status] !== undefined)
+      responses[status] = { ...value, 'x-response-description': STATUS_TEXT[status] };
   }
   if (Object.keys(responses).length > 0) out['response'] = responses;
   return out as FastifySchema;
 }
 
-const WebhookEnvelope = (type: string, data: ReturnType<typeof Type.Object>): ReturnType<typeof Type.Object> => Type.Object({
-  event_id: Type.String({ format: 'uuid', description: 'unique per event and subscription; drop duplicates by it (delivery is at least once)' }),
-  type: Type.Literal(type),
-  occurred_at: Type.String({ format: 'date-time' }),
-  data,
-});
+const WebhookEnvelope = (type: string, data: ReturnType<typeof Type.Object>): ReturnType<typeof Type.Object> =>
+  Type.Object({
+    event_id: Type.String({
+      format: 'uuid',
+      description: 'unique per event and subscription; drop duplicates by it (delivery is at least once)',
+    }),
+    type: Type.Literal(type),
+    occurred_at: Type.String({ format: 'date-time' }),
+    data,
+  });
 
 const WEBHOOK_DATA: Record<(typeof WEBHOOK_EVENT_TYPES)[number], ReturnType<typeof Type.Object>> = {
-  'relationship.established': Type.Object({
-    relationship_id: Type.String(),
-    patient_agent_id: Type.String(),
-    provider_npi: Type.String(),
-  }, { additionalProperties: true }),
+  'relationship.established': Type.Object(
+    {
+      relationship_id: Type.String(),
+      patient_agent_id: Type.String(),
+      provider_npi: Type.String(),
+    },
+    { additionalProperties: true },
+  ),
   'relationship.terminated': Type.Object({
     relationship_id: Type.String(),
     patient_agent_id: Type.String(),
@@ -148,7 +175,8 @@ function webhooksSection(): Record<string, unknown> {
         operationId: `${type.replace(/\.(\w)/g, (_match, letter: string) => letter.toUpperCase())}Event`,
         tags: ['webhooks'],
         summary: `${type} event`,
-        description: 'POSTed to each subscription to this event type. Verify `Neuron-Signature` (hmac-sha256=<hex of HMAC-SHA256 over the raw body, keyed with the subscription secret>) before parsing; see docs/api.md.',
+        description:
+          'POSTed to each subscription to this event type. Verify `Neuron-Signature` (hmac-sha256=<hex of HMAC-SHA256 over the raw body, keyed with the subscription secret>) before parsing; see docs/api.md.',
         parameters: [
           { name: 'Neuron-Signature', in: 'header', required: true, schema: { type: 'string' } },
           { name: 'Neuron-Event-Id', in: 'header', required: true, schema: { type: 'string' } },
@@ -186,10 +214,13 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
           // The organization that runs this Neuron answers for its API.
           contact: { name: options.organizationName },
         },
-        components: { securitySchemes: SECURITY_SCHEMES as unknown as Record<string, never>, schemas: COMPONENT_SCHEMAS as Record<string, never> },
+        components: {
+          securitySchemes: SECURITY_SCHEMES as unknown as Record<string, never>,
+          schemas: COMPONENT_SCHEMAS as Record<string, never>,
+        },
         tags: [
           { name: 'organization', description: 'Who this Neuron is' },
-          { name: 'relationships', description: 'Consent relationships between patients and the organization\'s providers' },
+          { name: 'relationships', description: "Consent relationships between patients and the organization's providers" },
           { name: 'patients', description: 'The patient directory (front-desk fields only)' },
           { name: 'blocks', description: 'Patient agents the organization refuses' },
           { name: 'audit', description: 'The tamper-evident audit log' },
@@ -199,7 +230,10 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
           { name: 'operations', description: 'Health and metrics' },
           { name: 'providers', description: 'The provider roster the operator manages' },
           { name: 'console', description: 'Sign-in and sessions of the operators who use the console at /console' },
-          { name: 'provider CareAgent', description: 'What a provider CareAgent calls: registration, liveness, its relationship feed and consent checks' },
+          {
+            name: 'provider CareAgent',
+            description: 'What a provider CareAgent calls: registration, liveness, its relationship feed and consent checks',
+          },
         ],
         webhooks: webhooksSection() as never,
       },
@@ -213,10 +247,12 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
     const served = new SerializedDocument(() => finalDocument(app.swagger() as Record<string, unknown>, options.serverUrl()));
     let page: Promise<FastifyInstance> | undefined;
     const servePage = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      page ??= referencePage(served.document(), { organizationName: options.organizationName, tls: options.tls }).catch((error: unknown) => {
-        page = undefined;
-        throw error;
-      });
+      page ??= referencePage(served.document(), { organizationName: options.organizationName, tls: options.tls }).catch(
+        (error: unknown) => {
+          page = undefined;
+          throw error;
+        },
+      );
       const inner = await page;
       // The inner instance answers on the same socket; helmet's headers, set on it already, stay.
       reply.hijack();
@@ -224,10 +260,14 @@ export function documentation(options: DocumentationOptions): FastifyPluginAsync
     };
     const pageRoute = { schema: { hide: true }, config: { auth: { kind: 'none' as const } } };
     for (const url of REFERENCE_PAGE_URLS) app.get(url, pageRoute, servePage);
-    app.get('/openapi.json', {
-      schema: { hide: true },
-      config: { auth: { kind: 'none' } },
-    }, async (request, reply) => served.send(request, reply));
+    app.get(
+      '/openapi.json',
+      {
+        schema: { hide: true },
+        config: { auth: { kind: 'none' } },
+      },
+      async (request, reply) => served.send(request, reply),
+    );
   };
   // Not encapsulated: swagger must see the routes of every plugin.
   (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
@@ -243,7 +283,10 @@ const REFERENCE_PAGE_URLS = ['/docs', '/docs/', '/docs/json', '/docs/yaml', '/do
  * top, exactly as they would be registered on the main instance. The main instance hands it the
  * raw request and response of every /docs URL.
  */
-async function referencePage(document: Record<string, unknown>, options: { organizationName: string; tls: boolean }): Promise<FastifyInstance> {
+async function referencePage(
+  document: Record<string, unknown>,
+  options: { organizationName: string; tls: boolean },
+): Promise<FastifyInstance> {
   const { default: swaggerUi } = await import('@fastify/swagger-ui');
   const page = Fastify({ logger: false });
   await page.register(swagger, { mode: 'static', specification: { document: document as never } });
@@ -260,7 +303,10 @@ async function referencePage(document: Record<string, unknown>, options: { organ
   page.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0];
     const error = new NeuronError('ROUTE_NOT_FOUND', { message: `no route ${request.method} ${path}` });
-    void reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(error, path, request.id));
+    void reply
+      .code(error.status)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(toProblem(error, path, request.id));
   });
   await page.ready();
   return page;
@@ -275,7 +321,13 @@ async function referencePage(document: Record<string, unknown>, options: { organ
 export function pagePolicy(policy: string, tls: boolean): string {
   return policy
     .split(';')
-    .map((directive) => directive.trim().split(/\s+/).filter((source) => source !== 'https:' && source !== 'validator.swagger.io').join(' '))
+    .map((directive) =>
+      directive
+        .trim()
+        .split(/\s+/)
+        .filter((source) => source !== 'https:' && source !== 'validator.swagger.io')
+        .join(' '),
+    )
     .filter((directive) => directive !== '' && (tls || directive !== 'upgrade-insecure-requests'))
     .join('; ');
 }

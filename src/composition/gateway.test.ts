@@ -43,24 +43,42 @@ describe('API gateway', () => {
     it('serves a valid OpenAPI 3.1 document at /openapi.json', async () => {
       const response = await fetch(`${t.url}/openapi.json`);
       assert.equal(response.status, 200);
-      const document = await response.json() as Record<string, any>;
+      const document = (await response.json()) as Record<string, any>;
       assert.equal(document['openapi'], '3.1.0');
       const result = await validate(structuredClone(document) as never);
       assert.equal(result.valid, true, result.valid ? '' : compileErrors(result));
     });
 
     it('documents every route with its security, scope and problem responses', async () => {
-      const document = await (await fetch(`${t.url}/openapi.json`)).json() as Record<string, any>;
+      const document = (await (await fetch(`${t.url}/openapi.json`)).json()) as Record<string, any>;
       assert.deepEqual(Object.keys(document['components'].securitySchemes).sort(), ['apiKeyHeader', 'bearerApiKey', 'providerCredential']);
       const expected = [
-        'GET /v1/organization', 'GET /v1/relationships', 'GET /v1/relationships/{id}',
-        'POST /v1/relationships/{id}/suspend', 'POST /v1/relationships/{id}/resume', 'POST /v1/relationships/{id}/terminate',
-        'GET /v1/patients', 'GET /v1/patients/{patient_agent_id}', 'PATCH /v1/patients/{patient_agent_id}/profile', 'DELETE /v1/patients/{patient_agent_id}/profile',
-        'GET /v1/blocks', 'POST /v1/blocks', 'DELETE /v1/blocks/{patient_agent_id}',
-        'GET /v1/audit/events', 'POST /v1/audit/verify',
-        'GET /v1/webhooks', 'POST /v1/webhooks', 'GET /v1/webhooks/{id}', 'DELETE /v1/webhooks/{id}',
-        'GET /v1/api-keys', 'POST /v1/api-keys', 'DELETE /v1/api-keys/{id}',
-        'GET /v1/status', 'GET /metrics', 'GET /health/live', 'GET /health/ready',
+        'GET /v1/organization',
+        'GET /v1/relationships',
+        'GET /v1/relationships/{id}',
+        'POST /v1/relationships/{id}/suspend',
+        'POST /v1/relationships/{id}/resume',
+        'POST /v1/relationships/{id}/terminate',
+        'GET /v1/patients',
+        'GET /v1/patients/{patient_agent_id}',
+        'PATCH /v1/patients/{patient_agent_id}/profile',
+        'DELETE /v1/patients/{patient_agent_id}/profile',
+        'GET /v1/blocks',
+        'POST /v1/blocks',
+        'DELETE /v1/blocks/{patient_agent_id}',
+        'GET /v1/audit/events',
+        'POST /v1/audit/verify',
+        'GET /v1/webhooks',
+        'POST /v1/webhooks',
+        'GET /v1/webhooks/{id}',
+        'DELETE /v1/webhooks/{id}',
+        'GET /v1/api-keys',
+        'POST /v1/api-keys',
+        'DELETE /v1/api-keys/{id}',
+        'GET /v1/status',
+        'GET /metrics',
+        'GET /health/live',
+        'GET /health/ready',
       ];
       const operations = new Map<string, any>();
       for (const [route, methods] of Object.entries(document['paths'] as Record<string, Record<string, unknown>>)) {
@@ -87,7 +105,11 @@ describe('API gateway', () => {
       assert.equal(operations.get('POST /v1/relationships/{id}/terminate')['x-required-scope'], 'write');
       assert.equal(operations.get('POST /v1/blocks')['x-required-scope'], 'write');
       assert.equal(operations.get('POST /v1/api-keys')['x-required-scope'], 'admin');
-      assert.deepEqual(Object.keys(document['webhooks']).sort(), ['patient.blocked', 'relationship.established', 'relationship.terminated']);
+      assert.deepEqual(Object.keys(document['webhooks']).sort(), [
+        'patient.blocked',
+        'relationship.established',
+        'relationship.terminated',
+      ]);
     });
 
     it('serves the interactive reference at /docs with its own content security policy', async () => {
@@ -130,7 +152,11 @@ describe('API gateway', () => {
       assert.equal(simple.headers.get('access-control-allow-origin'), null);
       const preflight = await fetch(`${t.url}/v1/organization`, {
         method: 'OPTIONS',
-        headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+        headers: {
+          origin: 'https://evil.example',
+          'access-control-request-method': 'GET',
+          'access-control-request-headers': 'authorization',
+        },
       });
       assert.equal(preflight.headers.get('access-control-allow-origin'), null);
     });
@@ -140,7 +166,11 @@ describe('API gateway', () => {
       try {
         const preflight = await fetch(`${cors.url}/v1/relationships`, {
           method: 'OPTIONS',
-          headers: { origin: 'https://app.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+          headers: {
+            origin: 'https://app.example',
+            'access-control-request-method': 'GET',
+            'access-control-request-headers': 'authorization',
+          },
         });
         assert.ok(preflight.status < 300, `preflight answered ${preflight.status}`);
         assert.equal(preflight.headers.get('access-control-allow-origin'), 'https://app.example');
@@ -157,7 +187,10 @@ describe('API gateway', () => {
   describe('bad input', () => {
     it('answers malformed JSON with MALFORMED_JSON and changes nothing', async () => {
       const relationship = await insertRelationship(t.neuron);
-      const response = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, { key: t.keys.write, body: '{"reason": "oops",' });
+      const response = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, {
+        key: t.keys.write,
+        body: '{"reason": "oops",',
+      });
       assertProblem(response, 400, 'MALFORMED_JSON');
       const after = await t.request('GET', `/v1/relationships/${relationship.id}`, { key: t.keys.read });
       assert.equal(after.body.status, 'active');
@@ -165,21 +198,39 @@ describe('API gateway', () => {
 
     it('names the field for wrong types, unknown fields and unknown query parameters', async () => {
       const relationship = await insertRelationship(t.neuron);
-      const wrongType = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, { key: t.keys.write, body: { reason: 42 } });
+      const wrongType = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, {
+        key: t.keys.write,
+        body: { reason: 42 },
+      });
       assertProblem(wrongType, 400, 'VALIDATION_FAILED');
-      assert.deepEqual(wrongType.body.errors.map((e: { path: string }) => e.path), ['body.reason']);
+      assert.deepEqual(
+        wrongType.body.errors.map((e: { path: string }) => e.path),
+        ['body.reason'],
+      );
 
-      const unknown = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, { key: t.keys.write, body: { reason: 'ok', notify: true } });
+      const unknown = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, {
+        key: t.keys.write,
+        body: { reason: 'ok', notify: true },
+      });
       assertProblem(unknown, 400, 'VALIDATION_FAILED');
-      assert.deepEqual(unknown.body.errors.map((e: { path: string }) => e.path), ['body.notify']);
+      assert.deepEqual(
+        unknown.body.errors.map((e: { path: string }) => e.path),
+        ['body.notify'],
+      );
 
       const query = await t.request('GET', '/v1/relationships?stauts=active', { key: t.keys.read });
       assertProblem(query, 400, 'VALIDATION_FAILED');
-      assert.deepEqual(query.body.errors.map((e: { path: string }) => e.path), ['querystring.stauts']);
+      assert.deepEqual(
+        query.body.errors.map((e: { path: string }) => e.path),
+        ['querystring.stauts'],
+      );
 
       const limit = await t.request('GET', '/v1/relationships?limit=100000', { key: t.keys.read });
       assertProblem(limit, 400, 'VALIDATION_FAILED');
-      assert.deepEqual(limit.body.errors.map((e: { path: string }) => e.path), ['querystring.limit']);
+      assert.deepEqual(
+        limit.body.errors.map((e: { path: string }) => e.path),
+        ['querystring.limit'],
+      );
 
       const after = await t.request('GET', `/v1/relationships/${relationship.id}`, { key: t.keys.read });
       assert.equal(after.body.status, 'active');
@@ -187,10 +238,16 @@ describe('API gateway', () => {
 
     it('never echoes what was sent, secrets included', async () => {
       const secret = 'nrn_aaaaaaaaaaaa_SECRETSECRETSECRETSECRETSECRET1234abcdef';
-      const unknown = await t.request('POST', '/v1/blocks', { key: t.keys.admin, body: { patient_agent_id: 'did:example:x', reason: 'r', api_key: secret } });
+      const unknown = await t.request('POST', '/v1/blocks', {
+        key: t.keys.admin,
+        body: { patient_agent_id: 'did:example:x', reason: 'r', api_key: secret },
+      });
       assertProblem(unknown, 400, 'VALIDATION_FAILED');
       assert.ok(!unknown.text.includes('SECRET'), unknown.text);
-      const badValue = await t.request('POST', '/v1/api-keys', { key: t.keys.admin, body: { label: `has space ${secret}`, scopes: ['read'] } });
+      const badValue = await t.request('POST', '/v1/api-keys', {
+        key: t.keys.admin,
+        body: { label: `has space ${secret}`, scopes: ['read'] },
+      });
       assertProblem(badValue, 400, 'VALIDATION_FAILED');
       assert.ok(!badValue.text.includes('SECRET'), badValue.text);
       const badKey = await t.request('GET', '/v1/organization', { key: secret });
@@ -202,14 +259,26 @@ describe('API gateway', () => {
       const injection = "1' OR '1'='1";
       const npi = await t.request('GET', `/v1/relationships?provider_npi=${encodeURIComponent(injection)}`, { key: t.keys.read });
       assertProblem(npi, 400, 'VALIDATION_FAILED');
-      assert.deepEqual(npi.body.errors.map((e: { path: string }) => e.path), ['querystring.provider_npi']);
-      const id = await t.request('POST', `/v1/relationships/${encodeURIComponent("x'; DROP TABLE relationships; --")}/terminate`, { key: t.keys.write, body: { reason: 'r' } });
+      assert.deepEqual(
+        npi.body.errors.map((e: { path: string }) => e.path),
+        ['querystring.provider_npi'],
+      );
+      const id = await t.request('POST', `/v1/relationships/${encodeURIComponent("x'; DROP TABLE relationships; --")}/terminate`, {
+        key: t.keys.write,
+        body: { reason: 'r' },
+      });
       assertProblem(id, 400, 'VALIDATION_FAILED');
-      assert.deepEqual(id.body.errors.map((e: { path: string }) => e.path), ['params.id']);
+      assert.deepEqual(
+        id.body.errors.map((e: { path: string }) => e.path),
+        ['params.id'],
+      );
       const search = await t.request('GET', `/v1/patients?search=${encodeURIComponent("%' OR 1=1 --")}`, { key: t.keys.read });
       assert.equal(search.status, 200);
       assert.deepEqual(search.body.items, []);
-      const count = await t.neuron.storage.db.selectFrom('relationships').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      const count = await t.neuron.storage.db
+        .selectFrom('relationships')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
       assert.ok(Number(count.n) > 0, 'the table is still there');
     });
 
@@ -218,13 +287,20 @@ describe('API gateway', () => {
         const response = await t.request('GET', `/v1/relationships?after=${encodeURIComponent(cursor)}`, { key: t.keys.read });
         assert.equal(response.status, 400, cursor);
         assert.ok(['INVALID_CURSOR', 'VALIDATION_FAILED'].includes(response.body.code), response.text);
-        assert.ok(response.body.errors.some((e: { path: string }) => e.path.endsWith('after')), response.text);
+        assert.ok(
+          response.body.errors.some((e: { path: string }) => e.path.endsWith('after')),
+          response.text,
+        );
       }
     });
 
     it('answers a non-JSON body with 415', async () => {
       const relationship = await insertRelationship(t.neuron);
-      const response = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, { key: t.keys.write, body: 'reason=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const response = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, {
+        key: t.keys.write,
+        body: 'reason=x',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       assertProblem(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
     });
 
@@ -242,7 +318,11 @@ describe('API gateway', () => {
       assertProblem(onHealth, 405, 'METHOD_NOT_ALLOWED');
       assert.equal(onHealth.headers.get('allow'), 'GET, HEAD');
       // A path parameter stands for one segment only: a deeper path is unknown, not a wrong method.
-      assertProblem(await t.request('GET', `/v1/relationships/${relationship.id}/no-such-action`, { key: t.keys.read }), 404, 'ROUTE_NOT_FOUND');
+      assertProblem(
+        await t.request('GET', `/v1/relationships/${relationship.id}/no-such-action`, { key: t.keys.read }),
+        404,
+        'ROUTE_NOT_FOUND',
+      );
       // Nothing was changed by the refused request.
       assert.equal((await t.request('GET', `/v1/relationships/${relationship.id}`, { key: t.keys.read })).body.status, 'active');
     });
@@ -250,7 +330,10 @@ describe('API gateway', () => {
     it('refuses a body over server.body_limit_bytes with 413 and changes nothing', async () => {
       const small = await startApiNeuron({ config: { server: { body_limit_bytes: 1024 } } });
       try {
-        const response = await small.request('POST', '/v1/blocks', { key: small.keys.admin, body: { patient_agent_id: 'did:example:big', reason: 'x'.repeat(2_000) } });
+        const response = await small.request('POST', '/v1/blocks', {
+          key: small.keys.admin,
+          body: { patient_agent_id: 'did:example:big', reason: 'x'.repeat(2_000) },
+        });
         assertProblem(response, 413, 'BODY_TOO_LARGE');
         const blocks = await small.request('GET', '/v1/blocks', { key: small.keys.admin });
         assert.deepEqual(blocks.body.items, []);
@@ -297,25 +380,29 @@ describe('API gateway', () => {
         tls: null,
         logger: t.neuron.logger,
         readiness: async () => [],
-        hooks: [authentication({
-          apiKeys: t.apiKeys,
-          audit: t.neuron.audit,
-          logger: t.neuron.logger,
-          rateLimitPerMinute: 100,
-          authFailureLimitPerMinute: 100,
-          metrics: new (await import('prom-client')).Registry(),
-        })],
-        routes: [async (instance) => {
-          instance.get('/v1/naked', async () => ({ secret: 'should never be served' }));
-          instance.get('/public-thing', async () => ({ ok: true }));
-        }],
+        hooks: [
+          authentication({
+            apiKeys: t.apiKeys,
+            audit: t.neuron.audit,
+            logger: t.neuron.logger,
+            rateLimitPerMinute: 100,
+            authFailureLimitPerMinute: 100,
+            metrics: new (await import('prom-client')).Registry(),
+          }),
+        ],
+        routes: [
+          async (instance) => {
+            instance.get('/v1/naked', async () => ({ secret: 'should never be served' }));
+            instance.get('/public-thing', async () => ({ ok: true }));
+          },
+        ],
       });
       await app.listen({ host: '127.0.0.1', port: 0 });
       try {
         const address = app.server.address() as { port: number };
         const naked = await fetch(`http://127.0.0.1:${address.port}/v1/naked`, { headers: { authorization: `Bearer ${t.keys.admin}` } });
         assert.equal(naked.status, 403);
-        const body = await naked.json() as { code: string };
+        const body = (await naked.json()) as { code: string };
         assert.equal(body.code, 'FORBIDDEN');
         const open = await fetch(`http://127.0.0.1:${address.port}/public-thing`);
         assert.equal(open.status, 200);
@@ -344,17 +431,22 @@ describe('API gateway', () => {
         tls: null,
         logger: t.neuron.logger,
         readiness: async () => [],
-        hooks: [authentication({
-          apiKeys: t.apiKeys,
-          audit: t.neuron.audit,
-          logger: t.neuron.logger,
-          rateLimitPerMinute: 100,
-          authFailureLimitPerMinute: 3,
-          metrics: new (await import('prom-client')).Registry(),
-        }), rejectingProviderHook],
-        routes: [async (instance) => {
-          instance.get('/v1/provider-thing', { config: { auth: { kind: 'provider' } } }, async () => ({ ok: true }));
-        }],
+        hooks: [
+          authentication({
+            apiKeys: t.apiKeys,
+            audit: t.neuron.audit,
+            logger: t.neuron.logger,
+            rateLimitPerMinute: 100,
+            authFailureLimitPerMinute: 3,
+            metrics: new (await import('prom-client')).Registry(),
+          }),
+          rejectingProviderHook,
+        ],
+        routes: [
+          async (instance) => {
+            instance.get('/v1/provider-thing', { config: { auth: { kind: 'provider' } } }, async () => ({ ok: true }));
+          },
+        ],
       });
       await app.listen({ host: '127.0.0.1', port: 0 });
       try {

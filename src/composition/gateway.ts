@@ -52,7 +52,11 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
   const { config, apiKeys, operators } = options;
   let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | null = null;
   // Build, outbox and registry-heartbeat gauges, read when scraped.
-  registerServiceMetrics(options.metrics, { version: options.version, storage: options.storage, lastHeartbeatAt: () => options.registry().lastHeartbeatAt });
+  registerServiceMetrics(options.metrics, {
+    version: options.version,
+    storage: options.storage,
+    lastHeartbeatAt: () => options.registry().lastHeartbeatAt,
+  });
 
   return {
     authentication: authentication({
@@ -81,7 +85,10 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
         try {
           metricsListener = await startMetricsListener(options.metrics, config.api.metrics_port);
         } catch (error) {
-          throw new Error(`cannot serve metrics on 127.0.0.1:${config.api.metrics_port} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); choose a free api.metrics_port or set it to 0`, { cause: error });
+          throw new Error(
+            `cannot serve metrics on 127.0.0.1:${config.api.metrics_port} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); choose a free api.metrics_port or set it to 0`,
+            { cause: error },
+          );
         }
         options.logger.info({ url: `http://127.0.0.1:${metricsListener.port}/metrics` }, 'metrics listener on loopback');
       }

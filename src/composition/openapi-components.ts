@@ -65,7 +65,11 @@ function isObject(value: unknown): value is Json {
 /** JSON with object keys sorted: equal for schemas that differ only in key order. */
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (isObject(value)) return `{${Object.keys(value).sort().map((key) => `${JSON.stringify(key)}:${canonical(value[key])}`).join(',')}}`;
+  if (isObject(value))
+    return `{${Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonical(value[key])}`)
+      .join(',')}}`;
   return JSON.stringify(value) ?? 'null';
 }
 
@@ -142,7 +146,7 @@ export function referenceComponents(document: Json): Json {
 
   // Keep what the operations, webhooks and other components refer to (transitively).
   const used = referencedNames(rest, new Set());
-  for (let grew = true; grew;) {
+  for (let grew = true; grew; ) {
     const before = used.size;
     for (const name of [...used]) referencedNames(schemas[name], used);
     grew = used.size > before;
@@ -159,7 +163,8 @@ function responseObjects(paths: unknown): Json[] {
   if (!isObject(paths)) return found;
   for (const item of Object.values(paths)) {
     if (!isObject(item)) continue;
-    for (const operation of Object.values(item)) if (isObject(operation) && isObject(operation['responses'])) found.push(operation['responses']);
+    for (const operation of Object.values(item))
+      if (isObject(operation) && isObject(operation['responses'])) found.push(operation['responses']);
   }
   return found;
 }
@@ -180,7 +185,9 @@ function referenceResponses(paths: unknown): Json {
     const common = [...counts.entries()].sort((a, b) => b[1].count - a[1].count)[0];
     if (common === undefined || common[1].count < 2) continue;
     named[name] = common[1].response;
-    for (const responses of all) if (responses[status] !== undefined && canonical(responses[status]) === common[0]) responses[status] = { $ref: `#/components/responses/${name}` };
+    for (const responses of all)
+      if (responses[status] !== undefined && canonical(responses[status]) === common[0])
+        responses[status] = { $ref: `#/components/responses/${name}` };
   }
   return named;
 }
@@ -197,7 +204,13 @@ export function optionalDefaultedParameters(paths: unknown): void {
     for (const operation of Object.values(item)) {
       if (!isObject(operation) || !Array.isArray(operation['parameters'])) continue;
       for (const parameter of operation['parameters'] as unknown[]) {
-        if (isObject(parameter) && parameter['in'] === 'query' && isObject(parameter['schema']) && parameter['schema']['default'] !== undefined) parameter['required'] = false;
+        if (
+          isObject(parameter) &&
+          parameter['in'] === 'query' &&
+          isObject(parameter['schema']) &&
+          parameter['schema']['default'] !== undefined
+        )
+          parameter['required'] = false;
       }
     }
   }

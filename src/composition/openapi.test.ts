@@ -17,12 +17,17 @@ const METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'pat
 const LAN_HOST = 'neuron.clinic.lan';
 
 /** A plain HTTP GET with a chosen Host header (fetch does not let a caller set Host). */
-function getWithHost(url: string, host: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function getWithHost(
+  url: string,
+  host: string,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
     const request = httpRequest(url, { headers: { host } }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }),
+      );
     });
     request.on('error', reject);
     request.end();
@@ -45,13 +50,18 @@ describe('OpenAPI document', () => {
   });
 
   it('names, tags and describes every operation and webhook, with only declared tags', () => {
-    const declared = new Set((document['tags'] as Array<{ name: string; description?: string }>).map((tag) => {
-      assert.ok(tag.description, `tag ${tag.name} has a description`);
-      return tag.name;
-    }));
+    const declared = new Set(
+      (document['tags'] as Array<{ name: string; description?: string }>).map((tag) => {
+        assert.ok(tag.description, `tag ${tag.name} has a description`);
+        return tag.name;
+      }),
+    );
     const operationIds = new Set<string>();
     const faults: string[] = [];
-    const sections: Array<[string, Record<string, Record<string, any>>]> = [['paths', document['paths']], ['webhooks', document['webhooks']]];
+    const sections: Array<[string, Record<string, Record<string, any>>]> = [
+      ['paths', document['paths']],
+      ['webhooks', document['webhooks']],
+    ];
     for (const [section, items] of sections) {
       for (const [route, item] of Object.entries(items)) {
         for (const [method, operation] of Object.entries(item)) {
@@ -76,31 +86,63 @@ describe('OpenAPI document', () => {
     assert.ok(Buffer.byteLength(text) < DOCUMENT_MAX_BYTES, `the document is ${Buffer.byteLength(text)} bytes`);
     assert.equal(document['info'].license.identifier, 'Apache-2.0');
     assert.equal(document['info'].contact.name, 'Riverside <Family> Clinic');
-    assert.deepEqual(document['servers'].map((server: { url: string }) => server.url), [t.url]);
+    assert.deepEqual(
+      document['servers'].map((server: { url: string }) => server.url),
+      [t.url],
+    );
     // Documented with no query parameters, the health routes refuse one like every such route.
     const probe = await fetch(`${t.url}/health/live?verbose=1`);
     assert.equal(probe.status, 400);
     assert.equal(((await probe.json()) as { code: string }).code, 'VALIDATION_FAILED');
-    for (const [route, method] of [['/health/live', 'get'], ['/health/ready', 'get'], ['/v1/providers/register', 'post']] as const) {
+    for (const [route, method] of [
+      ['/health/live', 'get'],
+      ['/health/ready', 'get'],
+      ['/v1/providers/register', 'post'],
+    ] as const) {
       assert.deepEqual(document['paths'][route][method].security, [], `${method} ${route} is public`);
     }
   });
 
   it('defines the shared schemas once in components and refers to them', () => {
     const schemas = document['components'].schemas as Record<string, unknown>;
-    for (const name of ['Problem', 'Provider', 'ProviderCredential', 'Relationship', 'Patient', 'Block', 'AuditEvent', 'Webhook', 'ApiKey', 'Organization', 'Status', 'RelationshipPage', 'ProviderPage', 'AuditEventPage']) {
+    for (const name of [
+      'Problem',
+      'Provider',
+      'ProviderCredential',
+      'Relationship',
+      'Patient',
+      'Block',
+      'AuditEvent',
+      'Webhook',
+      'ApiKey',
+      'Organization',
+      'Status',
+      'RelationshipPage',
+      'ProviderPage',
+      'AuditEventPage',
+    ]) {
       assert.ok(schemas[name], `components.schemas.${name}`);
     }
     const list = document['paths']['/v1/relationships'].get.responses['200'].content['application/json'].schema;
     assert.deepEqual(list, { $ref: '#/components/schemas/RelationshipPage' });
     assert.deepEqual(schemas['RelationshipPage'], {
       ...(schemas['RelationshipPage'] as object),
-      properties: { ...(schemas['RelationshipPage'] as any).properties, items: { type: 'array', items: { $ref: '#/components/schemas/Relationship' } } },
+      properties: {
+        ...(schemas['RelationshipPage'] as any).properties,
+        items: { type: 'array', items: { $ref: '#/components/schemas/Relationship' } },
+      },
     });
-    const limit = (document['paths']['/v1/relationships'].get.parameters as Array<{ name: string; required: boolean }>).find((p) => p.name === 'limit');
+    const limit = (document['paths']['/v1/relationships'].get.parameters as Array<{ name: string; required: boolean }>).find(
+      (p) => p.name === 'limit',
+    );
     assert.equal(limit?.required, false, 'a parameter with a default is optional to the caller');
-    assert.deepEqual(document['paths']['/v1/providers/{npi}'].get.responses['200'].content['application/json'].schema, { $ref: '#/components/schemas/Provider' });
-    assert.equal(document['components'].responses.Unauthenticated.content['application/problem+json'].schema.$ref, '#/components/schemas/Problem');
+    assert.deepEqual(document['paths']['/v1/providers/{npi}'].get.responses['200'].content['application/json'].schema, {
+      $ref: '#/components/schemas/Provider',
+    });
+    assert.equal(
+      document['components'].responses.Unauthenticated.content['application/problem+json'].schema.$ref,
+      '#/components/schemas/Problem',
+    );
     // Every reference resolves.
     for (const match of text.matchAll(/"\$ref":"#\/components\/(schemas|responses)\/([^"]+)"/g)) {
       assert.ok(document['components'][match[1]!][match[2]!], `${match[0]} resolves`);
@@ -161,8 +203,12 @@ describe('OpenAPI document', () => {
   });
 
   it('keeps upgrade-insecure-requests only when the Neuron serves TLS itself', () => {
-    const swaggerUiPolicy = "default-src 'self'; img-src 'self' data: validator.swagger.io; style-src 'self' https: 'sha256-x'; upgrade-insecure-requests;";
+    const swaggerUiPolicy =
+      "default-src 'self'; img-src 'self' data: validator.swagger.io; style-src 'self' https: 'sha256-x'; upgrade-insecure-requests;";
     assert.equal(pagePolicy(swaggerUiPolicy, false), "default-src 'self'; img-src 'self' data:; style-src 'self' 'sha256-x'");
-    assert.equal(pagePolicy(swaggerUiPolicy, true), "default-src 'self'; img-src 'self' data:; style-src 'self' 'sha256-x'; upgrade-insecure-requests");
+    assert.equal(
+      pagePolicy(swaggerUiPolicy, true),
+      "default-src 'self'; img-src 'self' data:; style-src 'self' 'sha256-x'; upgrade-insecure-requests",
+    );
   });
 });

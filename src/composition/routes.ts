@@ -63,12 +63,16 @@ export function routePlugins(options: RoutePluginsOptions): FastifyPluginAsync[]
     operatorRoutes(services.operators),
     handshakeStatsRoutes(deps),
     relationshipAttestationRoutes(deps, { key: options.organizationKey }),
-    statusRoutes(deps, {
-      version: options.version,
-      startedAt: options.startedAt,
-      handshakes: handshakesFromMetrics(options.metrics),
-      registry: options.registry,
-    }, options.metrics),
+    statusRoutes(
+      deps,
+      {
+        version: options.version,
+        startedAt: options.startedAt,
+        handshakes: handshakesFromMetrics(options.metrics),
+        registry: options.registry,
+      },
+      options.metrics,
+    ),
     providerRoutes({
       service: services.providers,
       pageSize,

@@ -38,24 +38,40 @@ import { need, type Runtime } from './runtime.ts';
 export type Step = (rt: Runtime) => Component;
 
 export const START_STEPS: readonly Step[] = [
-  storageStep, organizationKeyStep, auditStep, servicesStep, apiGatewayStep, httpStep, handshakeStep, outboxWorkerStep, presenceStep,
+  storageStep,
+  organizationKeyStep,
+  auditStep,
+  servicesStep,
+  apiGatewayStep,
+  httpStep,
+  handshakeStep,
+  outboxWorkerStep,
+  presenceStep,
 ];
 
 const nudgeOutbox = (rt: Runtime) => (): void => rt.outboxWorker?.nudge();
 
 /** Presence starts last; until then the summary says the state is not known yet. */
 function registrySummary(rt: Runtime): RegistrySummary {
-  return rt.presence?.registrySummary() ?? { state: rt.config.registry.enabled ? 'unknown' : 'disabled', registered: false, lastHeartbeatAt: null };
+  return (
+    rt.presence?.registrySummary() ?? {
+      state: rt.config.registry.enabled ? 'unknown' : 'disabled',
+      registered: false,
+      lastHeartbeatAt: null,
+    }
+  );
 }
 
 function storageStep(rt: Runtime): Component {
   return {
     name: 'storage',
     start: async () => {
-      rt.storage = await openStorage(storageOptionsFrom(rt.loaded, {
-        // An idle PostgreSQL connection that drops is replaced by the pool; say so in our log.
-        onBackgroundError: (error) => rt.logger.warn({ err: error }, 'database connection'),
-      }));
+      rt.storage = await openStorage(
+        storageOptionsFrom(rt.loaded, {
+          // An idle PostgreSQL connection that drops is replaced by the pool; say so in our log.
+          onBackgroundError: (error) => rt.logger.warn({ err: error }, 'database connection'),
+        }),
+      );
       const { applied } = await rt.storage.migrate();
       if (applied.length > 0) rt.logger.info({ applied, database: rt.storage.description }, 'database migrations applied');
     },
@@ -86,7 +102,10 @@ function auditStep(rt: Runtime): Component {
       // The verifier's trust anchor lives outside the database (docs/security.md).
       const pinned = pinOrganizationKey(dataDir, key);
       if (pinned.public_key !== key.publicKey) {
-        rt.logger.error({ pinnedKeyId: pinned.key_id, keyId: key.id }, 'the organization key in the database is not the one pinned in the data directory; its tree heads will not verify');
+        rt.logger.error(
+          { pinnedKeyId: pinned.key_id, keyId: key.id },
+          'the organization key in the database is not the one pinned in the data directory; its tree heads will not verify',
+        );
       }
       const headFile = new TreeHeadFile({ dataDir, logger: rt.logger });
       treeHeadFile = headFile;
@@ -164,10 +183,13 @@ function httpStep(rt: Runtime): Component {
       const { config } = rt;
       const services = need(rt.services, 'services');
       const gateway = need(rt.gateway, 'api gateway');
-      const tls = config.server.tls.cert_file === '' ? null : {
-        certFile: path.resolve(rt.loaded.paths.baseDir, config.server.tls.cert_file),
-        keyFile: path.resolve(rt.loaded.paths.baseDir, config.server.tls.key_file),
-      };
+      const tls =
+        config.server.tls.cert_file === ''
+          ? null
+          : {
+              certFile: path.resolve(rt.loaded.paths.baseDir, config.server.tls.cert_file),
+              keyFile: path.resolve(rt.loaded.paths.baseDir, config.server.tls.key_file),
+            };
       const http = await createHttpApp({
         config,
         tls,
@@ -334,9 +356,15 @@ async function listen(app: HttpApp, host: string, port: number, backlog: number)
     await app.listen({ host, port, backlog: Math.max(DEFAULT_LISTEN_BACKLOG, backlog) });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new ListenError(`port ${port} on ${host} is already in use; stop the other process or set server.port (or --port) to a free port`, error);
-    if (code === 'EACCES') throw new ListenError(`not permitted to listen on ${host}:${port}; use a port above 1023 or grant the capability`, error);
-    if (code === 'EADDRNOTAVAIL') throw new ListenError(`address ${host} is not on this machine; set server.host to a local address`, error);
+    if (code === 'EADDRINUSE')
+      throw new ListenError(
+        `port ${port} on ${host} is already in use; stop the other process or set server.port (or --port) to a free port`,
+        error,
+      );
+    if (code === 'EACCES')
+      throw new ListenError(`not permitted to listen on ${host}:${port}; use a port above 1023 or grant the capability`, error);
+    if (code === 'EADDRNOTAVAIL')
+      throw new ListenError(`address ${host} is not on this machine; set server.host to a local address`, error);
     throw error;
   }
 }

@@ -40,7 +40,7 @@ describe('the console pages at /console', () => {
     assert.match(css.headers.get('content-type') ?? '', /^text\/css/);
   });
 
-  it('answers the application\'s own pages with the same page, so a reload works', async () => {
+  it("answers the application's own pages with the same page, so a reload works", async () => {
     for (const page of ['/console/', '/console/patients', '/console/audit']) {
       const response = await fetch(`${t.url}${page}`);
       assert.equal(response.status, 200, page);
@@ -75,13 +75,15 @@ describe('the console without a build or sources', () => {
   it('serves files from the loader once it succeeds', async () => {
     let calls = 0;
     const app = Fastify();
-    await app.register(consoleRoutes({
-      load: async () => {
-        calls += 1;
-        if (calls === 1) throw new Error('not yet');
-        return new Map([['index.html', Buffer.from('<p>ok</p>')]]);
-      },
-    }));
+    await app.register(
+      consoleRoutes({
+        load: async () => {
+          calls += 1;
+          if (calls === 1) throw new Error('not yet');
+          return new Map([['index.html', Buffer.from('<p>ok</p>')]]);
+        },
+      }),
+    );
     try {
       assert.equal((await app.inject({ method: 'GET', url: '/console' })).statusCode, 503);
       const second = await app.inject({ method: 'GET', url: '/console/overview' });

@@ -146,7 +146,12 @@ export function consoleRoutes(options: ConsoleRoutesOptions = {}): FastifyPlugin
         loaded = await current();
       } catch (error) {
         request.log.warn({ reason: (error as Error).message }, 'console unavailable');
-        return reply.code(503).header('content-security-policy', CONSOLE_CSP).header('cache-control', 'no-store').type(CONTENT_TYPES['.html'] ?? 'text/html').send(NOT_BUILT_PAGE);
+        return reply
+          .code(503)
+          .header('content-security-policy', CONSOLE_CSP)
+          .header('cache-control', 'no-store')
+          .type(CONTENT_TYPES['.html'] ?? 'text/html')
+          .send(NOT_BUILT_PAGE);
       }
       const index = loaded.get('index.html');
       if (index === undefined) throw new NeuronError('SERVER_ERROR');

@@ -8,7 +8,9 @@ import { colours, out } from '../cli/output.ts';
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('run a complete consent handshake against a temporary Neuron and show what it recorded (synthetic data, leaves nothing behind)')
+    .description(
+      'run a complete consent handshake against a temporary Neuron and show what it recorded (synthetic data, leaves nothing behind)',
+    )
     .action(async () => {
       const paint = colours();
       // Loaded here, not with the command line: the demo and the patient client library it drives

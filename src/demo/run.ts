@@ -8,7 +8,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createConsentToken, establishRelationship, generatePatientKeys, HandshakeError, type RelationshipResult } from 'neuron-careagent-client';
+import {
+  createConsentToken,
+  establishRelationship,
+  generatePatientKeys,
+  HandshakeError,
+  type RelationshipResult,
+} from 'neuron-careagent-client';
 import { loadConfig } from '../foundation/config/index.ts';
 import { createLogger } from '../foundation/observability/logger.ts';
 import { createNeuron, type Neuron } from '../main.ts';
@@ -38,23 +44,32 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 
   const dir = mkdtempSync(path.join(tmpdir(), 'neuron-demo-'));
   const configFile = path.join(dir, 'neuron.config.json');
-  writeFileSync(configFile, JSON.stringify({
-    organization: { name: 'Demo Practice', npi: DEMO_ORGANIZATION_NPI },
-    data_dir: './data',
-    server: { host: '127.0.0.1', port: 0 },
-    discovery: { enabled: false },
-    registry: { enabled: false },
-    logging: { level: 'error', pretty: 'never' },
-    // Seeded through the roster's own config path, exactly as an operator would.
-    providers: [{
-      npi: DEMO_PROVIDER_NPI,
-      name: 'Dr. Demo Provider',
-      provider_types: ['physician'],
-      specialty: 'family medicine',
-      provider_endpoint: DEMO_PROVIDER_ENDPOINT,
-      status: 'active',
-    }],
-  }, null, 2));
+  writeFileSync(
+    configFile,
+    JSON.stringify(
+      {
+        organization: { name: 'Demo Practice', npi: DEMO_ORGANIZATION_NPI },
+        data_dir: './data',
+        server: { host: '127.0.0.1', port: 0 },
+        discovery: { enabled: false },
+        registry: { enabled: false },
+        logging: { level: 'error', pretty: 'never' },
+        // Seeded through the roster's own config path, exactly as an operator would.
+        providers: [
+          {
+            npi: DEMO_PROVIDER_NPI,
+            name: 'Dr. Demo Provider',
+            provider_types: ['physician'],
+            specialty: 'family medicine',
+            provider_endpoint: DEMO_PROVIDER_ENDPOINT,
+            status: 'active',
+          },
+        ],
+      },
+      null,
+      2,
+    ),
+  );
 
   let neuron: Neuron | null = null;
   try {
@@ -78,7 +93,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     detail('public key', keys.publicKeyB64);
     detail('address', endpoint);
 
-    const consentToken = createConsentToken({ patientAgentId, providerNpi: DEMO_PROVIDER_NPI, consentedActions: ['office_visit', 'lab_results'] }, keys);
+    const consentToken = createConsentToken(
+      { patientAgentId, providerNpi: DEMO_PROVIDER_NPI, consentedActions: ['office_visit', 'lab_results'] },
+      keys,
+    );
     step(4, 'It signed a consent token for the provider (dialect A, valid one hour)');
     detail('claims', consentToken.claimsJson);
 
@@ -107,26 +125,56 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     detail('attestation', `signed by the Neuron, verified by the patient (issued ${first.result.attested.issued_at})`);
 
     const db = neuron.storage.db;
-    const relationship = await db.selectFrom('relationships').select(['status', 'established_at', 'token_dialect']).where('id', '=', first.result.relationshipId).executeTakeFirstOrThrow();
-    const entry = await db.selectFrom('patients').select(['profile', 'patient_endpoint']).where('patient_agent_id', '=', patientAgentId).executeTakeFirstOrThrow();
-    const notices = await db.selectFrom('outbox').select(['event_id', 'status', 'target']).where('kind', '=', 'provider.relationship').where('body', 'like', `%${first.result.relationshipId}%`).execute();
-    const audit = await db.selectFrom('audit_log').select(['seq', 'event_type']).where('event_type', '=', 'handshake.completed').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const relationship = await db
+      .selectFrom('relationships')
+      .select(['status', 'established_at', 'token_dialect'])
+      .where('id', '=', first.result.relationshipId)
+      .executeTakeFirstOrThrow();
+    const entry = await db
+      .selectFrom('patients')
+      .select(['profile', 'patient_endpoint'])
+      .where('patient_agent_id', '=', patientAgentId)
+      .executeTakeFirstOrThrow();
+    const notices = await db
+      .selectFrom('outbox')
+      .select(['event_id', 'status', 'target'])
+      .where('kind', '=', 'provider.relationship')
+      .where('body', 'like', `%${first.result.relationshipId}%`)
+      .execute();
+    const audit = await db
+      .selectFrom('audit_log')
+      .select(['seq', 'event_type'])
+      .where('event_type', '=', 'handshake.completed')
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     step(6, 'The Neuron recorded, in one database transaction:');
     detail('relationship', `${relationship.status} since ${relationship.established_at} (token dialect ${relationship.token_dialect})`);
     detail('directory', `${patientAgentId} at ${entry.patient_endpoint}, profile ${entry.profile ?? '(none)'}`);
-    detail('notice', notices.map((n) => `to provider ${n.target}, event ${n.event_id} (${n.status}), carries the patient's address and the attestation`).join('; ') || '(none)');
+    detail(
+      'notice',
+      notices
+        .map((n) => `to provider ${n.target}, event ${n.event_id} (${n.status}), carries the patient's address and the attestation`)
+        .join('; ') || '(none)',
+    );
     detail('audit', audit ? `${audit.event_type} as entry #${audit.seq} of the hash chain` : '(none)');
 
     const second = await run();
     const same = second.result.relationshipId === first.result.relationshipId;
-    step(7, `Same patient key again: status ${paint('green', second.result.status)}, ${same ? 'same relationship id' : 'a DIFFERENT relationship id'} (${second.ms.toFixed(0)} ms); no duplicate, no second notice`);
+    step(
+      7,
+      `Same patient key again: status ${paint('green', second.result.status)}, ${same ? 'same relationship id' : 'a DIFFERENT relationship id'} (${second.ms.toFixed(0)} ms); no duplicate, no second notice`,
+    );
 
     await neuron.stop();
     neuron = null;
     step(8, 'Stopped the Neuron; removing its temporary directory.');
     return { first: first.result, second: second.result };
   } catch (error) {
-    if (error instanceof HandshakeError) throw new Error(`the demo handshake failed: ${error.code}${error.reason ? ` (${error.reason})` : ''}: ${error.message}`, { cause: error });
+    if (error instanceof HandshakeError)
+      throw new Error(`the demo handshake failed: ${error.code}${error.reason ? ` (${error.reason})` : ''}: ${error.message}`, {
+        cause: error,
+      });
     throw error;
   } finally {
     if (neuron) await neuron.stop().catch(() => undefined);

@@ -5,7 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormatsPlugin from 'ajv-formats';
@@ -80,12 +86,22 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     // The router's own refusals (a path parameter over that length, a malformed percent-encoding)
     // are problem documents like every other answer, and do not echo the path.
     frameworkErrors: (error, request, reply) => {
-      const neuronError = error.code === 'FST_ERR_MAX_PARAM_LENGTH' || error.code === 'FST_ERR_BAD_URL'
-        ? new NeuronError('VALIDATION_FAILED', { message: error.code === 'FST_ERR_BAD_URL' ? 'the request path is not valid' : `a path parameter is longer than ${PROTOCOL_BOUNDS.agentIdMaxChars} characters` })
-        : toNeuronError(error);
+      const neuronError =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH' || error.code === 'FST_ERR_BAD_URL'
+          ? new NeuronError('VALIDATION_FAILED', {
+              message:
+                error.code === 'FST_ERR_BAD_URL'
+                  ? 'the request path is not valid'
+                  : `a path parameter is longer than ${PROTOCOL_BOUNDS.agentIdMaxChars} characters`,
+            })
+          : toNeuronError(error);
       if (neuronError.code === 'SERVER_ERROR') request.log.error({ err: error }, 'unexpected error');
       // No hooks run for the router's refusals, so the request id header is set here.
-      void (reply as FastifyReply).code(neuronError.status).header('x-request-id', request.id).type(PROBLEM_CONTENT_TYPE).send(toProblem(neuronError, undefined, request.id));
+      void (reply as FastifyReply)
+        .code(neuronError.status)
+        .header('x-request-id', request.id)
+        .type(PROBLEM_CONTENT_TYPE)
+        .send(toProblem(neuronError, undefined, request.id));
     },
   };
   // Node checks request deadlines only every connectionsCheckingInterval (30 s by default), which
@@ -105,7 +121,11 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   // Set by the authentication hooks (src/foundation/rest/principal.ts); null until one has identified the caller.
   app.decorateRequest('principal', null);
   // The address every per-address limit counts by (src/foundation/rest/client-address.ts).
-  app.decorateRequest('clientAddress', { getter(this: { raw: import('node:http').IncomingMessage }) { return clientAddress.of(this.raw); } });
+  app.decorateRequest('clientAddress', {
+    getter(this: { raw: import('node:http').IncomingMessage }) {
+      return clientAddress.of(this.raw);
+    },
+  });
   // Bodies are JSON and are checked as sent (a number where a string belongs is an error, never
   // converted); query strings and path parameters are text and are converted (?limit=10).
   // Problem documents name the field; ajv's messages never contain the offending value.
@@ -123,7 +143,10 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   const routeNotFound = (method: string, path: string): NeuronError => {
     const allowed = routeMethods.of(path);
     return allowed.length > 0
-      ? new NeuronError('METHOD_NOT_ALLOWED', { message: `${method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`, headers: { allow: allowed.join(', ') } })
+      ? new NeuronError('METHOD_NOT_ALLOWED', {
+          message: `${method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`,
+          headers: { allow: allowed.join(', ') },
+        })
       : new NeuronError('ROUTE_NOT_FOUND', { message: `no route ${method} ${path}` });
   };
   app.setErrorHandler((error: FastifyError | NeuronError, request, reply) => {
@@ -132,17 +155,24 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     // without Content-Type, RFC 10008 2): the missing route is the answer, as for any other method.
     // A client that went away mid-body is not the server's error.
     const neuronError = request.is404 && !isNeuronError(error) ? routeNotFound(request.method, path) : toNeuronError(error);
-    if (clientWentAway(error, request.raw)) request.log.debug({ error_code: (error as NodeJS.ErrnoException).code }, 'client went away before the request was read');
+    if (clientWentAway(error, request.raw))
+      request.log.debug({ error_code: (error as NodeJS.ErrnoException).code }, 'client went away before the request was read');
     else if (neuronError.code === 'SERVER_ERROR') repeatedErrors.error(error, {}, 'unexpected error', request.log);
     else request.log.debug({ code: neuronError.code }, 'request refused');
     for (const [name, value] of Object.entries(neuronError.headers ?? {})) reply.header(name, value);
-    void reply.code(neuronError.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(neuronError, path, request.id));
+    void reply
+      .code(neuronError.status)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(toProblem(neuronError, path, request.id));
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     const error = routeNotFound(request.method, path);
     for (const [name, value] of Object.entries(error.headers ?? {})) reply.header(name, value);
-    void reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(toProblem(error, path, request.id));
+    void reply
+      .code(error.status)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(toProblem(error, path, request.id));
   });
   // A parameter route must not answer for a fixed path beside it: PATCH /v1/providers/register
   // matches PATCH /v1/providers/:npi, yet /v1/providers/register is its own resource (POST only).
@@ -152,7 +182,10 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     if (pattern === undefined || !pattern.includes(':')) return;
     const fixed = routeMethods.ofFixedPath(request.url.split('?')[0] ?? '');
     if (fixed !== null && !fixed.includes(request.method)) {
-      throw new NeuronError('METHOD_NOT_ALLOWED', { message: `${request.method} is not allowed on this path; allowed: ${fixed.join(', ')}`, headers: { allow: fixed.join(', ') } });
+      throw new NeuronError('METHOD_NOT_ALLOWED', {
+        message: `${request.method} is not allowed on this path; allowed: ${fixed.join(', ')}`,
+        headers: { allow: fixed.join(', ') },
+      });
     }
   });
   registerRequestIdHeader(app as unknown as FastifyInstance);
@@ -188,7 +221,10 @@ class RouteMethods {
 
   add(method: string | string[], url: string): void {
     if (url.includes('*')) return;
-    const source = url.split('/').map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))).join('/');
+    const source = url
+      .split('/')
+      .map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/');
     const methods = Array.isArray(method) ? method : [method];
     if (!url.includes(':')) {
       const fixed = this.#fixed.get(url) ?? new Set<string>();
@@ -228,17 +264,27 @@ function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:s
   const requestId = randomUUID();
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     head = '408 Request Timeout';
-    body = JSON.stringify(toProblem(new NeuronError('REQUEST_TIMEOUT', { message: 'the request did not arrive within server.request_timeout_ms' }), undefined, requestId));
+    body = JSON.stringify(
+      toProblem(
+        new NeuronError('REQUEST_TIMEOUT', { message: 'the request did not arrive within server.request_timeout_ms' }),
+        undefined,
+        requestId,
+      ),
+    );
   } else if (error.code === 'HPE_HEADER_OVERFLOW') {
     head = '431 Request Header Fields Too Large';
     body = '{"error":"Request Header Fields Too Large","statusCode":431}';
     type = 'application/json';
   } else {
     head = '400 Bad Request';
-    body = JSON.stringify(toProblem(new NeuronError('VALIDATION_FAILED', { message: 'the request is not valid HTTP' }), undefined, requestId));
+    body = JSON.stringify(
+      toProblem(new NeuronError('VALIDATION_FAILED', { message: 'the request is not valid HTTP' }), undefined, requestId),
+    );
   }
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${head}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: ${type}\r\nX-Request-Id: ${requestId}\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${head}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: ${type}\r\nX-Request-Id: ${requestId}\r\n\r\n${body}`,
+    );
   }
   socket.destroy(error);
 }
@@ -267,13 +313,18 @@ function deadlineCheckMs(config: NeuronConfig): number {
 export function toNeuronError(error: unknown): NeuronError {
   if (isNeuronError(error)) return error;
   if (isProtocolError(error)) return fromProtocolError(error);
-  const fastifyError = error as Partial<FastifyError> & { validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }> };
+  const fastifyError = error as Partial<FastifyError> & {
+    validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>;
+  };
   if (fastifyError.validation) {
     const errors = fastifyError.validation.map((issue) => ({
       path: validationPath(fastifyError.validationContext, issue),
       message: issue.message ?? 'is not valid',
     }));
-    return new NeuronError('VALIDATION_FAILED', { message: `invalid request: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, errors });
+    return new NeuronError('VALIDATION_FAILED', {
+      message: `invalid request: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`,
+      errors,
+    });
   }
   switch (fastifyError.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

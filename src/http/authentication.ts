@@ -79,7 +79,10 @@ function presentedKey(request: FastifyRequest, bearerMustBeKey: boolean): Presen
     else if (bearerMustBeKey && fromHeader === undefined) fromBearer = token ?? authorization;
   }
   if (fromHeader !== undefined && fromBearer !== undefined && fromHeader !== fromBearer) {
-    throw new NeuronError('UNAUTHENTICATED', { message: 'send the API key in one header only (Authorization or X-API-Key)', headers: { 'WWW-Authenticate': `${REALM}, error="invalid_request"` } });
+    throw new NeuronError('UNAUTHENTICATED', {
+      message: 'send the API key in one header only (Authorization or X-API-Key)',
+      headers: { 'WWW-Authenticate': `${REALM}, error="invalid_request"` },
+    });
   }
   const key = fromHeader ?? fromBearer;
   return key === undefined ? null : { key };
@@ -127,7 +130,10 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
     failures.take(key, at);
     if (failures.peek(key, at).allowed) return;
     if (!lockoutAudits.take(key, at)) return;
-    options.logger.warn({ clientIp: address, keyId }, 'API authentication failures over the limit; refusing keys from this address for now');
+    options.logger.warn(
+      { clientIp: address, keyId },
+      'API authentication failures over the limit; refusing keys from this address for now',
+    );
     try {
       await options.audit.record({
         type: 'api.auth_lockout',
@@ -151,13 +157,21 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
     }
   }
 
-  async function authenticateKey(request: FastifyRequest, reply: FastifyReply, presented: string, scope: 'read' | 'write' | 'admin'): Promise<void> {
+  async function authenticateKey(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    presented: string,
+    scope: 'read' | 'write' | 'admin',
+  ): Promise<void> {
     const at = now();
     refuseIfLockedOut(request, at);
     const result = await options.apiKeys.authenticate(presented);
     if (!result.ok) {
       await noteFailure(request, result.reason, result.keyId);
-      throw new NeuronError('UNAUTHENTICATED', { message: FAILURE_MESSAGES[result.reason], headers: { 'WWW-Authenticate': `${REALM}, error="invalid_token"` } });
+      throw new NeuronError('UNAUTHENTICATED', {
+        message: FAILURE_MESSAGES[result.reason],
+        headers: { 'WWW-Authenticate': `${REALM}, error="invalid_token"` },
+      });
     }
     const key = result.key;
     const bucket = perKey.take(key.id, at);
@@ -193,7 +207,9 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
     void reply.headers(rateLimitHeaders(bucket));
     request.principal = principal;
     if (!scopeAllows(principal.scopes, scope)) {
-      throw new NeuronError('FORBIDDEN', { message: `this route needs the ${scope} scope, which the ${principal.role} role does not have` });
+      throw new NeuronError('FORBIDDEN', {
+        message: `this route needs the ${scope} scope, which the ${principal.role} role does not have`,
+      });
     }
     return true;
   }
@@ -228,7 +244,10 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
           const presented = presentedKey(request, true);
           if (presented === null && !presentsCredential(request) && (await authenticateOperator(request, reply, auth.scope))) return;
           if (presented === null) {
-            throw new NeuronError('UNAUTHENTICATED', { message: 'this route needs an API key in the Authorization (Bearer) or X-API-Key header', headers: { 'WWW-Authenticate': REALM } });
+            throw new NeuronError('UNAUTHENTICATED', {
+              message: 'this route needs an API key in the Authorization (Bearer) or X-API-Key header',
+              headers: { 'WWW-Authenticate': REALM },
+            });
           }
           return authenticateKey(request, reply, presented.key, auth.scope);
         }

@@ -18,30 +18,39 @@ const HealthResponse = Type.Object({
 
 export function healthRoutes(readiness: ReadinessCheck): FastifyPluginAsync {
   return async (app) => {
-    app.get('/health/live', {
-      schema: {
-        tags: ['operations'],
-        operationId: 'getLiveness',
-        summary: 'The process is up and serving HTTP',
-        description: 'For a liveness probe: 200 while the process answers HTTP at all. Public; no credential.',
-        querystring: NoQuery,
-        response: { 200: HealthResponse },
+    app.get(
+      '/health/live',
+      {
+        schema: {
+          tags: ['operations'],
+          operationId: 'getLiveness',
+          summary: 'The process is up and serving HTTP',
+          description: 'For a liveness probe: 200 while the process answers HTTP at all. Public; no credential.',
+          querystring: NoQuery,
+          response: { 200: HealthResponse },
+        },
       },
-    }, async () => ({ status: 'ok' as const }));
+      async () => ({ status: 'ok' as const }),
+    );
 
-    app.get('/health/ready', {
-      schema: {
-        tags: ['operations'],
-        operationId: 'getReadiness',
-        summary: 'The Neuron can serve patients: database reachable and taking writes, migrations current, not shutting down',
-        description: 'For a readiness probe or load balancer: 200 when the Neuron can serve, 503 with the failing `checks` when it cannot. Public; no credential.',
-        querystring: NoQuery,
-        response: { 200: HealthResponse, 503: HealthResponse },
+    app.get(
+      '/health/ready',
+      {
+        schema: {
+          tags: ['operations'],
+          operationId: 'getReadiness',
+          summary: 'The Neuron can serve patients: database reachable and taking writes, migrations current, not shutting down',
+          description:
+            'For a readiness probe or load balancer: 200 when the Neuron can serve, 503 with the failing `checks` when it cannot. Public; no credential.',
+          querystring: NoQuery,
+          response: { 200: HealthResponse, 503: HealthResponse },
+        },
       },
-    }, async (_request, reply) => {
-      const failing = await readiness();
-      if (failing.length > 0) return reply.code(503).send({ status: 'unavailable' as const, checks: failing });
-      return { status: 'ok' as const };
-    });
+      async (_request, reply) => {
+        const failing = await readiness();
+        if (failing.length > 0) return reply.code(503).send({ status: 'unavailable' as const, checks: failing });
+        return { status: 'ok' as const };
+      },
+    );
   };
 }

@@ -74,21 +74,26 @@ describe('HTTP edge', () => {
     const lines = await logDuring(async () => {
       for (const headers of [{}, { 'content-type': 'application/json' }] as Array<Record<string, string>>) {
         const response = await fetch(`${t.url}/health/live`, { method: 'QUERY', headers });
-        const problem = await response.json() as Record<string, unknown>;
+        const problem = (await response.json()) as Record<string, unknown>;
         assert.equal(response.status, 405);
         assert.equal(response.headers.get('allow'), 'GET, HEAD');
         assert.equal(problem['code'], 'METHOD_NOT_ALLOWED');
       }
       const unknownPath = await fetch(`${t.url}/no/such/path`, { method: 'QUERY' });
       assert.equal(unknownPath.status, 404);
-      assert.equal((await unknownPath.json() as Record<string, unknown>)['code'], 'ROUTE_NOT_FOUND');
+      assert.equal(((await unknownPath.json()) as Record<string, unknown>)['code'], 'ROUTE_NOT_FOUND');
     });
-    assert.deepEqual(lines.filter((line) => line.level >= 50), []);
+    assert.deepEqual(
+      lines.filter((line) => line.level >= 50),
+      [],
+    );
     assert.ok(!lines.some((line) => JSON.stringify(line).includes('stack')));
   });
 
   test('?limit=Infinity and ?limit=1e309 are refused with VALIDATION_FAILED on every list route', async () => {
-    const document = await (await fetch(`${t.url}/openapi.json`)).json() as { paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string }> }>> };
+    const document = (await (await fetch(`${t.url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string }> }>>;
+    };
     const listRoutes = Object.entries(document.paths)
       .filter(([, operations]) => operations['get']?.parameters?.some((p) => p.in === 'query' && p.name === 'limit'))
       .map(([path]) => path);
@@ -98,7 +103,7 @@ describe('HTTP edge', () => {
         // Path parameters get valid values, so only the limit can be wrong.
         const path = route.replace('{npi}', '1679576722').replace(/\{[^}]+\}/g, 'synthetic-1');
         const response = await fetch(`${t.url}${path}?limit=${limit}`, { headers: auth() });
-        const problem = await response.json() as Record<string, unknown>;
+        const problem = (await response.json()) as Record<string, unknown>;
         assert.equal(response.status, 400, `${route}?limit=${limit}: ${JSON.stringify(problem)}`);
         assert.equal(problem['code'], 'VALIDATION_FAILED');
         assert.deepEqual(problem['errors'], [{ path: 'querystring.limit', message: 'must be a finite number' }]);
@@ -108,10 +113,14 @@ describe('HTTP edge', () => {
 
   test('PATCH /v1/providers/register is 405 (the fixed path is not the :npi route), before authentication', async () => {
     for (const headers of [{}, auth()]) {
-      const response = await fetch(`${t.url}/v1/providers/register`, { method: 'PATCH', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' });
+      const response = await fetch(`${t.url}/v1/providers/register`, {
+        method: 'PATCH',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: '{}',
+      });
       assert.equal(response.status, 405);
       assert.equal(response.headers.get('allow'), 'POST');
-      assert.equal((await response.json() as Record<string, unknown>)['code'], 'METHOD_NOT_ALLOWED');
+      assert.equal(((await response.json()) as Record<string, unknown>)['code'], 'METHOD_NOT_ALLOWED');
     }
   });
 
@@ -119,7 +128,10 @@ describe('HTTP edge', () => {
     const slowHeaders = await trickle('GET /health/live HTTP/1.1\r\nHost: x\r\n', 'X-Slow: 1\r\n');
     assert.ok(slowHeaders.closed, 'slow headers were not cut');
     assert.match(slowHeaders.answer, /^HTTP\/1\.1 408 /);
-    const slowBody = await trickle(`POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`, ' ');
+    const slowBody = await trickle(
+      `POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`,
+      ' ',
+    );
     assert.ok(slowBody.closed, 'a slow body was not cut');
     assert.match(slowBody.answer, /^HTTP\/1\.1 408 /);
   });
@@ -128,7 +140,9 @@ describe('HTTP edge', () => {
     const lines = await logDuring(async () => {
       await new Promise<void>((resolve) => {
         const socket = connect(t.port, '127.0.0.1', () => {
-          socket.write(`POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"url":`);
+          socket.write(
+            `POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"url":`,
+          );
           setTimeout(() => {
             socket.destroy();
             resolve();
@@ -137,7 +151,10 @@ describe('HTTP edge', () => {
       });
       await new Promise((resolve) => setTimeout(resolve, 200));
     });
-    assert.deepEqual(lines.filter((line) => line.level >= 50), []);
+    assert.deepEqual(
+      lines.filter((line) => line.level >= 50),
+      [],
+    );
   });
 
   test('the request log line has the route pattern and the query keys, never query values or a path secret', async () => {
@@ -147,12 +164,16 @@ describe('HTTP edge', () => {
       await fetch(`${t.url}/v1/providers/${secretSegment}/heartbeat`);
     });
     const text = JSON.stringify(lines);
-    for (const value of ['Syntheticperson', '1970-01-01', 'nrn_x_synthetic', secretSegment]) assert.ok(!text.includes(value), `log carries ${value}`);
+    for (const value of ['Syntheticperson', '1970-01-01', 'nrn_x_synthetic', secretSegment])
+      assert.ok(!text.includes(value), `log carries ${value}`);
     const completed = lines.filter((line) => line.msg === 'request completed');
-    assert.deepEqual(completed.map((line) => [line['route'], line['query_keys']]), [
-      ['/v1/patients', ['search', 'api_key', 'limit']],
-      ['/v1/providers/:registration_id/heartbeat', []],
-    ]);
+    assert.deepEqual(
+      completed.map((line) => [line['route'], line['query_keys']]),
+      [
+        ['/v1/patients', ['search', 'api_key', 'limit']],
+        ['/v1/providers/:registration_id/heartbeat', []],
+      ],
+    );
     assert.ok(!lines.some((line) => line.msg === 'incoming request'));
   });
 
@@ -169,7 +190,7 @@ describe('HTTP edge', () => {
         const response = await fetch(`${t.url}/v1/no-such-route`, { headers: offered === undefined ? {} : { 'x-request-id': offered } });
         const id = response.headers.get('x-request-id') ?? '';
         assert.ok(expected(id), `offered ${offered}, got ${id}`);
-        assert.equal((await response.json() as Record<string, unknown>)['request_id'], id);
+        assert.equal(((await response.json()) as Record<string, unknown>)['request_id'], id);
         seen.add(id);
       });
       const completed = lines.find((line) => line.msg === 'request completed');

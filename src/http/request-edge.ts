@@ -22,7 +22,8 @@ const QUERY_KEYS_LOGGED_MAX = 20;
 /** The caller's X-Request-Id when it is 1..maxChars characters of REQUEST_ID_CHARACTERS; otherwise a new UUID. */
 export function requestIdFrom(raw: IncomingMessage, maxChars: number): string {
   const offered = raw.headers['x-request-id'];
-  if (typeof offered === 'string' && offered.length > 0 && offered.length <= maxChars && REQUEST_ID_CHARACTERS.test(offered)) return offered;
+  if (typeof offered === 'string' && offered.length > 0 && offered.length <= maxChars && REQUEST_ID_CHARACTERS.test(offered))
+    return offered;
   return randomUUID();
 }
 
@@ -35,7 +36,9 @@ export function queryKeysOf(url: string | undefined): string[] {
     keys.add(LOGGABLE_QUERY_KEY.test(key) ? key : OTHER_QUERY_KEY);
   }
   const list = [...keys];
-  return list.length > QUERY_KEYS_LOGGED_MAX ? [...list.slice(0, QUERY_KEYS_LOGGED_MAX), `(+${list.length - QUERY_KEYS_LOGGED_MAX} more)`] : list;
+  return list.length > QUERY_KEYS_LOGGED_MAX
+    ? [...list.slice(0, QUERY_KEYS_LOGGED_MAX), `(+${list.length - QUERY_KEYS_LOGGED_MAX} more)`]
+    : list;
 }
 
 /**
@@ -53,16 +56,19 @@ export class EdgeLogController extends LogController {
   }
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    request.log.info({
-      method: request.method,
-      // The matched route's pattern; null when no route matched (the path itself is not logged).
-      route: request.is404 ? null : (request.routeOptions.url ?? null),
-      query_keys: queryKeysOf(request.raw.url),
-      status: reply.statusCode,
-      duration_ms: Math.round(reply.elapsedTime * 10) / 10,
-      // The answer could not be written out (the client left): its code only, not an error of ours.
-      ...(error ? { write_error: (error as NodeJS.ErrnoException).code ?? error.name } : {}),
-    }, 'request completed');
+    request.log.info(
+      {
+        method: request.method,
+        // The matched route's pattern; null when no route matched (the path itself is not logged).
+        route: request.is404 ? null : (request.routeOptions.url ?? null),
+        query_keys: queryKeysOf(request.raw.url),
+        status: reply.statusCode,
+        duration_ms: Math.round(reply.elapsedTime * 10) / 10,
+        // The answer could not be written out (the client left): its code only, not an error of ours.
+        ...(error ? { write_error: (error as NodeJS.ErrnoException).code ?? error.name } : {}),
+      },
+      'request completed',
+    );
   }
 
   override defaultErrorLog(error: Error, request: FastifyRequest): void {
@@ -96,10 +102,13 @@ export function registerRequestMetrics(app: FastifyInstance, registry: Registry)
     registers: [registry],
   });
   app.addHook('onResponse', async (request, reply) => {
-    duration.observe({
-      method: request.method,
-      route: request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched'),
-      status_class: `${Math.floor(reply.statusCode / 100)}xx`,
-    }, reply.elapsedTime / 1_000);
+    duration.observe(
+      {
+        method: request.method,
+        route: request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched'),
+        status_class: `${Math.floor(reply.statusCode / 100)}xx`,
+      },
+      reply.elapsedTime / 1_000,
+    );
   });
 }

@@ -28,7 +28,9 @@ describe('authentication of every API key route', () => {
   let revoked: string;
   before(async () => {
     t = await startApiNeuron();
-    const document = await (await fetch(`${t.url}/openapi.json`)).json() as { paths: Record<string, Record<string, { security?: Array<Record<string, unknown>>; 'x-required-scope'?: Scope }>> };
+    const document = (await (await fetch(`${t.url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { security?: Array<Record<string, unknown>>; 'x-required-scope'?: Scope }>>;
+    };
     operations = [];
     for (const [template, methods] of Object.entries(document.paths)) {
       for (const [method, operation] of Object.entries(methods)) {
@@ -49,8 +51,20 @@ describe('authentication of every API key route', () => {
 
   it('covers the gateway routes', () => {
     assert.ok(operations.length >= 24, `${operations.length} operations`);
-    for (const path of ['/v1/relationships', '/v1/patients', '/v1/blocks', '/v1/webhooks', '/v1/api-keys', '/v1/audit/events', '/v1/status', '/metrics']) {
-      assert.ok(operations.some((o) => o.path === path), path);
+    for (const path of [
+      '/v1/relationships',
+      '/v1/patients',
+      '/v1/blocks',
+      '/v1/webhooks',
+      '/v1/api-keys',
+      '/v1/audit/events',
+      '/v1/status',
+      '/metrics',
+    ]) {
+      assert.ok(
+        operations.some((o) => o.path === path),
+        path,
+      );
     }
   });
 

@@ -34,15 +34,21 @@ function nonFiniteFields(data: unknown): string[] {
 export class OnFirstUseSchemaCompilers {
   readonly #compileNow: Array<() => void> = [];
 
+  readonly #bodies: Ajv;
+  readonly #text: Ajv;
+
   /**
    * @param bodies the ajv instance for JSON bodies (types checked as sent)
    * @param text the ajv instance for query strings, path parameters and headers (text, converted)
    */
-  constructor(private readonly bodies: Ajv, private readonly text: Ajv) {}
+  constructor(bodies: Ajv, text: Ajv) {
+    this.#bodies = bodies;
+    this.#text = text;
+  }
 
   /** For app.setValidatorCompiler. */
   readonly validator = ({ schema, httpPart }: { schema: unknown; httpPart?: string }): ValidateFunction => {
-    const ajv = httpPart === 'body' ? this.bodies : this.text;
+    const ajv = httpPart === 'body' ? this.#bodies : this.#text;
     let compiled: ValidateFunction | undefined;
     const compile = (): ValidateFunction => (compiled ??= ajv.compile(schema as object));
     // fastify reads .errors off the function it was given after a failed call.
@@ -53,7 +59,13 @@ export class OnFirstUseSchemaCompilers {
       if (valid && httpPart !== 'body') {
         const infinite = nonFiniteFields(data);
         if (infinite.length > 0) {
-          validate.errors = infinite.map((instancePath) => ({ instancePath, schemaPath: '#/type', keyword: 'type', params: {}, message: 'must be a finite number' }));
+          validate.errors = infinite.map((instancePath) => ({
+            instancePath,
+            schemaPath: '#/type',
+            keyword: 'type',
+            params: {},
+            message: 'must be a finite number',
+          }));
           return false;
         }
       }

@@ -7,7 +7,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { HandshakeError, verifyAttestation } from 'neuron-careagent-client';
-import { ADMIN, FRONT_DESK, PENDING_NPI, connectPatient, goTo, launchChromium, openConsole, seriousViolations, signIn, startConsoleNeuron, type ConsoleNeuron } from './harness.ts';
+import {
+  ADMIN,
+  FRONT_DESK,
+  PENDING_NPI,
+  connectPatient,
+  goTo,
+  launchChromium,
+  openConsole,
+  seriousViolations,
+  signIn,
+  startConsoleNeuron,
+  type ConsoleNeuron,
+} from './harness.ts';
 import { expireSessions, LOCKOUT_ATTEMPTS } from './operators.ts';
 
 const PAGES = ['Overview', 'Patients', 'Relationships', 'Providers', 'API keys', 'Audit log', 'Outbox'];
@@ -65,13 +77,18 @@ describe('the operator console in a browser', () => {
     await page.getByRole('button', { name: 'Open Test Patient Bravo' }).click();
     await page.getByRole('heading', { level: 1, name: 'Test Patient Bravo' }).waitFor();
     assert.ok(searchBody !== null && JSON.parse(searchBody).query === 'Bravo', 'the term went in the body');
-    assert.ok(urls.every((url) => !url.includes('Bravo')), 'the term is in no URL');
+    assert.ok(
+      urls.every((url) => !url.includes('Bravo')),
+      'the term is in no URL',
+    );
 
     // The front-desk profile is edited through PATCH (a merge patch).
     await page.getByLabel('Preferred language').fill('es');
     await page.getByRole('button', { name: 'Save profile' }).click();
     await page.getByText('Profile saved.').waitFor();
-    const saved = await page.evaluate<{ profile: { preferred_language?: string } }>(`fetch('/v1/patients/console-patient-bravo').then((response) => response.json())`);
+    const saved = await page.evaluate<{ profile: { preferred_language?: string } }>(
+      `fetch('/v1/patients/console-patient-bravo').then((response) => response.json())`,
+    );
     assert.equal(saved.profile.preferred_language, 'es');
 
     await page.getByRole('button', { name: 'Block' }).click();
@@ -79,7 +96,10 @@ describe('the operator console in a browser', () => {
     await page.getByRole('button', { name: 'Block' }).click();
     await page.getByText(/^Blocked: new handshakes from this patient are refused/).waitFor();
 
-    await assert.rejects(connectPatient(t, { agentId: 'console-patient-bravo', displayName: 'Test Patient Bravo' }), (error: unknown) => error instanceof HandshakeError && error.code === 'BLOCKED');
+    await assert.rejects(
+      connectPatient(t, { agentId: 'console-patient-bravo', displayName: 'Test Patient Bravo' }),
+      (error: unknown) => error instanceof HandshakeError && error.code === 'BLOCKED',
+    );
 
     await page.getByRole('button', { name: 'Unblock' }).click();
     await page.getByText(/^Unblocked/).waitFor();
@@ -100,10 +120,16 @@ describe('the operator console in a browser', () => {
     await card.getByRole('button', { name: 'Resume' }).click();
     await card.getByText('pause over').waitFor();
     await card.getByRole('button', { name: 'Show attestation' }).click();
-    const attestation = JSON.parse((await card.locator('.attestation pre').first().textContent()) ?? '') as { payload: string; signature: string };
+    const attestation = JSON.parse((await card.locator('.attestation pre').first().textContent()) ?? '') as {
+      payload: string;
+      signature: string;
+    };
     // What the page shows verifies with the organization's public key alone.
     const organization = await page.evaluate<{ public_key: string }>(`fetch('/v1/organization').then((response) => response.json())`);
-    assert.equal(verifyAttestation(attestation, organization.public_key, { patient_agent_id: 'console-patient-alpha' }).patient_agent_id, 'console-patient-alpha');
+    assert.equal(
+      verifyAttestation(attestation, organization.public_key, { patient_agent_id: 'console-patient-alpha' }).patient_agent_id,
+      'console-patient-alpha',
+    );
     await close();
   });
 
@@ -122,7 +148,10 @@ describe('the operator console in a browser', () => {
     await page.getByRole('button', { name: 'I have stored it' }).click();
     assert.equal(await page.getByTestId('credential').count(), 0);
     // The provider is active now.
-    const providers = await page.evaluate(async (npi) => (await (await fetch(`/v1/providers/${npi}`)).json()) as { status: string }, PENDING_NPI);
+    const providers = await page.evaluate(
+      async (npi) => (await (await fetch(`/v1/providers/${npi}`)).json()) as { status: string },
+      PENDING_NPI,
+    );
     assert.equal(providers.status, 'active');
     await context.close();
   });
@@ -151,13 +180,19 @@ describe('the operator console in a browser', () => {
   it('refuses a state change sent with the cookie but without the CSRF token', async () => {
     const { page, close } = await admin();
     const answer = await page.evaluate(async () => {
-      const response = await fetch('/v1/blocks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ patient_agent_id: 'console-patient-alpha', reason: 'forged' }) });
+      const response = await fetch('/v1/blocks', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ patient_agent_id: 'console-patient-alpha', reason: 'forged' }),
+      });
       return { status: response.status, body: (await response.json()) as { code: string } };
     });
     assert.equal(answer.status, 403);
     assert.equal(answer.body.code, 'CSRF_REJECTED');
     // Nothing was written: the patient is not blocked.
-    const blocks = await page.evaluate(async () => (await (await fetch('/v1/blocks')).json()) as { items: Array<{ patient_agent_id: string }> });
+    const blocks = await page.evaluate(
+      async () => (await (await fetch('/v1/blocks')).json()) as { items: Array<{ patient_agent_id: string }> },
+    );
     assert.ok(blocks.items.every((block) => block.patient_agent_id !== 'console-patient-alpha'));
     await close();
   });
@@ -194,7 +229,9 @@ describe('the operator console in a browser', () => {
     // Now even the right password is refused, with the lockout's own message.
     await page.getByLabel('Operator name').fill(FRONT_DESK.name);
     await page.getByLabel('Password').fill(FRONT_DESK.password);
-    const answer = page.waitForResponse((response) => response.url().endsWith('/v1/console/session') && response.request().method() === 'POST');
+    const answer = page.waitForResponse(
+      (response) => response.url().endsWith('/v1/console/session') && response.request().method() === 'POST',
+    );
     await page.getByRole('button', { name: 'Sign in' }).click();
     assert.equal((await answer).status(), 429);
     assert.ok(await page.getByRole('alert').isVisible());

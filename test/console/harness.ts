@@ -18,7 +18,16 @@ import type { OperatorRole } from '../../src/domains/operators/index.ts';
 import { CONSOLE_TEST_CONFIG, addOperator } from './operators.ts';
 
 /** The launch flags CI uses: no sandbox (root in a container), nothing fetched in the background. */
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 export interface Operator {
   name: string;
@@ -66,9 +75,15 @@ export async function startConsoleNeuron(options: StartTestNeuronOptions = {}): 
 }
 
 /** A patient's CareAgent completes a handshake through the client library (src/client). */
-export async function connectPatient(t: TestNeuron, patient: { agentId: string; displayName: string; keys?: ReturnType<typeof generatePatientKeys> }): Promise<RelationshipResult> {
+export async function connectPatient(
+  t: TestNeuron,
+  patient: { agentId: string; displayName: string; keys?: ReturnType<typeof generatePatientKeys> },
+): Promise<RelationshipResult> {
   const keys = patient.keys ?? generatePatientKeys();
-  const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] }, keys);
+  const consentToken = createConsentToken(
+    { patientAgentId: patient.agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] },
+    keys,
+  );
   return establishRelationship(t.handshakeUrl, {
     patientAgentId: patient.agentId,
     keys,
@@ -79,7 +94,11 @@ export async function connectPatient(t: TestNeuron, patient: { agentId: string; 
   });
 }
 
-export async function openConsole(browser: Browser, t: TestNeuron, options: { width?: number } = {}): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+export async function openConsole(
+  browser: Browser,
+  t: TestNeuron,
+  options: { width?: number } = {},
+): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
   const width = options.width ?? 1280;
   const context = await browser.newContext({ viewport: { width, height: width >= 1000 ? 800 : 844 } });
   const page = await context.newPage();
@@ -124,5 +143,7 @@ export async function seriousViolations(page: Page): Promise<string[]> {
       id: violation.id, impact: violation.impact, help: violation.help,
       targets: violation.nodes.slice(0, 3).map((node) => JSON.stringify(node.target)),
     })))`);
-  return violations.filter((violation) => violation.impact === 'serious' || violation.impact === 'critical').map((violation) => `${violation.impact} ${violation.id}: ${violation.help} at ${violation.targets.join(', ')}`);
+  return violations
+    .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
+    .map((violation) => `${violation.impact} ${violation.id}: ${violation.help} at ${violation.targets.join(', ')}`);
 }

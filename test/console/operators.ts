@@ -24,5 +24,8 @@ export async function addOperator(t: TestNeuron, operator: { name: string; role:
 
 /** Every console session ends now, as when its absolute lifetime runs out. */
 export async function expireSessions(t: TestNeuron): Promise<void> {
-  await t.neuron.storage.db.updateTable('operator_sessions').set({ expires_at: isoNow(Date.now() - 1_000) }).execute();
+  await t.neuron.storage.db
+    .updateTable('operator_sessions')
+    .set({ expires_at: isoNow(Date.now() - 1_000) })
+    .execute();
 }

@@ -171,7 +171,10 @@ export async function startFakeRegistry(): Promise<FakeRegistry> {
   }
 
   function route(method: string, url: URL, authorization: string | undefined, raw: string, body: unknown): [number, unknown] {
-    const parts = url.pathname.split('/').filter((part) => part !== '').map(decodeURIComponent);
+    const parts = url.pathname
+      .split('/')
+      .filter((part) => part !== '')
+      .map(decodeURIComponent);
     if (parts[0] !== 'v1') throw new BadRequest(404, 'not found');
     if (method === 'POST' && parts.length === 2 && parts[1] === 'neurons') return registerNeuron(body);
     if (parts[1] === 'neurons' && parts.length >= 4) {
@@ -336,7 +339,8 @@ export async function startFakeRegistry(): Promise<FakeRegistry> {
       ...[...neurons.values()].map(organizationEntry),
       ...[...providers.values()].map(providerEntry),
     ];
-    const contains = (value: unknown, needle: string): boolean => typeof value === 'string' && value.toLowerCase().includes(needle.toLowerCase());
+    const contains = (value: unknown, needle: string): boolean =>
+      typeof value === 'string' && value.toLowerCase().includes(needle.toLowerCase());
     const npi = params.get('npi');
     const name = params.get('name');
     const specialty = params.get('specialty');
@@ -421,7 +425,9 @@ function readBody(req: IncomingMessage): Promise<string> {
       if (total > MAX_BODY_BYTES) tooLarge = true;
       else chunks.push(chunk);
     });
-    req.on('end', () => (tooLarge ? reject(new BadRequest(413, 'request body too large')) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    req.on('end', () =>
+      tooLarge ? reject(new BadRequest(413, 'request body too large')) : resolve(Buffer.concat(chunks).toString('utf8')),
+    );
     req.on('error', reject);
   });
 }

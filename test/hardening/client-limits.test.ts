@@ -15,7 +15,15 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../helpers/neuron.ts';
 import { auditEntries, eventually } from '../helpers/records.ts';
-import { authenticate, challengeResponse, newPatient, openRaw, pendingUpgrade, rawUpgrade, upgradeHeaders } from '../helpers/raw-handshake.ts';
+import {
+  authenticate,
+  challengeResponse,
+  newPatient,
+  openRaw,
+  pendingUpgrade,
+  rawUpgrade,
+  upgradeHeaders,
+} from '../helpers/raw-handshake.ts';
 import { startApiNeuron } from '../helpers/api.ts';
 
 const PROVIDER = '1679576722';
@@ -42,8 +50,10 @@ function openWith(t: TestNeuron, headers: Record<string, string>): Promise<{ ws:
   });
 }
 
-
-function assertAddressLimit(answer: { status: number; headers: Record<string, string | string[] | undefined>; body: string }, retryAfter: string): void {
+function assertAddressLimit(
+  answer: { status: number; headers: Record<string, string | string[] | undefined>; body: string },
+  retryAfter: string,
+): void {
   assert.equal(answer.status, 503, 'refused like a full queue, before any WebSocket');
   assert.equal(answer.headers['retry-after'], retryAfter);
   assert.match(String(answer.headers['content-type']), /application\/problem\+json/);
@@ -85,7 +95,10 @@ describe('handshake.max_pending_per_address', () => {
       await eventually(() => addressLoad(t).pending === 0, 5_000, 'the completed handshake released');
 
       assert.deepEqual(addressLoad(t), { addresses: 0, pending: 0 });
-      assert.match(await t.neuron.metrics.getSingleMetricAsString('neuron_handshakes_total'), /outcome="HANDSHAKE_ADDRESS_LIMIT"[^\n]* 1\b/);
+      assert.match(
+        await t.neuron.metrics.getSingleMetricAsString('neuron_handshakes_total'),
+        /outcome="HANDSHAKE_ADDRESS_LIMIT"[^\n]* 1\b/,
+      );
     } finally {
       await t.stop();
     }
@@ -93,7 +106,12 @@ describe('handshake.max_pending_per_address', () => {
 
   test('the count returns to zero after a queue timeout and an auth timeout', async () => {
     // The holder keeps its slot for the auth deadline (1.5 s), well past the queue timeout (200 ms).
-    const t = await handshakeNeuron({ max_concurrent_handshakes: 1, max_pending_per_address: 5, queue_timeout_ms: 200, auth_timeout_ms: 1_500 });
+    const t = await handshakeNeuron({
+      max_concurrent_handshakes: 1,
+      max_pending_per_address: 5,
+      queue_timeout_ms: 200,
+      auth_timeout_ms: 1_500,
+    });
     try {
       const holder = await openRaw(t.handshakeUrl);
       const answer = await rawUpgrade(t.port, '/ws/handshake', upgradeHeaders(t.port));
@@ -131,13 +149,19 @@ describe('handshake.max_pending_per_address', () => {
       const holder = await openWith(t, { 'x-forwarded-for': CLIENT_A });
       assertAddressLimit(await rawUpgrade(t.port, '/ws/handshake', { ...upgradeHeaders(t.port), 'x-forwarded-for': CLIENT_A }), '4');
       // A client cannot escape by naming another address to the left of what the proxy appended.
-      assertAddressLimit(await rawUpgrade(t.port, '/ws/handshake', { ...upgradeHeaders(t.port), 'x-forwarded-for': `${CLIENT_B}, ${CLIENT_A}` }), '4');
+      assertAddressLimit(
+        await rawUpgrade(t.port, '/ws/handshake', { ...upgradeHeaders(t.port), 'x-forwarded-for': `${CLIENT_B}, ${CLIENT_A}` }),
+        '4',
+      );
       // Another client behind the same proxy queues normally.
       const other = pendingUpgrade(t.port, { 'x-forwarded-for': CLIENT_B });
       await eventually(() => t.neuron.handshake.load().queued === 1, 5_000, 'the other client queued');
       const v6 = pendingUpgrade(t.port, { 'x-forwarded-for': '2001:db8:1:2::5' });
       await eventually(() => t.neuron.handshake.load().queued === 2, 5_000, 'the IPv6 client queued');
-      assertAddressLimit(await rawUpgrade(t.port, '/ws/handshake', { ...upgradeHeaders(t.port), 'x-forwarded-for': '2001:db8:1:2::6' }), '4');
+      assertAddressLimit(
+        await rawUpgrade(t.port, '/ws/handshake', { ...upgradeHeaders(t.port), 'x-forwarded-for': '2001:db8:1:2::6' }),
+        '4',
+      );
       assert.deepEqual(addressLoad(t), { addresses: 3, pending: 3 });
 
       other.socket.destroy();
@@ -178,11 +202,25 @@ describe('the API failed-authentication limit per client address', () => {
       assert.equal(locked.status, 429, 'even a valid key from the locked-out client');
       assert.equal(locked.body.code, 'RATE_LIMITED');
       assert.ok(Number(locked.headers.get('retry-after')) >= 1);
-      assert.equal((await t.request('GET', '/v1/relationships', as(`${CLIENT_B}, ${CLIENT_A}`))).status, 429, 'prepending another address does not help');
-      assert.equal((await t.request('GET', '/v1/relationships', as(CLIENT_B))).status, 401, 'another client behind the proxy is not locked out');
-      assert.equal((await t.request('GET', '/v1/relationships', { key: t.keys.read, headers: { 'x-forwarded-for': CLIENT_B } })).status, 200);
+      assert.equal(
+        (await t.request('GET', '/v1/relationships', as(`${CLIENT_B}, ${CLIENT_A}`))).status,
+        429,
+        'prepending another address does not help',
+      );
+      assert.equal(
+        (await t.request('GET', '/v1/relationships', as(CLIENT_B))).status,
+        401,
+        'another client behind the proxy is not locked out',
+      );
+      assert.equal(
+        (await t.request('GET', '/v1/relationships', { key: t.keys.read, headers: { 'x-forwarded-for': CLIENT_B } })).status,
+        200,
+      );
       const lockouts = await auditEntries(t.neuron, 'api.auth_lockout');
-      assert.deepEqual(lockouts.map((entry) => entry.details['client_ip']), [CLIENT_A]);
+      assert.deepEqual(
+        lockouts.map((entry) => entry.details['client_ip']),
+        [CLIENT_A],
+      );
     } finally {
       await t.stop();
     }
@@ -193,9 +231,15 @@ describe('the API failed-authentication limit per client address', () => {
     try {
       assert.equal((await t.request('GET', '/v1/relationships', { key: BAD_KEY, headers: { 'x-forwarded-for': CLIENT_A } })).status, 401);
       assert.equal((await t.request('GET', '/v1/relationships', { key: BAD_KEY, headers: { 'x-forwarded-for': CLIENT_B } })).status, 401);
-      assert.equal((await t.request('GET', '/v1/relationships', { key: BAD_KEY, headers: { 'x-forwarded-for': '192.0.2.99' } })).status, 429);
+      assert.equal(
+        (await t.request('GET', '/v1/relationships', { key: BAD_KEY, headers: { 'x-forwarded-for': '192.0.2.99' } })).status,
+        429,
+      );
       const lockouts = await auditEntries(t.neuron, 'api.auth_lockout');
-      assert.deepEqual(lockouts.map((entry) => entry.details['client_ip']), ['127.0.0.1']);
+      assert.deepEqual(
+        lockouts.map((entry) => entry.details['client_ip']),
+        ['127.0.0.1'],
+      );
     } finally {
       await t.stop();
     }
@@ -204,12 +248,17 @@ describe('the API failed-authentication limit per client address', () => {
 
 describe('POST /v1/providers/register per client address', () => {
   const NPIS = ['1376841239', '1003000126', '1234567893', '1649218926', '1982743191'];
-  const registration = (npi: string) => ({ provider_npi: npi, provider_name: `Dr. Synthetic ${npi.slice(-4)}`, provider_types: ['physician'] });
+  const registration = (npi: string) => ({
+    provider_npi: npi,
+    provider_name: `Dr. Synthetic ${npi.slice(-4)}`,
+    provider_types: ['physician'],
+  });
 
   test('beyond api.register_limit_per_minute: 429 RATE_LIMITED with Retry-After, audited once; another client behind a trusted proxy is not affected', async () => {
     const t = await startApiNeuron({ config: { api: { register_limit_per_minute: 2 }, server: TRUST_LOOPBACK } });
     try {
-      const from = (client: string, npi: string) => t.request('POST', '/v1/providers/register', { body: registration(npi), headers: { 'x-forwarded-for': client } });
+      const from = (client: string, npi: string) =>
+        t.request('POST', '/v1/providers/register', { body: registration(npi), headers: { 'x-forwarded-for': client } });
       const first = await from(CLIENT_A, NPIS[0]!);
       assert.equal(first.status, 201, first.text);
       assert.match(first.headers.get('ratelimit') ?? '', /^limit=2, remaining=1, reset=\d+$/);
@@ -221,7 +270,10 @@ describe('POST /v1/providers/register per client address', () => {
       assert.ok(Number(limited.headers.get('retry-after')) >= 1);
       assert.equal((await from(CLIENT_A, NPIS[3]!)).status, 429);
       // Refused before the body is read: an invalid body is refused the same way.
-      assert.equal((await t.request('POST', '/v1/providers/register', { body: '{', headers: { 'x-forwarded-for': CLIENT_A } })).status, 429);
+      assert.equal(
+        (await t.request('POST', '/v1/providers/register', { body: '{', headers: { 'x-forwarded-for': CLIENT_A } })).status,
+        429,
+      );
       assert.equal((await from(CLIENT_B, NPIS[2]!)).status, 201, 'another client behind the proxy registers');
 
       const audited = await auditEntries(t.neuron, 'provider.register_limited');
@@ -230,7 +282,9 @@ describe('POST /v1/providers/register per client address', () => {
       assert.equal(audited[0]!.actor, 'anonymous');
       const roster = await t.neuron.storage.db.selectFrom('providers').select('npi').where('npi', 'in', NPIS).execute();
       assert.deepEqual(roster.map((row) => row.npi).sort(), [NPIS[0], NPIS[1], NPIS[2]].sort(), 'nothing written for a refused call');
-      const document = await (await fetch(`${t.url}/openapi.json`)).json() as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+      const document = (await (await fetch(`${t.url}/openapi.json`)).json()) as {
+        paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+      };
       assert.ok(document.paths['/v1/providers/register']?.['post']?.responses['429'], 'the OpenAPI document lists the 429');
     } finally {
       await t.stop();
@@ -240,7 +294,8 @@ describe('POST /v1/providers/register per client address', () => {
   test('from a peer that is not trusted (the default), X-Forwarded-For does not buy another allowance', async () => {
     const t = await startApiNeuron({ config: { api: { register_limit_per_minute: 1 } } });
     try {
-      const from = (client: string, npi: string) => t.request('POST', '/v1/providers/register', { body: registration(npi), headers: { 'x-forwarded-for': client } });
+      const from = (client: string, npi: string) =>
+        t.request('POST', '/v1/providers/register', { body: registration(npi), headers: { 'x-forwarded-for': client } });
       assert.equal((await from(CLIENT_A, NPIS[0]!)).status, 201);
       assert.equal((await from(CLIENT_B, NPIS[1]!)).status, 429);
       assert.equal((await auditEntries(t.neuron, 'provider.register_limited'))[0]!.details['client_ip'], '127.0.0.1');

@@ -28,7 +28,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { rmSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
-import { createConsentToken, establishRelationship, generatePatientKeys, verifyReceiptConsistency, type PatientKeys, type Receipt } from 'neuron-careagent-client';
+import {
+  createConsentToken,
+  establishRelationship,
+  generatePatientKeys,
+  verifyReceiptConsistency,
+  type PatientKeys,
+  type Receipt,
+} from 'neuron-careagent-client';
 import { verifyProviderNotice } from '../../src/domains/outbox/signing.ts';
 import { Prng } from './fuzz.ts';
 import { killHard, runNeuronCli, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from './process.ts';
@@ -87,7 +94,11 @@ interface Completed {
  * Checks every receipt against the running Neuron's current tree head with the consistency proof
  * it serves (one proof per distinct receipt tree size); returns how many held and the problems.
  */
-async function checkReceipts(baseUrl: string, neuronKey: string, acknowledged: readonly Completed[]): Promise<{ consistent: number; problems: string[] }> {
+async function checkReceipts(
+  baseUrl: string,
+  neuronKey: string,
+  acknowledged: readonly Completed[],
+): Promise<{ consistent: number; problems: string[] }> {
   const problems: string[] = [];
   const head = (await (await fetch(`${baseUrl}/v1/audit/tree-head`)).json()) as { tree_size: number };
   const proofs = new Map<number, string[]>();
@@ -96,7 +107,9 @@ async function checkReceipts(baseUrl: string, neuronKey: string, acknowledged: r
     const size = done.receipt.tree_head.tree_size;
     let proof = proofs.get(size);
     if (proof === undefined) {
-      const answer = (await (await fetch(`${baseUrl}/v1/audit/proofs/consistency?first=${size}&second=${head.tree_size}`)).json()) as { proof?: string[] };
+      const answer = (await (await fetch(`${baseUrl}/v1/audit/proofs/consistency?first=${size}&second=${head.tree_size}`)).json()) as {
+        proof?: string[];
+      };
       proof = answer.proof ?? [];
       proofs.set(size, proof);
     }
@@ -104,7 +117,9 @@ async function checkReceipts(baseUrl: string, neuronKey: string, acknowledged: r
       verifyReceiptConsistency(done.receipt, head, proof, neuronKey);
       consistent += 1;
     } catch (error) {
-      problems.push(`the receipt of relationship ${done.relationshipId} (tree size ${size}) is not consistent with the tree head of size ${head.tree_size}: ${(error as Error).message}`);
+      problems.push(
+        `the receipt of relationship ${done.relationshipId} (tree size ${size}) is not consistent with the tree head of size ${head.tree_size}: ${(error as Error).message}`,
+      );
     }
   }
   return { consistent, problems };
@@ -114,11 +129,11 @@ async function checkReceipts(baseUrl: string, neuronKey: string, acknowledged: r
 class ProviderReceiver {
   readonly deliveries: Array<{ relationshipId: string; eventId: string; body: string; signature: string | undefined }> = [];
   acceptAll = false;
-  private requests = 0;
-  private server: Server | null = null;
+  #requests = 0;
+  #server: Server | null = null;
 
   async start(): Promise<string> {
-    this.server = createServer((req, res) => {
+    this.#server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       req.on('data', (chunk: Buffer) => {
@@ -126,27 +141,32 @@ class ProviderReceiver {
         if (size <= 1024 * 1024) chunks.push(chunk);
       });
       req.on('end', () => {
-        this.requests += 1;
+        this.#requests += 1;
         const body = Buffer.concat(chunks).toString('utf8');
-        if (!this.acceptAll && this.requests % 2 === 1) {
+        if (!this.acceptAll && this.#requests % 2 === 1) {
           res.writeHead(503, { 'retry-after': '1' }).end();
           return;
         }
         try {
           const notice = JSON.parse(body) as { relationship_id?: string; event_id?: string };
-          this.deliveries.push({ relationshipId: String(notice.relationship_id), eventId: String(notice.event_id), body, signature: req.headers['neuron-signature'] as string | undefined });
+          this.deliveries.push({
+            relationshipId: String(notice.relationship_id),
+            eventId: String(notice.event_id),
+            body,
+            signature: req.headers['neuron-signature'] as string | undefined,
+          });
           res.writeHead(200).end();
         } catch {
           res.writeHead(400).end();
         }
       });
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/careagent/notices`;
+    await new Promise<void>((resolve) => this.#server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/careagent/notices`;
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
+    const server = this.#server;
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -171,16 +191,22 @@ function readFacts(sqliteFile: string): DbFacts {
     const noticeStatus: Record<string, number> = {};
     let orphanNotices = 0;
     const ids = new Set(relationships.map((r) => r.id));
-    for (const row of db.prepare(`SELECT body, status FROM outbox WHERE kind = 'provider.relationship'`).all() as Array<{ body: string; status: string }>) {
+    for (const row of db.prepare(`SELECT body, status FROM outbox WHERE kind = 'provider.relationship'`).all() as Array<{
+      body: string;
+      status: string;
+    }>) {
       const id = String((JSON.parse(row.body) as { relationship_id?: unknown }).relationship_id);
       notices.set(id, (notices.get(id) ?? 0) + 1);
       noticeStatus[row.status] = (noticeStatus[row.status] ?? 0) + 1;
       if (!ids.has(id)) orphanNotices += 1;
     }
     const completedAudit = new Map<string, number>();
-    for (const row of db.prepare(`SELECT details FROM audit_log WHERE event_type = 'handshake.completed'`).all() as Array<{ details: string }>) {
+    for (const row of db.prepare(`SELECT details FROM audit_log WHERE event_type = 'handshake.completed'`).all() as Array<{
+      details: string;
+    }>) {
       const details = JSON.parse(row.details) as { relationship_id?: unknown; status?: unknown };
-      if (details.status === 'new') completedAudit.set(String(details.relationship_id), (completedAudit.get(String(details.relationship_id)) ?? 0) + 1);
+      if (details.status === 'new')
+        completedAudit.set(String(details.relationship_id), (completedAudit.get(String(details.relationship_id)) ?? 0) + 1);
     }
     return { relationships, patients, notices, noticeStatus, completedAudit, orphanNotices };
   } finally {
@@ -195,18 +221,21 @@ function checkRecords(facts: DbFacts, acknowledged: readonly Completed[], label:
   for (const done of acknowledged) {
     const row = byId.get(done.relationshipId);
     if (!row) problems.push(`${label}: relationship ${done.relationshipId} was confirmed to ${done.agentId} but is missing`);
-    else if (row.patient_agent_id !== done.agentId || row.status !== 'active') problems.push(`${label}: relationship ${done.relationshipId} is ${row.status} for ${row.patient_agent_id}`);
+    else if (row.patient_agent_id !== done.agentId || row.status !== 'active')
+      problems.push(`${label}: relationship ${done.relationshipId} is ${row.status} for ${row.patient_agent_id}`);
   }
   const withRelationship = new Set<string>();
   for (const r of facts.relationships) {
     withRelationship.add(r.patient_agent_id);
     if (!facts.patients.has(r.patient_agent_id)) problems.push(`${label}: relationship ${r.id} has no directory entry`);
     if (facts.notices.get(r.id) !== 1) problems.push(`${label}: relationship ${r.id} has ${facts.notices.get(r.id) ?? 0} provider notices`);
-    if (facts.completedAudit.get(r.id) !== 1) problems.push(`${label}: relationship ${r.id} has ${facts.completedAudit.get(r.id) ?? 0} handshake.completed (new) audit entries`);
+    if (facts.completedAudit.get(r.id) !== 1)
+      problems.push(`${label}: relationship ${r.id} has ${facts.completedAudit.get(r.id) ?? 0} handshake.completed (new) audit entries`);
   }
   for (const id of facts.patients) if (!withRelationship.has(id)) problems.push(`${label}: directory entry ${id} without a relationship`);
   if (facts.orphanNotices > 0) problems.push(`${label}: ${facts.orphanNotices} provider notices without a relationship`);
-  for (const id of facts.completedAudit.keys()) if (!byId.has(id)) problems.push(`${label}: audit entry for relationship ${id}, which does not exist`);
+  for (const id of facts.completedAudit.keys())
+    if (!byId.has(id)) problems.push(`${label}: audit entry for relationship ${id}, which does not exist`);
   return problems;
 }
 
@@ -226,10 +255,26 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
     // Fast retries so notices the receiver refused are retried within the run. A notice claimed
     // by the killed process stays reserved until its lease runs out (another instance might still
     // be delivering it): the lease is the request timeout plus 5 s here, 60 s by default.
-    outbox: { poll_interval_ms: 100, backoff_initial_ms: 50, backoff_max_ms: 400, request_timeout_ms: 1_000, lease_ms: 100, max_attempts: 100 },
+    outbox: {
+      poll_interval_ms: 100,
+      backoff_initial_ms: 50,
+      backoff_max_ms: 400,
+      request_timeout_ms: 1_000,
+      lease_ms: 100,
+      max_attempts: 100,
+    },
     // Checkpoints signed often, so some kills land near one.
     audit: { checkpoint_interval_ms: 250 },
-    providers: [{ npi: CRASH_PROVIDER_NPI, name: 'Dr. Crash Test', provider_types: ['physician'], provider_endpoint: 'wss://provider-crash.example/agent', notification_url: notificationUrl, status: 'active' }],
+    providers: [
+      {
+        npi: CRASH_PROVIDER_NPI,
+        name: 'Dr. Crash Test',
+        provider_types: ['physician'],
+        provider_endpoint: 'wss://provider-crash.example/agent',
+        notification_url: notificationUrl,
+        status: 'active',
+      },
+    ],
   });
   const sqliteFile = path.join(dataDir, 'neuron.sqlite');
   const acknowledged: Completed[] = [];
@@ -243,8 +288,18 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
   let neuron: NeuronProcess | null = null;
 
   const handshake = async (url: string, patient: { agentId: string; keys: PatientKeys }) => {
-    const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi: CRASH_PROVIDER_NPI, consentedActions: ['office_visit'] }, patient.keys);
-    return establishRelationship(url, { patientAgentId: patient.agentId, keys: patient.keys, endpoint: `wss://${patient.agentId}.patients.example/agent`, consentToken, timeoutMs: 30_000, requireReceipt: true });
+    const consentToken = createConsentToken(
+      { patientAgentId: patient.agentId, providerNpi: CRASH_PROVIDER_NPI, consentedActions: ['office_visit'] },
+      patient.keys,
+    );
+    return establishRelationship(url, {
+      patientAgentId: patient.agentId,
+      keys: patient.keys,
+      endpoint: `wss://${patient.agentId}.patients.example/agent`,
+      consentToken,
+      timeoutMs: 30_000,
+      requireReceipt: true,
+    });
   };
 
   try {
@@ -268,7 +323,12 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
             const result = await handshake(current.handshakeUrl, patient);
             neuronKey ??= result.neuronPublicKey;
             if (result.status !== 'new') problems.push(`cycle ${cycle}: a fresh patient got ${result.status}`);
-            acknowledged.push({ agentId: patient.agentId, keys: patient.keys, relationshipId: result.relationshipId, receipt: result.receipt! });
+            acknowledged.push({
+              agentId: patient.agentId,
+              keys: patient.keys,
+              relationshipId: result.relationshipId,
+              receipt: result.receipt!,
+            });
             completedThisCycle += 1;
             if (completedThisCycle === killAt && killing === null) {
               killing = (async () => {
@@ -280,7 +340,8 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
             }
           } catch (error) {
             // Only the kill may fail a handshake here.
-            if (!killed && killing === null) problems.push(`cycle ${cycle}: a handshake failed before the kill: ${(error as Error).message}`);
+            if (!killed && killing === null)
+              problems.push(`cycle ${cycle}: a handshake failed before the kill: ${(error as Error).message}`);
           } finally {
             inFlight.delete(patient);
           }
@@ -289,7 +350,8 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
       await Promise.all(Array.from({ length: options.workers }, worker));
       await killing;
       const exit = await current.exited;
-      if (exit.signal !== 'SIGKILL') problems.push(`cycle ${cycle}: the Neuron exited with ${exit.code ?? exit.signal} before it was killed:\n${current.output()}`);
+      if (exit.signal !== 'SIGKILL')
+        problems.push(`cycle ${cycle}: the Neuron exited with ${exit.code ?? exit.signal} before it was killed:\n${current.output()}`);
       cutOff += inFlightAtKill.length;
 
       // The operator's first look after a crash: the audit chain, then the records.
@@ -301,7 +363,9 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
       const cut = new Set(inFlightAtKill.map((p) => p.agentId));
       cutOffCommitted += facts.relationships.filter((r) => cut.has(r.patient_agent_id)).length;
       pendingAtLastKill = facts.noticeStatus['pending'] ?? 0;
-      log(`  ${completedThisCycle} confirmed, ${inFlightAtKill.length} cut off (${facts.relationships.filter((r) => cut.has(r.patient_agent_id)).length} of them committed), ${facts.relationships.length} relationships, notices ${JSON.stringify(facts.noticeStatus)}`);
+      log(
+        `  ${completedThisCycle} confirmed, ${inFlightAtKill.length} cut off (${facts.relationships.filter((r) => cut.has(r.patient_agent_id)).length} of them committed), ${facts.relationships.length} relationships, notices ${JSON.stringify(facts.noticeStatus)}`,
+      );
     }
 
     // The last restart: the provider is reachable again; every notice must arrive.
@@ -311,10 +375,14 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
     // Patients confirmed before a kill come back: the same relationship, `existing`.
     for (const done of [acknowledged[0], acknowledged[acknowledged.length - 1]].filter((d): d is Completed => d !== undefined)) {
       const again = await handshake(neuron.handshakeUrl, done);
-      if (again.status !== 'existing' || again.relationshipId !== done.relationshipId) problems.push(`a returning patient got ${again.status} ${again.relationshipId}, expected existing ${done.relationshipId}`);
+      if (again.status !== 'existing' || again.relationshipId !== done.relationshipId)
+        problems.push(`a returning patient got ${again.status} ${again.relationshipId}, expected existing ${done.relationshipId}`);
     }
     // Every receipt a patient holds still proves its entry: the restarted tree extends each one.
-    const receipts = neuronKey === null ? { consistent: 0, problems: ['no handshake completed'] } : await checkReceipts(neuron.url, neuronKey, acknowledged);
+    const receipts =
+      neuronKey === null
+        ? { consistent: 0, problems: ['no handshake completed'] }
+        : await checkReceipts(neuron.url, neuronKey, acknowledged);
     problems.push(...receipts.problems);
     const deadline = Date.now() + options.deliveryTimeoutMs;
     let facts = readFacts(sqliteFile);
@@ -327,11 +395,15 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
     }
     const received = new Set(receiver.deliveries.map((d) => d.relationshipId));
     const undelivered = facts.relationships.filter((r) => !received.has(r.id));
-    if (undelivered.length > 0) problems.push(`${undelivered.length} provider notices not delivered within ${options.deliveryTimeoutMs} ms after the restart (outbox ${JSON.stringify(facts.noticeStatus)})`);
+    if (undelivered.length > 0)
+      problems.push(
+        `${undelivered.length} provider notices not delivered within ${options.deliveryTimeoutMs} ms after the restart (outbox ${JSON.stringify(facts.noticeStatus)})`,
+      );
     if ((facts.noticeStatus['dead'] ?? 0) > 0) problems.push(`${facts.noticeStatus['dead']} notices dead-lettered`);
     problems.push(...checkRecords(facts, acknowledged, 'after restart'));
     let badSignatures = 0;
-    for (const delivery of receiver.deliveries) if (neuronKey === null || !verifyProviderNotice(delivery.body, delivery.signature, neuronKey)) badSignatures += 1;
+    for (const delivery of receiver.deliveries)
+      if (neuronKey === null || !verifyProviderNotice(delivery.body, delivery.signature, neuronKey)) badSignatures += 1;
     if (badSignatures > 0) problems.push(`${badSignatures} deliveries without a valid organization signature`);
 
     const stopCode = await stopNeuronProcess(neuron);

@@ -22,14 +22,25 @@ const PATIENTS = 60;
 let t: TestNeuron;
 
 before(async () => {
-  t = await startTestNeuron({ config: { handshake: { max_concurrent_handshakes: CEILING, max_queued: MAX_QUEUED, retry_after_seconds: RETRY_AFTER_SECONDS } } });
+  t = await startTestNeuron({
+    config: { handshake: { max_concurrent_handshakes: CEILING, max_queued: MAX_QUEUED, retry_after_seconds: RETRY_AFTER_SECONDS } },
+  });
   await insertProvider(t.neuron, { npi: PROVIDER });
 });
 after(async () => t.stop());
 
 function establish(patient: Patient): Promise<RelationshipResult> {
-  const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] }, patient.keys);
-  return establishRelationship(t.handshakeUrl, { patientAgentId: patient.agentId, keys: patient.keys, endpoint: patient.endpoint, consentToken, timeoutMs: 60_000 });
+  const consentToken = createConsentToken(
+    { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
+    patient.keys,
+  );
+  return establishRelationship(t.handshakeUrl, {
+    patientAgentId: patient.agentId,
+    keys: patient.keys,
+    endpoint: patient.endpoint,
+    consentToken,
+    timeoutMs: 60_000,
+  });
 }
 
 test(`${PATIENTS} patients at ceiling ${CEILING} with room for ${MAX_QUEUED} in the queue: the overflow gets 503 + Retry-After, the rest complete`, async () => {
@@ -38,10 +49,12 @@ test(`${PATIENTS} patients at ceiling ${CEILING} with room for ${MAX_QUEUED} in 
   await eventually(() => t.neuron.handshake.load().active === CEILING, 5_000, 'both slots held');
 
   const patients = Array.from({ length: PATIENTS }, (_, i) => newPatient(`flood-${process.pid}-${i}`));
-  const outcomes = patients.map((patient) => establish(patient).then(
-    (result) => ({ patient, result, error: null }),
-    (error: unknown) => ({ patient, result: null, error: error as HandshakeError }),
-  ));
+  const outcomes = patients.map((patient) =>
+    establish(patient).then(
+      (result) => ({ patient, result, error: null }),
+      (error: unknown) => ({ patient, result: null, error: error as HandshakeError }),
+    ),
+  );
   const refusals = PATIENTS - MAX_QUEUED;
   // The refusals come back at once, while the queue is still full and the slots still held.
   await eventually(() => t.neuron.handshake.load().queued === MAX_QUEUED, 10_000, 'the queue full');
@@ -62,20 +75,28 @@ test(`${PATIENTS} patients at ceiling ${CEILING} with room for ${MAX_QUEUED} in 
   for (const holder of holders) holder.ws.close();
   const all = await Promise.all(outcomes);
   const admitted = all.filter((o) => o.result !== null);
-  assert.equal(admitted.length, MAX_QUEUED, JSON.stringify(all.filter((o) => o.error && o.error.code !== 'HANDSHAKE_QUEUE_FULL').map((o) => o.error!.code)));
+  assert.equal(
+    admitted.length,
+    MAX_QUEUED,
+    JSON.stringify(all.filter((o) => o.error && o.error.code !== 'HANDSHAKE_QUEUE_FULL').map((o) => o.error!.code)),
+  );
   assert.ok(admitted.every((o) => o.result!.status === 'new'));
 
   // The refused come back after Retry-After, a few at a time as a polite client would, and complete.
   await sleep(RETRY_AFTER_SECONDS * 1_000);
   const refused = all.filter((o) => o.error !== null).map((o) => o.patient);
   const retried: RelationshipResult[] = [];
-  for (let i = 0; i < refused.length; i += MAX_QUEUED) retried.push(...await Promise.all(refused.slice(i, i + MAX_QUEUED).map(establish)));
+  for (let i = 0; i < refused.length; i += MAX_QUEUED)
+    retried.push(...(await Promise.all(refused.slice(i, i + MAX_QUEUED).map(establish))));
   assert.equal(retried.length, refusals);
   assert.ok(retried.every((r) => r.status === 'new'));
 
   const relationships = await t.neuron.storage.db.selectFrom('relationships').select('id').execute();
   assert.equal(relationships.length, PATIENTS);
-  assert.match(await t.neuron.metrics.getSingleMetricAsString('neuron_handshakes_total'), new RegExp(`outcome="HANDSHAKE_QUEUE_FULL"[^\\n]* ${refusals}\\b`));
+  assert.match(
+    await t.neuron.metrics.getSingleMetricAsString('neuron_handshakes_total'),
+    new RegExp(`outcome="HANDSHAKE_QUEUE_FULL"[^\\n]* ${refusals}\\b`),
+  );
   await eventually(() => t.neuron.handshake.activeSessions().length === 0, 10_000, 'sessions closed');
   assert.deepEqual(t.neuron.handshake.load(), { active: 0, queued: 0 });
 });

@@ -61,23 +61,46 @@ describe('the generator', () => {
     const issuedAt = new Date();
     const kit = createKit(7, { providerNpi: PROVIDER, maxMessageBytes: 65_536, issuedAt });
     const again = createKit(7, { providerNpi: PROVIDER, maxMessageBytes: 65_536, issuedAt });
-    assert.deepEqual(kit.patients.map((p) => p.keys.publicKeyB64), again.patients.map((p) => p.keys.publicKeyB64));
+    assert.deepEqual(
+      kit.patients.map((p) => p.keys.publicKeyB64),
+      again.patients.map((p) => p.keys.publicKeyB64),
+    );
     const first = generateCases(kit, 120);
     const second = generateCases(again, 120);
-    assert.deepEqual(first.map((c) => [c.family, c.patient, c.stage]), second.map((c) => [c.family, c.patient, c.stage]));
+    assert.deepEqual(
+      first.map((c) => [c.family, c.patient, c.stage]),
+      second.map((c) => [c.family, c.patient, c.stage]),
+    );
     // Frames that do not depend on signing time (tokens carry the current time) are identical.
     const stable = first.filter((c) => c.stage === 'auth' && c.transport === 'ws' && /^(text|json|type|binary)/.test(c.family));
     assert.ok(stable.length > 5);
     for (const c of stable) assert.deepEqual(c.frames(null), second[c.index]!.frames(null), c.family);
     assert.deepEqual(new Set(first.slice(0, FAMILY_NAMES.length).map((c) => c.family)), new Set(FAMILY_NAMES));
     const other = generateCases(createKit(8, { providerNpi: PROVIDER, maxMessageBytes: 65_536 }), 120);
-    assert.notDeepEqual(first.slice(FAMILY_NAMES.length).map((c) => c.family), other.slice(FAMILY_NAMES.length).map((c) => c.family));
+    assert.notDeepEqual(
+      first.slice(FAMILY_NAMES.length).map((c) => c.family),
+      other.slice(FAMILY_NAMES.length).map((c) => c.family),
+    );
     const prng = new Prng(1);
-    assert.deepEqual([prng.u32(), prng.u32()], (() => { const p = new Prng(1); return [p.u32(), p.u32()]; })());
+    assert.deepEqual(
+      [prng.u32(), prng.u32()],
+      (() => {
+        const p = new Prng(1);
+        return [p.u32(), p.u32()];
+      })(),
+    );
   });
 
   test('the verdict refuses what a hardened Neuron must not do', () => {
-    const c: FuzzCase = { index: 0, family: 'x', transport: 'ws', stage: 'auth', patient: 0, frames: () => [], expect: { error: ['INVALID_MESSAGE'] } };
+    const c: FuzzCase = {
+      index: 0,
+      family: 'x',
+      transport: 'ws',
+      stage: 'auth',
+      patient: 0,
+      frames: () => [],
+      expect: { error: ['INVALID_MESSAGE'] },
+    };
     const error = { type: 'handshake.error', code: 'INVALID_MESSAGE', message: 'message is not valid JSON' };
     assert.equal(judge(c, { frames: [error], closeCode: 4002, failure: null }).ok, true);
     assert.equal(judge(c, { frames: [error], closeCode: 1000, failure: null }).ok, false, 'wrong close code');
@@ -110,13 +133,21 @@ describe('hostile handshakes through real connections', () => {
     const expectedFailures = Object.values(summary.expectedAudit).reduce((a, b) => a + b, 0);
     assert.equal(expectedFailures, CASES, `every case ends in an audited failure (seed ${seed})`);
     await eventually(async () => (await counts()).auditFailed - before.auditFailed >= CASES, 15_000, 'the failure audit entries');
-    const rows = await t.neuron.storage.db.selectFrom('audit_log').select(['event_type as type', 'details']).where('seq', '>', auditSeq).orderBy('seq').execute();
+    const rows = await t.neuron.storage.db
+      .selectFrom('audit_log')
+      .select(['event_type as type', 'details'])
+      .where('seq', '>', auditSeq)
+      .orderBy('seq')
+      .execute();
     const { types, failedCodes } = tallyAudit(rows);
     assert.deepEqual(types, { 'handshake.failed': CASES }, `only failure events were audited (seed ${seed})`);
     assert.deepEqual(failedCodes, summary.expectedAudit, `audited codes match what the clients saw (seed ${seed})`);
     for (const row of rows) {
       const details = JSON.parse(row.details) as Record<string, unknown>;
-      assert.ok(Object.keys(details).every((k) => k === 'code' || k === 'reason'), `failure audit details hold only code and reason: ${row.details}`);
+      assert.ok(
+        Object.keys(details).every((k) => k === 'code' || k === 'reason'),
+        `failure audit details hold only code and reason: ${row.details}`,
+      );
       assert.ok(!row.details.includes(MARKER));
     }
 
@@ -131,8 +162,16 @@ describe('hostile handshakes through real connections', () => {
     assert.deepEqual(t.neuron.handshake.load(), { active: 0, queued: 0 });
     assert.equal((await fetch(`${t.url}/health/live`)).status, 200);
     const patient = newPatient(`after-fuzz-${seed}`);
-    const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] }, patient.keys);
-    const result = await establishRelationship(t.handshakeUrl, { patientAgentId: patient.agentId, keys: patient.keys, endpoint: patient.endpoint, consentToken });
+    const consentToken = createConsentToken(
+      { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
+      patient.keys,
+    );
+    const result = await establishRelationship(t.handshakeUrl, {
+      patientAgentId: patient.agentId,
+      keys: patient.keys,
+      endpoint: patient.endpoint,
+      consentToken,
+    });
     assert.equal(result.status, 'new');
   });
 });

@@ -29,20 +29,30 @@ export interface NeuronProcess {
 }
 
 /** Writes a config file in a fresh directory (data in `<dir>/data`), returning both paths. */
-export function writeNeuronConfig(config: Record<string, unknown>, directory?: string): { dir: string; configFile: string; dataDir: string } {
+export function writeNeuronConfig(
+  config: Record<string, unknown>,
+  directory?: string,
+): { dir: string; configFile: string; dataDir: string } {
   const dir = directory ?? mkdtempSync(path.join(tmpdir(), 'neuron-hardening-'));
   const configFile = path.join(dir, 'neuron.config.json');
-  writeFileSync(configFile, JSON.stringify({
-    organization: { name: 'Hardening Practice', npi: '1245319599' },
-    data_dir: './data',
-    server: { host: '127.0.0.1', port: 0 },
-    discovery: { enabled: false },
-    registry: { enabled: false },
-    logging: { level: 'warn', pretty: 'never' },
-    // Receivers (provider stubs) listen on 127.0.0.1, which the outbound policy refuses by default.
-    outbound: { allow_loopback: true },
-    ...config,
-  }, null, 2));
+  writeFileSync(
+    configFile,
+    JSON.stringify(
+      {
+        organization: { name: 'Hardening Practice', npi: '1245319599' },
+        data_dir: './data',
+        server: { host: '127.0.0.1', port: 0 },
+        discovery: { enabled: false },
+        registry: { enabled: false },
+        logging: { level: 'warn', pretty: 'never' },
+        // Receivers (provider stubs) listen on 127.0.0.1, which the outbound policy refuses by default.
+        outbound: { allow_loopback: true },
+        ...config,
+      },
+      null,
+      2,
+    ),
+  );
   return { dir, configFile, dataDir: path.join(dir, 'data') };
 }
 
@@ -61,7 +71,11 @@ function readPid(file: string): { pid: number; url: string; handshakeUrl: string
  * Starts `neuron start --config <configFile>` and waits until `<dataDir>/neuron.pid` names this
  * process (a PID file left by a killed predecessor names another pid and is ignored).
  */
-export async function startNeuronProcess(configFile: string, dataDir: string, options: { env?: Record<string, string> } = {}): Promise<NeuronProcess> {
+export async function startNeuronProcess(
+  configFile: string,
+  dataDir: string,
+  options: { env?: Record<string, string> } = {},
+): Promise<NeuronProcess> {
   const child = spawn(process.execPath, [BIN, 'start', '--config', configFile], {
     cwd: path.dirname(configFile),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -80,7 +94,9 @@ export async function startNeuronProcess(configFile: string, dataDir: string, op
   const pidFile = path.join(dataDir, 'neuron.pid');
   const deadline = Date.now() + START_TIMEOUT_MS;
   let gone = false;
-  void exited.then(() => { gone = true; });
+  void exited.then(() => {
+    gone = true;
+  });
   while (Date.now() < deadline && !gone) {
     const record = readPid(pidFile);
     if (record !== null && record.pid === child.pid) {

@@ -40,14 +40,18 @@ describe('guessing credentials', () => {
     ];
     const answers = [];
     // One X-Request-Id for all, so the answers can be compared whole (each would otherwise carry its own).
-    for (const key of guesses) answers.push(await t.request('GET', '/v1/relationships', { key, headers: { 'x-request-id': 'guess-comparison' } }));
+    for (const key of guesses)
+      answers.push(await t.request('GET', '/v1/relationships', { key, headers: { 'x-request-id': 'guess-comparison' } }));
     for (const answer of answers) {
       assertProblem(answer, 401, 'UNAUTHENTICATED');
       assert.deepEqual(answer.body, answers[0]!.body, 'an unknown key id and a wrong secret are indistinguishable');
       assert.equal(answer.headers.get('www-authenticate'), answers[0]!.headers.get('www-authenticate'));
     }
     // A guessed provider credential on a provider route counts against the same address.
-    const providerGuess = await t.request('POST', '/v1/consent/verify', { headers: { authorization: 'Bearer nprv_guessed_credential' }, body: { patient_agent_id: 'did:example:x', action: 'office_visit' } });
+    const providerGuess = await t.request('POST', '/v1/consent/verify', {
+      headers: { authorization: 'Bearer nprv_guessed_credential' },
+      body: { patient_agent_id: 'did:example:x', action: 'office_visit' },
+    });
     assertProblem(providerGuess, 401, 'UNAUTHENTICATED');
 
     for (const attempt of [generateApiKey(newKeyId()).key, t.keys.admin]) {
@@ -58,12 +62,17 @@ describe('guessing credentials', () => {
     // Routes without credentials are not part of the lockout.
     assert.equal((await fetch(`${t.url}/health/live`)).status, 200);
 
-    const audit = await t.neuron.storage.db.selectFrom('audit_log').select(['event_type', 'details']).where('event_type', '=', 'api.auth_lockout').execute();
+    const audit = await t.neuron.storage.db
+      .selectFrom('audit_log')
+      .select(['event_type', 'details'])
+      .where('event_type', '=', 'api.auth_lockout')
+      .execute();
     assert.equal(audit.length, 1, 'one lockout entry per address and minute, however long the guessing goes on');
     const details = JSON.parse(audit[0]!.details) as Record<string, unknown>;
     assert.equal(details['client_ip'], '127.0.0.1');
     assert.equal(details['failures_per_minute_limit'], AUTH_FAILURE_LIMIT);
-    for (const secret of [...guesses, t.keys.admin, 'nprv_guessed_credential']) assert.ok(!audit[0]!.details.includes(secret), 'no presented credential in the audit log');
+    for (const secret of [...guesses, t.keys.admin, 'nprv_guessed_credential'])
+      assert.ok(!audit[0]!.details.includes(secret), 'no presented credential in the audit log');
     const metrics = await t.neuron.metrics.getSingleMetricAsString('neuron_api_rate_limited_total');
     assert.match(metrics, /limit="auth_failures"[^\n]* 2\b/);
   });
@@ -77,12 +86,19 @@ describe('hostile bodies and requests', () => {
   after(async () => t.stop());
 
   /** A request with exactly these bytes and headers (fetch would fix some of them up). */
-  function raw(method: string, path: string, headers: Record<string, string>, body?: Buffer | Buffer[]): Promise<{ status: number; headers: Headers; body: any; text: string }> {
+  function raw(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body?: Buffer | Buffer[],
+  ): Promise<{ status: number; headers: Headers; body: any; text: string }> {
     return new Promise((resolve, reject) => {
       const req = httpRequest({ host: '127.0.0.1', port: Number(new URL(t.url).port), path, method, headers }, (res) => {
         let text = '';
         res.setEncoding('utf8');
-        res.on('data', (chunk: string) => { text += chunk; });
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
         res.on('end', () => {
           let parsed: unknown;
           try {
@@ -107,7 +123,16 @@ describe('hostile bodies and requests', () => {
     const big = JSON.stringify({ patient_agent_id: 'did:example:big', reason: 'x'.repeat(BODY_LIMIT) });
     assertProblem(await t.request('POST', '/v1/blocks', { key: t.keys.admin, body: big }), 413, 'BODY_TOO_LARGE');
     const chunks = Array.from({ length: 8 }, () => Buffer.from('x'.repeat(512)));
-    assertProblem(await raw('POST', '/v1/blocks', { authorization: `Bearer ${t.keys.admin}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, chunks), 413, 'BODY_TOO_LARGE');
+    assertProblem(
+      await raw(
+        'POST',
+        '/v1/blocks',
+        { authorization: `Bearer ${t.keys.admin}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+        chunks,
+      ),
+      413,
+      'BODY_TOO_LARGE',
+    );
     // Authentication runs before the body is read.
     assertProblem(await t.request('POST', '/v1/blocks', { body: big }), 401, 'UNAUTHENTICATED');
   });
@@ -116,28 +141,82 @@ describe('hostile bodies and requests', () => {
     const admin = { authorization: `Bearer ${t.keys.admin}` };
     const json = { ...admin, 'content-type': 'application/json' };
     // fastify's JSON parser refuses __proto__ and constructor.prototype keys outright (MALFORMED_JSON).
-    const cases: Array<[string, () => Promise<{ status: number; headers: Headers; body: any; text: string }>, number, string | string[]]> = [
-      ['not JSON', () => raw('POST', '/v1/blocks', json, Buffer.from('{"patient_agent_id": ')), 400, 'MALFORMED_JSON'],
-      ['empty JSON body', () => raw('POST', '/v1/blocks', json, Buffer.alloc(0)), 400, 'MALFORMED_JSON'],
-      ['invalid UTF-8', () => raw('POST', '/v1/blocks', json, Buffer.concat([Buffer.from('{"patient_agent_id":"'), Buffer.from([0xff, 0xfe]), Buffer.from('","reason":"x"}')])), 400, 'VALIDATION_FAILED'],
-      ['a JSON array', () => raw('POST', '/v1/blocks', json, Buffer.from('[{"patient_agent_id":"did:example:a","reason":"x"}]')), 400, 'VALIDATION_FAILED'],
-      ['deep nesting', () => raw('POST', '/v1/blocks', json, Buffer.from(`{"patient_agent_id":${'['.repeat(900)}${']'.repeat(900)},"reason":"x"}`)), 400, 'VALIDATION_FAILED'],
-      ['__proto__ key', () => raw('POST', '/v1/blocks', json, Buffer.from('{"patient_agent_id":"did:example:p","reason":"x","__proto__":{"polluted":true}}')), 400, ['MALFORMED_JSON', 'VALIDATION_FAILED']],
-      ['constructor.prototype', () => raw('POST', '/v1/blocks', json, Buffer.from('{"patient_agent_id":"did:example:p","reason":"x","constructor":{"prototype":{"polluted":true}}}')), 400, ['MALFORMED_JSON', 'VALIDATION_FAILED']],
-      ['wrong type', () => raw('POST', '/v1/blocks', json, Buffer.from('{"patient_agent_id":7,"reason":"x"}')), 400, 'VALIDATION_FAILED'],
-      ['control characters', () => raw('POST', '/v1/blocks', json, Buffer.from('{"patient_agent_id":"did:example:\\u0000","reason":"x"}')), 400, 'VALIDATION_FAILED'],
-      ['application/xml', () => raw('POST', '/v1/blocks', { ...admin, 'content-type': 'application/xml' }, Buffer.from('<block/>')), 415, 'UNSUPPORTED_MEDIA_TYPE'],
-      // fastify reads text/plain as a string, which the body schema then refuses.
-      ['text/plain', () => raw('POST', '/v1/blocks', { ...admin, 'content-type': 'text/plain' }, Buffer.from('hello')), 400, 'VALIDATION_FAILED'],
-      ['unknown query parameter', () => raw('GET', '/v1/relationships?limit=1&drop_table=1', admin), 400, 'VALIDATION_FAILED'],
-      ['limit out of range', () => raw('GET', '/v1/relationships?limit=100000', admin), 400, 'VALIDATION_FAILED'],
-      ['forged cursor', () => raw('GET', '/v1/relationships?after=AAAA', admin), 400, 'INVALID_CURSOR'],
-      // An agent id is an opaque string: a traversal is just an id nobody has.
-      ['path traversal', () => raw('GET', '/v1/patients/..%2f..%2fetc%2fpasswd', admin), 404, 'NOT_FOUND'],
-      ['NUL in a path parameter', () => raw('GET', '/v1/patients/did%3Aexample%3A%00', admin), 400, 'VALIDATION_FAILED'],
-      ['an id over 256 characters', () => raw('GET', `/v1/patients/${'x'.repeat(257)}`, admin), 400, 'VALIDATION_FAILED'],
-      ['a malformed percent-encoding', () => raw('GET', '/v1/patients/did%3Aexample%zz', admin), 400, 'VALIDATION_FAILED'],
-    ];
+    const cases: Array<[string, () => Promise<{ status: number; headers: Headers; body: any; text: string }>, number, string | string[]]> =
+      [
+        ['not JSON', () => raw('POST', '/v1/blocks', json, Buffer.from('{"patient_agent_id": ')), 400, 'MALFORMED_JSON'],
+        ['empty JSON body', () => raw('POST', '/v1/blocks', json, Buffer.alloc(0)), 400, 'MALFORMED_JSON'],
+        [
+          'invalid UTF-8',
+          () =>
+            raw(
+              'POST',
+              '/v1/blocks',
+              json,
+              Buffer.concat([Buffer.from('{"patient_agent_id":"'), Buffer.from([0xff, 0xfe]), Buffer.from('","reason":"x"}')]),
+            ),
+          400,
+          'VALIDATION_FAILED',
+        ],
+        [
+          'a JSON array',
+          () => raw('POST', '/v1/blocks', json, Buffer.from('[{"patient_agent_id":"did:example:a","reason":"x"}]')),
+          400,
+          'VALIDATION_FAILED',
+        ],
+        [
+          'deep nesting',
+          () => raw('POST', '/v1/blocks', json, Buffer.from(`{"patient_agent_id":${'['.repeat(900)}${']'.repeat(900)},"reason":"x"}`)),
+          400,
+          'VALIDATION_FAILED',
+        ],
+        [
+          '__proto__ key',
+          () =>
+            raw('POST', '/v1/blocks', json, Buffer.from('{"patient_agent_id":"did:example:p","reason":"x","__proto__":{"polluted":true}}')),
+          400,
+          ['MALFORMED_JSON', 'VALIDATION_FAILED'],
+        ],
+        [
+          'constructor.prototype',
+          () =>
+            raw(
+              'POST',
+              '/v1/blocks',
+              json,
+              Buffer.from('{"patient_agent_id":"did:example:p","reason":"x","constructor":{"prototype":{"polluted":true}}}'),
+            ),
+          400,
+          ['MALFORMED_JSON', 'VALIDATION_FAILED'],
+        ],
+        ['wrong type', () => raw('POST', '/v1/blocks', json, Buffer.from('{"patient_agent_id":7,"reason":"x"}')), 400, 'VALIDATION_FAILED'],
+        [
+          'control characters',
+          () => raw('POST', '/v1/blocks', json, Buffer.from('{"patient_agent_id":"did:example:\\u0000","reason":"x"}')),
+          400,
+          'VALIDATION_FAILED',
+        ],
+        [
+          'application/xml',
+          () => raw('POST', '/v1/blocks', { ...admin, 'content-type': 'application/xml' }, Buffer.from('<block/>')),
+          415,
+          'UNSUPPORTED_MEDIA_TYPE',
+        ],
+        // fastify reads text/plain as a string, which the body schema then refuses.
+        [
+          'text/plain',
+          () => raw('POST', '/v1/blocks', { ...admin, 'content-type': 'text/plain' }, Buffer.from('hello')),
+          400,
+          'VALIDATION_FAILED',
+        ],
+        ['unknown query parameter', () => raw('GET', '/v1/relationships?limit=1&drop_table=1', admin), 400, 'VALIDATION_FAILED'],
+        ['limit out of range', () => raw('GET', '/v1/relationships?limit=100000', admin), 400, 'VALIDATION_FAILED'],
+        ['forged cursor', () => raw('GET', '/v1/relationships?after=AAAA', admin), 400, 'INVALID_CURSOR'],
+        // An agent id is an opaque string: a traversal is just an id nobody has.
+        ['path traversal', () => raw('GET', '/v1/patients/..%2f..%2fetc%2fpasswd', admin), 404, 'NOT_FOUND'],
+        ['NUL in a path parameter', () => raw('GET', '/v1/patients/did%3Aexample%3A%00', admin), 400, 'VALIDATION_FAILED'],
+        ['an id over 256 characters', () => raw('GET', `/v1/patients/${'x'.repeat(257)}`, admin), 400, 'VALIDATION_FAILED'],
+        ['a malformed percent-encoding', () => raw('GET', '/v1/patients/did%3Aexample%zz', admin), 400, 'VALIDATION_FAILED'],
+      ];
     for (const [label, answer, status, code] of cases) {
       const response = await answer();
       assert.equal(response.status, status, `${label}: ${response.text}`);
@@ -170,34 +249,68 @@ describe('patient existence', () => {
   });
   after(async () => t.stop());
 
-  type Probe = { method: string; path: (id: string) => string; body?: (id: string) => unknown; scope: 'read' | 'write' | 'admin' | 'provider' };
+  type Probe = {
+    method: string;
+    path: (id: string) => string;
+    body?: (id: string) => unknown;
+    scope: 'read' | 'write' | 'admin' | 'provider';
+  };
   const probes: Probe[] = [
     { method: 'GET', path: (id) => `/v1/patients/${encodeURIComponent(id)}`, scope: 'read' },
-    { method: 'PATCH', path: (id) => `/v1/patients/${encodeURIComponent(id)}/profile`, body: () => ({ display_name: 'Changed' }), scope: 'write' },
+    {
+      method: 'PATCH',
+      path: (id) => `/v1/patients/${encodeURIComponent(id)}/profile`,
+      body: () => ({ display_name: 'Changed' }),
+      scope: 'write',
+    },
     { method: 'DELETE', path: (id) => `/v1/patients/${encodeURIComponent(id)}/profile`, scope: 'write' },
     { method: 'GET', path: (id) => `/v1/patients?search=${encodeURIComponent(id)}`, scope: 'read' },
     { method: 'GET', path: (id) => `/v1/relationships?patient_agent_id=${encodeURIComponent(id)}`, scope: 'read' },
     { method: 'POST', path: () => '/v1/blocks', body: (id) => ({ patient_agent_id: id, reason: 'probe' }), scope: 'write' },
     { method: 'DELETE', path: (id) => `/v1/blocks/${encodeURIComponent(id)}`, scope: 'write' },
-    { method: 'POST', path: () => '/v1/consent/verify', body: (id) => ({ patient_agent_id: id, action: 'appointments.read' }), scope: 'provider' },
+    {
+      method: 'POST',
+      path: () => '/v1/consent/verify',
+      body: (id) => ({ patient_agent_id: id, action: 'appointments.read' }),
+      scope: 'provider',
+    },
   ];
 
   test('without the scope to read patients, existing and absent agent ids get identical answers on every route that takes one', async () => {
-    const wrongScopes: Record<Probe['scope'], Array<'read' | 'write' | 'admin'>> = { read: [], write: ['read'], admin: ['read', 'write'], provider: ['read', 'admin'] };
+    const wrongScopes: Record<Probe['scope'], Array<'read' | 'write' | 'admin'>> = {
+      read: [],
+      write: ['read'],
+      admin: ['read', 'write'],
+      provider: ['read', 'admin'],
+    };
     const garbageKey = generateApiKey(newKeyId()).key;
     let compared = 0;
     for (const probe of probes) {
-      const credentials: Array<[string, string | null]> = [['no credential', null], ['an invalid key', garbageKey], ...wrongScopes[probe.scope].map((s): [string, string] => [`a ${s} key`, t.keys[s]])];
+      const credentials: Array<[string, string | null]> = [
+        ['no credential', null],
+        ['an invalid key', garbageKey],
+        ...wrongScopes[probe.scope].map((s): [string, string] => [`a ${s} key`, t.keys[s]]),
+      ];
       for (const [label, key] of credentials) {
         // The same X-Request-Id for both, so the answers can be compared byte for byte.
-        const answer = async (id: string) => t.request(probe.method, probe.path(id), { key, headers: { 'x-request-id': 'existence-comparison' }, ...(probe.body ? { body: probe.body(id) } : {}) });
+        const answer = async (id: string) =>
+          t.request(probe.method, probe.path(id), {
+            key,
+            headers: { 'x-request-id': 'existence-comparison' },
+            ...(probe.body ? { body: probe.body(id) } : {}),
+          });
         const present = await answer(PRESENT);
         const absent = await answer(ABSENT);
         const where = `${probe.method} ${probe.path('<id>')} with ${label}`;
         assert.ok(present.status === 401 || present.status === 403, `${where}: refused (${present.status})`);
         assert.equal(present.status, absent.status, where);
-        assert.equal(present.text.split(encodeURIComponent(PRESENT)).join('<id>').split(PRESENT).join('<id>'), absent.text.split(encodeURIComponent(ABSENT)).join('<id>').split(ABSENT).join('<id>'), where);
-        for (const header of ['content-type', 'www-authenticate', 'content-length']) assert.equal(present.headers.get(header), absent.headers.get(header), `${where}: ${header}`);
+        assert.equal(
+          present.text.split(encodeURIComponent(PRESENT)).join('<id>').split(PRESENT).join('<id>'),
+          absent.text.split(encodeURIComponent(ABSENT)).join('<id>').split(ABSENT).join('<id>'),
+          where,
+        );
+        for (const header of ['content-type', 'www-authenticate', 'content-length'])
+          assert.equal(present.headers.get(header), absent.headers.get(header), `${where}: ${header}`);
         compared += 1;
       }
     }
@@ -206,7 +319,11 @@ describe('patient existence', () => {
     assert.equal((await t.request('GET', `/v1/patients/${encodeURIComponent(PRESENT)}`, { key: t.keys.read })).status, 200);
     assert.equal((await t.request('GET', `/v1/patients/${encodeURIComponent(ABSENT)}`, { key: t.keys.read })).status, 404);
     // Nothing changed on the way.
-    const entry = await t.neuron.storage.db.selectFrom('patients').select('profile').where('patient_agent_id', '=', PRESENT).executeTakeFirstOrThrow();
+    const entry = await t.neuron.storage.db
+      .selectFrom('patients')
+      .select('profile')
+      .where('patient_agent_id', '=', PRESENT)
+      .executeTakeFirstOrThrow();
     assert.match(entry.profile ?? '', /Synthetic Person/);
     assert.equal((await t.neuron.storage.db.selectFrom('blocks').select('patient_agent_id').execute()).length, 1);
   });

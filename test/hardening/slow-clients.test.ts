@@ -37,7 +37,12 @@ before(async () => {
     config: {
       // Every client here shares 127.0.0.1; this suite is about deadlines, so the per-address cap
       // (covered by client-limits.test.ts) is raised above the 205 connections it opens at once.
-      handshake: { max_concurrent_handshakes: CEILING, auth_timeout_ms: AUTH_TIMEOUT_MS, challenge_timeout_ms: CHALLENGE_TIMEOUT_MS, max_pending_per_address: 1_000 },
+      handshake: {
+        max_concurrent_handshakes: CEILING,
+        auth_timeout_ms: AUTH_TIMEOUT_MS,
+        challenge_timeout_ms: CHALLENGE_TIMEOUT_MS,
+        max_pending_per_address: 1_000,
+      },
       server: { request_timeout_ms: REQUEST_TIMEOUT_MS },
     },
   });
@@ -81,8 +86,17 @@ function idleClient(patient: Patient | null): Promise<IdleResult> {
 }
 
 function legit(patient: Patient) {
-  const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] }, patient.keys);
-  return establishRelationship(t.handshakeUrl, { patientAgentId: patient.agentId, keys: patient.keys, endpoint: patient.endpoint, consentToken, timeoutMs: 60_000 });
+  const consentToken = createConsentToken(
+    { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
+    patient.keys,
+  );
+  return establishRelationship(t.handshakeUrl, {
+    patientAgentId: patient.agentId,
+    keys: patient.keys,
+    endpoint: patient.endpoint,
+    consentToken,
+    timeoutMs: 60_000,
+  });
 }
 
 function assertTimedOut(result: IdleResult, label: string): void {
@@ -120,12 +134,18 @@ describe('idle clients', () => {
     sampling = false;
     await sampler;
 
-    assert.deepEqual(completed.map((r) => r.status), ['new', 'new', 'new', 'new', 'new']);
+    assert.deepEqual(
+      completed.map((r) => r.status),
+      ['new', 'new', 'new', 'new', 'new'],
+    );
     for (const result of silentResults) {
       assertTimedOut(result, 'silent client');
       assert.ok(result.frames.length === 1, 'a silent client gets no challenge');
       const sinceRequest = result.closedAt - result.requestedAt;
-      assert.ok(sinceRequest >= AUTH_TIMEOUT_MS - EARLY_MS, `closed ${sinceRequest.toFixed(0)} ms after the upgrade request, before the ${AUTH_TIMEOUT_MS} ms deadline`);
+      assert.ok(
+        sinceRequest >= AUTH_TIMEOUT_MS - EARLY_MS,
+        `closed ${sinceRequest.toFixed(0)} ms after the upgrade request, before the ${AUTH_TIMEOUT_MS} ms deadline`,
+      );
       const sinceOpen = result.closedAt - result.openedAt;
       assert.ok(sinceOpen <= AUTH_TIMEOUT_MS + LATE_MS, `closed only ${sinceOpen.toFixed(0)} ms after opening`);
     }
@@ -141,9 +161,20 @@ describe('idle clients', () => {
     assert.ok(peakSlots <= CEILING, `at most ${CEILING} slots held, saw ${peakSlots}`);
     // Server side: no failed handshake ended before its deadline (measured from admission).
     const durations = (await t.neuron.metrics.getSingleMetric('neuron_handshake_duration_seconds')!.get()).values;
-    const failedUnder = (le: number): number => durations.find((v) => (v as { metricName?: string }).metricName === 'neuron_handshake_duration_seconds_bucket' && v.labels['outcome'] === 'failed' && v.labels['le'] === le)?.value ?? NaN;
+    const failedUnder = (le: number): number =>
+      durations.find(
+        (v) =>
+          (v as { metricName?: string }).metricName === 'neuron_handshake_duration_seconds_bucket' &&
+          v.labels['outcome'] === 'failed' &&
+          v.labels['le'] === le,
+      )?.value ?? NaN;
     assert.equal(failedUnder(0.25), 0, 'a failed handshake ended within 250 ms of admission, before its 300 ms deadline');
-    assert.equal(durations.find((v) => (v as { metricName?: string }).metricName === 'neuron_handshake_duration_seconds_count' && v.labels['outcome'] === 'failed')?.value, 200);
+    assert.equal(
+      durations.find(
+        (v) => (v as { metricName?: string }).metricName === 'neuron_handshake_duration_seconds_count' && v.labels['outcome'] === 'failed',
+      )?.value,
+      200,
+    );
 
     // Every slot came back, each idle client left one AUTH_TIMEOUT audit entry and nothing else.
     await eventually(() => t.neuron.handshake.activeSessions().length === 0, 10_000, 'sessions closed');
@@ -153,7 +184,11 @@ describe('idle clients', () => {
     assert.equal(relationships.length - relationshipsBefore, 5);
     const stopperIds = new Set(stoppers.map((p) => p.agentId));
     assert.equal(relationships.filter((r) => stopperIds.has(r.patient_agent_id)).length, 0);
-    const directory = await t.neuron.storage.db.selectFrom('patients').select('patient_agent_id').where('patient_agent_id', 'in', [...stopperIds]).execute();
+    const directory = await t.neuron.storage.db
+      .selectFrom('patients')
+      .select('patient_agent_id')
+      .where('patient_agent_id', 'in', [...stopperIds])
+      .execute();
     assert.equal(directory.length, 0, 'no directory entry for a client that never answered');
   });
 });
@@ -162,45 +197,59 @@ describe('slow and partial input', () => {
   test('a frame that never finishes still meets the auth deadline; upgrade headers that never finish are cut by server.request_timeout_ms', async () => {
     const port = t.port;
     // Half a frame: a text frame header announcing 300 bytes, then 10 of them, then silence.
-    const halfFrames = Array.from({ length: 20 }, () => new Promise<{ codes: string[]; closeCode: number | null; ms: number }>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      const reader = new FrameReader();
-      const codes: string[] = [];
-      let closeCode: number | null = null;
-      let upgraded = false;
-      let head = '';
-      const began = performance.now();
-      socket.on('error', () => undefined);
-      socket.on('connect', () => socket.write(`GET /ws/handshake HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`));
-      socket.on('data', (chunk: Buffer) => {
-        if (!upgraded) {
-          head += chunk.toString('latin1');
-          if (!head.includes('\r\n\r\n')) return;
-          upgraded = true;
-          assert.match(head, /^HTTP\/1\.1 101 /);
-          socket.write(wsFrame(0x1, Buffer.alloc(300, 0x20)).subarray(0, 18));
-          return;
-        }
-        reader.feed(chunk, (opcode, payload) => {
-          if (opcode === 0x1) codes.push(String((JSON.parse(payload.toString()) as { code?: string }).code));
-          if (opcode === 0x8) {
-            closeCode = payload.readUInt16BE(0);
-            socket.destroy();
-          }
-        });
-      });
-      socket.on('close', () => resolve({ codes, closeCode, ms: performance.now() - began }));
-    }));
+    const halfFrames = Array.from(
+      { length: 20 },
+      () =>
+        new Promise<{ codes: string[]; closeCode: number | null; ms: number }>((resolve) => {
+          const socket = connect(port, '127.0.0.1');
+          const reader = new FrameReader();
+          const codes: string[] = [];
+          let closeCode: number | null = null;
+          let upgraded = false;
+          let head = '';
+          const began = performance.now();
+          socket.on('error', () => undefined);
+          socket.on('connect', () =>
+            socket.write(
+              `GET /ws/handshake HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+            ),
+          );
+          socket.on('data', (chunk: Buffer) => {
+            if (!upgraded) {
+              head += chunk.toString('latin1');
+              if (!head.includes('\r\n\r\n')) return;
+              upgraded = true;
+              assert.match(head, /^HTTP\/1\.1 101 /);
+              socket.write(wsFrame(0x1, Buffer.alloc(300, 0x20)).subarray(0, 18));
+              return;
+            }
+            reader.feed(chunk, (opcode, payload) => {
+              if (opcode === 0x1) codes.push(String((JSON.parse(payload.toString()) as { code?: string }).code));
+              if (opcode === 0x8) {
+                closeCode = payload.readUInt16BE(0);
+                socket.destroy();
+              }
+            });
+          });
+          socket.on('close', () => resolve({ codes, closeCode, ms: performance.now() - began }));
+        }),
+    );
     // Upgrade headers that stop half way (slowloris on the upgrade path).
-    const halfHeaders = Array.from({ length: 20 }, () => new Promise<{ answer: string; ms: number }>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      let answer = '';
-      const began = performance.now();
-      socket.on('error', () => undefined);
-      socket.on('connect', () => socket.write(`GET /ws/handshake HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgr`));
-      socket.on('data', (chunk: Buffer) => { answer += chunk.toString('latin1'); });
-      socket.on('close', () => resolve({ answer, ms: performance.now() - began }));
-    }));
+    const halfHeaders = Array.from(
+      { length: 20 },
+      () =>
+        new Promise<{ answer: string; ms: number }>((resolve) => {
+          const socket = connect(port, '127.0.0.1');
+          let answer = '';
+          const began = performance.now();
+          socket.on('error', () => undefined);
+          socket.on('connect', () => socket.write(`GET /ws/handshake HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgr`));
+          socket.on('data', (chunk: Buffer) => {
+            answer += chunk.toString('latin1');
+          });
+          socket.on('close', () => resolve({ answer, ms: performance.now() - began }));
+        }),
+    );
 
     for (const result of await Promise.all(halfFrames)) {
       assert.deepEqual(result.codes, ['AUTH_TIMEOUT']);
@@ -209,7 +258,10 @@ describe('slow and partial input', () => {
     }
     for (const result of await Promise.all(halfHeaders)) {
       // Node checks request deadlines once a second (src/http/app.ts), so allow a second past the timeout.
-      assert.ok(result.ms >= REQUEST_TIMEOUT_MS - EARLY_MS && result.ms <= REQUEST_TIMEOUT_MS + 1_000 + LATE_MS, `${result.ms.toFixed(0)} ms`);
+      assert.ok(
+        result.ms >= REQUEST_TIMEOUT_MS - EARLY_MS && result.ms <= REQUEST_TIMEOUT_MS + 1_000 + LATE_MS,
+        `${result.ms.toFixed(0)} ms`,
+      );
       assert.match(result.answer, /^HTTP\/1\.1 408 /);
       assert.match(result.answer, /"code":"REQUEST_TIMEOUT"/);
     }

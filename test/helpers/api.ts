@@ -61,11 +61,21 @@ export interface ApiTestNeuron {
 
 export async function startApiNeuron(options: { config?: ConfigOverrides } = {}): Promise<ApiTestNeuron> {
   const overrides = options.config ?? {};
-  const base = await startTestNeuron({ config: { ...overrides, api: { ...API_TEST_LIMITS, ...(overrides['api'] as ConfigOverrides | undefined) } } });
+  const base = await startTestNeuron({
+    config: { ...overrides, api: { ...API_TEST_LIMITS, ...(overrides['api'] as ConfigOverrides | undefined) } },
+  });
   const { neuron, url, dataDir, configFile } = base;
   const apiKeys = new ApiKeyService({ storage: neuron.storage, audit: neuron.audit });
-  const createKey = async (scopes: Scope[], keyOptions: { label?: string; expiresAt?: string | null } = {}): Promise<{ key: string; id: string }> => {
-    const { key, view } = await apiKeys.create({ label: keyOptions.label ?? `test-${scopes.join('-')}`, scopes, expiresAt: keyOptions.expiresAt ?? null, actor: 'cli' });
+  const createKey = async (
+    scopes: Scope[],
+    keyOptions: { label?: string; expiresAt?: string | null } = {},
+  ): Promise<{ key: string; id: string }> => {
+    const { key, view } = await apiKeys.create({
+      label: keyOptions.label ?? `test-${scopes.join('-')}`,
+      scopes,
+      expiresAt: keyOptions.expiresAt ?? null,
+      actor: 'cli',
+    });
     return { key, id: view.id };
   };
   const keys = {
@@ -95,7 +105,13 @@ export async function startApiNeuron(options: { config?: ConfigOverrides } = {})
     } catch {
       parsed = undefined;
     }
-    recorded.push({ method, path: requestPath.split('?')[0]!, status: response.status, contentType: (response.headers.get('content-type') ?? '').split(';')[0]!.trim(), body: parsed ?? text });
+    recorded.push({
+      method,
+      path: requestPath.split('?')[0]!,
+      status: response.status,
+      contentType: (response.headers.get('content-type') ?? '').split(';')[0]!.trim(),
+      body: parsed ?? text,
+    });
     return { status: response.status, headers: response.headers, text, body: parsed };
   };
 
@@ -151,9 +167,12 @@ export function conformanceProblems(document: OpenApiDocument, recorded: readonl
     }
     const declared = operation.responses[String(answer.status)] ?? operation.responses[`${String(answer.status)[0]}XX`];
     // A shared answer is a reference into components.responses.
-    const response = declared !== undefined && '$ref' in declared
-      ? document.components?.responses?.[declared.$ref.replace('#/components/responses/', '')] as { content?: Record<string, { schema: unknown }> } | undefined
-      : declared;
+    const response =
+      declared !== undefined && '$ref' in declared
+        ? (document.components?.responses?.[declared.$ref.replace('#/components/responses/', '')] as
+            | { content?: Record<string, { schema: unknown }> }
+            | undefined)
+        : declared;
     if (!response) {
       problems.push(`${where}: status not documented for ${route.template}`);
       continue;
@@ -167,7 +186,11 @@ export function conformanceProblems(document: OpenApiDocument, recorded: readonl
     let validate = cache.get(media.schema);
     if (!validate) {
       // The schema's $refs point into components.schemas: compile it beside them.
-      validate = ajv.compile({ $ref: '#/$defs/answer', $defs: { answer: media.schema }, components: { schemas: document.components?.schemas ?? {} } });
+      validate = ajv.compile({
+        $ref: '#/$defs/answer',
+        $defs: { answer: media.schema },
+        components: { schemas: document.components?.schemas ?? {} },
+      });
       cache.set(media.schema, validate);
     }
     if (!validate(answer.body)) problems.push(`${where}: body does not match its schema: ${ajv.errorsText(validate.errors)}`);
@@ -210,7 +233,16 @@ export async function insertRelationship(neuron: Neuron, fixture: RelationshipFi
     lastHandshakeAt: at,
     updatedAt: at,
   };
-  await upsertFromHandshake(neuron.storage.db, { patientAgentId, patientPublicKey: relationship.patientPublicKey, patientEndpoint: relationship.patientEndpoint, profile: fixture.profile ?? null }, at);
+  await upsertFromHandshake(
+    neuron.storage.db,
+    {
+      patientAgentId,
+      patientPublicKey: relationship.patientPublicKey,
+      patientEndpoint: relationship.patientEndpoint,
+      profile: fixture.profile ?? null,
+    },
+    at,
+  );
   assert.equal(await insertActive(neuron.storage.db, relationship), true);
   if (fixture.status !== undefined && fixture.status !== 'active') {
     await neuron.storage.db.updateTable('relationships').set({ status: fixture.status }).where('id', '=', relationship.id).execute();

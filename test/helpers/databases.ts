@@ -33,7 +33,7 @@ let skipRegistered = false;
  * Registers one skipped test named after `what` when no PostgreSQL URL is given, so the runner
  * reports the suite as skipped with the reason. Once per test file; true when it was skipped.
  */
-export function skipWithoutPostgres(what = 'PostgreSQL variant of this file\'s suites'): boolean {
+export function skipWithoutPostgres(what = "PostgreSQL variant of this file's suites"): boolean {
   const url = process.env[POSTGRES_URL_VARIABLE];
   if (url !== undefined && url !== '') return false;
   if (!skipRegistered) {

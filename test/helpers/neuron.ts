@@ -57,9 +57,15 @@ function merge(base: ConfigOverrides, over: ConfigOverrides): ConfigOverrides {
   const result: ConfigOverrides = { ...base };
   for (const [key, value] of Object.entries(over)) {
     const existing = result[key];
-    result[key] = value !== null && typeof value === 'object' && !Array.isArray(value) && existing !== null && typeof existing === 'object' && !Array.isArray(existing)
-      ? { ...(existing as ConfigOverrides), ...(value as ConfigOverrides) }
-      : value;
+    result[key] =
+      value !== null &&
+      typeof value === 'object' &&
+      !Array.isArray(value) &&
+      existing !== null &&
+      typeof existing === 'object' &&
+      !Array.isArray(existing)
+        ? { ...(existing as ConfigOverrides), ...(value as ConfigOverrides) }
+        : value;
   }
   return result;
 }
@@ -109,25 +115,28 @@ export interface TestProvider {
 /** Inserts a provider row directly (the roster's own service may not be wired yet). */
 export async function insertProvider(neuron: Neuron, provider: TestProvider): Promise<void> {
   const at = isoNow();
-  await neuron.storage.db.insertInto('providers').values({
-    npi: provider.npi,
-    name: provider.name ?? `Dr. Test ${provider.npi.slice(-4)}`,
-    provider_types: JSON.stringify(provider.types ?? ['physician']),
-    specialty: provider.specialty ?? null,
-    credentials: JSON.stringify(provider.credentials ?? []),
-    status: provider.status ?? 'active',
-    provider_endpoint: provider.endpoint === undefined ? `wss://provider-${provider.npi}.example/agent` : provider.endpoint,
-    provider_public_key: provider.publicKey ?? null,
-    notification_url: null,
-    registration_id: null,
-    credential_id: null,
-    credential_digest: null,
-    last_seen_at: null,
-    registry_state: 'unregistered',
-    registry_error: null,
-    created_at: at,
-    updated_at: at,
-  }).execute();
+  await neuron.storage.db
+    .insertInto('providers')
+    .values({
+      npi: provider.npi,
+      name: provider.name ?? `Dr. Test ${provider.npi.slice(-4)}`,
+      provider_types: JSON.stringify(provider.types ?? ['physician']),
+      specialty: provider.specialty ?? null,
+      credentials: JSON.stringify(provider.credentials ?? []),
+      status: provider.status ?? 'active',
+      provider_endpoint: provider.endpoint === undefined ? `wss://provider-${provider.npi}.example/agent` : provider.endpoint,
+      provider_public_key: provider.publicKey ?? null,
+      notification_url: null,
+      registration_id: null,
+      credential_id: null,
+      credential_digest: null,
+      last_seen_at: null,
+      registry_state: 'unregistered',
+      registry_error: null,
+      created_at: at,
+      updated_at: at,
+    })
+    .execute();
 }
 
 /** Changes a provider's status directly, as the CLI or another instance would. */

@@ -22,7 +22,10 @@ export interface ReceivedRequest {
 }
 
 /** What to do with the n-th request (from 0): answer a status (with headers), or never answer. */
-export type Behaviour = (index: number, request: ReceivedRequest) => { status: number; headers?: Record<string, string>; delayMs?: number } | 'hang';
+export type Behaviour = (
+  index: number,
+  request: ReceivedRequest,
+) => { status: number; headers?: Record<string, string>; delayMs?: number } | 'hang';
 
 export interface Receiver {
   /** Base URL, http://127.0.0.1:<port> */
@@ -42,7 +45,13 @@ export async function startReceiver(behaviour: Behaviour = () => ({ status: 204 
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const received: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), answered: null };
+      const received: ReceivedRequest = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        answered: null,
+      };
       const index = requests.length;
       requests.push(received);
       const action = current(index, received);
@@ -87,7 +96,12 @@ export async function createApiKey(neuron: Neuron, scopes: Scope[], label = `tes
 let patientCounter = 0;
 
 /** A patient CareAgent completing a real handshake with a provider of this Neuron. */
-export async function connectPatient(handshakeUrl: string, providerNpi: string, actions: string[] = ['office_visit', 'lab_results'], label = 'patient'): Promise<RelationshipResult & { patientAgentId: string }> {
+export async function connectPatient(
+  handshakeUrl: string,
+  providerNpi: string,
+  actions: string[] = ['office_visit', 'lab_results'],
+  label = 'patient',
+): Promise<RelationshipResult & { patientAgentId: string }> {
   patientCounter += 1;
   const patientAgentId = `${label}-${process.pid}-${patientCounter}`;
   const keys = generatePatientKeys();
@@ -112,21 +126,42 @@ export async function waitFor(check: () => Promise<boolean> | boolean, what: str
 }
 
 /** JSON request helper against a test Neuron. */
-export async function api(base: string, method: string, path: string, options: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: any; headers: Headers }> {
+export async function api(
+  base: string,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown } = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
   const headers: Record<string, string> = {};
   if (options.token !== undefined) headers['authorization'] = `Bearer ${options.token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${base}${path}`, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
   const text = await response.text();
   return { status: response.status, body: text === '' ? null : JSON.parse(text), headers: response.headers };
 }
 
 /** Outbox settings small enough that retries happen within a test; margins stay generous. */
-export const FAST_OUTBOX = { poll_interval_ms: 20, backoff_initial_ms: 20, backoff_max_ms: 200, request_timeout_ms: 10_000, lease_ms: 100, max_attempts: 12 };
+export const FAST_OUTBOX = {
+  poll_interval_ms: 20,
+  backoff_initial_ms: 20,
+  backoff_max_ms: 200,
+  request_timeout_ms: 10_000,
+  lease_ms: 100,
+  max_attempts: 12,
+};
 
 /** A provider entry for the config's `providers` seed list, optionally with a notification URL. */
 export function providerSeed(npi: string, notificationUrl?: string): Record<string, unknown> {
-  return { npi, name: `Dr. Test ${npi.slice(-4)}`, provider_endpoint: `wss://provider-${npi}.example/agent`, ...(notificationUrl ? { notification_url: notificationUrl } : {}) };
+  return {
+    npi,
+    name: `Dr. Test ${npi.slice(-4)}`,
+    provider_endpoint: `wss://provider-${npi}.example/agent`,
+    ...(notificationUrl ? { notification_url: notificationUrl } : {}),
+  };
 }
 
 /**

@@ -44,28 +44,33 @@ export function openRaw(url: string, options: { maxPayload?: number } = {}): Pro
       }
     });
     ws.on('error', (error) => reject(error));
-    ws.on('unexpected-response', (_req, res) => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode, headers: res.headers })));
-    ws.on('open', () => resolve({
-      ws,
-      frames,
-      closed,
-      send: (message) => ws.send(typeof message === 'string' ? message : JSON.stringify(message)),
-      next: (timeoutMs = 5_000) => new Promise<Frame>((done, fail) => {
-        if (taken < frames.length) {
-          done(frames[taken++]!);
-          return;
-        }
-        const timer = setTimeout(() => fail(new Error('no frame arrived in time')), timeoutMs);
-        waiting.push((frame) => {
-          clearTimeout(timer);
-          done(frame);
-        });
-        void closed.then(() => {
-          clearTimeout(timer);
-          fail(new Error('closed without another frame'));
-        });
+    ws.on('unexpected-response', (_req, res) =>
+      reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode, headers: res.headers })),
+    );
+    ws.on('open', () =>
+      resolve({
+        ws,
+        frames,
+        closed,
+        send: (message) => ws.send(typeof message === 'string' ? message : JSON.stringify(message)),
+        next: (timeoutMs = 5_000) =>
+          new Promise<Frame>((done, fail) => {
+            if (taken < frames.length) {
+              done(frames[taken++]!);
+              return;
+            }
+            const timer = setTimeout(() => fail(new Error('no frame arrived in time')), timeoutMs);
+            waiting.push((frame) => {
+              clearTimeout(timer);
+              done(frame);
+            });
+            void closed.then(() => {
+              clearTimeout(timer);
+              fail(new Error('closed without another frame'));
+            });
+          }),
       }),
-    }));
+    );
   });
 }
 
@@ -80,8 +85,14 @@ export function newPatient(agentId: string, keys: PatientKeys = generatePatientK
 }
 
 /** The handshake.auth message for a patient, with a fresh dialect A token unless one is given. */
-export function authMessage(patient: Patient, providerNpi: string, extra: Record<string, unknown> = {}, token?: { payload: string; signature: string }): Record<string, unknown> {
-  const consent = token ?? createConsentToken({ patientAgentId: patient.agentId, providerNpi, consentedActions: ['office_visit'] }, patient.keys);
+export function authMessage(
+  patient: Patient,
+  providerNpi: string,
+  extra: Record<string, unknown> = {},
+  token?: { payload: string; signature: string },
+): Record<string, unknown> {
+  const consent =
+    token ?? createConsentToken({ patientAgentId: patient.agentId, providerNpi, consentedActions: ['office_visit'] }, patient.keys);
   return {
     type: 'handshake.auth',
     patient_agent_id: patient.agentId,
@@ -118,7 +129,9 @@ export function rawUpgrade(port: number, path: string, headers: Record<string, s
     req.on('response', (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; });
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
       res.on('error', reject);
     });
@@ -149,10 +162,16 @@ export function upgradeHeaders(port: number): Record<string, string> {
 export function pendingUpgrade(port: number, extraHeaders: Record<string, string> = {}): { socket: Socket; answer: Promise<string> } {
   const socket = connect(port, '127.0.0.1');
   const headers = { ...upgradeHeaders(port), ...extraHeaders };
-  socket.write(`GET /ws/handshake HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`);
+  socket.write(
+    `GET /ws/handshake HTTP/1.1\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('\r\n')}\r\n\r\n`,
+  );
   const answer = new Promise<string>((resolve) => {
     let text = '';
-    socket.on('data', (chunk) => { text += chunk.toString('latin1'); });
+    socket.on('data', (chunk) => {
+      text += chunk.toString('latin1');
+    });
     socket.on('close', () => resolve(text));
     socket.on('error', () => undefined);
   });

@@ -27,8 +27,12 @@ export interface AuditRow {
 }
 
 export async function auditEntries(neuron: Neuron, eventType: string): Promise<AuditRow[]> {
-  const rows = await neuron.storage.db.selectFrom('audit_log').select(['seq', 'event_type', 'actor', 'details'])
-    .where('event_type', '=', eventType).orderBy('seq', 'asc').execute();
+  const rows = await neuron.storage.db
+    .selectFrom('audit_log')
+    .select(['seq', 'event_type', 'actor', 'details'])
+    .where('event_type', '=', eventType)
+    .orderBy('seq', 'asc')
+    .execute();
   return rows.map((row) => ({ ...row, details: JSON.parse(row.details) as Record<string, unknown> }));
 }
 

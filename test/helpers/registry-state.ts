@@ -30,4 +30,3 @@ export class MemoryRegistryStateStore implements RegistryStateStore {
     this.#providers.clear();
   }
 }
-

@@ -13,7 +13,13 @@ import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { createConsentToken, establishRelationship, generatePatientKeys, type PatientKeys, type RelationshipResult } from 'neuron-careagent-client';
+import {
+  createConsentToken,
+  establishRelationship,
+  generatePatientKeys,
+  type PatientKeys,
+  type RelationshipResult,
+} from 'neuron-careagent-client';
 import { HEADER, verifyProviderNotice } from '../../src/domains/outbox/signing.ts';
 import { killHard, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from '../hardening/process.ts';
 
@@ -196,7 +202,11 @@ export interface Instance {
 }
 
 /** Test-sized settings every instance shares (the same configuration everywhere, as in production). */
-export function instanceConfig(storageUrl: string, notificationUrl: string | null, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function instanceConfig(
+  storageUrl: string,
+  notificationUrl: string | null,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     organization: ORGANIZATION,
     storage: { url: storageUrl, pool_max: 5 },
@@ -210,13 +220,18 @@ export function instanceConfig(storageUrl: string, notificationUrl: string | nul
       backoff_max_ms: 1_000,
     },
     handshake: { max_concurrent_handshakes: 20 },
-    providers: notificationUrl === null ? [] : [{
-      npi: PROVIDER_NPI,
-      name: 'Dr. Synthetic Stub',
-      provider_endpoint: 'wss://provider-stub.example/agent',
-      notification_url: notificationUrl,
-      status: 'active',
-    }],
+    providers:
+      notificationUrl === null
+        ? []
+        : [
+            {
+              npi: PROVIDER_NPI,
+              name: 'Dr. Synthetic Stub',
+              provider_endpoint: 'wss://provider-stub.example/agent',
+              notification_url: notificationUrl,
+              status: 'active',
+            },
+          ],
     ...extra,
   };
 }
@@ -255,10 +270,12 @@ export async function startInstance(name: string, config: Record<string, unknown
 
 /** Stops what still runs (SIGTERM), then removes every directory. */
 export async function cleanupInstances(instances: Instance[]): Promise<void> {
-  await Promise.all(instances.map(async (instance) => {
-    if (instance.process.child.exitCode === null && instance.process.child.signalCode === null) await instance.stop();
-    rmSync(instance.dir, { recursive: true, force: true });
-  }));
+  await Promise.all(
+    instances.map(async (instance) => {
+      if (instance.process.child.exitCode === null && instance.process.child.signalCode === null) await instance.stop();
+      rmSync(instance.dir, { recursive: true, force: true });
+    }),
+  );
 }
 
 // ---------------------------------------------------------------- patients and handshakes
@@ -301,7 +318,13 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
 }
 
 /** JSON from the Neuron's REST API. */
-export async function api(instance: Instance, method: string, route: string, key: string | null, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+export async function api(
+  instance: Instance,
+  method: string,
+  route: string,
+  key: string | null,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const response = await fetch(`${instance.url}${route}`, {
     method,
     headers: {

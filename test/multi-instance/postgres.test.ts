@@ -86,7 +86,10 @@ function registerSharedDatabaseSuite(baseUrl: string): void {
       organizationKey = keys[0]!.public_key;
       stub.trustKey(organizationKey);
       // The client pins the key: an attestation signed with any other fails the handshake.
-      const [fromA, fromB] = await Promise.all([handshake(a, makePatient('key-a'), organizationKey), handshake(b, makePatient('key-b'), organizationKey)]);
+      const [fromA, fromB] = await Promise.all([
+        handshake(a, makePatient('key-a'), organizationKey),
+        handshake(b, makePatient('key-b'), organizationKey),
+      ]);
       assert.equal(fromA.neuronPublicKey, organizationKey);
       assert.equal(fromB.neuronPublicKey, organizationKey);
       const providers = await database.query<{ npi: string; status: string }>('SELECT npi, status FROM providers');
@@ -102,13 +105,16 @@ function registerSharedDatabaseSuite(baseUrl: string): void {
         const results: RelationshipResult[] = [];
         for (let wave = 0; wave < REPEATS; wave++) {
           const targets = Array.from({ length: PER_INSTANCE * 2 }, (_, i) => (i % 2 === 0 ? a : b));
-          results.push(...await Promise.all(targets.map((instance) => handshake(instance, patient, organizationKey))));
+          results.push(...(await Promise.all(targets.map((instance) => handshake(instance, patient, organizationKey)))));
         }
         const statuses = countBy(results, (r) => r.status);
         assert.deepEqual(statuses, { new: 1, existing: REPEATS * PER_INSTANCE * 2 - 1 }, `round ${round}: one new, the rest existing`);
         const ids = new Set(results.map((r) => r.relationshipId));
         assert.equal(ids.size, 1, `round ${round}: every handshake answered the same relationship id`);
-        const rows = await database.query<{ id: string; status: string }>('SELECT id, status FROM relationships WHERE patient_agent_id = $1', [patient.agentId]);
+        const rows = await database.query<{ id: string; status: string }>(
+          'SELECT id, status FROM relationships WHERE patient_agent_id = $1',
+          [patient.agentId],
+        );
         assert.deepEqual(rows, [{ id: [...ids][0], status: 'active' }], `round ${round}: exactly one relationship row`);
         const notices = await database.query<{ n: string }>(
           `SELECT count(*) AS n FROM outbox WHERE kind = 'provider.relationship' AND (body::json ->> 'patient_agent_id') = $1`,
@@ -122,39 +128,50 @@ function registerSharedDatabaseSuite(baseUrl: string): void {
       const PATIENTS = 80;
       const CONCURRENCY_PER_INSTANCE = 8;
       const patients = Array.from({ length: PATIENTS }, (_, i) => makePatient(`many${i}`));
-      const queues: Array<[Instance, Patient[]]> = [[a, patients.filter((_, i) => i % 2 === 0)], [b, patients.filter((_, i) => i % 2 === 1)]];
+      const queues: Array<[Instance, Patient[]]> = [
+        [a, patients.filter((_, i) => i % 2 === 0)],
+        [b, patients.filter((_, i) => i % 2 === 1)],
+      ];
       const results: RelationshipResult[] = [];
       const failures: string[] = [];
-      await Promise.all(queues.flatMap(([instance, queue]) => Array.from({ length: CONCURRENCY_PER_INSTANCE }, async () => {
-        for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-          try {
-            results.push(await handshake(instance, next, organizationKey));
-          } catch (error) {
-            failures.push(`${instance.name}: ${codeOf(error)}`);
-          }
-        }
-      })));
+      await Promise.all(
+        queues.flatMap(([instance, queue]) =>
+          Array.from({ length: CONCURRENCY_PER_INSTANCE }, async () => {
+            for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+              try {
+                results.push(await handshake(instance, next, organizationKey));
+              } catch (error) {
+                failures.push(`${instance.name}: ${codeOf(error)}`);
+              }
+            }
+          }),
+        ),
+      );
       assert.deepEqual(failures, []);
       assert.equal(results.length, PATIENTS);
       assert.ok(results.every((r) => r.status === 'new'));
 
       const expected = async (): Promise<string[]> =>
-        (await database.query<{ event_id: string }>(`SELECT event_id FROM outbox WHERE kind = 'provider.relationship'`)).map((row) => row.event_id);
+        (await database.query<{ event_id: string }>(`SELECT event_id FROM outbox WHERE kind = 'provider.relationship'`)).map(
+          (row) => row.event_id,
+        );
       await waitFor('every provider notice delivered', async () => {
         const pending = await database.query<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status <> 'delivered'`);
         return Number(pending[0]!.n) === 0;
       });
       const events = await expected();
       const relationships = await database.query<{ n: string }>('SELECT count(*) AS n FROM relationships');
-      assert.equal(events.length, Number(relationships[0]!.n), 'one notice per relationship made (these and the earlier tests\')');
+      assert.equal(events.length, Number(relationships[0]!.n), "one notice per relationship made (these and the earlier tests')");
       const received = stub.eventIds();
       const lost = events.filter((id) => !received.has(id));
       assert.deepEqual(lost, [], 'no notice lost');
       const duplicates = stub.duplicates();
-      console.log(`multi-instance: ${events.length} provider notices, ${stub.notices.length} deliveries, ${duplicates.size} event ids delivered more than once`);
+      console.log(
+        `multi-instance: ${events.length} provider notices, ${stub.notices.length} deliveries, ${duplicates.size} event ids delivered more than once`,
+      );
       assert.equal(duplicates.size, 0, `no event delivered twice without a crash: ${JSON.stringify([...duplicates])}`);
       for (const notice of stub.notices) {
-        assert.equal(notice.bodyEventId, notice.eventId, 'the header names the signed body\'s event');
+        assert.equal(notice.bodyEventId, notice.eventId, "the header names the signed body's event");
         assert.ok(notice.signatureValid, 'signed with the organization key');
         assert.equal(notice.senderKey, organizationKey);
       }
@@ -185,18 +202,29 @@ function registerSharedDatabaseSuite(baseUrl: string): void {
       assert.equal(first.status, 'new');
       const stranger = makePatient('block-stranger');
       for (const patient of [known, stranger]) {
-        const blocked = await api(a, 'POST', '/v1/blocks', admin, { patient_agent_id: patient.agentId, reason: 'synthetic multi-instance test' });
+        const blocked = await api(a, 'POST', '/v1/blocks', admin, {
+          patient_agent_id: patient.agentId,
+          reason: 'synthetic multi-instance test',
+        });
         assert.equal(blocked.status, 201, JSON.stringify(blocked.json));
       }
       for (const patient of [known, stranger]) {
-        await assert.rejects(handshake(b, patient, organizationKey), (error: unknown) => codeOf(error) === 'BLOCKED', 'B refuses a patient blocked through A');
+        await assert.rejects(
+          handshake(b, patient, organizationKey),
+          (error: unknown) => codeOf(error) === 'BLOCKED',
+          'B refuses a patient blocked through A',
+        );
         await assert.rejects(handshake(a, patient, organizationKey), (error: unknown) => codeOf(error) === 'BLOCKED');
       }
-      const rows = await database.query<{ status: string }>('SELECT status FROM relationships WHERE patient_agent_id = $1', [known.agentId]);
+      const rows = await database.query<{ status: string }>('SELECT status FROM relationships WHERE patient_agent_id = $1', [
+        known.agentId,
+      ]);
       assert.deepEqual(rows, [{ status: 'suspended' }], 'the block suspended the relationship');
     });
 
-    it('kill -9 of one instance mid-run: every confirmed relationship exists, the survivor delivers every pending notice', { timeout: 60_000 }, async () => {
+    it('kill -9 of one instance mid-run: every confirmed relationship exists, the survivor delivers every pending notice', {
+      timeout: 60_000,
+    }, async () => {
       const victim = b;
       const survivor = a;
       const confirmed: Array<{ instance: string; patient: string; relationshipId: string }> = [];
@@ -226,10 +254,12 @@ function registerSharedDatabaseSuite(baseUrl: string): void {
       try {
         await waitFor('handshakes confirmed by the victim', () => confirmedOn(victim.name) >= 30, 30_000);
         // Kill while the victim holds a notice lease (it claims the next as soon as one is done).
-        const leased = async (): Promise<string[]> => (await database.query<{ event_id: string }>(
-          `SELECT event_id FROM outbox WHERE status = 'pending' AND locked_by = $1`,
-          [victim.instanceId],
-        )).map((row) => row.event_id);
+        const leased = async (): Promise<string[]> =>
+          (
+            await database.query<{ event_id: string }>(`SELECT event_id FROM outbox WHERE status = 'pending' AND locked_by = $1`, [
+              victim.instanceId,
+            ])
+          ).map((row) => row.event_id);
         await waitFor('a notice leased by the victim', async () => (await leased()).length > 0, 15_000);
         await victim.kill();
         leasedByVictim = await leased();
@@ -261,13 +291,23 @@ function registerSharedDatabaseSuite(baseUrl: string): void {
       assert.deepEqual(unexpected, [], 'the survivor failed no handshake');
 
       // The survivor delivers everything, including the notice the victim had leased (after its lease runs out).
-      const tookOverMs = await waitFor('every notice delivered by the survivor', async () => {
-        const pending = await database.query<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status <> 'delivered'`);
-        return Number(pending[0]!.n) === 0;
-      }, 30_000);
-      const events = (await database.query<{ event_id: string; body: string }>(`SELECT event_id, body FROM outbox WHERE kind = 'provider.relationship'`));
+      const tookOverMs = await waitFor(
+        'every notice delivered by the survivor',
+        async () => {
+          const pending = await database.query<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status <> 'delivered'`);
+          return Number(pending[0]!.n) === 0;
+        },
+        30_000,
+      );
+      const events = await database.query<{ event_id: string; body: string }>(
+        `SELECT event_id, body FROM outbox WHERE kind = 'provider.relationship'`,
+      );
       const received = stub.eventIds();
-      assert.deepEqual(events.filter((e) => !received.has(e.event_id)).map((e) => e.event_id), [], 'no notice lost');
+      assert.deepEqual(
+        events.filter((e) => !received.has(e.event_id)).map((e) => e.event_id),
+        [],
+        'no notice lost',
+      );
       for (const id of leasedByVictim) assert.ok(received.has(id), 'the notice leased by the victim was delivered after the takeover');
       const noticed = new Set(events.map((e) => (JSON.parse(e.body) as { relationship_id: string }).relationship_id));
       for (const c of confirmed) assert.ok(noticed.has(c.relationshipId), 'every confirmed relationship has its provider notice');
@@ -276,14 +316,17 @@ function registerSharedDatabaseSuite(baseUrl: string): void {
       const run = stub.notices.slice(deliveredBefore);
       console.log(
         `multi-instance kill -9: ${confirmed.length} handshakes confirmed (${confirmedOn(victim.name)} by the victim), ` +
-        `victim failures ${JSON.stringify(countBy(failures, (f) => f))}, ${leasedByVictim.length} notice(s) leased by the victim, ` +
-        `all delivered ${tookOverMs} ms after the load stopped; ${run.length} deliveries in this run, ` +
-        `${duplicates.size} event id(s) received more than once (at-least-once: a delivery cut by the kill is repeated)`,
+          `victim failures ${JSON.stringify(countBy(failures, (f) => f))}, ${leasedByVictim.length} notice(s) leased by the victim, ` +
+          `all delivered ${tookOverMs} ms after the load stopped; ${run.length} deliveries in this run, ` +
+          `${duplicates.size} event id(s) received more than once (at-least-once: a delivery cut by the kill is repeated)`,
       );
       // A duplicate can only be a delivery the victim started and never saw answered.
       for (const [eventId] of duplicates) {
         assert.ok(leasedByVictim.includes(eventId), `duplicate ${eventId} is a delivery cut by the kill`);
-        assert.ok(stub.notices.filter((n) => n.eventId === eventId).some((n) => n.answered), 'and it was answered once it was retried');
+        assert.ok(
+          stub.notices.filter((n) => n.eventId === eventId).some((n) => n.answered),
+          'and it was answered once it was retried',
+        );
       }
     });
 
@@ -293,7 +336,11 @@ function registerSharedDatabaseSuite(baseUrl: string): void {
       const instanceIds = await database.query<{ id: string }>(
         `SELECT DISTINCT (details::json ->> 'instance_id') AS id FROM audit_log WHERE event_type = 'neuron.started'`,
       );
-      assert.deepEqual(instanceIds.map((r) => r.id).sort(), [a.instanceId, b.instanceId].sort(), 'both instances appended to the one chain');
+      assert.deepEqual(
+        instanceIds.map((r) => r.id).sort(),
+        [a.instanceId, b.instanceId].sort(),
+        'both instances appended to the one chain',
+      );
       // And after the survivor's clean stop (its last entry and signed checkpoint).
       assert.equal(await a.stop(), 0);
       const again = await runNeuronCli(b.configFile, ['audit', 'verify']);
@@ -320,20 +367,30 @@ function registerHeartbeatSuite(baseUrl: string): void {
       await database?.drop();
     });
 
-    it('only one instance heartbeats; after kill -9 of it the other takes over within about one heartbeat interval', { timeout: 60_000 }, async () => {
+    it('only one instance heartbeats; after kill -9 of it the other takes over within about one heartbeat interval', {
+      timeout: 60_000,
+    }, async () => {
       // server.public_url is left empty so that each instance announces its own bound address:
       // that tells the fake registry which instance sent a heartbeat.
       const config = instanceConfig(database.url, null, {
-        registry: { enabled: true, url: fake.url, heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS, request_timeout_ms: 1_000, backoff_initial_ms: 50, backoff_max_ms: 500 },
+        registry: {
+          enabled: true,
+          url: fake.url,
+          heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+          request_timeout_ms: 1_000,
+          backoff_initial_ms: 50,
+          backoff_max_ms: 500,
+        },
       });
       const started = await Promise.allSettled([startInstance('a', config), startInstance('b', config)]);
       for (const result of started) if (result.status === 'fulfilled') instances.push(result.value);
       const failed = started.find((result) => result.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
 
-      const heartbeats = (): Array<{ at: number; port: string }> => fake.requests
-        .filter((r) => r.method === 'PUT' && /^\/v1\/neurons\/[^/]+\/endpoint$/.test(r.path))
-        .map((r) => ({ at: r.at, port: new URL(String((r.body as { neuron_endpoint_url?: string }).neuron_endpoint_url)).port }));
+      const heartbeats = (): Array<{ at: number; port: string }> =>
+        fake.requests
+          .filter((r) => r.method === 'PUT' && /^\/v1\/neurons\/[^/]+\/endpoint$/.test(r.path))
+          .map((r) => ({ at: r.at, port: new URL(String((r.body as { neuron_endpoint_url?: string }).neuron_endpoint_url)).port }));
       const portOf = (instance: Instance): string => new URL(instance.url).port;
       const registrations = (): number => fake.requests.filter((r) => r.method === 'POST' && r.path === '/v1/neurons').length;
 
@@ -350,10 +407,21 @@ function registerHeartbeatSuite(baseUrl: string): void {
       const beatsBeforeKill = heartbeats().length;
       await leader.kill();
       const killedAt = Date.now();
-      await waitFor('a heartbeat from the other instance', () => heartbeats().slice(beatsBeforeKill).some((h) => h.port === portOf(follower)), 20_000);
-      const first = heartbeats().slice(beatsBeforeKill).find((h) => h.port === portOf(follower))!;
+      await waitFor(
+        'a heartbeat from the other instance',
+        () =>
+          heartbeats()
+            .slice(beatsBeforeKill)
+            .some((h) => h.port === portOf(follower)),
+        20_000,
+      );
+      const first = heartbeats()
+        .slice(beatsBeforeKill)
+        .find((h) => h.port === portOf(follower))!;
       const takeoverMs = first.at - killedAt;
-      console.log(`multi-instance registry: heartbeat interval ${HEARTBEAT_INTERVAL_MS} ms; the follower's first heartbeat came ${takeoverMs} ms after the leader was killed`);
+      console.log(
+        `multi-instance registry: heartbeat interval ${HEARTBEAT_INTERVAL_MS} ms; the follower's first heartbeat came ${takeoverMs} ms after the leader was killed`,
+      );
       // About one heartbeat interval (lease ttl + renew interval = the interval), with a generous margin.
       assert.ok(takeoverMs <= 2 * HEARTBEAT_INTERVAL_MS, `takeover within about one heartbeat interval (took ${takeoverMs} ms)`);
       const holder = await database.query<{ holder: string }>(`SELECT holder FROM leases WHERE name = 'registry-heartbeat'`);
@@ -363,7 +431,10 @@ function registerHeartbeatSuite(baseUrl: string): void {
       const count = heartbeats().length;
       await waitFor('the next heartbeat of the new leader', () => heartbeats().length > count, 3 * HEARTBEAT_INTERVAL_MS);
       const since = heartbeats().filter((h) => h.at > killedAt);
-      assert.ok(since.every((h) => h.port === portOf(follower)), 'after the kill only the survivor heartbeats');
+      assert.ok(
+        since.every((h) => h.port === portOf(follower)),
+        'after the kill only the survivor heartbeats',
+      );
       assert.equal(registrations(), 1, 'no second registration');
     });
   });

@@ -8,7 +8,19 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeRegistry, type FakeRegistry } from '../fakes/fake-registry.ts';
 import { agentCardId, buildAgentCard, type ServicesOffer } from '../../src/network/registry/index.ts';
-import { DR_ONE, DR_TWO, ORG_NPI, auditTypes, cli, count, insertProvider, startNeuron, waitFor, writeConfig, type Harness } from './harness.ts';
+import {
+  DR_ONE,
+  DR_TWO,
+  ORG_NPI,
+  auditTypes,
+  cli,
+  count,
+  insertProvider,
+  startNeuron,
+  waitFor,
+  writeConfig,
+  type Harness,
+} from './harness.ts';
 
 const CARD_ID = agentCardId(ORG_NPI);
 const SERVICES = {
@@ -50,7 +62,10 @@ describe('the agent card (pure)', () => {
     assert.equal(card.careagent.provider_type, 'physician');
     assert.equal(card.careagent.practice_npi, ORG_NPI);
     assert.equal(card.careagent.consent_required, true);
-    const mixed = buildAgentCard({ ...input, roster: [...input.roster, { npi: '1003000126', name: 'N', types: ['nursing'], specialty: 'pediatrics' }] });
+    const mixed = buildAgentCard({
+      ...input,
+      roster: [...input.roster, { npi: '1003000126', name: 'N', types: ['nursing'], specialty: 'pediatrics' }],
+    });
     assert.equal(mixed?.careagent.specialty, '', 'no single specialty: none claimed');
     assert.equal(mixed?.careagent.provider_type, '');
     assert.deepEqual(Object.keys(mixed ?? {}), Object.keys(card), 'every card has every member');
@@ -89,7 +104,10 @@ describe('the agent card of a running Neuron', () => {
     await waitFor('the card in the registry', () => fake.agentCards.has(CARD_ID));
     const stored = fake.agentCards.get(CARD_ID)!;
     assert.equal(stored['url'], h.neuron.address().handshakeUrl);
-    assert.deepEqual((stored['capabilities'] as Array<{ name: string }>).map((c) => c.name), ['office_visit', 'scheduling']);
+    assert.deepEqual(
+      (stored['capabilities'] as Array<{ name: string }>).map((c) => c.name),
+      ['office_visit', 'scheduling'],
+    );
     assert.equal((stored['careagent'] as { location: { city: string } }).location.city, 'Springfield');
 
     const response = await served(h);
@@ -110,14 +128,20 @@ describe('the agent card of a running Neuron', () => {
 
     writeConfig(h.dir, fake, { services: { ...SERVICES, capabilities: [{ name: 'lab_results', description: 'Results from our lab' }] } });
     await h.restart();
-    await waitFor('the changed card', () => (fake.agentCards.get(CARD_ID)?.['capabilities'] as Array<{ name: string }>)[0]?.name === 'lab_results');
+    await waitFor(
+      'the changed card',
+      () => (fake.agentCards.get(CARD_ID)?.['capabilities'] as Array<{ name: string }>)[0]?.name === 'lab_results',
+    );
     assert.equal((fake.agentCards.get(CARD_ID)?.['capabilities'] as unknown[]).length, 1, 'the old capabilities are gone, not merged');
     assert.equal(count(fake, 'POST', /^\/v1\/agent-cards$/), postsBefore, 'the card was updated in place, not created twice');
     assert.equal(fake.agentCards.size, 1);
 
     await insertProvider(h.neuron, DR_ONE, 'active', ['dental']);
     h.neuron.presence.providersChanged();
-    await waitFor('the roster in the card', () => (fake.agentCards.get(CARD_ID)?.['careagent'] as { provider_type: string }).provider_type === 'dental');
+    await waitFor(
+      'the roster in the card',
+      () => (fake.agentCards.get(CARD_ID)?.['careagent'] as { provider_type: string }).provider_type === 'dental',
+    );
   });
 
   it('is retried while the registry is unreachable, then published', async () => {

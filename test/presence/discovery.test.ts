@@ -73,10 +73,13 @@ describe('local discovery of a running Neuron', () => {
     let resolveDown: () => void = () => {};
     const up = new Promise<void>((resolve) => (resolveUp = resolve));
     const down = new Promise<void>((resolve) => (resolveDown = resolve));
-    const watcher = watchNeurons({ interface: LOOPBACK }, {
-      up: (neuron) => neuron.name === NAME && resolveUp(),
-      down: (neuron) => neuron.name === NAME && resolveDown(),
-    });
+    const watcher = watchNeurons(
+      { interface: LOOPBACK },
+      {
+        up: (neuron) => neuron.name === NAME && resolveUp(),
+        down: (neuron) => neuron.name === NAME && resolveDown(),
+      },
+    );
     try {
       await withDeadline(up, FIND_DEADLINE_MS, 'the watcher never saw the Neuron');
       await h.neuron.stop();
@@ -112,7 +115,10 @@ describe('a Neuron bound to loopback only', () => {
       assert.equal(notice.level, 30, 'info');
       assert.equal(notice.boundAddress, '127.0.0.1');
       assert.match(notice.msg, /loopback address 127\.0\.0\.1 only/);
-      assert.ok(!lines.some((line) => line.msg.startsWith('mDNS: probing') || line.msg.startsWith('mDNS: advertising')), 'nothing probed or announced');
+      assert.ok(
+        !lines.some((line) => line.msg.startsWith('mDNS: probing') || line.msg.startsWith('mDNS: advertising')),
+        'nothing probed or announced',
+      );
     } finally {
       await h.cleanup();
     }

@@ -90,7 +90,12 @@ export async function startNeuron(fake: FakeRegistry | null, extra: Record<strin
   return harness;
 }
 
-export async function insertProvider(neuron: Neuron, npi: string, status: 'pending' | 'active' | 'suspended' = 'active', types: string[] = ['physician']): Promise<void> {
+export async function insertProvider(
+  neuron: Neuron,
+  npi: string,
+  status: 'pending' | 'active' | 'suspended' = 'active',
+  types: string[] = ['physician'],
+): Promise<void> {
   await insertTestProvider(neuron, {
     npi,
     name: `Dr. Synthetic ${npi.slice(-4)}`,
@@ -102,12 +107,21 @@ export async function insertProvider(neuron: Neuron, npi: string, status: 'pendi
 }
 
 export async function rosterRegistryState(neuron: Neuron, npi: string): Promise<{ state: string; error: string | null } | null> {
-  const row = await neuron.storage.db.selectFrom('providers').select(['registry_state', 'registry_error']).where('npi', '=', npi).executeTakeFirst();
+  const row = await neuron.storage.db
+    .selectFrom('providers')
+    .select(['registry_state', 'registry_error'])
+    .where('npi', '=', npi)
+    .executeTakeFirst();
   return row === undefined ? null : { state: row.registry_state, error: row.registry_error };
 }
 
 export async function auditTypes(neuron: Neuron, type: string): Promise<Array<{ actor: string; details: Record<string, unknown> }>> {
-  const rows = await neuron.storage.db.selectFrom('audit_log').select(['actor', 'details']).where('event_type', '=', type).orderBy('seq').execute();
+  const rows = await neuron.storage.db
+    .selectFrom('audit_log')
+    .select(['actor', 'details'])
+    .where('event_type', '=', type)
+    .orderBy('seq')
+    .execute();
   return rows.map((row) => ({ actor: row.actor, details: JSON.parse(row.details) as Record<string, unknown> }));
 }
 
@@ -136,7 +150,12 @@ export function cli(configFile: string, args: string[], env: Record<string, stri
   return runProcess(process.execPath, [BIN, '--config', configFile, ...args], {
     cwd: path.dirname(configFile),
     // NEURON_TEST_* variables (the PostgreSQL test URL) are for the test runner, not config overrides.
-    env: { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('NEURON_TEST_'))), NO_COLOR: '1', NEURON_LOGGING__PRETTY: 'never', ...env },
+    env: {
+      ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('NEURON_TEST_'))),
+      NO_COLOR: '1',
+      NEURON_LOGGING__PRETTY: 'never',
+      ...env,
+    },
     // Generous: a cold start compiles TypeScript through tsx.
     timeoutMs: 60_000,
   });

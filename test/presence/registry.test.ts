@@ -55,12 +55,19 @@ describe('registry presence of a running Neuron', () => {
     const tokens = [...fake.neurons.values()].map((neuron) => neuron.bearerToken);
     assert.ok(tokens.length > 0);
     const audit = await h.neuron.storage.db.selectFrom('audit_log').select('details').execute();
-    const text = [h.logs.join('\n'), JSON.stringify(audit), JSON.stringify(await h.neuron.presence.registryStatus()), JSON.stringify(h.neuron.presence.registrySummary()), extraText].join('\n');
+    const text = [
+      h.logs.join('\n'),
+      JSON.stringify(audit),
+      JSON.stringify(await h.neuron.presence.registryStatus()),
+      JSON.stringify(h.neuron.presence.registrySummary()),
+      extraText,
+    ].join('\n');
     for (const token of tokens) assert.ok(!text.includes(token), 'the bearer token leaked');
     // Nothing besides the database holds it: no JSON state file on disk.
     for (const name of readdirSync(h.dir)) {
       const file = path.join(h.dir, name);
-      if (statSync(file).isFile() && name.endsWith('.json')) for (const token of tokens) assert.ok(!readFileSync(file, 'utf8').includes(token), `${name} holds the token`);
+      if (statSync(file).isFile() && name.endsWith('.json'))
+        for (const token of tokens) assert.ok(!readFileSync(file, 'utf8').includes(token), `${name} holds the token`);
     }
   }
 
@@ -100,7 +107,9 @@ describe('registry presence of a running Neuron', () => {
     assert.match(entry.endpointUrl ?? '', /^ws:\/\/127\.0\.0\.1:\d+\/ws\/handshake$/);
     assert.deepEqual(fake.providers.get(DR_TWO)?.types, ['nursing']);
     assert.equal(fake.providers.get(DR_ONE)?.specialty, 'family medicine');
-    assert.deepEqual(fake.providers.get(DR_ONE)?.credentials, [{ type: 'license', issuer: 'Synthetic Board', identifier: 'L-6722', status: 'active' }]);
+    assert.deepEqual(fake.providers.get(DR_ONE)?.credentials, [
+      { type: 'license', issuer: 'Synthetic Board', identifier: 'L-6722', status: 'active' },
+    ]);
     assert.ok(!fake.providers.has(DR_PENDING), 'a provider awaiting approval is not listed');
     assert.ok(!fake.providers.has(DR_SUSPENDED), 'a suspended provider is not listed');
     assert.equal((await rosterRegistryState(neuron, DR_PENDING))?.state, 'unregistered');
@@ -141,7 +150,12 @@ describe('registry presence of a running Neuron', () => {
     await insertProvider(neuron, DR_ONE);
     await insertProvider(neuron, DR_TWO);
     // No nudge: as if the CLI or another instance had changed the roster; the heartbeat reconciles.
-    await waitFor('providers registered', async () => (await rosterRegistryState(neuron, DR_TWO))?.state === 'registered' && (await rosterRegistryState(neuron, DR_ONE))?.state === 'registered');
+    await waitFor(
+      'providers registered',
+      async () =>
+        (await rosterRegistryState(neuron, DR_TWO))?.state === 'registered' &&
+        (await rosterRegistryState(neuron, DR_ONE))?.state === 'registered',
+    );
     const heartbeatsThen = count(fake, 'PUT', HEARTBEATS);
     await waitFor('several more heartbeats', () => count(fake, 'PUT', HEARTBEATS) >= heartbeatsThen + 4);
     assert.equal(count(fake, 'POST', PROVIDER_POSTS), 2, 'each provider is registered once, not at every heartbeat');
@@ -165,9 +179,17 @@ describe('registry presence of a running Neuron', () => {
 
     // The registry already holds a provider this Neuron has no record of (registered by an earlier
     // installation with these credentials): "already registered" counts as done.
-    const stored = await neuron.storage.db.selectFrom('settings').select('value').where('name', '=', 'registry.registration').executeTakeFirstOrThrow();
+    const stored = await neuron.storage.db
+      .selectFrom('settings')
+      .select('value')
+      .where('name', '=', 'registry.registration')
+      .executeTakeFirstOrThrow();
     const credentials = JSON.parse(stored.value) as { registrationId: string; bearerToken: string };
-    await new AxonClient({ baseUrl: fake.url }).registerProvider(credentials, { npi: DR_SUSPENDED, name: 'Dr. Synthetic Elsewhere', types: ['physician'] });
+    await new AxonClient({ baseUrl: fake.url }).registerProvider(credentials, {
+      npi: DR_SUSPENDED,
+      name: 'Dr. Synthetic Elsewhere',
+      types: ['physician'],
+    });
     const postsBefore = count(fake, 'POST', PROVIDER_POSTS);
     await insertProvider(neuron, DR_SUSPENDED);
     neuron.presence.providersChanged();
@@ -200,7 +222,11 @@ describe('registry presence of a running Neuron', () => {
     const [entry] = [...fake.neurons.values()];
     await waitFor('new endpoint announced', () => entry?.endpointUrl === h.neuron.address().handshakeUrl);
     // The token is in the settings table, nowhere else.
-    const row = await h.neuron.storage.db.selectFrom('settings').select('value').where('name', '=', 'registry.registration').executeTakeFirstOrThrow();
+    const row = await h.neuron.storage.db
+      .selectFrom('settings')
+      .select('value')
+      .where('name', '=', 'registry.registration')
+      .executeTakeFirstOrThrow();
     assert.ok(row.value.includes(entry!.bearerToken));
     await assertTokenNowhere(h);
   });
@@ -225,7 +251,10 @@ describe('registry presence of a running Neuron', () => {
     assert.equal(audits.length, 1);
     assert.equal(audits[0]?.details['reason'], 'unauthorized');
     assert.equal(audits[0]?.actor, 'system');
-    assert.ok(h.logs.some((line) => line.includes('"level":50') && line.includes('registry registration is not usable')), 'an error line in the log');
+    assert.ok(
+      h.logs.some((line) => line.includes('"level":50') && line.includes('registry registration is not usable')),
+      'an error line in the log',
+    );
 
     // GET /v1/status shows it to API clients.
     const apiKeys = new ApiKeyService({ storage: neuron.storage, audit: neuron.audit });
@@ -240,7 +269,12 @@ describe('registry presence of a running Neuron', () => {
     const patient = generatePatientKeys();
     const agentId = `presence-patient-${process.pid}`;
     const consentToken = createConsentToken({ patientAgentId: agentId, providerNpi: DR_ONE, consentedActions: ['office_visit'] }, patient);
-    const result = await establishRelationship(neuron.address().handshakeUrl, { patientAgentId: agentId, keys: patient, endpoint: 'wss://patient.example/agent', consentToken });
+    const result = await establishRelationship(neuron.address().handshakeUrl, {
+      patientAgentId: agentId,
+      keys: patient,
+      endpoint: 'wss://patient.example/agent',
+      consentToken,
+    });
     assert.equal(result.status, 'new');
     assert.equal(result.providerNpi, DR_ONE);
 
@@ -257,12 +291,23 @@ describe('registry presence of a running Neuron', () => {
       cli(h.configFile, ['registry', 'reset']),
       cli(h.configFile, ['registry', 'reset', '--yes']),
     ]);
-    const parsed = JSON.parse(cliStatus.stdout) as { registry: { state: string; registration_id: string; remedy: string; registry_url: string; providers: Array<{ npi: string; registry_state: string }> } };
+    const parsed = JSON.parse(cliStatus.stdout) as {
+      registry: {
+        state: string;
+        registration_id: string;
+        remedy: string;
+        registry_url: string;
+        providers: Array<{ npi: string; registry_state: string }>;
+      };
+    };
     assert.equal(parsed.registry.state, 'invalid');
     assert.equal(parsed.registry.registration_id, entry.registrationId);
     assert.equal(parsed.registry.registry_url, fake.url);
     assert.match(parsed.registry.remedy, /registry reset/);
-    assert.deepEqual(parsed.registry.providers.map((p) => [p.npi, p.registry_state]), [[DR_ONE, 'registered']]);
+    assert.deepEqual(
+      parsed.registry.providers.map((p) => [p.npi, p.registry_state]),
+      [[DR_ONE, 'registered']],
+    );
     assert.match(human.stdout, /registry +INVALID \(registration [0-9a-f-]+\)/);
     assert.match(human.stdout, /remedy +The registry no longer accepts/);
     assert.equal(registryStatus.code, 1, 'registry status exits 1 while the registration is invalid');
@@ -301,7 +346,18 @@ describe('neuron init with a registry URL', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'neuron-init-registry-'));
     try {
       const configFile = path.join(dir, 'neuron.config.json');
-      const init = await cli(configFile, ['init', '--yes', '--name', 'Synthetic Clinic', '--npi', ORG_NPI, '--public-url', 'https://neuron.synthetic.example:8443', '--registry-url', fake.url]);
+      const init = await cli(configFile, [
+        'init',
+        '--yes',
+        '--name',
+        'Synthetic Clinic',
+        '--npi',
+        ORG_NPI,
+        '--public-url',
+        'https://neuron.synthetic.example:8443',
+        '--registry-url',
+        fake.url,
+      ]);
       assert.equal(init.code, 0, init.stderr);
       assert.match(init.stdout, /registry +registered with/);
       const [entry] = [...fake.neurons.values()];
@@ -319,7 +375,11 @@ describe('neuron init with a registry URL', () => {
       // A running Neuron uses it: heartbeats, no second registration.
       const { loadConfig } = await import('../../src/foundation/config/index.ts');
       const { createNeuron } = await import('../../src/main.ts');
-      const loaded = loadConfig({ configFile, env: {}, overrides: { 'server.port': 0, 'logging.level': 'silent', 'discovery.enabled': false, 'registry.heartbeat_interval_ms': 150 } });
+      const loaded = loadConfig({
+        configFile,
+        env: {},
+        overrides: { 'server.port': 0, 'logging.level': 'silent', 'discovery.enabled': false, 'registry.heartbeat_interval_ms': 150 },
+      });
       const neuron = createNeuron(loaded, { defaultMetrics: false });
       await neuron.start();
       try {
@@ -344,7 +404,9 @@ describe('neuron init with a registry URL', () => {
     try {
       const configFile = path.join(dir, 'neuron.config.json');
       // A short request timeout keeps init's wait (twice the timeout) short.
-      const init = await cli(configFile, ['init', '--yes', '--npi', ORG_NPI, '--registry-url', fake.url], { NEURON_REGISTRY__REQUEST_TIMEOUT_MS: '300' });
+      const init = await cli(configFile, ['init', '--yes', '--npi', ORG_NPI, '--registry-url', fake.url], {
+        NEURON_REGISTRY__REQUEST_TIMEOUT_MS: '300',
+      });
       assert.equal(init.code, 0, init.stderr);
       assert.match(init.stdout, /registry +not reachable yet/);
       assert.match(init.stdout, /keeps trying to register/);

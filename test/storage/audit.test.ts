@@ -50,22 +50,45 @@ for (const backend of testDatabases()) {
     it('entries chain from the genesis hash, and the chain verifies', async (t) => {
       const { storage, audit } = await auditOn(backend, t, 5);
       const entries = await audit.list({ limit: 10 });
-      assert.deepEqual(entries.map((e) => e.seq), [1, 2, 3, 4, 5]);
+      assert.deepEqual(
+        entries.map((e) => e.seq),
+        [1, 2, 3, 4, 5],
+      );
       assert.equal(entries[0]!.prev_hash, GENESIS_HASH);
       for (let i = 1; i < entries.length; i++) assert.equal(entries[i]!.prev_hash, entries[i - 1]!.hash);
-      assert.deepEqual(await verifyWithPinnedKey(storage), { ok: true, entries: 5, checkpoints: 0, treeHeads: 5, firstBadSeq: null, badTreeHead: null, problem: null });
-      assert.deepEqual((await audit.list({ after: 3, limit: 10 })).map((e) => e.seq), [4, 5]);
+      assert.deepEqual(await verifyWithPinnedKey(storage), {
+        ok: true,
+        entries: 5,
+        checkpoints: 0,
+        treeHeads: 5,
+        firstBadSeq: null,
+        badTreeHead: null,
+        problem: null,
+      });
+      assert.deepEqual(
+        (await audit.list({ after: 3, limit: 10 })).map((e) => e.seq),
+        [4, 5],
+      );
     });
 
     it('an append rolled back with its transaction leaves no entry and no gap', async (t) => {
       const { storage, audit } = await auditOn(backend, t, 2);
-      await assert.rejects(storage.transaction(async (trx) => {
-        await audit.append(trx, { type: 'handshake.completed', actor: 'patient:agent-1' });
-        throw new Error('the handshake failed after the audit append');
-      }));
+      await assert.rejects(
+        storage.transaction(async (trx) => {
+          await audit.append(trx, { type: 'handshake.completed', actor: 'patient:agent-1' });
+          throw new Error('the handshake failed after the audit append');
+        }),
+      );
       await audit.record({ type: 'handshake.failed', actor: 'patient:agent-1' });
       const entries = await audit.list({ limit: 10 });
-      assert.deepEqual(entries.map((e) => [e.seq, e.event_type]), [[1, 'test.event'], [2, 'test.event'], [3, 'handshake.failed']]);
+      assert.deepEqual(
+        entries.map((e) => [e.seq, e.event_type]),
+        [
+          [1, 'test.event'],
+          [2, 'test.event'],
+          [3, 'handshake.failed'],
+        ],
+      );
       assert.equal((await verifyWithPinnedKey(storage)).ok, true);
     });
 
@@ -76,8 +99,22 @@ for (const backend of testDatabases()) {
       await audit.record({ type: 'test.event', actor: 'system' });
       assert.deepEqual(await audit.checkpoint(), { seq: 4 });
       const checkpoints = await storage.db.selectFrom('audit_checkpoints').selectAll().orderBy('seq').execute();
-      assert.deepEqual(checkpoints.map((c) => [c.seq, c.public_key]), [[3, key.publicKey], [4, key.publicKey]]);
-      assert.deepEqual(await verifyWithPinnedKey(storage), { ok: true, entries: 4, checkpoints: 2, treeHeads: 4, firstBadSeq: null, badTreeHead: null, problem: null });
+      assert.deepEqual(
+        checkpoints.map((c) => [c.seq, c.public_key]),
+        [
+          [3, key.publicKey],
+          [4, key.publicKey],
+        ],
+      );
+      assert.deepEqual(await verifyWithPinnedKey(storage), {
+        ok: true,
+        entries: 4,
+        checkpoints: 2,
+        treeHeads: 4,
+        firstBadSeq: null,
+        badTreeHead: null,
+        problem: null,
+      });
     });
 
     it('a changed entry is found at its sequence number', async (t) => {
@@ -94,7 +131,11 @@ for (const backend of testDatabases()) {
       const { entryHash } = await import('../../src/domains/audit/chain.ts');
       const four = await storage.db.selectFrom('audit_log').selectAll().where('seq', '=', 4).executeTakeFirstOrThrow();
       const forged = { ...four, actor: 'someone-else' };
-      await storage.db.updateTable('audit_log').set({ actor: forged.actor, hash: entryHash(forged) }).where('seq', '=', 4).execute();
+      await storage.db
+        .updateTable('audit_log')
+        .set({ actor: forged.actor, hash: entryHash(forged) })
+        .where('seq', '=', 4)
+        .execute();
       const result = await verifyWithPinnedKey(storage);
       assert.equal(result.ok, false);
       assert.equal(result.firstBadSeq, 4);
@@ -164,16 +205,26 @@ for (const backend of testDatabases()) {
       assert.equal(actors.filter((a) => a.actor === 'instance-2').length, perInstance, 'both instances wrote');
       // One linear tree: each commit extended the latest head whichever instance sealed it, and
       // verify matched every head's root against the one tree rebuilt from the entries.
-      const sizes = (await first.storage.db.selectFrom('audit_tree_heads').select('tree_size').orderBy('tree_size').execute()).map((h) => h.tree_size);
-      assert.deepEqual(sizes, Array.from({ length: 2 * perInstance }, (_, i) => i + 1), 'one tree head per commit, none forked or skipped');
+      const sizes = (await first.storage.db.selectFrom('audit_tree_heads').select('tree_size').orderBy('tree_size').execute()).map(
+        (h) => h.tree_size,
+      );
+      assert.deepEqual(
+        sizes,
+        Array.from({ length: 2 * perInstance }, (_, i) => i + 1),
+        'one tree head per commit, none forked or skipped',
+      );
     });
 
     it('a commit group is sealed by one tree head covering only the units that committed', async (t) => {
       const { storage, audit } = await auditOn(backend, t, 1);
-      const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => storage.groupTransaction(async (trx) => {
-        await audit.append(trx, { type: 'grouped', actor: 'system', details: { i } });
-        if (i % 3 === 1) throw new Error('rolled back to its savepoint after the append');
-      })));
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          storage.groupTransaction(async (trx) => {
+            await audit.append(trx, { type: 'grouped', actor: 'system', details: { i } });
+            if (i % 3 === 1) throw new Error('rolled back to its savepoint after the append');
+          }),
+        ),
+      );
       assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 7);
       const result = await verifyWithPinnedKey(storage);
       assert.equal(result.ok, true, result.problem ?? '');
@@ -190,11 +241,18 @@ for (const backend of testDatabases()) {
       const second = await first.openPeer();
       const storages = [first.storage, second.storage];
       const logs = [first.audit, second.audit];
-      const outcomes = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => storages[i % 2]!.transaction(async (trx) => {
-        await trx.insertInto('settings').values({ name: `s-${i}`, value: 'v', updated_at: '2026-03-01T09:00:00.000Z' }).execute();
-        await logs[i % 2]!.append(trx, { type: 'setting.changed', actor: 'system', details: { name: `s-${i}` } });
-        if (i % 4 === 3) throw new Error('failed after the append');
-      })));
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 40 }, (_, i) =>
+          storages[i % 2]!.transaction(async (trx) => {
+            await trx
+              .insertInto('settings')
+              .values({ name: `s-${i}`, value: 'v', updated_at: '2026-03-01T09:00:00.000Z' })
+              .execute();
+            await logs[i % 2]!.append(trx, { type: 'setting.changed', actor: 'system', details: { name: `s-${i}` } });
+            if (i % 4 === 3) throw new Error('failed after the append');
+          }),
+        ),
+      );
       const committed = outcomes.filter((o) => o.status === 'fulfilled').length;
       assert.equal(committed, 30);
       const result = await verifyWithPinnedKey(first.storage);

@@ -20,12 +20,17 @@ const LATER = '2026-03-01T09:05:00.000Z';
  * shape docs/storage.md recommends.)
  */
 async function claim(storage: Storage, instance: string, now: string, until: string, limit: number): Promise<number[]> {
-  const due = storage.db.selectFrom('outbox').select('seq')
-    .where('status', '=', 'pending').where('next_attempt_at', '<=', now)
+  const due = storage.db
+    .selectFrom('outbox')
+    .select('seq')
+    .where('status', '=', 'pending')
+    .where('next_attempt_at', '<=', now)
     .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
-    .orderBy('seq').limit(limit)
+    .orderBy('seq')
+    .limit(limit)
     .$call((qb) => forUpdateSkipLocked(storage.dialect, qb));
-  const rows = await storage.db.updateTable('outbox')
+  const rows = await storage.db
+    .updateTable('outbox')
     .set({ locked_by: instance, locked_until: until })
     .where('seq', 'in', due)
     .returning('seq')
@@ -75,7 +80,11 @@ for (const backend of testDatabases()) {
     it('enqueue writes a pending notice with the exact body, due at once', async (t) => {
       const { storage } = await backend.open(t);
       const body = JSON.stringify({ type: 'relationship.established', npi: '1245319599', note: 'ünïcode ✓' });
-      const eventId = await enqueue(storage.db, { kind: 'provider.relationship', eventType: 'relationship.established', target: '1245319599', body }, AT);
+      const eventId = await enqueue(
+        storage.db,
+        { kind: 'provider.relationship', eventType: 'relationship.established', target: '1245319599', body },
+        AT,
+      );
       const row = await storage.db.selectFrom('outbox').selectAll().where('event_id', '=', eventId).executeTakeFirstOrThrow();
       assert.equal(row.body, body);
       assert.equal(row.status, 'pending');
@@ -85,7 +94,9 @@ for (const backend of testDatabases()) {
       assert.equal(row.locked_by, null);
       // A caller-chosen event id is kept, and a duplicate is refused.
       await enqueue(storage.db, { kind: 'webhook', eventType: 'patient.blocked', target: 'sub-1', body: '{}', eventId: 'evt-fixed' }, AT);
-      await assert.rejects(enqueue(storage.db, { kind: 'webhook', eventType: 'patient.blocked', target: 'sub-1', body: '{}', eventId: 'evt-fixed' }, AT));
+      await assert.rejects(
+        enqueue(storage.db, { kind: 'webhook', eventType: 'patient.blocked', target: 'sub-1', body: '{}', eventId: 'evt-fixed' }, AT),
+      );
       const seqs = (await storage.db.selectFrom('outbox').select('seq').orderBy('seq').execute()).map((r) => r.seq);
       assert.equal(seqs.length, 2);
       assert.ok(seqs[1]! > seqs[0]!, 'sequence numbers increase');
@@ -93,29 +104,48 @@ for (const backend of testDatabases()) {
 
     it('a notice exists exactly when its change does: a rolled-back transaction leaves none', async (t) => {
       const { storage } = await backend.open(t);
-      await assert.rejects(storage.transaction(async (trx) => {
-        await insertBlock(trx, { patientAgentId: 'agent-1', reason: null, blockedBy: 'cli', createdAt: AT });
-        await enqueue(trx, { kind: 'webhook', eventType: 'patient.blocked', target: 'sub-1', body: '{}' }, AT);
-        throw new Error('the change failed');
-      }));
+      await assert.rejects(
+        storage.transaction(async (trx) => {
+          await insertBlock(trx, { patientAgentId: 'agent-1', reason: null, blockedBy: 'cli', createdAt: AT });
+          await enqueue(trx, { kind: 'webhook', eventType: 'patient.blocked', target: 'sub-1', body: '{}' }, AT);
+          throw new Error('the change failed');
+        }),
+      );
       assert.equal((await storage.db.selectFrom('outbox').selectAll().execute()).length, 0);
       assert.equal(await isBlocked(storage.db, 'agent-1'), false);
     });
 
     it('webhook events fan out to each active subscription to that type, one row each', async (t) => {
       const { storage } = await backend.open(t);
-      const subscription = (id: string, events: string[], active: number): Parameters<ReturnType<Storage['db']['insertInto']>['values']>[0] => ({
-        id, url: `https://hooks.example/${id}`, events: JSON.stringify(events), secret: 'synthetic-secret', label: id, created_by: 'cli', created_at: AT, active,
+      const subscription = (
+        id: string,
+        events: string[],
+        active: number,
+      ): Parameters<ReturnType<Storage['db']['insertInto']>['values']>[0] => ({
+        id,
+        url: `https://hooks.example/${id}`,
+        events: JSON.stringify(events),
+        secret: 'synthetic-secret',
+        label: id,
+        created_by: 'cli',
+        created_at: AT,
+        active,
       });
-      await storage.db.insertInto('webhook_subscriptions').values([
-        subscription('sub-a', ['patient.blocked', 'relationship.established'], 1),
-        subscription('sub-b', ['relationship.established'], 1),
-        subscription('sub-c', ['patient.blocked'], 0),
-      ] as never).execute();
+      await storage.db
+        .insertInto('webhook_subscriptions')
+        .values([
+          subscription('sub-a', ['patient.blocked', 'relationship.established'], 1),
+          subscription('sub-b', ['relationship.established'], 1),
+          subscription('sub-c', ['patient.blocked'], 0),
+        ] as never)
+        .execute();
       const queued = await storage.transaction((trx) => publishWebhookEvent(trx, 'patient.blocked', { patient_agent_id: 'agent-1' }, AT));
       assert.equal(queued, 1);
       const rows = await storage.db.selectFrom('outbox').selectAll().execute();
-      assert.deepEqual(rows.map((r) => [r.kind, r.target, r.event_type]), [['webhook', 'sub-a', 'patient.blocked']]);
+      assert.deepEqual(
+        rows.map((r) => [r.kind, r.target, r.event_type]),
+        [['webhook', 'sub-a', 'patient.blocked']],
+      );
       const body = JSON.parse(rows[0]!.body) as { event_id: string; type: string; data: unknown };
       assert.equal(body.event_id, rows[0]!.event_id);
       assert.deepEqual(body.data, { patient_agent_id: 'agent-1' });
@@ -124,19 +154,34 @@ for (const backend of testDatabases()) {
     it('instances claiming due notices at once never get the same one', async (t) => {
       const database = await backend.open(t);
       const total = 60;
-      for (let i = 0; i < total; i++) await enqueue(database.storage.db, { kind: 'webhook', eventType: 'patient.blocked', target: `sub-${i}`, body: '{}' }, AT);
+      for (let i = 0; i < total; i++)
+        await enqueue(database.storage.db, { kind: 'webhook', eventType: 'patient.blocked', target: `sub-${i}`, body: '{}' }, AT);
       // A notice not yet due and one leased by a live claim are left alone.
-      await enqueue(database.storage.db, { kind: 'webhook', eventType: 'patient.blocked', target: 'later', body: '{}' }, '2026-03-02T00:00:00.000Z');
-      const instances = database.backend === 'postgres'
-        ? [database.storage, ...(await Promise.all([1, 2, 3].map(() => database.openPeer({ poolMax: 3 }))))]
-        : [database.storage];
-      const claims = await Promise.all(Array.from({ length: 12 }, (_, i) => claim(instances[i % instances.length]!, `instance-${i % instances.length}`, AT, LATER, 7)));
+      await enqueue(
+        database.storage.db,
+        { kind: 'webhook', eventType: 'patient.blocked', target: 'later', body: '{}' },
+        '2026-03-02T00:00:00.000Z',
+      );
+      const instances =
+        database.backend === 'postgres'
+          ? [database.storage, ...(await Promise.all([1, 2, 3].map(() => database.openPeer({ poolMax: 3 }))))]
+          : [database.storage];
+      const claims = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => claim(instances[i % instances.length]!, `instance-${i % instances.length}`, AT, LATER, 7)),
+      );
       const all = claims.flat();
       assert.equal(new Set(all).size, all.length, 'no notice claimed twice');
       assert.equal(all.length, total, 'every due notice claimed once');
-      assert.deepEqual(await claim(database.storage, 'instance-x', AT, LATER, 100), [], 'leased rows are not claimed again before the lease ends');
+      assert.deepEqual(
+        await claim(database.storage, 'instance-x', AT, LATER, 100),
+        [],
+        'leased rows are not claimed again before the lease ends',
+      );
       // When the lease runs out, the notices can be claimed again (a crashed worker's work resumes).
-      assert.equal((await claim(database.storage, 'instance-x', '2026-03-01T09:06:00.000Z', '2026-03-01T09:10:00.000Z', 100)).length, total);
+      assert.equal(
+        (await claim(database.storage, 'instance-x', '2026-03-01T09:06:00.000Z', '2026-03-01T09:10:00.000Z', 100)).length,
+        total,
+      );
     });
   });
 }

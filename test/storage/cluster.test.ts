@@ -74,11 +74,16 @@ for (const backend of testDatabases()) {
 
     it('instances racing for a free lease: exactly one gets it', async (t) => {
       const database = await backend.open(t);
-      const instances: Storage[] = database.backend === 'postgres'
-        ? [database.storage, ...(await Promise.all([1, 2, 3].map(() => database.openPeer({ poolMax: 4 }))))]
-        : [database.storage];
+      const instances: Storage[] =
+        database.backend === 'postgres'
+          ? [database.storage, ...(await Promise.all([1, 2, 3].map(() => database.openPeer({ poolMax: 4 }))))]
+          : [database.storage];
       for (let round = 0; round < 5; round++) {
-        const results = await Promise.all(Array.from({ length: 16 }, (_, i) => new LeaseStore(instances[i % instances.length]!).acquireOrRenew(`job-${round}`, `instance-${i}`, 60_000)));
+        const results = await Promise.all(
+          Array.from({ length: 16 }, (_, i) =>
+            new LeaseStore(instances[i % instances.length]!).acquireOrRenew(`job-${round}`, `instance-${i}`, 60_000),
+          ),
+        );
         const winners = results.filter((r) => r.held);
         assert.equal(winners.length, 1, `round ${round}`);
         for (const r of results) assert.equal(r.holder, winners[0]!.holder, 'everyone agrees who won');
@@ -99,14 +104,20 @@ for (const backend of testDatabases()) {
     it('one leader among several; when it stops, another takes over within one renew interval', async (t) => {
       const database = await backend.open(t);
       const events: string[] = [];
-      const electors = await Promise.all(['a', 'b', 'c'].map(async (id) => {
-        const storage = database.backend === 'postgres' ? await database.openPeer({ poolMax: 2 }) : database.storage;
-        return new LeaderElector({
-          storage, name: 'registry-heartbeat', holder: `instance-${id}`, ttlMs: 600, renewIntervalMs: 100,
-          onElected: () => void events.push(`elected ${id}`),
-          onDeposed: () => void events.push(`deposed ${id}`),
-        });
-      }));
+      const electors = await Promise.all(
+        ['a', 'b', 'c'].map(async (id) => {
+          const storage = database.backend === 'postgres' ? await database.openPeer({ poolMax: 2 }) : database.storage;
+          return new LeaderElector({
+            storage,
+            name: 'registry-heartbeat',
+            holder: `instance-${id}`,
+            ttlMs: 600,
+            renewIntervalMs: 100,
+            onElected: () => void events.push(`elected ${id}`),
+            onDeposed: () => void events.push(`deposed ${id}`),
+          });
+        }),
+      );
       t.after(() => Promise.all(electors.map((e) => e.stop())));
       await Promise.all(electors.map((e) => e.start()));
       await waitFor('a leader', () => electors.some((e) => e.isLeader));
@@ -135,7 +146,11 @@ for (const backend of testDatabases()) {
       assert.equal((await leases.acquireOrRenew('registry-heartbeat', 'instance-dead', 400)).held, true);
       let electedAt = 0;
       const follower = new LeaderElector({
-        storage: peer, name: 'registry-heartbeat', holder: 'instance-follower', ttlMs: 400, renewIntervalMs: 100,
+        storage: peer,
+        name: 'registry-heartbeat',
+        holder: 'instance-follower',
+        ttlMs: 400,
+        renewIntervalMs: 100,
         onElected: () => {
           electedAt = Date.now();
         },
@@ -156,7 +171,11 @@ for (const backend of testDatabases()) {
       const errors: unknown[] = [];
       let deposedAt = 0;
       const elector = new LeaderElector({
-        storage: own, name: 'registry-heartbeat', holder: 'instance-a', ttlMs: 400, renewIntervalMs: 100,
+        storage: own,
+        name: 'registry-heartbeat',
+        holder: 'instance-a',
+        ttlMs: 400,
+        renewIntervalMs: 100,
         onDeposed: () => {
           deposedAt = Date.now();
         },
@@ -181,7 +200,11 @@ for (const backend of testDatabases()) {
       const { storage } = await backend.open(t);
       const errors: string[] = [];
       const elector = new LeaderElector({
-        storage, name: 'job', holder: 'instance-a', ttlMs: 300, renewIntervalMs: 50,
+        storage,
+        name: 'job',
+        holder: 'instance-a',
+        ttlMs: 300,
+        renewIntervalMs: 50,
         onElected: () => {
           throw new Error('heartbeat start failed');
         },
@@ -198,7 +221,17 @@ for (const backend of testDatabases()) {
     });
 
     it('refuses a renew interval that is not below the ttl', () => {
-      assert.throws(() => new LeaderElector({ storage: { db: null as never, dialect: 'sqlite' }, name: 'x', holder: 'a', ttlMs: 100, renewIntervalMs: 100 }), RangeError);
+      assert.throws(
+        () =>
+          new LeaderElector({
+            storage: { db: null as never, dialect: 'sqlite' },
+            name: 'x',
+            holder: 'a',
+            ttlMs: 100,
+            renewIntervalMs: 100,
+          }),
+        RangeError,
+      );
     });
   });
 }

@@ -14,7 +14,10 @@ const T1 = '2026-03-01T09:00:00.000Z';
 const T2 = '2026-03-01T10:00:00.000Z';
 const T3 = '2026-03-01T11:00:00.000Z';
 
-function entry(patientAgentId: string, profile: PatientProfile | null = null): { patientAgentId: string; patientPublicKey: string; patientEndpoint: string; profile: PatientProfile | null } {
+function entry(
+  patientAgentId: string,
+  profile: PatientProfile | null = null,
+): { patientAgentId: string; patientPublicKey: string; patientEndpoint: string; profile: PatientProfile | null } {
   return { patientAgentId, patientPublicKey: 'B'.repeat(43), patientEndpoint: `wss://${patientAgentId}.example/agent`, profile };
 }
 
@@ -29,13 +32,34 @@ for (const backend of testDatabases()) {
       const { insertActive, setStatus } = await import('../../src/domains/relationships/store.ts');
       await upsertFromHandshake(storage.db, entry('agent-held', { display_name: 'Test Patient Held' }), T1);
       await insertActive(storage.db, {
-        id: 'rel-held', patientAgentId: 'agent-held', patientPublicKey: 'B'.repeat(43), patientEndpoint: 'wss://agent-held.example/agent',
-        providerNpi: '1679576722', consentedActions: ['office_visit'], consentTokenPayload: 'p', consentTokenSignature: 's',
-        tokenDialect: 'A', consentExpiresAt: T3, connectionId: null, status: 'active', statusReason: null,
-        establishedAt: T1, lastHandshakeAt: T1, updatedAt: T1,
+        id: 'rel-held',
+        patientAgentId: 'agent-held',
+        patientPublicKey: 'B'.repeat(43),
+        patientEndpoint: 'wss://agent-held.example/agent',
+        providerNpi: '1679576722',
+        consentedActions: ['office_visit'],
+        consentTokenPayload: 'p',
+        consentTokenSignature: 's',
+        tokenDialect: 'A',
+        consentExpiresAt: T3,
+        connectionId: null,
+        status: 'active',
+        statusReason: null,
+        establishedAt: T1,
+        lastHandshakeAt: T1,
+        updatedAt: T1,
       });
       // A stranger claims the same agent id with its own key (through another provider).
-      await upsertFromHandshake(storage.db, { patientAgentId: 'agent-held', patientPublicKey: 'Z'.repeat(43), patientEndpoint: 'wss://attacker.example/agent', profile: { display_name: 'Someone Else' } }, T2);
+      await upsertFromHandshake(
+        storage.db,
+        {
+          patientAgentId: 'agent-held',
+          patientPublicKey: 'Z'.repeat(43),
+          patientEndpoint: 'wss://attacker.example/agent',
+          profile: { display_name: 'Someone Else' },
+        },
+        T2,
+      );
       const kept = await getPatient(storage.db, 'agent-held');
       assert.equal(kept?.patientPublicKey, 'B'.repeat(43));
       assert.equal(kept?.patientEndpoint, 'wss://agent-held.example/agent');
@@ -43,7 +67,11 @@ for (const backend of testDatabases()) {
 
       // Once the relationship is terminated, a new key may take the entry over (key rotation).
       await setStatus(storage.db, 'rel-held', 'terminated', 'rotated', T2);
-      await upsertFromHandshake(storage.db, { patientAgentId: 'agent-held', patientPublicKey: 'Y'.repeat(43), patientEndpoint: 'wss://new.example/agent', profile: null }, T3);
+      await upsertFromHandshake(
+        storage.db,
+        { patientAgentId: 'agent-held', patientPublicKey: 'Y'.repeat(43), patientEndpoint: 'wss://new.example/agent', profile: null },
+        T3,
+      );
       assert.equal((await getPatient(storage.db, 'agent-held'))?.patientPublicKey, 'Y'.repeat(43));
     });
 
@@ -51,13 +79,21 @@ for (const backend of testDatabases()) {
       const { storage } = await backend.open(t);
       await upsertFromHandshake(storage.db, entry('agent-1', { display_name: 'Test Patient One', preferred_language: 'en' }), T1);
       assert.deepEqual(await getPatient(storage.db, 'agent-1'), {
-        patientAgentId: 'agent-1', patientPublicKey: 'B'.repeat(43), patientEndpoint: 'wss://agent-1.example/agent',
+        patientAgentId: 'agent-1',
+        patientPublicKey: 'B'.repeat(43),
+        patientEndpoint: 'wss://agent-1.example/agent',
         profile: { display_name: 'Test Patient One', preferred_language: 'en' },
-        firstSeenAt: T1, lastSeenAt: T1, updatedAt: T1,
+        firstSeenAt: T1,
+        lastSeenAt: T1,
+        updatedAt: T1,
       });
 
       // No profile in this handshake: the stored one stays; the endpoint and key are refreshed.
-      await upsertFromHandshake(storage.db, { ...entry('agent-1'), patientEndpoint: 'wss://moved.example/agent', patientPublicKey: 'C'.repeat(43) }, T2);
+      await upsertFromHandshake(
+        storage.db,
+        { ...entry('agent-1'), patientEndpoint: 'wss://moved.example/agent', patientPublicKey: 'C'.repeat(43) },
+        T2,
+      );
       const refreshed = await getPatient(storage.db, 'agent-1');
       assert.deepEqual(refreshed?.profile, { display_name: 'Test Patient One', preferred_language: 'en' });
       assert.equal(refreshed?.patientEndpoint, 'wss://moved.example/agent');
@@ -102,7 +138,7 @@ for (const backend of testDatabases()) {
       const { storage } = await backend.open(t);
       await upsertFromHandshake(storage.db, entry('agent-1', { display_name: "Test O'Patient" }), T1);
       await upsertFromHandshake(storage.db, entry('agent-2', { display_name: 'Test Patient' }), T1);
-      for (const text of ["' OR '1'='1", "'; DROP TABLE patients; --", '") OR 1=1 --', 'agent-1\' --']) {
+      for (const text of ["' OR '1'='1", "'; DROP TABLE patients; --", '") OR 1=1 --', "agent-1' --"]) {
         assert.deepEqual(await search(storage.db, text), [], text);
       }
       assert.deepEqual(await search(storage.db, "o'pat"), ['agent-1'], 'a quote matches a quote');
@@ -135,7 +171,11 @@ for (const backend of testDatabases()) {
 
     it('search looks at the display name only, never at key names or other profile fields', async (t) => {
       const { storage } = await backend.open(t);
-      await upsertFromHandshake(storage.db, entry('agent-1', { display_name: 'Test Rivera', date_of_birth: '1990-01-01', preferred_language: 'es' }), T1);
+      await upsertFromHandshake(
+        storage.db,
+        entry('agent-1', { display_name: 'Test Rivera', date_of_birth: '1990-01-01', preferred_language: 'es' }),
+        T1,
+      );
       await upsertFromHandshake(storage.db, entry('agent-2', { preferred_language: 'en' }), T1);
       assert.deepEqual(await search(storage.db, 'rivera'), ['agent-1']);
       assert.deepEqual(await search(storage.db, 'display'), []);
@@ -159,7 +199,10 @@ for (const backend of testDatabases()) {
         after = result.next;
       }
       assert.deepEqual(seen, ids);
-      await assert.rejects(listPatients(storage.db, { after: "'; DROP TABLE patients; --", limit: 4 }), (error: unknown) => error instanceof NeuronError && error.code === 'INVALID_CURSOR');
+      await assert.rejects(
+        listPatients(storage.db, { after: "'; DROP TABLE patients; --", limit: 4 }),
+        (error: unknown) => error instanceof NeuronError && error.code === 'INVALID_CURSOR',
+      );
     });
   });
 }

@@ -22,7 +22,12 @@ let t: TestNeuron;
 const lines: string[] = [];
 
 before(async () => {
-  const destination = new Writable({ write(chunk, _encoding, done) { lines.push(chunk.toString()); done(); } });
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
   t = await startTestNeuron({
     // 0: every readiness request may probe, so the test need not wait for the 5 s default.
     config: { storage: { write_probe_interval_ms: 0 } },
@@ -34,7 +39,7 @@ after(async () => t.stop());
 
 async function ready(): Promise<{ status: number; body: { status: string; checks?: string[] } }> {
   const response = await fetch(`${t.url}/health/ready`);
-  return { status: response.status, body: await response.json() as { status: string; checks?: string[] } };
+  return { status: response.status, body: (await response.json()) as { status: string; checks?: string[] } };
 }
 
 /** One complete handshake attempt; the first frame after the challenge response. */
@@ -54,7 +59,9 @@ describe('a full disk', () => {
     assert.deepEqual(await ready(), { status: 200, body: { status: 'ok' } });
 
     await sql`CREATE TABLE test_filler (filler BLOB)`.execute(db);
-    await sql`CREATE TRIGGER test_grow AFTER INSERT ON relationships BEGIN INSERT INTO test_filler VALUES (randomblob(16384)); END`.execute(db);
+    await sql`CREATE TRIGGER test_grow AFTER INSERT ON relationships BEGIN INSERT INTO test_filler VALUES (randomblob(16384)); END`.execute(
+      db,
+    );
     const pages = await sql<{ page_count: number }>`PRAGMA page_count`.execute(db);
     await sql.raw(`PRAGMA max_page_count = ${pages.rows[0]!.page_count}`).execute(db);
 

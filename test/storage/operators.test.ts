@@ -11,7 +11,7 @@ import { ensureOrganizationKey } from '../../src/foundation/organization/keys.ts
 import { deleteEndedSessions, getSession, insertSession } from '../../src/domains/operators/store.ts';
 import { OperatorService, sessionDigest } from '../../src/domains/operators/service.ts';
 import { handshakesPerDay } from '../../src/domains/status/handshake-stats.ts';
-import { NeuronError } from '../../src/foundation/errors/index.ts';
+import type { NeuronError } from '../../src/foundation/errors/index.ts';
 import type { Storage } from '../../src/foundation/storage/index.ts';
 import { testDatabases } from '../helpers/databases.ts';
 
@@ -22,8 +22,14 @@ async function serviceOver(storage: Storage): Promise<{ service: OperatorService
   const { key } = await ensureOrganizationKey(storage.db);
   const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
   const settings = {
-    session_idle_ms: 60_000, session_absolute_ms: 3_600_000, session_touch_interval_ms: 0, signin_limit_per_minute: 1_000,
-    lockout_failures: 2, lockout_ms: 60_000, password_min_length: 15, stats_max_days: 366,
+    session_idle_ms: 60_000,
+    session_absolute_ms: 3_600_000,
+    session_touch_interval_ms: 0,
+    signin_limit_per_minute: 1_000,
+    lockout_failures: 2,
+    lockout_ms: 60_000,
+    password_min_length: 15,
+    stats_max_days: 366,
     // Cheap scrypt so the suite spends its time on behaviour (never a production value).
     scrypt: { n: 1024, r: 8, p: 1, keylen: 32 },
   };
@@ -41,9 +47,18 @@ for (const backend of testDatabases()) {
       assert.deepEqual(view.operator, { name: 'desk', role: 'front-desk' });
       assert.equal((await service.authenticate(token)).operatorName, 'desk');
 
-      await assert.rejects(service.signIn({ name: 'desk', password: 'wrong but long enough', clientAddress: '127.0.0.1' }), (e: NeuronError) => e.code === 'INVALID_CREDENTIALS');
-      await assert.rejects(service.signIn({ name: 'desk', password: 'wrong but long enough', clientAddress: '127.0.0.1' }), (e: NeuronError) => e.code === 'OPERATOR_LOCKED');
-      await assert.rejects(service.signIn({ name: 'desk', password: PASSWORD, clientAddress: '127.0.0.1' }), (e: NeuronError) => e.code === 'OPERATOR_LOCKED');
+      await assert.rejects(
+        service.signIn({ name: 'desk', password: 'wrong but long enough', clientAddress: '127.0.0.1' }),
+        (e: NeuronError) => e.code === 'INVALID_CREDENTIALS',
+      );
+      await assert.rejects(
+        service.signIn({ name: 'desk', password: 'wrong but long enough', clientAddress: '127.0.0.1' }),
+        (e: NeuronError) => e.code === 'OPERATOR_LOCKED',
+      );
+      await assert.rejects(
+        service.signIn({ name: 'desk', password: PASSWORD, clientAddress: '127.0.0.1' }),
+        (e: NeuronError) => e.code === 'OPERATOR_LOCKED',
+      );
       const [listed] = await service.list();
       assert.ok(listed?.locked_until !== null);
 
@@ -58,9 +73,24 @@ for (const backend of testDatabases()) {
       const { service } = await serviceOver(storage);
       await service.add({ name: 'sweeper', role: 'admin', password: PASSWORD, actor: 'cli' });
       const base = { operatorName: 'sweeper', createdAt: '2026-03-01T08:00:00.000Z' };
-      await insertSession(storage.db, { ...base, tokenDigest: 'expired', lastSeenAt: '2026-03-01T09:59:00.000Z', expiresAt: '2026-03-01T09:00:00.000Z' });
-      await insertSession(storage.db, { ...base, tokenDigest: 'idle', lastSeenAt: '2026-03-01T08:30:00.000Z', expiresAt: '2026-03-01T20:00:00.000Z' });
-      await insertSession(storage.db, { ...base, tokenDigest: 'live', lastSeenAt: '2026-03-01T09:59:00.000Z', expiresAt: '2026-03-01T20:00:00.000Z' });
+      await insertSession(storage.db, {
+        ...base,
+        tokenDigest: 'expired',
+        lastSeenAt: '2026-03-01T09:59:00.000Z',
+        expiresAt: '2026-03-01T09:00:00.000Z',
+      });
+      await insertSession(storage.db, {
+        ...base,
+        tokenDigest: 'idle',
+        lastSeenAt: '2026-03-01T08:30:00.000Z',
+        expiresAt: '2026-03-01T20:00:00.000Z',
+      });
+      await insertSession(storage.db, {
+        ...base,
+        tokenDigest: 'live',
+        lastSeenAt: '2026-03-01T09:59:00.000Z',
+        expiresAt: '2026-03-01T20:00:00.000Z',
+      });
       await deleteEndedSessions(storage.db, '2026-03-01T10:00:00.000Z', '2026-03-01T09:30:00.000Z');
       const left = (await storage.db.selectFrom('operator_sessions').select('token_digest').execute()).map((row) => row.token_digest);
       assert.deepEqual(left, ['live']);
@@ -71,7 +101,8 @@ for (const backend of testDatabases()) {
       const { storage } = await backend.open(t);
       const { audit } = await serviceOver(storage);
       const now = Date.parse('2026-03-10T12:00:00.000Z');
-      const append = (type: string, at: number): Promise<unknown> => storage.transaction((trx) => audit.append(trx, { type, actor: 'system', details: {} }, at));
+      const append = (type: string, at: number): Promise<unknown> =>
+        storage.transaction((trx) => audit.append(trx, { type, actor: 'system', details: {} }, at));
       await append('handshake.completed', now);
       await append('handshake.completed', now - 3_600_000);
       await append('handshake.failed', now);

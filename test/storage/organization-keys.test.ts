@@ -30,9 +30,10 @@ for (const backend of testDatabases()) {
     it('instances starting at once on an empty database end up with one key, the same for all', async (t) => {
       const database = await backend.open(t);
       // PostgreSQL: four instances (pools); SQLite: one process interleaving eight starts.
-      const instances = database.backend === 'postgres'
-        ? [database.storage, ...(await Promise.all([1, 2, 3].map(() => database.openPeer({ poolMax: 2 }))))]
-        : [database.storage];
+      const instances =
+        database.backend === 'postgres'
+          ? [database.storage, ...(await Promise.all([1, 2, 3].map(() => database.openPeer({ poolMax: 2 }))))]
+          : [database.storage];
       const results = await Promise.all(Array.from({ length: 8 }, (_, i) => ensureOrganizationKey(instances[i % instances.length]!.db)));
       assert.equal(new Set(results.map((r) => r.key.id)).size, 1, 'everyone signs with the same key');
       assert.equal(results.filter((r) => r.created).length, 1, 'exactly one instance created it');
@@ -44,15 +45,25 @@ for (const backend of testDatabases()) {
       const { storage } = await backend.open(t);
       // Make the state the old race could leave behind, then run 002 again over it.
       await sql`DROP INDEX organization_keys_one_active`.execute(storage.db);
-      await storage.db.insertInto('organization_keys').values([
-        { id: 'aa-older', public_key: 'x', private_key_pkcs8: 'x', created_at: '2026-01-01T00:00:00.000Z', active: 1 },
-        { id: 'zz-newer', public_key: 'y', private_key_pkcs8: 'y', created_at: '2026-01-01T00:00:00.001Z', active: 1 },
-      ]).execute();
+      await storage.db
+        .insertInto('organization_keys')
+        .values([
+          { id: 'aa-older', public_key: 'x', private_key_pkcs8: 'x', created_at: '2026-01-01T00:00:00.000Z', active: 1 },
+          { id: 'zz-newer', public_key: 'y', private_key_pkcs8: 'y', created_at: '2026-01-01T00:00:00.001Z', active: 1 },
+        ])
+        .execute();
       await sql`DELETE FROM kysely_migration WHERE name = '002_one_active_organization_key'`.execute(storage.db);
       assert.deepEqual(await storage.migrate(), { applied: ['002_one_active_organization_key'] });
       const active = await storage.db.selectFrom('organization_keys').select('id').where('active', '=', 1).execute();
-      assert.deepEqual(active.map((r) => r.id), ['zz-newer']);
-      assert.equal((await storage.db.selectFrom('organization_keys').select('id').execute()).length, 2, 'the older key stays for verification');
+      assert.deepEqual(
+        active.map((r) => r.id),
+        ['zz-newer'],
+      );
+      assert.equal(
+        (await storage.db.selectFrom('organization_keys').select('id').execute()).length,
+        2,
+        'the older key stays for verification',
+      );
     });
   });
 }

@@ -10,7 +10,14 @@ import { NeuronError } from '../../src/foundation/errors/index.ts';
 import type { Storage } from '../../src/foundation/storage/index.ts';
 import { encodeCursor } from '../../src/foundation/storage/cursor.ts';
 import {
-  findActive, findLive, getRelationship, insertActive, listRelationships, setStatus, suspendAllForPatient, touchHandshake,
+  findActive,
+  findLive,
+  getRelationship,
+  insertActive,
+  listRelationships,
+  setStatus,
+  suspendAllForPatient,
+  touchHandshake,
   type Relationship,
 } from '../../src/domains/relationships/store.ts';
 import { testDatabases } from '../helpers/databases.ts';
@@ -49,8 +56,13 @@ function relationship(overrides: Partial<Relationship> = {}): Relationship {
 }
 
 async function activeCount(storage: Storage, patientAgentId: string, providerNpi: string): Promise<number> {
-  const rows = await storage.db.selectFrom('relationships').select('id')
-    .where('patient_agent_id', '=', patientAgentId).where('provider_npi', '=', providerNpi).where('status', '=', 'active').execute();
+  const rows = await storage.db
+    .selectFrom('relationships')
+    .select('id')
+    .where('patient_agent_id', '=', patientAgentId)
+    .where('provider_npi', '=', providerNpi)
+    .where('status', '=', 'active')
+    .execute();
   return rows.length;
 }
 
@@ -98,25 +110,31 @@ for (const backend of testDatabases()) {
       // PostgreSQL: four instances (pools) of four connections, every transaction open at once,
       // all past their "is there one already?" check before anyone inserts. SQLite: one process
       // serialises its transactions on its one connection (BEGIN IMMEDIATE), so they queue.
-      const instances = database.backend === 'postgres'
-        ? [database.storage, ...(await Promise.all([1, 2, 3].map(() => database.openPeer({ poolMax: 4 }))))]
-        : [database.storage];
+      const instances =
+        database.backend === 'postgres'
+          ? [database.storage, ...(await Promise.all([1, 2, 3].map(() => database.openPeer({ poolMax: 4 }))))]
+          : [database.storage];
       const allChecked = database.backend === 'postgres' ? barrier(racers) : async () => undefined;
-      const outcomes = await Promise.all(Array.from({ length: racers }, async (_, i) => {
-        const storage = instances[i % instances.length]!;
-        return storage.transaction(async (trx) => {
-          const existing = await findActive(trx, 'patient-agent-1', NPI_A);
-          await allChecked();
-          if (existing) return 'existing';
-          return (await insertActive(trx, relationship())) ? 'created' : 'lost';
-        });
-      }));
+      const outcomes = await Promise.all(
+        Array.from({ length: racers }, async (_, i) => {
+          const storage = instances[i % instances.length]!;
+          return storage.transaction(async (trx) => {
+            const existing = await findActive(trx, 'patient-agent-1', NPI_A);
+            await allChecked();
+            if (existing) return 'existing';
+            return (await insertActive(trx, relationship())) ? 'created' : 'lost';
+          });
+        }),
+      );
       assert.equal(outcomes.filter((o) => o === 'created').length, 1, `outcomes: ${outcomes.join(',')}`);
       if (database.backend === 'postgres') {
         assert.equal(outcomes.filter((o) => o === 'lost').length, racers - 1, 'every other racer lost at the index, not at the check');
       }
       assert.equal(await activeCount(database.storage, 'patient-agent-1', NPI_A), 1);
-      const total = await database.storage.db.selectFrom('relationships').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+      const total = await database.storage.db
+        .selectFrom('relationships')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow();
       assert.equal(Number(total.n), 1, 'losers wrote nothing');
     });
 
@@ -126,7 +144,10 @@ for (const backend of testDatabases()) {
       await storage.transaction(async (trx) => {
         assert.equal(await insertActive(trx, relationship()), false);
         // ON CONFLICT DO NOTHING is not an error: PostgreSQL does not abort the transaction.
-        await trx.insertInto('blocks').values({ patient_agent_id: 'x', reason: null, blocked_by: 'test', created_at: nextTime() }).execute();
+        await trx
+          .insertInto('blocks')
+          .values({ patient_agent_id: 'x', reason: null, blocked_by: 'test', created_at: nextTime() })
+          .execute();
       });
       assert.equal((await storage.db.selectFrom('blocks').selectAll().execute()).length, 1);
     });
@@ -154,7 +175,7 @@ for (const backend of testDatabases()) {
       assert.equal(await setStatus(storage.db, randomUUID(), 'suspended', null, nextTime()), null, 'unknown id');
     });
 
-    it('suspendAllForPatient suspends only that patient\'s active relationships', async (t) => {
+    it("suspendAllForPatient suspends only that patient's active relationships", async (t) => {
       const { storage } = await backend.open(t);
       const a = relationship();
       const b = relationship({ providerNpi: NPI_B });
@@ -187,7 +208,9 @@ for (const backend of testDatabases()) {
         ...Array.from({ length: 9 }, (_, i) => relationship({ patientAgentId: `p-${i}` })),
       ];
       for (const r of initial) await insertActive(storage.db, r);
-      const expectedOrder = [...initial].sort((x, y) => (x.establishedAt === y.establishedAt ? (x.id < y.id ? -1 : 1) : x.establishedAt < y.establishedAt ? -1 : 1)).map((r) => r.id);
+      const expectedOrder = [...initial]
+        .sort((x, y) => (x.establishedAt === y.establishedAt ? (x.id < y.id ? -1 : 1) : x.establishedAt < y.establishedAt ? -1 : 1))
+        .map((r) => r.id);
 
       const seen: string[] = [];
       let after: string | undefined;
@@ -221,15 +244,31 @@ for (const backend of testDatabases()) {
       for (const r of rows) await insertActive(storage.db, r);
       await setStatus(storage.db, rows[2]!.id, 'suspended', null, nextTime());
       const byProvider = await listRelationships(storage.db, { providerNpi: NPI_A, limit: 10 });
-      assert.deepEqual(byProvider.items.map((r) => r.patientAgentId), ['p-1', 'p-3', 'p-4']);
+      assert.deepEqual(
+        byProvider.items.map((r) => r.patientAgentId),
+        ['p-1', 'p-3', 'p-4'],
+      );
       assert.equal(byProvider.next, null);
       const active = await listRelationships(storage.db, { providerNpi: NPI_A, status: 'active', limit: 2 });
-      assert.deepEqual(active.items.map((r) => r.patientAgentId), ['p-1', 'p-4']);
+      assert.deepEqual(
+        active.items.map((r) => r.patientAgentId),
+        ['p-1', 'p-4'],
+      );
       assert.equal(active.next, null, 'exactly limit items left: no further page');
-      const window = await listRelationships(storage.db, { establishedFrom: rows[1]!.establishedAt, establishedTo: rows[3]!.establishedAt, limit: 10 });
-      assert.deepEqual(window.items.map((r) => r.patientAgentId), ['p-2', 'p-3']);
+      const window = await listRelationships(storage.db, {
+        establishedFrom: rows[1]!.establishedAt,
+        establishedTo: rows[3]!.establishedAt,
+        limit: 10,
+      });
+      assert.deepEqual(
+        window.items.map((r) => r.patientAgentId),
+        ['p-2', 'p-3'],
+      );
       const byPatient = await listRelationships(storage.db, { patientAgentId: 'p-2', limit: 10 });
-      assert.deepEqual(byPatient.items.map((r) => r.providerNpi), [NPI_B]);
+      assert.deepEqual(
+        byPatient.items.map((r) => r.providerNpi),
+        [NPI_B],
+      );
     });
 
     it('refuses cursors it did not issue, including SQL-looking ones, without touching the data', async (t) => {
@@ -246,10 +285,17 @@ for (const backend of testDatabases()) {
         '',
       ];
       for (const after of bad) {
-        await assert.rejects(listRelationships(storage.db, { after, limit: 5 }), (error: unknown) => error instanceof NeuronError && error.code === 'INVALID_CURSOR', `refused: ${after.slice(0, 40)}`);
+        await assert.rejects(
+          listRelationships(storage.db, { after, limit: 5 }),
+          (error: unknown) => error instanceof NeuronError && error.code === 'INVALID_CURSOR',
+          `refused: ${after.slice(0, 40)}`,
+        );
       }
       // A well-formed cursor with SQL-looking content is just a value to compare with.
-      const page = await listRelationships(storage.db, { after: encodeCursor(["' OR 1=1 --", "x'); DROP TABLE relationships; --"]), limit: 5 });
+      const page = await listRelationships(storage.db, {
+        after: encodeCursor(["' OR 1=1 --", "x'); DROP TABLE relationships; --"]),
+        limit: 5,
+      });
       assert.equal(page.items.length, 1, "'… sorts before digits, so the row comes after it");
       assert.equal((await storage.db.selectFrom('relationships').selectAll().execute()).length, 1);
     });

@@ -26,7 +26,9 @@ for (const backend of testDatabases()) {
       const at = '2026-01-01T00:00:00.000Z';
       await sql`INSERT INTO providers (npi, name, provider_types, specialty, credentials, status, provider_endpoint, provider_public_key,
         notification_url, registration_id, credential_id, credential_digest, last_seen_at, registry_state, registry_error, created_at, updated_at)
-        VALUES (${NPI}, 'Dr. Before', '["physician"]', NULL, '[]', 'pending', NULL, NULL, NULL, ${oldId}, NULL, NULL, NULL, 'unregistered', NULL, ${at}, ${at})`.execute(storage.db);
+        VALUES (${NPI}, 'Dr. Before', '["physician"]', NULL, '[]', 'pending', NULL, NULL, NULL, ${oldId}, NULL, NULL, NULL, 'unregistered', NULL, ${at}, ${at})`.execute(
+        storage.db,
+      );
 
       assert.deepEqual(await storage.migrate(), { applied: [MIGRATION] });
       const row = await storage.db.selectFrom('providers').selectAll().where('npi', '=', NPI).executeTakeFirstOrThrow();
@@ -37,7 +39,10 @@ for (const backend of testDatabases()) {
       assert.equal((await getProviderByRegistrationDigest(storage.db, registrationDigest(oldId)))?.npi, NPI);
 
       await storage.db.insertInto('blocked_keys').values({ patient_public_key: 'k', patient_agent_id: 'a', created_at: at }).execute();
-      assert.equal((await storage.db.selectFrom('blocked_keys').select('patient_agent_id').where('patient_public_key', '=', 'k').execute()).length, 1);
+      assert.equal(
+        (await storage.db.selectFrom('blocked_keys').select('patient_agent_id').where('patient_public_key', '=', 'k').execute()).length,
+        1,
+      );
     });
   });
 }

@@ -17,16 +17,37 @@ import { MigrationError, pendingMigrations, runMigrations } from '../../src/foun
 import { POSTGRES_URL_VARIABLE, testDatabases } from '../helpers/databases.ts';
 
 const EXPECTED_TABLES = [
-  'api_keys', 'audit_checkpoints', 'audit_log', 'audit_tree_heads', 'audit_tree_nodes', 'blocked_keys', 'blocks', 'leases', 'operator_sessions', 'operators', 'organization_keys', 'outbox',
-  'patients', 'providers', 'relationships', 'settings', 'webhook_subscriptions',
+  'api_keys',
+  'audit_checkpoints',
+  'audit_log',
+  'audit_tree_heads',
+  'audit_tree_nodes',
+  'blocked_keys',
+  'blocks',
+  'leases',
+  'operator_sessions',
+  'operators',
+  'organization_keys',
+  'outbox',
+  'patients',
+  'providers',
+  'relationships',
+  'settings',
+  'webhook_subscriptions',
 ];
 
 /** The tables of this database (on PostgreSQL: of its own schema, not the other tests'). */
 async function tableNames(storage: Storage): Promise<string[]> {
-  const result = storage.dialect === 'postgres'
-    ? await sql<{ name: string }>`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()`.execute(storage.db)
-    : await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`.execute(storage.db);
-  return result.rows.map((r) => r.name).filter((name) => !name.startsWith('kysely_')).sort();
+  const result =
+    storage.dialect === 'postgres'
+      ? await sql<{ name: string }>`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()`.execute(
+          storage.db,
+        )
+      : await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`.execute(storage.db);
+  return result.rows
+    .map((r) => r.name)
+    .filter((name) => !name.startsWith('kysely_'))
+    .sort();
 }
 
 function block(patientAgentId: string): { patient_agent_id: string; reason: null; blocked_by: string; created_at: string } {
@@ -37,8 +58,24 @@ for (const backend of testDatabases()) {
   describe(`storage (${backend.name})`, () => {
     it('migrations apply once, create every table, and leave nothing pending', async (t) => {
       const { storage } = await backend.open(t, { migrate: false });
-      assert.deepEqual(await storage.pendingMigrations(), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators']);
-      assert.deepEqual(await storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators'] });
+      assert.deepEqual(await storage.pendingMigrations(), [
+        '001_initial',
+        '002_one_active_organization_key',
+        '003_relationships_by_patient',
+        '004_audit_tree',
+        '005_roster_capabilities_and_key_blocks',
+        '006_console_operators',
+      ]);
+      assert.deepEqual(await storage.migrate(), {
+        applied: [
+          '001_initial',
+          '002_one_active_organization_key',
+          '003_relationships_by_patient',
+          '004_audit_tree',
+          '005_roster_capabilities_and_key_blocks',
+          '006_console_operators',
+        ],
+      });
       assert.deepEqual(await storage.pendingMigrations(), []);
       assert.deepEqual(await storage.migrate(), { applied: [] }, 'a second run applies nothing');
       assert.deepEqual(await tableNames(storage), EXPECTED_TABLES);
@@ -47,7 +84,9 @@ for (const backend of testDatabases()) {
 
     it('a database migrated by a newer Neuron is refused, not changed', async (t) => {
       const { storage } = await backend.open(t);
-      await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('999_from_the_future', '2030-01-01T00:00:00.000Z')`.execute(storage.db);
+      await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('999_from_the_future', '2030-01-01T00:00:00.000Z')`.execute(
+        storage.db,
+      );
       await assert.rejects(storage.pendingMigrations(), /newer Neuron \(unknown steps: 999_from_the_future\)/);
       await assert.rejects(storage.migrate(), (error: unknown) => error instanceof StorageError && /newer Neuron/.test(error.message));
     });
@@ -59,7 +98,10 @@ for (const backend of testDatabases()) {
         '002_b': { up: async (db: Kysely<unknown>) => void (await sql`CREATE TABLE step_b (x INTEGER NOT A TYPE)`.execute(db)) },
       };
       const exclusive = <T>(work: (trx: Db) => Promise<T>): Promise<T> => storage.transaction(work);
-      await assert.rejects(runMigrations({ dialect: storage.dialect, migrations, exclusive }), (error: unknown) => error instanceof MigrationError && /migration 002_b failed/.test(error.message));
+      await assert.rejects(
+        runMigrations({ dialect: storage.dialect, migrations, exclusive }),
+        (error: unknown) => error instanceof MigrationError && /migration 002_b failed/.test(error.message),
+      );
       assert.deepEqual(await tableNames(storage), [], 'step_a was rolled back with step_b');
       assert.deepEqual(await pendingMigrations(storage.db, { dialect: storage.dialect, migrations }), ['001_a', '002_b']);
       // Fixed, it runs from the start.
@@ -77,19 +119,26 @@ for (const backend of testDatabases()) {
       });
       assert.equal(value, 'done');
 
-      await assert.rejects(storage.transaction(async (trx) => {
-        await trx.insertInto('blocks').values(block('agent-c')).execute();
-        await trx.insertInto('settings').values({ name: 'x', value: 'y', updated_at: '2026-01-01T00:00:00.000Z' }).execute();
-        throw new Error('boom after two writes');
-      }), /boom after two writes/);
+      await assert.rejects(
+        storage.transaction(async (trx) => {
+          await trx.insertInto('blocks').values(block('agent-c')).execute();
+          await trx.insertInto('settings').values({ name: 'x', value: 'y', updated_at: '2026-01-01T00:00:00.000Z' }).execute();
+          throw new Error('boom after two writes');
+        }),
+        /boom after two writes/,
+      );
 
       // A statement that fails inside the transaction (a duplicate key) undoes the earlier one too.
-      await assert.rejects(storage.transaction(async (trx) => {
-        await trx.insertInto('blocks').values(block('agent-d')).execute();
-        await trx.insertInto('blocks').values(block('agent-a')).execute();
-      }));
+      await assert.rejects(
+        storage.transaction(async (trx) => {
+          await trx.insertInto('blocks').values(block('agent-d')).execute();
+          await trx.insertInto('blocks').values(block('agent-a')).execute();
+        }),
+      );
 
-      const blocked = (await storage.db.selectFrom('blocks').select('patient_agent_id').orderBy('patient_agent_id').execute()).map((r) => r.patient_agent_id);
+      const blocked = (await storage.db.selectFrom('blocks').select('patient_agent_id').orderBy('patient_agent_id').execute()).map(
+        (r) => r.patient_agent_id,
+      );
       assert.deepEqual(blocked, ['agent-a', 'agent-b']);
       assert.equal((await storage.db.selectFrom('settings').selectAll().execute()).length, 0);
       // The connection is usable again after the rollbacks.
@@ -118,7 +167,10 @@ for (const backend of testDatabases()) {
 
     it('lock() refuses to run outside a transaction, and works inside one', async (t) => {
       const { storage } = await backend.open(t);
-      await assert.rejects(storage.lock(storage.db, 'audit_chain'), (error: unknown) => error instanceof StorageError && /open storage\.transaction/.test(error.message));
+      await assert.rejects(
+        storage.lock(storage.db, 'audit_chain'),
+        (error: unknown) => error instanceof StorageError && /open storage\.transaction/.test(error.message),
+      );
       await storage.transaction(async (trx) => {
         await storage.lock(trx, 'audit_chain');
         await storage.lock(trx, 'audit_chain'); // re-entrant within one transaction
@@ -134,9 +186,15 @@ for (const backend of testDatabases()) {
     it('count(*) and BIGINT columns come back as numbers', async (t) => {
       const { storage } = await backend.open(t);
       for (const id of ['agent-a', 'agent-b', 'agent-c']) await storage.db.insertInto('blocks').values(block(id)).execute();
-      const count = await storage.db.selectFrom('blocks').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+      const count = await storage.db
+        .selectFrom('blocks')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow();
       assert.equal(count.n, 3);
-      await storage.db.insertInto('audit_log').values({ seq: 2 ** 40, occurred_at: 'x', event_type: 'x', actor: 'x', details: '{}', prev_hash: 'x', hash: 'x' }).execute();
+      await storage.db
+        .insertInto('audit_log')
+        .values({ seq: 2 ** 40, occurred_at: 'x', event_type: 'x', actor: 'x', details: '{}', prev_hash: 'x', hash: 'x' })
+        .execute();
       const row = await storage.db.selectFrom('audit_log').select('seq').executeTakeFirstOrThrow();
       assert.equal(row.seq, 2 ** 40);
       assert.equal(typeof row.seq, 'number');
@@ -191,7 +249,9 @@ for (const backend of testDatabases()) {
         storage.groupTransaction(async (trx) => {
           await trx.insertInto('blocks').values(block('agent-d')).execute();
           // Units run in order: the first unit's write is visible here, the failed ones' are not.
-          return (await trx.selectFrom('blocks').select('patient_agent_id').orderBy('patient_agent_id').execute()).map((r) => r.patient_agent_id);
+          return (await trx.selectFrom('blocks').select('patient_agent_id').orderBy('patient_agent_id').execute()).map(
+            (r) => r.patient_agent_id,
+          );
         }),
       ]);
       assert.deepEqual(settled[0], { status: 'fulfilled', value: 'first' });
@@ -199,13 +259,18 @@ for (const backend of testDatabases()) {
       assert.match(String((settled[1] as PromiseRejectedResult).reason), /the second unit fails after a write/);
       assert.equal(settled[2].status, 'rejected');
       assert.deepEqual(settled[3], { status: 'fulfilled', value: ['agent-a', 'agent-d'] });
-      const blocked = (await storage.db.selectFrom('blocks').select('patient_agent_id').orderBy('patient_agent_id').execute()).map((r) => r.patient_agent_id);
+      const blocked = (await storage.db.selectFrom('blocks').select('patient_agent_id').orderBy('patient_agent_id').execute()).map(
+        (r) => r.patient_agent_id,
+      );
       assert.deepEqual(blocked, ['agent-a', 'agent-d']);
       // Alone, a unit that fails leaves nothing either, and the connection is usable afterwards.
-      await assert.rejects(storage.groupTransaction(async (trx) => {
-        await trx.insertInto('blocks').values(block('agent-e')).execute();
-        throw new Error('alone and failing');
-      }), /alone and failing/);
+      await assert.rejects(
+        storage.groupTransaction(async (trx) => {
+          await trx.insertInto('blocks').values(block('agent-e')).execute();
+          throw new Error('alone and failing');
+        }),
+        /alone and failing/,
+      );
       assert.equal(await storage.groupTransaction(async (trx) => (await trx.selectFrom('blocks').selectAll().execute()).length), 2);
     });
   });
@@ -215,26 +280,40 @@ describe('storage (sqlite specifics)', () => {
   it('a file that is not a SQLite database is refused with the remedy', async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'neuron-storage-')), 'neuron.sqlite');
     writeFileSync(file, 'this is not a database, only some synthetic text that fills more than one header. '.repeat(20));
-    await assert.rejects(openStorage({ url: '', sqliteFile: file, sqliteSynchronous: 'FULL', busyTimeoutMs: 100, poolMax: 1 }), (error: unknown) => {
-      assert.ok(error instanceof StorageError, 'a StorageError');
-      assert.match(error.message, /^STORAGE_CORRUPT: the database .*neuron\.sqlite is damaged .*restore the database from a backup/);
-      return true;
-    });
+    await assert.rejects(
+      openStorage({ url: '', sqliteFile: file, sqliteSynchronous: 'FULL', busyTimeoutMs: 100, poolMax: 1 }),
+      (error: unknown) => {
+        assert.ok(error instanceof StorageError, 'a StorageError');
+        assert.match(error.message, /^STORAGE_CORRUPT: the database .*neuron\.sqlite is damaged .*restore the database from a backup/);
+        return true;
+      },
+    );
   });
 
   it('groupTransaction: units queued in one turn share one commit, at most sqliteCommitBatchMax of them', async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'neuron-storage-')), 'neuron.sqlite');
-    const storage = await openStorage({ url: '', sqliteFile: file, sqliteSynchronous: 'FULL', busyTimeoutMs: 100, poolMax: 1, sqliteCommitBatchMax: 2 });
+    const storage = await openStorage({
+      url: '',
+      sqliteFile: file,
+      sqliteSynchronous: 'FULL',
+      busyTimeoutMs: 100,
+      poolMax: 1,
+      sqliteCommitBatchMax: 2,
+    });
     await storage.migrate();
     // A second connection sees only committed data (WAL snapshot per read).
     const reader = new BetterSqlite3(file, { readonly: true });
     const committed = (): number => (reader.prepare('SELECT count(*) AS n FROM blocks').get() as { n: number }).n;
     try {
-      const seen = await Promise.all(['agent-a', 'agent-b', 'agent-c'].map((id) => storage.groupTransaction(async (trx) => {
-        const before = committed();
-        await trx.insertInto('blocks').values(block(id)).execute();
-        return before;
-      })));
+      const seen = await Promise.all(
+        ['agent-a', 'agent-b', 'agent-c'].map((id) =>
+          storage.groupTransaction(async (trx) => {
+            const before = committed();
+            await trx.insertInto('blocks').values(block(id)).execute();
+            return before;
+          }),
+        ),
+      );
       // a and b share the first commit (b saw nothing committed yet); c is in the next group and
       // saw both committed. Every caller was answered after its own commit.
       assert.deepEqual(seen, [0, 0, 2]);
@@ -260,7 +339,10 @@ describe('storage (sqlite specifics)', () => {
 });
 
 /** A TCP relay in front of the PostgreSQL server that a test can cut, as a network outage would. */
-async function startRelay(t: { after(fn: () => void | Promise<void>): void }, serverUrl: string): Promise<{ url: string; port: number; cut(): Promise<void> }> {
+async function startRelay(
+  t: { after(fn: () => void | Promise<void>): void },
+  serverUrl: string,
+): Promise<{ url: string; port: number; cut(): Promise<void> }> {
   const target = new URL(serverUrl);
   const sockets = new Set<Socket>();
   const relay = createServer((client) => {
@@ -313,13 +395,19 @@ if (postgresUrl) {
       const url = new URL(postgresUrl);
       const wrongPort = new URL(url);
       wrongPort.port = '1';
-      await refusal(wrongPort.toString(), /^cannot reach PostgreSQL at 127\.0\.0\.1:1\/neuron_test: connection refused .*; check storage\.url$/);
+      await refusal(
+        wrongPort.toString(),
+        /^cannot reach PostgreSQL at 127\.0\.0\.1:1\/neuron_test: connection refused .*; check storage\.url$/,
+      );
 
       const wrongPassword = new URL(url);
       wrongPassword.password = `${password}-wrong`;
       await assert.rejects(openStorage({ ...base, url: wrongPassword.toString() }), (error: unknown) => {
         assert.ok(error instanceof StorageError, 'a StorageError');
-        assert.match(error.message, /^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/neuron_test: password authentication failed; check storage\.url$/);
+        assert.match(
+          error.message,
+          /^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/neuron_test: password authentication failed; check storage\.url$/,
+        );
         assert.equal(error.message.includes(`${password}-wrong`), false, 'no password');
         return true;
       });
@@ -341,7 +429,11 @@ if (postgresUrl) {
       const url = new URL(postgresUrl);
       url.port = String((silent.address() as AddressInfo).port);
       const started = Date.now();
-      await refusal(url.toString(), /^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/neuron_test: no connection within 300 ms; check storage\.url$/, { connectTimeoutMs: 300 });
+      await refusal(
+        url.toString(),
+        /^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/neuron_test: no connection within 300 ms; check storage\.url$/,
+        { connectTimeoutMs: 300 },
+      );
       assert.ok(Date.now() - started < 5_000, 'gave up in time');
     });
 
@@ -366,9 +458,34 @@ if (postgresUrl) {
       // Two databases in one PostgreSQL database, in two schemas: each migrates on its own.
       const first = await postgres.open(t, { migrate: false });
       const second = await postgres.open(t, { migrate: false });
-      assert.deepEqual(await first.storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators'] });
-      assert.deepEqual(await second.storage.pendingMigrations(), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators']);
-      assert.deepEqual(await second.storage.migrate(), { applied: ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators'] });
+      assert.deepEqual(await first.storage.migrate(), {
+        applied: [
+          '001_initial',
+          '002_one_active_organization_key',
+          '003_relationships_by_patient',
+          '004_audit_tree',
+          '005_roster_capabilities_and_key_blocks',
+          '006_console_operators',
+        ],
+      });
+      assert.deepEqual(await second.storage.pendingMigrations(), [
+        '001_initial',
+        '002_one_active_organization_key',
+        '003_relationships_by_patient',
+        '004_audit_tree',
+        '005_roster_capabilities_and_key_blocks',
+        '006_console_operators',
+      ]);
+      assert.deepEqual(await second.storage.migrate(), {
+        applied: [
+          '001_initial',
+          '002_one_active_organization_key',
+          '003_relationships_by_patient',
+          '004_audit_tree',
+          '005_roster_capabilities_and_key_blocks',
+          '006_console_operators',
+        ],
+      });
       assert.deepEqual(await second.storage.pendingMigrations(), []);
     });
 
@@ -376,7 +493,17 @@ if (postgresUrl) {
       const database = await postgres.open(t, { migrate: false });
       const peers = [database.storage, await database.openPeer(), await database.openPeer()];
       const results = await Promise.all(peers.map((p) => p.migrate()));
-      assert.deepEqual(results.flatMap((r) => r.applied), ['001_initial', '002_one_active_organization_key', '003_relationships_by_patient', '004_audit_tree', '005_roster_capabilities_and_key_blocks', '006_console_operators']);
+      assert.deepEqual(
+        results.flatMap((r) => r.applied),
+        [
+          '001_initial',
+          '002_one_active_organization_key',
+          '003_relationships_by_patient',
+          '004_audit_tree',
+          '005_roster_capabilities_and_key_blocks',
+          '006_console_operators',
+        ],
+      );
       for (const p of peers) assert.deepEqual(await p.pendingMigrations(), []);
     });
 
@@ -408,7 +535,10 @@ if (postgresUrl) {
         // The first ping may still pick the pooled connection that was just cut; the second dials anew.
         await assert.rejects(storage.ping(), (error: unknown) => {
           assert.ok(error instanceof StorageError, `a StorageError, got ${String(error)}`);
-          assert.match(error.message, /^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/neuron_test: (connection refused|the connection was lost) .*; check storage\.url$/);
+          assert.match(
+            error.message,
+            /^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/neuron_test: (connection refused|the connection was lost) .*; check storage\.url$/,
+          );
           assert.equal(error.message.includes(password), false, 'no password');
           return true;
         });
@@ -418,7 +548,11 @@ if (postgresUrl) {
     it('a connection lost in the middle of a transaction fails that transaction, not the process', async (t) => {
       const relay = await startRelay(t, postgresUrl);
       const database = await postgres.open(t);
-      const storage = await openStorage({ ...database.options, url: withPort(database.options.url, relay.port), onBackgroundError: () => undefined });
+      const storage = await openStorage({
+        ...database.options,
+        url: withPort(database.options.url, relay.port),
+        onBackgroundError: () => undefined,
+      });
       t.after(() => storage.close());
       let cut!: () => void;
       const cutDone = new Promise<void>((resolve) => {
@@ -439,7 +573,11 @@ if (postgresUrl) {
       const database = await postgres.open(t, { poolMax: 1 });
       await database.storage.ping();
       const backgroundErrors: string[] = [];
-      const storage = await openStorage({ ...database.options, poolMax: 1, onBackgroundError: (error) => backgroundErrors.push(error.message) });
+      const storage = await openStorage({
+        ...database.options,
+        poolMax: 1,
+        onBackgroundError: (error) => backgroundErrors.push(error.message),
+      });
       t.after(() => storage.close());
       await storage.ping();
       const pid = (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(storage.db)).rows[0]!.pid;

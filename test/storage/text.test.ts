@@ -11,21 +11,37 @@ import { testDatabases } from '../helpers/databases.ts';
 const AT = '2026-03-01T09:00:00.000Z';
 
 async function addPatient(db: Db, id: string, profile: Record<string, string> | null): Promise<void> {
-  await db.insertInto('patients').values({
-    patient_agent_id: id, patient_public_key: 'K'.repeat(43), patient_endpoint: 'wss://p.example/a',
-    profile: profile === null ? null : JSON.stringify(profile), first_seen_at: AT, last_seen_at: AT, updated_at: AT,
-  }).execute();
+  await db
+    .insertInto('patients')
+    .values({
+      patient_agent_id: id,
+      patient_public_key: 'K'.repeat(43),
+      patient_endpoint: 'wss://p.example/a',
+      profile: profile === null ? null : JSON.stringify(profile),
+      first_seen_at: AT,
+      last_seen_at: AT,
+      updated_at: AT,
+    })
+    .execute();
 }
 
 async function idsContaining(db: Db, text: string): Promise<string[]> {
-  const rows = await db.selectFrom('patients').select('patient_agent_id')
-    .where(containsInsensitive(sql.ref('patient_agent_id'), text)).orderBy('patient_agent_id').execute();
+  const rows = await db
+    .selectFrom('patients')
+    .select('patient_agent_id')
+    .where(containsInsensitive(sql.ref('patient_agent_id'), text))
+    .orderBy('patient_agent_id')
+    .execute();
   return rows.map((r) => r.patient_agent_id);
 }
 
 async function namesContaining(db: Db, text: string): Promise<string[]> {
-  const rows = await db.selectFrom('patients').select('patient_agent_id')
-    .where(containsInsensitive(jsonTextField(db, sql.ref('profile'), 'display_name'), text)).orderBy('patient_agent_id').execute();
+  const rows = await db
+    .selectFrom('patients')
+    .select('patient_agent_id')
+    .where(containsInsensitive(jsonTextField(db, sql.ref('profile'), 'display_name'), text))
+    .orderBy('patient_agent_id')
+    .execute();
   return rows.map((r) => r.patient_agent_id);
 }
 
@@ -47,7 +63,8 @@ for (const backend of testDatabases()) {
 
     it('% _ and \\ in the searched text match only themselves', async (t) => {
       const { storage } = await backend.open(t);
-      for (const id of ['agent-100%-sure', 'agent-1000', 'agent_under', 'agentXunder', 'back\\slash', 'backXslash']) await addPatient(storage.db, id, null);
+      for (const id of ['agent-100%-sure', 'agent-1000', 'agent_under', 'agentXunder', 'back\\slash', 'backXslash'])
+        await addPatient(storage.db, id, null);
       assert.deepEqual(await idsContaining(storage.db, '%'), ['agent-100%-sure']);
       assert.deepEqual(await idsContaining(storage.db, '100%'), ['agent-100%-sure']);
       assert.deepEqual(await idsContaining(storage.db, '_'), ['agent_under']);

@@ -47,20 +47,33 @@ for (const backend of testDatabases()) {
       const { storage } = await backend.open(t);
       assert.equal(await storage.writesSucceed(), true);
       // A query's own fault (a constraint) says nothing about the disk.
-      await assert.rejects(storage.transaction(async (trx) => {
-        await trx.insertInto('blocks').values({ ...bigBlock('dup'), reason: null }).execute();
-        await trx.insertInto('blocks').values({ ...bigBlock('dup'), reason: null }).execute();
-      }));
+      await assert.rejects(
+        storage.transaction(async (trx) => {
+          await trx
+            .insertInto('blocks')
+            .values({ ...bigBlock('dup'), reason: null })
+            .execute();
+          await trx
+            .insertInto('blocks')
+            .values({ ...bigBlock('dup'), reason: null })
+            .execute();
+        }),
+      );
       assert.equal(await storage.writesSucceed(), true, 'a unique violation is not a storage failure');
       // PostgreSQL's disk_full, as the driver reports it; the probe then commits for real.
       const diskFull = Object.assign(new Error('could not extend file: No space left on device'), { code: '53100' });
-      await assert.rejects(storage.transaction(async () => {
-        throw diskFull;
-      }));
+      await assert.rejects(
+        storage.transaction(async () => {
+          throw diskFull;
+        }),
+      );
       assert.equal(await storage.writesSucceed(), true, 'the probe committed, so writes succeed again');
-      const leftovers = storage.dialect === 'sqlite'
-        ? await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE name LIKE 'neuron_write_probe%'`.execute(storage.db)
-        : await sql<{ name: string }>`SELECT table_name AS name FROM information_schema.tables WHERE table_name LIKE 'neuron_write_probe%'`.execute(storage.db);
+      const leftovers =
+        storage.dialect === 'sqlite'
+          ? await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE name LIKE 'neuron_write_probe%'`.execute(storage.db)
+          : await sql<{
+              name: string;
+            }>`SELECT table_name AS name FROM information_schema.tables WHERE table_name LIKE 'neuron_write_probe%'`.execute(storage.db);
       assert.deepEqual(leftovers.rows, [], 'the probe leaves no table behind');
     });
   });
@@ -72,9 +85,14 @@ describe('writes that fail on the storage (sqlite full disk)', () => {
     try {
       await storage.migrate();
       await fillTheDisk(storage);
-      const failure = await storage.transaction(async (trx) => {
-        await trx.insertInto('blocks').values(bigBlock('agent-full')).execute();
-      }).then(() => null, (error: unknown) => error);
+      const failure = await storage
+        .transaction(async (trx) => {
+          await trx.insertInto('blocks').values(bigBlock('agent-full')).execute();
+        })
+        .then(
+          () => null,
+          (error: unknown) => error,
+        );
       assert.equal((failure as { code?: string } | null)?.code, 'SQLITE_FULL');
       assert.equal(isStorageFailure(failure), true);
       assert.equal(await storage.writesSucceed(), false, 'the probe fails too: still full');
@@ -84,7 +102,11 @@ describe('writes that fail on the storage (sqlite full disk)', () => {
       await storage.transaction(async (trx) => {
         await trx.insertInto('blocks').values(bigBlock('agent-after')).execute();
       });
-      assert.equal((await storage.db.selectFrom('blocks').select('patient_agent_id').execute()).length, 1, 'only the write after the space was freed');
+      assert.equal(
+        (await storage.db.selectFrom('blocks').select('patient_agent_id').execute()).length,
+        1,
+        'only the write after the space was freed',
+      );
     } finally {
       await storage.close();
     }
@@ -98,7 +120,10 @@ describe('writes that fail on the storage (sqlite full disk)', () => {
       await assert.rejects(storage.migrate(), (error: unknown) => {
         assert.ok(error instanceof StorageError);
         assert.equal(error.code, 'STORAGE_FULL');
-        assert.match(error.message, /^STORAGE_FULL: no space to write the database .*neuron\.sqlite \(database or disk is full\); free space on that file system/);
+        assert.match(
+          error.message,
+          /^STORAGE_FULL: no space to write the database .*neuron\.sqlite \(database or disk is full\); free space on that file system/,
+        );
         assert.match(error.message, /the records are intact, do not delete or move the file aside/);
         return true;
       });
@@ -108,7 +133,18 @@ describe('writes that fail on the storage (sqlite full disk)', () => {
   });
 
   it('isStorageFailure: disk, I/O, read-only and corruption codes, through wrappers; not constraints or busy', () => {
-    for (const code of ['SQLITE_FULL', 'SQLITE_IOERR_WRITE', 'SQLITE_READONLY', 'SQLITE_CORRUPT', 'ENOSPC', 'EIO', '53100', '58030', 'XX001', '25006']) {
+    for (const code of [
+      'SQLITE_FULL',
+      'SQLITE_IOERR_WRITE',
+      'SQLITE_READONLY',
+      'SQLITE_CORRUPT',
+      'ENOSPC',
+      'EIO',
+      '53100',
+      '58030',
+      'XX001',
+      '25006',
+    ]) {
       assert.equal(isStorageFailure(Object.assign(new Error('x'), { code })), true, code);
     }
     for (const code of ['SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_BUSY', '23505', '40001', undefined]) {
@@ -124,7 +160,11 @@ describe('a damaged SQLite file at start', () => {
     const file = freshFile();
     const storage = await openStorage(sqliteOptions(file));
     await storage.migrate();
-    for (let i = 0; i < 40; i++) await storage.db.insertInto('blocks').values(bigBlock(`agent-${i}`)).execute();
+    for (let i = 0; i < 40; i++)
+      await storage.db
+        .insertInto('blocks')
+        .values(bigBlock(`agent-${i}`))
+        .execute();
     await storage.close();
     return file;
   }

@@ -24,7 +24,10 @@ interface Verification {
 export function Audit() {
   const [eventType, setEventType] = useState('');
   const [filters, setFilters] = useState<{ eventType: string; after: string | null }>({ eventType: '', after: null });
-  const events = useLoad(() => api<Page<AuditEvent>>('GET', `/v1/audit/events${query({ event_type: filters.eventType, after: filters.after, limit: 50 })}`), [filters]);
+  const events = useLoad(
+    () => api<Page<AuditEvent>>('GET', `/v1/audit/events${query({ event_type: filters.eventType, after: filters.after, limit: 50 })}`),
+    [filters],
+  );
   const treeHead = useLoad(loadTreeHead, []);
   const [verification, setVerification] = useState<Verification | null>(null);
   const [verifying, setVerifying] = useState(false);
@@ -50,12 +53,21 @@ export function Audit() {
         <div class="card">
           <h2>Verify the log</h2>
           <p>Recomputes every entry's hash and checks the chain from the first entry to the last.</p>
-          <button type="button" class="button button-primary" onClick={verify} disabled={verifying}>{verifying ? 'Verifying…' : 'Verify now'}</button>
+          <button type="button" class="button button-primary" onClick={verify} disabled={verifying}>
+            {verifying ? 'Verifying…' : 'Verify now'}
+          </button>
           <ErrorNotice error={error} />
           <div role="status">
-            {verification && (verification.ok
-              ? <p class="notice notice-success" data-testid="verify-result">Intact: all {verification.entries} entries and {verification.checkpoints} checkpoints check out.</p>
-              : <p class="notice notice-error" data-testid="verify-result">Broken at entry {verification.first_bad_seq}: {verification.problem}</p>)}
+            {verification &&
+              (verification.ok ? (
+                <p class="notice notice-success" data-testid="verify-result">
+                  Intact: all {verification.entries} entries and {verification.checkpoints} checkpoints check out.
+                </p>
+              ) : (
+                <p class="notice notice-error" data-testid="verify-result">
+                  Broken at entry {verification.first_bad_seq}: {verification.problem}
+                </p>
+              ))}
           </div>
         </div>
         <div class="card">
@@ -64,35 +76,67 @@ export function Audit() {
           {treeHead.data !== null && <TreeHead head={treeHead.data} />}
         </div>
       </div>
-      <form class="toolbar" onSubmit={(event) => { event.preventDefault(); setFilters({ eventType: eventType.trim(), after: null }); }}>
+      <form
+        class="toolbar"
+        onSubmit={(event) => {
+          event.preventDefault();
+          setFilters({ eventType: eventType.trim(), after: null });
+        }}
+      >
         <Field label="Event type" hint="For example patient.blocked or relationship.established">
           <input value={eventType} maxLength={100} onInput={(event) => setEventType(event.currentTarget.value)} />
         </Field>
-        <button type="submit" class="button button-primary">Filter</button>
+        <button type="submit" class="button button-primary">
+          Filter
+        </button>
       </form>
       <ErrorNotice error={events.error} />
       {events.loading && events.data === null && <Loading />}
-      {events.data !== null && events.data.items.length === 0 && <EmptyState title="No entries">{filters.eventType === '' ? 'Nothing has been recorded yet.' : 'No entry has this event type; clear the filter to see all.'}</EmptyState>}
+      {events.data !== null && events.data.items.length === 0 && (
+        <EmptyState title="No entries">
+          {filters.eventType === '' ? 'Nothing has been recorded yet.' : 'No entry has this event type; clear the filter to see all.'}
+        </EmptyState>
+      )}
       {events.data !== null && events.data.items.length > 0 && (
         <div class="table-wrap" tabIndex={0} role="region" aria-label="Audit entries (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Audit entries</caption>
-            <thead><tr><th scope="col">#</th><th scope="col">When</th><th scope="col">Event</th><th scope="col">Actor</th><th scope="col">Details</th></tr></thead>
+            <thead>
+              <tr>
+                <th scope="col">#</th>
+                <th scope="col">When</th>
+                <th scope="col">Event</th>
+                <th scope="col">Actor</th>
+                <th scope="col">Details</th>
+              </tr>
+            </thead>
             <tbody>
               {events.data.items.map((event) => (
                 <tr key={event.seq}>
                   <td data-label="Entry">{event.seq}</td>
-                  <td data-label="When"><When at={event.occurred_at} /></td>
-                  <td data-label="Event"><code>{event.event_type}</code></td>
-                  <td data-label="Actor" class="wrap">{event.actor}</td>
-                  <td data-label="Details"><code class="details-json">{JSON.stringify(event.details)}</code></td>
+                  <td data-label="When">
+                    <When at={event.occurred_at} />
+                  </td>
+                  <td data-label="Event">
+                    <code>{event.event_type}</code>
+                  </td>
+                  <td data-label="Actor" class="wrap">
+                    {event.actor}
+                  </td>
+                  <td data-label="Details">
+                    <code class="details-json">{JSON.stringify(event.details)}</code>
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
         </div>
       )}
-      {events.data?.next && <button type="button" class="button" onClick={() => setFilters({ ...filters, after: events.data?.next ?? null })}>Older entries</button>}
+      {events.data?.next && (
+        <button type="button" class="button" onClick={() => setFilters({ ...filters, after: events.data?.next ?? null })}>
+          Older entries
+        </button>
+      )}
     </section>
   );
 }

@@ -35,28 +35,64 @@ export function Outbox() {
       {message && <SuccessNotice>{message}</SuccessNotice>}
       <ErrorNotice error={list.error} />
       {list.loading && list.data === null && <Loading />}
-      {list.data !== null && list.data.items.length === 0 && <EmptyState title="No dead letters">Every notice and webhook was delivered. Nothing to do.</EmptyState>}
+      {list.data !== null && list.data.items.length === 0 && (
+        <EmptyState title="No dead letters">Every notice and webhook was delivered. Nothing to do.</EmptyState>
+      )}
       {list.data !== null && list.data.items.length > 0 && (
         <div class="table-wrap" tabIndex={0} role="region" aria-label="Dead letters (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Dead letters</caption>
-            <thead><tr><th scope="col">Event</th><th scope="col">To</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Created</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
+            <thead>
+              <tr>
+                <th scope="col">Event</th>
+                <th scope="col">To</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Last error</th>
+                <th scope="col">Created</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
             <tbody>
               {list.data.items.map((letter) => (
                 <tr key={letter.event_id}>
-                  <td data-label="Event"><code>{letter.event_type}</code><br /><span class="muted">{letter.kind}</span></td>
-                  <td data-label="To" class="wrap">{letter.target}</td>
+                  <td data-label="Event">
+                    <code>{letter.event_type}</code>
+                    <br />
+                    <span class="muted">{letter.kind}</span>
+                  </td>
+                  <td data-label="To" class="wrap">
+                    {letter.target}
+                  </td>
                   <td data-label="Attempts">{letter.attempts}</td>
-                  <td data-label="Last error" class="wrap">{letter.last_error ?? '–'}</td>
-                  <td data-label="Created"><When at={letter.created_at} /></td>
-                  <td data-label=""><button type="button" class="button button-small" onClick={() => retry(letter)} aria-label={`Retry ${letter.event_type} to ${letter.target}`}>Retry</button></td>
+                  <td data-label="Last error" class="wrap">
+                    {letter.last_error ?? '–'}
+                  </td>
+                  <td data-label="Created">
+                    <When at={letter.created_at} />
+                  </td>
+                  <td data-label="">
+                    <button
+                      type="button"
+                      class="button button-small"
+                      onClick={() => retry(letter)}
+                      aria-label={`Retry ${letter.event_type} to ${letter.target}`}
+                    >
+                      Retry
+                    </button>
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
         </div>
       )}
-      {list.data?.next && <button type="button" class="button" onClick={() => setAfter(list.data?.next ?? null)}>Next page</button>}
+      {list.data?.next && (
+        <button type="button" class="button" onClick={() => setAfter(list.data?.next ?? null)}>
+          Next page
+        </button>
+      )}
     </section>
   );
 }

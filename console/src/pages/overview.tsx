@@ -45,11 +45,43 @@ export function Overview() {
       {status.loading && s === null && <Loading />}
       {s !== null && (
         <div class="stats">
-          <Stat label="Status" value="Running" tone="good" detail={<>Version {s.version}, up {uptime(s.uptime_seconds)}</>} />
-          <Stat label="Registry" value={s.registry.state} tone={registryTone} detail={<>Last heartbeat: <When at={s.registry.last_heartbeat_at} /></>} />
+          <Stat
+            label="Status"
+            value="Running"
+            tone="good"
+            detail={
+              <>
+                Version {s.version}, up {uptime(s.uptime_seconds)}
+              </>
+            }
+          />
+          <Stat
+            label="Registry"
+            value={s.registry.state}
+            tone={registryTone}
+            detail={
+              <>
+                Last heartbeat: <When at={s.registry.last_heartbeat_at} />
+              </>
+            }
+          />
           <Stat label="Handshakes now" value={s.handshakes.active ?? '–'} detail={<>Queue depth: {s.handshakes.queued ?? 'unknown'}</>} />
-          <Stat label="Outbox backlog" value={s.outbox.pending} tone={s.outbox.pending > 0 ? 'warn' : undefined} detail={<>Oldest: <When at={s.outbox.oldest_pending_at} empty="none waiting" /></>} />
-          <Stat label="Dead letters" value={s.outbox.dead} tone={s.outbox.dead > 0 ? 'bad' : 'good'} detail={s.outbox.dead > 0 ? <Link to="/outbox">Review and retry</Link> : 'Every delivery went out'} />
+          <Stat
+            label="Outbox backlog"
+            value={s.outbox.pending}
+            tone={s.outbox.pending > 0 ? 'warn' : undefined}
+            detail={
+              <>
+                Oldest: <When at={s.outbox.oldest_pending_at} empty="none waiting" />
+              </>
+            }
+          />
+          <Stat
+            label="Dead letters"
+            value={s.outbox.dead}
+            tone={s.outbox.dead > 0 ? 'bad' : 'good'}
+            detail={s.outbox.dead > 0 ? <Link to="/outbox">Review and retry</Link> : 'Every delivery went out'}
+          />
         </div>
       )}
       <div class="card">
@@ -63,7 +95,9 @@ export function Overview() {
         {treeHead.loading && treeHead.data === null && !treeHead.error && <Loading />}
         {treeHead.error instanceof ApiError ? <ErrorNotice error={treeHead.error} /> : null}
         {treeHead.data !== null && <TreeHead head={treeHead.data} />}
-        <p><Link to="/audit">Browse and verify the audit log</Link></p>
+        <p>
+          <Link to="/audit">Browse and verify the audit log</Link>
+        </p>
       </div>
     </section>
   );

@@ -28,18 +28,38 @@ export function SignIn(props: { ended: boolean; onSignedIn: (session: Session) =
   return (
     <main class="sign-in">
       <form class="card sign-in-card" onSubmit={submit} aria-labelledby="sign-in-title">
-        <p class="brand"><span class="brand-mark" aria-hidden="true">N</span> Neuron console</p>
+        <p class="brand">
+          <span class="brand-mark" aria-hidden="true">
+            N
+          </span>{' '}
+          Neuron console
+        </p>
         <h1 id="sign-in-title">Sign in</h1>
-        {props.ended && <p class="notice notice-info" role="status">Your session has ended. Sign in again to continue.</p>}
+        {props.ended && (
+          <p class="notice notice-info" role="status">
+            Your session has ended. Sign in again to continue.
+          </p>
+        )}
         <Field label="Operator name">
           <input name="name" autoComplete="username" required value={name} onInput={(event) => setName(event.currentTarget.value)} />
         </Field>
         <Field label="Password">
-          <input name="password" type="password" autoComplete="current-password" required value={password} onInput={(event) => setPassword(event.currentTarget.value)} />
+          <input
+            name="password"
+            type="password"
+            autoComplete="current-password"
+            required
+            value={password}
+            onInput={(event) => setPassword(event.currentTarget.value)}
+          />
         </Field>
         <ErrorNotice error={error} />
-        <button type="submit" class="button button-primary button-wide" disabled={busy}>{busy ? 'Signing in…' : 'Sign in'}</button>
-        <p class="field-hint">No operator yet? On the Neuron's machine run <code>neuron operator add NAME --role admin</code>.</p>
+        <button type="submit" class="button button-primary button-wide" disabled={busy}>
+          {busy ? 'Signing in…' : 'Sign in'}
+        </button>
+        <p class="field-hint">
+          No operator yet? On the Neuron's machine run <code>neuron operator add NAME --role admin</code>.
+        </p>
       </form>
     </main>
   );

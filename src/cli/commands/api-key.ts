@@ -33,10 +33,16 @@ async function withService<T>(command: Command, mustExist: boolean, work: (servi
 }
 
 function parseScopes(text: string): Scope[] {
-  const scopes = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const scopes = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
   if (scopes.length === 0 || unknown.length > 0) {
-    throw new CliError(`--scopes takes a comma-separated list of ${SCOPES.join(', ')}${unknown.length > 0 ? ` (not: ${unknown.join(', ')})` : ''}`, EXIT.USAGE);
+    throw new CliError(
+      `--scopes takes a comma-separated list of ${SCOPES.join(', ')}${unknown.length > 0 ? ` (not: ${unknown.join(', ')})` : ''}`,
+      EXIT.USAGE,
+    );
   }
   return scopes as Scope[];
 }
@@ -45,7 +51,9 @@ function printKey(view: ApiKeyView): void {
   const paint = colours();
   const state = view.status === 'active' ? paint('green', 'active') : paint('yellow', view.status);
   out(`${view.id}  ${view.label}  [${view.scopes.join(',')}]  ${state}`);
-  out(`    created ${view.created_at}  expires ${view.expires_at ?? 'never'}  last used ${view.last_used_at ?? 'never'}${view.revoked_at ? `  revoked ${view.revoked_at}` : ''}`);
+  out(
+    `    created ${view.created_at}  expires ${view.expires_at ?? 'never'}  last used ${view.last_used_at ?? 'never'}${view.revoked_at ? `  revoked ${view.revoked_at}` : ''}`,
+  );
 }
 
 export function registerApiKey(program: Command): void {
@@ -64,13 +72,17 @@ export function registerApiKey(program: Command): void {
       }
       const scopes = parseScopes(options.scopes);
       const expiresAt = options.expires === undefined ? null : new Date(Date.now() + parseDuration(options.expires)).toISOString();
-      const { key, view } = await withService(command, false, (service) => service.create({ label: options.label, scopes, expiresAt, actor: 'cli' }));
+      const { key, view } = await withService(command, false, (service) =>
+        service.create({ label: options.label, scopes, expiresAt, actor: 'cli' }),
+      );
       if (options.json) {
         printJson({ ...view, key });
         return;
       }
       const paint = colours();
-      out(`${paint('green', 'created')} API key ${view.id} (${view.label}, ${view.scopes.join(',')}${view.expires_at ? `, expires ${view.expires_at}` : ''})`);
+      out(
+        `${paint('green', 'created')} API key ${view.id} (${view.label}, ${view.scopes.join(',')}${view.expires_at ? `, expires ${view.expires_at}` : ''})`,
+      );
       out('');
       out(`  ${key}`);
       out('');

@@ -1,14 +1,26 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { latestTreeHead, parseTreeHead, trustFromDataDir, verifyAuditLog, type TreeHead, type VerifyResult } from '../../domains/audit/index.ts';
+import {
+  latestTreeHead,
+  parseTreeHead,
+  trustFromDataDir,
+  verifyAuditLog,
+  type TreeHead,
+  type VerifyResult,
+} from '../../domains/audit/index.ts';
 import { globalOptions, loadForCli, openForCli } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 
 /** The result as the JSON every other command prints: snake_case. */
 function verifyJson(result: VerifyResult): Record<string, unknown> {
   return {
-    ok: result.ok, entries: result.entries, checkpoints: result.checkpoints, tree_heads: result.treeHeads,
-    first_bad_seq: result.firstBadSeq, bad_tree_head: result.badTreeHead, problem: result.problem,
+    ok: result.ok,
+    entries: result.entries,
+    checkpoints: result.checkpoints,
+    tree_heads: result.treeHeads,
+    first_bad_seq: result.firstBadSeq,
+    bad_tree_head: result.badTreeHead,
+    problem: result.problem,
   };
 }
 
@@ -22,7 +34,10 @@ function readTreeHeadFile(file: string): { head: TreeHead; source: string } {
   }
   const holder = value as { tree_head?: unknown } | null;
   try {
-    return { head: parseTreeHead(holder !== null && typeof holder === 'object' && 'tree_head' in holder ? holder.tree_head : value), source: file };
+    return {
+      head: parseTreeHead(holder !== null && typeof holder === 'object' && 'tree_head' in holder ? holder.tree_head : value),
+      source: file,
+    };
   } catch (error) {
     throw new CliError(`--tree-head ${file}: ${(error as Error).message}`, EXIT.USAGE);
   }
@@ -32,8 +47,15 @@ export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('the tamper-evident audit log (a transparency log)');
   audit
     .command('verify')
-    .description('check every hash link, every signed tree head (with the key pinned in the data directory) and consistency with the tree-head file and every --tree-head given')
-    .option('--tree-head <file>', 'a tree head saved earlier (JSON as GET /v1/audit/tree-head serves it, or a receipt); repeatable', (file: string, files: string[]) => [...files, file], [] as string[])
+    .description(
+      'check every hash link, every signed tree head (with the key pinned in the data directory) and consistency with the tree-head file and every --tree-head given',
+    )
+    .option(
+      '--tree-head <file>',
+      'a tree head saved earlier (JSON as GET /v1/audit/tree-head serves it, or a receipt); repeatable',
+      (file: string, files: string[]) => [...files, file],
+      [] as string[],
+    )
     .option('--json', 'machine-readable output')
     .action(async (options: { json?: boolean; treeHead: string[] }, command: Command) => {
       const loaded = loadForCli(globalOptions(command));
@@ -48,14 +70,32 @@ export function registerAudit(program: Command): void {
       }
       const storage = await openForCli(loaded, { mustExist: true, migrate: false });
       try {
-        const result = trust.trustedKeys.size === 0
-          ? { ok: false, entries: 0, checkpoints: 0, treeHeads: 0, firstBadSeq: null, badTreeHead: null, problem: 'no organization key is pinned in the data directory (organization-key.json); start the Neuron once, or restore the file from a backup' }
-          : await verifyAuditLog(storage.db, trust);
+        const result =
+          trust.trustedKeys.size === 0
+            ? {
+                ok: false,
+                entries: 0,
+                checkpoints: 0,
+                treeHeads: 0,
+                firstBadSeq: null,
+                badTreeHead: null,
+                problem:
+                  'no organization key is pinned in the data directory (organization-key.json); start the Neuron once, or restore the file from a backup',
+              }
+            : await verifyAuditLog(storage.db, trust);
         const paint = colours();
         if (options.json) printJson(verifyJson(result));
-        else if (result.ok) out(`${paint('green', 'audit log intact')}: ${result.entries} entries, ${result.treeHeads} signed tree heads, ${result.checkpoints} signed checkpoints`);
+        else if (result.ok)
+          out(
+            `${paint('green', 'audit log intact')}: ${result.entries} entries, ${result.treeHeads} signed tree heads, ${result.checkpoints} signed checkpoints`,
+          );
         else {
-          const where = result.firstBadSeq !== null ? ` at sequence ${result.firstBadSeq}` : result.badTreeHead !== null ? ` at the tree head of size ${result.badTreeHead}` : '';
+          const where =
+            result.firstBadSeq !== null
+              ? ` at sequence ${result.firstBadSeq}`
+              : result.badTreeHead !== null
+                ? ` at the tree head of size ${result.badTreeHead}`
+                : '';
           out(`${paint('red', 'audit log verification FAILED')}${where}: ${result.problem}`);
           out(`  ${result.entries} entries before it verified; restore the database from a backup and investigate who changed it`);
         }
@@ -66,12 +106,15 @@ export function registerAudit(program: Command): void {
     });
   audit
     .command('monitor <url>')
-    .description('watch a Neuron\'s audit log: check its signed tree head under the key pinned on the first run and that it extends the one kept last time; non-zero on a fork, a truncation or a bad signature')
+    .description(
+      "watch a Neuron's audit log: check its signed tree head under the key pinned on the first run and that it extends the one kept last time; non-zero on a fork, a truncation or a bad signature",
+    )
     .option('--state <file>', 'where the pinned key and the last tree head are kept', 'neuron-audit-monitor.json')
     .option('--every <seconds>', 'poll at this interval instead of checking once', (text: string) => {
       const seconds = Number(text);
       // At least one second between polls: the tree head changes at most once per commit anyway.
-      if (!Number.isInteger(seconds) || seconds < 1) throw new CliError(`--every must be a whole number of seconds, at least 1 (got ${text})`, EXIT.USAGE);
+      if (!Number.isInteger(seconds) || seconds < 1)
+        throw new CliError(`--every must be a whole number of seconds, at least 1 (got ${text})`, EXIT.USAGE);
       return seconds;
     })
     .action(async (url: string, options: { state: string; every?: number }) => {
@@ -81,7 +124,9 @@ export function registerAudit(program: Command): void {
         const paint = colours();
         if (outcome.ok) out(`${paint('green', 'ok')}: ${outcome.message}`);
         else {
-          out(`${paint('red', outcome.kind === 'unreachable' ? 'could not check' : `AUDIT LOG ${outcome.kind.toUpperCase()}`)}: ${outcome.message}`);
+          out(
+            `${paint('red', outcome.kind === 'unreachable' ? 'could not check' : `AUDIT LOG ${outcome.kind.toUpperCase()}`)}: ${outcome.message}`,
+          );
           process.exitCode = outcome.kind === 'unreachable' ? EXIT.FAILURE : EXIT.AUDIT_FAILED;
           if (outcome.kind !== 'unreachable') return;
         }

@@ -50,7 +50,11 @@ async function withBlocks<T>(command: Command, work: (service: BlockService) => 
     // cliAudit: entries written here are sealed into the tree-head file too, like the server's.
     const audit = cliAudit(storage, key);
     // The same pair the server builds (composition/services.ts): a block suspends the agent's relationships.
-    const relationships: RelationshipService = new RelationshipService({ storage, audit, isPatientBlocked: (trx, id) => blocks.isBlocked(trx, id) });
+    const relationships: RelationshipService = new RelationshipService({
+      storage,
+      audit,
+      isPatientBlocked: (trx, id) => blocks.isBlocked(trx, id),
+    });
     const blocks = new BlockService({ storage, audit, relationships });
     return await work(blocks);
   } catch (error) {
@@ -78,7 +82,9 @@ export function registerBlock(program: Command): void {
       const result = await withBlocks(command, (service) => service.block(patientAgentId, options.reason, BLOCK_ACTOR));
       if (options.json) return printJson({ ...blockView(result.block), suspended_relationship_ids: result.suspendedRelationshipIds });
       const suspended = result.suspendedRelationshipIds.length;
-      out(`${colours()('yellow', 'blocked')} patient agent ${patientAgentId}; ${suspended} active relationship${suspended === 1 ? '' : 's'} suspended`);
+      out(
+        `${colours()('yellow', 'blocked')} patient agent ${patientAgentId}; ${suspended} active relationship${suspended === 1 ? '' : 's'} suspended`,
+      );
     });
 
   block
@@ -89,7 +95,9 @@ export function registerBlock(program: Command): void {
       checked(patientAgentId);
       await withBlocks(command, (service) => service.unblock(patientAgentId, BLOCK_ACTOR));
       if (options.json) return printJson({ patient_agent_id: patientAgentId, removed: true });
-      out(`${colours()('green', 'unblocked')} patient agent ${patientAgentId}; relationships the block suspended stay suspended until resumed`);
+      out(
+        `${colours()('green', 'unblocked')} patient agent ${patientAgentId}; relationships the block suspended stay suspended until resumed`,
+      );
     });
 
   block
@@ -110,6 +118,7 @@ export function registerBlock(program: Command): void {
       if (options.json) return printJson(all.map(blockView));
       if (all.length === 0) return out('no blocked patient agents');
       out(colours()('bold', `${'PATIENT AGENT'.padEnd(40)}${'SINCE'.padEnd(26)}${'BY'.padEnd(12)}REASON`));
-      for (const item of all) out(`${item.patientAgentId.padEnd(40)}${item.createdAt.padEnd(26)}${item.blockedBy.padEnd(12)}${item.reason ?? ''}`);
+      for (const item of all)
+        out(`${item.patientAgentId.padEnd(40)}${item.createdAt.padEnd(26)}${item.blockedBy.padEnd(12)}${item.reason ?? ''}`);
     });
 }

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { ConfigError, isValidNpi, loadConfig, NPI_RULE, resolveConfigFile } from '../../foundation/config/index.ts';
 import { developmentConfig, writeConfigFile, type InitialConfig } from '../../foundation/config/init.ts';
-import { AuditLog } from '../../domains/audit/index.ts';
+import type { AuditLog } from '../../domains/audit/index.ts';
 import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
 import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out } from '../output.ts';
@@ -61,7 +61,9 @@ export function registerInit(program: Command): void {
       };
       const loaded = checkedConfigWrite(file, initial, options.force ?? false);
       if (defaulted.length > 0) {
-        process.stderr.write(`note: no ${defaulted.map((d) => d.flag).join(' and no ')} given, so the organization has synthetic development values (${defaulted.map((d) => d.value).join(', ')}); fine for trying the Neuron, not for a real organization: \`neuron init --force ${defaulted.map((d) => `${d.flag} …`).join(' ')}\`\n`);
+        process.stderr.write(
+          `note: no ${defaulted.map((d) => d.flag).join(' and no ')} given, so the organization has synthetic development values (${defaulted.map((d) => d.value).join(', ')}); fine for trying the Neuron, not for a real organization: \`neuron init --force ${defaulted.map((d) => `${d.flag} …`).join(' ')}\`\n`,
+        );
       }
       const storage = await openForCli(loaded, { mustExist: false, migrate: true });
       try {
@@ -142,7 +144,9 @@ async function registerAtInit(loaded: LoadedConfig, storage: Storage, audit: Aud
   const { config } = loaded;
   const paint = colours();
   if (config.server.public_url === '' && config.server.port === 0) {
-    out(`  registry      ${paint('yellow', 'not registered yet')}: with port 0 and no server.public_url the handshake URL is known only once started; \`neuron start\` registers`);
+    out(
+      `  registry      ${paint('yellow', 'not registered yet')}: with port 0 and no server.public_url the handshake URL is known only once started; \`neuron start\` registers`,
+    );
     return false;
   }
   const tls = config.server.tls.cert_file !== '';

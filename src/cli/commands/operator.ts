@@ -13,7 +13,13 @@ import { cliAudit, globalOptions, loadForCli, openForCli } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
-import { OPERATOR_NAME_PATTERN, OPERATOR_ROLES, OperatorService, type OperatorRole, type OperatorView } from '../../domains/operators/index.ts';
+import {
+  OPERATOR_NAME_PATTERN,
+  OPERATOR_ROLES,
+  OperatorService,
+  type OperatorRole,
+  type OperatorView,
+} from '../../domains/operators/index.ts';
 
 async function withService<T>(command: Command, work: (service: OperatorService) => Promise<T>): Promise<T> {
   const loaded = loadForCli(globalOptions(command));
@@ -51,7 +57,7 @@ function promptHidden(question: string): Promise<string> {
   return new Promise((resolve) => {
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
     let muted = false;
-    const write = (rl as unknown as { _writeToOutput: (text: string) => void });
+    const write = rl as unknown as { _writeToOutput: (text: string) => void };
     write._writeToOutput = (text: string) => {
       if (!muted || text.includes('\n')) process.stdout.write(muted ? '\n' : text);
     };
@@ -94,13 +100,16 @@ export function registerOperator(program: Command): void {
 
   operator
     .command('add <name>')
-    .description('create an operator; the password is read from --password-stdin, prompted for on a terminal, or generated and printed once')
+    .description(
+      'create an operator; the password is read from --password-stdin, prompted for on a terminal, or generated and printed once',
+    )
     .requiredOption('--role <role>', OPERATOR_ROLES.join(' or '))
     .option('--password-stdin', 'read the password from the first line of standard input')
     .option('--json', 'machine-readable output')
     .action(async (name: string, options: { role: string; passwordStdin?: boolean; json?: boolean }, command: Command) => {
       checkName(name);
-      if (!(OPERATOR_ROLES as readonly string[]).includes(options.role)) throw new CliError(`--role takes ${OPERATOR_ROLES.join(' or ')}`, EXIT.USAGE);
+      if (!(OPERATOR_ROLES as readonly string[]).includes(options.role))
+        throw new CliError(`--role takes ${OPERATOR_ROLES.join(' or ')}`, EXIT.USAGE);
       const { view, password, generated } = await withService(command, async (service) => {
         const chosen = await passwordFor(service, options.passwordStdin);
         const added = await service.add({ name, role: options.role as OperatorRole, password: chosen.password, actor: 'cli' });

@@ -24,7 +24,12 @@ function paintStatus(status: OutboxStatus): string {
 function printNotice(view: OutboxView): void {
   const paint = colours();
   out(`${view.event_id}  ${paintStatus(view.status)}  ${view.kind} -> ${view.target}  attempts ${view.attempts}`);
-  const when = view.status === 'delivered' ? `delivered ${view.delivered_at}` : view.status === 'pending' ? `next attempt ${view.next_attempt_at}` : `created ${view.created_at}`;
+  const when =
+    view.status === 'delivered'
+      ? `delivered ${view.delivered_at}`
+      : view.status === 'pending'
+        ? `next attempt ${view.next_attempt_at}`
+        : `created ${view.created_at}`;
   out(`    ${paint('dim', when)}${view.last_error ? `  last error: ${view.last_error}` : ''}`);
 }
 
@@ -42,10 +47,11 @@ export function registerOutbox(program: Command): void {
         throw new CliError(`--status takes ${STATUSES.join(', ')} or all`, EXIT.USAGE);
       }
       const limit = Number(options.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new CliError(`--limit takes a whole number from 1 to ${MAX_LIST_LIMIT}`, EXIT.USAGE);
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT)
+        throw new CliError(`--limit takes a whole number from 1 to ${MAX_LIST_LIMIT}`, EXIT.USAGE);
       const storage = await openForCli(loadForCli(globalOptions(command)), { mustExist: true, migrate: false });
       try {
-        const page = await listNotices(storage, { status: options.status === 'all' ? undefined : options.status as OutboxStatus, limit });
+        const page = await listNotices(storage, { status: options.status === 'all' ? undefined : (options.status as OutboxStatus), limit });
         const views = page.items.map(toOutboxView);
         if (options.json) return printJson(views);
         if (views.length === 0) out(options.status === 'dead' ? 'no dead letters' : 'no notices');

@@ -49,7 +49,11 @@ function invalidProvider(problems: ReadonlyArray<{ path: string; message: string
   return new CliError(`invalid provider:\n${problems.map((e) => `  - ${flagFor(e.path)} ${e.message}`).join('\n')}`, EXIT.USAGE);
 }
 
-async function withRoster<T>(command: Command, options: { create: boolean }, work: (service: ProviderService, organizationPublicKey: string) => Promise<T>): Promise<T> {
+async function withRoster<T>(
+  command: Command,
+  options: { create: boolean },
+  work: (service: ProviderService, organizationPublicKey: string) => Promise<T>,
+): Promise<T> {
   // Adding the first provider may create the database (as `neuron init` would); the rest need one.
   const loaded = loadForCli(globalOptions(command));
   const storage: Storage = await openForCli(loaded, { mustExist: !options.create, migrate: options.create });
@@ -77,14 +81,23 @@ function checkNpi(npi: string): string {
 
 /** A comma-separated flag value as a list, unchecked (the service checks each item). */
 function splitList(text: string): string[] {
-  return text.split(',').map((item) => item.trim()).filter(Boolean);
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 }
 
 function parseTypes(text: string): string[] {
-  const types = text.split(',').map((t) => t.trim()).filter(Boolean);
+  const types = text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   const unknown = types.filter((t) => !(PROVIDER_TYPES as readonly string[]).includes(t));
   if (types.length === 0 || unknown.length > 0) {
-    throw new CliError(`--types takes a comma-separated list of ${PROVIDER_TYPES.join(', ')}${unknown.length > 0 ? ` (not: ${unknown.join(', ')})` : ''}`, EXIT.USAGE);
+    throw new CliError(
+      `--types takes a comma-separated list of ${PROVIDER_TYPES.join(', ')}${unknown.length > 0 ? ` (not: ${unknown.join(', ')})` : ''}`,
+      EXIT.USAGE,
+    );
   }
   return types;
 }
@@ -133,8 +146,8 @@ function fieldFlags(command: Command): Command {
   return command
     .option('--types <types>', `comma-separated provider types: ${PROVIDER_TYPES.join(', ')}`)
     .option('--specialty <text>', 'specialty, for example cardiology')
-    .option('--endpoint <url>', 'the provider CareAgent\'s address given to patients (http, https, ws or wss URL)')
-    .option('--public-key <key>', 'the provider CareAgent\'s Ed25519 public key (43-char base64url)')
+    .option('--endpoint <url>', "the provider CareAgent's address given to patients (http, https, ws or wss URL)")
+    .option('--public-key <key>', "the provider CareAgent's Ed25519 public key (43-char base64url)")
     .option('--notification-url <url>', 'http(s) URL that receives signed relationship notices')
     .option('--json', 'machine-readable output');
 }
@@ -146,7 +159,7 @@ export function registerProvider(program: Command): void {
     provider
       .command('add <npi>')
       .description('add a provider (pending until approved, unless --status active)')
-      .requiredOption('--name <name>', 'the provider\'s name as patients see it')
+      .requiredOption('--name <name>', "the provider's name as patients see it")
       .option('--status <status>', 'pending (default) or active'),
   ).action(async (npi: string, options: FieldOptions & { status?: string; json?: boolean }, command: Command) => {
     const input: CreateProviderInput = {
@@ -170,7 +183,9 @@ export function registerProvider(program: Command): void {
     if (options.json) return printJson(view);
     out(`${colours()('green', 'added')} provider ${view.npi} (${view.name}), ${paintStatus(view.status)}`);
     if (view.provider_endpoint === null) {
-      process.stderr.write(`note: provider ${view.npi} has no endpoint (--endpoint), the address patients receive; it cannot be approved until it has one: \`neuron provider update ${view.npi} --endpoint wss://…\`\n`);
+      process.stderr.write(
+        `note: provider ${view.npi} has no endpoint (--endpoint), the address patients receive; it cannot be approved until it has one: \`neuron provider update ${view.npi} --endpoint wss://…\`\n`,
+      );
     } else if (view.status === 'pending') {
       out(`Next: \`neuron provider approve ${view.npi}\` makes it active and issues its CareAgent credential.`);
     }
@@ -205,7 +220,9 @@ export function registerProvider(program: Command): void {
       for (const view of all) {
         const delivery = view.notification_url === null ? 'pull' : 'push';
         // Pad before painting so escape codes do not upset the columns.
-        out(`${view.npi.padEnd(12)}${paintStatus(view.status)}${' '.repeat(Math.max(1, 11 - view.status.length))}${view.name.slice(0, 26).padEnd(28)}${view.provider_types.join(',').slice(0, 20).padEnd(22)}${delivery}`);
+        out(
+          `${view.npi.padEnd(12)}${paintStatus(view.status)}${' '.repeat(Math.max(1, 11 - view.status.length))}${view.name.slice(0, 26).padEnd(28)}${view.provider_types.join(',').slice(0, 20).padEnd(22)}${delivery}`,
+        );
       }
     });
 
@@ -223,8 +240,8 @@ export function registerProvider(program: Command): void {
   fieldFlags(
     provider
       .command('update <npi>')
-      .description('change a provider\'s details')
-      .option('--name <name>', 'the provider\'s name')
+      .description("change a provider's details")
+      .option('--name <name>', "the provider's name")
       .option('--clear <fields>', `comma-separated fields to clear: ${Object.keys(CLEARABLE).join(', ')}`),
   ).action(async (npi: string, options: FieldOptions & { clear?: string; json?: boolean }, command: Command) => {
     checkNpi(npi);
@@ -236,14 +253,20 @@ export function registerProvider(program: Command): void {
       provider_public_key: options.publicKey,
       notification_url: options.notificationUrl,
     };
-    for (const field of (options.clear ?? '').split(',').map((f) => f.trim()).filter(Boolean)) {
+    for (const field of (options.clear ?? '')
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean)) {
       const key = CLEARABLE[field];
       if (key === undefined) throw new CliError(`--clear takes ${Object.keys(CLEARABLE).join(', ')} (not: ${field})`, EXIT.USAGE);
       if (change[key] !== undefined) throw new CliError(`--${field} and --clear ${field} contradict each other`, EXIT.USAGE);
       (change as Record<string, unknown>)[key] = null;
     }
     if (Object.values(change).every((value) => value === undefined)) {
-      throw new CliError('nothing to change: pass at least one of --name, --types, --specialty, --endpoint, --public-key, --notification-url, --clear', EXIT.USAGE);
+      throw new CliError(
+        'nothing to change: pass at least one of --name, --types, --specialty, --endpoint, --public-key, --notification-url, --clear',
+        EXIT.USAGE,
+      );
     }
     const view = toProviderView(await withRoster(command, { create: false }, (service) => service.update(npi, change, CLI_ACTOR)));
     if (options.json) return printJson(view);
@@ -258,13 +281,25 @@ export function registerProvider(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (npi: string, options: { rotate?: boolean; json?: boolean }, command: Command) => {
       checkNpi(npi);
-      const { approval, neuronPublicKey } = await withRoster(command, { create: false }, async (service, key) => ({ approval: await service.approve(npi, CLI_ACTOR, { rotate: options.rotate }), neuronPublicKey: key }));
+      const { approval, neuronPublicKey } = await withRoster(command, { create: false }, async (service, key) => ({
+        approval: await service.approve(npi, CLI_ACTOR, { rotate: options.rotate }),
+        neuronPublicKey: key,
+      }));
       const view = toProviderView(approval.provider);
       if (options.json) {
-        return printJson({ provider: view, credential: approval.credential, credential_id: approval.credentialId, registration_id: approval.registrationId, rotated: approval.rotated, neuron_public_key: neuronPublicKey });
+        return printJson({
+          provider: view,
+          credential: approval.credential,
+          credential_id: approval.credentialId,
+          registration_id: approval.registrationId,
+          rotated: approval.rotated,
+          neuron_public_key: neuronPublicKey,
+        });
       }
       const paint = colours();
-      out(`${paint('green', 'approved')} provider ${view.npi} (${view.name}) is ${paintStatus(view.status)}${approval.rotated ? '; the previous credential no longer works' : ''}`);
+      out(
+        `${paint('green', 'approved')} provider ${view.npi} (${view.name}) is ${paintStatus(view.status)}${approval.rotated ? '; the previous credential no longer works' : ''}`,
+      );
       out('');
       out('  provider CareAgent credential (Authorization: Bearer …):');
       out(`  ${approval.credential}`);
@@ -281,9 +316,13 @@ export function registerProvider(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (npi: string, options: { reason?: string; json?: boolean }, command: Command) => {
       checkNpi(npi);
-      const view = toProviderView(await withRoster(command, { create: false }, (service) => service.suspend(npi, CLI_ACTOR, options.reason)));
+      const view = toProviderView(
+        await withRoster(command, { create: false }, (service) => service.suspend(npi, CLI_ACTOR, options.reason)),
+      );
       if (options.json) return printJson(view);
-      out(`${colours()('yellow', 'suspended')} provider ${view.npi} (${view.name}); \`neuron provider approve ${view.npi}\` reinstates it with a new credential`);
+      out(
+        `${colours()('yellow', 'suspended')} provider ${view.npi} (${view.name}); \`neuron provider approve ${view.npi}\` reinstates it with a new credential`,
+      );
     });
 
   provider

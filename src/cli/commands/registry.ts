@@ -5,17 +5,25 @@
  */
 import type { Command } from 'commander';
 import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
-import { providerStateCounts, readRegistryStatus, registryClientHolder, resetRegistration, type RegistryStatusView } from '../../network/presence/index.ts';
+import {
+  providerStateCounts,
+  readRegistryStatus,
+  registryClientHolder,
+  resetRegistration,
+  type RegistryStatusView,
+} from '../../network/presence/index.ts';
 import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out, printJson } from '../output.ts';
 import { runningInstance } from '../pidfile.ts';
 
 export function registerRegistry(program: Command): void {
-  const registry = program.command('registry').description('the organization\'s registration with the Axon registry');
+  const registry = program.command('registry').description("the organization's registration with the Axon registry");
 
   registry
     .command('status')
-    .description('registration id, registry URL, last heartbeat, failures and each provider\'s registry state (never the token); exits 1 when the registration is invalid')
+    .description(
+      "registration id, registry URL, last heartbeat, failures and each provider's registry state (never the token); exits 1 when the registration is invalid",
+    )
     .option('--json', 'machine-readable output')
     .action(async (options: { json?: boolean }, command: Command) => {
       const loaded = loadForCli(globalOptions(command));
@@ -46,7 +54,9 @@ export function registerRegistry(program: Command): void {
       const loaded = loadForCli(globalOptions(command));
       const running = runningInstance(loaded.paths.pidFile);
       if (running) {
-        throw new CliError(`a Neuron is running for ${loaded.paths.dataDir} (pid ${running.pid}); stop it with \`neuron stop\`, then reset`);
+        throw new CliError(
+          `a Neuron is running for ${loaded.paths.dataDir} (pid ${running.pid}); stop it with \`neuron stop\`, then reset`,
+        );
       }
       const storage = await openForCli(loaded, { mustExist: true, migrate: false });
       try {
@@ -61,10 +71,14 @@ export function registerRegistry(program: Command): void {
         const audit = cliAudit(storage, key);
         const cleared = await resetRegistration(storage, (event) => audit.record(event), 'cli', loaded.config);
         const paint = colours();
-        if (cleared.registrationId === null) out(`${paint('green', 'Reset')}: no registration was stored; provider registry states cleared`);
+        if (cleared.registrationId === null)
+          out(`${paint('green', 'Reset')}: no registration was stored; provider registry states cleared`);
         else out(`${paint('green', 'Reset')}: forgot registration ${cleared.registrationId} with ${cleared.registryUrl ?? 'the registry'}`);
-        if (cleared.agentCard === 'removed') out('The organization\'s agent card was removed from the registry');
-        else if (cleared.agentCard !== 'none_published') out(`${paint('yellow', 'Note')}: the agent card is still listed in the registry (${cleared.agentCard.left}); the next start removes it unless services are configured`);
+        if (cleared.agentCard === 'removed') out("The organization's agent card was removed from the registry");
+        else if (cleared.agentCard !== 'none_published')
+          out(
+            `${paint('yellow', 'Note')}: the agent card is still listed in the registry (${cleared.agentCard.left}); the next start removes it unless services are configured`,
+          );
         out('Next: `neuron start` registers the organization and its active providers again');
       } finally {
         await storage.close();
@@ -83,23 +97,30 @@ export function formatRegistryStatus(view: RegistryStatusView, options: { provid
   const lines: string[] = [];
   switch (view.state) {
     case 'disabled':
-      lines.push(`${label}disabled (registry.enabled is false)${view.registration_id ? `; a registration ${view.registration_id} is stored` : ''}`);
+      lines.push(
+        `${label}disabled (registry.enabled is false)${view.registration_id ? `; a registration ${view.registration_id} is stored` : ''}`,
+      );
       return lines;
     case 'registered':
       lines.push(`${label}${paint('green', 'registered')} with ${view.registry_url} (registration ${view.registration_id ?? '?'})`);
       break;
     case 'invalid':
-      lines.push(`${label}${paint('red', 'INVALID')}${view.registration_id ? ` (registration ${view.registration_id})` : ''} with ${view.registry_url}`);
+      lines.push(
+        `${label}${paint('red', 'INVALID')}${view.registration_id ? ` (registration ${view.registration_id})` : ''} with ${view.registry_url}`,
+      );
       break;
     default:
       lines.push(`${label}${paint('yellow', view.state)} with ${view.registry_url}`);
   }
   const heartbeat = view.last_heartbeat_at === null ? 'none yet' : `${view.last_heartbeat_at} (${ago(view.last_heartbeat_at)})`;
-  lines.push(`${indent}last heartbeat ${heartbeat}, ${view.consecutive_failures} consecutive failure${view.consecutive_failures === 1 ? '' : 's'}`);
+  lines.push(
+    `${indent}last heartbeat ${heartbeat}, ${view.consecutive_failures} consecutive failure${view.consecutive_failures === 1 ? '' : 's'}`,
+  );
   if (view.endpoint_url !== null) lines.push(`${indent}listed at      ${view.endpoint_url}`);
   if (view.last_error !== null) lines.push(`${indent}last error     ${view.last_error}`);
   if (view.remedy !== null) lines.push(`${indent}${paint('red', 'remedy')}         ${view.remedy}`);
-  if (!view.client_running && view.state !== 'unregistered') lines.push(`${indent}(no Neuron instance runs the registry client now${view.as_of ? `; as of ${view.as_of}` : ''})`);
+  if (!view.client_running && view.state !== 'unregistered')
+    lines.push(`${indent}(no Neuron instance runs the registry client now${view.as_of ? `; as of ${view.as_of}` : ''})`);
   const counts = Object.entries(providerStateCounts(view));
   lines.push(`${indent}providers      ${counts.length === 0 ? 'none active' : counts.map(([state, n]) => `${n} ${state}`).join(', ')}`);
   for (const provider of view.providers) {
@@ -107,7 +128,9 @@ export function formatRegistryStatus(view: RegistryStatusView, options: { provid
     if (options.providers === 'summary' && !problem) continue;
     const roster = provider.roster_status ?? 'not on the roster';
     const error = provider.registry_error === null ? '' : `: ${provider.registry_error}`;
-    lines.push(`${indent}  ${provider.npi}  ${provider.name ?? ''}${provider.name ? '  ' : ''}(${roster})  ${provider.registry_state}${error}`);
+    lines.push(
+      `${indent}  ${provider.npi}  ${provider.name ?? ''}${provider.name ? '  ' : ''}(${roster})  ${provider.registry_state}${error}`,
+    );
   }
   return lines;
 }

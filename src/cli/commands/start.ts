@@ -40,7 +40,10 @@ export function registerStart(program: Command): void {
       }
       const loaded = loadForCli(global);
       const running = runningInstance(loaded.paths.pidFile);
-      if (running) throw new CliError(`a Neuron is already running for ${loaded.paths.dataDir} (pid ${running.pid}, ${running.url}); stop it with \`neuron stop\``);
+      if (running)
+        throw new CliError(
+          `a Neuron is already running for ${loaded.paths.dataDir} (pid ${running.pid}, ${running.url}); stop it with \`neuron stop\``,
+        );
 
       if (options.daemon) return startDaemon(loaded.paths.dataDir, loaded.paths.pidFile);
 
@@ -56,7 +59,13 @@ export function registerStart(program: Command): void {
       }
       const { url, handshakeUrl } = neuron.address();
       try {
-        writePidFile(loaded.paths.pidFile, { pid: process.pid, instanceId: neuron.instanceId, url, handshakeUrl, startedAt: new Date().toISOString() });
+        writePidFile(loaded.paths.pidFile, {
+          pid: process.pid,
+          instanceId: neuron.instanceId,
+          url,
+          handshakeUrl,
+          startedAt: new Date().toISOString(),
+        });
       } catch (error) {
         // Without its PID file the instance cannot be found by `neuron stop`/`status`: do not keep serving.
         await neuron.stop();
@@ -69,7 +78,9 @@ export function registerStart(program: Command): void {
       banner(`  config     ${loaded.paths.configFile ?? '(defaults and environment)'}`);
       banner(`  console    ${url}/console`);
       if ((await countOperators(neuron.storage.db)) === 0) {
-        banner(`${paint('yellow', 'No console operator yet:')} create one with \`npm run neuron -- operator add NAME --role admin\` (in another terminal), then sign in at ${url}/console`);
+        banner(
+          `${paint('yellow', 'No console operator yet:')} create one with \`npm run neuron -- operator add NAME --role admin\` (in another terminal), then sign in at ${url}/console`,
+        );
       }
 
       await new Promise<void>((resolve) => {
@@ -97,7 +108,11 @@ async function startDaemon(dataDir: string, pidFile: string): Promise<void> {
   const logFile = path.join(dataDir, 'neuron.log');
   const log = openSync(logFile, 'a', 0o600);
   const args = process.argv.slice(1).filter((arg) => arg !== '--daemon');
-  const child = spawn(process.execPath, [...process.execArgv, ...args], { detached: true, stdio: ['ignore', log, log], env: { ...process.env, NEURON_LOGGING__PRETTY: 'never' } });
+  const child = spawn(process.execPath, [...process.execArgv, ...args], {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: { ...process.env, NEURON_LOGGING__PRETTY: 'never' },
+  });
   child.unref();
   const deadline = Date.now() + DAEMON_READY_TIMEOUT_MS;
   while (Date.now() < deadline) {

@@ -22,7 +22,11 @@ export interface DatabaseCounts {
 export async function databaseCounts(storage: Storage): Promise<DatabaseCounts> {
   const db = storage.db;
   const grouped = async (table: 'providers' | 'relationships' | 'outbox'): Promise<Record<string, number>> => {
-    const rows = await db.selectFrom(table).select(['status', sql<number>`count(*)`.as('n')]).groupBy('status').execute();
+    const rows = await db
+      .selectFrom(table)
+      .select(['status', sql<number>`count(*)`.as('n')])
+      .groupBy('status')
+      .execute();
     return Object.fromEntries(rows.map((row) => [row.status, Number(row.n)]));
   };
   const count = async (table: 'patients' | 'blocks' | 'audit_log'): Promise<number> => {
@@ -87,7 +91,11 @@ export function registerStatus(program: Command): void {
       if (options.json) printJson(status);
       else {
         const paint = colours();
-        out(running ? `${paint('green', 'running')} (pid ${running.pid}, up ${formatUptime(uptimeSeconds ?? 0)}, ${ready ? 'ready' : paint('yellow', 'not ready')})` : paint('yellow', 'not running'));
+        out(
+          running
+            ? `${paint('green', 'running')} (pid ${running.pid}, up ${formatUptime(uptimeSeconds ?? 0)}, ${ready ? 'ready' : paint('yellow', 'not ready')})`
+            : paint('yellow', 'not running'),
+        );
         out(`  organization  ${status.organization.name} (NPI ${status.organization.npi})`);
         if (running) {
           out(`  REST API      ${running.url}`);

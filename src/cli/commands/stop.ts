@@ -24,6 +24,8 @@ export function registerStop(program: Command): void {
         }
         await sleep(100);
       }
-      throw new CliError(`the Neuron (pid ${running.pid}) did not exit in time; it may still be finishing, or kill it with \`kill -9 ${running.pid}\``);
+      throw new CliError(
+        `the Neuron (pid ${running.pid}) did not exit in time; it may still be finishing, or kill it with \`kill -9 ${running.pid}\``,
+      );
     });
 }

@@ -97,7 +97,10 @@ describe('API keys over HTTP', () => {
   });
 
   it('creates a key through the API, shows it once, and audits it with the caller as actor', async () => {
-    const created = await t.request('POST', '/v1/api-keys', { key: t.keys.admin, body: { label: 'booking-app', scopes: ['read', 'write'] } });
+    const created = await t.request('POST', '/v1/api-keys', {
+      key: t.keys.admin,
+      body: { label: 'booking-app', scopes: ['read', 'write'] },
+    });
     assert.equal(created.status, 201, created.text);
     assert.match(created.body.key, /^nrn_/);
     assert.deepEqual(created.body.scopes, ['read', 'write']);
@@ -132,7 +135,10 @@ describe('API keys over HTTP', () => {
     for (const [body, field] of cases) {
       const response = await t.request('POST', '/v1/api-keys', { key: t.keys.admin, body });
       assertProblem(response, 400, 'VALIDATION_FAILED');
-      assert.ok(response.body.errors.some((e: { path: string }) => e.path === field), `${JSON.stringify(body)} names ${field}: ${response.text}`);
+      assert.ok(
+        response.body.errors.some((e: { path: string }) => e.path === field),
+        `${JSON.stringify(body)} names ${field}: ${response.text}`,
+      );
     }
   });
 
@@ -180,7 +186,8 @@ describe('API keys over HTTP', () => {
     let stored: string | null = null;
     for (let i = 0; i < 50 && stored === null; i += 1) {
       await sleep(50);
-      stored = (await t.neuron.storage.db.selectFrom('api_keys').select('last_used_at').where('id', '=', id).executeTakeFirstOrThrow()).last_used_at;
+      stored = (await t.neuron.storage.db.selectFrom('api_keys').select('last_used_at').where('id', '=', id).executeTakeFirstOrThrow())
+        .last_used_at;
     }
     assert.ok(stored !== null && Date.parse(stored) >= before - 5);
   });
@@ -217,7 +224,17 @@ describe('neuron api-key (CLI)', () => {
   });
 
   it('creates, lists and revokes keys; the created key works at once against the running Neuron', async () => {
-    const created = await runCli(t.configFile, ['api-key', 'create', '--label', 'front-desk', '--scopes', 'read,write', '--expires', '90d', '--json']);
+    const created = await runCli(t.configFile, [
+      'api-key',
+      'create',
+      '--label',
+      'front-desk',
+      '--scopes',
+      'read,write',
+      '--expires',
+      '90d',
+      '--json',
+    ]);
     assert.equal(created.code, 0, created.stderr);
     const key = JSON.parse(created.stdout) as { id: string; key: string; scopes: string[]; expires_at: string };
     assert.deepEqual(key.scopes, ['read', 'write']);
@@ -239,7 +256,12 @@ describe('neuron api-key (CLI)', () => {
     assert.equal(revoked.code, 0, revoked.stderr);
     assertProblem(await t.request('GET', '/v1/relationships', { key: key.key }), 401, 'UNAUTHENTICATED');
 
-    const audit = await t.neuron.storage.db.selectFrom('audit_log').select(['event_type', 'actor']).where('event_type', 'in', ['api_key.created', 'api_key.revoked']).where('actor', '=', 'cli').execute();
+    const audit = await t.neuron.storage.db
+      .selectFrom('audit_log')
+      .select(['event_type', 'actor'])
+      .where('event_type', 'in', ['api_key.created', 'api_key.revoked'])
+      .where('actor', '=', 'cli')
+      .execute();
     assert.ok(audit.some((e) => e.event_type === 'api_key.revoked'));
   });
 

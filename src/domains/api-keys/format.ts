@@ -25,7 +25,9 @@ const SECRET_LENGTH = 32;
 /** A 32-bit CRC needs 6 base62 characters (62^6 > 2^32). */
 const CHECKSUM_LENGTH = 6;
 
-const KEY_PATTERN = new RegExp(`^${API_KEY_PREFIX}([0-9a-z]{${ID_LENGTH}})_([0-9A-Za-z]{${SECRET_LENGTH}})([0-9A-Za-z]{${CHECKSUM_LENGTH}})$`);
+const KEY_PATTERN = new RegExp(
+  `^${API_KEY_PREFIX}([0-9a-z]{${ID_LENGTH}})_([0-9A-Za-z]{${SECRET_LENGTH}})([0-9A-Za-z]{${CHECKSUM_LENGTH}})$`,
+);
 export const KEY_ID_PATTERN = `^[0-9a-z]{${ID_LENGTH}}$`;
 /** Labels become audit actors (`api-key:<label>`): short, no spaces or control characters. */
 export const LABEL_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$';

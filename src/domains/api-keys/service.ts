@@ -65,30 +65,36 @@ export function keyStatus(key: Pick<ApiKeyRecord, 'revokedAt' | 'expiresAt'>, no
 }
 
 export class ApiKeyService {
-  private readonly storage: Storage;
-  private readonly audit: AuditLog;
-  private readonly logger: Logger | undefined;
-  private readonly now: () => number;
+  readonly #storage: Storage;
+  readonly #audit: AuditLog;
+  readonly #logger: Logger | undefined;
+  readonly #now: () => number;
   /** Key id -> latest use not yet written. */
-  private pendingUses = new Map<string, string>();
-  private flushTimer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
+  #pendingUses = new Map<string, string>();
+  #flushTimer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> = Promise.resolve();
 
   constructor(options: ApiKeyServiceOptions) {
-    this.storage = options.storage;
-    this.audit = options.audit;
-    this.logger = options.logger;
-    this.now = options.now ?? Date.now;
+    this.#storage = options.storage;
+    this.#audit = options.audit;
+    this.#logger = options.logger;
+    this.#now = options.now ?? Date.now;
   }
 
   async create(input: CreateKeyInput): Promise<{ key: string; view: ApiKeyView }> {
-    const now = this.now();
+    const now = this.#now();
     if (input.expiresAt !== null && Date.parse(input.expiresAt) <= now) {
-      throw new NeuronError('VALIDATION_FAILED', { message: 'invalid request: body.expires_at must be in the future', errors: [{ path: 'body.expires_at', message: 'must be in the future' }] });
+      throw new NeuronError('VALIDATION_FAILED', {
+        message: 'invalid request: body.expires_at must be in the future',
+        errors: [{ path: 'body.expires_at', message: 'must be in the future' }],
+      });
     }
     const scopes = normaliseScopes(input.scopes);
     if (scopes.length === 0) {
-      throw new NeuronError('VALIDATION_FAILED', { message: 'invalid request: body.scopes must name at least one scope', errors: [{ path: 'body.scopes', message: 'must name at least one of read, write, admin' }] });
+      throw new NeuronError('VALIDATION_FAILED', {
+        message: 'invalid request: body.scopes must name at least one scope',
+        errors: [{ path: 'body.scopes', message: 'must name at least one of read, write, admin' }],
+      });
     }
     const id = newKeyId();
     const { key, digest } = generateApiKey(id);
@@ -102,39 +108,47 @@ export class ApiKeyService {
       revokedAt: null,
       lastUsedAt: null,
     };
-    await this.storage.transaction(async (trx) => {
+    await this.#storage.transaction(async (trx) => {
       await insertKey(trx, record);
-      await this.audit.append(trx, {
-        type: 'api_key.created',
-        actor: input.actor,
-        details: { key_id: id, label: record.label, scopes, expires_at: record.expiresAt, by_key_id: input.actorKeyId },
-      }, now);
+      await this.#audit.append(
+        trx,
+        {
+          type: 'api_key.created',
+          actor: input.actor,
+          details: { key_id: id, label: record.label, scopes, expires_at: record.expiresAt, by_key_id: input.actorKeyId },
+        },
+        now,
+      );
     });
-    return { key, view: this.view(record) };
+    return { key, view: this.#view(record) };
   }
 
   async get(id: string): Promise<ApiKeyView | null> {
-    const record = await getKey(this.storage.db, id);
-    return record ? this.view(record) : null;
+    const record = await getKey(this.#storage.db, id);
+    return record ? this.#view(record) : null;
   }
 
   async list(options: { after?: string; limit: number }): Promise<{ items: ApiKeyView[]; next: string | null }> {
-    const page = await listKeys(this.storage.db, options);
-    return { items: page.items.map((record) => this.view(record)), next: page.next };
+    const page = await listKeys(this.#storage.db, options);
+    return { items: page.items.map((record) => this.#view(record)), next: page.next };
   }
 
   /** Throws NOT_FOUND, or CONFLICT when already revoked. Effective on the next request everywhere. */
   async revoke(id: string, actor: string, actorKeyId?: string): Promise<ApiKeyView> {
-    const now = this.now();
+    const now = this.#now();
     const at = isoNow(now);
-    const record = await this.storage.transaction(async (trx) => {
+    const record = await this.#storage.transaction(async (trx) => {
       const existing = await getKey(trx, id);
       if (existing === null) throw new NeuronError('NOT_FOUND', { message: 'no API key with this id' });
       if (!(await revokeKey(trx, id, at))) throw new NeuronError('CONFLICT', { message: 'the API key is already revoked' });
-      await this.audit.append(trx, { type: 'api_key.revoked', actor, details: { key_id: id, label: existing.label, by_key_id: actorKeyId } }, now);
+      await this.#audit.append(
+        trx,
+        { type: 'api_key.revoked', actor, details: { key_id: id, label: existing.label, by_key_id: actorKeyId } },
+        now,
+      );
       return { ...existing, revokedAt: at };
     });
-    return this.view(record);
+    return this.#view(record);
   }
 
   /**
@@ -145,55 +159,55 @@ export class ApiKeyService {
   async authenticate(presented: string): Promise<AuthenticationResult> {
     const parsed = parseApiKey(presented);
     if (parsed === null) return { ok: false, reason: 'malformed', keyId: null };
-    const key = await getKey(this.storage.db, parsed.id);
+    const key = await getKey(this.#storage.db, parsed.id);
     if (key === null) return { ok: false, reason: 'unknown', keyId: parsed.id };
     if (!secretMatches(parsed.secret, key.digest)) return { ok: false, reason: 'mismatch', keyId: parsed.id };
-    const status = keyStatus(key, this.now());
+    const status = keyStatus(key, this.#now());
     if (status !== 'active') return { ok: false, reason: status, keyId: parsed.id };
     return { ok: true, key };
   }
 
   /** Notes a use in memory; written by the next flush. */
-  touch(id: string, now: number = this.now()): void {
-    this.pendingUses.set(id, isoNow(now));
+  touch(id: string, now: number = this.#now()): void {
+    this.#pendingUses.set(id, isoNow(now));
   }
 
   /** Writes the noted uses in one transaction. Safe to call concurrently (calls are serialised). */
   flush(): Promise<void> {
-    this.flushing = this.flushing.then(async () => {
-      if (this.pendingUses.size === 0) return;
-      const batch = this.pendingUses;
-      this.pendingUses = new Map();
+    this.#flushing = this.#flushing.then(async () => {
+      if (this.#pendingUses.size === 0) return;
+      const batch = this.#pendingUses;
+      this.#pendingUses = new Map();
       try {
-        await this.storage.transaction((trx) => recordLastUsed(trx, batch));
+        await this.#storage.transaction((trx) => recordLastUsed(trx, batch));
       } catch (error) {
         // Put the uses back (newer ones noted meanwhile win) and try again next time.
-        for (const [id, at] of batch) if (!this.pendingUses.has(id)) this.pendingUses.set(id, at);
-        this.logger?.warn({ err: error }, 'could not record API key last-use times; will retry');
+        for (const [id, at] of batch) if (!this.#pendingUses.has(id)) this.#pendingUses.set(id, at);
+        this.#logger?.warn({ err: error }, 'could not record API key last-use times; will retry');
       }
     });
-    return this.flushing;
+    return this.#flushing;
   }
 
   startFlushing(intervalMs: number): void {
-    this.flushTimer = setInterval(() => void this.flush(), intervalMs);
-    this.flushTimer.unref();
+    this.#flushTimer = setInterval(() => void this.flush(), intervalMs);
+    this.#flushTimer.unref();
   }
 
   async stopFlushing(): Promise<void> {
-    clearInterval(this.flushTimer);
-    this.flushTimer = undefined;
+    clearInterval(this.#flushTimer);
+    this.#flushTimer = undefined;
     await this.flush();
   }
 
-  private view(record: ApiKeyRecord): ApiKeyView {
-    const pending = this.pendingUses.get(record.id);
+  #view(record: ApiKeyRecord): ApiKeyView {
+    const pending = this.#pendingUses.get(record.id);
     const lastUsed = pending !== undefined && (record.lastUsedAt === null || pending > record.lastUsedAt) ? pending : record.lastUsedAt;
     return {
       id: record.id,
       label: record.label,
       scopes: record.scopes,
-      status: keyStatus(record, this.now()),
+      status: keyStatus(record, this.#now()),
       created_at: record.createdAt,
       expires_at: record.expiresAt,
       revoked_at: record.revokedAt,

@@ -31,16 +31,19 @@ function toRecord(row: ApiKeysTable): ApiKeyRecord {
 }
 
 export async function insertKey(db: Db, record: ApiKeyRecord): Promise<void> {
-  await db.insertInto('api_keys').values({
-    id: record.id,
-    label: record.label,
-    scopes: JSON.stringify(record.scopes),
-    digest: record.digest,
-    created_at: record.createdAt,
-    expires_at: record.expiresAt,
-    revoked_at: record.revokedAt,
-    last_used_at: record.lastUsedAt,
-  }).execute();
+  await db
+    .insertInto('api_keys')
+    .values({
+      id: record.id,
+      label: record.label,
+      scopes: JSON.stringify(record.scopes),
+      digest: record.digest,
+      created_at: record.createdAt,
+      expires_at: record.expiresAt,
+      revoked_at: record.revokedAt,
+      last_used_at: record.lastUsedAt,
+    })
+    .execute();
 }
 
 /** One primary-key read; the authentication hook runs it on every request. */
@@ -51,18 +54,30 @@ export async function getKey(db: Db, id: string): Promise<ApiKeyRecord | null> {
 
 /** Returns false when the key does not exist or was already revoked. */
 export async function revokeKey(db: Db, id: string, at: string): Promise<boolean> {
-  const result = await db.updateTable('api_keys').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+  const result = await db
+    .updateTable('api_keys')
+    .set({ revoked_at: at })
+    .where('id', '=', id)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
 
 /** Keys in creation order, `limit` per page. */
-export async function listKeys(db: Db, options: { after?: string; limit: number }): Promise<{ items: ApiKeyRecord[]; next: string | null }> {
+export async function listKeys(
+  db: Db,
+  options: { after?: string; limit: number },
+): Promise<{ items: ApiKeyRecord[]; next: string | null }> {
   let query = db.selectFrom('api_keys').selectAll();
   if (options.after !== undefined) {
     const [at, id] = decodeCursor(options.after, ['string', 'string']) as [string, string];
     query = query.where((eb) => eb.or([eb('created_at', '>', at), eb.and([eb('created_at', '=', at), eb('id', '>', id)])]));
   }
-  const rows = await query.orderBy('created_at', 'asc').orderBy('id', 'asc').limit(options.limit + 1).execute();
+  const rows = await query
+    .orderBy('created_at', 'asc')
+    .orderBy('id', 'asc')
+    .limit(options.limit + 1)
+    .execute();
   return pageOf(rows, options.limit, toRecord, (last) => [last.createdAt, last.id]);
 }
 
@@ -72,7 +87,9 @@ export async function listKeys(db: Db, options: { after?: string; limit: number 
  */
 export async function recordLastUsed(db: Db, uses: ReadonlyMap<string, string>): Promise<void> {
   for (const [id, at] of uses) {
-    await db.updateTable('api_keys').set({ last_used_at: at })
+    await db
+      .updateTable('api_keys')
+      .set({ last_used_at: at })
       .where('id', '=', id)
       .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', at)]))
       .execute();

@@ -18,7 +18,13 @@ async function verifyWithPinnedKey(storage: Storage): Promise<VerifyResult> {
 
 async function auditWithEntries(count: number): Promise<{ storage: Storage; audit: AuditLog }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'neuron-audit-'));
-  const storage = await openStorage({ url: '', sqliteFile: path.join(dir, 'neuron.sqlite'), sqliteSynchronous: 'FULL', busyTimeoutMs: 1_000, poolMax: 1 });
+  const storage = await openStorage({
+    url: '',
+    sqliteFile: path.join(dir, 'neuron.sqlite'),
+    sqliteSynchronous: 'FULL',
+    busyTimeoutMs: 1_000,
+    poolMax: 1,
+  });
   await storage.migrate();
   const { key } = await ensureOrganizationKey(storage.db);
   const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
@@ -39,7 +45,15 @@ test('entries chain from the genesis hash and verify', async () => {
     assert.equal(entries[0]!.prev_hash, GENESIS_HASH);
     for (let i = 1; i < entries.length; i++) assert.equal(entries[i]!.prev_hash, entries[i - 1]!.hash);
     assert.equal(entryHash(entries[2]!), entries[2]!.hash);
-    assert.deepEqual(await verifyWithPinnedKey(storage), { ok: true, entries: 5, checkpoints: 0, treeHeads: 5, firstBadSeq: null, badTreeHead: null, problem: null });
+    assert.deepEqual(await verifyWithPinnedKey(storage), {
+      ok: true,
+      entries: 5,
+      checkpoints: 0,
+      treeHeads: 5,
+      firstBadSeq: null,
+      badTreeHead: null,
+      problem: null,
+    });
   } finally {
     await storage.close();
   }
@@ -48,7 +62,16 @@ test('entries chain from the genesis hash and verify', async () => {
 test('secrets and demographics never reach audit details', async () => {
   const { storage, audit } = await auditWithEntries(0);
   try {
-    const entry = await audit.record({ type: 'test.event', actor: 'system', details: { relationship_id: 'r-1', token: 'secret-token', profile: { display_name: 'Test Patient' }, nested: { date_of_birth: '2000-01-01', ok: 1 } } });
+    const entry = await audit.record({
+      type: 'test.event',
+      actor: 'system',
+      details: {
+        relationship_id: 'r-1',
+        token: 'secret-token',
+        profile: { display_name: 'Test Patient' },
+        nested: { date_of_birth: '2000-01-01', ok: 1 },
+      },
+    });
     assert.equal(entry.details, '{"nested":{"ok":1},"relationship_id":"r-1"}');
   } finally {
     await storage.close();
@@ -72,7 +95,11 @@ test('a changed entry whose hash was recomputed is detected at itself (its tree 
   try {
     const row = await storage.db.selectFrom('audit_log').selectAll().where('seq', '=', 3).executeTakeFirstOrThrow();
     const forged = { ...row, details: '{"n":42}' };
-    await storage.db.updateTable('audit_log').set({ details: forged.details, hash: entryHash(forged) }).where('seq', '=', 3).execute();
+    await storage.db
+      .updateTable('audit_log')
+      .set({ details: forged.details, hash: entryHash(forged) })
+      .where('seq', '=', 3)
+      .execute();
     const result = await verifyWithPinnedKey(storage);
     assert.equal(result.ok, false);
     // Each record() sealed its own tree head, so the head of size 3 no longer matches.
@@ -103,10 +130,20 @@ test('reordered entries are detected', async () => {
   const { storage } = await auditWithEntries(6);
   try {
     // Swap the contents of entries 2 and 5, keeping the sequence numbers in place.
-    const [two, five] = await Promise.all([2, 5].map((seq) => storage.db.selectFrom('audit_log').selectAll().where('seq', '=', seq).executeTakeFirstOrThrow()));
+    const [two, five] = await Promise.all(
+      [2, 5].map((seq) => storage.db.selectFrom('audit_log').selectAll().where('seq', '=', seq).executeTakeFirstOrThrow()),
+    );
     await storage.transaction(async (trx) => {
-      await trx.updateTable('audit_log').set({ occurred_at: five!.occurred_at, details: five!.details, prev_hash: five!.prev_hash, hash: five!.hash }).where('seq', '=', 2).execute();
-      await trx.updateTable('audit_log').set({ occurred_at: two!.occurred_at, details: two!.details, prev_hash: two!.prev_hash, hash: two!.hash }).where('seq', '=', 5).execute();
+      await trx
+        .updateTable('audit_log')
+        .set({ occurred_at: five!.occurred_at, details: five!.details, prev_hash: five!.prev_hash, hash: five!.hash })
+        .where('seq', '=', 2)
+        .execute();
+      await trx
+        .updateTable('audit_log')
+        .set({ occurred_at: two!.occurred_at, details: two!.details, prev_hash: two!.prev_hash, hash: two!.hash })
+        .where('seq', '=', 5)
+        .execute();
     });
     const result = await verifyWithPinnedKey(storage);
     assert.equal(result.ok, false);

@@ -62,7 +62,14 @@ export function entryLeafHash(fields: AuditEntryFields): Buffer {
 
 /** The exact bytes a checkpoint signature covers. */
 export function checkpointMessage(checkpoint: { seq: number; head_hash: string; signed_at: string }): Buffer {
-  return Buffer.from(canonicalJson({ type: 'neuron.audit_checkpoint', seq: checkpoint.seq, head_hash: checkpoint.head_hash, signed_at: checkpoint.signed_at }));
+  return Buffer.from(
+    canonicalJson({
+      type: 'neuron.audit_checkpoint',
+      seq: checkpoint.seq,
+      head_hash: checkpoint.head_hash,
+      signed_at: checkpoint.signed_at,
+    }),
+  );
 }
 
 export type ChainProblem =
@@ -75,40 +82,40 @@ export type ChainProblem =
  * constant memory. Returns the first problem or null.
  */
 export class ChainWalker {
-  private expectedSeq = 1;
-  private previousHash = GENESIS_HASH;
+  #expectedSeq = 1;
+  #previousHash = GENESIS_HASH;
   /** Hash of each entry seen, only for the seqs asked about (checkpoints). */
-  private readonly wanted: Map<number, string | null>;
+  readonly #wanted: Map<number, string | null>;
 
   constructor(checkpointSeqs: Iterable<number> = []) {
-    this.wanted = new Map([...checkpointSeqs].map((seq) => [seq, null]));
+    this.#wanted = new Map([...checkpointSeqs].map((seq) => [seq, null]));
   }
 
   get count(): number {
-    return this.expectedSeq - 1;
+    return this.#expectedSeq - 1;
   }
 
   get headHash(): string {
-    return this.previousHash;
+    return this.#previousHash;
   }
 
   hashAt(seq: number): string | null {
-    return this.wanted.get(seq) ?? null;
+    return this.#wanted.get(seq) ?? null;
   }
 
   push(entry: AuditEntry): ChainProblem | null {
-    if (entry.seq !== this.expectedSeq) {
-      return { kind: 'gap', seq: this.expectedSeq, message: `entry ${this.expectedSeq} is missing or out of order (found ${entry.seq})` };
+    if (entry.seq !== this.#expectedSeq) {
+      return { kind: 'gap', seq: this.#expectedSeq, message: `entry ${this.#expectedSeq} is missing or out of order (found ${entry.seq})` };
     }
-    if (entry.prev_hash !== this.previousHash) {
+    if (entry.prev_hash !== this.#previousHash) {
       return { kind: 'link', seq: entry.seq, message: `entry ${entry.seq} does not link to the entry before it` };
     }
     if (entryHash(entry) !== entry.hash) {
       return { kind: 'hash', seq: entry.seq, message: `entry ${entry.seq} was changed after it was written` };
     }
-    if (this.wanted.has(entry.seq)) this.wanted.set(entry.seq, entry.hash);
-    this.previousHash = entry.hash;
-    this.expectedSeq += 1;
+    if (this.#wanted.has(entry.seq)) this.#wanted.set(entry.seq, entry.hash);
+    this.#previousHash = entry.hash;
+    this.#expectedSeq += 1;
     return null;
   }
 }
@@ -118,16 +125,33 @@ export class ChainWalker {
  * should not pass them at all; this is the safety net that drops them if one slips through.
  */
 const FORBIDDEN_DETAIL_KEYS = new Set([
-  'token', 'bearer_token', 'secret', 'password', 'private_key', 'private_key_pkcs8', 'api_key', 'credential',
-  'consent_token_payload', 'consent_token_signature', 'signed_nonce', 'signature',
-  'patient_profile', 'profile', 'display_name', 'date_of_birth', 'phone', 'email', 'address',
+  'token',
+  'bearer_token',
+  'secret',
+  'password',
+  'private_key',
+  'private_key_pkcs8',
+  'api_key',
+  'credential',
+  'consent_token_payload',
+  'consent_token_signature',
+  'signed_nonce',
+  'signature',
+  'patient_profile',
+  'profile',
+  'display_name',
+  'date_of_birth',
+  'phone',
+  'email',
+  'address',
 ]);
 
 export function sanitizeDetails(details: Record<string, unknown>): Record<string, unknown> {
   const clean: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(details)) {
     if (FORBIDDEN_DETAIL_KEYS.has(key) || value === undefined) continue;
-    clean[key] = value !== null && typeof value === 'object' && !Array.isArray(value) ? sanitizeDetails(value as Record<string, unknown>) : value;
+    clean[key] =
+      value !== null && typeof value === 'object' && !Array.isArray(value) ? sanitizeDetails(value as Record<string, unknown>) : value;
   }
   return clean;
 }

@@ -28,8 +28,14 @@ describe('audit monitor', () => {
     assert.equal(second.ok, true, second.message);
     const kept = second.ok ? second.head.tree_size : 0;
 
-    await t.neuron.storage.db.deleteFrom('audit_log').where('seq', '>', kept - 2).execute();
-    await t.neuron.storage.db.deleteFrom('audit_tree_heads').where('tree_size', '>', kept - 2).execute();
+    await t.neuron.storage.db
+      .deleteFrom('audit_log')
+      .where('seq', '>', kept - 2)
+      .execute();
+    await t.neuron.storage.db
+      .deleteFrom('audit_tree_heads')
+      .where('tree_size', '>', kept - 2)
+      .execute();
     const third = await monitorOnce({ baseUrl: t.url, stateFile });
     assert.equal(third.ok, false);
     assert.equal(!third.ok && third.kind, 'truncation');

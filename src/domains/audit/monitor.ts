@@ -58,7 +58,11 @@ export async function monitorOnce(options: MonitorOptions): Promise<MonitorOutco
   const state = readState(options.stateFile);
   const publicKey = state?.public_key ?? head.key.public_key;
   if (!treeHeadSignedBy(head, new Set([publicKey]))) {
-    return { ok: false, kind: 'signature', message: `the tree head of size ${head.tree_size} is not signed by the pinned key ${publicKey}` };
+    return {
+      ok: false,
+      kind: 'signature',
+      message: `the tree head of size ${head.tree_size} is not signed by the pinned key ${publicKey}`,
+    };
   }
   const kept = state?.tree_head;
   if (kept !== undefined) {
@@ -68,14 +72,20 @@ export async function monitorOnce(options: MonitorOptions): Promise<MonitorOutco
     let proof: Buffer[] = [];
     if (head.tree_size > kept.tree_size) {
       try {
-        const answer = await getJson(fetcher, `${base}/v1/audit/proofs/consistency?first=${kept.tree_size}&second=${head.tree_size}`) as { proof?: unknown };
+        const answer = (await getJson(fetcher, `${base}/v1/audit/proofs/consistency?first=${kept.tree_size}&second=${head.tree_size}`)) as {
+          proof?: unknown;
+        };
         proof = (Array.isArray(answer.proof) ? answer.proof : []).map((h) => Buffer.from(String(h), 'hex'));
       } catch (error) {
         return { ok: false, kind: 'unreachable', message: `cannot read the consistency proof: ${(error as Error).message}` };
       }
     }
     if (!verifyConsistency(kept.tree_size, head.tree_size, Buffer.from(kept.root_hash, 'hex'), Buffer.from(head.root_hash, 'hex'), proof)) {
-      return { ok: false, kind: 'fork', message: `the tree head of size ${head.tree_size} does not extend the one of size ${kept.tree_size} kept earlier (a fork, or entries rewritten)` };
+      return {
+        ok: false,
+        kind: 'fork',
+        message: `the tree head of size ${head.tree_size} does not extend the one of size ${kept.tree_size} kept earlier (a fork, or entries rewritten)`,
+      };
     }
   }
   writeState(options.stateFile, { public_key: publicKey, tree_head: head });

@@ -50,7 +50,8 @@ export function readPinnedKey(dataDir: string): PinnedKey | null {
   const file = path.join(dataDir, ORGANIZATION_KEY_FILE);
   if (!existsSync(file)) return null;
   const value = JSON.parse(readFileSync(file, 'utf8')) as Partial<PinnedKey>;
-  if (typeof value.public_key !== 'string' || typeof value.key_id !== 'string') throw new TypeError(`${file} does not hold key_id and public_key`);
+  if (typeof value.public_key !== 'string' || typeof value.key_id !== 'string')
+    throw new TypeError(`${file} does not hold key_id and public_key`);
   return { key_id: value.key_id, public_key: value.public_key };
 }
 
@@ -98,46 +99,46 @@ export function appendTreeHeadSync(dataDir: string, head: TreeHead): void {
  * which verification accepts (the database must be at least as large as every head in the file).
  */
 export class TreeHeadFile {
-  private readonly file: string;
-  private readonly logger: Logger;
-  private handle: FileHandle | null = null;
-  private next: TreeHead | null = null;
-  private writtenSize = 0;
-  private writing: Promise<void> | null = null;
+  readonly #file: string;
+  readonly #logger: Logger;
+  #handle: FileHandle | null = null;
+  #next: TreeHead | null = null;
+  #writtenSize = 0;
+  #writing: Promise<void> | null = null;
 
   constructor(options: { dataDir: string; logger: Logger }) {
-    this.file = path.join(options.dataDir, TREE_HEADS_FILE);
-    this.logger = options.logger;
+    this.#file = path.join(options.dataDir, TREE_HEADS_FILE);
+    this.#logger = options.logger;
   }
 
   offer(head: TreeHead): void {
-    if (head.tree_size <= this.writtenSize || (this.next !== null && head.tree_size <= this.next.tree_size)) return;
-    this.next = head;
-    this.writing ??= this.drain().finally(() => (this.writing = null));
+    if (head.tree_size <= this.#writtenSize || (this.#next !== null && head.tree_size <= this.#next.tree_size)) return;
+    this.#next = head;
+    this.#writing ??= this.#drain().finally(() => (this.#writing = null));
   }
 
   /** Resolves once every head offered so far is in the file. */
   async flush(): Promise<void> {
-    while (this.writing !== null) await this.writing;
+    while (this.#writing !== null) await this.#writing;
   }
 
   async close(): Promise<void> {
     await this.flush();
-    await this.handle?.close();
-    this.handle = null;
+    await this.#handle?.close();
+    this.#handle = null;
   }
 
-  private async drain(): Promise<void> {
-    while (this.next !== null) {
-      const head = this.next;
-      this.next = null;
+  async #drain(): Promise<void> {
+    while (this.#next !== null) {
+      const head = this.#next;
+      this.#next = null;
       try {
-        this.handle ??= await open(this.file, 'a', 0o644);
-        await this.handle.appendFile(`${JSON.stringify(head)}\n`);
-        await this.handle.datasync();
-        this.writtenSize = head.tree_size;
+        this.#handle ??= await open(this.#file, 'a', 0o644);
+        await this.#handle.appendFile(`${JSON.stringify(head)}\n`);
+        await this.#handle.datasync();
+        this.#writtenSize = head.tree_size;
       } catch (error) {
-        this.logger.error({ err: error, file: this.file }, 'could not append the audit tree head to its file');
+        this.#logger.error({ err: error, file: this.#file }, 'could not append the audit tree head to its file');
       }
     }
   }

@@ -31,7 +31,11 @@ describe('/v1/audit', () => {
       seqs.push(...page.body.items.map((e: { seq: number }) => e.seq));
       after = page.body.next;
     } while (after !== null);
-    assert.deepEqual(seqs, seqs.map((_, i) => i + 1), 'every entry once, in order');
+    assert.deepEqual(
+      seqs,
+      seqs.map((_, i) => i + 1),
+      'every entry once, in order',
+    );
 
     const filtered = await t.request('GET', '/v1/audit/events?event_type=relationship.suspended', { key: t.keys.read });
     assert.equal(filtered.body.items.length, 3);
@@ -79,13 +83,35 @@ describe('/v1/audit', () => {
     for (const leafIndex of [0, head.tree_size - 1, second.tree_size - 1]) {
       const proof: any = await t.request('GET', `/v1/audit/proofs/inclusion?leaf_index=${leafIndex}&tree_size=${second.tree_size}`);
       assert.equal(proof.status, 200);
-      assert.equal(verifyInclusion(leafIndex, second.tree_size, entryLeafHash(entries[leafIndex]!), hashes(proof.body.proof), Buffer.from(second.root_hash, 'hex')), true);
+      assert.equal(
+        verifyInclusion(
+          leafIndex,
+          second.tree_size,
+          entryLeafHash(entries[leafIndex]!),
+          hashes(proof.body.proof),
+          Buffer.from(second.root_hash, 'hex'),
+        ),
+        true,
+      );
     }
     const consistency: any = await t.request('GET', `/v1/audit/proofs/consistency?first=${head.tree_size}&second=${second.tree_size}`);
     assert.equal(consistency.status, 200);
-    assert.equal(verifyConsistency(head.tree_size, second.tree_size, Buffer.from(head.root_hash, 'hex'), Buffer.from(second.root_hash, 'hex'), hashes(consistency.body.proof)), true);
+    assert.equal(
+      verifyConsistency(
+        head.tree_size,
+        second.tree_size,
+        Buffer.from(head.root_hash, 'hex'),
+        Buffer.from(second.root_hash, 'hex'),
+        hashes(consistency.body.proof),
+      ),
+      true,
+    );
 
-    assertProblem(await t.request('GET', `/v1/audit/proofs/consistency?first=${second.tree_size}&second=${second.tree_size + 5}`), 400, 'VALIDATION_FAILED');
+    assertProblem(
+      await t.request('GET', `/v1/audit/proofs/consistency?first=${second.tree_size}&second=${second.tree_size + 5}`),
+      400,
+      'VALIDATION_FAILED',
+    );
     assertProblem(await t.request('GET', '/v1/audit/proofs/consistency?first=3&second=2'), 400, 'VALIDATION_FAILED');
     assertProblem(await t.request('GET', '/v1/audit/proofs/inclusion?leaf_index=2&tree_size=2'), 400, 'VALIDATION_FAILED');
     assertProblem(await t.request('GET', '/v1/audit/proofs/inclusion?leaf_index=0&tree_size=1e309'), 400, 'VALIDATION_FAILED');

@@ -30,7 +30,9 @@ const VerifyResultSchema = Type.Object(
     entries: Type.Integer({ minimum: 0 }),
     checkpoints: Type.Integer({ minimum: 0 }),
     tree_heads: Type.Integer({ minimum: 0, description: 'signed tree heads checked, in the database and outside it' }),
-    bad_tree_head: Type.Union([Type.Integer(), Type.Null()], { description: 'the size of the first tree head found unsigned, untrusted or inconsistent with the log' }),
+    bad_tree_head: Type.Union([Type.Integer(), Type.Null()], {
+      description: 'the size of the first tree head found unsigned, untrusted or inconsistent with the log',
+    }),
     first_bad_seq: Type.Union([Type.Integer(), Type.Null()], { description: 'the first entry found missing, altered or out of place' }),
     problem: Type.Union([Type.String(), Type.Null()]),
   },
@@ -41,42 +43,63 @@ export function auditRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
-    app.get('/v1/audit/events', {
-      config: apiKeyAuth('read'),
-      schema: {
-        tags: ['audit'],
-        operationId: 'listAuditEvents',
-        summary: 'List audit entries',
-        description: 'Oldest first. Every change made through the API is here with actor `api-key:<label>`.',
-        querystring: pageQuery(deps.config.api, {
-          event_type: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9_.]+$', description: 'for example relationship.terminated' })),
-        }),
-        response: { 200: Page(AuditEventSchema) },
+    app.get(
+      '/v1/audit/events',
+      {
+        config: apiKeyAuth('read'),
+        schema: {
+          tags: ['audit'],
+          operationId: 'listAuditEvents',
+          summary: 'List audit entries',
+          description: 'Oldest first. Every change made through the API is here with actor `api-key:<label>`.',
+          querystring: pageQuery(deps.config.api, {
+            event_type: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9_.]+$', description: 'for example relationship.terminated' }),
+            ),
+          }),
+          response: { 200: Page(AuditEventSchema) },
+        },
       },
-    }, async (request) => {
-      const query = request.query;
-      const after = query.after === undefined ? undefined : (decodeCursor(query.after, ['number'])[0] as number);
-      const rows = await deps.audit.list({ after, limit: query.limit + 1, eventType: query.event_type });
-      return pageOf(rows, query.limit, (row) => ({ ...row, details: JSON.parse(row.details) as Record<string, unknown> }), (last) => [last.seq]);
-    });
+      async (request) => {
+        const query = request.query;
+        const after = query.after === undefined ? undefined : (decodeCursor(query.after, ['number'])[0] as number);
+        const rows = await deps.audit.list({ after, limit: query.limit + 1, eventType: query.event_type });
+        return pageOf(
+          rows,
+          query.limit,
+          (row) => ({ ...row, details: JSON.parse(row.details) as Record<string, unknown> }),
+          (last) => [last.seq],
+        );
+      },
+    );
 
-    app.post('/v1/audit/verify', {
-      config: apiKeyAuth('read'),
-      schema: {
-        tags: ['audit'],
-        operationId: 'verifyAuditLog',
-        querystring: NoQuery,
-        summary: 'Verify the audit chain',
-        description: 'Checks every hash link and every signed checkpoint, like `neuron audit verify`. Takes no body. Reads the whole log: expect it to take a while on long logs.',
-        response: { 200: VerifyResultSchema },
+    app.post(
+      '/v1/audit/verify',
+      {
+        config: apiKeyAuth('read'),
+        schema: {
+          tags: ['audit'],
+          operationId: 'verifyAuditLog',
+          querystring: NoQuery,
+          summary: 'Verify the audit chain',
+          description:
+            'Checks every hash link and every signed checkpoint, like `neuron audit verify`. Takes no body. Reads the whole log: expect it to take a while on long logs.',
+          response: { 200: VerifyResultSchema },
+        },
       },
-    }, async () => {
-      const result = await deps.audit.verify();
-      return {
-        ok: result.ok, entries: result.entries, checkpoints: result.checkpoints, tree_heads: result.treeHeads,
-        bad_tree_head: result.badTreeHead, first_bad_seq: result.firstBadSeq, problem: result.problem,
-      };
-    });
+      async () => {
+        const result = await deps.audit.verify();
+        return {
+          ok: result.ok,
+          entries: result.entries,
+          checkpoints: result.checkpoints,
+          tree_heads: result.treeHeads,
+          bad_tree_head: result.badTreeHead,
+          first_bad_seq: result.firstBadSeq,
+          problem: result.problem,
+        };
+      },
+    );
 
     app.register(auditTreeRoutes(deps));
   };
@@ -89,11 +112,17 @@ const TreeHeadSchema = Type.Object(
     tree_size: Type.Integer({ minimum: 1, description: 'entries covered: seq 1 to tree_size' }),
     root_hash: { ...Hex64, description: 'RFC 9162 Merkle tree hash over the entries, lowercase hex' },
     timestamp: Timestamp,
-    key: Type.Object({
-      id: Type.String(),
-      public_key: Type.String({ description: 'raw Ed25519 public key, base64url (43 characters)' }),
-    }, { additionalProperties: false }),
-    signature: Type.String({ description: 'Ed25519 over the canonical JSON of {key_id, root_hash, timestamp, tree_size, type: "neuron.audit_tree_head"} (docs/protocol.md)' }),
+    key: Type.Object(
+      {
+        id: Type.String(),
+        public_key: Type.String({ description: 'raw Ed25519 public key, base64url (43 characters)' }),
+      },
+      { additionalProperties: false },
+    ),
+    signature: Type.String({
+      description:
+        'Ed25519 over the canonical JSON of {key_id, root_hash, timestamp, tree_size, type: "neuron.audit_tree_head"} (docs/protocol.md)',
+    }),
   },
   { additionalProperties: false },
 );
@@ -102,8 +131,14 @@ const TreeHeadSchema = Type.Object(
 const TreeSize = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 
 const ProofHashes = Type.Array(Hex64, { description: 'RFC 9162 hashes in order, lowercase hex' });
-const InclusionProofSchema = Type.Object({ leaf_index: Type.Integer(), tree_size: Type.Integer(), proof: ProofHashes }, { additionalProperties: false });
-const ConsistencyProofSchema = Type.Object({ first: Type.Integer(), second: Type.Integer(), proof: ProofHashes }, { additionalProperties: false });
+const InclusionProofSchema = Type.Object(
+  { leaf_index: Type.Integer(), tree_size: Type.Integer(), proof: ProofHashes },
+  { additionalProperties: false },
+);
+const ConsistencyProofSchema = Type.Object(
+  { first: Type.Integer(), second: Type.Integer(), proof: ProofHashes },
+  { additionalProperties: false },
+);
 
 /** Public: witnesses, patients and auditors check the log without a credential; only hashes leave. */
 function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
@@ -115,52 +150,76 @@ function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
   const beyond = (size: number): NeuronError => new NeuronError('VALIDATION_FAILED', { message: `the audit tree has no size ${size} yet` });
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-    app.get('/v1/audit/tree-head', {
-      config: { auth: { kind: 'none' } },
-      schema: {
-        tags: ['audit'], operationId: 'getAuditTreeHead', querystring: NoQuery, security: [],
-        summary: 'The current signed tree head of the audit log',
-        description: 'No credential: witnesses keep it and check later heads against it (`neuron audit monitor`, `neuron audit verify --tree-head`).',
-        response: { 200: TreeHeadSchema },
+    app.get(
+      '/v1/audit/tree-head',
+      {
+        config: { auth: { kind: 'none' } },
+        schema: {
+          tags: ['audit'],
+          operationId: 'getAuditTreeHead',
+          querystring: NoQuery,
+          security: [],
+          summary: 'The current signed tree head of the audit log',
+          description:
+            'No credential: witnesses keep it and check later heads against it (`neuron audit monitor`, `neuron audit verify --tree-head`).',
+          response: { 200: TreeHeadSchema },
+        },
       },
-    }, async () => {
-      const head = await latestTreeHead(deps.storage.db);
-      if (head === null) throw new NeuronError('NOT_FOUND', { message: 'the audit log has no signed tree head yet' });
-      return head;
-    });
+      async () => {
+        const head = await latestTreeHead(deps.storage.db);
+        if (head === null) throw new NeuronError('NOT_FOUND', { message: 'the audit log has no signed tree head yet' });
+        return head;
+      },
+    );
 
-    app.get('/v1/audit/proofs/inclusion', {
-      config: { auth: { kind: 'none' } },
-      schema: {
-        tags: ['audit'], operationId: 'getAuditInclusionProof', security: [],
-        summary: 'Inclusion proof of one entry in a tree size',
-        description: 'RFC 9162 2.1.3: the audit path of leaf `leaf_index` (the entry with seq = leaf_index + 1) in the tree of `tree_size` entries. Hashes only.',
-        querystring: Type.Object({ leaf_index: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), tree_size: TreeSize }, { additionalProperties: false }),
-        response: { 200: InclusionProofSchema },
+    app.get(
+      '/v1/audit/proofs/inclusion',
+      {
+        config: { auth: { kind: 'none' } },
+        schema: {
+          tags: ['audit'],
+          operationId: 'getAuditInclusionProof',
+          security: [],
+          summary: 'Inclusion proof of one entry in a tree size',
+          description:
+            'RFC 9162 2.1.3: the audit path of leaf `leaf_index` (the entry with seq = leaf_index + 1) in the tree of `tree_size` entries. Hashes only.',
+          querystring: Type.Object(
+            { leaf_index: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), tree_size: TreeSize },
+            { additionalProperties: false },
+          ),
+          response: { 200: InclusionProofSchema },
+        },
       },
-    }, async (request) => {
-      const { leaf_index: leafIndex, tree_size: treeSize } = request.query;
-      if (treeSize > (await current())) throw beyond(treeSize);
-      if (leafIndex >= treeSize) throw new NeuronError('VALIDATION_FAILED', { message: 'leaf_index must be below tree_size' });
-      const proof = await storedInclusionProof(deps.storage.db, leafIndex, treeSize);
-      return { leaf_index: leafIndex, tree_size: treeSize, proof: proof.map((h) => h.toString('hex')) };
-    });
+      async (request) => {
+        const { leaf_index: leafIndex, tree_size: treeSize } = request.query;
+        if (treeSize > (await current())) throw beyond(treeSize);
+        if (leafIndex >= treeSize) throw new NeuronError('VALIDATION_FAILED', { message: 'leaf_index must be below tree_size' });
+        const proof = await storedInclusionProof(deps.storage.db, leafIndex, treeSize);
+        return { leaf_index: leafIndex, tree_size: treeSize, proof: proof.map((h) => h.toString('hex')) };
+      },
+    );
 
-    app.get('/v1/audit/proofs/consistency', {
-      config: { auth: { kind: 'none' } },
-      schema: {
-        tags: ['audit'], operationId: 'getAuditConsistencyProof', security: [],
-        summary: 'Consistency proof between two tree sizes',
-        description: 'RFC 9162 2.1.4: proves the tree of `second` entries extends the tree of `first` entries. Hashes only.',
-        querystring: Type.Object({ first: TreeSize, second: TreeSize }, { additionalProperties: false }),
-        response: { 200: ConsistencyProofSchema },
+    app.get(
+      '/v1/audit/proofs/consistency',
+      {
+        config: { auth: { kind: 'none' } },
+        schema: {
+          tags: ['audit'],
+          operationId: 'getAuditConsistencyProof',
+          security: [],
+          summary: 'Consistency proof between two tree sizes',
+          description: 'RFC 9162 2.1.4: proves the tree of `second` entries extends the tree of `first` entries. Hashes only.',
+          querystring: Type.Object({ first: TreeSize, second: TreeSize }, { additionalProperties: false }),
+          response: { 200: ConsistencyProofSchema },
+        },
       },
-    }, async (request) => {
-      const { first, second } = request.query;
-      if (second > (await current())) throw beyond(second);
-      if (first > second) throw new NeuronError('VALIDATION_FAILED', { message: 'first must not exceed second' });
-      const proof = await storedConsistencyProof(deps.storage.db, first, second);
-      return { first, second, proof: proof.map((h) => h.toString('hex')) };
-    });
+      async (request) => {
+        const { first, second } = request.query;
+        if (second > (await current())) throw beyond(second);
+        if (first > second) throw new NeuronError('VALIDATION_FAILED', { message: 'first must not exceed second' });
+        const proof = await storedConsistencyProof(deps.storage.db, first, second);
+        return { first, second, proof: proof.map((h) => h.toString('hex')) };
+      },
+    );
   };
 }

@@ -28,10 +28,11 @@ export interface AuditEvent {
   details?: Record<string, unknown>;
 }
 
-
 /** The chain head: one probe of the primary key's end. Every handshake appends, so both are plain SQL (../storage/statements.ts). */
 const READ_HEAD = new Statement('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
-const INSERT_ENTRY = new Statement('INSERT INTO audit_log (seq, occurred_at, event_type, actor, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)');
+const INSERT_ENTRY = new Statement(
+  'INSERT INTO audit_log (seq, occurred_at, event_type, actor, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
+);
 
 export interface AuditLogOptions {
   /** The data directory: where the pinned key and the tree-head file are (verify). Absent: verify needs `trust` given. */
@@ -45,12 +46,16 @@ export interface AuditLogOptions {
 export class AuditLog {
   readonly tree: AuditTree;
 
-  constructor(
-    private readonly storage: Storage,
-    private readonly key: OrganizationKey,
-    private readonly logger: Logger,
-    private readonly options: AuditLogOptions = {},
-  ) {
+  readonly #storage: Storage;
+  readonly #key: OrganizationKey;
+  readonly #logger: Logger;
+  readonly #options: AuditLogOptions;
+
+  constructor(storage: Storage, key: OrganizationKey, logger: Logger, options: AuditLogOptions = {}) {
+    this.#storage = storage;
+    this.#key = key;
+    this.#logger = logger;
+    this.#options = options;
     this.tree = new AuditTree({ storage, key, ...(options.onTreeHead ? { onSealed: options.onTreeHead } : {}) });
   }
 
@@ -60,7 +65,7 @@ export class AuditLog {
    * head and the entry's inclusion proof (a receipt) by the time the commit resolved.
    */
   async append(trx: Db, event: AuditEvent, now: number = Date.now(), ticket?: ReceiptTicket): Promise<AuditEntry> {
-    await this.storage.lock(trx, 'audit_chain');
+    await this.#storage.lock(trx, 'audit_chain');
     // Read inside the locked transaction (never cached): other processes append to the same chain.
     const head = (await READ_HEAD.execute<{ seq: number; hash: string }>(trx, [])).rows[0];
     const entryFields = {
@@ -75,45 +80,56 @@ export class AuditLog {
     const canonical = Buffer.from(canonicalText);
     if (ticket !== undefined) ticket.entryText = canonicalText;
     const entry = { ...entryFields, hash: createHash('sha256').update(canonical).digest('hex') };
-    await INSERT_ENTRY.execute(trx, [entry.seq, entry.occurred_at, entry.event_type, entry.actor, entry.details, entry.prev_hash, entry.hash]);
+    await INSERT_ENTRY.execute(trx, [
+      entry.seq,
+      entry.occurred_at,
+      entry.event_type,
+      entry.actor,
+      entry.details,
+      entry.prev_hash,
+      entry.hash,
+    ]);
     this.tree.track(trx, entry, leafHash(canonical), ticket);
     return entry;
   }
 
   /** Appends in a transaction of its own. */
   async record(event: AuditEvent): Promise<AuditEntry> {
-    return this.storage.transaction((trx) => this.append(trx, event));
+    return this.#storage.transaction((trx) => this.append(trx, event));
   }
 
   /** Signs the current head if it moved since the last checkpoint. */
   async checkpoint(now: number = Date.now()): Promise<{ seq: number } | null> {
-    return this.storage.transaction(async (trx) => {
-      await this.storage.lock(trx, 'audit_chain');
+    return this.#storage.transaction(async (trx) => {
+      await this.#storage.lock(trx, 'audit_chain');
       const head = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
       if (!head) return null;
       const last = await trx.selectFrom('audit_checkpoints').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
       if (last && last.seq >= head.seq) return null;
       const signedAt = isoNow(now);
-      const signature = this.key.sign(checkpointMessage({ seq: head.seq, head_hash: head.hash, signed_at: signedAt }));
-      await trx.insertInto('audit_checkpoints').values({ seq: head.seq, head_hash: head.hash, signed_at: signedAt, public_key: this.key.publicKey, signature }).execute();
-      this.logger.debug({ seq: head.seq }, 'audit checkpoint signed');
+      const signature = this.#key.sign(checkpointMessage({ seq: head.seq, head_hash: head.hash, signed_at: signedAt }));
+      await trx
+        .insertInto('audit_checkpoints')
+        .values({ seq: head.seq, head_hash: head.hash, signed_at: signedAt, public_key: this.#key.publicKey, signature })
+        .execute();
+      this.#logger.debug({ seq: head.seq }, 'audit checkpoint signed');
       return { seq: head.seq };
     });
   }
 
   /** Verifies against the data directory's trust (the pinned key, the tree-head file), like `neuron audit verify`. */
   async verify(extraHeads: Array<{ head: TreeHead; source: string }> = []): Promise<VerifyResult> {
-    if (this.options.dataDir === undefined) throw new Error('AuditLog.verify needs the data directory');
-    const grace = this.storage.dialect === 'sqlite' ? this.options.treeHeadFileGraceMs : undefined;
-    return verifyAuditLog(this.storage.db, trustFromDataDir(this.options.dataDir, extraHeads, grace));
+    if (this.#options.dataDir === undefined) throw new Error('AuditLog.verify needs the data directory');
+    const grace = this.#storage.dialect === 'sqlite' ? this.#options.treeHeadFileGraceMs : undefined;
+    return verifyAuditLog(this.#storage.db, trustFromDataDir(this.#options.dataDir, extraHeads, grace));
   }
 
   async latestTreeHead(): Promise<TreeHead | null> {
-    return latestTreeHead(this.storage.db);
+    return latestTreeHead(this.#storage.db);
   }
 
   async list(options: { after?: number; limit: number; eventType?: string }): Promise<AuditEntry[]> {
-    let query = this.storage.db.selectFrom('audit_log').selectAll().orderBy('seq', 'asc').limit(options.limit);
+    let query = this.#storage.db.selectFrom('audit_log').selectAll().orderBy('seq', 'asc').limit(options.limit);
     if (options.after !== undefined) query = query.where('seq', '>', options.after);
     if (options.eventType !== undefined) query = query.where('event_type', '=', options.eventType);
     return query.execute();

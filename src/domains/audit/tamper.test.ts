@@ -31,7 +31,13 @@ interface Deployment {
 /** A Neuron's audit log as `neuron start` wires it: key pinned, every tree head kept in the file. */
 async function deployment(entries: number): Promise<Deployment> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'neuron-tamper-'));
-  const storage = await openStorage({ url: '', sqliteFile: path.join(dataDir, 'neuron.sqlite'), sqliteSynchronous: 'FULL', busyTimeoutMs: 1_000, poolMax: 1 });
+  const storage = await openStorage({
+    url: '',
+    sqliteFile: path.join(dataDir, 'neuron.sqlite'),
+    sqliteSynchronous: 'FULL',
+    busyTimeoutMs: 1_000,
+    poolMax: 1,
+  });
   await storage.migrate();
   const reopen = async (): Promise<AuditLog> => {
     const key = (await loadOrganizationKey(storage.db)) ?? (await ensureOrganizationKey(storage.db)).key;
@@ -55,10 +61,12 @@ async function rechainFrom(storage: Storage, seq: number): Promise<void> {
 }
 
 function fileHeads(dataDir: string): string[] {
-  return readFileSync(path.join(dataDir, TREE_HEADS_FILE), 'utf8').split('\n').filter((line) => line !== '');
+  return readFileSync(path.join(dataDir, TREE_HEADS_FILE), 'utf8')
+    .split('\n')
+    .filter((line) => line !== '');
 }
 
-test('a clean log verifies, with its own heads and a witness\'s', async () => {
+test("a clean log verifies, with its own heads and a witness's", async () => {
   const { storage, audit, dataDir } = await deployment(8);
   try {
     const witness = JSON.parse(fileHeads(dataDir)[3]!) as TreeHead;
@@ -114,10 +122,16 @@ test('a rogue key row and the tree heads signed with it change nothing', async (
   try {
     const { privateKey } = generateKeyPairSync('ed25519');
     await storage.db.updateTable('organization_keys').set({ active: 0 }).execute();
-    await storage.db.insertInto('organization_keys').values({
-      id: randomUUID(), public_key: rawPublicKey(privateKey), created_at: isoNow(), active: 1,
-      private_key_pkcs8: privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
-    }).execute();
+    await storage.db
+      .insertInto('organization_keys')
+      .values({
+        id: randomUUID(),
+        public_key: rawPublicKey(privateKey),
+        created_at: isoNow(),
+        active: 1,
+        private_key_pkcs8: privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+      })
+      .execute();
     const rogue = await reopen();
     await rogue.record({ type: 'test.event', actor: 'system', details: { n: 6 } });
     const result = await rogue.verify();
@@ -149,7 +163,7 @@ test('the tree-head file deleted or rolled back is found', async () => {
   }
 });
 
-test('database and file truncated together still fail against a witness\'s tree head', async () => {
+test("database and file truncated together still fail against a witness's tree head", async () => {
   const { storage, audit, dataDir } = await deployment(9);
   try {
     const witness = JSON.parse(fileHeads(dataDir)[8]!) as TreeHead;

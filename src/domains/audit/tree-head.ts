@@ -27,7 +27,15 @@ export interface TreeHead {
 
 /** The exact bytes a tree head's signature covers. */
 export function treeHeadMessage(head: { tree_size: number; root_hash: string; timestamp: string; key_id: string }): Buffer {
-  return Buffer.from(canonicalJson({ type: TREE_HEAD_TYPE, tree_size: head.tree_size, root_hash: head.root_hash, timestamp: head.timestamp, key_id: head.key_id }));
+  return Buffer.from(
+    canonicalJson({
+      type: TREE_HEAD_TYPE,
+      tree_size: head.tree_size,
+      root_hash: head.root_hash,
+      timestamp: head.timestamp,
+      key_id: head.key_id,
+    }),
+  );
 }
 
 export function signTreeHead(key: OrganizationKey, fields: { tree_size: number; root_hash: string; timestamp: string }): TreeHead {
@@ -42,12 +50,39 @@ export function treeHeadSignedBy(head: TreeHead, trustedKeys: ReadonlySet<string
 }
 
 /** The database row form (migration 004) and back. */
-export function treeHeadFromRow(row: { tree_size: number; root_hash: string; timestamp: string; key_id: string; public_key: string; signature: string }): TreeHead {
-  return { tree_size: row.tree_size, root_hash: row.root_hash, timestamp: row.timestamp, key: { id: row.key_id, public_key: row.public_key }, signature: row.signature };
+export function treeHeadFromRow(row: {
+  tree_size: number;
+  root_hash: string;
+  timestamp: string;
+  key_id: string;
+  public_key: string;
+  signature: string;
+}): TreeHead {
+  return {
+    tree_size: row.tree_size,
+    root_hash: row.root_hash,
+    timestamp: row.timestamp,
+    key: { id: row.key_id, public_key: row.public_key },
+    signature: row.signature,
+  };
 }
 
-export function treeHeadToRow(head: TreeHead): { tree_size: number; root_hash: string; timestamp: string; key_id: string; public_key: string; signature: string } {
-  return { tree_size: head.tree_size, root_hash: head.root_hash, timestamp: head.timestamp, key_id: head.key.id, public_key: head.key.public_key, signature: head.signature };
+export function treeHeadToRow(head: TreeHead): {
+  tree_size: number;
+  root_hash: string;
+  timestamp: string;
+  key_id: string;
+  public_key: string;
+  signature: string;
+} {
+  return {
+    tree_size: head.tree_size,
+    root_hash: head.root_hash,
+    timestamp: head.timestamp,
+    key_id: head.key.id,
+    public_key: head.key.public_key,
+    signature: head.signature,
+  };
 }
 
 /**
@@ -66,5 +101,11 @@ export function parseTreeHead(value: unknown): TreeHead {
   if (typeof v.signature !== 'string' || !/^[A-Za-z0-9_-]+$/.test(v.signature)) fail('signature must be base64url');
   const key = v.key as { id?: unknown; public_key?: unknown } | undefined;
   if (key === undefined || typeof key.id !== 'string' || typeof key.public_key !== 'string') fail('key must hold id and public_key');
-  return { tree_size: v.tree_size!, root_hash: v.root_hash!, timestamp: v.timestamp!, key: { id: key!.id as string, public_key: key!.public_key as string }, signature: v.signature! };
+  return {
+    tree_size: v.tree_size!,
+    root_hash: v.root_hash!,
+    timestamp: v.timestamp!,
+    key: { id: key!.id as string, public_key: key!.public_key as string },
+    signature: v.signature!,
+  };
 }

@@ -12,7 +12,16 @@
 import { StorageError, isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
 import { Statement } from '../../foundation/storage/statements.ts';
 import type { OrganizationKey } from '../../foundation/organization/keys.ts';
-import { Frontier, consistencyProof, inclusionProof, nodesNeeded, type CompletedNode, type Hash, type NodeHash, type NodeRef } from 'neuron-careagent-client/protocol';
+import {
+  Frontier,
+  consistencyProof,
+  inclusionProof,
+  nodesNeeded,
+  type CompletedNode,
+  type Hash,
+  type NodeHash,
+  type NodeRef,
+} from 'neuron-careagent-client/protocol';
 import { entryLeafHash, type AuditEntry } from './chain.ts';
 import type { Receipt } from 'neuron-careagent-client/protocol';
 import { signTreeHead, treeHeadFromRow, treeHeadToRow, type TreeHead } from './tree-head.ts';
@@ -37,8 +46,12 @@ export interface ReceiptTicket {
 }
 
 const READ_CHAIN_HEAD = new Statement('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
-const READ_TREE_HEAD = new Statement('SELECT tree_size, root_hash, timestamp, key_id, public_key, signature FROM audit_tree_heads ORDER BY tree_size DESC LIMIT 1');
-const INSERT_TREE_HEAD = new Statement('INSERT INTO audit_tree_heads (tree_size, root_hash, timestamp, key_id, public_key, signature) VALUES (?, ?, ?, ?, ?, ?)');
+const READ_TREE_HEAD = new Statement(
+  'SELECT tree_size, root_hash, timestamp, key_id, public_key, signature FROM audit_tree_heads ORDER BY tree_size DESC LIMIT 1',
+);
+const INSERT_TREE_HEAD = new Statement(
+  'INSERT INTO audit_tree_heads (tree_size, root_hash, timestamp, key_id, public_key, signature) VALUES (?, ?, ?, ?, ?, ?)',
+);
 
 /** Nodes per INSERT: one statement per commit group as a rule, and at most this many distinct statement texts. */
 const NODE_INSERT_CHUNK = 64;
@@ -48,7 +61,9 @@ function nodeInsert(rows: number): Statement {
   if (statement === undefined) {
     // A node is a function of the entries below it; rewriting one found there (left by a
     // tampered database whose tree heads were removed) keeps the stored tree true to the log.
-    statement = new Statement(`INSERT INTO audit_tree_nodes (level, idx, hash) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?)').join(', ')} ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash`);
+    statement = new Statement(
+      `INSERT INTO audit_tree_nodes (level, idx, hash) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?)').join(', ')} ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash`,
+    );
     nodeInserts.set(rows, statement);
   }
   return statement;
@@ -60,26 +75,26 @@ const CATCH_UP_PAGE = 1_000;
 type TreeHeadRow = Parameters<typeof treeHeadFromRow>[0];
 
 export class AuditTree {
-  private readonly storage: Storage;
-  private readonly key: OrganizationKey;
-  private readonly onSealed: (head: TreeHead) => void;
-  private readonly pending = new WeakMap<Db, Map<number, PendingLeaf>>();
+  readonly #storage: Storage;
+  readonly #key: OrganizationKey;
+  readonly #onSealed: (head: TreeHead) => void;
+  readonly #pending = new WeakMap<Db, Map<number, PendingLeaf>>();
   /** The frontier after the last head this process sealed or loaded. */
-  private cached: { size: number; root: string; frontier: Frontier } | null = null;
+  #cached: { size: number; root: string; frontier: Frontier } | null = null;
 
   constructor(options: { storage: Storage; key: OrganizationKey; onSealed?: (head: TreeHead) => void }) {
-    this.storage = options.storage;
-    this.key = options.key;
-    this.onSealed = options.onSealed ?? (() => undefined);
+    this.#storage = options.storage;
+    this.#key = options.key;
+    this.#onSealed = options.onSealed ?? (() => undefined);
   }
 
   /** Notes an entry appended in `trx` (which holds the chain lock), to be sealed at its commit. */
   track(trx: Db, entry: AuditEntry, leaf: Hash, ticket?: ReceiptTicket): void {
-    let leaves = this.pending.get(trx);
+    let leaves = this.#pending.get(trx);
     if (leaves === undefined) {
       leaves = new Map();
-      this.pending.set(trx, leaves);
-      this.storage.beforeCommit(trx, 'audit_tree', () => this.seal(trx));
+      this.#pending.set(trx, leaves);
+      this.#storage.beforeCommit(trx, 'audit_tree', () => this.#seal(trx));
     }
     // The latest append of a seq wins: an earlier one was rolled back to its savepoint.
     leaves.set(entry.seq, { entry, leaf, ...(ticket ? { ticket } : {}) });
@@ -88,28 +103,28 @@ export class AuditTree {
   /** Seals whatever the log holds beyond the latest tree head, in a transaction of its own. */
   async sealNow(): Promise<TreeHead | null> {
     let sealed: TreeHead | null = null;
-    await this.storage.transaction(async (trx) => {
-      await this.storage.lock(trx, 'audit_chain');
-      this.storage.beforeCommit(trx, 'audit_tree', () => this.sealIn(trx, new Map(), (head) => (sealed = head)));
+    await this.#storage.transaction(async (trx) => {
+      await this.#storage.lock(trx, 'audit_chain');
+      this.#storage.beforeCommit(trx, 'audit_tree', () => this.#sealIn(trx, new Map(), (head) => (sealed = head)));
     });
     return sealed;
   }
 
-  private async seal(trx: Db): Promise<(() => void) | void> {
-    await this.storage.lock(trx, 'audit_chain');
-    return this.sealIn(trx, this.pending.get(trx) ?? new Map());
+  async #seal(trx: Db): Promise<(() => void) | void> {
+    await this.#storage.lock(trx, 'audit_chain');
+    return this.#sealIn(trx, this.#pending.get(trx) ?? new Map());
   }
 
-  private async sealIn(trx: Db, pending: Map<number, PendingLeaf>, report?: (head: TreeHead) => void): Promise<(() => void) | undefined> {
+  async #sealIn(trx: Db, pending: Map<number, PendingLeaf>, report?: (head: TreeHead) => void): Promise<(() => void) | undefined> {
     const chainHead = (await READ_CHAIN_HEAD.execute<{ seq: number; hash: string }>(trx, [])).rows[0];
     const latest = (await READ_TREE_HEAD.execute<TreeHeadRow>(trx, [])).rows[0];
     const fromSize = latest?.tree_size ?? 0;
     if (chainHead === undefined || chainHead.seq <= fromSize) return undefined;
 
-    const frontier = await this.frontierAt(trx, latest);
+    const frontier = await this.#frontierAt(trx, latest);
     const known = new Map<string, Hash>(frontier.nodes().map((n) => [`${n.level}:${n.index}`, n.hash]));
     const completed: CompletedNode[] = [];
-    const leaves = this.committedLeaves(pending, fromSize, chainHead) ?? (await this.readLeaves(trx, fromSize, pending));
+    const leaves = this.#committedLeaves(pending, fromSize, chainHead) ?? (await this.#readLeaves(trx, fromSize, pending));
     for (const leaf of leaves) {
       for (const node of frontier.append(leaf.leaf)) {
         completed.push(node);
@@ -118,10 +133,13 @@ export class AuditTree {
     }
     for (let i = 0; i < completed.length; i += NODE_INSERT_CHUNK) {
       const chunk = completed.slice(i, i + NODE_INSERT_CHUNK);
-      await nodeInsert(chunk.length).execute(trx, chunk.flatMap((n) => [n.level, n.index, n.hash.toString('hex')]));
+      await nodeInsert(chunk.length).execute(
+        trx,
+        chunk.flatMap((n) => [n.level, n.index, n.hash.toString('hex')]),
+      );
     }
     const root = frontier.root().toString('hex');
-    const head = signTreeHead(this.key, { tree_size: frontier.size, root_hash: root, timestamp: isoNow() });
+    const head = signTreeHead(this.#key, { tree_size: frontier.size, root_hash: root, timestamp: isoNow() });
     const row = treeHeadToRow(head);
     await INSERT_TREE_HEAD.execute(trx, [row.tree_size, row.root_hash, row.timestamp, row.key_id, row.public_key, row.signature]);
 
@@ -135,10 +153,10 @@ export class AuditTree {
       await leaf.ticket.onProof?.(trx);
     }
     return () => {
-      this.cached = { size: frontier.size, root, frontier };
+      this.#cached = { size: frontier.size, root, frontier };
       report?.(head);
       try {
-        this.onSealed(head);
+        this.#onSealed(head);
       } catch {
         // The commit happened; a failing listener (the outside file) reports by itself.
       }
@@ -146,14 +164,16 @@ export class AuditTree {
   }
 
   /** The frontier of the latest tree head: cached, or rebuilt from its O(log n) stored nodes. */
-  private async frontierAt(trx: Db, latest: TreeHeadRow | undefined): Promise<Frontier> {
+  async #frontierAt(trx: Db, latest: TreeHeadRow | undefined): Promise<Frontier> {
     if (latest === undefined) return Frontier.empty();
-    const cached = this.cached;
+    const cached = this.#cached;
     if (cached !== null && cached.size === latest.tree_size && cached.root === latest.root_hash) return cached.frontier.clone();
     const nodes = await readNodes(trx, Frontier.edgeNodes(latest.tree_size));
     const frontier = Frontier.fromNodes(latest.tree_size, nodes);
     if (frontier.root().toString('hex') !== latest.root_hash) {
-      throw new StorageError(`the audit tree's stored nodes do not match its tree head of size ${latest.tree_size}; run neuron audit verify`);
+      throw new StorageError(
+        `the audit tree's stored nodes do not match its tree head of size ${latest.tree_size}; run neuron audit verify`,
+      );
     }
     return frontier;
   }
@@ -162,7 +182,7 @@ export class AuditTree {
    * The leaves after `fromSize` from this transaction's own appends, when they account for every
    * one up to the chain head (the usual case); null when anything else appended (read them back).
    */
-  private committedLeaves(pending: Map<number, PendingLeaf>, fromSize: number, chainHead: { seq: number; hash: string }): PendingLeaf[] | null {
+  #committedLeaves(pending: Map<number, PendingLeaf>, fromSize: number, chainHead: { seq: number; hash: string }): PendingLeaf[] | null {
     const leaves: PendingLeaf[] = [];
     for (let seq = fromSize + 1; seq <= chainHead.seq; seq += 1) {
       const leaf = pending.get(seq);
@@ -174,10 +194,16 @@ export class AuditTree {
   }
 
   /** Reads the leaves back; this transaction's own entries keep their receipt tickets. */
-  private async readLeaves(trx: Db, fromSize: number, pending: Map<number, PendingLeaf>): Promise<PendingLeaf[]> {
+  async #readLeaves(trx: Db, fromSize: number, pending: Map<number, PendingLeaf>): Promise<PendingLeaf[]> {
     const leaves: PendingLeaf[] = [];
-    for (let after = fromSize; ;) {
-      const page = await trx.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq', 'asc').limit(CATCH_UP_PAGE).execute();
+    for (let after = fromSize; ; ) {
+      const page = await trx
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('seq', '>', after)
+        .orderBy('seq', 'asc')
+        .limit(CATCH_UP_PAGE)
+        .execute();
       for (const entry of page) {
         const ticket = pending.get(entry.seq)?.entry.hash === entry.hash ? pending.get(entry.seq)!.ticket : undefined;
         leaves.push({ entry, leaf: entryLeafHash(entry), ...(ticket ? { ticket } : {}) });
@@ -192,7 +218,9 @@ export class AuditTree {
 export async function readNodes(db: Db, refs: NodeRef[]): Promise<NodeHash> {
   const found = new Map<string, Hash>();
   if (refs.length > 0) {
-    const rows = await db.selectFrom('audit_tree_nodes').select(['level', 'idx', 'hash'])
+    const rows = await db
+      .selectFrom('audit_tree_nodes')
+      .select(['level', 'idx', 'hash'])
       .where((eb) => eb.or(refs.map((r) => eb.and([eb('level', '=', r.level), eb('idx', '=', r.index)]))))
       .execute();
     for (const row of rows) found.set(`${row.level}:${row.idx}`, Buffer.from(row.hash, 'hex'));
@@ -211,13 +239,19 @@ export async function latestTreeHead(db: Db): Promise<TreeHead | null> {
 
 /** PATH(leafIndex, D[0:treeSize]) from the stored nodes: O(log n) rows in one query. */
 export async function storedInclusionProof(db: Db, leafIndex: number, treeSize: number): Promise<Hash[]> {
-  const nodes = await readNodes(db, nodesNeeded((node) => inclusionProof(leafIndex, treeSize, node)));
+  const nodes = await readNodes(
+    db,
+    nodesNeeded((node) => inclusionProof(leafIndex, treeSize, node)),
+  );
   return inclusionProof(leafIndex, treeSize, nodes);
 }
 
 /** PROOF(first, D[0:second]) from the stored nodes: O(log n) rows in one query. */
 export async function storedConsistencyProof(db: Db, first: number, second: number): Promise<Hash[]> {
-  const nodes = await readNodes(db, nodesNeeded((node) => consistencyProof(first, second, node)));
+  const nodes = await readNodes(
+    db,
+    nodesNeeded((node) => consistencyProof(first, second, node)),
+  );
   return consistencyProof(first, second, nodes);
 }
 
@@ -228,7 +262,8 @@ export async function storedConsistencyProof(db: Db, first: number, second: numb
  */
 export function receiptFromTicket(ticket: ReceiptTicket): Receipt {
   const proof = ticket.proof;
-  if (proof === null || ticket.entryText === undefined) throw new StorageError('the audit entry committed without a receipt from its tree head');
+  if (proof === null || ticket.entryText === undefined)
+    throw new StorageError('the audit entry committed without a receipt from its tree head');
   return {
     entry: ticket.entryText,
     leaf_index: proof.leafIndex,

@@ -52,8 +52,15 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   const outside = [...trust.heads].sort((a, b) => a.head.tree_size - b.head.tree_size);
   let checkedHeads = 0;
   let lastGoodSize = 0;
-  const result = (ok: boolean, firstBadSeq: number | null, badTreeHead: number | null, problem: string | null): VerifyResult =>
-    ({ ok, entries: walker.count, checkpoints: checkpoints.length, treeHeads: checkedHeads, firstBadSeq, badTreeHead, problem });
+  const result = (ok: boolean, firstBadSeq: number | null, badTreeHead: number | null, problem: string | null): VerifyResult => ({
+    ok,
+    entries: walker.count,
+    checkpoints: checkpoints.length,
+    treeHeads: checkedHeads,
+    firstBadSeq,
+    badTreeHead,
+    problem,
+  });
 
   /** Checks one head whose size the tree has just reached; a failure message or null. */
   const checkHead = ({ head, source }: SourcedHead): string | null => {
@@ -71,8 +78,14 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   let databaseHeads = await headsAfter(db, 0);
   let latestDatabaseHead = 0;
   let firstDatabaseHeadBeyondFile: TreeHead | null = null;
-  for (let after = 0; ;) {
-    const page = await db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq', 'asc').limit(VERIFY_PAGE_SIZE).execute();
+  for (let after = 0; ; ) {
+    const page = await db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('seq', '>', after)
+      .orderBy('seq', 'asc')
+      .limit(VERIFY_PAGE_SIZE)
+      .execute();
     for (const entry of page) {
       const problem = walker.push(entry);
       if (problem) return result(false, problem.seq, null, problem.message);
@@ -81,7 +94,8 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
         const head = databaseHeads.shift()!;
         if (head.tree_size < frontier.size) continue; // unreachable: sizes ascend and the tree grows by one
         latestDatabaseHead = head.tree_size;
-        if (firstDatabaseHeadBeyondFile === null && head.tree_size > (trust.file?.newestSize ?? Infinity)) firstDatabaseHeadBeyondFile = head;
+        if (firstDatabaseHeadBeyondFile === null && head.tree_size > (trust.file?.newestSize ?? Infinity))
+          firstDatabaseHeadBeyondFile = head;
         const failure = checkHead({ head, source: 'the database' });
         if (failure) return result(false, lastGoodSize + 1, head.tree_size, failure);
         if (databaseHeads.length === 0) databaseHeads = await headsAfter(db, head.tree_size);
@@ -102,20 +116,38 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
     if (!treeHeadSignedBy(beyond.head, trust.trustedKeys)) {
       return result(false, null, size, `the tree head of size ${size} in ${beyond.source} is not signed by a trusted organization key`);
     }
-    return result(false, walker.count + 1, size, `entries ${walker.count + 1} to ${size} are missing: the tree head of size ${size} in ${beyond.source} covers them (the log was truncated)`);
+    return result(
+      false,
+      walker.count + 1,
+      size,
+      `entries ${walker.count + 1} to ${size} are missing: the tree head of size ${size} in ${beyond.source} covers them (the log was truncated)`,
+    );
   }
   const fileProblem = checkFileKeptUp(trust, firstDatabaseHeadBeyondFile);
   if (fileProblem) return result(false, null, firstDatabaseHeadBeyondFile!.tree_size, fileProblem);
   if (walker.count > latestDatabaseHead) {
-    return result(false, latestDatabaseHead + 1, null, `entries ${latestDatabaseHead + 1} to ${walker.count} are not covered by any signed tree head in the database (tree heads removed, or entries added behind the Neuron's back)`);
+    return result(
+      false,
+      latestDatabaseHead + 1,
+      null,
+      `entries ${latestDatabaseHead + 1} to ${walker.count} are not covered by any signed tree head in the database (tree heads removed, or entries added behind the Neuron's back)`,
+    );
   }
 
   for (const checkpoint of checkpoints) {
-    if (!trust.trustedKeys.has(checkpoint.public_key) || !verifyOrganizationSignature(checkpoint.public_key, checkpointMessage(checkpoint), checkpoint.signature)) {
+    if (
+      !trust.trustedKeys.has(checkpoint.public_key) ||
+      !verifyOrganizationSignature(checkpoint.public_key, checkpointMessage(checkpoint), checkpoint.signature)
+    ) {
       return result(false, checkpoint.seq, null, `checkpoint at entry ${checkpoint.seq} has an invalid signature`);
     }
     if (checkpoint.seq > walker.count) {
-      return result(false, walker.count + 1, null, `entries ${walker.count + 1} to ${checkpoint.seq} were signed in a checkpoint but are missing`);
+      return result(
+        false,
+        walker.count + 1,
+        null,
+        `entries ${walker.count + 1} to ${checkpoint.seq} were signed in a checkpoint but are missing`,
+      );
     }
     if (walker.hashAt(checkpoint.seq) !== checkpoint.head_hash) {
       return result(false, checkpoint.seq, null, `entry ${checkpoint.seq} does not match its signed checkpoint`);
@@ -137,6 +169,12 @@ function checkFileKeptUp(trust: AuditTrust, beyond: TreeHead | null): string | n
 }
 
 async function headsAfter(db: Db, size: number): Promise<TreeHead[]> {
-  const rows = await db.selectFrom('audit_tree_heads').selectAll().where('tree_size', '>', size).orderBy('tree_size', 'asc').limit(VERIFY_PAGE_SIZE).execute();
+  const rows = await db
+    .selectFrom('audit_tree_heads')
+    .selectAll()
+    .where('tree_size', '>', size)
+    .orderBy('tree_size', 'asc')
+    .limit(VERIFY_PAGE_SIZE)
+    .execute();
   return rows.map(treeHeadFromRow);
 }

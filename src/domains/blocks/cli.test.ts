@@ -17,9 +17,14 @@ const AGENT = 'patient-agent-blocked-1';
 
 function neuron(configFile: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, '--config', configFile, ...args], { env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, '--config', configFile, ...args],
+      { env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -30,7 +35,15 @@ describe('neuron block (CLI)', () => {
   before(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'neuron-block-cli-'));
     config = path.join(dir, 'neuron.config.json');
-    writeFileSync(config, JSON.stringify({ organization: { name: 'CLI Practice', npi: '1245319599' }, data_dir: './data', discovery: { enabled: false }, logging: { level: 'silent' } }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        organization: { name: 'CLI Practice', npi: '1245319599' },
+        data_dir: './data',
+        discovery: { enabled: false },
+        logging: { level: 'silent' },
+      }),
+    );
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -52,7 +65,13 @@ describe('neuron block (CLI)', () => {
     assert.deepEqual(block.suspended_relationship_ids, []);
     assert.equal((await neuron(config, 'block', 'add', AGENT, '--reason', 'again')).code, 1, 'already blocked');
 
-    const storage = await openStorage({ url: '', sqliteFile: path.join(dir, 'data', 'neuron.sqlite'), sqliteSynchronous: 'FULL', busyTimeoutMs: 5_000, poolMax: 1 });
+    const storage = await openStorage({
+      url: '',
+      sqliteFile: path.join(dir, 'data', 'neuron.sqlite'),
+      sqliteSynchronous: 'FULL',
+      busyTimeoutMs: 5_000,
+      poolMax: 1,
+    });
     try {
       assert.equal(await isBlocked(storage.db, AGENT), true, 'the block is where the Neuron reads it');
     } finally {
@@ -61,7 +80,10 @@ describe('neuron block (CLI)', () => {
 
     const listed = await neuron(config, 'block', 'list', '--json');
     assert.equal(listed.code, 0, listed.stderr);
-    assert.deepEqual((JSON.parse(listed.stdout) as Array<{ patient_agent_id: string }>).map((b) => b.patient_agent_id), [AGENT]);
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as Array<{ patient_agent_id: string }>).map((b) => b.patient_agent_id),
+      [AGENT],
+    );
     assert.match((await neuron(config, 'block', 'list')).stdout, new RegExp(`${AGENT}\\s+\\S+\\s+cli\\s+synthetic abuse report`));
 
     const removed = await neuron(config, 'block', 'remove', AGENT);

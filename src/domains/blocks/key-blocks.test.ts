@@ -15,7 +15,9 @@ let t: TestNeuron;
 let admin: string;
 
 before(async () => {
-  t = await startTestNeuron({ config: { providers: [{ npi: PROVIDER, name: 'Dr. Block', provider_endpoint: 'wss://provider.example/agent' }] } });
+  t = await startTestNeuron({
+    config: { providers: [{ npi: PROVIDER, name: 'Dr. Block', provider_endpoint: 'wss://provider.example/agent' }] },
+  });
   admin = await createApiKey(t.neuron, ['admin'], 'front-desk');
 });
 after(async () => t.stop());
@@ -40,12 +42,15 @@ async function refusedWith(work: Promise<unknown>): Promise<string> {
 }
 
 describe('blocks by key', () => {
-  test('the blocked agent\'s key is refused under a new agent id; another key is not; unblocking lifts both', async () => {
+  test("the blocked agent's key is refused under a new agent id; another key is not; unblocking lifts both", async () => {
     const keys = generatePatientKeys();
     const other = generatePatientKeys();
     await handshake('did:example:agent-a', keys);
 
-    const blocked = await api(t.url, 'POST', '/v1/blocks', { token: admin, body: { patient_agent_id: 'did:example:agent-a', reason: 'abusive messages' } });
+    const blocked = await api(t.url, 'POST', '/v1/blocks', {
+      token: admin,
+      body: { patient_agent_id: 'did:example:agent-a', reason: 'abusive messages' },
+    });
     assert.equal(blocked.status, 201);
     assert.deepEqual(blocked.body.blocked_public_keys, [keys.publicKeyB64]);
 
@@ -54,7 +59,10 @@ describe('blocks by key', () => {
     assert.equal(await refusedWith(handshake('did:example:agent-b', other)), 'accepted', 'a different key is not blocked');
 
     const audit = await t.neuron.storage.db.selectFrom('audit_log').select('details').where('event_type', '=', 'patient.blocked').execute();
-    assert.ok(audit.some((entry) => entry.details.includes(keys.publicKeyB64)), 'the audit entry names the blocked keys');
+    assert.ok(
+      audit.some((entry) => entry.details.includes(keys.publicKeyB64)),
+      'the audit entry names the blocked keys',
+    );
 
     assert.equal((await api(t.url, 'DELETE', `/v1/blocks/${encodeURIComponent('did:example:agent-a')}`, { token: admin })).status, 204);
     assert.equal(await refusedWith(handshake('did:example:agent-a-renamed', keys)), 'accepted');
@@ -63,7 +71,10 @@ describe('blocks by key', () => {
   });
 
   test('an agent id never seen blocks no key', async () => {
-    const blocked = await api(t.url, 'POST', '/v1/blocks', { token: admin, body: { patient_agent_id: 'did:example:stranger', reason: 'pre-emptive' } });
+    const blocked = await api(t.url, 'POST', '/v1/blocks', {
+      token: admin,
+      body: { patient_agent_id: 'did:example:stranger', reason: 'pre-emptive' },
+    });
     assert.equal(blocked.status, 201);
     assert.deepEqual(blocked.body.blocked_public_keys, []);
     assert.equal(await refusedWith(handshake('did:example:stranger', generatePatientKeys())), 'BLOCKED');

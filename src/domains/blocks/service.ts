@@ -26,16 +26,16 @@ export interface BlockServiceOptions {
 }
 
 export class BlockService {
-  private readonly storage: Storage;
-  private readonly audit: AuditLog;
-  private readonly relationships: BlockServiceOptions['relationships'];
-  private readonly now: () => number;
+  readonly #storage: Storage;
+  readonly #audit: AuditLog;
+  readonly #relationships: BlockServiceOptions['relationships'];
+  readonly #now: () => number;
 
   constructor(options: BlockServiceOptions) {
-    this.storage = options.storage;
-    this.audit = options.audit;
-    this.relationships = options.relationships;
-    this.now = options.now ?? Date.now;
+    this.#storage = options.storage;
+    this.#audit = options.audit;
+    this.#relationships = options.relationships;
+    this.#now = options.now ?? Date.now;
   }
 
   /** Whether the agent id is blocked, read in the caller's transaction (resuming a relationship). */
@@ -44,42 +44,65 @@ export class BlockService {
   }
 
   list(options: { after?: string; limit: number }): Promise<{ items: Block[]; next: string | null }> {
-    return listBlocks(this.storage.db, options);
+    return listBlocks(this.#storage.db, options);
   }
 
   /** Throws CONFLICT when the agent is already blocked. */
-  async block(patientAgentId: string, reason: string, by: BlockActor): Promise<{ block: Block; suspendedRelationshipIds: string[]; blockedPublicKeys: string[]; webhooks: number }> {
-    const now = this.now();
+  async block(
+    patientAgentId: string,
+    reason: string,
+    by: BlockActor,
+  ): Promise<{ block: Block; suspendedRelationshipIds: string[]; blockedPublicKeys: string[]; webhooks: number }> {
+    const now = this.#now();
     const at = isoNow(now);
-    return this.storage.transaction(async (trx) => {
-      await this.storage.lock(trx, 'audit_chain');
+    return this.#storage.transaction(async (trx) => {
+      await this.#storage.lock(trx, 'audit_chain');
       const block: Block = { patientAgentId, reason, blockedBy: by.actor, createdAt: at };
       if (!(await insertBlock(trx, block))) throw new NeuronError('CONFLICT', { message: 'this patient agent is already blocked' });
       const blockedPublicKeys = await blockKeysOf(trx, patientAgentId, at);
-      const suspendedRelationshipIds = await this.relationships.suspendAllForPatient(trx, patientAgentId, `blocked: ${reason}`, at);
-      const webhooks = await publishWebhookEvent(trx, 'patient.blocked', {
-        patient_agent_id: patientAgentId,
-        reason,
-        blocked_at: at,
-        suspended_relationship_ids: suspendedRelationshipIds,
-      }, at);
-      await this.audit.append(trx, {
-        type: 'patient.blocked',
-        actor: by.actor,
-        details: { patient_agent_id: patientAgentId, reason, suspended_relationship_ids: suspendedRelationshipIds, blocked_public_keys: blockedPublicKeys, key_id: by.keyId },
-      }, now);
+      const suspendedRelationshipIds = await this.#relationships.suspendAllForPatient(trx, patientAgentId, `blocked: ${reason}`, at);
+      const webhooks = await publishWebhookEvent(
+        trx,
+        'patient.blocked',
+        {
+          patient_agent_id: patientAgentId,
+          reason,
+          blocked_at: at,
+          suspended_relationship_ids: suspendedRelationshipIds,
+        },
+        at,
+      );
+      await this.#audit.append(
+        trx,
+        {
+          type: 'patient.blocked',
+          actor: by.actor,
+          details: {
+            patient_agent_id: patientAgentId,
+            reason,
+            suspended_relationship_ids: suspendedRelationshipIds,
+            blocked_public_keys: blockedPublicKeys,
+            key_id: by.keyId,
+          },
+        },
+        now,
+      );
       return { block, suspendedRelationshipIds, blockedPublicKeys, webhooks };
     });
   }
 
   /** Throws NOT_FOUND when the agent is not blocked. */
   async unblock(patientAgentId: string, by: BlockActor): Promise<void> {
-    const now = this.now();
-    await this.storage.transaction(async (trx) => {
-      await this.storage.lock(trx, 'audit_chain');
+    const now = this.#now();
+    await this.#storage.transaction(async (trx) => {
+      await this.#storage.lock(trx, 'audit_chain');
       if (!(await deleteBlock(trx, patientAgentId))) throw new NeuronError('NOT_FOUND', { message: 'this patient agent is not blocked' });
       await unblockKeysOf(trx, patientAgentId);
-      await this.audit.append(trx, { type: 'patient.unblocked', actor: by.actor, details: { patient_agent_id: patientAgentId, key_id: by.keyId } }, now);
+      await this.#audit.append(
+        trx,
+        { type: 'patient.unblocked', actor: by.actor, details: { patient_agent_id: patientAgentId, key_id: by.keyId } },
+        now,
+      );
     });
   }
 }

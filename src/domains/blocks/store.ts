@@ -21,7 +21,8 @@ export async function isBlocked(db: Db, patientAgentId: string): Promise<boolean
 
 /** Returns false when the agent was already blocked (nothing changed). */
 export async function insertBlock(db: Db, block: Block): Promise<boolean> {
-  const result = await db.insertInto('blocks')
+  const result = await db
+    .insertInto('blocks')
     .values({ patient_agent_id: block.patientAgentId, reason: block.reason, blocked_by: block.blockedBy, created_at: block.createdAt })
     .onConflict((conflict) => conflict.column('patient_agent_id').doNothing())
     .executeTakeFirst();
@@ -40,8 +41,16 @@ export async function listBlocks(db: Db, options: { after?: string; limit: numbe
     const [id] = decodeCursor(options.after, ['string']) as [string];
     query = query.where('patient_agent_id', '>', id);
   }
-  const rows = await query.orderBy('patient_agent_id', 'asc').limit(options.limit + 1).execute();
-  return pageOf(rows, options.limit, (row) => ({ patientAgentId: row.patient_agent_id, reason: row.reason, blockedBy: row.blocked_by, createdAt: row.created_at }), (last) => [last.patientAgentId]);
+  const rows = await query
+    .orderBy('patient_agent_id', 'asc')
+    .limit(options.limit + 1)
+    .execute();
+  return pageOf(
+    rows,
+    options.limit,
+    (row) => ({ patientAgentId: row.patient_agent_id, reason: row.reason, blockedBy: row.blocked_by, createdAt: row.created_at }),
+    (last) => [last.patientAgentId],
+  );
 }
 
 /**
@@ -49,12 +58,24 @@ export async function listBlocks(db: Db, options: { after?: string; limit: numbe
  * blocked with it so the same key is refused under any other agent id. Returns them in order.
  */
 export async function blockKeysOf(db: Db, patientAgentId: string, at: string): Promise<string[]> {
-  const fromRelationships = await db.selectFrom('relationships').select('patient_public_key').distinct().where('patient_agent_id', '=', patientAgentId).execute();
-  const fromDirectory = await db.selectFrom('patients').select('patient_public_key').where('patient_agent_id', '=', patientAgentId).execute();
+  const fromRelationships = await db
+    .selectFrom('relationships')
+    .select('patient_public_key')
+    .distinct()
+    .where('patient_agent_id', '=', patientAgentId)
+    .execute();
+  const fromDirectory = await db
+    .selectFrom('patients')
+    .select('patient_public_key')
+    .where('patient_agent_id', '=', patientAgentId)
+    .execute();
   const keys = [...new Set([...fromRelationships, ...fromDirectory].map((row) => row.patient_public_key))].sort();
   if (keys.length > 0) {
-    await db.insertInto('blocked_keys').values(keys.map((key) => ({ patient_public_key: key, patient_agent_id: patientAgentId, created_at: at })))
-      .onConflict((conflict) => conflict.columns(['patient_public_key', 'patient_agent_id']).doNothing()).execute();
+    await db
+      .insertInto('blocked_keys')
+      .values(keys.map((key) => ({ patient_public_key: key, patient_agent_id: patientAgentId, created_at: at })))
+      .onConflict((conflict) => conflict.columns(['patient_public_key', 'patient_agent_id']).doNothing())
+      .execute();
   }
   return keys;
 }
@@ -65,6 +86,11 @@ export async function unblockKeysOf(db: Db, patientAgentId: string): Promise<voi
 }
 
 export async function blockedKeysOf(db: Db, patientAgentId: string): Promise<string[]> {
-  const rows = await db.selectFrom('blocked_keys').select('patient_public_key').where('patient_agent_id', '=', patientAgentId).orderBy('patient_public_key').execute();
+  const rows = await db
+    .selectFrom('blocked_keys')
+    .select('patient_public_key')
+    .where('patient_agent_id', '=', patientAgentId)
+    .orderBy('patient_public_key')
+    .execute();
   return rows.map((row) => row.patient_public_key);
 }

@@ -14,28 +14,35 @@ import { verifyConsent } from './service.ts';
 export function consentRoutes(options: { storage: Storage }): FastifyPluginAsync {
   return async (base) => {
     const app = base.withTypeProvider<TypeBoxTypeProvider>();
-    app.post('/v1/consent/verify', {
-      config: { auth: { kind: 'provider' } },
-      schema: {
-        tags: ['provider CareAgent'],
-        operationId: 'verifyConsent',
-        summary: 'Does the calling provider hold an active relationship with this patient agent that consents to the action?',
-        body: ConsentVerifyBody,
-        response: {
-          200: ConsentVerifyResponse,
-          ...problems({ 403: 'CONSENT_DENIED: no active relationship, or the action is not consented', 410: 'RELATIONSHIP_TERMINATED: the latest relationship was terminated' }),
+    app.post(
+      '/v1/consent/verify',
+      {
+        config: { auth: { kind: 'provider' } },
+        schema: {
+          tags: ['provider CareAgent'],
+          operationId: 'verifyConsent',
+          summary: 'Does the calling provider hold an active relationship with this patient agent that consents to the action?',
+          body: ConsentVerifyBody,
+          response: {
+            200: ConsentVerifyResponse,
+            ...problems({
+              403: 'CONSENT_DENIED: no active relationship, or the action is not consented',
+              410: 'RELATIONSHIP_TERMINATED: the latest relationship was terminated',
+            }),
+          },
         },
       },
-    }, async (request) => {
-      const principal = request.principal;
-      if (principal?.kind !== 'provider') throw new NeuronError('UNAUTHENTICATED');
-      const grant = await verifyConsent(options.storage.db, {
-        providerNpi: principal.npi,
-        patientAgentId: request.body.patient_agent_id,
-        action: request.body.action,
-        providerPublicKey: request.body.provider_public_key,
-      });
-      return { allowed: true as const, relationship_id: grant.relationshipId, scope: grant.scope };
-    });
+      async (request) => {
+        const principal = request.principal;
+        if (principal?.kind !== 'provider') throw new NeuronError('UNAUTHENTICATED');
+        const grant = await verifyConsent(options.storage.db, {
+          providerNpi: principal.npi,
+          patientAgentId: request.body.patient_agent_id,
+          action: request.body.action,
+          providerPublicKey: request.body.provider_public_key,
+        });
+        return { allowed: true as const, relationship_id: grant.relationshipId, scope: grant.scope };
+      },
+    );
   };
 }

@@ -17,16 +17,25 @@ export interface ConsentQuestion {
 }
 
 async function latestRelationship(db: Db, patientAgentId: string, providerNpi: string): Promise<Relationship | null> {
-  const row = await db.selectFrom('relationships').selectAll()
-    .where('patient_agent_id', '=', patientAgentId).where('provider_npi', '=', providerNpi)
-    .orderBy('established_at', 'desc').orderBy('updated_at', 'desc').limit(1)
+  const row = await db
+    .selectFrom('relationships')
+    .selectAll()
+    .where('patient_agent_id', '=', patientAgentId)
+    .where('provider_npi', '=', providerNpi)
+    .orderBy('established_at', 'desc')
+    .orderBy('updated_at', 'desc')
+    .limit(1)
     .executeTakeFirst();
   return row ? toRelationship(row) : null;
 }
 
 export async function verifyConsent(db: Db, question: ConsentQuestion): Promise<ConsentGrant> {
   if (question.providerPublicKey !== undefined) {
-    const provider = await db.selectFrom('providers').select('provider_public_key').where('npi', '=', question.providerNpi).executeTakeFirst();
+    const provider = await db
+      .selectFrom('providers')
+      .select('provider_public_key')
+      .where('npi', '=', question.providerNpi)
+      .executeTakeFirst();
     if (!provider || provider.provider_public_key !== question.providerPublicKey) {
       throw new NeuronError('CONSENT_DENIED', { message: 'the presented provider key is not the key registered for this provider' });
     }

@@ -19,13 +19,19 @@ describe('/v1/patients', () => {
   const path = (id: string): string => `/v1/patients/${encodeURIComponent(id)}`;
 
   it('searches by agent id or display name, paged', async () => {
-    const ada = await insertRelationship(t.neuron, { patientAgentId: 'did:example:zz-ada', profile: { display_name: 'Ada Lovelace', preferred_language: 'en-GB' } });
+    const ada = await insertRelationship(t.neuron, {
+      patientAgentId: 'did:example:zz-ada',
+      profile: { display_name: 'Ada Lovelace', preferred_language: 'en-GB' },
+    });
     await insertRelationship(t.neuron, { patientAgentId: 'did:example:zz-grace', profile: { display_name: 'Grace Hopper' } });
     await insertRelationship(t.neuron, { patientAgentId: 'did:example:zz-alan', profile: null });
 
     const byName = await t.request('GET', '/v1/patients?search=LOVELACE', { key: t.keys.read });
     assert.equal(byName.status, 200);
-    assert.deepEqual(byName.body.items.map((p: { patient_agent_id: string }) => p.patient_agent_id), [ada.patientAgentId]);
+    assert.deepEqual(
+      byName.body.items.map((p: { patient_agent_id: string }) => p.patient_agent_id),
+      [ada.patientAgentId],
+    );
     assert.deepEqual(byName.body.items[0].profile, { display_name: 'Ada Lovelace', preferred_language: 'en-GB' });
 
     const first = await t.request('GET', '/v1/patients?search=zz-&limit=2', { key: t.keys.read });
@@ -66,7 +72,10 @@ describe('/v1/patients', () => {
 
   it('edits the profile as a merge patch and audits the field names, never the values', async () => {
     const r = await insertRelationship(t.neuron, { profile: { display_name: 'Dorothy Vaughan', preferred_language: 'en' } });
-    const patched = await t.request('PATCH', `${path(r.patientAgentId)}/profile`, { key: t.keys.write, body: { date_of_birth: '1910-09-20', preferred_language: null } });
+    const patched = await t.request('PATCH', `${path(r.patientAgentId)}/profile`, {
+      key: t.keys.write,
+      body: { date_of_birth: '1910-09-20', preferred_language: null },
+    });
     assert.equal(patched.status, 200, patched.text);
     assert.deepEqual(patched.body.profile, { display_name: 'Dorothy Vaughan', date_of_birth: '1910-09-20' });
 
@@ -78,7 +87,12 @@ describe('/v1/patients', () => {
     assert.equal(mergePatch.status, 200, mergePatch.text);
     assert.equal(mergePatch.body.profile.display_name, 'D. Vaughan');
 
-    const events = await t.neuron.storage.db.selectFrom('audit_log').selectAll().where('event_type', '=', 'patient.profile_updated').orderBy('seq').execute();
+    const events = await t.neuron.storage.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('event_type', '=', 'patient.profile_updated')
+      .orderBy('seq')
+      .execute();
     const mine = events.filter((e) => e.details.includes(r.patientAgentId));
     assert.equal(mine.length, 2);
     assert.deepEqual((JSON.parse(mine[0]!.details) as { fields: string[] }).fields.sort(), ['date_of_birth', 'preferred_language']);
@@ -104,12 +118,23 @@ describe('/v1/patients', () => {
     for (const [body, field] of cases) {
       const response = await t.request('PATCH', `${path(r.patientAgentId)}/profile`, { key: t.keys.write, body });
       assertProblem(response, 400, 'VALIDATION_FAILED');
-      assert.ok(response.body.errors.some((e: { path: string }) => e.path === field), `${JSON.stringify(body)} names ${field}: ${response.text}`);
+      assert.ok(
+        response.body.errors.some((e: { path: string }) => e.path === field),
+        `${JSON.stringify(body)} names ${field}: ${response.text}`,
+      );
       assert.ok(!response.text.includes('000-00-0000'), 'the value is not echoed');
     }
     assertProblem(await t.request('PATCH', `${path(r.patientAgentId)}/profile`, { key: t.keys.write, body: {} }), 400, 'VALIDATION_FAILED');
-    assertProblem(await t.request('PATCH', `${path(r.patientAgentId)}/profile`, { key: t.keys.read, body: { display_name: 'X' } }), 403, 'FORBIDDEN');
-    assertProblem(await t.request('PATCH', `${path('did:example:nobody')}/profile`, { key: t.keys.write, body: { display_name: 'X' } }), 404, 'NOT_FOUND');
+    assertProblem(
+      await t.request('PATCH', `${path(r.patientAgentId)}/profile`, { key: t.keys.read, body: { display_name: 'X' } }),
+      403,
+      'FORBIDDEN',
+    );
+    assertProblem(
+      await t.request('PATCH', `${path('did:example:nobody')}/profile`, { key: t.keys.write, body: { display_name: 'X' } }),
+      404,
+      'NOT_FOUND',
+    );
     const unchanged = await t.request('GET', path(r.patientAgentId), { key: t.keys.read });
     assert.deepEqual(unchanged.body.profile, { display_name: 'Mary Jackson' });
   });
@@ -125,7 +150,11 @@ describe('/v1/patients', () => {
     assert.equal(entry.body.profile, null);
     const relationship = await t.request('GET', `/v1/relationships/${r.id}`, { key: t.keys.read });
     assert.equal(relationship.body.status, 'active');
-    const audit = await t.neuron.storage.db.selectFrom('audit_log').selectAll().where('event_type', '=', 'patient.profile_deleted').execute();
+    const audit = await t.neuron.storage.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('event_type', '=', 'patient.profile_deleted')
+      .execute();
     const event = audit.find((e) => e.details.includes(r.patientAgentId));
     assert.ok(event);
     assert.equal(event.actor, 'api-key:writer');

@@ -26,32 +26,32 @@ export interface DirectoryServiceOptions {
 }
 
 export class DirectoryService {
-  private readonly storage: Storage;
-  private readonly audit: AuditLog;
-  private readonly now: () => number;
+  readonly #storage: Storage;
+  readonly #audit: AuditLog;
+  readonly #now: () => number;
 
   constructor(options: DirectoryServiceOptions) {
-    this.storage = options.storage;
-    this.audit = options.audit;
-    this.now = options.now ?? Date.now;
+    this.#storage = options.storage;
+    this.#audit = options.audit;
+    this.#now = options.now ?? Date.now;
   }
 
   /** A page of directory entries, optionally filtered by a search text. */
   list(filter: PatientFilter): Promise<{ items: PatientEntry[]; next: string | null }> {
-    return listPatients(this.storage.db, filter);
+    return listPatients(this.#storage.db, filter);
   }
 
   async get(patientAgentId: string): Promise<PatientEntry> {
-    const entry = await getPatient(this.storage.db, patientAgentId);
+    const entry = await getPatient(this.#storage.db, patientAgentId);
     if (entry === null) throw new NeuronError('NOT_FOUND', { message: 'no patient with this agent id in the directory' });
     return entry;
   }
 
   async updateProfile(patientAgentId: string, patch: ProfilePatch, by: DirectoryActor): Promise<PatientEntry> {
-    const now = this.now();
+    const now = this.#now();
     const at = isoNow(now);
-    return this.storage.transaction(async (trx) => {
-      await this.storage.lock(trx, 'audit_chain');
+    return this.#storage.transaction(async (trx) => {
+      await this.#storage.lock(trx, 'audit_chain');
       const entry = await getPatient(trx, patientAgentId);
       if (entry === null) throw new NeuronError('NOT_FOUND', { message: 'no patient with this agent id in the directory' });
       const profile: PatientProfile = { ...(entry.profile ?? {}) };
@@ -70,29 +70,37 @@ export class DirectoryService {
       if (changed.length === 0) return entry;
       const next = Object.keys(profile).length === 0 ? null : profile;
       await setProfile(trx, patientAgentId, next, at);
-      await this.audit.append(trx, {
-        type: 'patient.profile_updated',
-        actor: by.actor,
-        details: { patient_agent_id: patientAgentId, fields: changed, key_id: by.keyId },
-      }, now);
+      await this.#audit.append(
+        trx,
+        {
+          type: 'patient.profile_updated',
+          actor: by.actor,
+          details: { patient_agent_id: patientAgentId, fields: changed, key_id: by.keyId },
+        },
+        now,
+      );
       return { ...entry, profile: next, updatedAt: at };
     });
   }
 
   /** Deletes the front-desk profile; the directory entry, relationships and audit stay. */
   async deleteProfile(patientAgentId: string, by: DirectoryActor): Promise<void> {
-    const now = this.now();
-    await this.storage.transaction(async (trx) => {
-      await this.storage.lock(trx, 'audit_chain');
+    const now = this.#now();
+    await this.#storage.transaction(async (trx) => {
+      await this.#storage.lock(trx, 'audit_chain');
       const entry = await getPatient(trx, patientAgentId);
       if (entry === null) throw new NeuronError('NOT_FOUND', { message: 'no patient with this agent id in the directory' });
       if (entry.profile === null) return;
       await setProfile(trx, patientAgentId, null, isoNow(now));
-      await this.audit.append(trx, {
-        type: 'patient.profile_deleted',
-        actor: by.actor,
-        details: { patient_agent_id: patientAgentId, fields: Object.keys(entry.profile), key_id: by.keyId },
-      }, now);
+      await this.#audit.append(
+        trx,
+        {
+          type: 'patient.profile_deleted',
+          actor: by.actor,
+          details: { patient_agent_id: patientAgentId, fields: Object.keys(entry.profile), key_id: by.keyId },
+        },
+        now,
+      );
     });
   }
 }

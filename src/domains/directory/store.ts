@@ -49,7 +49,15 @@ export async function upsertFromHandshake(
   at: string,
 ): Promise<void> {
   const profile = entry.profile === null ? null : JSON.stringify(entry.profile);
-  await (profile === null ? UPSERT_KEEP_PROFILE : UPSERT_WITH_PROFILE).execute(db, [entry.patientAgentId, entry.patientPublicKey, entry.patientEndpoint, profile, at, at, at]);
+  await (profile === null ? UPSERT_KEEP_PROFILE : UPSERT_WITH_PROFILE).execute(db, [
+    entry.patientAgentId,
+    entry.patientPublicKey,
+    entry.patientEndpoint,
+    profile,
+    at,
+    at,
+    at,
+  ]);
 }
 
 /**
@@ -85,7 +93,8 @@ export async function getPatient(db: Db, patientAgentId: string): Promise<Patien
 
 /** Replaces the profile (null deletes it). Returns false when there is no such patient. */
 export async function setProfile(db: Db, patientAgentId: string, profile: PatientProfile | null, at: string): Promise<boolean> {
-  const result = await db.updateTable('patients')
+  const result = await db
+    .updateTable('patients')
     .set({ profile: profile === null ? null : JSON.stringify(profile), updated_at: at })
     .where('patient_agent_id', '=', patientAgentId)
     .executeTakeFirst();
@@ -105,15 +114,20 @@ export async function listPatients(db: Db, filter: PatientFilter): Promise<{ ite
     // LIKE wildcards in the search text are matched literally (on SQLite too, through ESCAPE), and
     // only the display name is searched, never the profile's key names or other fields.
     const search = filter.search;
-    query = query.where((eb) => eb.or([
-      containsInsensitive(sql.ref('patient_agent_id'), search),
-      containsInsensitive(jsonTextField(db, sql.ref('profile'), 'display_name'), search),
-    ]));
+    query = query.where((eb) =>
+      eb.or([
+        containsInsensitive(sql.ref('patient_agent_id'), search),
+        containsInsensitive(jsonTextField(db, sql.ref('profile'), 'display_name'), search),
+      ]),
+    );
   }
   if (filter.after !== undefined) {
     const [id] = decodeCursor(filter.after, ['string']) as [string];
     query = query.where('patient_agent_id', '>', id);
   }
-  const rows = await query.orderBy('patient_agent_id', 'asc').limit(filter.limit + 1).execute();
+  const rows = await query
+    .orderBy('patient_agent_id', 'asc')
+    .limit(filter.limit + 1)
+    .execute();
   return pageOf(rows, filter.limit, toEntry, (last) => [last.patientAgentId]);
 }

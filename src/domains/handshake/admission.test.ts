@@ -75,10 +75,19 @@ test('waiters expire in arrival order at their deadline', () => {
   a.enter('early', 10);
   a.enter('late', 50);
   assert.equal(a.nextExpiry(), 110);
-  assert.deepEqual(a.expire(109).map((w) => w.value), []);
-  assert.deepEqual(a.expire(110).map((w) => w.value), ['early']);
+  assert.deepEqual(
+    a.expire(109).map((w) => w.value),
+    [],
+  );
+  assert.deepEqual(
+    a.expire(110).map((w) => w.value),
+    ['early'],
+  );
   assert.equal(a.nextExpiry(), 150);
-  assert.deepEqual(a.expire(1_000).map((w) => w.value), ['late']);
+  assert.deepEqual(
+    a.expire(1_000).map((w) => w.value),
+    ['late'],
+  );
   assert.equal(a.nextExpiry(), null);
   assert.equal(a.active, 1);
 });
@@ -88,7 +97,10 @@ test('drain empties the queue oldest first and leaves the slots alone', () => {
   a.enter('x', 0);
   a.enter('a', 0);
   a.enter('b', 0);
-  assert.deepEqual(a.drain().map((w) => w.value), ['a', 'b']);
+  assert.deepEqual(
+    a.drain().map((w) => w.value),
+    ['a', 'b'],
+  );
   assert.equal(a.queued, 0);
   assert.equal(a.active, 1);
 });
@@ -114,7 +126,11 @@ test('per-address counts: up to the limit per address, others unaffected, releas
   counts.release('192.0.2.1');
   counts.release('192.0.2.1');
   counts.release('192.0.2.2');
-  assert.deepEqual({ addresses: counts.addresses, total: counts.total }, { addresses: 0, total: 0 }, 'no entry is kept for an idle address');
+  assert.deepEqual(
+    { addresses: counts.addresses, total: counts.total },
+    { addresses: 0, total: 0 },
+    'no entry is kept for an idle address',
+  );
   assert.throws(() => counts.release('192.0.2.1'), /without a matching acquire/);
   assert.throws(() => new AddressCounts(0), RangeError);
 });

@@ -33,30 +33,30 @@ interface Node<T> extends Waiter<T> {
   linked: boolean;
 }
 
-export type EnterResult<T> =
-  | { outcome: 'admitted' }
-  | { outcome: 'queued'; waiter: Waiter<T> }
-  | { outcome: 'full' };
+export type EnterResult<T> = { outcome: 'admitted' } | { outcome: 'queued'; waiter: Waiter<T> } | { outcome: 'full' };
 
 export class Admission<T> {
-  private activeCount = 0;
-  private queuedCount = 0;
-  private head: Node<T> | null = null;
-  private tail: Node<T> | null = null;
+  #activeCount = 0;
+  #queuedCount = 0;
+  #head: Node<T> | null = null;
+  #tail: Node<T> | null = null;
 
-  constructor(private readonly limits: AdmissionLimits) {
+  readonly #limits: AdmissionLimits;
+
+  constructor(limits: AdmissionLimits) {
+    this.#limits = limits;
     if (!Number.isInteger(limits.maxActive) || limits.maxActive < 1) throw new RangeError('maxActive must be a positive integer');
     if (!Number.isInteger(limits.maxQueued) || limits.maxQueued < 0) throw new RangeError('maxQueued must be a non-negative integer');
   }
 
   /** Handshakes holding a slot. */
   get active(): number {
-    return this.activeCount;
+    return this.#activeCount;
   }
 
   /** Arrivals waiting for a slot. */
   get queued(): number {
-    return this.queuedCount;
+    return this.#queuedCount;
   }
 
   /**
@@ -64,16 +64,16 @@ export class Admission<T> {
    * An arrival never overtakes a waiter: with anyone queued it queues too.
    */
   enter(value: T, now: number): EnterResult<T> {
-    if (this.activeCount < this.limits.maxActive && this.queuedCount === 0) {
-      this.activeCount += 1;
+    if (this.#activeCount < this.#limits.maxActive && this.#queuedCount === 0) {
+      this.#activeCount += 1;
       return { outcome: 'admitted' };
     }
-    if (this.queuedCount >= this.limits.maxQueued) return { outcome: 'full' };
-    const node: Node<T> = { value, enqueuedAt: now, prev: this.tail, next: null, linked: true };
-    if (this.tail) this.tail.next = node;
-    else this.head = node;
-    this.tail = node;
-    this.queuedCount += 1;
+    if (this.#queuedCount >= this.#limits.maxQueued) return { outcome: 'full' };
+    const node: Node<T> = { value, enqueuedAt: now, prev: this.#tail, next: null, linked: true };
+    if (this.#tail) this.#tail.next = node;
+    else this.#head = node;
+    this.#tail = node;
+    this.#queuedCount += 1;
     return { outcome: 'queued', waiter: node };
   }
 
@@ -82,9 +82,9 @@ export class Admission<T> {
    * which is returned (it now holds the slot); otherwise the slot becomes free and null is returned.
    */
   release(): Waiter<T> | null {
-    if (this.activeCount <= 0) throw new Error('release() without a matching admission');
-    const next = this.shift();
-    if (next === null) this.activeCount -= 1;
+    if (this.#activeCount <= 0) throw new Error('release() without a matching admission');
+    const next = this.#shift();
+    if (next === null) this.#activeCount -= 1;
     return next;
   }
 
@@ -92,16 +92,16 @@ export class Admission<T> {
   leave(waiter: Waiter<T>): boolean {
     const node = waiter as Node<T>;
     if (!node.linked) return false;
-    this.unlink(node);
+    this.#unlink(node);
     return true;
   }
 
   /** Removes and returns, oldest first, every waiter whose queue timeout has passed at `now`. */
   expire(now: number): Array<Waiter<T>> {
     const expired: Array<Waiter<T>> = [];
-    while (this.head !== null && this.head.enqueuedAt + this.limits.queueTimeoutMs <= now) {
-      const node = this.head;
-      this.unlink(node);
+    while (this.#head !== null && this.#head.enqueuedAt + this.#limits.queueTimeoutMs <= now) {
+      const node = this.#head;
+      this.#unlink(node);
       expired.push(node);
     }
     return expired;
@@ -109,36 +109,36 @@ export class Admission<T> {
 
   /** When the oldest waiter times out (caller's clock), or null with nobody waiting. */
   nextExpiry(): number | null {
-    return this.head === null ? null : this.head.enqueuedAt + this.limits.queueTimeoutMs;
+    return this.#head === null ? null : this.#head.enqueuedAt + this.#limits.queueTimeoutMs;
   }
 
   /** Removes and returns every waiter, oldest first (shutdown). */
   drain(): Array<Waiter<T>> {
     const all: Array<Waiter<T>> = [];
-    while (this.head !== null) {
-      const node = this.head;
-      this.unlink(node);
+    while (this.#head !== null) {
+      const node = this.#head;
+      this.#unlink(node);
       all.push(node);
     }
     return all;
   }
 
-  private shift(): Waiter<T> | null {
-    const node = this.head;
+  #shift(): Waiter<T> | null {
+    const node = this.#head;
     if (node === null) return null;
-    this.unlink(node);
+    this.#unlink(node);
     return node;
   }
 
-  private unlink(node: Node<T>): void {
+  #unlink(node: Node<T>): void {
     if (node.prev) node.prev.next = node.next;
-    else this.head = node.next;
+    else this.#head = node.next;
     if (node.next) node.next.prev = node.prev;
-    else this.tail = node.prev;
+    else this.#tail = node.prev;
     node.prev = null;
     node.next = null;
     node.linked = false;
-    this.queuedCount -= 1;
+    this.#queuedCount -= 1;
   }
 }
 
@@ -149,43 +149,46 @@ export class Admission<T> {
  * pending has no entry, so the map never holds more than the ceiling plus the queue.
  */
 export class AddressCounts {
-  private readonly counts = new Map<string, number>();
-  private totalCount = 0;
+  readonly #counts = new Map<string, number>();
+  #totalCount = 0;
 
-  constructor(private readonly maxPerAddress: number) {
+  readonly #maxPerAddress: number;
+
+  constructor(maxPerAddress: number) {
+    this.#maxPerAddress = maxPerAddress;
     if (!Number.isInteger(maxPerAddress) || maxPerAddress < 1) throw new RangeError('maxPerAddress must be a positive integer');
   }
 
   /** Counts one more upgrade for `address`, or returns false (counting nothing) when it is at its limit. */
   acquire(address: string): boolean {
-    const count = this.counts.get(address) ?? 0;
-    if (count >= this.maxPerAddress) return false;
-    this.counts.set(address, count + 1);
-    this.totalCount += 1;
+    const count = this.#counts.get(address) ?? 0;
+    if (count >= this.#maxPerAddress) return false;
+    this.#counts.set(address, count + 1);
+    this.#totalCount += 1;
     return true;
   }
 
   /** One upgrade of `address` ended. Each successful acquire is released exactly once. */
   release(address: string): void {
-    const count = this.counts.get(address);
+    const count = this.#counts.get(address);
     if (count === undefined) throw new Error('release() without a matching acquire()');
-    if (count <= 1) this.counts.delete(address);
-    else this.counts.set(address, count - 1);
-    this.totalCount -= 1;
+    if (count <= 1) this.#counts.delete(address);
+    else this.#counts.set(address, count - 1);
+    this.#totalCount -= 1;
   }
 
   /** Upgrades pending from `address`. */
   pending(address: string): number {
-    return this.counts.get(address) ?? 0;
+    return this.#counts.get(address) ?? 0;
   }
 
   /** Addresses with anything pending. */
   get addresses(): number {
-    return this.counts.size;
+    return this.#counts.size;
   }
 
   /** Upgrades pending over all addresses. */
   get total(): number {
-    return this.totalCount;
+    return this.#totalCount;
   }
 }

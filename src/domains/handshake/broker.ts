@@ -31,7 +31,6 @@ import { HandshakeSession, type SessionHost, type SessionSettings } from './sess
 import { HandshakeService, type HandshakeServiceOptions } from './service.ts';
 import type { ProtocolServer, ProtocolSession } from './types.ts';
 
-
 /** host[:port]: a DNS name or IPv4 address, or a bracketed IPv6 literal. */
 const HOST_HEADER = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d{1,5})?$/;
 /** RFC 6455 section 4.1: the key is 16 random bytes in base64. */
@@ -75,54 +74,54 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
   readonly settings: SessionSettings;
   readonly logger: Logger;
   readonly repeatedErrors: RepeatedErrorLog;
-  private readonly limits: NeuronConfig['handshake'];
-  private readonly admission: Admission<Upgrade>;
-  private readonly clientAddress: ClientAddress;
-  private readonly perAddress: AddressCounts;
+  readonly #limits: NeuronConfig['handshake'];
+  readonly #admission: Admission<Upgrade>;
+  readonly #clientAddress: ClientAddress;
+  readonly #perAddress: AddressCounts;
   /** The client address each admitted session counts against, released when it ends. */
-  private readonly sessionAddresses = new Map<HandshakeSession, string>();
-  private readonly metrics: HandshakeMetrics;
-  private readonly wss: WebSocketServer;
-  private readonly sessions = new Map<string, HandshakeSession>();
-  private readonly pending = new Set<Promise<unknown>>();
-  private readonly clock: () => number;
-  private readonly nonceSource: () => Nonce;
-  private readonly host: string;
-  private readonly onNoticeQueued: () => void;
-  private servers: Array<HttpServer | HttpsServer> = [];
-  private ownServer: HttpServer | null = null;
-  private queueTimer: NodeJS.Timeout | undefined;
-  private queueTimerAt = Infinity;
-  private stopping: Promise<void> | null = null;
-  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.handleUpgradeRequest(req, socket, head);
+  readonly #sessionAddresses = new Map<HandshakeSession, string>();
+  readonly #metrics: HandshakeMetrics;
+  readonly #wss: WebSocketServer;
+  readonly #sessions = new Map<string, HandshakeSession>();
+  readonly #pending = new Set<Promise<unknown>>();
+  readonly #clock: () => number;
+  readonly #nonceSource: () => Nonce;
+  readonly #host: string;
+  readonly #onNoticeQueued: () => void;
+  #servers: Array<HttpServer | HttpsServer> = [];
+  #ownServer: HttpServer | null = null;
+  #queueTimer: NodeJS.Timeout | undefined;
+  #queueTimerAt = Infinity;
+  #stopping: Promise<void> | null = null;
+  readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.#handleUpgradeRequest(req, socket, head);
 
   constructor(options: HandshakeBrokerOptions) {
     this.service = new HandshakeService({ ...options, failureAuditBatchMax: options.handshake.failure_audit_batch_max });
-    this.limits = options.handshake;
+    this.#limits = options.handshake;
     this.logger = options.logger;
     this.repeatedErrors = new RepeatedErrorLog({ logger: options.logger });
-    this.host = options.host ?? '127.0.0.1';
-    this.clock = options.now ?? Date.now;
-    this.nonceSource = options.createNonce ?? createNonce;
-    this.onNoticeQueued = options.onNoticeQueued ?? (() => undefined);
+    this.#host = options.host ?? '127.0.0.1';
+    this.#clock = options.now ?? Date.now;
+    this.#nonceSource = options.createNonce ?? createNonce;
+    this.#onNoticeQueued = options.onNoticeQueued ?? (() => undefined);
     this.settings = {
       authTimeoutMs: options.handshake.auth_timeout_ms,
       challengeTimeoutMs: options.handshake.challenge_timeout_ms,
       clockSkewMs: options.handshake.clock_skew_seconds * 1_000,
       closeGraceMs: options.handshake.close_grace_ms,
     };
-    this.admission = new Admission<Upgrade>({
+    this.#admission = new Admission<Upgrade>({
       maxActive: options.handshake.max_concurrent_handshakes,
       maxQueued: options.handshake.max_queued,
       queueTimeoutMs: options.handshake.queue_timeout_ms,
     });
-    this.clientAddress = createClientAddress(options.trustedProxies ?? []);
-    this.perAddress = new AddressCounts(options.handshake.max_pending_per_address);
-    this.metrics = createHandshakeMetrics(options.metrics ?? new Registry(), {
-      active: () => this.admission.active,
-      queued: () => this.admission.queued,
+    this.#clientAddress = createClientAddress(options.trustedProxies ?? []);
+    this.#perAddress = new AddressCounts(options.handshake.max_pending_per_address);
+    this.#metrics = createHandshakeMetrics(options.metrics ?? new Registry(), {
+      active: () => this.#admission.active,
+      queued: () => this.#admission.queued,
     });
-    this.wss = new WebSocketServer({
+    this.#wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false, // spec section 2
       maxPayload: options.handshake.max_message_bytes, // larger frames close with 1009
@@ -134,22 +133,22 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
 
   /** Routes `/ws/handshake` upgrades of an existing HTTP(S) server (the Neuron's REST server). */
   attach(server: HttpServer | HttpsServer): void {
-    if (this.stopping) throw new Error('the handshake broker is stopped');
-    server.on('upgrade', this.onUpgrade);
-    this.servers.push(server);
+    if (this.#stopping) throw new Error('the handshake broker is stopped');
+    server.on('upgrade', this.#onUpgrade);
+    this.#servers.push(server);
   }
 
   async start(port: number): Promise<void> {
-    if (this.ownServer) throw new Error('the handshake broker is already listening');
+    if (this.#ownServer) throw new Error('the handshake broker is already listening');
     const server = createServer((_req, res) => {
       const error = new NeuronError('ROUTE_NOT_FOUND');
       res.writeHead(error.status, { 'content-type': PROBLEM_CONTENT_TYPE }).end(JSON.stringify(toProblem(error)));
     });
-    this.ownServer = server;
+    this.#ownServer = server;
     this.attach(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, this.host, () => {
+      server.listen(port, this.#host, () => {
         server.off('error', reject);
         resolve();
       });
@@ -158,104 +157,115 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
 
   /** The bound port of a standalone broker. */
   port(): number {
-    const address = this.ownServer?.address();
+    const address = this.#ownServer?.address();
     if (!address || typeof address !== 'object') throw new Error('the handshake broker is not listening on its own');
     return address.port;
   }
 
   async stop(): Promise<void> {
-    if (this.stopping) return this.stopping;
-    this.stopping = (async () => {
-      clearTimeout(this.queueTimer);
-      for (const waiter of this.admission.drain()) this.refuse(waiter.value, 'SHUTTING_DOWN');
+    if (this.#stopping) return this.#stopping;
+    this.#stopping = (async () => {
+      clearTimeout(this.#queueTimer);
+      for (const waiter of this.#admission.drain()) this.#refuse(waiter.value, 'SHUTTING_DOWN');
       // Open handshakes close with 1001; wait for their sockets to close (bounded by handshake.close_grace_ms).
       const closeWaiters = new Map<string, () => void>();
-      this.onSessionClosed = (id) => closeWaiters.get(id)?.();
-      const closing = [...this.sessions.values()].map((session) => new Promise<void>((resolve) => {
-        closeWaiters.set(session.id, resolve);
-        session.shutdown();
-      }));
+      this.#onSessionClosed = (id) => closeWaiters.get(id)?.();
+      const closing = [...this.#sessions.values()].map(
+        (session) =>
+          new Promise<void>((resolve) => {
+            closeWaiters.set(session.id, resolve);
+            session.shutdown();
+          }),
+      );
       await Promise.all(closing);
       // Database work of sessions that ended (failure audits, a commit that is rolling back).
-      while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
-      for (const server of this.servers) server.off('upgrade', this.onUpgrade);
+      while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+      for (const server of this.#servers) server.off('upgrade', this.#onUpgrade);
       // Keep answering upgrades that still arrive before the HTTP server closes.
-      for (const server of this.servers) if (server !== this.ownServer) server.on('upgrade', this.refuseLate);
-      this.wss.close();
-      if (this.ownServer) {
-        const server = this.ownServer;
+      for (const server of this.#servers) if (server !== this.#ownServer) server.on('upgrade', this.#refuseLate);
+      this.#wss.close();
+      if (this.#ownServer) {
+        const server = this.#ownServer;
         await new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
       }
     })();
-    return this.stopping;
+    return this.#stopping;
   }
 
   activeSessions(): ProtocolSession[] {
     const list: ProtocolSession[] = [];
-    for (const session of this.sessions.values()) list.push(session.snapshot());
+    for (const session of this.#sessions.values()) list.push(session.snapshot());
     return list;
   }
 
   /** Current admission counts (also exported as metrics). */
   load(): { active: number; queued: number } {
-    return { active: this.admission.active, queued: this.admission.queued };
+    return { active: this.#admission.active, queued: this.#admission.queued };
   }
 
   /** Upgrades counted against handshake.max_pending_per_address: addresses with any, and their sum. */
   addressLoad(): { addresses: number; pending: number } {
-    return { addresses: this.perAddress.addresses, pending: this.perAddress.total };
+    return { addresses: this.#perAddress.addresses, pending: this.#perAddress.total };
   }
 
   // ---- SessionHost ----
 
   now(): number {
-    return this.clock();
+    return this.#clock();
   }
 
   createNonce(): Nonce {
-    return this.nonceSource();
+    return this.#nonceSource();
   }
 
   ended(session: HandshakeSession, outcome: string, failed: boolean): void {
     const seconds = (performance.now() - session.startedTick) / 1_000;
-    this.metrics.outcome(outcome);
-    this.metrics.duration(failed ? 'failed' : 'completed', seconds);
+    this.#metrics.outcome(outcome);
+    this.#metrics.duration(failed ? 'failed' : 'completed', seconds);
     // One line per handshake for the operator: no agent id, key or name, only what the session
     // was, how it ended and how long it took (the audit log has the parties).
-    this.logger.info({ session_id: session.id, outcome, duration_ms: Math.round(seconds * 10_000) / 10, ...(failed && outcome !== 'abandoned' ? { error_code: outcome } : {}) }, 'handshake ended');
-    const address = this.sessionAddresses.get(session);
+    this.logger.info(
+      {
+        session_id: session.id,
+        outcome,
+        duration_ms: Math.round(seconds * 10_000) / 10,
+        ...(failed && outcome !== 'abandoned' ? { error_code: outcome } : {}),
+      },
+      'handshake ended',
+    );
+    const address = this.#sessionAddresses.get(session);
     if (address !== undefined) {
-      this.sessionAddresses.delete(session);
-      this.perAddress.release(address);
+      this.#sessionAddresses.delete(session);
+      this.#perAddress.release(address);
     }
-    this.releaseSlot();
+    this.#releaseSlot();
   }
 
   deliveryQueued(): void {
-    this.onNoticeQueued();
+    this.#onNoticeQueued();
   }
 
   closed(session: HandshakeSession): void {
-    this.sessions.delete(session.id);
-    this.onSessionClosed(session.id);
+    this.#sessions.delete(session.id);
+    this.#onSessionClosed(session.id);
   }
 
   track(work: Promise<unknown>): void {
-    this.pending.add(work);
-    void work.finally(() => this.pending.delete(work));
+    this.#pending.add(work);
+    void work.finally(() => this.#pending.delete(work));
   }
 
-  private onSessionClosed: (id: string) => void = () => undefined;
+  #onSessionClosed: (id: string) => void = () => undefined;
 
   // ---- upgrade path ----
 
-  private readonly refuseLate = (_req: IncomingMessage, socket: Duplex): void => {
+  readonly #refuseLate = (_req: IncomingMessage, socket: Duplex): void => {
     socket.on('error', ignoreSocketError);
-    writeRefusal(socket, new NeuronError('SHUTTING_DOWN', { headers: { 'retry-after': String(this.limits.retry_after_seconds) } }));
+    writeRefusal(socket, new NeuronError('SHUTTING_DOWN', { headers: { 'retry-after': String(this.#limits.retry_after_seconds) } }));
   };
 
-  private handleUpgradeRequest(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  #handleUpgradeRequest(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', ignoreSocketError);
     const path = pathOf(req.url);
     if (path !== HANDSHAKE_PATH) {
@@ -267,51 +277,62 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
       writeRefusal(socket, shape);
       return;
     }
-    if (this.stopping) {
-      this.countRefusal('SHUTTING_DOWN');
-      writeRefusal(socket, this.unavailable('SHUTTING_DOWN'));
+    if (this.#stopping) {
+      this.#countRefusal('SHUTTING_DOWN');
+      writeRefusal(socket, this.#unavailable('SHUTTING_DOWN'));
       return;
     }
 
-    const address = this.clientAddress.limitKeyOf(req);
-    if (!this.perAddress.acquire(address)) {
-      this.countRefusal('HANDSHAKE_ADDRESS_LIMIT');
-      writeRefusal(socket, this.unavailable('HANDSHAKE_ADDRESS_LIMIT'));
+    const address = this.#clientAddress.limitKeyOf(req);
+    if (!this.#perAddress.acquire(address)) {
+      this.#countRefusal('HANDSHAKE_ADDRESS_LIMIT');
+      writeRefusal(socket, this.#unavailable('HANDSHAKE_ADDRESS_LIMIT'));
       return;
     }
-    const upgrade: Upgrade = { req, socket, head, arrivedTick: performance.now(), early: [], earlyBytes: 0, waiter: null, address, settled: false, cleanup: () => undefined };
-    const entered = this.admission.enter(upgrade, performance.now());
+    const upgrade: Upgrade = {
+      req,
+      socket,
+      head,
+      arrivedTick: performance.now(),
+      early: [],
+      earlyBytes: 0,
+      waiter: null,
+      address,
+      settled: false,
+      cleanup: () => undefined,
+    };
+    const entered = this.#admission.enter(upgrade, performance.now());
     if (entered.outcome === 'admitted') {
-      this.metrics.queueWait(0);
-      this.open(upgrade);
+      this.#metrics.queueWait(0);
+      this.#open(upgrade);
       return;
     }
     if (entered.outcome === 'full') {
-      this.refuse(upgrade, 'HANDSHAKE_QUEUE_FULL');
+      this.#refuse(upgrade, 'HANDSHAKE_QUEUE_FULL');
       return;
     }
     upgrade.waiter = entered.waiter;
-    this.watchQueued(upgrade);
-    this.armQueueTimer();
+    this.#watchQueued(upgrade);
+    this.#armQueueTimer();
   }
 
   /** While queued, notice at once when the client goes away, and keep anything it sends early. */
-  private watchQueued(upgrade: Upgrade): void {
+  #watchQueued(upgrade: Upgrade): void {
     const { socket } = upgrade;
     const gone = (): void => {
       if (upgrade.settled || upgrade.waiter === null) return;
-      if (this.admission.leave(upgrade.waiter)) {
+      if (this.#admission.leave(upgrade.waiter)) {
         upgrade.settled = true;
         upgrade.cleanup();
-        this.releaseAddress(upgrade);
+        this.#releaseAddress(upgrade);
         socket.destroy();
-        this.metrics.outcome('abandoned');
+        this.#metrics.outcome('abandoned');
       }
     };
     const onData = (chunk: Buffer): void => {
       upgrade.earlyBytes += chunk.length;
       // A client should send nothing before the 101; cap what it can make us hold.
-      if (upgrade.earlyBytes > this.limits.max_message_bytes) return gone();
+      if (upgrade.earlyBytes > this.#limits.max_message_bytes) return gone();
       upgrade.early.push(chunk);
     };
     socket.on('data', onData);
@@ -325,21 +346,21 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
   }
 
   /** Hands an upgrade that holds a slot to ws and starts its session. */
-  private open(upgrade: Upgrade): void {
+  #open(upgrade: Upgrade): void {
     upgrade.settled = true;
     upgrade.cleanup();
     const { req, socket } = upgrade;
     // No pause between our listener and ws's: handleUpgrade attaches its 'data' listener synchronously.
-    if (upgrade.waiter !== null) this.metrics.queueWait((performance.now() - upgrade.arrivedTick) / 1_000);
+    if (upgrade.waiter !== null) this.#metrics.queueWait((performance.now() - upgrade.arrivedTick) / 1_000);
     const head = upgrade.early.length === 0 ? upgrade.head : Buffer.concat([upgrade.head, ...upgrade.early]);
     let accepted = false;
     try {
-      this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
         accepted = true;
         const session = new HandshakeSession(ws, this, socket);
-        this.sessions.set(session.id, session);
+        this.#sessions.set(session.id, session);
         // The session now carries the address's count; ended() releases it with the slot.
-        if (upgrade.address !== null) this.sessionAddresses.set(session, upgrade.address);
+        if (upgrade.address !== null) this.#sessionAddresses.set(session, upgrade.address);
         upgrade.address = null;
         session.begin();
       });
@@ -349,58 +370,58 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     }
     // ws answered the upgrade itself (a header it rejects) or the socket was already closing.
     if (!accepted) {
-      this.metrics.outcome('INVALID_MESSAGE');
-      this.releaseAddress(upgrade);
-      this.releaseSlot();
+      this.#metrics.outcome('INVALID_MESSAGE');
+      this.#releaseAddress(upgrade);
+      this.#releaseSlot();
     }
   }
 
   /** Releases the upgrade's per-address count if it still holds it (exactly once). */
-  private releaseAddress(upgrade: Upgrade): void {
+  #releaseAddress(upgrade: Upgrade): void {
     if (upgrade.address === null) return;
-    this.perAddress.release(upgrade.address);
+    this.#perAddress.release(upgrade.address);
     upgrade.address = null;
   }
 
-  private releaseSlot(): void {
-    const next = this.admission.release();
-    if (next !== null) this.open(next.value);
+  #releaseSlot(): void {
+    const next = this.#admission.release();
+    if (next !== null) this.#open(next.value);
   }
 
   // ---- queue deadline ----
 
-  private armQueueTimer(): void {
-    const due = this.admission.nextExpiry();
-    if (due === null || due >= this.queueTimerAt) return;
-    clearTimeout(this.queueTimer);
-    this.queueTimerAt = due;
-    this.queueTimer = setTimeout(() => this.expireQueue(), Math.max(due - performance.now(), 0));
+  #armQueueTimer(): void {
+    const due = this.#admission.nextExpiry();
+    if (due === null || due >= this.#queueTimerAt) return;
+    clearTimeout(this.#queueTimer);
+    this.#queueTimerAt = due;
+    this.#queueTimer = setTimeout(() => this.#expireQueue(), Math.max(due - performance.now(), 0));
   }
 
-  private expireQueue(): void {
-    this.queueTimerAt = Infinity;
-    this.queueTimer = undefined;
-    for (const waiter of this.admission.expire(performance.now())) this.refuse(waiter.value, 'HANDSHAKE_QUEUE_TIMEOUT');
-    this.armQueueTimer();
+  #expireQueue(): void {
+    this.#queueTimerAt = Infinity;
+    this.#queueTimer = undefined;
+    for (const waiter of this.#admission.expire(performance.now())) this.#refuse(waiter.value, 'HANDSHAKE_QUEUE_TIMEOUT');
+    this.#armQueueTimer();
   }
 
   // ---- refusals ----
 
-  private unavailable(code: 'HANDSHAKE_QUEUE_FULL' | 'HANDSHAKE_QUEUE_TIMEOUT' | 'HANDSHAKE_ADDRESS_LIMIT' | 'SHUTTING_DOWN'): NeuronError {
-    return new NeuronError(code, { headers: { 'retry-after': String(this.limits.retry_after_seconds) } });
+  #unavailable(code: 'HANDSHAKE_QUEUE_FULL' | 'HANDSHAKE_QUEUE_TIMEOUT' | 'HANDSHAKE_ADDRESS_LIMIT' | 'SHUTTING_DOWN'): NeuronError {
+    return new NeuronError(code, { headers: { 'retry-after': String(this.#limits.retry_after_seconds) } });
   }
 
-  private refuse(upgrade: Upgrade, code: 'HANDSHAKE_QUEUE_FULL' | 'HANDSHAKE_QUEUE_TIMEOUT' | 'SHUTTING_DOWN'): void {
+  #refuse(upgrade: Upgrade, code: 'HANDSHAKE_QUEUE_FULL' | 'HANDSHAKE_QUEUE_TIMEOUT' | 'SHUTTING_DOWN'): void {
     if (upgrade.settled) return;
     upgrade.settled = true;
     upgrade.cleanup();
-    this.releaseAddress(upgrade);
-    this.countRefusal(code);
-    writeRefusal(upgrade.socket, this.unavailable(code));
+    this.#releaseAddress(upgrade);
+    this.#countRefusal(code);
+    writeRefusal(upgrade.socket, this.#unavailable(code));
   }
 
-  private countRefusal(code: ErrorCode): void {
-    this.metrics.outcome(code);
+  #countRefusal(code: ErrorCode): void {
+    this.#metrics.outcome(code);
   }
 }
 
@@ -427,7 +448,10 @@ function upgradeProblem(req: IncomingMessage): NeuronError | null {
   if (typeof key !== 'string' || !WEBSOCKET_KEY.test(key)) return invalid('missing or invalid Sec-WebSocket-Key header');
   const version = req.headers['sec-websocket-version'];
   if (version !== '13' && version !== '8') {
-    return new NeuronError('INVALID_MESSAGE', { message: 'unsupported Sec-WebSocket-Version; use 13', headers: { 'sec-websocket-version': '13' } });
+    return new NeuronError('INVALID_MESSAGE', {
+      message: 'unsupported Sec-WebSocket-Version; use 13',
+      headers: { 'sec-websocket-version': '13' },
+    });
   }
   return null;
 }

@@ -10,7 +10,16 @@ import { connect } from 'node:net';
 import { createConsentToken, establishRelationship, HandshakeError } from 'neuron-careagent-client';
 import { insertProvider, startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
 import { auditEntries, eventually, writtenFor } from '../../../test/helpers/records.ts';
-import { authenticate, challengeResponse, newPatient, openRaw, pendingUpgrade, rawUpgrade, upgradeHeaders, type Patient } from '../../../test/helpers/raw-handshake.ts';
+import {
+  authenticate,
+  challengeResponse,
+  newPatient,
+  openRaw,
+  pendingUpgrade,
+  rawUpgrade,
+  upgradeHeaders,
+  type Patient,
+} from '../../../test/helpers/raw-handshake.ts';
 
 const PROVIDER = '1679576722';
 
@@ -21,10 +30,18 @@ async function neuronWith(handshake: Record<string, number>): Promise<TestNeuron
 }
 
 function establish(t: TestNeuron, patient: Patient, timeoutMs?: number) {
-  const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] }, patient.keys);
-  return establishRelationship(t.handshakeUrl, { patientAgentId: patient.agentId, keys: patient.keys, endpoint: patient.endpoint, consentToken, ...(timeoutMs ? { timeoutMs } : {}) });
+  const consentToken = createConsentToken(
+    { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
+    patient.keys,
+  );
+  return establishRelationship(t.handshakeUrl, {
+    patientAgentId: patient.agentId,
+    keys: patient.keys,
+    endpoint: patient.endpoint,
+    consentToken,
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
 }
-
 
 describe('the ceiling', () => {
   test('ceiling 2: 50 simultaneous patients all complete and never more than 2 are in progress', async () => {
@@ -71,7 +88,10 @@ describe('the ceiling', () => {
       assert.equal(JSON.parse(answer.body).code, 'HANDSHAKE_QUEUE_TIMEOUT');
 
       // The client library surfaces it with the status and Retry-After.
-      const error = await establish(t, newPatient('queued-client')).then(() => null, (e: HandshakeError) => e);
+      const error = await establish(t, newPatient('queued-client')).then(
+        () => null,
+        (e: HandshakeError) => e,
+      );
       assert.ok(error instanceof HandshakeError);
       assert.equal(error.code, 'HANDSHAKE_QUEUE_TIMEOUT');
       assert.equal(error.status, 503);
@@ -209,7 +229,8 @@ describe('upgrade requests', () => {
         assert.ok(answer.status >= 400 && answer.status < 500, `${label}: ${answer.status}`);
       }
       // Bad Host headers and garbage, straight on a socket.
-      const upgradeLines = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+      const upgradeLines =
+        'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
       const requests: Array<[string, RegExp]> = [
         [`GET /ws/handshake HTTP/1.1\r\n${upgradeLines}\r\n`, /^HTTP\/1\.1 400/], // no Host
         [`GET /ws/handshake HTTP/1.1\r\nHost: a b c\r\n${upgradeLines}\r\n`, /^HTTP\/1\.1 400/],
@@ -224,7 +245,9 @@ describe('upgrade requests', () => {
         socket.write(request, 'latin1');
         const answer = await new Promise<string>((resolve) => {
           let text = '';
-          socket.on('data', (c) => { text += c.toString('latin1'); });
+          socket.on('data', (c) => {
+            text += c.toString('latin1');
+          });
           socket.on('close', () => resolve(text));
           setTimeout(() => socket.destroy(), 1_000);
         });

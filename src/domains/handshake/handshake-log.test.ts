@@ -30,13 +30,17 @@ after(async () => t.stop());
 
 test('a completed and a failed handshake each log one info line with outcome, duration and session id, and no personal data', async () => {
   const patient = newPatient('patient-log-synthetic-1');
-  const handshake = (npi: string) => establishRelationship(t.handshakeUrl, {
-    patientAgentId: patient.agentId,
-    keys: patient.keys,
-    endpoint: patient.endpoint,
-    consentToken: createConsentToken({ patientAgentId: patient.agentId, providerNpi: npi, consentedActions: ['office_visit'] }, patient.keys),
-    timeoutMs: 30_000,
-  });
+  const handshake = (npi: string) =>
+    establishRelationship(t.handshakeUrl, {
+      patientAgentId: patient.agentId,
+      keys: patient.keys,
+      endpoint: patient.endpoint,
+      consentToken: createConsentToken(
+        { patientAgentId: patient.agentId, providerNpi: npi, consentedActions: ['office_visit'] },
+        patient.keys,
+      ),
+      timeoutMs: 30_000,
+    });
   await handshake(PROVIDER);
   await assert.rejects(handshake(UNKNOWN_PROVIDER));
   await new Promise((resolve) => setTimeout(resolve, 100));
@@ -53,5 +57,6 @@ test('a completed and a failed handshake each log one info line with outcome, du
   assert.match(String(failed['error_code']), /^[A-Z_]+$/);
   assert.notEqual(failed['session_id'], completed['session_id']);
   const text = JSON.stringify(ended);
-  for (const personal of [patient.agentId, patient.endpoint, patient.keys.publicKeyB64]) assert.ok(!text.includes(personal), `logged ${personal}`);
+  for (const personal of [patient.agentId, patient.endpoint, patient.keys.publicKeyB64])
+    assert.ok(!text.includes(personal), `logged ${personal}`);
 });

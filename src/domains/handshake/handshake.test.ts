@@ -9,7 +9,7 @@ import { sign } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { createLogger } from '../../foundation/observability/logger.ts';
-import { createConsentToken, establishRelationship, generatePatientKeys, HandshakeError } from 'neuron-careagent-client';
+import { createConsentToken, establishRelationship, generatePatientKeys, type HandshakeError } from 'neuron-careagent-client';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../foundation/errors/index.ts';
 import { encodeBase64url, verifyAttestation } from 'neuron-careagent-client/protocol';
 import { setStatus } from '../relationships/store.ts';
@@ -18,7 +18,15 @@ import { isoNow } from '../../foundation/storage/index.ts';
 import { insertProvider, setProviderStatus, startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
 import { auditEntries, eventually, writtenFor } from '../../../test/helpers/records.ts';
 import { HandshakeService } from './service.ts';
-import { authMessage, authenticate, challengeResponse, newPatient, openRaw, type Patient, type RawHandshake } from '../../../test/helpers/raw-handshake.ts';
+import {
+  authMessage,
+  authenticate,
+  challengeResponse,
+  newPatient,
+  openRaw,
+  type Patient,
+  type RawHandshake,
+} from '../../../test/helpers/raw-handshake.ts';
 
 const PROVIDER = '1679576722';
 const PROVIDER_WITH_KEY = '1649218926';
@@ -40,8 +48,16 @@ before(async () => {
 });
 after(async () => t.stop());
 
-function establish(patient: Patient, providerNpi = PROVIDER, extra: { profile?: Record<string, string>; dialect?: 'A' | 'B'; connectionId?: string } = {}) {
-  const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi, consentedActions: ['office_visit', 'lab_results'] }, patient.keys, extra.dialect ?? 'A');
+function establish(
+  patient: Patient,
+  providerNpi = PROVIDER,
+  extra: { profile?: Record<string, string>; dialect?: 'A' | 'B'; connectionId?: string } = {},
+) {
+  const consentToken = createConsentToken(
+    { patientAgentId: patient.agentId, providerNpi, consentedActions: ['office_visit', 'lab_results'] },
+    patient.keys,
+    extra.dialect ?? 'A',
+  );
   return establishRelationship(t.handshakeUrl, {
     patientAgentId: patient.agentId,
     keys: patient.keys,
@@ -67,7 +83,11 @@ async function expectError(raw: RawHandshake, code: ErrorCode, reason?: string):
 
 /** The failure left only its audit entry (code and reason, nothing the client sent). */
 async function expectOnlyFailureAudit(agentId: string, failuresBefore: number, code: ErrorCode, reason?: string): Promise<void> {
-  await eventually(async () => (await auditEntries(t.neuron, 'handshake.failed')).length > failuresBefore, 3_000, 'handshake.failed audit entry');
+  await eventually(
+    async () => (await auditEntries(t.neuron, 'handshake.failed')).length > failuresBefore,
+    3_000,
+    'handshake.failed audit entry',
+  );
   const failures = await auditEntries(t.neuron, 'handshake.failed');
   assert.deepEqual(failures[failuresBefore]!.details, reason === undefined ? { code } : { code, reason });
   assert.ok(!JSON.stringify(failures[failuresBefore]).includes(agentId), 'the failure audit names no patient');
@@ -79,7 +99,12 @@ async function failureCount(): Promise<number> {
 }
 
 /** Runs a raw exchange that must end in `code`, and checks that only the failure audit was written. */
-async function refused(patient: Patient, code: ErrorCode, reason: string | undefined, drive: (raw: RawHandshake) => Promise<void> | void): Promise<void> {
+async function refused(
+  patient: Patient,
+  code: ErrorCode,
+  reason: string | undefined,
+  drive: (raw: RawHandshake) => Promise<void> | void,
+): Promise<void> {
   const before = await failureCount();
   const raw = await openRaw(t.handshakeUrl);
   await drive(raw);
@@ -95,7 +120,10 @@ function signedPayload(patient: Patient, claims: unknown): { payload: string; si
 describe('completing handshakes', () => {
   test('dialect A: new, with the directory entry, provider notice and audit entry written', async () => {
     const patient = uniquePatient('dialect-a');
-    const result = await establish(patient, PROVIDER, { profile: { display_name: 'Test Patient', date_of_birth: '1990-01-01', favourite_colour: 'blue' } as Record<string, string>, connectionId: 'grant-1' });
+    const result = await establish(patient, PROVIDER, {
+      profile: { display_name: 'Test Patient', date_of_birth: '1990-01-01', favourite_colour: 'blue' } as Record<string, string>,
+      connectionId: 'grant-1',
+    });
     assert.equal(result.status, 'new');
     assert.equal(result.providerNpi, PROVIDER);
     assert.equal(result.providerEndpoint, 'wss://provider.example/agent');
@@ -114,21 +142,43 @@ describe('completing handshakes', () => {
     assert.equal(rows[0]!.patient_public_key, patient.keys.publicKeyB64);
 
     const entry = await db.selectFrom('patients').selectAll().where('patient_agent_id', '=', patient.agentId).executeTakeFirstOrThrow();
-    assert.deepEqual(JSON.parse(entry.profile!), { display_name: 'Test Patient', date_of_birth: '1990-01-01' }, 'unknown profile fields are dropped');
+    assert.deepEqual(
+      JSON.parse(entry.profile!),
+      { display_name: 'Test Patient', date_of_birth: '1990-01-01' },
+      'unknown profile fields are dropped',
+    );
     assert.equal(entry.patient_endpoint, patient.endpoint);
 
-    const notices = await db.selectFrom('outbox').selectAll().where('kind', '=', 'provider.relationship').where('body', 'like', `%${patient.agentId}%`).execute();
+    const notices = await db
+      .selectFrom('outbox')
+      .selectAll()
+      .where('kind', '=', 'provider.relationship')
+      .where('body', 'like', `%${patient.agentId}%`)
+      .execute();
     assert.equal(notices.length, 1);
     assert.equal(notices[0]!.target, PROVIDER);
     const body = JSON.parse(notices[0]!.body) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(body).sort(), ['attestation', 'consented_actions', 'established_at', 'event_id', 'patient_agent_id', 'patient_endpoint', 'patient_public_key', 'relationship_id']);
+    assert.deepEqual(Object.keys(body).sort(), [
+      'attestation',
+      'consented_actions',
+      'established_at',
+      'event_id',
+      'patient_agent_id',
+      'patient_endpoint',
+      'patient_public_key',
+      'relationship_id',
+    ]);
     assert.equal(body.event_id, notices[0]!.event_id);
     assert.equal(body.relationship_id, result.relationshipId);
     assert.equal(body.patient_endpoint, patient.endpoint);
     assert.ok(!notices[0]!.body.includes('Test Patient'), 'no demographics in the provider notice');
-    verifyAttestation(body.attestation as { payload: string; signature: string }, t.neuron.organizationKey.publicKey, { relationship_id: result.relationshipId });
+    verifyAttestation(body.attestation as { payload: string; signature: string }, t.neuron.organizationKey.publicKey, {
+      relationship_id: result.relationshipId,
+    });
 
-    const completed = (await auditEntries(t.neuron, 'handshake.completed')).filter((e) => e.details.relationship_id === result.relationshipId);
+    const completed = (await auditEntries(t.neuron, 'handshake.completed')).filter(
+      (e) => e.details.relationship_id === result.relationshipId,
+    );
     assert.equal(completed.length, 1);
     assert.equal(completed[0]!.details.status, 'new');
     assert.equal(completed[0]!.details.connection_id, 'grant-1');
@@ -142,7 +192,11 @@ describe('completing handshakes', () => {
     assert.equal(result.status, 'new');
     assert.equal(result.providerPublicKey, PROVIDER_KEY);
     assert.equal(result.attested.provider_public_key, PROVIDER_KEY);
-    const row = await t.neuron.storage.db.selectFrom('relationships').selectAll().where('id', '=', result.relationshipId).executeTakeFirstOrThrow();
+    const row = await t.neuron.storage.db
+      .selectFrom('relationships')
+      .selectAll()
+      .where('id', '=', result.relationshipId)
+      .executeTakeFirstOrThrow();
     assert.equal(row.token_dialect, 'B');
     assert.deepEqual(JSON.parse(row.consented_actions), ['office_visit', 'lab_results']);
   });
@@ -154,7 +208,11 @@ describe('completing handshakes', () => {
     assert.equal(second.status, 'existing');
     assert.equal(second.relationshipId, first.relationshipId);
     assert.deepEqual(await writtenFor(t.neuron, patient.agentId), { relationships: 1, patients: 1, outbox: 1 });
-    const row = await t.neuron.storage.db.selectFrom('relationships').selectAll().where('id', '=', first.relationshipId).executeTakeFirstOrThrow();
+    const row = await t.neuron.storage.db
+      .selectFrom('relationships')
+      .selectAll()
+      .where('id', '=', first.relationshipId)
+      .executeTakeFirstOrThrow();
     assert.ok(row.last_handshake_at >= row.established_at);
   });
 
@@ -174,26 +232,49 @@ describe('completing handshakes', () => {
     const second = await establish(patient);
     assert.equal(second.status, 'new');
     assert.notEqual(second.relationshipId, first.relationshipId);
-    const rows = await t.neuron.storage.db.selectFrom('relationships').select(['id', 'status']).where('patient_agent_id', '=', patient.agentId).execute();
+    const rows = await t.neuron.storage.db
+      .selectFrom('relationships')
+      .select(['id', 'status'])
+      .where('patient_agent_id', '=', patient.agentId)
+      .execute();
     assert.deepEqual(rows.map((r) => r.status).sort(), ['active', 'terminated']);
   });
 
   test('a webhook subscriber hears of a new relationship without demographics', async () => {
-    await t.neuron.storage.db.insertInto('webhook_subscriptions').values({
-      id: 'sub-handshake-test', url: 'https://hooks.example/neuron', events: JSON.stringify(['relationship.established']),
-      secret: 'x'.repeat(32), label: 'test', created_by: 'test', created_at: isoNow(), active: 1,
-    }).execute();
+    await t.neuron.storage.db
+      .insertInto('webhook_subscriptions')
+      .values({
+        id: 'sub-handshake-test',
+        url: 'https://hooks.example/neuron',
+        events: JSON.stringify(['relationship.established']),
+        secret: 'x'.repeat(32),
+        label: 'test',
+        created_by: 'test',
+        created_at: isoNow(),
+        active: 1,
+      })
+      .execute();
     try {
       const patient = uniquePatient('webhook');
       const result = await establish(patient, PROVIDER, { profile: { display_name: 'Webhook Patient' } });
-      const hooks = await t.neuron.storage.db.selectFrom('outbox').selectAll().where('kind', '=', 'webhook').where('target', '=', 'sub-handshake-test').execute();
+      const hooks = await t.neuron.storage.db
+        .selectFrom('outbox')
+        .selectAll()
+        .where('kind', '=', 'webhook')
+        .where('target', '=', 'sub-handshake-test')
+        .execute();
       const mine = hooks.filter((h) => h.body.includes(result.relationshipId));
       assert.equal(mine.length, 1);
       assert.equal(mine[0]!.event_type, 'relationship.established');
       assert.ok(!mine[0]!.body.includes('Webhook Patient'));
       assert.ok(!mine[0]!.body.includes(patient.keys.publicKeyB64));
       await establish(patient);
-      const after = await t.neuron.storage.db.selectFrom('outbox').select('seq').where('target', '=', 'sub-handshake-test').where('body', 'like', `%${result.relationshipId}%`).execute();
+      const after = await t.neuron.storage.db
+        .selectFrom('outbox')
+        .select('seq')
+        .where('target', '=', 'sub-handshake-test')
+        .where('body', 'like', `%${result.relationshipId}%`)
+        .execute();
       assert.equal(after.length, 1, '`existing` publishes nothing');
     } finally {
       await t.neuron.storage.db.updateTable('webhook_subscriptions').set({ active: 0 }).where('id', '=', 'sub-handshake-test').execute();
@@ -249,7 +330,9 @@ describe('INVALID_MESSAGE', () => {
 
   test('out of order: a challenge response first', async () => {
     const patient = uniquePatient('order-1');
-    await refused(patient, 'INVALID_MESSAGE', undefined, (raw) => raw.send({ type: 'handshake.challenge_response', signed_nonce: 'A'.repeat(86) }));
+    await refused(patient, 'INVALID_MESSAGE', undefined, (raw) =>
+      raw.send({ type: 'handshake.challenge_response', signed_nonce: 'A'.repeat(86) }),
+    );
   });
 
   test('out of order: a second message before the challenge arrived', async () => {
@@ -301,7 +384,9 @@ describe('CONSENT_FAILED, with each reason', () => {
     const patient = uniquePatient('small-order');
     const identity = Buffer.alloc(32);
     identity[0] = 1;
-    await refused(patient, 'CONSENT_FAILED', 'INVALID_SIGNATURE', (raw) => raw.send(authMessage(patient, PROVIDER, { patient_public_key: encodeBase64url(identity) })));
+    await refused(patient, 'CONSENT_FAILED', 'INVALID_SIGNATURE', (raw) =>
+      raw.send(authMessage(patient, PROVIDER, { patient_public_key: encodeBase64url(identity) })),
+    );
   });
 
   test('MALFORMED_TOKEN: a signed token without an expiry', async () => {
@@ -312,21 +397,42 @@ describe('CONSENT_FAILED, with each reason', () => {
 
   test('PATIENT_MISMATCH: the token names another patient agent', async () => {
     const patient = uniquePatient('mismatch');
-    const token = createConsentToken({ patientAgentId: `${patient.agentId}-other`, providerNpi: PROVIDER, consentedActions: ['x'] }, patient.keys);
+    const token = createConsentToken(
+      { patientAgentId: `${patient.agentId}-other`, providerNpi: PROVIDER, consentedActions: ['x'] },
+      patient.keys,
+    );
     await refused(patient, 'CONSENT_FAILED', 'PATIENT_MISMATCH', (raw) => raw.send(authMessage(patient, PROVIDER, {}, token)));
   });
 
   test('CONSENT_EXPIRED: expired beyond the clock skew', async () => {
     const patient = uniquePatient('expired');
     const now = Date.now();
-    const token = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['x'], issuedAt: new Date(now - 3_600_000), expiresAt: new Date(now - 120_000) }, patient.keys);
+    const token = createConsentToken(
+      {
+        patientAgentId: patient.agentId,
+        providerNpi: PROVIDER,
+        consentedActions: ['x'],
+        issuedAt: new Date(now - 3_600_000),
+        expiresAt: new Date(now - 120_000),
+      },
+      patient.keys,
+    );
     await refused(patient, 'CONSENT_FAILED', 'CONSENT_EXPIRED', (raw) => raw.send(authMessage(patient, PROVIDER, {}, token)));
   });
 
   test('NOT_YET_VALID: issued in the future beyond the clock skew', async () => {
     const patient = uniquePatient('future');
     const now = Date.now();
-    const token = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['x'], issuedAt: new Date(now + 600_000), expiresAt: new Date(now + 3_600_000) }, patient.keys);
+    const token = createConsentToken(
+      {
+        patientAgentId: patient.agentId,
+        providerNpi: PROVIDER,
+        consentedActions: ['x'],
+        issuedAt: new Date(now + 600_000),
+        expiresAt: new Date(now + 3_600_000),
+      },
+      patient.keys,
+    );
     await refused(patient, 'CONSENT_FAILED', 'NOT_YET_VALID', (raw) => raw.send(authMessage(patient, PROVIDER, {}, token)));
   });
 
@@ -338,8 +444,16 @@ describe('CONSENT_FAILED, with each reason', () => {
     ];
     for (const window of windows) {
       const patient = uniquePatient('skew');
-      const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['x'], ...window }, patient.keys);
-      const result = await establishRelationship(t.handshakeUrl, { patientAgentId: patient.agentId, keys: patient.keys, endpoint: patient.endpoint, consentToken });
+      const consentToken = createConsentToken(
+        { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['x'], ...window },
+        patient.keys,
+      );
+      const result = await establishRelationship(t.handshakeUrl, {
+        patientAgentId: patient.agentId,
+        keys: patient.keys,
+        endpoint: patient.endpoint,
+        consentToken,
+      });
       assert.equal(result.status, 'new');
     }
   });
@@ -380,24 +494,38 @@ describe('CHALLENGE_FAILED', () => {
     });
   });
 
-  test('hijack: someone holding the patient\'s public key and token but not its private key', async () => {
+  test("hijack: someone holding the patient's public key and token but not its private key", async () => {
     const victim = uniquePatient('victim');
     const established = await establish(victim);
-    const token = createConsentToken({ patientAgentId: victim.agentId, providerNpi: PROVIDER, consentedActions: ['everything'] }, victim.keys);
+    const token = createConsentToken(
+      { patientAgentId: victim.agentId, providerNpi: PROVIDER, consentedActions: ['everything'] },
+      victim.keys,
+    );
     const attacker = generatePatientKeys();
     const before = await failureCount();
     const raw = await openRaw(t.handshakeUrl);
     raw.send(authMessage(victim, PROVIDER, { patient_endpoint: 'wss://attacker.example/agent' }, token));
     const challenge = await raw.next();
     assert.equal(challenge.type, 'handshake.challenge');
-    raw.send({ type: 'handshake.challenge_response', signed_nonce: encodeBase64url(sign(null, Buffer.from(challenge.nonce as string, 'hex'), attacker.privateKey)) });
+    raw.send({
+      type: 'handshake.challenge_response',
+      signed_nonce: encodeBase64url(sign(null, Buffer.from(challenge.nonce as string, 'hex'), attacker.privateKey)),
+    });
     await expectError(raw, 'CHALLENGE_FAILED');
     await eventually(async () => (await failureCount()) > before);
     // The victim's records are untouched: no endpoint swap, no extra notice.
     assert.deepEqual(await writtenFor(t.neuron, victim.agentId), { relationships: 1, patients: 1, outbox: 1 });
-    const entry = await t.neuron.storage.db.selectFrom('patients').selectAll().where('patient_agent_id', '=', victim.agentId).executeTakeFirstOrThrow();
+    const entry = await t.neuron.storage.db
+      .selectFrom('patients')
+      .selectAll()
+      .where('patient_agent_id', '=', victim.agentId)
+      .executeTakeFirstOrThrow();
     assert.equal(entry.patient_endpoint, victim.endpoint);
-    const row = await t.neuron.storage.db.selectFrom('relationships').selectAll().where('id', '=', established.relationshipId).executeTakeFirstOrThrow();
+    const row = await t.neuron.storage.db
+      .selectFrom('relationships')
+      .selectAll()
+      .where('id', '=', established.relationshipId)
+      .executeTakeFirstOrThrow();
     assert.equal(row.patient_endpoint, victim.endpoint);
   });
 });
@@ -418,7 +546,11 @@ describe('IDENTITY_MISMATCH, BLOCKED, PROVIDER_NOT_FOUND', () => {
     await eventually(async () => (await failureCount()) > before);
     assert.deepEqual((await auditEntries(t.neuron, 'handshake.failed'))[before]!.details, { code: 'IDENTITY_MISMATCH' });
     assert.deepEqual(await writtenFor(t.neuron, patient.agentId), { relationships: 1, patients: 1, outbox: 1 });
-    const entry = await t.neuron.storage.db.selectFrom('patients').selectAll().where('patient_agent_id', '=', patient.agentId).executeTakeFirstOrThrow();
+    const entry = await t.neuron.storage.db
+      .selectFrom('patients')
+      .selectAll()
+      .where('patient_agent_id', '=', patient.agentId)
+      .executeTakeFirstOrThrow();
     assert.equal(entry.patient_public_key, patient.keys.publicKeyB64, 'the directory keeps the real key');
   });
 
@@ -456,11 +588,22 @@ describe('IDENTITY_MISMATCH, BLOCKED, PROVIDER_NOT_FOUND', () => {
     const challenge = await authenticate(raw, patient, PROVIDER);
     raw.send(challengeResponse(patient, challenge.nonce as string));
     await expectError(raw, 'BLOCKED');
-    const rows = await t.neuron.storage.db.selectFrom('relationships').select('status').where('patient_agent_id', '=', patient.agentId).execute();
-    assert.deepEqual(rows.map((r) => r.status), ['suspended']);
+    const rows = await t.neuron.storage.db
+      .selectFrom('relationships')
+      .select('status')
+      .where('patient_agent_id', '=', patient.agentId)
+      .execute();
+    assert.deepEqual(
+      rows.map((r) => r.status),
+      ['suspended'],
+    );
   });
 
-  for (const [label, npi] of [['unknown', UNKNOWN], ['pending', PENDING], ['suspended', SUSPENDED]] as const) {
+  for (const [label, npi] of [
+    ['unknown', UNKNOWN],
+    ['pending', PENDING],
+    ['suspended', SUSPENDED],
+  ] as const) {
     test(`PROVIDER_NOT_FOUND for a ${label} provider`, async () => {
       const patient = uniquePatient(`provider-${label}`);
       await refused(patient, 'PROVIDER_NOT_FOUND', undefined, (raw) => raw.send(authMessage(patient, npi)));
@@ -504,15 +647,29 @@ describe('message size', () => {
 
   test('the client library reports it as MESSAGE_TOO_LARGE', async () => {
     const patient = uniquePatient('large-client');
-    await assert.rejects(establish(patient, PROVIDER, { profile: { display_name: 'y'.repeat(150), date_of_birth: '2000-01-01', preferred_language: 'en', extra: 'z'.repeat(4_500) } as Record<string, string> }),
-      (e: HandshakeError) => e.code === 'MESSAGE_TOO_LARGE' && e.closeCode === 1009);
+    await assert.rejects(
+      establish(patient, PROVIDER, {
+        profile: {
+          display_name: 'y'.repeat(150),
+          date_of_birth: '2000-01-01',
+          preferred_language: 'en',
+          extra: 'z'.repeat(4_500),
+        } as Record<string, string>,
+      }),
+      (e: HandshakeError) => e.code === 'MESSAGE_TOO_LARGE' && e.closeCode === 1009,
+    );
   });
 });
 
 describe('SERVER_ERROR', () => {
   test('an unexpected failure is SERVER_ERROR with close 1011; the detail goes to the log only and nothing is written', async () => {
     const lines: string[] = [];
-    const destination = new Writable({ write(chunk, _encoding, done) { lines.push(chunk.toString()); done(); } });
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
     const s = await startTestNeuron({ neuronOptions: { logger: createLogger({ level: 'error', pretty: 'never', destination }) } });
     try {
       await insertProvider(s.neuron, { npi: PROVIDER });
@@ -529,7 +686,10 @@ describe('SERVER_ERROR', () => {
       assert.ok(!JSON.stringify(frame).includes('outbox'), 'no internal detail in the frame');
       assert.equal((await raw.closed).code, 1011);
       await eventually(() => lines.some((l) => l.includes('handshake failed unexpectedly')));
-      assert.ok(lines.some((l) => l.includes('no such table')), 'the cause is logged');
+      assert.ok(
+        lines.some((l) => l.includes('no such table')),
+        'the cause is logged',
+      );
       await sql`ALTER TABLE outbox_moved RENAME TO outbox`.execute(s.neuron.storage.db);
       assert.deepEqual(await writtenFor(s.neuron, patient.agentId), { relationships: 0, patients: 0, outbox: 0 });
       await eventually(async () => (await auditEntries(s.neuron, 'handshake.failed')).some((e) => e.details.code === 'SERVER_ERROR'));
@@ -553,7 +713,10 @@ describe('handshake.failed audit entries', () => {
     const reasons = [1, 2, 3, 4, 5].map((n) => `audit-batch-${process.pid}-${n}`);
     await Promise.all(reasons.map((reason) => service.recordFailure('CHALLENGE_FAILED', reason)));
     const written = (await auditEntries(t.neuron, 'handshake.failed')).filter((entry) => reasons.includes(entry.details.reason as string));
-    assert.deepEqual(written.map((entry) => entry.details), reasons.map((reason) => ({ code: 'CHALLENGE_FAILED', reason })));
+    assert.deepEqual(
+      written.map((entry) => entry.details),
+      reasons.map((reason) => ({ code: 'CHALLENGE_FAILED', reason })),
+    );
     assert.equal((await t.neuron.audit.verify()).ok, true);
   });
 });

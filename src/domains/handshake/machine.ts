@@ -64,7 +64,8 @@ export type FrameDecision =
 /** What an incoming frame means in `phase`. */
 export function onFrame(phase: Phase, isBinary: boolean): FrameDecision {
   if (TERMINAL.has(phase)) return { action: 'ignore' };
-  if (isBinary) return { action: 'reject', error: new NeuronError('INVALID_MESSAGE', { message: 'binary frames are not part of the protocol' }) };
+  if (isBinary)
+    return { action: 'reject', error: new NeuronError('INVALID_MESSAGE', { message: 'binary frames are not part of the protocol' }) };
   switch (phase) {
     case 'awaiting_auth':
       return { action: 'parse', expected: 'handshake.auth' };
@@ -72,10 +73,16 @@ export function onFrame(phase: Phase, isBinary: boolean): FrameDecision {
       return { action: 'parse', expected: 'handshake.challenge_response' };
     case 'checking':
       // The client spoke before it was challenged.
-      return { action: 'reject', error: new NeuronError('INVALID_MESSAGE', { message: 'message out of order: wait for handshake.challenge' }) };
+      return {
+        action: 'reject',
+        error: new NeuronError('INVALID_MESSAGE', { message: 'message out of order: wait for handshake.challenge' }),
+      };
     case 'committing':
       // A second challenge response (a replay on the same connection) or anything else.
-      return { action: 'reject', error: new NeuronError('INVALID_MESSAGE', { message: 'message out of order: the challenge was already answered' }) };
+      return {
+        action: 'reject',
+        error: new NeuronError('INVALID_MESSAGE', { message: 'message out of order: the challenge was already answered' }),
+      };
     default:
       return { action: 'ignore' };
   }

@@ -8,8 +8,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import {
-  createConsentToken, establishRelationship, generatePatientKeys, ReceiptError, verifyAttestationWithReceipt,
-  verifyReceipt, verifyReceiptConsistency, type Receipt, type RelationshipResult,
+  createConsentToken,
+  establishRelationship,
+  generatePatientKeys,
+  ReceiptError,
+  verifyAttestationWithReceipt,
+  verifyReceipt,
+  verifyReceiptConsistency,
+  type Receipt,
+  type RelationshipResult,
 } from 'neuron-careagent-client';
 import { AttestationError, encodeBase64url, treeHeadSignedBytes } from 'neuron-careagent-client/protocol';
 import { treeHeadMessage } from '../audit/tree-head.ts';
@@ -25,16 +32,25 @@ let counter = 0;
 
 function establish(t: TestNeuron, label: string, options: { requireReceipt?: boolean } = {}): Promise<RelationshipResult> {
   const patient = newPatient(`receipt-${label}-${process.pid}-${++counter}`);
-  const consentToken = createConsentToken({ patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] }, patient.keys);
+  const consentToken = createConsentToken(
+    { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
+    patient.keys,
+  );
   return establishRelationship(t.handshakeUrl, {
-    patientAgentId: patient.agentId, keys: patient.keys, endpoint: patient.endpoint, consentToken,
+    patientAgentId: patient.agentId,
+    keys: patient.keys,
+    endpoint: patient.endpoint,
+    consentToken,
     // Synthetic front-desk demographics: they go to the directory, never into the receipt.
     profile: { display_name: 'Synthetic Receipt Person', date_of_birth: '1970-01-01' },
     ...options,
   });
 }
 
-function withReceipt(result: RelationshipResult, receipt: Receipt = result.receipt!): RelationshipResult['attestation'] & { receipt: Receipt } {
+function withReceipt(
+  result: RelationshipResult,
+  receipt: Receipt = result.receipt!,
+): RelationshipResult['attestation'] & { receipt: Receipt } {
   return { ...result.attestation, receipt };
 }
 
@@ -85,16 +101,19 @@ for (const backend of testDatabases()) {
       assert.doesNotMatch(receipt.entry, /Synthetic Receipt Person|1970-01-01|date_of_birth|display_name/);
     });
 
-    test('the tree head in the receipt is the one the database sealed and its signature covers the audit module\'s bytes', async () => {
+    test("the tree head in the receipt is the one the database sealed and its signature covers the audit module's bytes", async () => {
       const head = first.receipt!.tree_head;
-      const row = await sql<{ root_hash: string }>`SELECT root_hash FROM audit_tree_heads WHERE tree_size = ${head.tree_size}`.execute(t.neuron.storage.db);
+      const row = await sql<{ root_hash: string }>`SELECT root_hash FROM audit_tree_heads WHERE tree_size = ${head.tree_size}`.execute(
+        t.neuron.storage.db,
+      );
       assert.equal(row.rows[0]?.root_hash, head.root_hash);
       assert.deepEqual(treeHeadSignedBytes({ ...head, key_id: head.key.id }), treeHeadMessage({ ...head, key_id: head.key.id }));
     });
 
     test('the provider notice carries the same receipt', async () => {
       const rows = await sql<{ body: string }>`SELECT body FROM outbox WHERE kind = 'provider.relationship'`.execute(t.neuron.storage.db);
-      const notice = rows.rows.map((r) => JSON.parse(r.body) as { relationship_id: string; attestation: { receipt: Receipt } })
+      const notice = rows.rows
+        .map((r) => JSON.parse(r.body) as { relationship_id: string; attestation: { receipt: Receipt } })
         .find((body) => body.relationship_id === first.relationshipId);
       assert.ok(notice, 'the notice was written');
       assert.deepEqual(notice.attestation.receipt, first.receipt);
@@ -109,12 +128,21 @@ for (const backend of testDatabases()) {
       entry.details.relationship_id = second.relationshipId;
       expectReceiptError(() => verifyReceipt({ ...good, entry: JSON.stringify(entry) }, key), 'NOT_INCLUDED');
       // A changed proof hash.
-      expectReceiptError(() => verifyReceipt({ ...good, inclusion_proof: [flipHex(good.inclusion_proof[0]!), ...good.inclusion_proof.slice(1)] }, key), 'NOT_INCLUDED');
+      expectReceiptError(
+        () => verifyReceipt({ ...good, inclusion_proof: [flipHex(good.inclusion_proof[0]!), ...good.inclusion_proof.slice(1)] }, key),
+        'NOT_INCLUDED',
+      );
       // A changed root or size under the old signature; a changed signature.
-      expectReceiptError(() => verifyReceipt({ ...good, tree_head: { ...good.tree_head, root_hash: flipHex(good.tree_head.root_hash) } }, key), 'INVALID_SIGNATURE');
+      expectReceiptError(
+        () => verifyReceipt({ ...good, tree_head: { ...good.tree_head, root_hash: flipHex(good.tree_head.root_hash) } }, key),
+        'INVALID_SIGNATURE',
+      );
       const signature = Buffer.from(good.tree_head.signature, 'base64url');
       signature[0]! ^= 1;
-      expectReceiptError(() => verifyReceipt({ ...good, tree_head: { ...good.tree_head, signature: encodeBase64url(signature) } }, key), 'INVALID_SIGNATURE');
+      expectReceiptError(
+        () => verifyReceipt({ ...good, tree_head: { ...good.tree_head, signature: encodeBase64url(signature) } }, key),
+        'INVALID_SIGNATURE',
+      );
       // Another leaf index for the same entry.
       expectReceiptError(() => verifyReceipt({ ...good, leaf_index: good.leaf_index + 1 }, key), 'ENTRY_MISMATCH');
       // A head re-signed by a key of the forger's own, however it names itself.
@@ -137,14 +165,20 @@ for (const backend of testDatabases()) {
       const receipt = first.receipt!;
       const newer = await getJson(t, '/v1/audit/tree-head');
       assert.ok((newer.tree_size as number) > receipt.tree_head.tree_size);
-      const proof = await getJson(t, `/v1/audit/proofs/consistency?first=${receipt.tree_head.tree_size}&second=${newer.tree_size as number}`);
+      const proof = await getJson(
+        t,
+        `/v1/audit/proofs/consistency?first=${receipt.tree_head.tree_size}&second=${newer.tree_size as number}`,
+      );
       const checked = verifyReceiptConsistency(receipt, newer, proof.proof as string[]);
       assert.equal(checked.tree_size, newer.tree_size);
       const bad = [...(proof.proof as string[])];
       bad[bad.length - 1] = flipHex(bad[bad.length - 1]!);
       expectReceiptError(() => verifyReceiptConsistency(receipt, newer, bad), 'INCONSISTENT');
       // A newer head whose signature was not made by the organization key.
-      expectReceiptError(() => verifyReceiptConsistency(receipt, { ...newer, signature: receipt.tree_head.signature }, proof.proof as string[]), 'INVALID_SIGNATURE');
+      expectReceiptError(
+        () => verifyReceiptConsistency(receipt, { ...newer, signature: receipt.tree_head.signature }, proof.proof as string[]),
+        'INVALID_SIGNATURE',
+      );
       const other = generatePatientKeys().publicKeyB64;
       expectReceiptError(() => verifyReceiptConsistency(receipt, newer, proof.proof as string[], other), 'UNTRUSTED_KEY');
     });

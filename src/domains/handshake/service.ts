@@ -82,24 +82,24 @@ export class SessionEndedError extends Error {
 }
 
 export class HandshakeService {
-  private readonly storage: Storage;
-  private readonly audit: AuditLog;
-  private readonly key: OrganizationKey;
-  private readonly pullNoticeHoldMs: number;
-  private readonly failureAuditBatchMax: number;
+  readonly #storage: Storage;
+  readonly #audit: AuditLog;
+  readonly #key: OrganizationKey;
+  readonly #pullNoticeHoldMs: number;
+  readonly #failureAuditBatchMax: number;
   readonly organizationNpi: string;
 
   constructor(options: HandshakeServiceOptions) {
-    this.storage = options.storage;
-    this.audit = options.audit;
-    this.key = options.organizationKey;
+    this.#storage = options.storage;
+    this.#audit = options.audit;
+    this.#key = options.organizationKey;
     this.organizationNpi = options.organizationNpi;
-    this.pullNoticeHoldMs = options.pullNoticeHoldMs;
-    this.failureAuditBatchMax = options.failureAuditBatchMax ?? DEFAULT_FAILURE_AUDIT_BATCH_MAX;
+    this.#pullNoticeHoldMs = options.pullNoticeHoldMs;
+    this.#failureAuditBatchMax = options.failureAuditBatchMax ?? DEFAULT_FAILURE_AUDIT_BATCH_MAX;
   }
 
   get neuronPublicKey(): string {
-    return this.key.publicKey;
+    return this.#key.publicKey;
   }
 
   /**
@@ -107,7 +107,7 @@ export class HandshakeService {
    * serves and active (PROVIDER_NOT_FOUND), and neither the patient agent nor its key may be blocked (BLOCKED).
    */
   async checkBeforeChallenge(providerNpi: string, patientAgentId: string, patientPublicKey: string): Promise<ActiveProvider> {
-    return admitted(await readHandshakeFacts(this.storage.db, providerNpi, patientAgentId, patientPublicKey)).provider;
+    return admitted(await readHandshakeFacts(this.#storage.db, providerNpi, patientAgentId, patientPublicKey)).provider;
   }
 
   /**
@@ -122,8 +122,10 @@ export class HandshakeService {
     const at = new Date(request.now).toISOString();
     // Filled by the seal just before COMMIT (AuditTree); the answer waits for that commit anyway.
     const ticket: ReceiptTicket = { proof: null };
-    const done = await this.storage.groupTransaction(async (trx) => {
-      const { provider, providerPushes, knownPatient } = admitted(await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey));
+    const done = await this.#storage.groupTransaction(async (trx) => {
+      const { provider, providerPushes, knownPatient } = admitted(
+        await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey),
+      );
 
       const { status, relationship } = await establishRelationship(trx, {
         patientAgentId: request.patientAgentId,
@@ -140,24 +142,31 @@ export class HandshakeService {
         patientKnown: knownPatient,
       });
 
-      await upsertFromHandshake(trx, {
-        patientAgentId: request.patientAgentId,
-        patientPublicKey: request.patientPublicKey,
-        patientEndpoint: request.patientEndpoint,
-        profile: request.profile,
-      }, at);
+      await upsertFromHandshake(
+        trx,
+        {
+          patientAgentId: request.patientAgentId,
+          patientPublicKey: request.patientPublicKey,
+          patientEndpoint: request.patientEndpoint,
+          profile: request.profile,
+        },
+        at,
+      );
 
-      const attestation = signAttestation({
-        relationship_id: relationship.id,
-        patient_agent_id: relationship.patientAgentId,
-        patient_public_key: relationship.patientPublicKey,
-        provider_npi: provider.npi,
-        provider_public_key: provider.publicKey,
-        consented_actions: relationship.consentedActions,
-        organization_npi: this.organizationNpi,
-        issued_at: at,
-        neuron_public_key: this.key.publicKey,
-      }, this.key.privateKey);
+      const attestation = signAttestation(
+        {
+          relationship_id: relationship.id,
+          patient_agent_id: relationship.patientAgentId,
+          patient_public_key: relationship.patientPublicKey,
+          provider_npi: provider.npi,
+          provider_public_key: provider.publicKey,
+          consented_actions: relationship.consentedActions,
+          organization_npi: this.organizationNpi,
+          issued_at: at,
+          neuron_public_key: this.#key.publicKey,
+        },
+        this.#key.privateKey,
+      );
 
       let deliveryQueued = false;
       if (status === 'new') {
@@ -176,36 +185,61 @@ export class HandshakeService {
             established_at: relationship.establishedAt,
             attestation: { ...attestation, receipt: receiptFromTicket(ticket) },
           });
-          await enqueue(sealing, {
-            kind: 'provider.relationship', eventType: 'relationship.established', target: provider.npi, body, eventId,
-            ...(providerPushes ? {} : awaitingPull(request.now, this.pullNoticeHoldMs)),
-          }, at);
+          await enqueue(
+            sealing,
+            {
+              kind: 'provider.relationship',
+              eventType: 'relationship.established',
+              target: provider.npi,
+              body,
+              eventId,
+              ...(providerPushes ? {} : awaitingPull(request.now, this.#pullNoticeHoldMs)),
+            },
+            at,
+          );
         };
         // Third-party subscribers learn that a relationship exists, never who the patient is beyond the agent id.
-        const webhooks = await publishWebhookEvent(trx, 'relationship.established', {
-          relationship_id: relationship.id,
-          patient_agent_id: relationship.patientAgentId,
-          provider_npi: provider.npi,
-          consented_actions: relationship.consentedActions,
-          established_at: relationship.establishedAt,
-        }, at);
+        const webhooks = await publishWebhookEvent(
+          trx,
+          'relationship.established',
+          {
+            relationship_id: relationship.id,
+            patient_agent_id: relationship.patientAgentId,
+            provider_npi: provider.npi,
+            consented_actions: relationship.consentedActions,
+            established_at: relationship.establishedAt,
+          },
+          at,
+        );
         deliveryQueued = providerPushes || webhooks > 0;
       }
 
-      await this.audit.append(trx, {
-        type: 'handshake.completed',
-        actor: `patient:${request.patientAgentId}`,
-        details: {
-          session_id: request.sessionId,
-          status,
-          relationship_id: relationship.id,
-          provider_npi: provider.npi,
-          ...(request.connectionId === null ? {} : { connection_id: request.connectionId }),
+      await this.#audit.append(
+        trx,
+        {
+          type: 'handshake.completed',
+          actor: `patient:${request.patientAgentId}`,
+          details: {
+            session_id: request.sessionId,
+            status,
+            relationship_id: relationship.id,
+            provider_npi: provider.npi,
+            ...(request.connectionId === null ? {} : { connection_id: request.connectionId }),
+          },
         },
-      }, request.now, ticket);
+        request.now,
+        ticket,
+      );
 
       if (!stillCurrent()) throw new SessionEndedError();
-      return { status, relationshipId: relationship.id, provider, consentedActions: relationship.consentedActions, attestation, deliveryQueued };
+      return {
+        status,
+        relationshipId: relationship.id,
+        provider,
+        consentedActions: relationship.consentedActions,
+        attestation,
+        deliveryQueued,
+      };
     });
     return { ...done, receipt: receiptFromTicket(ticket) };
   }
@@ -221,21 +255,22 @@ export class HandshakeService {
    */
   recordFailure(code: string, reason: string | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.failures.push({ details: reason === undefined ? { code } : { code, reason }, resolve, reject });
-      if (this.failures.length === 1) setImmediate(() => void this.writeFailures());
+      this.#failures.push({ details: reason === undefined ? { code } : { code, reason }, resolve, reject });
+      if (this.#failures.length === 1) setImmediate(() => void this.#writeFailures());
     });
   }
 
-  private failures: Array<{ details: Record<string, string>; resolve: () => void; reject: (error: unknown) => void }> = [];
+  #failures: Array<{ details: Record<string, string>; resolve: () => void; reject: (error: unknown) => void }> = [];
 
-  private async writeFailures(): Promise<void> {
-    const pending = this.failures;
-    this.failures = [];
-    for (let i = 0; i < pending.length; i += this.failureAuditBatchMax) {
-      const batch = pending.slice(i, i + this.failureAuditBatchMax);
+  async #writeFailures(): Promise<void> {
+    const pending = this.#failures;
+    this.#failures = [];
+    for (let i = 0; i < pending.length; i += this.#failureAuditBatchMax) {
+      const batch = pending.slice(i, i + this.#failureAuditBatchMax);
       try {
-        await this.storage.transaction(async (trx) => {
-          for (const failure of batch) await this.audit.append(trx, { type: 'handshake.failed', actor: 'system', details: failure.details });
+        await this.#storage.transaction(async (trx) => {
+          for (const failure of batch)
+            await this.#audit.append(trx, { type: 'handshake.failed', actor: 'system', details: failure.details });
         });
         for (const failure of batch) failure.resolve();
       } catch (error) {

@@ -70,161 +70,171 @@ export class HandshakeSession {
   readonly startedAt: Date;
   /** performance.now() at admission, for the duration metric. */
   readonly startedTick = performance.now();
-  private phase: Phase = 'awaiting_auth';
-  private patientAgentId = '';
-  private providerNpi = '';
-  private timer: NodeJS.Timeout | undefined;
-  private patientKey: KeyObject | null = null;
-  private auth: HandshakeAuth | null = null;
-  private claims: ConsentClaims | null = null;
-  private nonce: Nonce | null = null;
+  #phase: Phase = 'awaiting_auth';
+  #patientAgentId = '';
+  #providerNpi = '';
+  #timer: NodeJS.Timeout | undefined;
+  #patientKey: KeyObject | null = null;
+  #auth: HandshakeAuth | null = null;
+  #claims: ConsentClaims | null = null;
+  #nonce: Nonce | null = null;
   /** performance.now() deadline of the challenge (the timer enforces it too; this catches a late timer). */
-  private challengeExpiresAt = 0;
+  #challengeExpiresAt = 0;
+
+  readonly #ws: WebSocket;
+  readonly #host: SessionHost;
+  readonly #socket: Duplex;
 
   constructor(
-    private readonly ws: WebSocket,
-    private readonly host: SessionHost,
+    ws: WebSocket,
+    host: SessionHost,
     /** The connection under `ws`, corked while the last frame and the close frame are written. */
-    private readonly socket: Duplex,
+    socket: Duplex,
   ) {
+    this.#ws = ws;
+    this.#host = host;
+    this.#socket = socket;
     this.startedAt = new Date();
   }
 
   /** Attaches the socket's events and starts the auth deadline. */
   begin(): void {
-    this.ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
-    this.ws.on('error', (error: Error & { code?: string }) => this.onSocketError(error));
-    this.ws.once('close', () => {
-      clearTimeout(this.timer);
-      if (!isTerminal(this.phase)) this.end('peer_closed', 'abandoned', false);
-      this.host.closed(this);
+    this.#ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary));
+    this.#ws.on('error', (error: Error & { code?: string }) => this.#onSocketError(error));
+    this.#ws.once('close', () => {
+      clearTimeout(this.#timer);
+      if (!isTerminal(this.#phase)) this.#end('peer_closed', 'abandoned', false);
+      this.#host.closed(this);
     });
-    this.armDeadline();
+    this.#armDeadline();
   }
 
   snapshot(): ProtocolSession {
     return {
       sessionId: this.id,
-      patientAgentId: this.patientAgentId,
-      providerAgentId: this.providerNpi,
+      patientAgentId: this.#patientAgentId,
+      providerAgentId: this.#providerNpi,
       startedAt: this.startedAt,
-      status: statusOf(this.phase),
+      status: statusOf(this.#phase),
     };
   }
 
   get currentPhase(): Phase {
-    return this.phase;
+    return this.#phase;
   }
 
   /** Neuron shutdown: close 1001 without an error frame (spec section 5). */
   shutdown(): void {
-    if (isTerminal(this.phase)) {
-      this.ws.terminate();
+    if (isTerminal(this.#phase)) {
+      this.#ws.terminate();
       return;
     }
-    this.failWith(new NeuronError('SHUTTING_DOWN'), false);
-    this.closeSocket(1001);
+    this.#failWith(new NeuronError('SHUTTING_DOWN'), false);
+    this.#closeSocket(1001);
   }
 
   // ---- input ----
 
-  private onMessage(data: RawData, isBinary: boolean): void {
-    const decision = onFrame(this.phase, isBinary);
+  #onMessage(data: RawData, isBinary: boolean): void {
+    const decision = onFrame(this.#phase, isBinary);
     if (decision.action === 'ignore') return;
-    if (decision.action === 'reject') return this.fail(decision.error);
+    if (decision.action === 'reject') return this.#fail(decision.error);
     const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString('utf8');
     try {
-      if (decision.expected === 'handshake.auth') this.onAuth(parseClientMessage(text, 'handshake.auth'));
-      else this.onChallengeResponse(parseClientMessage(text, 'handshake.challenge_response'));
+      if (decision.expected === 'handshake.auth') this.#onAuth(parseClientMessage(text, 'handshake.auth'));
+      else this.#onChallengeResponse(parseClientMessage(text, 'handshake.challenge_response'));
     } catch (error) {
-      this.fail(error);
+      this.#fail(error);
     }
   }
 
-  private onSocketError(error: Error & { code?: string }): void {
+  #onSocketError(error: Error & { code?: string }): void {
     // ws has already started closing with its own code (1009 too large, 1002/1007 bad framing or
     // UTF-8); there is no room for an error frame any more.
-    if (isTerminal(this.phase)) return;
+    if (isTerminal(this.#phase)) return;
     const code = TOO_LARGE_WS_ERRORS.has(error.code ?? '') ? 'MESSAGE_TOO_LARGE' : 'INVALID_MESSAGE';
-    this.failWith(new NeuronError(code, { cause: error }), false);
+    this.#failWith(new NeuronError(code, { cause: error }), false);
   }
 
   /** Step 1: handshake.auth. Synchronous checks first, then the database, then the challenge. */
-  private onAuth(auth: HandshakeAuth): void {
+  #onAuth(auth: HandshakeAuth): void {
     const key = importPatientPublicKey(auth.patient_public_key);
     const claims = verifyConsentToken({
       payloadB64: auth.consent_token_payload,
       signatureB64: auth.consent_token_signature,
       patientPublicKey: key,
       patientAgentId: auth.patient_agent_id,
-      now: this.host.now(),
-      clockSkewMs: this.host.settings.clockSkewMs,
+      now: this.#host.now(),
+      clockSkewMs: this.#host.settings.clockSkewMs,
     });
-    this.auth = auth;
-    this.patientKey = key;
-    this.claims = claims;
-    this.patientAgentId = claims.patientAgentId;
-    this.providerNpi = claims.providerNpi;
-    this.step('auth_accepted');
-    this.run(this.challenge(claims));
+    this.#auth = auth;
+    this.#patientKey = key;
+    this.#claims = claims;
+    this.#patientAgentId = claims.patientAgentId;
+    this.#providerNpi = claims.providerNpi;
+    this.#step('auth_accepted');
+    this.#run(this.#challenge(claims));
   }
 
-  private async challenge(claims: ConsentClaims): Promise<void> {
-    await this.host.service.checkBeforeChallenge(claims.providerNpi, claims.patientAgentId, this.auth!.patient_public_key);
-    if (this.phase !== 'checking') return; // ended while we looked
-    const nonce = this.host.createNonce();
-    this.nonce = nonce;
-    this.challengeExpiresAt = performance.now() + this.host.settings.challengeTimeoutMs;
+  async #challenge(claims: ConsentClaims): Promise<void> {
+    await this.#host.service.checkBeforeChallenge(claims.providerNpi, claims.patientAgentId, this.#auth!.patient_public_key);
+    if (this.#phase !== 'checking') return; // ended while we looked
+    const nonce = this.#host.createNonce();
+    this.#nonce = nonce;
+    this.#challengeExpiresAt = performance.now() + this.#host.settings.challengeTimeoutMs;
     const message: HandshakeChallenge = {
       type: 'handshake.challenge',
       nonce: nonce.hex,
       provider_npi: claims.providerNpi,
-      organization_npi: this.host.service.organizationNpi,
+      organization_npi: this.#host.service.organizationNpi,
     };
-    this.ws.send(JSON.stringify(message));
-    this.step('challenge_sent');
+    this.#ws.send(JSON.stringify(message));
+    this.#step('challenge_sent');
   }
 
   /** Step 3: the challenge response. Single use: the nonce is gone once a response was looked at. */
-  private onChallengeResponse(response: HandshakeChallengeResponse): void {
-    const nonce = this.nonce;
-    const key = this.patientKey;
-    this.nonce = null;
+  #onChallengeResponse(response: HandshakeChallengeResponse): void {
+    const nonce = this.#nonce;
+    const key = this.#patientKey;
+    this.#nonce = null;
     if (nonce === null || key === null) throw new NeuronError('INVALID_MESSAGE', { message: 'message out of order' });
-    if (performance.now() > this.challengeExpiresAt) throw deadlineError('challenge');
+    if (performance.now() > this.#challengeExpiresAt) throw deadlineError('challenge');
     if (!verifyChallengeResponse(nonce.bytes, response.signed_nonce, key)) throw new NeuronError('CHALLENGE_FAILED');
-    this.step('response_verified');
-    this.run(this.commit(response.patient_profile ?? null));
+    this.#step('response_verified');
+    this.#run(this.#commit(response.patient_profile ?? null));
   }
 
-  private async commit(profile: PatientProfile | null): Promise<void> {
-    const auth = this.auth!;
-    const claims = this.claims!;
+  async #commit(profile: PatientProfile | null): Promise<void> {
+    const auth = this.#auth!;
+    const claims = this.#claims!;
     let done: CompletedHandshake;
     try {
-      done = await this.host.service.complete({
-        sessionId: this.id,
-        patientAgentId: claims.patientAgentId,
-        patientPublicKey: auth.patient_public_key,
-        patientEndpoint: auth.patient_endpoint,
-        providerNpi: claims.providerNpi,
-        consentedActions: claims.consentedActions,
-        consentTokenPayload: auth.consent_token_payload,
-        consentTokenSignature: auth.consent_token_signature,
-        tokenDialect: claims.dialect,
-        consentExpiresAt: claims.expiresAt,
-        connectionId: auth.connection_id ?? null,
-        profile,
-        now: this.host.now(),
-      }, () => this.phase === 'committing');
+      done = await this.#host.service.complete(
+        {
+          sessionId: this.id,
+          patientAgentId: claims.patientAgentId,
+          patientPublicKey: auth.patient_public_key,
+          patientEndpoint: auth.patient_endpoint,
+          providerNpi: claims.providerNpi,
+          consentedActions: claims.consentedActions,
+          consentTokenPayload: auth.consent_token_payload,
+          consentTokenSignature: auth.consent_token_signature,
+          tokenDialect: claims.dialect,
+          consentExpiresAt: claims.expiresAt,
+          connectionId: auth.connection_id ?? null,
+          profile,
+          now: this.#host.now(),
+        },
+        () => this.#phase === 'committing',
+      );
     } catch (error) {
       if (error instanceof SessionEndedError) return; // rolled back; the session already ended
       throw error;
     }
-    if (this.phase !== 'committing') {
+    if (this.#phase !== 'committing') {
       // Only possible where a commit can interleave with socket events (PostgreSQL): the record
       // stands and the patient's next handshake answers `existing`.
-      this.host.logger.debug({ session: this.id }, 'handshake committed after its session ended');
+      this.#host.logger.debug({ session: this.id }, 'handshake committed after its session ended');
       return;
     }
     const message: HandshakeComplete = {
@@ -235,73 +245,76 @@ export class HandshakeSession {
       provider_endpoint: done.provider.endpoint,
       consented_actions: done.consentedActions,
       attestation: { ...done.attestation, receipt: done.receipt },
-      neuron_public_key: this.host.service.neuronPublicKey,
+      neuron_public_key: this.#host.service.neuronPublicKey,
     };
     if (done.provider.publicKey !== null) message.provider_public_key = done.provider.publicKey;
-    this.lastFrames(() => {
-      this.ws.send(JSON.stringify(message));
-      this.end('committed', done.status, false);
-      if (done.deliveryQueued) this.host.deliveryQueued();
-      this.closeSocket(1000);
+    this.#lastFrames(() => {
+      this.#ws.send(JSON.stringify(message));
+      this.#end('committed', done.status, false);
+      if (done.deliveryQueued) this.#host.deliveryQueued();
+      this.#closeSocket(1000);
     });
   }
 
   // ---- effects ----
 
   /** Runs an async step; anything it throws ends the session with its error. Tracked so a stop waits for it. */
-  private run(work: Promise<void>): void {
-    this.host.track(work.catch((error: unknown) => this.fail(error)));
+  #run(work: Promise<void>): void {
+    this.#host.track(work.catch((error: unknown) => this.#fail(error)));
   }
 
-  private step(event: PhaseEvent): void {
-    const next = transition(this.phase, event);
-    if (next === null) throw new Error(`handshake: ${event} is not allowed in ${this.phase}`);
-    this.phase = next;
-    this.armDeadline();
+  #step(event: PhaseEvent): void {
+    const next = transition(this.#phase, event);
+    if (next === null) throw new Error(`handshake: ${event} is not allowed in ${this.#phase}`);
+    this.#phase = next;
+    this.#armDeadline();
   }
 
-  private armDeadline(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const deadline = deadlineIn(this.phase);
+  #armDeadline(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const deadline = deadlineIn(this.#phase);
     if (deadline === null) return;
-    const ms = deadline === 'auth' ? this.host.settings.authTimeoutMs : this.host.settings.challengeTimeoutMs;
-    this.timer = setTimeout(() => {
-      if (deadlineIn(this.phase) === deadline) this.fail(deadlineError(deadline));
+    const ms = deadline === 'auth' ? this.#host.settings.authTimeoutMs : this.#host.settings.challengeTimeoutMs;
+    this.#timer = setTimeout(() => {
+      if (deadlineIn(this.#phase) === deadline) this.#fail(deadlineError(deadline));
     }, ms);
   }
 
   /** Ends the session with one handshake.error frame and the catalogue's close code. */
-  private fail(error: unknown): void {
-    if (isTerminal(this.phase)) return;
+  #fail(error: unknown): void {
+    if (isTerminal(this.#phase)) return;
     const neuronError = toCatalogueError(error);
-    if (neuronError.code === 'SERVER_ERROR') this.host.repeatedErrors.error(neuronError.cause ?? error, { session: this.id }, 'handshake failed unexpectedly');
-    else this.host.logger.debug({ code: neuronError.code, reason: neuronError.reason, session: this.id }, 'handshake refused');
-    this.failWith(neuronError, true);
+    if (neuronError.code === 'SERVER_ERROR')
+      this.#host.repeatedErrors.error(neuronError.cause ?? error, { session: this.id }, 'handshake failed unexpectedly');
+    else this.#host.logger.debug({ code: neuronError.code, reason: neuronError.reason, session: this.id }, 'handshake refused');
+    this.#failWith(neuronError, true);
   }
 
-  private failWith(error: NeuronError, sendFrame: boolean): void {
-    if (isTerminal(this.phase)) return;
-    this.end('fail', error.code, true);
-    if (sendFrame && this.ws.readyState === WebSocket.OPEN) {
-      this.lastFrames(() => {
-        this.ws.send(encodeErrorFrame(error));
-        this.closeSocket(error.closeCode ?? 1011);
+  #failWith(error: NeuronError, sendFrame: boolean): void {
+    if (isTerminal(this.#phase)) return;
+    this.#end('fail', error.code, true);
+    if (sendFrame && this.#ws.readyState === WebSocket.OPEN) {
+      this.#lastFrames(() => {
+        this.#ws.send(encodeErrorFrame(error));
+        this.#closeSocket(error.closeCode ?? 1011);
       });
     }
-    this.host.track(this.host.service.recordFailure(error.code, error.reason).catch((auditError: unknown) => {
-      this.host.repeatedErrors.error(auditError, {}, 'could not write the handshake.failed audit entry');
-    }));
+    this.#host.track(
+      this.#host.service.recordFailure(error.code, error.reason).catch((auditError: unknown) => {
+        this.#host.repeatedErrors.error(auditError, {}, 'could not write the handshake.failed audit entry');
+      }),
+    );
   }
 
-  private end(event: PhaseEvent, outcome: string, failed: boolean): void {
-    const next = transition(this.phase, event);
+  #end(event: PhaseEvent, outcome: string, failed: boolean): void {
+    const next = transition(this.#phase, event);
     if (next === null) return;
-    this.phase = next;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.nonce = null;
-    this.host.ended(this, outcome, failed);
+    this.#phase = next;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#nonce = null;
+    this.#host.ended(this, outcome, failed);
   }
 
   /**
@@ -309,20 +322,20 @@ export class HandshakeSession {
    * frames leave in one write and one TCP segment rather than two: a system call, and on loopback
    * a delivery to the peer, fewer per handshake.
    */
-  private lastFrames(write: () => void): void {
-    this.socket.cork();
+  #lastFrames(write: () => void): void {
+    this.#socket.cork();
     try {
       write();
     } finally {
-      this.socket.uncork();
+      this.#socket.uncork();
     }
   }
 
-  private closeSocket(code: number): void {
-    if (this.ws.readyState === WebSocket.CLOSED) return;
-    this.ws.close(code);
-    const grace = setTimeout(() => this.ws.terminate(), this.host.settings.closeGraceMs);
+  #closeSocket(code: number): void {
+    if (this.#ws.readyState === WebSocket.CLOSED) return;
+    this.#ws.close(code);
+    const grace = setTimeout(() => this.#ws.terminate(), this.#host.settings.closeGraceMs);
     grace.unref();
-    this.ws.once('close', () => clearTimeout(grace));
+    this.#ws.once('close', () => clearTimeout(grace));
   }
 }

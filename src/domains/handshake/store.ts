@@ -35,10 +35,22 @@ const FACTS = new Statement(`
     FROM (SELECT 1 AS one) AS facts
     LEFT JOIN providers p ON p.npi = ?`);
 
-type FactsRow = { status: string | null; endpoint: string | null; public_key: string | null; pushes: number | boolean | null; blocked: number | boolean; known: number | boolean };
+type FactsRow = {
+  status: string | null;
+  endpoint: string | null;
+  public_key: string | null;
+  pushes: number | boolean | null;
+  blocked: number | boolean;
+  known: number | boolean;
+};
 
 /** `patientPublicKey` is the canonical base64url key from handshake.auth (the schema admits no other spelling). */
-export async function readHandshakeFacts(db: Db, providerNpi: string, patientAgentId: string, patientPublicKey: string): Promise<HandshakeFacts> {
+export async function readHandshakeFacts(
+  db: Db,
+  providerNpi: string,
+  patientAgentId: string,
+  patientPublicKey: string,
+): Promise<HandshakeFacts> {
   // Plain SQL that SQLite and PostgreSQL both run, written once (../storage/statements.ts);
   // building it with the query builder measured about three times the cost of the query itself.
   const { rows } = await FACTS.execute<FactsRow>(db, [patientAgentId, patientPublicKey, patientAgentId, providerNpi]);

@@ -70,7 +70,12 @@ async function challenged(token: { payload: string; signature: string }): Promis
   const raw = await openRaw(url);
   raw.send(auth(token));
   const challenge = await raw.next();
-  assert.deepEqual(challenge, { type: 'handshake.challenge', nonce: vectors.challenge.nonce_hex, provider_npi: PROVIDER, organization_npi: '1245319599' });
+  assert.deepEqual(challenge, {
+    type: 'handshake.challenge',
+    nonce: vectors.challenge.nonce_hex,
+    provider_npi: PROVIDER,
+    organization_npi: '1245319599',
+  });
   return raw;
 }
 
@@ -95,7 +100,11 @@ describe('spec vectors through a connection', () => {
     const attested = verifyAttestation(complete.attestation as { payload: string; signature: string }, t.neuron.organizationKey.publicKey);
     assert.equal(attested.issued_at, '2026-01-01T12:00:00.000Z');
     assert.equal(attested.patient_public_key, vectors.patient.public_key);
-    const row = await t.neuron.storage.db.selectFrom('relationships').selectAll().where('id', '=', complete.relationship_id as string).executeTakeFirstOrThrow();
+    const row = await t.neuron.storage.db
+      .selectFrom('relationships')
+      .selectAll()
+      .where('id', '=', complete.relationship_id as string)
+      .executeTakeFirstOrThrow();
     // Stored exactly as given: the payload text, not a re-serialisation.
     assert.equal(row.consent_token_payload, vectors.consent_token_dialect_a.payload);
     assert.equal(Buffer.from(row.consent_token_payload, 'base64url').toString('utf8'), vectors.consent_token_dialect_a.claims_json);

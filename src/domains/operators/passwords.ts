@@ -22,7 +22,12 @@ const GENERATED_PASSWORD_BYTES = 18;
 
 function derive(password: string, salt: Buffer, parameters: ScryptParameters): Promise<Buffer> {
   // Node refuses scrypt above 32 MiB unless maxmem allows it; allow what the parameters need.
-  const options: ScryptOptions = { N: parameters.n, r: parameters.r, p: parameters.p, maxmem: 128 * parameters.n * parameters.r * 2 + 1024 * 1024 };
+  const options: ScryptOptions = {
+    N: parameters.n,
+    r: parameters.r,
+    p: parameters.p,
+    maxmem: 128 * parameters.n * parameters.r * 2 + 1024 * 1024,
+  };
   return new Promise((resolve, reject) => {
     scrypt(password.normalize('NFC'), salt, parameters.keylen, options, (error, key) => (error ? reject(error) : resolve(key)));
   });

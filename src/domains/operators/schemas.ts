@@ -26,7 +26,12 @@ export const SESSION_COOKIE = 'neuron_session';
 /** The header a state-changing request authenticated by the cookie must carry. */
 export const CSRF_HEADER = 'x-csrf-token';
 
-export const OperatorName = Type.String({ minLength: 1, maxLength: 64, pattern: OPERATOR_NAME_PATTERN, description: 'the operator name (letters, digits and . _ @ -)' });
+export const OperatorName = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: OPERATOR_NAME_PATTERN,
+  description: 'the operator name (letters, digits and . _ @ -)',
+});
 
 export const SignInBody = Type.Object(
   {
@@ -46,8 +51,13 @@ export const SessionViewSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
-    csrf_token: Type.String({ description: 'send it in the X-CSRF-Token header of every POST, PUT, PATCH and DELETE made with the session cookie' }),
+    csrf_token: Type.String({
+      description: 'send it in the X-CSRF-Token header of every POST, PUT, PATCH and DELETE made with the session cookie',
+    }),
     expires_at: Timestamp,
   },
-  { additionalProperties: false, description: 'the signed-in operator; `expires_at` is the earlier of the idle and the absolute end, as of this answer' },
+  {
+    additionalProperties: false,
+    description: 'the signed-in operator; `expires_at` is the earlier of the idle and the absolute end, as of this answer',
+  },
 );

@@ -31,14 +31,20 @@ export function hasSessionCookie(request: FastifyRequest): boolean {
  * The live session of the request's cookie, or null when there is no cookie. SESSION_EXPIRED
  * (which also clears the cookie) when the cookie names no live session.
  */
-export async function sessionOf(service: OperatorService, request: FastifyRequest): Promise<{ token: string; session: SessionRecord } | null> {
+export async function sessionOf(
+  service: OperatorService,
+  request: FastifyRequest,
+): Promise<{ token: string; session: SessionRecord } | null> {
   const token = sessionTokenFrom(request.headers.cookie);
   if (token === null) return null;
   try {
     return { token, session: await service.authenticate(token) };
   } catch (error) {
     if (error instanceof NeuronError && error.code === 'SESSION_EXPIRED') {
-      throw new NeuronError('SESSION_EXPIRED', { message: error.message, headers: { 'Set-Cookie': clearedSessionCookie(overTls(request)) } });
+      throw new NeuronError('SESSION_EXPIRED', {
+        message: error.message,
+        headers: { 'Set-Cookie': clearedSessionCookie(overTls(request)) },
+      });
     }
     throw error;
   }
@@ -48,7 +54,9 @@ export function requireCsrf(request: FastifyRequest, token: string): void {
   if (SAFE_METHODS.has(request.method)) return;
   const header = request.headers[CSRF_HEADER];
   if (!csrfMatches(Array.isArray(header) ? header[0] : header, token)) {
-    throw new NeuronError('CSRF_REJECTED', { message: `a change made with the console session needs the session's csrf_token in the X-CSRF-Token header` });
+    throw new NeuronError('CSRF_REJECTED', {
+      message: `a change made with the console session needs the session's csrf_token in the X-CSRF-Token header`,
+    });
   }
 }
 

@@ -22,7 +22,12 @@ function sessionCookieOf(response: ApiResponse): { value: string; attributes: st
 }
 
 async function auditOf(t: ApiTestNeuron, type: string): Promise<Array<{ actor: string; details: Record<string, unknown> }>> {
-  const rows = await t.neuron.storage.db.selectFrom('audit_log').select(['actor', 'details']).where('event_type', '=', type).orderBy('seq').execute();
+  const rows = await t.neuron.storage.db
+    .selectFrom('audit_log')
+    .select(['actor', 'details'])
+    .where('event_type', '=', type)
+    .orderBy('seq')
+    .execute();
   return rows.map((row) => ({ actor: row.actor, details: JSON.parse(row.details) as Record<string, unknown> }));
 }
 
@@ -30,11 +35,17 @@ describe('console sessions', () => {
   let t: ApiTestNeuron;
   let operators: OperatorService;
 
-  const signIn = (name: string, password: string): Promise<ApiResponse> => t.request('POST', '/v1/console/session', { body: { name, password } });
-  const withCookie = (cookie: string, extra: Record<string, string> = {}): Record<string, string> => ({ cookie: `other=1; neuron_session=${cookie}`, ...extra });
+  const signIn = (name: string, password: string): Promise<ApiResponse> =>
+    t.request('POST', '/v1/console/session', { body: { name, password } });
+  const withCookie = (cookie: string, extra: Record<string, string> = {}): Record<string, string> => ({
+    cookie: `other=1; neuron_session=${cookie}`,
+    ...extra,
+  });
 
   before(async () => {
-    t = await startApiNeuron({ config: { console: { scrypt: TEST_SCRYPT, lockout_failures: 3, lockout_ms: 60_000, signin_limit_per_minute: 1_000 } } });
+    t = await startApiNeuron({
+      config: { console: { scrypt: TEST_SCRYPT, lockout_failures: 3, lockout_ms: 60_000, signin_limit_per_minute: 1_000 } },
+    });
     operators = new OperatorService({ storage: t.neuron.storage, audit: t.neuron.audit, settings: t.neuron.config.console });
     await operators.add({ name: 'frontdesk', role: 'front-desk', password: PASSWORD, actor: 'cli' });
     await operators.add({ name: 'boss', role: 'admin', password: PASSWORD, actor: 'cli' });
@@ -59,7 +70,10 @@ describe('console sessions', () => {
     assert.ok(!cookie.attributes.includes('Secure'), 'no Secure over plain http');
     const rows = await t.neuron.storage.db.selectFrom('operator_sessions').selectAll().execute();
     assert.ok(rows.some((row) => row.token_digest === sessionDigest(cookie.value)));
-    assert.ok(rows.every((row) => row.token_digest !== cookie.value), 'the token itself is not stored');
+    assert.ok(
+      rows.every((row) => row.token_digest !== cookie.value),
+      'the token itself is not stored',
+    );
 
     const again = await t.request('GET', '/v1/console/session', { headers: withCookie(cookie.value) });
     assert.equal(again.status, 200, again.text);
@@ -78,7 +92,13 @@ describe('console sessions', () => {
     assert.equal(wrong.body.detail, unknown.body.detail);
     assert.equal(wrong.headers.getSetCookie().length, 0);
     const failed = await auditOf(t, 'console.signin_failed');
-    assert.deepEqual(failed.filter((e) => e.details['reason'] === 'invalid_credentials').map((e) => e.details['name']).slice(-2), ['boss', 'nobody']);
+    assert.deepEqual(
+      failed
+        .filter((e) => e.details['reason'] === 'invalid_credentials')
+        .map((e) => e.details['name'])
+        .slice(-2),
+      ['boss', 'nobody'],
+    );
     assert.ok(!JSON.stringify(failed).includes('not the password at all'));
     assertProblem(await t.request('GET', '/v1/console/session'), 401, 'UNAUTHENTICATED');
     // A success resets the count, so the failure above does not add to a later lockout.
@@ -96,7 +116,10 @@ describe('console sessions', () => {
     assert.ok(Number(right.headers.get('retry-after')) > 0);
     assert.equal(right.headers.getSetCookie().length, 0, 'no session while locked');
     const lockouts = await auditOf(t, 'console.signin_lockout');
-    assert.deepEqual(lockouts.map((e) => e.details['name']), ['victim']);
+    assert.deepEqual(
+      lockouts.map((e) => e.details['name']),
+      ['victim'],
+    );
     const failed = await auditOf(t, 'console.signin_failed');
     assert.ok(failed.some((e) => e.details['name'] === 'victim' && e.details['reason'] === 'locked'));
     // An unknown name locks out the same way, so the lockout does not tell names apart.
@@ -113,17 +136,26 @@ describe('console sessions', () => {
     const csrf = session.body.csrf_token as string;
     assert.equal((await t.request('GET', '/v1/relationships', { headers: withCookie(cookie.value) })).status, 200);
     const relationship = await insertRelationship(t.neuron);
-    const suspended = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, { headers: withCookie(cookie.value, { 'x-csrf-token': csrf }), body: { reason: 'front desk test' } });
+    const suspended = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, {
+      headers: withCookie(cookie.value, { 'x-csrf-token': csrf }),
+      body: { reason: 'front desk test' },
+    });
     assert.equal(suspended.status, 200, suspended.text);
     const audited = await auditOf(t, 'relationship.suspended');
     assert.equal(audited.at(-1)?.actor, 'operator:frontdesk', 'the console action is audited with the operator name');
-    const admin = await t.request('POST', '/v1/api-keys', { headers: withCookie(cookie.value, { 'x-csrf-token': csrf }), body: { label: 'from-console', scopes: ['read'] } });
+    const admin = await t.request('POST', '/v1/api-keys', {
+      headers: withCookie(cookie.value, { 'x-csrf-token': csrf }),
+      body: { label: 'from-console', scopes: ['read'] },
+    });
     assertProblem(admin, 403, 'FORBIDDEN');
     assertProblem(await t.request('GET', '/v1/api-keys', { headers: withCookie(cookie.value) }), 403, 'FORBIDDEN');
 
     const boss = sessionCookieOf(await signIn('boss', PASSWORD));
     const bossCsrf = (await t.request('GET', '/v1/console/session', { headers: withCookie(boss.value) })).body.csrf_token as string;
-    const created = await t.request('POST', '/v1/api-keys', { headers: withCookie(boss.value, { 'x-csrf-token': bossCsrf }), body: { label: 'from-console', scopes: ['read'] } });
+    const created = await t.request('POST', '/v1/api-keys', {
+      headers: withCookie(boss.value, { 'x-csrf-token': bossCsrf }),
+      body: { label: 'from-console', scopes: ['read'] },
+    });
     assert.equal(created.status, 201, created.text);
     assert.equal((await auditOf(t, 'api_key.created')).at(-1)?.actor, 'operator:boss');
   });
@@ -131,18 +163,30 @@ describe('console sessions', () => {
   it('refuses a state change made with the cookie but without the right X-CSRF-Token: 403 CSRF_REJECTED, nothing changed', async () => {
     const cookie = sessionCookieOf(await signIn('frontdesk', PASSWORD));
     const relationship = await insertRelationship(t.neuron);
-    const auditBefore = (await t.neuron.storage.db.selectFrom('audit_log').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow()).seq;
+    const auditBefore = (
+      await t.neuron.storage.db.selectFrom('audit_log').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow()
+    ).seq;
     for (const headers of [withCookie(cookie.value), withCookie(cookie.value, { 'x-csrf-token': 'A'.repeat(43) })]) {
       const refused = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, { headers, body: { reason: 'forged' } });
       assertProblem(refused, 403, 'CSRF_REJECTED');
     }
-    const row = await t.neuron.storage.db.selectFrom('relationships').select('status').where('id', '=', relationship.id).executeTakeFirstOrThrow();
+    const row = await t.neuron.storage.db
+      .selectFrom('relationships')
+      .select('status')
+      .where('id', '=', relationship.id)
+      .executeTakeFirstOrThrow();
     assert.equal(row.status, 'active');
-    const auditAfter = (await t.neuron.storage.db.selectFrom('audit_log').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow()).seq;
+    const auditAfter = (
+      await t.neuron.storage.db.selectFrom('audit_log').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow()
+    ).seq;
     assert.equal(auditAfter, auditBefore, 'nothing written');
     assertProblem(await t.request('DELETE', '/v1/console/session', { headers: withCookie(cookie.value) }), 403, 'CSRF_REJECTED');
     // An API key needs no CSRF token, whatever cookie comes along.
-    const byKey = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, { key: t.keys.write, headers: withCookie(cookie.value), body: { reason: 'by key' } });
+    const byKey = await t.request('POST', `/v1/relationships/${relationship.id}/suspend`, {
+      key: t.keys.write,
+      headers: withCookie(cookie.value),
+      body: { reason: 'by key' },
+    });
     assert.equal(byKey.status, 200, byKey.text);
     assert.equal((await auditOf(t, 'relationship.suspended')).at(-1)?.actor, 'api-key:writer');
   });
@@ -155,7 +199,11 @@ describe('console sessions', () => {
     const cleared = sessionCookieOf(out);
     assert.equal(cleared.value, '');
     assert.ok(cleared.attributes.includes('Max-Age=0'));
-    const row = await t.neuron.storage.db.selectFrom('operator_sessions').select('token_digest').where('token_digest', '=', sessionDigest(cookie.value)).executeTakeFirst();
+    const row = await t.neuron.storage.db
+      .selectFrom('operator_sessions')
+      .select('token_digest')
+      .where('token_digest', '=', sessionDigest(cookie.value))
+      .executeTakeFirst();
     assert.equal(row, undefined);
     assertProblem(await t.request('GET', '/v1/console/session', { headers: withCookie(cookie.value) }), 401, 'SESSION_EXPIRED');
     assertProblem(await t.request('GET', '/v1/relationships', { headers: withCookie(cookie.value) }), 401, 'SESSION_EXPIRED');
@@ -194,7 +242,11 @@ describe('console session lifetimes', () => {
     const expired = await t.request('GET', '/v1/patients', { headers: { cookie: `neuron_session=${cookie}` } });
     assertProblem(expired, 401, 'SESSION_EXPIRED');
     assert.equal(sessionCookieOf(expired).value, '', 'the answer clears the cookie');
-    assertProblem(await t.request('GET', '/v1/console/session', { headers: { cookie: `neuron_session=${cookie}` } }), 401, 'SESSION_EXPIRED');
+    assertProblem(
+      await t.request('GET', '/v1/console/session', { headers: { cookie: `neuron_session=${cookie}` } }),
+      401,
+      'SESSION_EXPIRED',
+    );
   });
 });
 
@@ -202,7 +254,9 @@ describe('console sign-in limits and cookie security', () => {
   let t: ApiTestNeuron;
   before(async () => {
     // Loopback is a trusted proxy here, so the test can say the browser came over TLS.
-    t = await startApiNeuron({ config: { server: { trusted_proxies: ['loopback'] }, console: { scrypt: TEST_SCRYPT, signin_limit_per_minute: 2 } } });
+    t = await startApiNeuron({
+      config: { server: { trusted_proxies: ['loopback'] }, console: { scrypt: TEST_SCRYPT, signin_limit_per_minute: 2 } },
+    });
     const operators = new OperatorService({ storage: t.neuron.storage, audit: t.neuron.audit, settings: t.neuron.config.console });
     await operators.add({ name: 'secure', role: 'admin', password: PASSWORD, actor: 'cli' });
   });
@@ -212,7 +266,10 @@ describe('console sign-in limits and cookie security', () => {
   });
 
   it('marks the cookie Secure when the browser came over TLS', async () => {
-    const response = await t.request('POST', '/v1/console/session', { body: { name: 'secure', password: PASSWORD }, headers: { 'x-forwarded-for': '192.0.2.10', 'x-forwarded-proto': 'https' } });
+    const response = await t.request('POST', '/v1/console/session', {
+      body: { name: 'secure', password: PASSWORD },
+      headers: { 'x-forwarded-for': '192.0.2.10', 'x-forwarded-proto': 'https' },
+    });
     assert.equal(response.status, 200, response.text);
     assert.ok(sessionCookieOf(response).attributes.includes('Secure'));
   });
@@ -227,6 +284,9 @@ describe('console sign-in limits and cookie security', () => {
     assert.ok(Number(limited.headers.get('retry-after')) >= 1);
     assert.equal((await from('192.0.2.21', PASSWORD)).status, 200, 'another address still signs in');
     const audited = await auditOf(t, 'console.signin_limited');
-    assert.deepEqual(audited.map((e) => e.details['client_ip']), ['192.0.2.20']);
+    assert.deepEqual(
+      audited.map((e) => e.details['client_ip']),
+      ['192.0.2.20'],
+    );
   });
 });

@@ -47,20 +47,26 @@ export async function listOperators(db: Db): Promise<OperatorRecord[]> {
 }
 
 export async function countOperators(db: Db): Promise<number> {
-  const row = await db.selectFrom('operators').select((eb) => eb.fn.countAll<number | string>().as('count')).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom('operators')
+    .select((eb) => eb.fn.countAll<number | string>().as('count'))
+    .executeTakeFirstOrThrow();
   return Number(row.count);
 }
 
 export async function insertOperator(db: Db, record: OperatorRecord): Promise<void> {
-  await db.insertInto('operators').values({
-    name: record.name,
-    role: record.role,
-    password_hash: record.passwordHash,
-    failed_signins: record.failedSignins,
-    locked_until: record.lockedUntil,
-    created_at: record.createdAt,
-    updated_at: record.updatedAt,
-  }).execute();
+  await db
+    .insertInto('operators')
+    .values({
+      name: record.name,
+      role: record.role,
+      password_hash: record.passwordHash,
+      failed_signins: record.failedSignins,
+      locked_until: record.lockedUntil,
+      created_at: record.createdAt,
+      updated_at: record.updatedAt,
+    })
+    .execute();
 }
 
 /** Deletes the operator and, by cascade, every session of theirs. False when there was none. */
@@ -72,7 +78,8 @@ export async function deleteOperator(db: Db, name: string): Promise<boolean> {
 
 /** A new password: clears failures and lockout. */
 export async function setPassword(db: Db, name: string, passwordHash: string, at: string): Promise<boolean> {
-  const result = await db.updateTable('operators')
+  const result = await db
+    .updateTable('operators')
     .set({ password_hash: passwordHash, failed_signins: 0, locked_until: null, updated_at: at })
     .where('name', '=', name)
     .executeTakeFirst();
@@ -84,24 +91,42 @@ export async function setSigninState(db: Db, name: string, failedSignins: number
 }
 
 export async function insertSession(db: Db, session: Omit<SessionRecord, 'role'>): Promise<void> {
-  await db.insertInto('operator_sessions').values({
-    token_digest: session.tokenDigest,
-    operator_name: session.operatorName,
-    created_at: session.createdAt,
-    last_seen_at: session.lastSeenAt,
-    expires_at: session.expiresAt,
-  }).execute();
+  await db
+    .insertInto('operator_sessions')
+    .values({
+      token_digest: session.tokenDigest,
+      operator_name: session.operatorName,
+      created_at: session.createdAt,
+      last_seen_at: session.lastSeenAt,
+      expires_at: session.expiresAt,
+    })
+    .execute();
 }
 
 /** The session with its operator's current role (a role change applies at once). */
 export async function getSession(db: Db, tokenDigest: string): Promise<SessionRecord | null> {
-  const row = await db.selectFrom('operator_sessions')
+  const row = await db
+    .selectFrom('operator_sessions')
     .innerJoin('operators', 'operators.name', 'operator_sessions.operator_name')
-    .select(['operator_sessions.token_digest', 'operator_sessions.operator_name', 'operator_sessions.created_at', 'operator_sessions.last_seen_at', 'operator_sessions.expires_at', 'operators.role'])
+    .select([
+      'operator_sessions.token_digest',
+      'operator_sessions.operator_name',
+      'operator_sessions.created_at',
+      'operator_sessions.last_seen_at',
+      'operator_sessions.expires_at',
+      'operators.role',
+    ])
     .where('operator_sessions.token_digest', '=', tokenDigest)
     .executeTakeFirst();
   if (!row) return null;
-  return { tokenDigest: row.token_digest, operatorName: row.operator_name, role: row.role, createdAt: row.created_at, lastSeenAt: row.last_seen_at, expiresAt: row.expires_at };
+  return {
+    tokenDigest: row.token_digest,
+    operatorName: row.operator_name,
+    role: row.role,
+    createdAt: row.created_at,
+    lastSeenAt: row.last_seen_at,
+    expiresAt: row.expires_at,
+  };
 }
 
 export async function touchSession(db: Db, tokenDigest: string, at: string): Promise<void> {
@@ -121,5 +146,8 @@ export async function deleteSessionsOf(db: Db, name: string): Promise<number> {
 
 /** Sessions past their absolute end or idle since before `idleSince`, removed in passing. */
 export async function deleteEndedSessions(db: Db, now: string, idleSince: string): Promise<void> {
-  await db.deleteFrom('operator_sessions').where((eb) => eb.or([eb('expires_at', '<=', now), eb('last_seen_at', '<=', idleSince)])).execute();
+  await db
+    .deleteFrom('operator_sessions')
+    .where((eb) => eb.or([eb('expires_at', '<=', now), eb('last_seen_at', '<=', idleSince)]))
+    .execute();
 }

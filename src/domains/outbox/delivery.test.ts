@@ -10,7 +10,18 @@ import { verifyAttestation } from 'neuron-careagent-client';
 import { databaseCounts } from '../../cli/commands/status.ts';
 import { isoNow } from '../../foundation/storage/index.ts';
 import { startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
-import { api, cleanupAfterEach, connectPatient, createApiKey, deferredReceiver, FAST_OUTBOX, providerSeed, waitFor, type Behaviour, type Receiver } from '../../../test/helpers/providers.ts';
+import {
+  api,
+  cleanupAfterEach,
+  connectPatient,
+  createApiKey,
+  deferredReceiver,
+  FAST_OUTBOX,
+  providerSeed,
+  waitFor,
+  type Behaviour,
+  type Receiver,
+} from '../../../test/helpers/providers.ts';
 import { publishWebhookEvent } from './events.ts';
 import { HEADER, verifyProviderNotice, verifyWebhookSignature } from './signing.ts';
 import { enqueue, getOutboxRow, type OutboxRow } from './store.ts';
@@ -21,7 +32,12 @@ const OTHER_PROVIDER = '1376841239';
 const defer = cleanupAfterEach();
 const receiver = (behaviour?: Behaviour): Promise<Receiver> => deferredReceiver(defer, behaviour);
 
-async function neuron(options: { providers: Array<Record<string, unknown>>; outbox?: Record<string, unknown>; dataDir?: string; instanceId?: string }): Promise<TestNeuron> {
+async function neuron(options: {
+  providers: Array<Record<string, unknown>>;
+  outbox?: Record<string, unknown>;
+  dataDir?: string;
+  instanceId?: string;
+}): Promise<TestNeuron> {
   const t = await startTestNeuron({
     ...(options.dataDir ? { dataDir: options.dataDir } : {}),
     config: { providers: options.providers, outbox: { ...FAST_OUTBOX, ...options.outbox } },
@@ -45,7 +61,9 @@ async function enqueueNotice(t: TestNeuron, npi: string): Promise<string> {
     established_at: at,
     attestation: { payload: 'e30', signature: 'x'.repeat(86) },
   });
-  await t.neuron.storage.transaction((trx) => enqueue(trx, { kind: 'provider.relationship', eventType: 'relationship.established', target: npi, body, eventId }, at));
+  await t.neuron.storage.transaction((trx) =>
+    enqueue(trx, { kind: 'provider.relationship', eventType: 'relationship.established', target: npi, body, eventId }, at),
+  );
   return eventId;
 }
 
@@ -71,8 +89,14 @@ describe('outbox delivery', () => {
     const orgKey = t.neuron.organizationKey.publicKey;
     assert.equal(received.headers['neuron-public-key'], orgKey);
     assert.equal(received.headers['neuron-key-id'], t.neuron.organizationKey.id);
-    assert.ok(verifyProviderNotice(received.body, received.headers['neuron-signature'] as string, orgKey), 'the signature verifies over the raw body');
-    assert.ok(!verifyProviderNotice(received.body.replace('office_visit', 'office_visiT'), received.headers['neuron-signature'] as string, orgKey), 'a changed body does not verify');
+    assert.ok(
+      verifyProviderNotice(received.body, received.headers['neuron-signature'] as string, orgKey),
+      'the signature verifies over the raw body',
+    );
+    assert.ok(
+      !verifyProviderNotice(received.body.replace('office_visit', 'office_visiT'), received.headers['neuron-signature'] as string, orgKey),
+      'a changed body does not verify',
+    );
 
     const notice = JSON.parse(received.body) as Record<string, any>;
     assert.equal(eventIdOf(received), notice.event_id);
@@ -97,14 +121,23 @@ describe('outbox delivery', () => {
 
     await waitFor(async () => (await row(t, eventId)).status === 'delivered', 'delivered after retries');
     assert.equal(provider.requests.length, 3);
-    assert.ok(provider.requests.every((r) => eventIdOf(r) === eventId), 'every attempt carries the same event id');
-    assert.deepEqual(provider.requests.map((r) => r.headers['neuron-delivery-attempt']), ['1', '2', '3']);
+    assert.ok(
+      provider.requests.every((r) => eventIdOf(r) === eventId),
+      'every attempt carries the same event id',
+    );
+    assert.deepEqual(
+      provider.requests.map((r) => r.headers['neuron-delivery-attempt']),
+      ['1', '2', '3'],
+    );
     assert.equal((await row(t, eventId)).attempts, 3);
   });
 
   test('a Neuron restarted between attempts still delivers the notice, once', async () => {
     const provider = await receiver(() => ({ status: 503 }));
-    const first = await neuron({ providers: [providerSeed(PROVIDER, provider.url)], outbox: { backoff_initial_ms: 300, backoff_max_ms: 300 } });
+    const first = await neuron({
+      providers: [providerSeed(PROVIDER, provider.url)],
+      outbox: { backoff_initial_ms: 300, backoff_max_ms: 300 },
+    });
     const eventId = await enqueueNotice(first, PROVIDER);
     await waitFor(() => provider.requests.length >= 1, 'a first, failed attempt');
     await first.stop({ keepData: true });
@@ -148,7 +181,10 @@ describe('outbox delivery', () => {
     const reader = await createApiKey(t.neuron, ['read']);
     const listed = await api(t.url, 'GET', '/v1/outbox/dead', { token: admin });
     assert.equal(listed.status, 200);
-    assert.deepEqual(listed.body.items.map((i: { event_id: string }) => i.event_id), [eventId]);
+    assert.deepEqual(
+      listed.body.items.map((i: { event_id: string }) => i.event_id),
+      [eventId],
+    );
     assert.equal(listed.body.items[0].status, 'dead');
     assert.equal(listed.body.items[0].body, undefined, 'operators do not see the notice body');
     assert.equal((await api(t.url, 'GET', '/v1/outbox/dead', { token: reader })).status, 403);
@@ -167,7 +203,10 @@ describe('outbox delivery', () => {
   test('a hanging provider does not hold up deliveries to another provider', async () => {
     const stuck = await receiver(() => 'hang');
     const healthy = await receiver();
-    const t = await neuron({ providers: [providerSeed(PROVIDER, stuck.url), providerSeed(OTHER_PROVIDER, healthy.url)], outbox: { request_timeout_ms: 60_000 } });
+    const t = await neuron({
+      providers: [providerSeed(PROVIDER, stuck.url), providerSeed(OTHER_PROVIDER, healthy.url)],
+      outbox: { request_timeout_ms: 60_000 },
+    });
     const stuckEvent = await enqueueNotice(t, PROVIDER);
     await waitFor(() => stuck.requests.length === 1, 'the first delivery hangs');
     const second = await enqueueNotice(t, PROVIDER);
@@ -197,21 +236,24 @@ describe('outbox delivery', () => {
     const t = await neuron({ providers: [providerSeed(PROVIDER, provider.url)] });
     const eventId = randomUUID();
     const now = Date.now();
-    await t.neuron.storage.db.insertInto('outbox').values({
-      event_id: eventId,
-      kind: 'provider.relationship',
-      event_type: 'relationship.established',
-      target: PROVIDER,
-      body: JSON.stringify({ event_id: eventId }),
-      status: 'pending',
-      attempts: 1,
-      next_attempt_at: isoNow(now - 1_000),
-      locked_by: 'an-instance-that-died',
-      locked_until: isoNow(now + 400),
-      last_error: null,
-      created_at: isoNow(now - 1_000),
-      delivered_at: null,
-    }).execute();
+    await t.neuron.storage.db
+      .insertInto('outbox')
+      .values({
+        event_id: eventId,
+        kind: 'provider.relationship',
+        event_type: 'relationship.established',
+        target: PROVIDER,
+        body: JSON.stringify({ event_id: eventId }),
+        status: 'pending',
+        attempts: 1,
+        next_attempt_at: isoNow(now - 1_000),
+        locked_by: 'an-instance-that-died',
+        locked_until: isoNow(now + 400),
+        last_error: null,
+        created_at: isoNow(now - 1_000),
+        delivered_at: null,
+      })
+      .execute();
 
     await waitFor(async () => (await row(t, eventId)).status === 'delivered', 'delivered by the surviving instance');
     assert.equal(provider.accepted().length, 1);
@@ -222,8 +264,15 @@ describe('outbox delivery', () => {
     // Slow answers keep deliveries in flight while the other instance polls.
     const provider = await receiver(() => ({ status: 200, delayMs: 30 }));
     const slow = await receiver(() => ({ status: 200, delayMs: 60 }));
-    const a = await neuron({ providers: [providerSeed(PROVIDER, provider.url), providerSeed(OTHER_PROVIDER, slow.url)], instanceId: 'instance-a' });
-    const b = await neuron({ providers: [providerSeed(PROVIDER, provider.url), providerSeed(OTHER_PROVIDER, slow.url)], dataDir: a.dataDir, instanceId: 'instance-b' });
+    const a = await neuron({
+      providers: [providerSeed(PROVIDER, provider.url), providerSeed(OTHER_PROVIDER, slow.url)],
+      instanceId: 'instance-a',
+    });
+    const b = await neuron({
+      providers: [providerSeed(PROVIDER, provider.url), providerSeed(OTHER_PROVIDER, slow.url)],
+      dataDir: a.dataDir,
+      instanceId: 'instance-b',
+    });
     const events: string[] = [];
     for (let i = 0; i < 10; i++) events.push(await enqueueNotice(i % 2 === 0 ? a : b, i % 3 === 0 ? OTHER_PROVIDER : PROVIDER));
 
@@ -240,9 +289,19 @@ describe('outbox delivery', () => {
     const hook = await receiver();
     const t = await neuron({ providers: [] });
     const secret = 'whsec_test_secret_value';
-    await t.neuron.storage.db.insertInto('webhook_subscriptions').values({
-      id: randomUUID(), url: `${hook.url}/hook`, events: JSON.stringify(['patient.blocked']), secret, label: 'test', created_by: 'cli', created_at: isoNow(), active: 1,
-    }).execute();
+    await t.neuron.storage.db
+      .insertInto('webhook_subscriptions')
+      .values({
+        id: randomUUID(),
+        url: `${hook.url}/hook`,
+        events: JSON.stringify(['patient.blocked']),
+        secret,
+        label: 'test',
+        created_by: 'cli',
+        created_at: isoNow(),
+        active: 1,
+      })
+      .execute();
     await t.neuron.storage.transaction((trx) => publishWebhookEvent(trx, 'patient.blocked', { patient_agent_id: 'p-1' }, isoNow()));
 
     await waitFor(() => hook.accepted().length === 1, 'the webhook arrives');

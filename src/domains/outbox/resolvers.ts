@@ -52,7 +52,11 @@ export function awaitingPull(now: number, holdMs: number): { dueAt: string; note
 
 export function providerNoticeResolver(key: () => OrganizationKey): TargetResolver {
   return async (row, context) => {
-    const provider = await context.db.selectFrom('providers').select(['status', 'notification_url']).where('npi', '=', row.target).executeTakeFirst();
+    const provider = await context.db
+      .selectFrom('providers')
+      .select(['status', 'notification_url'])
+      .where('npi', '=', row.target)
+      .executeTakeFirst();
     if (!provider) return { action: 'dead', reason: 'the provider was removed from the roster' };
     const until = isoNow(context.now + context.holdMs);
     if (provider.status !== 'active') return { action: 'hold', until, reason: HOLD_REASON.providerNotActive };
@@ -66,7 +70,11 @@ export function providerNoticeResolver(key: () => OrganizationKey): TargetResolv
 
 export function webhookResolver(): TargetResolver {
   return async (row, context) => {
-    const subscription = await context.db.selectFrom('webhook_subscriptions').select(['url', 'secret', 'active']).where('id', '=', row.target).executeTakeFirst();
+    const subscription = await context.db
+      .selectFrom('webhook_subscriptions')
+      .select(['url', 'secret', 'active'])
+      .where('id', '=', row.target)
+      .executeTakeFirst();
     if (!subscription || subscription.active !== 1) return { action: 'dead', reason: 'the webhook subscription was removed or disabled' };
     return { action: 'post', url: subscription.url, headers: { [HEADER.signature]: webhookSignature(subscription.secret, row.body) } };
   };

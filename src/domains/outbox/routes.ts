@@ -43,39 +43,53 @@ export function outboxRoutes(options: OutboxRoutesOptions): FastifyPluginAsync {
   return async (base) => {
     const app = base.withTypeProvider<TypeBoxTypeProvider>();
 
-    app.get('/v1/outbox/dead', {
-      config: { auth: { kind: 'api_key', scope: 'admin' } },
-      schema: {
-        tags: ['operations'],
-        operationId: 'listDeadLetters',
-        summary: 'Notices whose delivery gave up after the last attempt (dead letters)',
-        querystring: Type.Object(
-          {
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: options.pageSize.max })),
-            after: Type.Optional(Type.String({ maxLength: 512 })),
+    app.get(
+      '/v1/outbox/dead',
+      {
+        config: { auth: { kind: 'api_key', scope: 'admin' } },
+        schema: {
+          tags: ['operations'],
+          operationId: 'listDeadLetters',
+          summary: 'Notices whose delivery gave up after the last attempt (dead letters)',
+          querystring: Type.Object(
+            {
+              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: options.pageSize.max })),
+              after: Type.Optional(Type.String({ maxLength: 512 })),
+            },
+            { additionalProperties: false },
+          ),
+          response: {
+            200: Type.Object({ items: Type.Array(OutboxNoticeView), next: Nullable(Type.String()) }, { additionalProperties: false }),
           },
-          { additionalProperties: false },
-        ),
-        response: { 200: Type.Object({ items: Type.Array(OutboxNoticeView), next: Nullable(Type.String()) }, { additionalProperties: false }) },
+        },
       },
-    }, async (request) => {
-      const page = await listNotices(options.storage, { status: 'dead', after: request.query.after, limit: request.query.limit ?? options.pageSize.default });
-      return { items: page.items.map(toOutboxView), next: page.next };
-    });
+      async (request) => {
+        const page = await listNotices(options.storage, {
+          status: 'dead',
+          after: request.query.after,
+          limit: request.query.limit ?? options.pageSize.default,
+        });
+        return { items: page.items.map(toOutboxView), next: page.next };
+      },
+    );
 
-    app.post('/v1/outbox/:event_id/retry', {
-      config: { auth: { kind: 'api_key', scope: 'admin' } },
-      schema: {
-        tags: ['operations'],
-        operationId: 'retryOutboxNotice',
-        summary: 'Deliver a dead (or already delivered) notice again, with a fresh attempt budget',
-        params: Type.Object({ event_id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
-        response: { 200: OutboxNoticeView, ...problems({ 404: 'no notice with this event id', 409: 'the notice is still pending' }) },
+    app.post(
+      '/v1/outbox/:event_id/retry',
+      {
+        config: { auth: { kind: 'api_key', scope: 'admin' } },
+        schema: {
+          tags: ['operations'],
+          operationId: 'retryOutboxNotice',
+          summary: 'Deliver a dead (or already delivered) notice again, with a fresh attempt budget',
+          params: Type.Object({ event_id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
+          response: { 200: OutboxNoticeView, ...problems({ 404: 'no notice with this event id', 409: 'the notice is still pending' }) },
+        },
       },
-    }, async (request) => {
-      const row = await requeueNotice(options.storage, options.audit, request.params.event_id, actorOf(request.principal));
-      options.nudge();
-      return toOutboxView(row);
-    });
+      async (request) => {
+        const row = await requeueNotice(options.storage, options.audit, request.params.event_id, actorOf(request.principal));
+        options.nudge();
+        return toOutboxView(row);
+      },
+    );
   };
 }

@@ -37,10 +37,18 @@ export function toOutboxView(row: OutboxRow): OutboxView {
   };
 }
 
-export async function listNotices(storage: Storage, filter: { status?: OutboxStatus; kind?: OutboxKind; after?: string; limit: number }): Promise<{ items: OutboxRow[]; next: string | null }> {
+export async function listNotices(
+  storage: Storage,
+  filter: { status?: OutboxStatus; kind?: OutboxKind; after?: string; limit: number },
+): Promise<{ items: OutboxRow[]; next: string | null }> {
   const afterSeq = filter.after === undefined ? undefined : Number(decodeCursor(filter.after, ['number'])[0]);
   const rows = await listOutbox(storage.db, { status: filter.status, kind: filter.kind, afterSeq, limit: filter.limit + 1 });
-  return pageOf(rows, filter.limit, (row) => row, (last) => [last.seq]);
+  return pageOf(
+    rows,
+    filter.limit,
+    (row) => row,
+    (last) => [last.seq],
+  );
 }
 
 /** Puts a notice back in the queue with a fresh attempt budget, due now. */
@@ -52,7 +60,11 @@ export async function requeueNotice(storage: Storage, audit: AuditLog, eventId: 
     if (before.status === 'pending') throw new NeuronError('CONFLICT', { message: 'this notice is still pending delivery' });
     const row = await requeue(trx, eventId, isoNow());
     if (!row) throw new NeuronError('NOT_FOUND', { message: 'no outbox notice with this event id' });
-    await audit.append(trx, { type: 'outbox.requeued', actor, details: { event_id: eventId, kind: before.kind, target: before.target, previous_status: before.status } });
+    await audit.append(trx, {
+      type: 'outbox.requeued',
+      actor,
+      details: { event_id: eventId, kind: before.kind, target: before.target, previous_status: before.status },
+    });
     return row;
   });
 }

@@ -72,13 +72,23 @@ function isPostgres(db: Db): boolean {
 }
 
 /** Every new handshake enqueues a notice: plain SQL written once (../storage/statements.ts). */
-const INSERT_NOTICE = new Statement(`INSERT INTO outbox (event_id, kind, event_type, target, body, status, attempts, next_attempt_at, locked_by, locked_until, last_error, created_at, delivered_at)
+const INSERT_NOTICE =
+  new Statement(`INSERT INTO outbox (event_id, kind, event_type, target, body, status, attempts, next_attempt_at, locked_by, locked_until, last_error, created_at, delivered_at)
   VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, ?, ?, NULL)`);
 
 export async function enqueue(db: Db, notice: NewOutboxNotice, at: string): Promise<string> {
   const eventId = notice.eventId ?? randomUUID();
   if (isPostgres(db)) await sql`SELECT pg_advisory_xact_lock(${OUTBOX_ORDER_LOCK_KEY})`.execute(db);
-  await INSERT_NOTICE.execute(db, [eventId, notice.kind, notice.eventType, notice.target, notice.body, notice.dueAt ?? at, notice.note ?? null, at]);
+  await INSERT_NOTICE.execute(db, [
+    eventId,
+    notice.kind,
+    notice.eventType,
+    notice.target,
+    notice.body,
+    notice.dueAt ?? at,
+    notice.note ?? null,
+    at,
+  ]);
   return eventId;
 }
 
@@ -113,7 +123,9 @@ const MAX_CANDIDATES = 1_000;
 export async function claimDue(storage: Storage, options: ClaimOptions): Promise<OutboxRow[]> {
   if (options.limit <= 0) return [];
   const due = (db: Db) => {
-    let query = db.selectFrom('outbox').select(['seq', 'target'])
+    let query = db
+      .selectFrom('outbox')
+      .select(['seq', 'target'])
       .where('status', '=', 'pending')
       .where('next_attempt_at', '<=', options.now)
       .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', options.now)]));
@@ -124,7 +136,9 @@ export async function claimDue(storage: Storage, options: ClaimOptions): Promise
   // the database's single writer lock away from handshakes on every poll for nothing.
   if (!(await due(storage.db).limit(1).executeTakeFirst())) return [];
   return storage.transaction(async (trx) => {
-    const query = due(trx).orderBy('next_attempt_at', 'asc').orderBy('seq', 'asc')
+    const query = due(trx)
+      .orderBy('next_attempt_at', 'asc')
+      .orderBy('seq', 'asc')
       .limit(Math.min(options.limit * CANDIDATES_PER_SLOT, MAX_CANDIDATES));
     // SQLite accepts no FOR UPDATE; its BEGIN IMMEDIATE transaction already runs alone.
     const candidates = await (storage.dialect === 'postgres' ? query.forUpdate().skipLocked() : query).execute();
@@ -138,7 +152,8 @@ export async function claimDue(storage: Storage, options: ClaimOptions): Promise
       chosen.push(candidate.seq);
     }
     if (chosen.length === 0) return [];
-    await trx.updateTable('outbox')
+    await trx
+      .updateTable('outbox')
       .set((eb) => ({ locked_by: options.instanceId, locked_until: options.leaseUntil, attempts: eb('attempts', '+', 1) }))
       .where('seq', 'in', chosen)
       .execute();
@@ -149,20 +164,28 @@ export async function claimDue(storage: Storage, options: ClaimOptions): Promise
 
 /** Records a successful delivery; false when the lease was lost or the row changed meanwhile. */
 export async function markDelivered(db: Db, seq: number, instanceId: string, at: string): Promise<boolean> {
-  const result = await db.updateTable('outbox')
+  const result = await db
+    .updateTable('outbox')
     .set({ status: 'delivered', delivered_at: at, locked_by: null, locked_until: null, last_error: null })
-    .where('seq', '=', seq).where('locked_by', '=', instanceId).where('status', '=', 'pending')
+    .where('seq', '=', seq)
+    .where('locked_by', '=', instanceId)
+    .where('status', '=', 'pending')
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
 
 /** A failed attempt: schedules the next one, or makes the row dead when `nextAttemptAt` is null. */
 export async function markFailed(db: Db, seq: number, instanceId: string, error: string, nextAttemptAt: string | null): Promise<boolean> {
-  const result = await db.updateTable('outbox')
-    .set(nextAttemptAt === null
-      ? { status: 'dead', locked_by: null, locked_until: null, last_error: error }
-      : { next_attempt_at: nextAttemptAt, locked_by: null, locked_until: null, last_error: error })
-    .where('seq', '=', seq).where('locked_by', '=', instanceId).where('status', '=', 'pending')
+  const result = await db
+    .updateTable('outbox')
+    .set(
+      nextAttemptAt === null
+        ? { status: 'dead', locked_by: null, locked_until: null, last_error: error }
+        : { next_attempt_at: nextAttemptAt, locked_by: null, locked_until: null, last_error: error },
+    )
+    .where('seq', '=', seq)
+    .where('locked_by', '=', instanceId)
+    .where('status', '=', 'pending')
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
@@ -172,7 +195,8 @@ export async function markFailed(db: Db, seq: number, instanceId: string, error:
  * target cannot be posted to yet): the attempt counted by the claim is taken back.
  */
 export async function releaseClaim(db: Db, seq: number, instanceId: string, nextAttemptAt: string, note: string | null): Promise<boolean> {
-  const result = await db.updateTable('outbox')
+  const result = await db
+    .updateTable('outbox')
     .set((eb) => ({
       next_attempt_at: nextAttemptAt,
       locked_by: null,
@@ -180,15 +204,22 @@ export async function releaseClaim(db: Db, seq: number, instanceId: string, next
       attempts: sql<number>`CASE WHEN ${eb.ref('attempts')} > 0 THEN ${eb.ref('attempts')} - 1 ELSE 0 END`,
       ...(note === null ? {} : { last_error: note }),
     }))
-    .where('seq', '=', seq).where('locked_by', '=', instanceId).where('status', '=', 'pending')
+    .where('seq', '=', seq)
+    .where('locked_by', '=', instanceId)
+    .where('status', '=', 'pending')
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
 
 /** Makes every pending row for a target due now (its notification URL was set, it was approved). */
 export async function wakeTarget(db: Db, kind: OutboxKind, target: string, at: string): Promise<number> {
-  const result = await db.updateTable('outbox').set({ next_attempt_at: at })
-    .where('kind', '=', kind).where('target', '=', target).where('status', '=', 'pending').where('next_attempt_at', '>', at)
+  const result = await db
+    .updateTable('outbox')
+    .set({ next_attempt_at: at })
+    .where('kind', '=', kind)
+    .where('target', '=', target)
+    .where('status', '=', 'pending')
+    .where('next_attempt_at', '>', at)
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
@@ -225,7 +256,8 @@ export async function listOutbox(db: Db, filter: OutboxListFilter): Promise<Outb
  * null when no such event exists.
  */
 export async function requeue(db: Db, eventId: string, at: string): Promise<OutboxRow | null> {
-  const result = await db.updateTable('outbox')
+  const result = await db
+    .updateTable('outbox')
     .set({ status: 'pending', attempts: 0, next_attempt_at: at, locked_by: null, locked_until: null, delivered_at: null })
     .where('event_id', '=', eventId)
     .executeTakeFirst();
@@ -246,9 +278,13 @@ export async function providerFeed(db: Db, npi: string, afterSeq: number, limit:
  * worker's own conditional update then finds the row no longer pending and leaves it.
  */
 export async function acknowledgeThrough(db: Db, npi: string, seq: number, at: string): Promise<number> {
-  const result = await db.updateTable('outbox')
+  const result = await db
+    .updateTable('outbox')
     .set({ status: 'delivered', delivered_at: at, locked_by: null, locked_until: null, last_error: null })
-    .where('kind', '=', 'provider.relationship').where('target', '=', npi).where('status', 'in', ['pending', 'dead']).where('seq', '<=', seq)
+    .where('kind', '=', 'provider.relationship')
+    .where('target', '=', npi)
+    .where('status', 'in', ['pending', 'dead'])
+    .where('seq', '<=', seq)
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }

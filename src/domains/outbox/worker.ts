@@ -84,7 +84,11 @@ export class OutboxWorker {
         labelNames: ['kind', 'outcome'],
         registers: [options.metrics],
       });
-      this.#inFlightGauge = new Gauge({ name: 'neuron_outbox_in_flight', help: 'Outbox deliveries in progress in this instance', registers: [options.metrics] });
+      this.#inFlightGauge = new Gauge({
+        name: 'neuron_outbox_in_flight',
+        help: 'Outbox deliveries in progress in this instance',
+        registers: [options.metrics],
+      });
     } else {
       this.#outcomes = null;
       this.#inFlightGauge = null;
@@ -170,7 +174,10 @@ export class OutboxWorker {
         this.#outcomes?.inc({ kind: row.kind, outcome });
       })
       .catch((error: unknown) => {
-        this.#log.error({ err: error, event_id: row.event_id }, 'outbox delivery failed unexpectedly; the lease will expire and the row be retried');
+        this.#log.error(
+          { err: error, event_id: row.event_id },
+          'outbox delivery failed unexpectedly; the lease will expire and the row be retried',
+        );
       })
       .finally(() => {
         this.#inFlight.delete(row.seq);
@@ -224,9 +231,10 @@ export class OutboxWorker {
         if (recorded) this.#log.debug({ event_id: row.event_id, kind: row.kind, attempts: row.attempts }, 'outbox notice delivered');
         return recorded ? 'delivered' : 'lost_lease';
       }
-      failure = response.status >= 300 && response.status < 400
-        ? `the receiver answered a redirect (HTTP ${response.status}), which is not followed`
-        : `the receiver answered HTTP ${response.status}`;
+      failure =
+        response.status >= 300 && response.status < 400
+          ? `the receiver answered a redirect (HTTP ${response.status}), which is not followed`
+          : `the receiver answered HTTP ${response.status}`;
     } catch (error) {
       if (this.#abort.signal.aborted) {
         // Stopping: this was not the receiver's fault, so the attempt is given back.
@@ -243,10 +251,18 @@ export class OutboxWorker {
           // The chain's lock first, as every audited write takes it (one lock order, no deadlock).
           await storage.lock(trx, 'audit_chain');
           if (!(await markFailed(trx, row.seq, instanceId, reason, null))) return false;
-          await this.#options.audit.append(trx, { type: 'outbox.refused', actor: 'system', details: { event_id: row.event_id, kind: row.kind, target: row.target, reason } });
+          await this.#options.audit.append(trx, {
+            type: 'outbox.refused',
+            actor: 'system',
+            details: { event_id: row.event_id, kind: row.kind, target: row.target, reason },
+          });
           return true;
         });
-        if (recorded) this.#log.warn({ event_id: row.event_id, kind: row.kind, target: row.target, attempts: row.attempts, error: reason }, 'outbox notice refused by the outbound policy; it is a dead letter');
+        if (recorded)
+          this.#log.warn(
+            { event_id: row.event_id, kind: row.kind, target: row.target, attempts: row.attempts, error: reason },
+            'outbox notice refused by the outbound policy; it is a dead letter',
+          );
         return recorded ? 'dead' : 'lost_lease';
       }
       failure = describeFetchError(error, this.#settings.request_timeout_ms);
@@ -259,12 +275,24 @@ export class OutboxWorker {
     const text = reason.slice(0, MAX_ERROR_CHARS);
     if (row.attempts >= this.#settings.max_attempts) {
       const recorded = await markFailed(storage.db, row.seq, instanceId, text, null);
-      if (recorded) this.#log.warn({ event_id: row.event_id, kind: row.kind, target: row.target, attempts: row.attempts, error: text }, 'outbox notice is a dead letter after its last attempt');
+      if (recorded)
+        this.#log.warn(
+          { event_id: row.event_id, kind: row.kind, target: row.target, attempts: row.attempts, error: text },
+          'outbox notice is a dead letter after its last attempt',
+        );
       return recorded ? 'dead' : 'lost_lease';
     }
-    const delay = retryDelayMs(row.attempts, { initialMs: this.#settings.backoff_initial_ms, maxMs: this.#settings.backoff_max_ms }, this.#random);
+    const delay = retryDelayMs(
+      row.attempts,
+      { initialMs: this.#settings.backoff_initial_ms, maxMs: this.#settings.backoff_max_ms },
+      this.#random,
+    );
     const recorded = await markFailed(storage.db, row.seq, instanceId, text, isoNow(Date.now() + delay));
-    if (recorded) this.#log.info({ event_id: row.event_id, kind: row.kind, attempts: row.attempts, retry_in_ms: delay, error: text }, 'outbox delivery failed; will retry');
+    if (recorded)
+      this.#log.info(
+        { event_id: row.event_id, kind: row.kind, attempts: row.attempts, retry_in_ms: delay, error: text },
+        'outbox delivery failed; will retry',
+      );
     return recorded ? 'retry' : 'lost_lease';
   }
 }

@@ -19,7 +19,12 @@ let admin: string;
 const logLines: string[] = [];
 
 before(async () => {
-  const destination = new Writable({ write(chunk, _encoding, done) { logLines.push(chunk.toString()); done(); } });
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      logLines.push(chunk.toString());
+      done();
+    },
+  });
   t = await startTestNeuron({ neuronOptions: { logger: createLogger({ level: 'trace', pretty: 'never', destination }) } });
   admin = await createApiKey(t.neuron, ['admin'], 'contract-admin');
 });
@@ -28,13 +33,17 @@ after(async () => t.stop());
 /** The provider agent's Neuron client, call for call: what it sends and what it concludes. */
 const providerAgent = {
   async register(body: unknown): Promise<{ status: number; body: any }> {
-    const response = await fetch(`${t.url}/v1/providers/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const response = await fetch(`${t.url}/v1/providers/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return { status: response.status, body: await response.json() };
   },
   /** Connected only when the answer is JSON with status "connected" or "reachable"; any error means not. */
   async heartbeat(registrationId: string): Promise<{ connected: boolean; status: number; body: any }> {
     const response = await fetch(`${t.url}/v1/providers/${registrationId}/heartbeat`);
-    const body = await response.json() as { status?: string };
+    const body = (await response.json()) as { status?: string };
     return { connected: response.ok && (body.status === 'connected' || body.status === 'reachable'), status: response.status, body };
   },
   /** No header, no body; the client reads the answer as JSON and throws on an error. */
@@ -79,11 +88,14 @@ describe('the provider CareAgent contract', () => {
 
   test('an unknown or malformed registration id is a 404 problem; a bad credential sent along is a 401', async () => {
     for (const id of [UNKNOWN_ID, '00000000-0000-4000-8000-000000000000', 'x']) {
-      for (const call of [() => fetch(`${t.url}/v1/providers/${id}/heartbeat`), () => fetch(`${t.url}/v1/providers/${id}/disconnect`, { method: 'POST' })]) {
+      for (const call of [
+        () => fetch(`${t.url}/v1/providers/${id}/heartbeat`),
+        () => fetch(`${t.url}/v1/providers/${id}/disconnect`, { method: 'POST' }),
+      ]) {
         const response = await call();
         assert.equal(response.status, 404);
         assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
-        assert.equal((await response.json() as { code: string }).code, 'NOT_FOUND');
+        assert.equal(((await response.json()) as { code: string }).code, 'NOT_FOUND');
       }
     }
     const badCredential = await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: 'nprv_not-a-real-credential' });
@@ -104,9 +116,13 @@ describe('the provider CareAgent contract', () => {
   });
 
   test('POST /v1/consent/verify without a credential: 401 saying which credential and how to get one', async () => {
-    const response = await fetch(`${t.url}/v1/consent/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ patient_agent_id: 'did:example:p', provider_npi: NPI, action: 'office_visit' }) });
+    const response = await fetch(`${t.url}/v1/consent/verify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ patient_agent_id: 'did:example:p', provider_npi: NPI, action: 'office_visit' }),
+    });
     assert.equal(response.status, 401);
-    const problem = await response.json() as { code: string; detail: string };
+    const problem = (await response.json()) as { code: string; detail: string };
     assert.equal(problem.code, 'UNAUTHENTICATED');
     assert.match(problem.detail, /nprv_/);
     assert.match(problem.detail, /approve/);
@@ -123,7 +139,9 @@ describe('heartbeat and disconnect are rate-limited per client address, like reg
   after(async () => limited.stop());
 
   test('over api.register_limit_per_minute: 429 RATE_LIMITED with Retry-After, and registration keeps its own budget', async () => {
-    const registered = await api(limited.url, 'POST', '/v1/providers/register', { body: { provider_npi: NPI, provider_name: 'Dr. Busy', provider_types: ['physician'] } });
+    const registered = await api(limited.url, 'POST', '/v1/providers/register', {
+      body: { provider_npi: NPI, provider_name: 'Dr. Busy', provider_types: ['physician'] },
+    });
     assert.equal(registered.status, 201);
     const id = registered.body.registration_id as string;
     const statuses: number[] = [];
@@ -132,8 +150,10 @@ describe('heartbeat and disconnect are rate-limited per client address, like reg
     const refused = await fetch(`${limited.url}/v1/providers/${id}/disconnect`, { method: 'POST' });
     assert.equal(refused.status, 429);
     assert.ok(Number(refused.headers.get('retry-after')) > 0);
-    assert.equal((await refused.json() as { code: string }).code, 'RATE_LIMITED');
-    const another = await api(limited.url, 'POST', '/v1/providers/register', { body: { provider_npi: '1982743191', provider_name: 'Dr. Next', provider_types: ['physician'] } });
+    assert.equal(((await refused.json()) as { code: string }).code, 'RATE_LIMITED');
+    const another = await api(limited.url, 'POST', '/v1/providers/register', {
+      body: { provider_npi: '1982743191', provider_name: 'Dr. Next', provider_types: ['physician'] },
+    });
     assert.equal(another.status, 201, 'heartbeats did not use up registrations');
   });
 });

@@ -20,9 +20,10 @@ const UNAUTHENTICATED_HEADERS = { 'WWW-Authenticate': 'Bearer realm="neuron"' } 
  * Said to a provider CareAgent that sent no credential (the network's client calls
  * /v1/consent/verify without one): which credential, and how a provider gets it.
  */
-export const MISSING_CREDENTIAL = 'this route needs the provider CareAgent credential in Authorization: Bearer nprv_…; '
-  + 'a provider gets it when the organization\'s operator approves it (POST /v1/providers/{npi}/approve or neuron provider approve), '
-  + 'after registering with POST /v1/providers/register; see docs/providers.md';
+export const MISSING_CREDENTIAL =
+  'this route needs the provider CareAgent credential in Authorization: Bearer nprv_…; ' +
+  "a provider gets it when the organization's operator approves it (POST /v1/providers/{npi}/approve or neuron provider approve), " +
+  'after registering with POST /v1/providers/register; see docs/providers.md';
 
 export async function authenticateProviderRequest(service: ProviderService, request: FastifyRequest): Promise<void> {
   const auth = routeAuth(request);
@@ -35,7 +36,8 @@ export async function authenticateProviderRequest(service: ProviderService, requ
     throw new NeuronError('UNAUTHENTICATED', { message: MISSING_CREDENTIAL, headers: UNAUTHENTICATED_HEADERS });
   }
   const principal = await service.authenticate(token);
-  if (!principal) throw new NeuronError('UNAUTHENTICATED', { message: 'the provider credential is not valid', headers: UNAUTHENTICATED_HEADERS });
+  if (!principal)
+    throw new NeuronError('UNAUTHENTICATED', { message: 'the provider credential is not valid', headers: UNAUTHENTICATED_HEADERS });
   request.principal = principal;
 }
 

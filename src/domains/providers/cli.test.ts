@@ -25,10 +25,15 @@ interface Run {
 
 function neuron(configFile: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, '--config', configFile, ...args], { env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, '--config', configFile, ...args],
+      { env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -39,18 +44,48 @@ describe('neuron provider (CLI)', () => {
   before(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'neuron-provider-cli-'));
     config = path.join(dir, 'neuron.config.json');
-    writeFileSync(config, JSON.stringify({ organization: { name: 'CLI Practice', npi: '1245319599' }, data_dir: './data', discovery: { enabled: false }, logging: { level: 'silent' } }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        organization: { name: 'CLI Practice', npi: '1245319599' },
+        data_dir: './data',
+        discovery: { enabled: false },
+        logging: { level: 'silent' },
+      }),
+    );
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('add reports every problem at once and writes nothing; a provider without an endpoint is added with a note', async () => {
     const fresh = mkdtempSync(path.join(tmpdir(), 'neuron-provider-cli-'));
     const freshConfig = path.join(fresh, 'neuron.config.json');
-    writeFileSync(freshConfig, JSON.stringify({ organization: { name: 'CLI Practice', npi: '1245319599' }, data_dir: './data', discovery: { enabled: false }, logging: { level: 'silent' } }));
+    writeFileSync(
+      freshConfig,
+      JSON.stringify({
+        organization: { name: 'CLI Practice', npi: '1245319599' },
+        data_dir: './data',
+        discovery: { enabled: false },
+        logging: { level: 'silent' },
+      }),
+    );
     try {
-      const bad = await neuron(freshConfig, 'provider', 'add', '1679576723', '--name', 'All wrong', '--types', 'physician,wizard', '--endpoint', 'ftp://x.example', '--status', 'suspended');
+      const bad = await neuron(
+        freshConfig,
+        'provider',
+        'add',
+        '1679576723',
+        '--name',
+        'All wrong',
+        '--types',
+        'physician,wizard',
+        '--endpoint',
+        'ftp://x.example',
+        '--status',
+        'suspended',
+      );
       assert.equal(bad.code, 2, bad.stderr);
-      for (const flag of ['<npi>', '--types \\(item 1\\)', '--endpoint', '--status']) assert.match(bad.stderr, new RegExp(`- ${flag} `), `${flag} is reported: ${bad.stderr}`);
+      for (const flag of ['<npi>', '--types \\(item 1\\)', '--endpoint', '--status'])
+        assert.match(bad.stderr, new RegExp(`- ${flag} `), `${flag} is reported: ${bad.stderr}`);
       assert.equal(existsSync(path.join(fresh, 'data')), false, 'no database created for a refused provider');
 
       const bare = await neuron(freshConfig, 'provider', 'add', SECOND, '--name', 'No Endpoint');
@@ -63,7 +98,19 @@ describe('neuron provider (CLI)', () => {
   });
 
   test('add, list, approve, suspend and remove, with exit codes', async () => {
-    const added = await neuron(config, 'provider', 'add', NPI, '--name', 'Dr. CLI', '--types', 'physician,laboratory', '--endpoint', 'wss://cli.example/agent', '--json');
+    const added = await neuron(
+      config,
+      'provider',
+      'add',
+      NPI,
+      '--name',
+      'Dr. CLI',
+      '--types',
+      'physician,laboratory',
+      '--endpoint',
+      'wss://cli.example/agent',
+      '--json',
+    );
     assert.equal(added.code, 0, added.stderr);
     assert.equal(JSON.parse(added.stdout).status, 'pending');
 
@@ -80,11 +127,19 @@ describe('neuron provider (CLI)', () => {
       assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
       assert.match(run.stderr, /error/);
     }
-    assert.equal((await neuron(config, 'provider', 'add', NPI, '--name', 'Twice', '--endpoint', 'wss://x.example')).code, 1, 'already on the roster');
+    assert.equal(
+      (await neuron(config, 'provider', 'add', NPI, '--name', 'Twice', '--endpoint', 'wss://x.example')).code,
+      1,
+      'already on the roster',
+    );
 
     const listed = await neuron(config, 'provider', 'list', '--json');
     assert.equal(listed.code, 0);
-    assert.deepEqual(JSON.parse(listed.stdout).map((p: { npi: string }) => p.npi), [NPI], 'nothing else was written');
+    assert.deepEqual(
+      JSON.parse(listed.stdout).map((p: { npi: string }) => p.npi),
+      [NPI],
+      'nothing else was written',
+    );
     const human = await neuron(config, 'provider', 'list');
     assert.match(human.stdout, new RegExp(`${NPI}\\s+pending\\s+Dr\\. CLI`));
 
@@ -121,7 +176,9 @@ describe('neuron provider (CLI)', () => {
 describe('CLI changes reach a running Neuron at once', () => {
   let t: TestNeuron;
   before(async () => {
-    t = await startTestNeuron({ config: { providers: [{ npi: NPI, name: 'Dr. Running', provider_endpoint: 'wss://running.example/agent' }] } });
+    t = await startTestNeuron({
+      config: { providers: [{ npi: NPI, name: 'Dr. Running', provider_endpoint: 'wss://running.example/agent' }] },
+    });
   });
   after(async () => t.stop());
 
@@ -141,7 +198,7 @@ describe('CLI changes reach a running Neuron at once', () => {
     assert.equal(beat.body.status, 'connected');
     const shown = await neuron(t.configFile, 'provider', 'show', NPI);
     assert.match(shown.stdout, /agent\s+connected/);
-    assert.ok(!shown.stdout.includes(registrationId), 'show prints only the registration id\'s prefix');
+    assert.ok(!shown.stdout.includes(registrationId), "show prints only the registration id's prefix");
 
     const disconnected = await api(t.url, 'POST', `/v1/providers/${registrationId}/disconnect`);
     assert.equal(disconnected.body.status, 'disconnected');
@@ -149,8 +206,15 @@ describe('CLI changes reach a running Neuron at once', () => {
 
     // CLI changes are audited as the operator at the console, with no API key.
     for (const type of ['provider.suspended', 'provider.approved']) {
-      const entries = await t.neuron.storage.db.selectFrom('audit_log').select(['actor', 'details']).where('event_type', '=', type).execute();
-      assert.ok(entries.some((e) => e.actor === 'cli' && JSON.parse(e.details).key_id === null), type);
+      const entries = await t.neuron.storage.db
+        .selectFrom('audit_log')
+        .select(['actor', 'details'])
+        .where('event_type', '=', type)
+        .execute();
+      assert.ok(
+        entries.some((e) => e.actor === 'cli' && JSON.parse(e.details).key_id === null),
+        type,
+      );
     }
   });
 });

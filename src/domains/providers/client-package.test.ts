@@ -21,7 +21,12 @@ let neuronKey: string;
 
 before(async () => {
   t = await startTestNeuron({
-    config: { providers: [{ npi: PROVIDER, name: 'Dr. Feed', provider_endpoint: ENDPOINT }, { npi: OTHER, name: 'Dr. Other', provider_endpoint: ENDPOINT }] },
+    config: {
+      providers: [
+        { npi: PROVIDER, name: 'Dr. Feed', provider_endpoint: ENDPOINT },
+        { npi: OTHER, name: 'Dr. Other', provider_endpoint: ENDPOINT },
+      ],
+    },
   });
   const admin = await createApiKey(t.neuron, ['admin'], 'feed-admin');
   const approved = await api(t.url, 'POST', `/v1/providers/${PROVIDER}/approve`, { token: admin, body: {} });
@@ -39,10 +44,16 @@ describe('readProviderFeed', () => {
 
     const first = await readProviderFeed({ neuronUrl: t.url, npi: PROVIDER, credential, limit: 2 });
     assert.equal(first.hasMore, true);
-    assert.deepEqual(first.items.map((notice) => notice.patient_agent_id), patients.slice(0, 2).map((p) => p.patientAgentId));
+    assert.deepEqual(
+      first.items.map((notice) => notice.patient_agent_id),
+      patients.slice(0, 2).map((p) => p.patientAgentId),
+    );
     const second = await readProviderFeed({ neuronUrl: `${t.url}/`, npi: PROVIDER, credential, after: first.next });
     assert.equal(second.hasMore, false);
-    assert.deepEqual(second.items.map((notice) => notice.patient_agent_id), [patients[2]!.patientAgentId]);
+    assert.deepEqual(
+      second.items.map((notice) => notice.patient_agent_id),
+      [patients[2]!.patientAgentId],
+    );
 
     for (const notice of [...first.items, ...second.items]) {
       const attested = verifyAttestation(notice.attestation, neuronKey, {
@@ -59,28 +70,37 @@ describe('readProviderFeed', () => {
     assert.equal(idle.next, second.next, 'nothing new: the same cursor to keep polling with');
   });
 
-  test('fails with the Neuron\'s problem code, or a code of its own when there is no answer', async () => {
+  test("fails with the Neuron's problem code, or a code of its own when there is no answer", async () => {
     const wrong = `${credential.slice(0, -1)}${credential.endsWith('A') ? 'B' : 'A'}`;
-    await assert.rejects(readProviderFeed({ neuronUrl: t.url, npi: PROVIDER, credential: wrong }), (error: unknown) =>
-      error instanceof FeedError && error.code === 'UNAUTHENTICATED' && error.status === 401);
-    await assert.rejects(readProviderFeed({ neuronUrl: t.url, npi: OTHER, credential }), (error: unknown) =>
-      error instanceof FeedError && error.code === 'NOT_FOUND' && error.status === 404, 'another provider\'s feed');
+    await assert.rejects(
+      readProviderFeed({ neuronUrl: t.url, npi: PROVIDER, credential: wrong }),
+      (error: unknown) => error instanceof FeedError && error.code === 'UNAUTHENTICATED' && error.status === 401,
+    );
+    await assert.rejects(
+      readProviderFeed({ neuronUrl: t.url, npi: OTHER, credential }),
+      (error: unknown) => error instanceof FeedError && error.code === 'NOT_FOUND' && error.status === 404,
+      "another provider's feed",
+    );
 
     // A port nobody listens on.
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const { port } = closed.address() as AddressInfo;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    await assert.rejects(readProviderFeed({ neuronUrl: `http://127.0.0.1:${port}`, npi: PROVIDER, credential }), (error: unknown) =>
-      error instanceof FeedError && error.code === 'CONNECTION_FAILED' && error.status === undefined);
+    await assert.rejects(
+      readProviderFeed({ neuronUrl: `http://127.0.0.1:${port}`, npi: PROVIDER, credential }),
+      (error: unknown) => error instanceof FeedError && error.code === 'CONNECTION_FAILED' && error.status === undefined,
+    );
 
     // Something that answers, but not with a feed.
     const impostor = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"items":"none"}'));
     await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
     try {
       const url = `http://127.0.0.1:${(impostor.address() as AddressInfo).port}`;
-      await assert.rejects(readProviderFeed({ neuronUrl: url, npi: PROVIDER, credential }), (error: unknown) =>
-        error instanceof FeedError && error.code === 'UNEXPECTED_RESPONSE' && error.status === 200);
+      await assert.rejects(
+        readProviderFeed({ neuronUrl: url, npi: PROVIDER, credential }),
+        (error: unknown) => error instanceof FeedError && error.code === 'UNEXPECTED_RESPONSE' && error.status === 200,
+      );
     } finally {
       await new Promise<void>((resolve) => impostor.close(() => resolve()));
     }

@@ -1,5 +1,12 @@
 export { activeProviderOf, getActiveProvider, getProvider, listProviders, type ActiveProvider, type Provider } from './store.ts';
-export { ProviderService, type Approval, type CreateProviderInput, type UpdateProviderInput, type RegistrationInput, type RosterChangeType } from './service.ts';
+export {
+  ProviderService,
+  type Approval,
+  type CreateProviderInput,
+  type UpdateProviderInput,
+  type RegistrationInput,
+  type RosterChangeType,
+} from './service.ts';
 export { providerAuthPlugin, authenticateProviderRequest } from './auth.ts';
 export { providerRoutes, toProviderView } from './routes.ts';
 export { PROVIDER_CREDENTIAL_PREFIX, isProviderCredential } from './credentials.ts';

@@ -53,7 +53,13 @@ describe('roster over REST (API keys)', () => {
   test('create, read, page, change, approve, suspend and remove, each audited', async () => {
     const created = await api(t.url, 'POST', '/v1/providers', {
       token: rosterAdmin,
-      body: { npi: A, name: 'Dr. A', provider_types: ['physician', 'laboratory'], provider_endpoint: 'https://a.example/agent', provider_public_key: VALID_KEY },
+      body: {
+        npi: A,
+        name: 'Dr. A',
+        provider_types: ['physician', 'laboratory'],
+        provider_endpoint: 'https://a.example/agent',
+        provider_public_key: VALID_KEY,
+      },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.equal(created.body.status, 'pending');
@@ -64,14 +70,27 @@ describe('roster over REST (API keys)', () => {
     const reordered = await api(t.url, 'POST', '/v1/providers', { token: rosterAdmin, body: { npi: C, name: 'Dr. \u202EC' } });
     assert.equal(reordered.status, 400);
     assert.equal(reordered.body.code, 'VALIDATION_FAILED');
-    assert.equal((await api(t.url, 'PATCH', `/v1/providers/${A}`, { token: rosterAdmin, body: { name: 'Dr. \u2066A\u2069' } })).body.code, 'VALIDATION_FAILED');
-    assert.equal((await api(t.url, 'POST', '/v1/providers', { token: rosterAdmin, body: { npi: B, name: 'Dr. B', provider_endpoint: ENDPOINT, status: 'active' } })).status, 201);
+    assert.equal(
+      (await api(t.url, 'PATCH', `/v1/providers/${A}`, { token: rosterAdmin, body: { name: 'Dr. \u2066A\u2069' } })).body.code,
+      'VALIDATION_FAILED',
+    );
+    assert.equal(
+      (
+        await api(t.url, 'POST', '/v1/providers', {
+          token: rosterAdmin,
+          body: { npi: B, name: 'Dr. B', provider_endpoint: ENDPOINT, status: 'active' },
+        })
+      ).status,
+      201,
+    );
 
     // Pages of one in NPI order, with an opaque cursor.
     const seen: string[] = [];
     let after: string | null = null;
     do {
-      const page: { status: number; body: any } = await api(t.url, 'GET', `/v1/providers?limit=1${after ? `&after=${after}` : ''}`, { token: reader });
+      const page: { status: number; body: any } = await api(t.url, 'GET', `/v1/providers?limit=1${after ? `&after=${after}` : ''}`, {
+        token: reader,
+      });
       assert.equal(page.status, 200);
       assert.ok(page.body.items.length <= 1);
       seen.push(...page.body.items.map((p: { npi: string }) => p.npi));
@@ -81,7 +100,10 @@ describe('roster over REST (API keys)', () => {
     assert.ok([A, B, SEEDED].every((npi) => seen.includes(npi)));
     assert.equal((await api(t.url, 'GET', '/v1/providers?after=not-a-cursor', { token: reader })).status, 400);
 
-    const changed = await api(t.url, 'PATCH', `/v1/providers/${A}`, { token: rosterAdmin, body: { specialty: 'cardiology', provider_public_key: null } });
+    const changed = await api(t.url, 'PATCH', `/v1/providers/${A}`, {
+      token: rosterAdmin,
+      body: { specialty: 'cardiology', provider_public_key: null },
+    });
     assert.equal(changed.status, 200);
     assert.equal(changed.body.specialty, 'cardiology');
     assert.equal(changed.body.provider_public_key, null);
@@ -91,12 +113,28 @@ describe('roster over REST (API keys)', () => {
     assert.match(approved.body.credential, /^nprv_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
     assert.equal(approved.body.provider.status, 'active');
     assert.equal(approved.headers.get('cache-control'), 'no-store');
-    assert.equal(approved.body.neuron_public_key, t.neuron.organizationKey.publicKey, 'the key that signs notices comes with the credential');
+    assert.equal(
+      approved.body.neuron_public_key,
+      t.neuron.organizationKey.publicKey,
+      'the key that signs notices comes with the credential',
+    );
     assert.deepEqual(await getActiveProvider(t.neuron.storage.db, A), { npi: A, endpoint: 'https://a.example/agent', publicKey: null });
-    const stored = await t.neuron.storage.db.selectFrom('providers').select(['credential_id', 'credential_digest']).where('npi', '=', A).executeTakeFirstOrThrow();
+    const stored = await t.neuron.storage.db
+      .selectFrom('providers')
+      .select(['credential_id', 'credential_digest'])
+      .where('npi', '=', A)
+      .executeTakeFirstOrThrow();
     assert.ok(stored.credential_digest !== null && !stored.credential_digest.includes(approved.body.credential), 'only a digest is stored');
-    assert.equal((await api(t.url, 'GET', `/v1/providers/${A}`, { token: reader })).body.credential, undefined, 'the credential is never shown again');
-    assert.equal((await api(t.url, 'POST', `/v1/providers/${A}/approve`, { token: rosterAdmin })).status, 409, 'already active with a credential');
+    assert.equal(
+      (await api(t.url, 'GET', `/v1/providers/${A}`, { token: reader })).body.credential,
+      undefined,
+      'the credential is never shown again',
+    );
+    assert.equal(
+      (await api(t.url, 'POST', `/v1/providers/${A}/approve`, { token: rosterAdmin })).status,
+      409,
+      'already active with a credential',
+    );
 
     const suspended = await api(t.url, 'POST', `/v1/providers/${A}/suspend`, { token: rosterAdmin, body: { reason: 'license review' } });
     assert.equal(suspended.status, 200);
@@ -108,7 +146,8 @@ describe('roster over REST (API keys)', () => {
     assert.equal((await api(t.url, 'GET', `/v1/providers/${A}`, { token: reader })).status, 404);
     assert.equal((await api(t.url, 'DELETE', `/v1/providers/${A}`, { token: rosterAdmin })).status, 404);
 
-    const actions = async (type: string): Promise<string[]> => (await auditEntries(t.neuron, type)).filter((e) => e.details['npi'] === A).map((e) => e.actor);
+    const actions = async (type: string): Promise<string[]> =>
+      (await auditEntries(t.neuron, type)).filter((e) => e.details['npi'] === A).map((e) => e.actor);
     assert.deepEqual(await actions('provider.created'), ['api-key:roster-admin']);
     assert.deepEqual(await actions('provider.updated'), ['api-key:roster-admin']);
     assert.deepEqual(await actions('provider.approved'), ['api-key:roster-admin']);
@@ -145,11 +184,21 @@ describe('roster over REST (API keys)', () => {
       assert.equal(answer.status, 400, `${what}: ${JSON.stringify(answer.body)}`);
       assert.equal(answer.headers.get('content-type'), 'application/problem+json; charset=utf-8');
       assert.equal(answer.body.code, 'VALIDATION_FAILED');
-      assert.ok(answer.body.errors.some((e: { path: string }) => e.path === path), `${what}: expected ${path} in ${JSON.stringify(answer.body.errors)}`);
+      assert.ok(
+        answer.body.errors.some((e: { path: string }) => e.path === path),
+        `${what}: expected ${path} in ${JSON.stringify(answer.body.errors)}`,
+      );
     }
-    const patch = await api(t.url, 'PATCH', `/v1/providers/${SEEDED}`, { token: rosterAdmin, body: { provider_endpoint: 'gopher://old.example' } });
+    const patch = await api(t.url, 'PATCH', `/v1/providers/${SEEDED}`, {
+      token: rosterAdmin,
+      body: { provider_endpoint: 'gopher://old.example' },
+    });
     assert.equal(patch.status, 400);
-    assert.equal((await api(t.url, 'PATCH', `/v1/providers/${SEEDED}`, { token: rosterAdmin, body: { provider_endpoint: null } })).status, 400, 'an active provider keeps an endpoint');
+    assert.equal(
+      (await api(t.url, 'PATCH', `/v1/providers/${SEEDED}`, { token: rosterAdmin, body: { provider_endpoint: null } })).status,
+      400,
+      'an active provider keeps an endpoint',
+    );
     assert.equal(await providerCount(), countBefore);
     assert.equal((await auditEntries(t.neuron, 'provider.created')).length, createdBefore);
     assert.deepEqual(await getActiveProvider(t.neuron.storage.db, SEEDED), { npi: SEEDED, endpoint: ENDPOINT, publicKey: null });
@@ -164,7 +213,14 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
 
   test('self-registration is always pending, and never makes a provider active', async () => {
     const registered = await api(t.url, 'POST', '/v1/providers/register', {
-      body: { provider_npi: SELF, provider_name: 'Dr. Self', provider_types: ['physician'], specialty: 'pediatrics', credentials: [{ type: 'license', issuer: 'State Board', identifier: 'LIC-1', status: 'active' }], provider_endpoint: ENDPOINT },
+      body: {
+        provider_npi: SELF,
+        provider_name: 'Dr. Self',
+        provider_types: ['physician'],
+        specialty: 'pediatrics',
+        credentials: [{ type: 'license', issuer: 'State Board', identifier: 'LIC-1', status: 'active' }],
+        provider_endpoint: ENDPOINT,
+      },
     });
     assert.equal(registered.status, 201, JSON.stringify(registered.body));
     assert.equal(registered.body.status, 'pending');
@@ -172,18 +228,50 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
     registrationId = registered.body.registration_id;
     assert.equal(await getActiveProvider(t.neuron.storage.db, SELF), null);
 
-    assert.equal((await api(t.url, 'POST', '/v1/providers/register', { body: { provider_npi: SELF, provider_name: 'Dr. Self', provider_types: ['physician'] } })).status, 409);
-    assert.equal((await api(t.url, 'POST', '/v1/providers/register', { body: { provider_npi: SEEDED, provider_name: 'Impostor', provider_types: ['physician'] } })).status, 409);
-    const sneaky = await api(t.url, 'POST', '/v1/providers/register', { body: { provider_npi: OTHER_SELF, provider_name: 'Dr. Sneaky', provider_types: ['physician'], status: 'active' } });
+    assert.equal(
+      (
+        await api(t.url, 'POST', '/v1/providers/register', {
+          body: { provider_npi: SELF, provider_name: 'Dr. Self', provider_types: ['physician'] },
+        })
+      ).status,
+      409,
+    );
+    assert.equal(
+      (
+        await api(t.url, 'POST', '/v1/providers/register', {
+          body: { provider_npi: SEEDED, provider_name: 'Impostor', provider_types: ['physician'] },
+        })
+      ).status,
+      409,
+    );
+    const sneaky = await api(t.url, 'POST', '/v1/providers/register', {
+      body: { provider_npi: OTHER_SELF, provider_name: 'Dr. Sneaky', provider_types: ['physician'], status: 'active' },
+    });
     assert.equal(sneaky.status, 400, 'a status cannot be sent');
-    const invalid = await api(t.url, 'POST', '/v1/providers/register', { body: { provider_npi: '1111111111', provider_name: 'x', provider_types: ['physician'] } });
+    const invalid = await api(t.url, 'POST', '/v1/providers/register', {
+      body: { provider_npi: '1111111111', provider_name: 'x', provider_types: ['physician'] },
+    });
     assert.equal(invalid.status, 400);
     assert.equal(invalid.body.errors[0].path, 'body.provider_npi');
-    assert.equal((await api(t.url, 'POST', '/v1/providers/register', { body: { provider_npi: OTHER_SELF, provider_name: 'x', provider_types: ['astrology'] } })).status, 400);
+    assert.equal(
+      (
+        await api(t.url, 'POST', '/v1/providers/register', {
+          body: { provider_npi: OTHER_SELF, provider_name: 'x', provider_types: ['astrology'] },
+        })
+      ).status,
+      400,
+    );
     assert.equal(await getActiveProvider(t.neuron.storage.db, OTHER_SELF), null);
     assert.equal((await auditEntries(t.neuron, 'provider.registered')).filter((e) => e.details['npi'] === SELF).length, 1);
 
-    const other = await api(t.url, 'POST', '/v1/providers/register', { body: { provider_npi: OTHER_SELF, provider_name: 'Dr. Other', provider_types: ['dental'], provider_endpoint: 'https://other.example/agent' } });
+    const other = await api(t.url, 'POST', '/v1/providers/register', {
+      body: {
+        provider_npi: OTHER_SELF,
+        provider_name: 'Dr. Other',
+        provider_types: ['dental'],
+        provider_endpoint: 'https://other.example/agent',
+      },
+    });
     assert.equal(other.status, 201);
     otherRegistrationId = other.body.registration_id;
   });
@@ -202,14 +290,25 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
     assert.equal(beat.body.roster_status, 'active');
     assert.equal(typeof beat.body.last_seen, 'string');
     assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`)).status, 200, 'the registration id alone is enough');
-    assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: withLastCharacterChanged(credential) })).status, 401);
-    assert.equal((await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: reader })).status, 401, 'an API key is not a provider credential');
-    assert.equal((await api(t.url, 'GET', `/v1/providers/${otherRegistrationId}/heartbeat`, { token: credential })).status, 404, 'another provider\'s registration');
+    assert.equal(
+      (await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: withLastCharacterChanged(credential) })).status,
+      401,
+    );
+    assert.equal(
+      (await api(t.url, 'GET', `/v1/providers/${registrationId}/heartbeat`, { token: reader })).status,
+      401,
+      'an API key is not a provider credential',
+    );
+    assert.equal(
+      (await api(t.url, 'GET', `/v1/providers/${otherRegistrationId}/heartbeat`, { token: credential })).status,
+      404,
+      "another provider's registration",
+    );
     assert.equal((await api(t.url, 'POST', `/v1/providers/${registrationId}/disconnect`, { token: credential })).status, 200);
     assert.equal((await api(t.url, 'GET', '/v1/providers', { token: credential })).status, 401, 'a provider credential is not an API key');
   });
 
-  test('the pull feed returns this provider\'s notices in order with a working cursor, and only its own', async () => {
+  test("the pull feed returns this provider's notices in order with a working cursor, and only its own", async () => {
     const patients = [];
     for (let i = 0; i < 3; i++) patients.push(await connectPatient(t.handshakeUrl, SELF, ['office_visit', 'lab_results'], `feed${i}`));
     await connectPatient(t.handshakeUrl, OTHER_SELF, ['office_visit'], 'elsewhere');
@@ -217,7 +316,10 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
     const first = await api(t.url, 'GET', `/v1/providers/${SELF}/relationships?limit=2`, { token: credential });
     assert.equal(first.status, 200, JSON.stringify(first.body));
     assert.equal(first.body.has_more, true);
-    assert.deepEqual(first.body.items.map((n: { patient_agent_id: string }) => n.patient_agent_id), patients.slice(0, 2).map((p) => p.patientAgentId));
+    assert.deepEqual(
+      first.body.items.map((n: { patient_agent_id: string }) => n.patient_agent_id),
+      patients.slice(0, 2).map((p) => p.patientAgentId),
+    );
     assert.equal(first.body.items[0].relationship_id, patients[0]!.relationshipId);
     assert.equal(typeof first.body.items[0].attestation.payload, 'string');
     // The feed serves the notice whole: the audit receipt the patient got rides in its attestation.
@@ -226,7 +328,10 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
     const second = await api(t.url, 'GET', `/v1/providers/${SELF}/relationships?limit=2&after=${first.body.next}`, { token: credential });
     assert.equal(second.status, 200);
     assert.equal(second.body.has_more, false);
-    assert.deepEqual(second.body.items.map((n: { patient_agent_id: string }) => n.patient_agent_id), [patients[2]!.patientAgentId]);
+    assert.deepEqual(
+      second.body.items.map((n: { patient_agent_id: string }) => n.patient_agent_id),
+      [patients[2]!.patientAgentId],
+    );
 
     // Nothing new yet: the same resume cursor comes back.
     const third = await api(t.url, 'GET', `/v1/providers/${SELF}/relationships?after=${second.body.next}`, { token: credential });
@@ -234,8 +339,16 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
     assert.equal(third.body.next, second.body.next);
 
     // Asking for what follows a cursor acknowledges the notices up to it (no notification_url: pull only).
-    const statuses = await t.neuron.storage.db.selectFrom('outbox').select(['status', 'body']).where('target', '=', SELF).orderBy('seq').execute();
-    assert.deepEqual(statuses.map((s) => s.status), ['delivered', 'delivered', 'delivered']);
+    const statuses = await t.neuron.storage.db
+      .selectFrom('outbox')
+      .select(['status', 'body'])
+      .where('target', '=', SELF)
+      .orderBy('seq')
+      .execute();
+    assert.deepEqual(
+      statuses.map((s) => s.status),
+      ['delivered', 'delivered', 'delivered'],
+    );
 
     // Another provider's feed looks like one that does not exist.
     const foreign = await api(t.url, 'GET', `/v1/providers/${SELF}/relationships`, { token: otherCredential });
@@ -245,7 +358,7 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
     assert.deepEqual(foreign.body.detail, missing.body.detail, 'the same answer whether or not the provider exists');
     const own = await api(t.url, 'GET', `/v1/providers/${OTHER_SELF}/relationships`, { token: otherCredential });
     assert.equal(own.body.items.length, 1);
-    assert.ok(!JSON.stringify(own.body).includes('feed0'), 'never another provider\'s patients');
+    assert.ok(!JSON.stringify(own.body).includes('feed0'), "never another provider's patients");
 
     assert.equal((await api(t.url, 'GET', `/v1/providers/${SELF}/relationships?after=bogus!`, { token: credential })).status, 400);
     assert.equal((await api(t.url, 'GET', `/v1/providers/${SELF}/relationships`)).status, 401);
@@ -267,12 +380,28 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
     assert.equal(notConsented.status, 403);
     assert.equal(notConsented.body.code, 'CONSENT_DENIED');
     assert.equal((await verify(credential, { patient_agent_id: 'nobody-we-know', action: 'office_visit' })).body.code, 'CONSENT_DENIED');
-    assert.equal((await verify(otherCredential, { patient_agent_id: patient.patientAgentId, action: 'office_visit' })).body.code, 'CONSENT_DENIED', 'another provider has no relationship with this patient');
-    assert.equal((await verify(credential, { patient_agent_id: patient.patientAgentId, action: 'office_visit', provider_public_key: VALID_KEY })).body.code, 'CONSENT_DENIED', 'a key that is not the registered one');
-    assert.equal((await verify(reader, { patient_agent_id: patient.patientAgentId, action: 'office_visit' })).status, 401, 'only provider credentials');
+    assert.equal(
+      (await verify(otherCredential, { patient_agent_id: patient.patientAgentId, action: 'office_visit' })).body.code,
+      'CONSENT_DENIED',
+      'another provider has no relationship with this patient',
+    );
+    assert.equal(
+      (await verify(credential, { patient_agent_id: patient.patientAgentId, action: 'office_visit', provider_public_key: VALID_KEY })).body
+        .code,
+      'CONSENT_DENIED',
+      'a key that is not the registered one',
+    );
+    assert.equal(
+      (await verify(reader, { patient_agent_id: patient.patientAgentId, action: 'office_visit' })).status,
+      401,
+      'only provider credentials',
+    );
 
     await setStatus(t.neuron.storage.db, patient.relationshipId, 'suspended', 'test', isoNow());
-    assert.equal((await verify(credential, { patient_agent_id: patient.patientAgentId, action: 'office_visit' })).body.code, 'CONSENT_DENIED');
+    assert.equal(
+      (await verify(credential, { patient_agent_id: patient.patientAgentId, action: 'office_visit' })).body.code,
+      'CONSENT_DENIED',
+    );
     await setStatus(t.neuron.storage.db, patient.relationshipId, 'terminated', 'test', isoNow());
     const terminated = await verify(credential, { patient_agent_id: patient.patientAgentId, action: 'office_visit' });
     assert.equal(terminated.status, 410);
@@ -298,7 +427,12 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
     const hook = await startReceiver();
     try {
       const patient = await connectPatient(t.handshakeUrl, OTHER_SELF, ['office_visit'], 'later');
-      const held = await t.neuron.storage.db.selectFrom('outbox').selectAll().where('target', '=', OTHER_SELF).where('status', '=', 'pending').execute();
+      const held = await t.neuron.storage.db
+        .selectFrom('outbox')
+        .selectAll()
+        .where('target', '=', OTHER_SELF)
+        .where('status', '=', 'pending')
+        .execute();
       assert.ok(held.length >= 1);
       // Written already held by the handshake's own transaction: due only after one hold, no attempt spent, the reason recorded.
       const notice = held.find((row) => row.body.includes(patient.patientAgentId));
@@ -306,8 +440,25 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
       assert.equal(notice.attempts, 0);
       assert.ok(notice.next_attempt_at > new Date().toISOString(), 'not due before the hold ends');
       assert.match(notice.last_error ?? '', /pull/);
-      await waitFor(async () => ((await t.neuron.storage.db.selectFrom('outbox').select('last_error').where('target', '=', OTHER_SELF).where('status', '=', 'pending').executeTakeFirst())?.last_error ?? '').includes('pull'), 'held for pulling');
-      assert.equal((await api(t.url, 'PATCH', `/v1/providers/${OTHER_SELF}`, { token: rosterAdmin, body: { notification_url: `${hook.url}/n` } })).status, 200);
+      await waitFor(
+        async () =>
+          (
+            (
+              await t.neuron.storage.db
+                .selectFrom('outbox')
+                .select('last_error')
+                .where('target', '=', OTHER_SELF)
+                .where('status', '=', 'pending')
+                .executeTakeFirst()
+            )?.last_error ?? ''
+          ).includes('pull'),
+        'held for pulling',
+      );
+      assert.equal(
+        (await api(t.url, 'PATCH', `/v1/providers/${OTHER_SELF}`, { token: rosterAdmin, body: { notification_url: `${hook.url}/n` } }))
+          .status,
+        200,
+      );
       await waitFor(() => hook.accepted().some((r) => r.body.includes(patient.patientAgentId)), 'the held notice is pushed');
     } finally {
       await hook.close();

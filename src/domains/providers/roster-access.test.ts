@@ -21,7 +21,8 @@ before(async () => {
   t = await startTestNeuron();
   writer = await createApiKey(t.neuron, ['write'], 'app-writer');
   admin = await createApiKey(t.neuron, ['admin'], 'roster-admin');
-  adminKeyId = (await t.neuron.storage.db.selectFrom('api_keys').select('id').where('label', '=', 'roster-admin').executeTakeFirstOrThrow()).id;
+  adminKeyId = (await t.neuron.storage.db.selectFrom('api_keys').select('id').where('label', '=', 'roster-admin').executeTakeFirstOrThrow())
+    .id;
 });
 after(async () => t.stop());
 
@@ -29,7 +30,12 @@ after(async () => t.stop());
 const ROSTER_ROUTES: Array<{ method: string; path: string; body?: unknown; event: string }> = [
   { method: 'POST', path: '/v1/providers', body: { npi: NPI, name: 'Dr. Roster' }, event: 'provider.created' },
   { method: 'PATCH', path: `/v1/providers/${NPI}`, body: { provider_endpoint: ENDPOINT }, event: 'provider.updated' },
-  { method: 'PATCH', path: `/v1/providers/${NPI}`, body: { notification_url: 'https://roster.example/notices' }, event: 'provider.updated' },
+  {
+    method: 'PATCH',
+    path: `/v1/providers/${NPI}`,
+    body: { notification_url: 'https://roster.example/notices' },
+    event: 'provider.updated',
+  },
   { method: 'POST', path: `/v1/providers/${NPI}/approve`, body: {}, event: 'provider.approved' },
   { method: 'POST', path: `/v1/providers/${NPI}/approve`, body: { rotate: true }, event: 'provider.approved' },
   { method: 'POST', path: `/v1/providers/${NPI}/suspend`, body: { reason: 'review' }, event: 'provider.suspended' },
@@ -53,7 +59,10 @@ describe('roster changes need admin', () => {
   test('an admin key succeeds on each, and each change is audited with the key id', async () => {
     for (const route of ROSTER_ROUTES) {
       const response = await api(t.url, route.method, route.path, { token: admin, body: route.body });
-      assert.ok(response.status >= 200 && response.status < 300, `${route.method} ${route.path}: ${response.status} ${JSON.stringify(response.body)}`);
+      assert.ok(
+        response.status >= 200 && response.status < 300,
+        `${route.method} ${route.path}: ${response.status} ${JSON.stringify(response.body)}`,
+      );
       const last = (await auditEntries(t.neuron, route.event)).at(-1);
       assert.equal(last?.actor, 'api-key:roster-admin');
       assert.equal(last?.details['key_id'], adminKeyId, route.event);

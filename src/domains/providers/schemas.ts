@@ -39,8 +39,17 @@ export const ProviderView = Type.Object(
     provider_public_key: Nullable(Type.String()),
     notification_url: Nullable(Type.String()),
     credentials: Type.Array(CredentialSchema),
-    registration_id_prefix: Nullable(Type.String({ description: 'the first characters of the registration id (a capability shown only once, never stored); null when no CareAgent holds one' })),
-    agent_status: Nullable(Type.Enum(['connected', 'disconnected'], { description: 'what the provider CareAgent last said: connected (a heartbeat) or disconnected; null before either' })),
+    registration_id_prefix: Nullable(
+      Type.String({
+        description:
+          'the first characters of the registration id (a capability shown only once, never stored); null when no CareAgent holds one',
+      }),
+    ),
+    agent_status: Nullable(
+      Type.Enum(['connected', 'disconnected'], {
+        description: 'what the provider CareAgent last said: connected (a heartbeat) or disconnected; null before either',
+      }),
+    ),
     credential_id: Nullable(Type.String({ description: 'non-secret id of the CareAgent credential; null when none is issued' })),
     last_seen_at: Nullable(Type.String()),
     registry_state: Type.String(),
@@ -56,7 +65,10 @@ export const NpiParams = Type.Object({ npi: NpiString }, { additionalProperties:
  * Any 1-64 characters: an id that is not one is a 404 like an unknown one. The routes that take
  * it end in /heartbeat or /disconnect, which no NPI route does, so the router never confuses the two.
  */
-export const RegistrationParams = Type.Object({ registration_id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+export const RegistrationParams = Type.Object(
+  { registration_id: Type.String({ minLength: 1, maxLength: 64 }) },
+  { additionalProperties: false },
+);
 
 export const PageQuery = Type.Object(
   {
@@ -75,7 +87,10 @@ export const ListProvidersQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const ProviderPage = Type.Object({ items: Type.Array(ProviderView), next: Nullable(Type.String()) }, { additionalProperties: false });
+export const ProviderPage = Type.Object(
+  { items: Type.Array(ProviderView), next: Nullable(Type.String()) },
+  { additionalProperties: false },
+);
 
 export const CreateProviderBody = Type.Object(
   {
@@ -83,11 +98,29 @@ export const CreateProviderBody = Type.Object(
     name: Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.nameMaxChars, pattern: DISPLAY_TEXT_PATTERN }),
     provider_types: Type.Optional(ProviderTypes),
     specialty: Type.Optional(Nullable(Type.String({ maxLength: PROVIDER_LIMITS.specialtyMaxChars }))),
-    provider_endpoint: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.urlMaxChars, description: 'http(s) or ws(s) URL of the provider CareAgent, handed to patients' }))),
+    provider_endpoint: Type.Optional(
+      Nullable(
+        Type.String({
+          minLength: 1,
+          maxLength: PROVIDER_LIMITS.urlMaxChars,
+          description: 'http(s) or ws(s) URL of the provider CareAgent, handed to patients',
+        }),
+      ),
+    ),
     provider_public_key: Type.Optional(Nullable(PublicKey)),
-    notification_url: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: PROVIDER_LIMITS.urlMaxChars, description: 'http(s) URL that receives signed relationship notices' }))),
+    notification_url: Type.Optional(
+      Nullable(
+        Type.String({
+          minLength: 1,
+          maxLength: PROVIDER_LIMITS.urlMaxChars,
+          description: 'http(s) URL that receives signed relationship notices',
+        }),
+      ),
+    ),
     credentials: Type.Optional(Credentials),
-    status: Type.Optional(Type.Enum(['pending', 'active'], { description: 'defaults to pending; approve issues the CareAgent credential' })),
+    status: Type.Optional(
+      Type.Enum(['pending', 'active'], { description: 'defaults to pending; approve issues the CareAgent credential' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -121,9 +154,17 @@ export const ApprovalResponse = Type.Object(
     provider: ProviderView,
     credential: Type.String({ description: 'the provider CareAgent credential (Authorization: Bearer …); shown only in this answer' }),
     credential_id: Type.String(),
-    registration_id: Nullable(Type.String({ description: 'a registration id minted now for a provider that had none (added by an operator or a seed), shown only in this answer; null when the provider already holds one' })),
+    registration_id: Nullable(
+      Type.String({
+        description:
+          'a registration id minted now for a provider that had none (added by an operator or a seed), shown only in this answer; null when the provider already holds one',
+      }),
+    ),
     rotated: Type.Boolean(),
-    neuron_public_key: Type.String({ description: 'the organization key that signs relationship notices and attestations (base64url); give it to the provider CareAgent with the credential' }),
+    neuron_public_key: Type.String({
+      description:
+        'the organization key that signs relationship notices and attestations (base64url); give it to the provider CareAgent with the credential',
+    }),
   },
   { additionalProperties: false },
 );
@@ -156,19 +197,18 @@ export const RegisterResponse = Type.Object(
 
 export const HeartbeatResponse = Type.Object(
   {
-    status: Type.Enum(['connected', 'disconnected'], { description: 'the CareAgent\'s liveness as the Neuron now records it' }),
+    status: Type.Enum(['connected', 'disconnected'], { description: "the CareAgent's liveness as the Neuron now records it" }),
     last_seen: Type.String(),
-    roster_status: Type.Enum([...PROVIDER_STATUSES], { description: 'the provider\'s place on the roster: pending until the operator approves it' }),
+    roster_status: Type.Enum([...PROVIDER_STATUSES], {
+      description: "the provider's place on the roster: pending until the operator approves it",
+    }),
   },
   { additionalProperties: false },
 );
 
 // ---- pull feed ----
 
-export const SignedPayloadSchema = Type.Object(
-  { payload: Type.String(), signature: Type.String() },
-  { additionalProperties: false },
-);
+export const SignedPayloadSchema = Type.Object({ payload: Type.String(), signature: Type.String() }, { additionalProperties: false });
 
 /** A relationship notice: exactly the JSON body the worker posts to the notification URL. */
 export const RelationshipNotice = Type.Object(
@@ -184,10 +224,13 @@ export const RelationshipNotice = Type.Object(
       {
         payload: Type.String(),
         signature: Type.String(),
-        receipt: Type.Optional(Type.Object(ReceiptSchema.properties, {
-          description: 'the audit receipt the patient got too: the signed tree head covering the handshake.completed entry, the entry and its inclusion proof (docs/protocol.md "Audit receipts")',
-          additionalProperties: false,
-        })),
+        receipt: Type.Optional(
+          Type.Object(ReceiptSchema.properties, {
+            description:
+              'the audit receipt the patient got too: the signed tree head covering the handshake.completed entry, the entry and its inclusion proof (docs/protocol.md "Audit receipts")',
+            additionalProperties: false,
+          }),
+        ),
       },
       { additionalProperties: false },
     ),

@@ -13,12 +13,28 @@ import { decodeCursor, encodeCursor } from '../../foundation/storage/cursor.ts';
 import { isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
 import { credentialIdOf, credentialMatches, issueProviderCredential } from './credentials.ts';
 import {
-  deleteProvider, getCredentialHolder, getProvider, getProviderByRegistrationDigest, insertProvider, listProviders,
-  setAgentStatus, setCredential, setRegistration, updateProvider, type Provider, type ProviderPatch,
+  deleteProvider,
+  getCredentialHolder,
+  getProvider,
+  getProviderByRegistrationDigest,
+  insertProvider,
+  listProviders,
+  setAgentStatus,
+  setCredential,
+  setRegistration,
+  updateProvider,
+  type Provider,
+  type ProviderPatch,
 } from './store.ts';
 import { issueRegistrationCapability, registrationDigest } from './registration.ts';
 import type { OutboundPolicy } from '../../foundation/outbound/index.ts';
-import { notificationUrlRefusals, providerFieldProblems, type FieldProblem, type ProviderCredential, type ProviderStatus } from './validation.ts';
+import {
+  notificationUrlRefusals,
+  providerFieldProblems,
+  type FieldProblem,
+  type ProviderCredential,
+  type ProviderStatus,
+} from './validation.ts';
 
 export interface CreateProviderInput {
   npi: string;
@@ -176,26 +192,32 @@ export class ProviderService {
   async create(input: CreateProviderInput, by: RosterActor): Promise<Provider> {
     const status = input.status ?? 'pending';
     const problems = providerFieldProblems(input, ['npi', 'name']);
-    if (input.status !== undefined && input.status !== 'pending' && input.status !== 'active') problems.push({ path: 'status', message: 'must be pending or active' });
-    if (status === 'active' && (input.provider_endpoint ?? null) === null && problems.length === 0) problems.push({ path: 'provider_endpoint', message: ENDPOINT_NEEDED });
+    if (input.status !== undefined && input.status !== 'pending' && input.status !== 'active')
+      problems.push({ path: 'status', message: 'must be pending or active' });
+    if (status === 'active' && (input.provider_endpoint ?? null) === null && problems.length === 0)
+      problems.push({ path: 'provider_endpoint', message: ENDPOINT_NEEDED });
     if (problems.length > 0) throw invalid(problems);
     const refusals = notificationUrlRefusals(input, this.#outbound);
     if (refusals.length > 0) throw refused(refusals);
     const at = isoNow();
     await this.#change(async (trx) => {
-      const inserted = await insertProvider(trx, {
-        npi: input.npi,
-        name: input.name.trim(),
-        providerTypes: input.provider_types ?? ['physician'],
-        specialty: input.specialty ?? null,
-        credentials: input.credentials ?? [],
-        status,
-        providerEndpoint: input.provider_endpoint ?? null,
-        providerPublicKey: input.provider_public_key ?? null,
-        notificationUrl: input.notification_url ?? null,
-        // An operator-added provider gets its registration capability at approval.
-        registration: null,
-      }, at);
+      const inserted = await insertProvider(
+        trx,
+        {
+          npi: input.npi,
+          name: input.name.trim(),
+          providerTypes: input.provider_types ?? ['physician'],
+          specialty: input.specialty ?? null,
+          credentials: input.credentials ?? [],
+          status,
+          providerEndpoint: input.provider_endpoint ?? null,
+          providerPublicKey: input.provider_public_key ?? null,
+          notificationUrl: input.notification_url ?? null,
+          // An operator-added provider gets its registration capability at approval.
+          registration: null,
+        },
+        at,
+      );
       if (!inserted) throw new NeuronError('CONFLICT', { message: `a provider with NPI ${input.npi} is already on the roster` });
       await this.#audit.append(trx, { type: 'provider.created', actor: by.actor, details: { npi: input.npi, status, ...byWhom(by) } });
     });
@@ -219,19 +241,26 @@ export class ProviderService {
       providerPublicKey: input.provider_public_key,
       notificationUrl: input.notification_url,
     };
-    const changed = Object.entries(patch).filter(([, value]) => value !== undefined).map(([key]) => key);
+    const changed = Object.entries(patch)
+      .filter(([, value]) => value !== undefined)
+      .map(([key]) => key);
     let woke = false;
     await this.#change(async (trx) => {
       const current = await getProvider(trx, npi);
       if (!current) throw notFound(npi);
-      if (current.status === 'active' && input.provider_endpoint === null) throw invalid([{ path: 'provider_endpoint', message: ENDPOINT_NEEDED }]);
+      if (current.status === 'active' && input.provider_endpoint === null)
+        throw invalid([{ path: 'provider_endpoint', message: ENDPOINT_NEEDED }]);
       if (changed.length === 0) return;
       const at = isoNow();
       await updateProvider(trx, npi, patch, at);
       if (typeof input.notification_url === 'string' && input.notification_url !== current.notificationUrl) {
         woke = (await wakeTarget(trx, PROVIDER_NOTICE_KIND, npi, at)) > 0;
       }
-      await this.#audit.append(trx, { type: 'provider.updated', actor: by.actor, details: { npi, fields: changed.map(snakeCase), ...byWhom(by) } });
+      await this.#audit.append(trx, {
+        type: 'provider.updated',
+        actor: by.actor,
+        details: { npi, fields: changed.map(snakeCase), ...byWhom(by) },
+      });
     });
     if (woke) this.#onOutboxWake();
     if (changed.length > 0) this.#onChange({ type: 'updated', npi });
@@ -252,10 +281,14 @@ export class ProviderService {
       const current = await getProvider(trx, npi);
       if (!current) throw notFound(npi);
       if (current.providerEndpoint === null) {
-        throw new NeuronError('CONFLICT', { message: `set a provider_endpoint for ${npi} before approving it: it is the address patients receive` });
+        throw new NeuronError('CONFLICT', {
+          message: `set a provider_endpoint for ${npi} before approving it: it is the address patients receive`,
+        });
       }
       if (current.status === 'active' && current.credentialId !== null && options.rotate !== true) {
-        throw new NeuronError('CONFLICT', { message: `provider ${npi} is already active with a credential; ask for rotation to issue a new one` });
+        throw new NeuronError('CONFLICT', {
+          message: `provider ${npi} is already active with a credential; ask for rotation to issue a new one`,
+        });
       }
       rotated = current.credentialId !== null;
       const at = isoNow();
@@ -266,11 +299,21 @@ export class ProviderService {
         registrationIssued = true;
       }
       await wakeTarget(trx, PROVIDER_NOTICE_KIND, npi, at);
-      await this.#audit.append(trx, { type: 'provider.approved', actor: by.actor, details: { npi, previous_status: current.status, credential_id: issued.credentialId, rotated, ...byWhom(by) } });
+      await this.#audit.append(trx, {
+        type: 'provider.approved',
+        actor: by.actor,
+        details: { npi, previous_status: current.status, credential_id: issued.credentialId, rotated, ...byWhom(by) },
+      });
     });
     this.#onOutboxWake();
     this.#onChange({ type: 'approved', npi });
-    return { provider: await this.get(npi), credential: issued.credential, credentialId: issued.credentialId, rotated, registrationId: registrationIssued ? registration.id : null };
+    return {
+      provider: await this.get(npi),
+      credential: issued.credential,
+      credentialId: issued.credentialId,
+      rotated,
+      registrationId: registrationIssued ? registration.id : null,
+    };
   }
 
   /**
@@ -286,7 +329,11 @@ export class ProviderService {
       const at = isoNow();
       await updateProvider(trx, npi, { status: 'suspended' }, at);
       await setCredential(trx, npi, null, null, at);
-      await this.#audit.append(trx, { type: 'provider.suspended', actor: by.actor, details: { npi, previous_status: current.status, reason, ...byWhom(by) } });
+      await this.#audit.append(trx, {
+        type: 'provider.suspended',
+        actor: by.actor,
+        details: { npi, previous_status: current.status, reason, ...byWhom(by) },
+      });
       changed = true;
     });
     if (changed) this.#onChange({ type: 'suspended', npi });
@@ -302,7 +349,11 @@ export class ProviderService {
       const current = await getProvider(trx, npi);
       if (!current) throw notFound(npi);
       await deleteProvider(trx, npi);
-      await this.#audit.append(trx, { type: 'provider.removed', actor: by.actor, details: { npi, previous_status: current.status, ...byWhom(by) } });
+      await this.#audit.append(trx, {
+        type: 'provider.removed',
+        actor: by.actor,
+        details: { npi, previous_status: current.status, ...byWhom(by) },
+      });
     });
     this.#onChange({ type: 'removed', npi });
   }
@@ -319,28 +370,38 @@ export class ProviderService {
       provider_public_key: input.provider_public_key,
       notification_url: input.notification_url,
     };
-    const problems = providerFieldProblems(fields, ['npi', 'name', 'provider_types'])
-      .map((p) => ({ path: p.path.replace(/^npi/, 'provider_npi').replace(/^name$/, 'provider_name'), message: p.message }));
+    const problems = providerFieldProblems(fields, ['npi', 'name', 'provider_types']).map((p) => ({
+      path: p.path.replace(/^npi/, 'provider_npi').replace(/^name$/, 'provider_name'),
+      message: p.message,
+    }));
     if (problems.length > 0) throw invalid(problems);
     const refusals = notificationUrlRefusals(fields, this.#outbound);
     if (refusals.length > 0) throw refused(refusals);
     const registration = issueRegistrationCapability();
     await this.#change(async (trx) => {
-      const inserted = await insertProvider(trx, {
-        npi: fields.npi,
-        name: fields.name.trim(),
-        providerTypes: fields.provider_types,
-        specialty: fields.specialty ?? null,
-        credentials: fields.credentials ?? [],
-        status: 'pending',
-        providerEndpoint: fields.provider_endpoint ?? null,
-        providerPublicKey: fields.provider_public_key ?? null,
-        notificationUrl: fields.notification_url ?? null,
-        registration: { digest: registration.digest, prefix: registration.prefix },
-      }, isoNow());
+      const inserted = await insertProvider(
+        trx,
+        {
+          npi: fields.npi,
+          name: fields.name.trim(),
+          providerTypes: fields.provider_types,
+          specialty: fields.specialty ?? null,
+          credentials: fields.credentials ?? [],
+          status: 'pending',
+          providerEndpoint: fields.provider_endpoint ?? null,
+          providerPublicKey: fields.provider_public_key ?? null,
+          notificationUrl: fields.notification_url ?? null,
+          registration: { digest: registration.digest, prefix: registration.prefix },
+        },
+        isoNow(),
+      );
       if (!inserted) throw new NeuronError('CONFLICT', { message: 'this NPI is already registered' });
       // The prefix only: the whole id is a capability, and the audit log is readable by admins.
-      await this.#audit.append(trx, { type: 'provider.registered', actor: 'anonymous', details: { npi: fields.npi, registration_id_prefix: registration.prefix } });
+      await this.#audit.append(trx, {
+        type: 'provider.registered',
+        actor: 'anonymous',
+        details: { npi: fields.npi, registration_id_prefix: registration.prefix },
+      });
     });
     this.#onChange({ type: 'registered', npi: fields.npi });
     return { registrationId: registration.id, providerId: fields.npi, status: 'pending' };
@@ -386,7 +447,11 @@ export class ProviderService {
     const at = isoNow();
     await this.#change(async (trx) => {
       await setAgentStatus(trx, provider.npi, 'disconnected', at);
-      await this.#audit.append(trx, { type: 'provider.disconnected', actor: `provider:${provider.npi}`, details: { npi: provider.npi, registration_id_prefix: provider.registrationPrefix } });
+      await this.#audit.append(trx, {
+        type: 'provider.disconnected',
+        actor: `provider:${provider.npi}`,
+        details: { npi: provider.npi, registration_id_prefix: provider.registrationPrefix },
+      });
     });
     return { status: 'disconnected', lastSeen: at, rosterStatus: provider.status };
   }
@@ -413,19 +478,24 @@ export class ProviderService {
         if (seen) return false;
         const at = isoNow();
         await trx.insertInto('settings').values({ name: marker, value: at, updated_at: at }).execute();
-        const fresh = await insertProvider(trx, {
-          npi: seed.npi,
-          name: seed.name,
-          providerTypes: seed.provider_types,
-          specialty: seed.specialty ?? null,
-          credentials: [],
-          status: seed.status,
-          providerEndpoint: seed.provider_endpoint,
-          providerPublicKey: seed.provider_public_key ?? null,
-          notificationUrl: seed.notification_url ?? null,
-          registration: null,
-        }, at);
-        if (fresh) await this.#audit.append(trx, { type: 'provider.seeded', actor: 'system', details: { npi: seed.npi, status: seed.status } });
+        const fresh = await insertProvider(
+          trx,
+          {
+            npi: seed.npi,
+            name: seed.name,
+            providerTypes: seed.provider_types,
+            specialty: seed.specialty ?? null,
+            credentials: [],
+            status: seed.status,
+            providerEndpoint: seed.provider_endpoint,
+            providerPublicKey: seed.provider_public_key ?? null,
+            notificationUrl: seed.notification_url ?? null,
+            registration: null,
+          },
+          at,
+        );
+        if (fresh)
+          await this.#audit.append(trx, { type: 'provider.seeded', actor: 'system', details: { npi: seed.npi, status: seed.status } });
         return fresh;
       });
       if (inserted) {

@@ -68,8 +68,11 @@ export interface ActiveProvider {
  * handshake.
  */
 export async function getActiveProvider(db: Db, npi: string): Promise<ActiveProvider | null> {
-  const row = await db.selectFrom('providers').select(['npi', 'status', 'provider_endpoint', 'provider_public_key'])
-    .where('npi', '=', npi).executeTakeFirst();
+  const row = await db
+    .selectFrom('providers')
+    .select(['npi', 'status', 'provider_endpoint', 'provider_public_key'])
+    .where('npi', '=', npi)
+    .executeTakeFirst();
   if (!row) return null;
   return activeProviderOf({ npi: row.npi, status: row.status, endpoint: row.provider_endpoint, publicKey: row.provider_public_key });
 }
@@ -79,7 +82,12 @@ export async function getActiveProvider(db: Db, npi: string): Promise<ActiveProv
  * handshake's combined read): `active` in the roster and a CareAgent endpoint to hand the patient
  * (a provider without one could not be reached, so it cannot take patients). Null otherwise.
  */
-export function activeProviderOf(row: { npi: string; status: string | null; endpoint: string | null; publicKey: string | null }): ActiveProvider | null {
+export function activeProviderOf(row: {
+  npi: string;
+  status: string | null;
+  endpoint: string | null;
+  publicKey: string | null;
+}): ActiveProvider | null {
   if (row.status !== 'active' || row.endpoint === null || row.endpoint === '') return null;
   return { npi: row.npi, endpoint: row.endpoint, publicKey: row.publicKey };
 }
@@ -96,19 +104,31 @@ export async function getProviderByRegistrationDigest(db: Db, digest: string): P
 }
 
 /** The provider holding a credential id, with the stored digest to compare against. */
-export async function getCredentialHolder(db: Db, credentialId: string): Promise<{ npi: string; status: ProviderStatus; digest: string } | null> {
-  const row = await db.selectFrom('providers').select(['npi', 'status', 'credential_digest'])
-    .where('credential_id', '=', credentialId).executeTakeFirst();
+export async function getCredentialHolder(
+  db: Db,
+  credentialId: string,
+): Promise<{ npi: string; status: ProviderStatus; digest: string } | null> {
+  const row = await db
+    .selectFrom('providers')
+    .select(['npi', 'status', 'credential_digest'])
+    .where('credential_id', '=', credentialId)
+    .executeTakeFirst();
   if (!row || row.credential_digest === null) return null;
   return { npi: row.npi, status: row.status, digest: row.credential_digest };
 }
 
 /** A page in NPI order; `next` is the cursor key (the last NPI) when more rows follow. */
-export async function listProviders(db: Db, options: { afterNpi?: string; limit: number; status?: ProviderStatus }): Promise<{ items: Provider[]; more: boolean }> {
+export async function listProviders(
+  db: Db,
+  options: { afterNpi?: string; limit: number; status?: ProviderStatus },
+): Promise<{ items: Provider[]; more: boolean }> {
   let query = db.selectFrom('providers').selectAll();
   if (options.afterNpi !== undefined) query = query.where('npi', '>', options.afterNpi);
   if (options.status !== undefined) query = query.where('status', '=', options.status);
-  const rows = await query.orderBy('npi', 'asc').limit(options.limit + 1).execute();
+  const rows = await query
+    .orderBy('npi', 'asc')
+    .limit(options.limit + 1)
+    .execute();
   return { items: rows.slice(0, options.limit).map(toProvider), more: rows.length > options.limit };
 }
 
@@ -128,28 +148,32 @@ export interface NewProviderRow {
 
 /** Inserts a provider; false, writing nothing, when the NPI is already on the roster. */
 export async function insertProvider(db: Db, provider: NewProviderRow, at: string): Promise<boolean> {
-  const result = await db.insertInto('providers').values({
-    npi: provider.npi,
-    name: provider.name,
-    provider_types: JSON.stringify(provider.providerTypes),
-    specialty: provider.specialty,
-    credentials: JSON.stringify(provider.credentials),
-    status: provider.status,
-    provider_endpoint: provider.providerEndpoint,
-    provider_public_key: provider.providerPublicKey,
-    notification_url: provider.notificationUrl,
-    registration_id: null,
-    registration_digest: provider.registration?.digest ?? null,
-    registration_prefix: provider.registration?.prefix ?? null,
-    agent_status: null,
-    credential_id: null,
-    credential_digest: null,
-    last_seen_at: null,
-    registry_state: 'unregistered',
-    registry_error: null,
-    created_at: at,
-    updated_at: at,
-  }).onConflict((conflict) => conflict.column('npi').doNothing()).executeTakeFirst();
+  const result = await db
+    .insertInto('providers')
+    .values({
+      npi: provider.npi,
+      name: provider.name,
+      provider_types: JSON.stringify(provider.providerTypes),
+      specialty: provider.specialty,
+      credentials: JSON.stringify(provider.credentials),
+      status: provider.status,
+      provider_endpoint: provider.providerEndpoint,
+      provider_public_key: provider.providerPublicKey,
+      notification_url: provider.notificationUrl,
+      registration_id: null,
+      registration_digest: provider.registration?.digest ?? null,
+      registration_prefix: provider.registration?.prefix ?? null,
+      agent_status: null,
+      credential_id: null,
+      credential_digest: null,
+      last_seen_at: null,
+      registry_state: 'unregistered',
+      registry_error: null,
+      created_at: at,
+      updated_at: at,
+    })
+    .onConflict((conflict) => conflict.column('npi').doNothing())
+    .executeTakeFirst();
   return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
 }
 
@@ -180,7 +204,11 @@ export async function updateProvider(db: Db, npi: string, patch: ProviderPatch, 
 
 /** Stores a new credential digest (replacing any previous one), or clears it with nulls. */
 export async function setCredential(db: Db, npi: string, credentialId: string | null, digest: string | null, at: string): Promise<void> {
-  await db.updateTable('providers').set({ credential_id: credentialId, credential_digest: digest, updated_at: at }).where('npi', '=', npi).execute();
+  await db
+    .updateTable('providers')
+    .set({ credential_id: credentialId, credential_digest: digest, updated_at: at })
+    .where('npi', '=', npi)
+    .execute();
 }
 
 /** Records what the provider CareAgent said (heartbeat: connected; disconnect) and when. */
@@ -190,7 +218,11 @@ export async function setAgentStatus(db: Db, npi: string, status: 'connected' | 
 
 /** Gives a provider that has none a registration capability (an operator-added one, at approval). */
 export async function setRegistration(db: Db, npi: string, registration: { digest: string; prefix: string }): Promise<void> {
-  await db.updateTable('providers').set({ registration_digest: registration.digest, registration_prefix: registration.prefix }).where('npi', '=', npi).execute();
+  await db
+    .updateTable('providers')
+    .set({ registration_digest: registration.digest, registration_prefix: registration.prefix })
+    .where('npi', '=', npi)
+    .execute();
 }
 
 export async function deleteProvider(db: Db, npi: string): Promise<boolean> {

@@ -4,28 +4,61 @@ import { bearerToken, credentialIdOf, credentialMatches, isProviderCredential, i
 import { providerFieldProblems, publicKeyProblem } from './validation.ts';
 import { withLastCharacterChanged } from '../../../test/helpers/tamper.ts';
 
-const paths = (input: Record<string, unknown>, required: Array<'npi' | 'name'> = []): string[] => providerFieldProblems(input, required).map((p) => p.path);
+const paths = (input: Record<string, unknown>, required: Array<'npi' | 'name'> = []): string[] =>
+  providerFieldProblems(input, required).map((p) => p.path);
 
 test('roster fields: NPI check digit, taxonomy, URL schemes, real curve points', () => {
-  assert.deepEqual(paths({ npi: '1679576722', name: 'Dr. A', provider_types: ['physician'], provider_endpoint: 'wss://a.example/agent', notification_url: 'https://a.example/n' }), []);
+  assert.deepEqual(
+    paths({
+      npi: '1679576722',
+      name: 'Dr. A',
+      provider_types: ['physician'],
+      provider_endpoint: 'wss://a.example/agent',
+      notification_url: 'https://a.example/n',
+    }),
+    [],
+  );
   assert.deepEqual(paths({ npi: '1679576723' }), ['npi']);
   assert.deepEqual(paths({ provider_types: ['physician', 'wizard'] }), ['provider_types.1']);
   assert.deepEqual(paths({ provider_types: ['physician', 'physician'] }), ['provider_types']);
   assert.deepEqual(paths({ provider_types: [] }), ['provider_types']);
-  for (const endpoint of ['http://a.example', 'https://a.example/x', 'ws://a.example:9000', 'wss://a.example/agent']) assert.deepEqual(paths({ provider_endpoint: endpoint }), [], endpoint);
-  for (const endpoint of ['ftp://a.example', 'mailto:a@example.org', 'javascript:alert(1)', 'a.example', '', 'https://user:pw@a.example/']) {
+  for (const endpoint of ['http://a.example', 'https://a.example/x', 'ws://a.example:9000', 'wss://a.example/agent'])
+    assert.deepEqual(paths({ provider_endpoint: endpoint }), [], endpoint);
+  for (const endpoint of [
+    'ftp://a.example',
+    'mailto:a@example.org',
+    'javascript:alert(1)',
+    'a.example',
+    '',
+    'https://user:pw@a.example/',
+  ]) {
     assert.deepEqual(paths({ provider_endpoint: endpoint }), ['provider_endpoint'], endpoint);
   }
   assert.deepEqual(paths({ notification_url: 'wss://a.example/n' }), ['notification_url']);
   assert.deepEqual(paths({ name: '   ' }), ['name']);
-  for (const bidi of ['\u202A', '\u202B', '\u202C', '\u202D', '\u202E', '\u2066', '\u2067', '\u2068', '\u2069', '\u200E', '\u200F', '\u061C']) {
+  for (const bidi of [
+    '\u202A',
+    '\u202B',
+    '\u202C',
+    '\u202D',
+    '\u202E',
+    '\u2066',
+    '\u2067',
+    '\u2068',
+    '\u2069',
+    '\u200E',
+    '\u200F',
+    '\u061C',
+  ]) {
     assert.deepEqual(paths({ name: `Dr. ${bidi}A` }), ['name'], `U+${bidi.charCodeAt(0).toString(16)}`);
   }
   assert.deepEqual(paths({ name: 'Dr. \u0007A' }), ['name']);
   assert.deepEqual(paths({ name: 'Dr. Zoë Ñúñez-Åberg, د. سارة' }), [], 'letters of every script are fine');
   assert.deepEqual(paths({}, ['npi', 'name']), ['npi', 'name']);
   assert.deepEqual(paths({ specialty: null, provider_public_key: null, notification_url: null }), [], 'null clears optional fields');
-  assert.deepEqual(paths({ credentials: [{ type: 'license', issuer: 'Board', identifier: 'L-1', status: 'active', extra: 1 }] }), ['credentials.0.extra']);
+  assert.deepEqual(paths({ credentials: [{ type: 'license', issuer: 'Board', identifier: 'L-1', status: 'active', extra: 1 }] }), [
+    'credentials.0.extra',
+  ]);
 });
 
 test('public keys must be canonical, on the curve and not of small order', () => {

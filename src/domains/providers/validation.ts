@@ -5,7 +5,14 @@
  * and what the outbound policy says about a notification URL. Pure.
  */
 import { isValidNpi, NPI_RULE, PROVIDER_TYPES } from '../../foundation/config/index.ts';
-import { DISPLAY_TEXT, DISPLAY_TEXT_RULE, ED25519_PUBLIC_KEY_BYTES, decodeBase64url, isAcceptablePublicKeyBytes, isEd25519Point } from 'neuron-careagent-client/protocol';
+import {
+  DISPLAY_TEXT,
+  DISPLAY_TEXT_RULE,
+  ED25519_PUBLIC_KEY_BYTES,
+  decodeBase64url,
+  isAcceptablePublicKeyBytes,
+  isEd25519Point,
+} from 'neuron-careagent-client/protocol';
 import type { OutboundPolicy } from '../../foundation/outbound/index.ts';
 
 export const PROVIDER_STATUSES = ['pending', 'active', 'suspended'] as const;
@@ -77,13 +84,15 @@ export function publicKeyProblem(value: unknown): string | null {
   if (typeof value !== 'string') return 'must be a 43-character base64url Ed25519 public key';
   const raw = decodeBase64url(value, ED25519_PUBLIC_KEY_BYTES);
   if (raw === null) return 'must be a 43-character base64url Ed25519 public key';
-  if (!isEd25519Point(raw) || !isAcceptablePublicKeyBytes(raw)) return 'is not a usable Ed25519 public key (not a point of the curve, or a weak one)';
+  if (!isEd25519Point(raw) || !isAcceptablePublicKeyBytes(raw))
+    return 'is not a usable Ed25519 public key (not a point of the curve, or a weak one)';
   return null;
 }
 
 function credentialsProblems(value: unknown, path: string): FieldProblem[] {
   if (!Array.isArray(value)) return [{ path, message: 'must be a list of credentials' }];
-  if (value.length > PROVIDER_LIMITS.credentialsMax) return [{ path, message: `must hold at most ${PROVIDER_LIMITS.credentialsMax} credentials` }];
+  if (value.length > PROVIDER_LIMITS.credentialsMax)
+    return [{ path, message: `must hold at most ${PROVIDER_LIMITS.credentialsMax} credentials` }];
   const problems: FieldProblem[] = [];
   value.forEach((item: unknown, index) => {
     const at = `${path}.${index}`;
@@ -92,7 +101,8 @@ function credentialsProblems(value: unknown, path: string): FieldProblem[] {
       return;
     }
     const record = item as Record<string, unknown>;
-    if (!CREDENTIAL_TYPES.includes(record['type'] as never)) problems.push({ path: `${at}.type`, message: `must be one of ${CREDENTIAL_TYPES.join(', ')}` });
+    if (!CREDENTIAL_TYPES.includes(record['type'] as never))
+      problems.push({ path: `${at}.type`, message: `must be one of ${CREDENTIAL_TYPES.join(', ')}` });
     for (const field of ['issuer', 'identifier', 'status']) {
       const text = record[field];
       if (typeof text !== 'string' || text.length === 0 || text.length > PROVIDER_LIMITS.credentialFieldMaxChars) {
@@ -106,7 +116,8 @@ function credentialsProblems(value: unknown, path: string): FieldProblem[] {
       }
     }
     for (const key of Object.keys(record)) {
-      if (!['type', 'issuer', 'identifier', 'status', 'issued_at', 'expires_at'].includes(key)) problems.push({ path: `${at}.${key}`, message: 'is not a credential field' });
+      if (!['type', 'issuer', 'identifier', 'status', 'issued_at', 'expires_at'].includes(key))
+        problems.push({ path: `${at}.${key}`, message: 'is not a credential field' });
     }
   });
   return problems;
@@ -117,7 +128,11 @@ function credentialsProblems(value: unknown, path: string): FieldProblem[] {
  * present; fields not in `required` may be absent, and the clearable ones may be null.
  * `pathPrefix` is prepended to paths (for example `body.` for REST answers).
  */
-export function providerFieldProblems(input: ProviderFieldsInput, required: ReadonlyArray<keyof ProviderFieldsInput>, pathPrefix = ''): FieldProblem[] {
+export function providerFieldProblems(
+  input: ProviderFieldsInput,
+  required: ReadonlyArray<keyof ProviderFieldsInput>,
+  pathPrefix = '',
+): FieldProblem[] {
   const problems: FieldProblem[] = [];
   const add = (field: string, message: string | null): void => {
     if (message !== null) problems.push({ path: `${pathPrefix}${field}`, message });
@@ -128,7 +143,8 @@ export function providerFieldProblems(input: ProviderFieldsInput, required: Read
   if (input.npi !== undefined && input.npi !== null) add('npi', isValidNpi(input.npi) ? null : `is not a valid NPI: ${NPI_RULE}`);
   if (input.name !== undefined && input.name !== null) {
     const name = input.name;
-    if (typeof name !== 'string' || name.trim().length === 0 || name.length > PROVIDER_LIMITS.nameMaxChars) add('name', `must be text of 1 to ${PROVIDER_LIMITS.nameMaxChars} characters`);
+    if (typeof name !== 'string' || name.trim().length === 0 || name.length > PROVIDER_LIMITS.nameMaxChars)
+      add('name', `must be text of 1 to ${PROVIDER_LIMITS.nameMaxChars} characters`);
     else if (!DISPLAY_TEXT.test(name)) add('name', DISPLAY_TEXT_RULE);
   }
   if (input.provider_types !== undefined && input.provider_types !== null) {
@@ -137,18 +153,28 @@ export function providerFieldProblems(input: ProviderFieldsInput, required: Read
       add('provider_types', `must list 1 to ${PROVIDER_LIMITS.providerTypesMax} provider types`);
     } else {
       types.forEach((type: unknown, index) => {
-        if (!PROVIDER_TYPES.includes(type as ProviderType)) add(`provider_types.${index}`, `is not a registry provider type (one of ${PROVIDER_TYPES.join(', ')})`);
+        if (!PROVIDER_TYPES.includes(type as ProviderType))
+          add(`provider_types.${index}`, `is not a registry provider type (one of ${PROVIDER_TYPES.join(', ')})`);
       });
       if (new Set(types).size !== types.length) add('provider_types', 'lists a type twice');
     }
   }
   if (input.specialty !== undefined && input.specialty !== null) {
-    add('specialty', typeof input.specialty === 'string' && input.specialty.length <= PROVIDER_LIMITS.specialtyMaxChars ? null : `must be text of at most ${PROVIDER_LIMITS.specialtyMaxChars} characters`);
+    add(
+      'specialty',
+      typeof input.specialty === 'string' && input.specialty.length <= PROVIDER_LIMITS.specialtyMaxChars
+        ? null
+        : `must be text of at most ${PROVIDER_LIMITS.specialtyMaxChars} characters`,
+    );
   }
-  if (input.provider_endpoint !== undefined && input.provider_endpoint !== null) add('provider_endpoint', urlProblem(input.provider_endpoint, ENDPOINT_SCHEMES));
-  if (input.notification_url !== undefined && input.notification_url !== null) add('notification_url', urlProblem(input.notification_url, NOTIFICATION_SCHEMES));
-  if (input.provider_public_key !== undefined && input.provider_public_key !== null) add('provider_public_key', publicKeyProblem(input.provider_public_key));
-  if (input.credentials !== undefined && input.credentials !== null) problems.push(...credentialsProblems(input.credentials, `${pathPrefix}credentials`));
+  if (input.provider_endpoint !== undefined && input.provider_endpoint !== null)
+    add('provider_endpoint', urlProblem(input.provider_endpoint, ENDPOINT_SCHEMES));
+  if (input.notification_url !== undefined && input.notification_url !== null)
+    add('notification_url', urlProblem(input.notification_url, NOTIFICATION_SCHEMES));
+  if (input.provider_public_key !== undefined && input.provider_public_key !== null)
+    add('provider_public_key', publicKeyProblem(input.provider_public_key));
+  if (input.credentials !== undefined && input.credentials !== null)
+    problems.push(...credentialsProblems(input.credentials, `${pathPrefix}credentials`));
   return problems;
 }
 

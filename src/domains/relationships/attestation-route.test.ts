@@ -38,8 +38,16 @@ describe('GET /v1/relationships/{id}/attestation', () => {
     const suspended = await insertRelationship(t.neuron, { status: 'suspended' });
     assertProblem(await t.request('GET', `/v1/relationships/${suspended.id}/attestation`, { key: t.keys.read }), 409, 'CONFLICT');
     const terminated = await insertRelationship(t.neuron, { status: 'terminated' });
-    assertProblem(await t.request('GET', `/v1/relationships/${terminated.id}/attestation`, { key: t.keys.read }), 410, 'RELATIONSHIP_TERMINATED');
-    assertProblem(await t.request('GET', '/v1/relationships/00000000-0000-4000-8000-000000000000/attestation', { key: t.keys.read }), 404, 'NOT_FOUND');
+    assertProblem(
+      await t.request('GET', `/v1/relationships/${terminated.id}/attestation`, { key: t.keys.read }),
+      410,
+      'RELATIONSHIP_TERMINATED',
+    );
+    assertProblem(
+      await t.request('GET', '/v1/relationships/00000000-0000-4000-8000-000000000000/attestation', { key: t.keys.read }),
+      404,
+      'NOT_FOUND',
+    );
     assertProblem(await t.request('GET', '/v1/relationships/00000000-0000-4000-8000-000000000000/attestation'), 401, 'UNAUTHENTICATED');
   });
 });

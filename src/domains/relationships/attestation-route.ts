@@ -37,40 +37,56 @@ export function relationshipAttestationRoutes(deps: ApiDeps, organization: { key
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
-    app.get('/v1/relationships/:id/attestation', {
-      config: apiKeyAuth('read'),
-      schema: {
-        tags: ['relationships'],
-        operationId: 'getRelationshipAttestation',
-        querystring: NoQuery,
-        summary: 'A signed attestation of an active relationship',
-        description: 'Signed now, in the same form as the attestation of the handshake, from the relationship as recorded; verify it with the organization\'s public key. Only for active relationships.',
-        params: params('id', Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'relationship id' })),
-        response: {
-          200: AttestationAnswer,
-          ...problems({ 404: 'No relationship with this id (NOT_FOUND)', 409: 'The relationship is suspended (CONFLICT)', 410: 'The relationship was terminated (RELATIONSHIP_TERMINATED)' }),
+    app.get(
+      '/v1/relationships/:id/attestation',
+      {
+        config: apiKeyAuth('read'),
+        schema: {
+          tags: ['relationships'],
+          operationId: 'getRelationshipAttestation',
+          querystring: NoQuery,
+          summary: 'A signed attestation of an active relationship',
+          description:
+            "Signed now, in the same form as the attestation of the handshake, from the relationship as recorded; verify it with the organization's public key. Only for active relationships.",
+          params: params('id', Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'relationship id' })),
+          response: {
+            200: AttestationAnswer,
+            ...problems({
+              404: 'No relationship with this id (NOT_FOUND)',
+              409: 'The relationship is suspended (CONFLICT)',
+              410: 'The relationship was terminated (RELATIONSHIP_TERMINATED)',
+            }),
+          },
         },
       },
-    }, async (request) => {
-      const relationship = await getRelationship(deps.storage.db, request.params.id);
-      if (relationship === null) throw new NeuronError('NOT_FOUND', { message: 'no relationship with this id' });
-      if (relationship.status === 'terminated') throw new NeuronError('RELATIONSHIP_TERMINATED', { message: 'the relationship was terminated; there is nothing to attest' });
-      if (relationship.status !== 'active') throw new NeuronError('CONFLICT', { message: `the relationship is ${relationship.status}; only active relationships are attested` });
-      const provider = await getProvider(deps.storage.db, relationship.providerNpi);
-      const key = organization.key();
-      const issuedAt = isoNow(deps.now?.());
-      const attestation = signAttestation({
-        relationship_id: relationship.id,
-        patient_agent_id: relationship.patientAgentId,
-        patient_public_key: relationship.patientPublicKey,
-        provider_npi: relationship.providerNpi,
-        provider_public_key: provider?.providerPublicKey ?? null,
-        consented_actions: relationship.consentedActions,
-        organization_npi: deps.config.organization.npi,
-        issued_at: issuedAt,
-        neuron_public_key: key.publicKey,
-      }, key.privateKey);
-      return { attestation, issued_at: issuedAt, neuron_public_key: key.publicKey };
-    });
+      async (request) => {
+        const relationship = await getRelationship(deps.storage.db, request.params.id);
+        if (relationship === null) throw new NeuronError('NOT_FOUND', { message: 'no relationship with this id' });
+        if (relationship.status === 'terminated')
+          throw new NeuronError('RELATIONSHIP_TERMINATED', { message: 'the relationship was terminated; there is nothing to attest' });
+        if (relationship.status !== 'active')
+          throw new NeuronError('CONFLICT', {
+            message: `the relationship is ${relationship.status}; only active relationships are attested`,
+          });
+        const provider = await getProvider(deps.storage.db, relationship.providerNpi);
+        const key = organization.key();
+        const issuedAt = isoNow(deps.now?.());
+        const attestation = signAttestation(
+          {
+            relationship_id: relationship.id,
+            patient_agent_id: relationship.patientAgentId,
+            patient_public_key: relationship.patientPublicKey,
+            provider_npi: relationship.providerNpi,
+            provider_public_key: provider?.providerPublicKey ?? null,
+            consented_actions: relationship.consentedActions,
+            organization_npi: deps.config.organization.npi,
+            issued_at: issuedAt,
+            neuron_public_key: key.publicKey,
+          },
+          key.privateKey,
+        );
+        return { attestation, issued_at: issuedAt, neuron_public_key: key.publicKey };
+      },
+    );
   };
 }

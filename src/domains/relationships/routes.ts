@@ -67,50 +67,58 @@ function readRoutes(deps: RelationshipRouteOptions): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
-    app.get('/v1/relationships', {
-      config: apiKeyAuth('read'),
-      schema: {
-        tags: ['relationships'],
-        operationId: 'listRelationships',
-        summary: 'List relationships',
-        description: 'In order of establishment (oldest first). Filters combine with AND.',
-        querystring: pageQuery(deps.config.api, {
-          provider_npi: Type.Optional(Npi),
-          patient_agent_id: Type.Optional(PatientAgentId),
-          status: Type.Optional(Type.Enum([...STATUSES])),
-          established_from: Type.Optional(Type.String({ format: 'date-time', description: 'established at or after' })),
-          established_to: Type.Optional(Type.String({ format: 'date-time', description: 'established before' })),
-        }),
-        response: { 200: Page(RelationshipSchema) },
+    app.get(
+      '/v1/relationships',
+      {
+        config: apiKeyAuth('read'),
+        schema: {
+          tags: ['relationships'],
+          operationId: 'listRelationships',
+          summary: 'List relationships',
+          description: 'In order of establishment (oldest first). Filters combine with AND.',
+          querystring: pageQuery(deps.config.api, {
+            provider_npi: Type.Optional(Npi),
+            patient_agent_id: Type.Optional(PatientAgentId),
+            status: Type.Optional(Type.Enum([...STATUSES])),
+            established_from: Type.Optional(Type.String({ format: 'date-time', description: 'established at or after' })),
+            established_to: Type.Optional(Type.String({ format: 'date-time', description: 'established before' })),
+          }),
+          response: { 200: Page(RelationshipSchema) },
+        },
       },
-    }, async (request) => {
-      const query = request.query;
-      const page = await deps.service.list({
-        providerNpi: query.provider_npi,
-        patientAgentId: query.patient_agent_id,
-        status: query.status,
-        establishedFrom: storedTime(query.established_from),
-        establishedTo: storedTime(query.established_to),
-        after: query.after,
-        limit: query.limit,
-      });
-      return { items: page.items.map(relationshipView), next: page.next };
-    });
+      async (request) => {
+        const query = request.query;
+        const page = await deps.service.list({
+          providerNpi: query.provider_npi,
+          patientAgentId: query.patient_agent_id,
+          status: query.status,
+          establishedFrom: storedTime(query.established_from),
+          establishedTo: storedTime(query.established_to),
+          after: query.after,
+          limit: query.limit,
+        });
+        return { items: page.items.map(relationshipView), next: page.next };
+      },
+    );
 
-    app.get('/v1/relationships/:id', {
-      config: apiKeyAuth('read'),
-      schema: {
-        tags: ['relationships'],
-        operationId: 'getRelationship',
-        querystring: NoQuery,
-        summary: 'Get one relationship',
-        params: IdParams,
-        response: { 200: RelationshipSchema, ...problems({ 404: 'No relationship with this id (NOT_FOUND)' }) },
+    app.get(
+      '/v1/relationships/:id',
+      {
+        config: apiKeyAuth('read'),
+        schema: {
+          tags: ['relationships'],
+          operationId: 'getRelationship',
+          querystring: NoQuery,
+          summary: 'Get one relationship',
+          params: IdParams,
+          response: { 200: RelationshipSchema, ...problems({ 404: 'No relationship with this id (NOT_FOUND)' }) },
+        },
       },
-    }, async (request) => {
-      const { id } = request.params;
-      return relationshipView(await deps.service.get(id));
-    });
+      async (request) => {
+        const { id } = request.params;
+        return relationshipView(await deps.service.get(id));
+      },
+    );
   };
 }
 
@@ -122,44 +130,51 @@ function statusChangeRoutes(deps: RelationshipRouteOptions): FastifyPluginAsync 
       suspend: {
         operationId: 'suspendRelationship',
         summary: 'Suspend a relationship',
-        description: 'Puts an active relationship on hold: the patient\'s handshakes with this provider are refused until it is resumed. 409 if it is not active, 410 if it was terminated.',
+        description:
+          "Puts an active relationship on hold: the patient's handshakes with this provider are refused until it is resumed. 409 if it is not active, 410 if it was terminated.",
       },
       resume: {
         operationId: 'resumeRelationship',
         summary: 'Resume a suspended relationship',
-        description: '409 if it is not suspended, if the patient agent is blocked, or if the patient has since got another active relationship with this provider; 410 if it was terminated.',
+        description:
+          '409 if it is not suspended, if the patient agent is blocked, or if the patient has since got another active relationship with this provider; 410 if it was terminated.',
       },
       terminate: {
         operationId: 'terminateRelationship',
         summary: 'Terminate a relationship (permanent)',
-        description: 'Ends an active or suspended relationship for good and publishes the `relationship.terminated` webhook. Any later change answers 410; a new handshake creates a new relationship.',
+        description:
+          'Ends an active or suspended relationship for good and publishes the `relationship.terminated` webhook. Any later change answers 410; a new handshake creates a new relationship.',
       },
     };
     for (const action of RELATIONSHIP_ACTIONS) {
-      app.post(`/v1/relationships/:id/${action}`, {
-        config: apiKeyAuth('write'),
-        schema: {
-          tags: ['relationships'],
-          ...describe[action],
-          querystring: NoQuery,
-          params: IdParams,
-          body: ReasonBody,
-          response: {
-            200: RelationshipSchema,
-            ...problems({
-              404: 'No relationship with this id (NOT_FOUND)',
-              409: 'The relationship is not in a state this change applies to (CONFLICT)',
-              410: 'The relationship was terminated (RELATIONSHIP_TERMINATED)',
-            }),
+      app.post(
+        `/v1/relationships/:id/${action}`,
+        {
+          config: apiKeyAuth('write'),
+          schema: {
+            tags: ['relationships'],
+            ...describe[action],
+            querystring: NoQuery,
+            params: IdParams,
+            body: ReasonBody,
+            response: {
+              200: RelationshipSchema,
+              ...problems({
+                404: 'No relationship with this id (NOT_FOUND)',
+                409: 'The relationship is not in a state this change applies to (CONFLICT)',
+                410: 'The relationship was terminated (RELATIONSHIP_TERMINATED)',
+              }),
+            },
           },
         },
-      }, async (request) => {
-        const { id } = request.params;
-        const { reason } = request.body;
-        const { relationship, webhooks } = await deps.service.changeStatus(id, action, reason, actorFor(request));
-        if (webhooks > 0) deps.nudgeOutbox();
-        return relationshipView(relationship);
-      });
+        async (request) => {
+          const { id } = request.params;
+          const { reason } = request.body;
+          const { relationship, webhooks } = await deps.service.changeStatus(id, action, reason, actorFor(request));
+          if (webhooks > 0) deps.nudgeOutbox();
+          return relationshipView(relationship);
+        },
+      );
     }
   };
 }

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStorage, type Storage } from '../../foundation/storage/index.ts';
-import { NeuronError } from '../../foundation/errors/index.ts';
+import type { NeuronError } from '../../foundation/errors/index.ts';
 import { establishRelationship, type EstablishRequest } from './service.ts';
 import { setStatus } from './store.ts';
 import { upsertFromHandshake } from '../directory/store.ts';
@@ -14,7 +14,13 @@ let storage: Storage;
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'neuron-relationships-'));
-  storage = await openStorage({ url: '', sqliteFile: path.join(dir, 'neuron.sqlite'), sqliteSynchronous: 'NORMAL', busyTimeoutMs: 1_000, poolMax: 1 });
+  storage = await openStorage({
+    url: '',
+    sqliteFile: path.join(dir, 'neuron.sqlite'),
+    sqliteSynchronous: 'NORMAL',
+    busyTimeoutMs: 1_000,
+    poolMax: 1,
+  });
   await storage.migrate();
 });
 after(async () => {
@@ -43,12 +49,18 @@ function request(agent: string, overrides: Partial<EstablishRequest> = {}): Esta
 }
 
 // As in a handshake, the directory entry is written in the same transaction (the service relies on it).
-const run = (r: EstablishRequest) => storage.transaction(async (trx) => {
-  const outcome = await establishRelationship(trx, r);
-  await upsertFromHandshake(trx, { patientAgentId: r.patientAgentId, patientPublicKey: r.patientPublicKey, patientEndpoint: r.patientEndpoint, profile: null }, r.at);
-  return outcome;
-});
-const rows = (agent: string) => storage.db.selectFrom('relationships').selectAll().where('patient_agent_id', '=', agent).orderBy('established_at').execute();
+const run = (r: EstablishRequest) =>
+  storage.transaction(async (trx) => {
+    const outcome = await establishRelationship(trx, r);
+    await upsertFromHandshake(
+      trx,
+      { patientAgentId: r.patientAgentId, patientPublicKey: r.patientPublicKey, patientEndpoint: r.patientEndpoint, profile: null },
+      r.at,
+    );
+    return outcome;
+  });
+const rows = (agent: string) =>
+  storage.db.selectFrom('relationships').selectAll().where('patient_agent_id', '=', agent).orderBy('established_at').execute();
 
 test('the first handshake creates an active relationship', async () => {
   const outcome = await run(request('p-new'));
@@ -61,7 +73,13 @@ test('the first handshake creates an active relationship', async () => {
 
 test('the same key again is existing: same id, only last_handshake_at moves', async () => {
   const first = await run(request('p-again', { consentedActions: ['office_visit'] }));
-  const second = await run(request('p-again', { at: '2026-02-01T00:00:00.000Z', consentedActions: ['something_else'], patientEndpoint: 'wss://moved.example/agent' }));
+  const second = await run(
+    request('p-again', {
+      at: '2026-02-01T00:00:00.000Z',
+      consentedActions: ['something_else'],
+      patientEndpoint: 'wss://moved.example/agent',
+    }),
+  );
   assert.equal(second.status, 'existing');
   assert.equal(second.relationship.id, first.relationship.id);
   assert.deepEqual(second.relationship.consentedActions, ['office_visit']);
@@ -96,7 +114,10 @@ test('a suspended relationship is BLOCKED: not revived, not duplicated', async (
   await setStatus(storage.db, first.relationship.id, 'suspended', 'test', '2026-01-02T00:00:00.000Z');
   await assert.rejects(run(request('p-suspended', { at: '2026-01-03T00:00:00.000Z' })), (e: NeuronError) => e.code === 'BLOCKED');
   const stored = await rows('p-suspended');
-  assert.deepEqual(stored.map((r) => r.status), ['suspended']);
+  assert.deepEqual(
+    stored.map((r) => r.status),
+    ['suspended'],
+  );
 });
 
 test('a terminated relationship stays terminated; the next handshake creates a new one, under any key', async () => {
@@ -105,7 +126,10 @@ test('a terminated relationship stays terminated; the next handshake creates a n
   const second = await run(request('p-terminated', { patientPublicKey: KEY_B, at: '2026-01-03T00:00:00.000Z' }));
   assert.equal(second.status, 'new');
   assert.notEqual(second.relationship.id, first.relationship.id);
-  assert.deepEqual((await rows('p-terminated')).map((r) => r.status), ['terminated', 'active']);
+  assert.deepEqual(
+    (await rows('p-terminated')).map((r) => r.status),
+    ['terminated', 'active'],
+  );
   assert.equal(await setStatus(storage.db, first.relationship.id, 'active', null, '2026-01-04T00:00:00.000Z'), null);
 });
 

@@ -18,15 +18,34 @@ import type { AuditLog } from '../audit/index.ts';
 import { publishWebhookEvent } from '../outbox/events.ts';
 import { sql } from 'kysely';
 import {
-  findActive, findLive, getRelationship, insertActive, listRelationships, setStatus, suspendAllForPatient, toRelationship, touchHandshake,
-  type Relationship, type RelationshipFilter,
+  findActive,
+  findLive,
+  getRelationship,
+  insertActive,
+  listRelationships,
+  setStatus,
+  suspendAllForPatient,
+  toRelationship,
+  touchHandshake,
+  type Relationship,
+  type RelationshipFilter,
 } from './store.ts';
 import { transitionFor, type RelationshipAction } from './transitions.ts';
 
 /** What a completed handshake brings: the relationship's own fields, as the store keeps them. */
-export type EstablishRequest = Pick<Relationship,
-  | 'patientAgentId' | 'patientPublicKey' | 'patientEndpoint' | 'providerNpi' | 'consentedActions'
-  | 'consentTokenPayload' | 'consentTokenSignature' | 'tokenDialect' | 'consentExpiresAt' | 'connectionId'> & {
+export type EstablishRequest = Pick<
+  Relationship,
+  | 'patientAgentId'
+  | 'patientPublicKey'
+  | 'patientEndpoint'
+  | 'providerNpi'
+  | 'consentedActions'
+  | 'consentTokenPayload'
+  | 'consentTokenSignature'
+  | 'tokenDialect'
+  | 'consentExpiresAt'
+  | 'connectionId'
+> & {
   /** ISO-8601 UTC time of the handshake. */
   at: string;
   /**
@@ -43,8 +62,12 @@ export interface EstablishOutcome {
 }
 
 /** Applies the rules above inside `trx`. Throws NeuronError IDENTITY_MISMATCH or BLOCKED. */
-export async function establishRelationship(trx: Db, request: EstablishRequest, newId: () => string = randomUUID): Promise<EstablishOutcome> {
-  const known = request.patientKnown ?? await hasDirectoryEntry(trx, request.patientAgentId);
+export async function establishRelationship(
+  trx: Db,
+  request: EstablishRequest,
+  newId: () => string = randomUUID,
+): Promise<EstablishOutcome> {
+  const known = request.patientKnown ?? (await hasDirectoryEntry(trx, request.patientAgentId));
   const live = known ? await findLiveIndexed(trx, request.patientAgentId, request.providerNpi) : null;
   if (live !== null) return existingOutcome(trx, live, request);
 
@@ -88,8 +111,12 @@ async function findLiveIndexed(trx: Db, patientAgentId: string, providerNpi: str
 }
 
 async function findActiveIndexed(trx: Db, patientAgentId: string, providerNpi: string): Promise<Relationship | null> {
-  const row = await trx.selectFrom('relationships').selectAll()
-    .where('patient_agent_id', '=', patientAgentId).where('provider_npi', '=', providerNpi).where(sql<boolean>`status = 'active'`)
+  const row = await trx
+    .selectFrom('relationships')
+    .selectAll()
+    .where('patient_agent_id', '=', patientAgentId)
+    .where('provider_npi', '=', providerNpi)
+    .where(sql<boolean>`status = 'active'`)
     .executeTakeFirst();
   return row === undefined ? null : toRelationship(row);
 }
@@ -163,7 +190,12 @@ export class RelationshipService {
    * the `relationship.terminated` webhook in it. Throws NOT_FOUND, RELATIONSHIP_TERMINATED or
    * CONFLICT. `webhooks`: deliveries queued, so the caller can wake the outbox.
    */
-  async changeStatus(id: string, action: RelationshipAction, reason: string, by: RelationshipActor): Promise<{ relationship: Relationship; webhooks: number }> {
+  async changeStatus(
+    id: string,
+    action: RelationshipAction,
+    reason: string,
+    by: RelationshipActor,
+  ): Promise<{ relationship: Relationship; webhooks: number }> {
     const { storage, audit } = this.#options;
     const now = this.#now();
     const at = isoNow(now);
@@ -177,29 +209,57 @@ export class RelationshipService {
         throw new NeuronError('CONFLICT', { message: 'the patient agent is blocked; remove the block before resuming its relationships' });
       }
       const updated = await this.#store(trx, id, action, transition.to, reason, at);
-      const webhooks = action !== 'terminate' ? 0 : await publishWebhookEvent(trx, 'relationship.terminated', {
-        relationship_id: updated.id,
-        patient_agent_id: updated.patientAgentId,
-        provider_npi: updated.providerNpi,
-        reason,
-        terminated_at: at,
-      }, at);
-      await audit.append(trx, {
-        type: transition.audit,
-        actor: by.actor,
-        details: { relationship_id: id, provider_npi: updated.providerNpi, from: current.status, to: transition.to, reason, key_id: by.keyId },
-      }, now);
+      const webhooks =
+        action !== 'terminate'
+          ? 0
+          : await publishWebhookEvent(
+              trx,
+              'relationship.terminated',
+              {
+                relationship_id: updated.id,
+                patient_agent_id: updated.patientAgentId,
+                provider_npi: updated.providerNpi,
+                reason,
+                terminated_at: at,
+              },
+              at,
+            );
+      await audit.append(
+        trx,
+        {
+          type: transition.audit,
+          actor: by.actor,
+          details: {
+            relationship_id: id,
+            provider_npi: updated.providerNpi,
+            from: current.status,
+            to: transition.to,
+            reason,
+            key_id: by.keyId,
+          },
+        },
+        now,
+      );
       return { relationship: updated, webhooks };
     });
   }
 
-  async #store(trx: Db, id: string, action: RelationshipAction, to: Relationship['status'], reason: string, at: string): Promise<Relationship> {
+  async #store(
+    trx: Db,
+    id: string,
+    action: RelationshipAction,
+    to: Relationship['status'],
+    reason: string,
+    at: string,
+  ): Promise<Relationship> {
     let updated: Relationship | null;
     try {
       updated = await setStatus(trx, id, to, reason, at);
     } catch (error) {
       if (action === 'resume' && isUniqueViolation(error)) {
-        throw new NeuronError('CONFLICT', { message: 'the patient has another active relationship with this provider; terminate one of them first' });
+        throw new NeuronError('CONFLICT', {
+          message: 'the patient has another active relationship with this provider; terminate one of them first',
+        });
       }
       throw error;
     }

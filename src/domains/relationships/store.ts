@@ -73,17 +73,26 @@ function toRow(r: Relationship): RelationshipsTable {
 }
 
 export async function findActive(db: Db, patientAgentId: string, providerNpi: string): Promise<Relationship | null> {
-  const row = await db.selectFrom('relationships').selectAll()
-    .where('patient_agent_id', '=', patientAgentId).where('provider_npi', '=', providerNpi).where('status', '=', 'active')
+  const row = await db
+    .selectFrom('relationships')
+    .selectAll()
+    .where('patient_agent_id', '=', patientAgentId)
+    .where('provider_npi', '=', providerNpi)
+    .where('status', '=', 'active')
     .executeTakeFirst();
   return row ? toRelationship(row) : null;
 }
 
 /** The live (active or suspended) relationship of a patient with a provider, if any. */
 export async function findLive(db: Db, patientAgentId: string, providerNpi: string): Promise<Relationship | null> {
-  const row = await db.selectFrom('relationships').selectAll()
-    .where('patient_agent_id', '=', patientAgentId).where('provider_npi', '=', providerNpi).where('status', 'in', ['active', 'suspended'])
-    .orderBy('established_at', 'desc').limit(1)
+  const row = await db
+    .selectFrom('relationships')
+    .selectAll()
+    .where('patient_agent_id', '=', patientAgentId)
+    .where('provider_npi', '=', providerNpi)
+    .where('status', 'in', ['active', 'suspended'])
+    .orderBy('established_at', 'desc')
+    .limit(1)
     .executeTakeFirst();
   return row ? toRelationship(row) : null;
 }
@@ -100,8 +109,22 @@ export async function getRelationship(db: Db, id: string): Promise<Relationship 
 export async function insertActive(db: Db, relationship: Relationship): Promise<boolean> {
   const r = toRow(relationship);
   const result = await INSERT_ACTIVE.execute(db, [
-    r.id, r.patient_agent_id, r.patient_public_key, r.patient_endpoint, r.provider_npi, r.consented_actions, r.consent_token_payload,
-    r.consent_token_signature, r.token_dialect, r.consent_expires_at, r.connection_id, r.status, r.status_reason, r.established_at, r.last_handshake_at, r.updated_at,
+    r.id,
+    r.patient_agent_id,
+    r.patient_public_key,
+    r.patient_endpoint,
+    r.provider_npi,
+    r.consented_actions,
+    r.consent_token_payload,
+    r.consent_token_signature,
+    r.token_dialect,
+    r.consent_expires_at,
+    r.connection_id,
+    r.status,
+    r.status_reason,
+    r.established_at,
+    r.last_handshake_at,
+    r.updated_at,
   ]);
   return changedOneRow(result);
 }
@@ -111,7 +134,8 @@ export async function insertActive(db: Db, relationship: Relationship): Promise<
  * target names the partial index; its predicate must be the literal text of the index's WHERE
  * clause (a bound parameter would not match it).
  */
-const INSERT_ACTIVE = new Statement(`INSERT INTO relationships (id, patient_agent_id, patient_public_key, patient_endpoint, provider_npi, consented_actions,
+const INSERT_ACTIVE =
+  new Statement(`INSERT INTO relationships (id, patient_agent_id, patient_public_key, patient_endpoint, provider_npi, consented_actions,
     consent_token_payload, consent_token_signature, token_dialect, consent_expires_at, connection_id, status, status_reason, established_at,
     last_handshake_at, updated_at)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -125,9 +149,18 @@ export async function touchHandshake(db: Db, id: string, at: string): Promise<vo
  * Moves a relationship to a new status. Terminated is final: nothing moves a terminated
  * relationship anywhere. Returns the updated record, or null when the transition is not allowed.
  */
-export async function setStatus(db: Db, id: string, status: RelationshipStatus, reason: string | null, at: string): Promise<Relationship | null> {
-  const result = await db.updateTable('relationships').set({ status, status_reason: reason, updated_at: at })
-    .where('id', '=', id).where('status', '!=', 'terminated')
+export async function setStatus(
+  db: Db,
+  id: string,
+  status: RelationshipStatus,
+  reason: string | null,
+  at: string,
+): Promise<Relationship | null> {
+  const result = await db
+    .updateTable('relationships')
+    .set({ status, status_reason: reason, updated_at: at })
+    .where('id', '=', id)
+    .where('status', '!=', 'terminated')
     .executeTakeFirst();
   if (Number(result.numUpdatedRows) !== 1) return null;
   return getRelationship(db, id);
@@ -135,10 +168,19 @@ export async function setStatus(db: Db, id: string, status: RelationshipStatus, 
 
 /** Suspends every active relationship of a patient agent (used when the organization blocks it). */
 export async function suspendAllForPatient(db: Db, patientAgentId: string, reason: string, at: string): Promise<string[]> {
-  const rows = await db.selectFrom('relationships').select('id').where('patient_agent_id', '=', patientAgentId).where('status', '=', 'active').execute();
+  const rows = await db
+    .selectFrom('relationships')
+    .select('id')
+    .where('patient_agent_id', '=', patientAgentId)
+    .where('status', '=', 'active')
+    .execute();
   if (rows.length > 0) {
-    await db.updateTable('relationships').set({ status: 'suspended', status_reason: reason, updated_at: at })
-      .where('patient_agent_id', '=', patientAgentId).where('status', '=', 'active').execute();
+    await db
+      .updateTable('relationships')
+      .set({ status: 'suspended', status_reason: reason, updated_at: at })
+      .where('patient_agent_id', '=', patientAgentId)
+      .where('status', '=', 'active')
+      .execute();
   }
   return rows.map((row) => row.id);
 }
@@ -165,6 +207,10 @@ export async function listRelationships(db: Db, filter: RelationshipFilter): Pro
     const [at, id] = decodeCursor(filter.after, ['string', 'string']) as [string, string];
     query = query.where((eb) => eb.or([eb('established_at', '>', at), eb.and([eb('established_at', '=', at), eb('id', '>', id)])]));
   }
-  const rows = await query.orderBy('established_at', 'asc').orderBy('id', 'asc').limit(filter.limit + 1).execute();
+  const rows = await query
+    .orderBy('established_at', 'asc')
+    .orderBy('id', 'asc')
+    .limit(filter.limit + 1)
+    .execute();
   return pageOf(rows, filter.limit, toRelationship, (last) => [last.establishedAt, last.id]);
 }

@@ -20,9 +20,18 @@ test('suspend, resume and terminate move between the allowed statuses, each audi
 });
 
 test('a change that does not apply to the current status is CONFLICT; any change to a terminated one is RELATIONSHIP_TERMINATED', () => {
-  assert.equal(codeOf(() => transitionFor('suspended', 'suspend')), 'CONFLICT');
-  assert.equal(codeOf(() => transitionFor('active', 'resume')), 'CONFLICT');
+  assert.equal(
+    codeOf(() => transitionFor('suspended', 'suspend')),
+    'CONFLICT',
+  );
+  assert.equal(
+    codeOf(() => transitionFor('active', 'resume')),
+    'CONFLICT',
+  );
   for (const action of ['suspend', 'resume', 'terminate'] as const) {
-    assert.equal(codeOf(() => transitionFor('terminated', action)), 'RELATIONSHIP_TERMINATED');
+    assert.equal(
+      codeOf(() => transitionFor('terminated', action)),
+      'RELATIONSHIP_TERMINATED',
+    );
   }
 });

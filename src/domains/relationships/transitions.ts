@@ -30,9 +30,14 @@ export interface Transition {
 /** Where `action` takes a relationship that is `current`; throws RELATIONSHIP_TERMINATED or CONFLICT. */
 export function transitionFor(current: RelationshipStatus, action: RelationshipAction): Transition {
   const transition = TRANSITIONS[action];
-  if (current === 'terminated') throw new NeuronError('RELATIONSHIP_TERMINATED', { message: 'the relationship was terminated; terminated relationships cannot change' });
+  if (current === 'terminated')
+    throw new NeuronError('RELATIONSHIP_TERMINATED', {
+      message: 'the relationship was terminated; terminated relationships cannot change',
+    });
   if (!transition.from.includes(current)) {
-    throw new NeuronError('CONFLICT', { message: `the relationship is ${current}; ${action} applies to ${transition.from.join(' or ')} relationships` });
+    throw new NeuronError('CONFLICT', {
+      message: `the relationship is ${current}; ${action} applies to ${transition.from.join(' or ')} relationships`,
+    });
   }
   return { to: transition.to, audit: transition.audit };
 }

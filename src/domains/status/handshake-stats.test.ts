@@ -38,17 +38,33 @@ describe('GET /v1/stats/handshakes', () => {
     const twoDaysAgo = new Date(now - 2 * DAY_MS).toISOString().slice(0, 10);
     // Today, unless the clock passed midnight (UTC) between writing the entries and asking.
     assert.ok([today, new Date(now + DAY_MS).toISOString().slice(0, 10)].includes(days.at(-1)!.date));
-    assert.deepEqual(days.find((d) => d.date === today), { date: today, completed: 2, failed: 1 });
-    assert.deepEqual(days.find((d) => d.date === twoDaysAgo), { date: twoDaysAgo, completed: 1, failed: 0 });
-    assert.deepEqual(days.map((d) => d.date), [...days.map((d) => d.date)].sort());
-    assert.ok(!days.some((d) => d.date === new Date(now - 20 * DAY_MS).toISOString().slice(0, 10)), 'the failure 20 days ago is outside the span');
+    assert.deepEqual(
+      days.find((d) => d.date === today),
+      { date: today, completed: 2, failed: 1 },
+    );
+    assert.deepEqual(
+      days.find((d) => d.date === twoDaysAgo),
+      { date: twoDaysAgo, completed: 1, failed: 0 },
+    );
+    assert.deepEqual(
+      days.map((d) => d.date),
+      [...days.map((d) => d.date)].sort(),
+    );
+    assert.ok(
+      !days.some((d) => d.date === new Date(now - 20 * DAY_MS).toISOString().slice(0, 10)),
+      'the failure 20 days ago is outside the span',
+    );
   });
 
   it('takes days up to console.stats_max_days', async () => {
     const month = await t.request('GET', '/v1/stats/handshakes?days=30', { key: t.keys.read });
     assert.equal(month.status, 200, month.text);
     assert.equal(month.body.days.length, 30);
-    assert.ok(month.body.days.some((d: { date: string; failed: number }) => d.date === new Date(now - 20 * DAY_MS).toISOString().slice(0, 10) && d.failed === 1));
+    assert.ok(
+      month.body.days.some(
+        (d: { date: string; failed: number }) => d.date === new Date(now - 20 * DAY_MS).toISOString().slice(0, 10) && d.failed === 1,
+      ),
+    );
     assertProblem(await t.request('GET', '/v1/stats/handshakes?days=31', { key: t.keys.read }), 400, 'VALIDATION_FAILED');
     assertProblem(await t.request('GET', '/v1/stats/handshakes?days=0', { key: t.keys.read }), 400, 'VALIDATION_FAILED');
     assertProblem(await t.request('GET', '/v1/stats/handshakes'), 401, 'UNAUTHENTICATED');

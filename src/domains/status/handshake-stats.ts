@@ -26,7 +26,8 @@ export interface HandshakeDay {
 export async function handshakesPerDay(db: Db, days: number, now: number): Promise<HandshakeDay[]> {
   const today = Math.floor(now / DAY_MS) * DAY_MS;
   const first = today - (days - 1) * DAY_MS;
-  const rows = await db.selectFrom('audit_log')
+  const rows = await db
+    .selectFrom('audit_log')
     .select([sql<string>`substr(occurred_at, 1, 10)`.as('date'), 'event_type', (eb) => eb.fn.countAll<number | string>().as('count')])
     .where('event_type', 'in', ['handshake.completed', 'handshake.failed'])
     .where('occurred_at', '>=', new Date(first).toISOString())
@@ -51,33 +52,46 @@ export function handshakeStatsRoutes(deps: ApiDeps): FastifyPluginAsync {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
     const maxDays = deps.config.console.stats_max_days;
 
-    app.get('/v1/stats/handshakes', {
-      config: apiKeyAuth('read'),
-      schema: {
-        tags: ['status'],
-        operationId: 'getHandshakeStats',
-        summary: 'Handshakes per day',
-        description: `Handshakes completed and failed on each UTC day of the last \`days\` days (today included), oldest first; days without handshakes have zeros. From the audit log of every instance.`,
-        querystring: Type.Object(
-          { days: Type.Integer({ minimum: 1, maximum: maxDays, default: DEFAULT_DAYS, description: `how many days, today included (1-${maxDays}; console.stats_max_days)` }) },
-          { additionalProperties: false },
-        ),
-        response: {
-          200: Type.Object(
+    app.get(
+      '/v1/stats/handshakes',
+      {
+        config: apiKeyAuth('read'),
+        schema: {
+          tags: ['status'],
+          operationId: 'getHandshakeStats',
+          summary: 'Handshakes per day',
+          description: `Handshakes completed and failed on each UTC day of the last \`days\` days (today included), oldest first; days without handshakes have zeros. From the audit log of every instance.`,
+          querystring: Type.Object(
             {
-              days: Type.Array(Type.Object(
-                {
-                  date: Type.String({ format: 'date', description: 'the UTC day, YYYY-MM-DD' }),
-                  completed: Type.Integer({ minimum: 0 }),
-                  failed: Type.Integer({ minimum: 0 }),
-                },
-                { additionalProperties: false },
-              )),
+              days: Type.Integer({
+                minimum: 1,
+                maximum: maxDays,
+                default: DEFAULT_DAYS,
+                description: `how many days, today included (1-${maxDays}; console.stats_max_days)`,
+              }),
             },
             { additionalProperties: false },
           ),
+          response: {
+            200: Type.Object(
+              {
+                days: Type.Array(
+                  Type.Object(
+                    {
+                      date: Type.String({ format: 'date', description: 'the UTC day, YYYY-MM-DD' }),
+                      completed: Type.Integer({ minimum: 0 }),
+                      failed: Type.Integer({ minimum: 0 }),
+                    },
+                    { additionalProperties: false },
+                  ),
+                ),
+              },
+              { additionalProperties: false },
+            ),
+          },
         },
       },
-    }, async (request) => ({ days: await handshakesPerDay(deps.storage.db, request.query.days, deps.now?.() ?? Date.now()) }));
+      async (request) => ({ days: await handshakesPerDay(deps.storage.db, request.query.days, deps.now?.() ?? Date.now()) }),
+    );
   };
 }

@@ -8,7 +8,10 @@ import type { Registry } from 'prom-client';
 
 export const METRICS_HOST = '127.0.0.1';
 
-export async function startMetricsListener(metrics: Registry, port: number): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
+export async function startMetricsListener(
+  metrics: Registry,
+  port: number,
+): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
   const server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if ((request.method !== 'GET' && request.method !== 'HEAD') || path !== '/metrics') {
@@ -32,9 +35,10 @@ export async function startMetricsListener(metrics: Registry, port: number): Pro
   return {
     server,
     port: bound,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

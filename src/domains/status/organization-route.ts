@@ -21,12 +21,15 @@ export const OrganizationSchema = Type.Object(
     npi: Type.String({ pattern: '^[0-9]{10}$' }),
     type: Type.String(),
     handshake_url: Type.String({ description: 'the ws(s):// URL patient CareAgents connect to' }),
-    public_key: Type.String({ description: 'the organization\'s Ed25519 public key, base64url (43 characters)' }),
-    registry: Type.Object({
-      state: Type.String({ description: 'unregistered, registering, registered, invalid, disabled (or unknown)' }),
-      registered: Type.Boolean(),
-      last_heartbeat_at: NullableTimestamp,
-    }, { additionalProperties: false }),
+    public_key: Type.String({ description: "the organization's Ed25519 public key, base64url (43 characters)" }),
+    registry: Type.Object(
+      {
+        state: Type.String({ description: 'unregistered, registering, registered, invalid, disabled (or unknown)' }),
+        registered: Type.Boolean(),
+        last_heartbeat_at: NullableTimestamp,
+      },
+      { additionalProperties: false },
+    ),
   },
   { additionalProperties: false },
 );
@@ -34,25 +37,29 @@ export const OrganizationSchema = Type.Object(
 export function organizationRoutes(deps: ApiDeps, sources: OrganizationSources): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-    app.get('/v1/organization', {
-      config: apiKeyAuth('read'),
-      schema: {
-        tags: ['organization'],
-        operationId: 'getOrganization',
-        querystring: NoQuery,
-        summary: 'The organization this Neuron serves',
-        response: { 200: OrganizationSchema },
+    app.get(
+      '/v1/organization',
+      {
+        config: apiKeyAuth('read'),
+        schema: {
+          tags: ['organization'],
+          operationId: 'getOrganization',
+          querystring: NoQuery,
+          summary: 'The organization this Neuron serves',
+          response: { 200: OrganizationSchema },
+        },
       },
-    }, async () => {
-      const registry = sources.registry();
-      return {
-        name: deps.config.organization.name,
-        npi: deps.config.organization.npi,
-        type: deps.config.organization.type,
-        handshake_url: sources.handshakeUrl(),
-        public_key: sources.publicKey(),
-        registry: { state: registry.state, registered: registry.registered, last_heartbeat_at: registry.lastHeartbeatAt },
-      };
-    });
+      async () => {
+        const registry = sources.registry();
+        return {
+          name: deps.config.organization.name,
+          npi: deps.config.organization.npi,
+          type: deps.config.organization.type,
+          handshake_url: sources.handshakeUrl(),
+          public_key: sources.publicKey(),
+          registry: { state: registry.state, registered: registry.registered, last_heartbeat_at: registry.lastHeartbeatAt },
+        };
+      },
+    );
   };
 }

@@ -18,21 +18,30 @@ export const StatusSchema = Type.Object(
     version: Type.String(),
     started_at: NullableTimestamp,
     uptime_seconds: Type.Integer({ minimum: 0 }),
-    handshakes: Type.Object({
-      active: nullableCount('handshakes holding a slot now, in this instance (null when unknown)'),
-      queued: nullableCount('handshakes waiting for a slot, in this instance'),
-    }, { additionalProperties: false }),
-    registry: Type.Object({
-      state: Type.String({ description: 'unregistered, registering, registered, invalid, disabled (or unknown)' }),
-      registered: Type.Boolean(),
-      last_heartbeat_at: NullableTimestamp,
-    }, { additionalProperties: false }),
-    outbox: Type.Object({
-      pending: Type.Integer({ minimum: 0 }),
-      delivered: Type.Integer({ minimum: 0 }),
-      dead: Type.Integer({ minimum: 0 }),
-      oldest_pending_at: NullableTimestamp,
-    }, { additionalProperties: false, description: 'notices and webhook deliveries by state (all instances)' }),
+    handshakes: Type.Object(
+      {
+        active: nullableCount('handshakes holding a slot now, in this instance (null when unknown)'),
+        queued: nullableCount('handshakes waiting for a slot, in this instance'),
+      },
+      { additionalProperties: false },
+    ),
+    registry: Type.Object(
+      {
+        state: Type.String({ description: 'unregistered, registering, registered, invalid, disabled (or unknown)' }),
+        registered: Type.Boolean(),
+        last_heartbeat_at: NullableTimestamp,
+      },
+      { additionalProperties: false },
+    ),
+    outbox: Type.Object(
+      {
+        pending: Type.Integer({ minimum: 0 }),
+        delivered: Type.Integer({ minimum: 0 }),
+        dead: Type.Integer({ minimum: 0 }),
+        oldest_pending_at: NullableTimestamp,
+      },
+      { additionalProperties: false, description: 'notices and webhook deliveries by state (all instances)' },
+    ),
   },
   { additionalProperties: false },
 );
@@ -41,30 +50,39 @@ export function statusRoutes(deps: ApiDeps, sources: Required<StatusSources>, me
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
-    app.get('/v1/status', {
-      config: apiKeyAuth('read'),
-      schema: {
-        tags: ['status'],
-        operationId: 'getStatus',
-        querystring: NoQuery,
-        summary: 'What the Neuron is doing',
-        description: 'Version, uptime, handshake load of the instance that answers, registry presence and the outbox backlog.',
-        response: { 200: StatusSchema },
+    app.get(
+      '/v1/status',
+      {
+        config: apiKeyAuth('read'),
+        schema: {
+          tags: ['status'],
+          operationId: 'getStatus',
+          querystring: NoQuery,
+          summary: 'What the Neuron is doing',
+          description: 'Version, uptime, handshake load of the instance that answers, registry presence and the outbox backlog.',
+          response: { 200: StatusSchema },
+        },
       },
-    }, async () => statusReport(deps.storage, sources, deps.now?.()));
+      async () => statusReport(deps.storage, sources, deps.now?.()),
+    );
 
-    app.get('/metrics', {
-      config: apiKeyAuth('admin'),
-      schema: {
-        tags: ['operations'],
-        operationId: 'getMetrics',
-        summary: 'Prometheus metrics',
-        description: 'Prometheus text exposition format. For a scraper without a key, set api.metrics_port: the same metrics are then served unauthenticated on 127.0.0.1 only.',
-        response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: Type.String() } } } },
+    app.get(
+      '/metrics',
+      {
+        config: apiKeyAuth('admin'),
+        schema: {
+          tags: ['operations'],
+          operationId: 'getMetrics',
+          summary: 'Prometheus metrics',
+          description:
+            'Prometheus text exposition format. For a scraper without a key, set api.metrics_port: the same metrics are then served unauthenticated on 127.0.0.1 only.',
+          response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: Type.String() } } } },
+        },
       },
-    }, async (_request, reply) => {
-      const body = await metrics.metrics();
-      return reply.type(metrics.contentType).send(body);
-    });
+      async (_request, reply) => {
+        const body = await metrics.metrics();
+        return reply.type(metrics.contentType).send(body);
+      },
+    );
   };
 }

@@ -61,10 +61,25 @@ export function placeholderRegistry(enabled: boolean): () => RegistrySummary {
 }
 
 export async function outboxBacklog(storage: Storage): Promise<StatusReport['outbox']> {
-  const rows = await storage.db.selectFrom('outbox').select(['status', sql<number>`count(*)`.as('n')]).groupBy('status').execute();
+  const rows = await storage.db
+    .selectFrom('outbox')
+    .select(['status', sql<number>`count(*)`.as('n')])
+    .groupBy('status')
+    .execute();
   const counts = Object.fromEntries(rows.map((row) => [row.status, Number(row.n)]));
-  const oldest = await storage.db.selectFrom('outbox').select('created_at').where('status', '=', 'pending').orderBy('seq', 'asc').limit(1).executeTakeFirst();
-  return { pending: counts['pending'] ?? 0, delivered: counts['delivered'] ?? 0, dead: counts['dead'] ?? 0, oldest_pending_at: oldest?.created_at ?? null };
+  const oldest = await storage.db
+    .selectFrom('outbox')
+    .select('created_at')
+    .where('status', '=', 'pending')
+    .orderBy('seq', 'asc')
+    .limit(1)
+    .executeTakeFirst();
+  return {
+    pending: counts['pending'] ?? 0,
+    delivered: counts['delivered'] ?? 0,
+    dead: counts['dead'] ?? 0,
+    oldest_pending_at: oldest?.created_at ?? null,
+  };
 }
 
 export async function statusReport(storage: Storage, sources: Required<StatusSources>, now: number = Date.now()): Promise<StatusReport> {

@@ -34,10 +34,15 @@ describe('/v1/organization and /v1/status', () => {
   });
 
   it('reports version, uptime, handshake load, registry and the outbox backlog', async () => {
-    const subscription = await t.request('POST', '/v1/webhooks', { key: t.keys.admin, body: { url: 'http://127.0.0.1:9/status', events: ['patient.blocked'], label: 'status' } });
+    const subscription = await t.request('POST', '/v1/webhooks', {
+      key: t.keys.admin,
+      body: { url: 'http://127.0.0.1:9/status', events: ['patient.blocked'], label: 'status' },
+    });
     assert.equal(subscription.status, 201);
     // Held for a minute so the worker does not change its state during the test.
-    await t.neuron.storage.transaction((trx) => publishWebhookEvent(trx, 'patient.blocked', { patient_agent_id: 'did:example:s' }, isoNow(Date.now() + 60_000)));
+    await t.neuron.storage.transaction((trx) =>
+      publishWebhookEvent(trx, 'patient.blocked', { patient_agent_id: 'did:example:s' }, isoNow(Date.now() + 60_000)),
+    );
 
     const response = await t.request('GET', '/v1/status', { key: t.keys.read });
     assert.equal(response.status, 200);

@@ -15,7 +15,12 @@ interface Received {
 }
 
 /** A receiver on 127.0.0.1 that records every POST and answers 204. */
-async function startReceiver(): Promise<{ url: string; received: Received[]; waitFor: (count: number) => Promise<void>; close: () => Promise<void> }> {
+async function startReceiver(): Promise<{
+  url: string;
+  received: Received[];
+  waitFor: (count: number) => Promise<void>;
+  close: () => Promise<void>;
+}> {
   const received: Received[] = [];
   const waiters: Array<() => void> = [];
   const server: Server = createServer((request, response) => {
@@ -42,10 +47,11 @@ async function startReceiver(): Promise<{ url: string; received: Received[]; wai
         });
       }
     },
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
@@ -70,20 +76,30 @@ describe('webhook delivery', () => {
   it('delivers a signed relationship.terminated event to a real receiver', async () => {
     const receiver = await startReceiver();
     try {
-      const created = await t.request('POST', '/v1/webhooks', { key: t.keys.admin, body: { url: receiver.url, events: ['relationship.terminated', 'patient.blocked'], label: 'booking-app' } });
+      const created = await t.request('POST', '/v1/webhooks', {
+        key: t.keys.admin,
+        body: { url: receiver.url, events: ['relationship.terminated', 'patient.blocked'], label: 'booking-app' },
+      });
       assert.equal(created.status, 201, created.text);
       const secret = created.body.secret as string;
       assert.match(secret, /^whsec_[A-Za-z0-9_-]{43}$/);
 
       const r = await insertRelationship(t.neuron);
-      const terminated = await t.request('POST', `/v1/relationships/${r.id}/terminate`, { key: t.keys.write, body: { reason: 'patient request' } });
+      const terminated = await t.request('POST', `/v1/relationships/${r.id}/terminate`, {
+        key: t.keys.write,
+        body: { reason: 'patient request' },
+      });
       assert.equal(terminated.status, 200);
 
       await receiver.waitFor(1);
       const delivery = receiver.received[0]!;
       assert.equal(verifySignature(secret, delivery.body, delivery.headers['neuron-signature'] as string), true, 'signature verifies');
       assert.equal(verifySignature('whsec_wrong', delivery.body, delivery.headers['neuron-signature'] as string), false);
-      assert.equal(verifySignature(secret, `${delivery.body} `, delivery.headers['neuron-signature'] as string), false, 'any change to the body breaks it');
+      assert.equal(
+        verifySignature(secret, `${delivery.body} `, delivery.headers['neuron-signature'] as string),
+        false,
+        'any change to the body breaks it',
+      );
       const event = JSON.parse(delivery.body) as { event_id: string; type: string; occurred_at: string; data: Record<string, unknown> };
       assert.equal(event.type, 'relationship.terminated');
       assert.equal(delivery.headers['neuron-event-type'], 'relationship.terminated');

@@ -29,16 +29,19 @@ function toSubscription(row: WebhookSubscriptionsTable): WebhookSubscription {
 }
 
 export async function insertSubscription(db: Db, subscription: WebhookSubscription, secret: string): Promise<void> {
-  await db.insertInto('webhook_subscriptions').values({
-    id: subscription.id,
-    url: subscription.url,
-    events: JSON.stringify(subscription.events),
-    secret,
-    label: subscription.label,
-    created_by: subscription.createdBy,
-    created_at: subscription.createdAt,
-    active: 1,
-  }).execute();
+  await db
+    .insertInto('webhook_subscriptions')
+    .values({
+      id: subscription.id,
+      url: subscription.url,
+      events: JSON.stringify(subscription.events),
+      secret,
+      label: subscription.label,
+      created_by: subscription.createdBy,
+      created_at: subscription.createdAt,
+      active: 1,
+    })
+    .execute();
 }
 
 /** The active subscription with this id, or null. */
@@ -49,17 +52,29 @@ export async function getSubscription(db: Db, id: string): Promise<WebhookSubscr
 
 /** Returns false when there is no active subscription with this id. */
 export async function deactivateSubscription(db: Db, id: string): Promise<boolean> {
-  const result = await db.updateTable('webhook_subscriptions').set({ active: 0 }).where('id', '=', id).where('active', '=', 1).executeTakeFirst();
+  const result = await db
+    .updateTable('webhook_subscriptions')
+    .set({ active: 0 })
+    .where('id', '=', id)
+    .where('active', '=', 1)
+    .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
 
 /** Active subscriptions in creation order. */
-export async function listSubscriptions(db: Db, options: { after?: string; limit: number }): Promise<{ items: WebhookSubscription[]; next: string | null }> {
+export async function listSubscriptions(
+  db: Db,
+  options: { after?: string; limit: number },
+): Promise<{ items: WebhookSubscription[]; next: string | null }> {
   let query = db.selectFrom('webhook_subscriptions').selectAll().where('active', '=', 1);
   if (options.after !== undefined) {
     const [at, id] = decodeCursor(options.after, ['string', 'string']) as [string, string];
     query = query.where((eb) => eb.or([eb('created_at', '>', at), eb.and([eb('created_at', '=', at), eb('id', '>', id)])]));
   }
-  const rows = await query.orderBy('created_at', 'asc').orderBy('id', 'asc').limit(options.limit + 1).execute();
+  const rows = await query
+    .orderBy('created_at', 'asc')
+    .orderBy('id', 'asc')
+    .limit(options.limit + 1)
+    .execute();
   return pageOf(rows, options.limit, toSubscription, (last) => [last.createdAt, last.id]);
 }

@@ -17,7 +17,10 @@ describe('/v1/webhooks', () => {
   });
 
   it('creates, lists, gets and deletes subscriptions; the secret is never shown again', async () => {
-    const created = await t.request('POST', '/v1/webhooks', { key: t.keys.admin, body: { url: 'http://127.0.0.1:9/billing', events: ['patient.blocked'], label: 'billing' } });
+    const created = await t.request('POST', '/v1/webhooks', {
+      key: t.keys.admin,
+      body: { url: 'http://127.0.0.1:9/billing', events: ['patient.blocked'], label: 'billing' },
+    });
     assert.equal(created.status, 201);
     const id = created.body.id as string;
     const one = await t.request('GET', `/v1/webhooks/${id}`, { key: t.keys.admin });
@@ -34,9 +37,22 @@ describe('/v1/webhooks', () => {
     assert.equal((await t.request('DELETE', `/v1/webhooks/${id}`, { key: t.keys.admin })).status, 204);
     assertProblem(await t.request('GET', `/v1/webhooks/${id}`, { key: t.keys.admin }), 404, 'NOT_FOUND');
     assertProblem(await t.request('DELETE', `/v1/webhooks/${id}`, { key: t.keys.admin }), 404, 'NOT_FOUND');
-    const audit = await t.neuron.storage.db.selectFrom('audit_log').select(['event_type', 'actor', 'details']).where('event_type', 'in', ['webhook.created', 'webhook.deleted']).execute();
-    assert.deepEqual(audit.filter((e) => e.details.includes(id)).map((e) => [e.event_type, e.actor]), [['webhook.created', 'api-key:admin'], ['webhook.deleted', 'api-key:admin']]);
-    assert.ok(audit.every((e) => !e.details.includes('whsec_')), 'the secret is not audited');
+    const audit = await t.neuron.storage.db
+      .selectFrom('audit_log')
+      .select(['event_type', 'actor', 'details'])
+      .where('event_type', 'in', ['webhook.created', 'webhook.deleted'])
+      .execute();
+    assert.deepEqual(
+      audit.filter((e) => e.details.includes(id)).map((e) => [e.event_type, e.actor]),
+      [
+        ['webhook.created', 'api-key:admin'],
+        ['webhook.deleted', 'api-key:admin'],
+      ],
+    );
+    assert.ok(
+      audit.every((e) => !e.details.includes('whsec_')),
+      'the secret is not audited',
+    );
   });
 
   it('refuses bad subscriptions with 400 naming the field, and non-admin keys', async () => {
@@ -52,14 +68,21 @@ describe('/v1/webhooks', () => {
     for (const [body, field] of cases) {
       const response = await t.request('POST', '/v1/webhooks', { key: t.keys.admin, body });
       assertProblem(response, 400, 'VALIDATION_FAILED');
-      assert.ok(response.body.errors.some((e: { path: string }) => e.path === field), `${field}: ${response.text}`);
+      assert.ok(
+        response.body.errors.some((e: { path: string }) => e.path === field),
+        `${field}: ${response.text}`,
+      );
       assert.ok(!response.text.includes('pass@'), 'credentials are not echoed');
     }
     assertProblem(await t.request('GET', '/v1/webhooks/not-a-uuid', { key: t.keys.admin }), 400, 'VALIDATION_FAILED');
     assertProblem(await t.request('GET', '/v1/webhooks/00000000-0000-4000-8000-000000000000', { key: t.keys.admin }), 404, 'NOT_FOUND');
     for (const key of [t.keys.read, t.keys.write]) {
       assertProblem(await t.request('GET', '/v1/webhooks', { key }), 403, 'FORBIDDEN');
-      assertProblem(await t.request('POST', '/v1/webhooks', { key, body: { url: 'https://x.example/', events: ['patient.blocked'], label: 'x' } }), 403, 'FORBIDDEN');
+      assertProblem(
+        await t.request('POST', '/v1/webhooks', { key, body: { url: 'https://x.example/', events: ['patient.blocked'], label: 'x' } }),
+        403,
+        'FORBIDDEN',
+      );
     }
     assertProblem(await t.request('GET', '/v1/webhooks'), 401, 'UNAUTHENTICATED');
   });
@@ -86,21 +109,35 @@ describe('/v1/webhooks and the outbound policy (loopback refused, the default)',
       ['http://203.0.113.7/hooks', /plain http.*outbound\.plain_http/],
     ];
     for (const [url, why] of refused) {
-      const response = await t.request('POST', '/v1/webhooks', { key: t.keys.admin, body: { url, events: ['patient.blocked'], label: 'refused' } });
+      const response = await t.request('POST', '/v1/webhooks', {
+        key: t.keys.admin,
+        body: { url, events: ['patient.blocked'], label: 'refused' },
+      });
       assertProblem(response, 400, 'OUTBOUND_TARGET_REFUSED');
       const errors = response.body.errors as Array<{ path: string; message: string }>;
-      assert.deepEqual(errors.map((e) => e.path), ['body.url'], url);
+      assert.deepEqual(
+        errors.map((e) => e.path),
+        ['body.url'],
+        url,
+      );
       assert.match(errors[0]!.message, why, url);
     }
     const rows = await t.neuron.storage.db.selectFrom('webhook_subscriptions').select('id').execute();
     assert.equal(rows.length, 0, 'no subscription was written');
-    const audit = await t.neuron.storage.db.selectFrom('audit_log').select('event_type').where('event_type', '=', 'webhook.created').execute();
+    const audit = await t.neuron.storage.db
+      .selectFrom('audit_log')
+      .select('event_type')
+      .where('event_type', '=', 'webhook.created')
+      .execute();
     assert.equal(audit.length, 0, 'nothing was audited as created');
   });
 
   it('accepts https to a host name and plain http to a private address', async () => {
     for (const url of ['https://hooks.example.org/neuron', 'http://192.168.10.20:8080/neuron']) {
-      const response = await t.request('POST', '/v1/webhooks', { key: t.keys.admin, body: { url, events: ['patient.blocked'], label: 'allowed' } });
+      const response = await t.request('POST', '/v1/webhooks', {
+        key: t.keys.admin,
+        body: { url, events: ['patient.blocked'], label: 'allowed' },
+      });
       assert.equal(response.status, 201, `${url}: ${response.text}`);
     }
   });

@@ -54,13 +54,24 @@ test('layers: defaults < file < NEURON_* env < overrides', () => {
   assert.equal(fromFile.config.handshake.max_queued, 5);
   assert.equal(fromFile.paths.dataDir, path.join(dir, 'state'), 'data_dir is relative to the config file');
 
-  const fromEnv = loadConfig({ configFile: file, env: { NEURON_SERVER__PORT: '2222', NEURON_API__CORS_ORIGINS: 'https://a.example,https://b.example', NEURON_DISCOVERY__ENABLED: 'false' } });
+  const fromEnv = loadConfig({
+    configFile: file,
+    env: {
+      NEURON_SERVER__PORT: '2222',
+      NEURON_API__CORS_ORIGINS: 'https://a.example,https://b.example',
+      NEURON_DISCOVERY__ENABLED: 'false',
+    },
+  });
   assert.equal(fromEnv.config.server.port, 2222);
   assert.deepEqual(fromEnv.config.api.cors_origins, ['https://a.example', 'https://b.example']);
   assert.equal(fromEnv.config.discovery.enabled, false);
   assert.equal(fromEnv.config.handshake.max_queued, 5, 'file values survive env overrides of other keys');
 
-  const fromFlags = loadConfig({ configFile: file, env: { NEURON_SERVER__PORT: '2222' }, overrides: { 'server.port': '3333', 'handshake.max_queued': 7 } });
+  const fromFlags = loadConfig({
+    configFile: file,
+    env: { NEURON_SERVER__PORT: '2222' },
+    overrides: { 'server.port': '3333', 'handshake.max_queued': 7 },
+  });
   assert.equal(fromFlags.config.server.port, 3333);
   assert.equal(fromFlags.config.handshake.max_queued, 7);
 });
@@ -80,10 +91,15 @@ test('every problem is reported at once, each with its path', () => {
   assert.ok(paths.includes('handshake.max_concurrent_handshakes'));
   assert.ok(paths.includes('not_an_option'), 'unknown environment option named');
   // Semantic checks run once the shape is valid; fix the shape and the NPI problems appear together.
-  const semantic = problemsOf(() => loadConfig({
-    configFile: writeConfig(dir, { organization: { npi: '1234567890' }, providers: [{ npi: '1679576720', name: 'Dr. Test', provider_endpoint: 'not a url' }] }),
-    env: {},
-  })).map((p) => p.path);
+  const semantic = problemsOf(() =>
+    loadConfig({
+      configFile: writeConfig(dir, {
+        organization: { npi: '1234567890' },
+        providers: [{ npi: '1679576720', name: 'Dr. Test', provider_endpoint: 'not a url' }],
+      }),
+      env: {},
+    }),
+  ).map((p) => p.path);
   assert.deepEqual(semantic.sort(), ['organization.npi', 'providers.0.npi', 'providers.0.provider_endpoint'].sort());
 });
 
@@ -110,7 +126,11 @@ test('an explicit config file that does not exist is an error, not silent defaul
 });
 
 test('pairs of options are checked together', () => {
-  const file = writeConfig(tempDir(), { server: { tls: { cert_file: 'cert.pem' } }, registry: { enabled: true } , storage: { url: 'mysql://x' } });
+  const file = writeConfig(tempDir(), {
+    server: { tls: { cert_file: 'cert.pem' } },
+    registry: { enabled: true },
+    storage: { url: 'mysql://x' },
+  });
   const paths = problemsOf(() => loadConfig({ configFile: file, env: {} })).map((p) => p.path);
   assert.ok(paths.includes('server.tls'));
   assert.ok(paths.includes('registry.url'));
@@ -118,12 +138,21 @@ test('pairs of options are checked together', () => {
 });
 
 test('server.trusted_proxies entries that cannot be compiled are config problems, each named', () => {
-  const file = writeConfig(tempDir(), { server: { trusted_proxies: ['10.0.0.0/8', '10.0.0.0/99', '2001:db8::/129', 'loopback', '192.0.2.300'] } });
+  const file = writeConfig(tempDir(), {
+    server: { trusted_proxies: ['10.0.0.0/8', '10.0.0.0/99', '2001:db8::/129', 'loopback', '192.0.2.300'] },
+  });
   const problems = problemsOf(() => loadConfig({ configFile: file, env: {} }));
-  assert.deepEqual(problems.map((p) => p.path).sort(), ['server.trusted_proxies.1', 'server.trusted_proxies.2', 'server.trusted_proxies.4']);
+  assert.deepEqual(problems.map((p) => p.path).sort(), [
+    'server.trusted_proxies.1',
+    'server.trusted_proxies.2',
+    'server.trusted_proxies.4',
+  ]);
   assert.ok(problems.every((p) => p.message.length > 0));
   // Valid entries load.
-  const good = loadConfig({ configFile: writeConfig(tempDir(), { server: { trusted_proxies: ['10.0.0.0/8', '::1', 'loopback'] } }), env: {} });
+  const good = loadConfig({
+    configFile: writeConfig(tempDir(), { server: { trusted_proxies: ['10.0.0.0/8', '::1', 'loopback'] } }),
+    env: {},
+  });
   assert.deepEqual(good.config.server.trusted_proxies, ['10.0.0.0/8', '::1', 'loopback']);
 });
 
@@ -138,27 +167,35 @@ test('redaction hides every secret and nothing else', () => {
 });
 
 test('NEURON_TEST_* variables belong to the test tooling and are not options', () => {
-  const { config } = loadConfig({ cwd: tempDir(), env: { NEURON_TEST_POSTGRES_URL: 'postgres://x@127.0.0.1/y', NEURON_SERVER__PORT: '4444' } });
+  const { config } = loadConfig({
+    cwd: tempDir(),
+    env: { NEURON_TEST_POSTGRES_URL: 'postgres://x@127.0.0.1/y', NEURON_SERVER__PORT: '4444' },
+  });
   assert.equal(config.server.port, 4444);
 });
 
 test('every problem names where its value came from: the file, an environment variable or a flag', () => {
   const dir = tempDir();
   const file = writeConfig(dir, { server: { host: 7 } });
-  const problems = problemsOf(() => loadConfig({
-    cwd: dir,
-    env: { NEURON_HANDSHAKE__MAX_QUEUED: 'many' },
-    overrides: { 'server.port': 'abc' },
-    overrideSources: { 'server.port': 'flag --port' },
-  }));
+  const problems = problemsOf(() =>
+    loadConfig({
+      cwd: dir,
+      env: { NEURON_HANDSHAKE__MAX_QUEUED: 'many' },
+      overrides: { 'server.port': 'abc' },
+      overrideSources: { 'server.port': 'flag --port' },
+    }),
+  );
   const sourceAt = (at: string): string | undefined => problems.find((p) => p.path === at)?.source;
   assert.equal(sourceAt('server.port'), 'flag --port');
   assert.equal(sourceAt('handshake.max_queued'), 'environment variable NEURON_HANDSHAKE__MAX_QUEUED');
   assert.equal(sourceAt('server.host'), file);
   writeConfig(dir, { server: { host: '127.0.0.1' } });
-  assert.throws(() => loadConfig({ cwd: dir, env: {}, overrides: { 'server.port': 'abc' }, overrideSources: { 'server.port': 'flag --port' } }), (error: Error) => {
-    assert.match(error.message, /server\.port: .*\(from flag --port\)/);
-    assert.match(error.message, /^invalid configuration \(flag --port\):/, 'the file is not blamed for a flag');
-    return true;
-  });
+  assert.throws(
+    () => loadConfig({ cwd: dir, env: {}, overrides: { 'server.port': 'abc' }, overrideSources: { 'server.port': 'flag --port' } }),
+    (error: Error) => {
+      assert.match(error.message, /server\.port: .*\(from flag --port\)/);
+      assert.match(error.message, /^invalid configuration \(flag --port\):/, 'the file is not blamed for a flag');
+      return true;
+    },
+  );
 });

@@ -29,7 +29,9 @@ export interface ConfigProblem {
 export class ConfigError extends Error {
   readonly problems: ConfigProblem[];
   constructor(problems: ConfigProblem[], source: string) {
-    super(`invalid configuration (${source}):\n${problems.map((p) => `  - ${p.path || '(root)'}: ${p.message}${p.source ? ` (from ${p.source})` : ''}`).join('\n')}`);
+    super(
+      `invalid configuration (${source}):\n${problems.map((p) => `  - ${p.path || '(root)'}: ${p.message}${p.source ? ` (from ${p.source})` : ''}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
     this.problems = problems;
   }
@@ -124,7 +126,10 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 
 /** The environment variable that set `dotted` (NEURON_SERVER__PORT for server.port). */
 function environmentNameOf(dotted: string, env: NodeJS.ProcessEnv): string {
-  const expected = `${ENV_PREFIX}${dotted.split('.').map((part) => part.toUpperCase()).join('__')}`;
+  const expected = `${ENV_PREFIX}${dotted
+    .split('.')
+    .map((part) => part.toUpperCase())
+    .join('__')}`;
   return Object.keys(env).find((name) => name.toUpperCase() === expected) ?? expected;
 }
 
@@ -133,7 +138,12 @@ function environmentNameOf(dotted: string, env: NodeJS.ProcessEnv): string {
  * (or a parent of it), else the config file when the file holds that path, else the defaults.
  * Problems that already name their source (unknown variables, bad JSON) keep their message as is.
  */
-function attributeProblem(problem: ConfigProblem, sources: Map<string, string>, configFile: string | null, fromFile: Record<string, unknown>): ConfigProblem {
+function attributeProblem(
+  problem: ConfigProblem,
+  sources: Map<string, string>,
+  configFile: string | null,
+  fromFile: Record<string, unknown>,
+): ConfigProblem {
   if (problem.source !== undefined || problem.message.includes('(from ')) return problem;
   let best: string | undefined;
   for (const dotted of sources.keys()) {
@@ -229,7 +239,7 @@ function semanticProblems(config: NeuronConfig): ConfigProblem[] {
     problems.push({ path: 'server.tls', message: 'set both cert_file and key_file, or neither' });
   }
   if (config.registry.enabled && !isUrl(config.registry.url, ['http:', 'https:'])) {
-    problems.push({ path: 'registry.url', message: 'registry.enabled is true, so registry.url must be the registry\'s http(s) URL' });
+    problems.push({ path: 'registry.url', message: "registry.enabled is true, so registry.url must be the registry's http(s) URL" });
   }
   if (config.registry.backoff_initial_ms > config.registry.backoff_max_ms) {
     problems.push({ path: 'registry.backoff_initial_ms', message: 'must not exceed registry.backoff_max_ms' });
@@ -251,9 +261,14 @@ function semanticProblems(config: NeuronConfig): ConfigProblem[] {
     if (!isUrl(origin, ['http:', 'https:'])) problems.push({ path: 'api.cors_origins', message: `not an http(s) origin: ${origin}` });
   }
   const scrypt = config.console.scrypt;
-  if ((scrypt.n & (scrypt.n - 1)) !== 0) problems.push({ path: 'console.scrypt.n', message: 'must be a power of two (for example 16384, 32768, 65536)' });
+  if ((scrypt.n & (scrypt.n - 1)) !== 0)
+    problems.push({ path: 'console.scrypt.n', message: 'must be a power of two (for example 16384, 32768, 65536)' });
   // scrypt needs 128 * N * r bytes per hash; more than 1 GiB would starve a small machine.
-  if (128 * scrypt.n * scrypt.r > 1024 * 1024 * 1024) problems.push({ path: 'console.scrypt.n', message: 'console.scrypt.n * console.scrypt.r needs more than 1 GiB per hash; lower one of them' });
+  if (128 * scrypt.n * scrypt.r > 1024 * 1024 * 1024)
+    problems.push({
+      path: 'console.scrypt.n',
+      message: 'console.scrypt.n * console.scrypt.r needs more than 1 GiB per hash; lower one of them',
+    });
   if (config.console.session_idle_ms > config.console.session_absolute_ms) {
     problems.push({ path: 'console.session_idle_ms', message: 'must not exceed console.session_absolute_ms' });
   }
@@ -264,7 +279,8 @@ function semanticProblems(config: NeuronConfig): ConfigProblem[] {
     const policy = new OutboundPolicy(config.outbound);
     config.providers.forEach((provider, index) => {
       const refusal = provider.notification_url === undefined ? null : policy.urlProblem(provider.notification_url);
-      if (refusal !== null) problems.push({ path: `providers.${index}.notification_url`, message: `is refused by the outbound policy: it ${refusal}` });
+      if (refusal !== null)
+        problems.push({ path: `providers.${index}.notification_url`, message: `is refused by the outbound policy: it ${refusal}` });
     });
   }
   return problems;
@@ -294,7 +310,10 @@ function readJsonObject(file: string, problems: ConfigProblem[]): Record<string,
     }
     return value as Record<string, unknown>;
   } catch (error) {
-    problems.push({ path: '', message: `${file} is not valid JSON (${(error as Error).message}); fix the syntax or recreate it with \`neuron init --force\`` });
+    problems.push({
+      path: '',
+      message: `${file} is not valid JSON (${(error as Error).message}); fix the syntax or recreate it with \`neuron init --force\``,
+    });
     return null;
   }
 }
@@ -304,7 +323,11 @@ function environmentOverrides(env: NodeJS.ProcessEnv, problems: ConfigProblem[])
   const overrides: Record<string, unknown> = {};
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || RESERVED_ENV.has(name) || name.startsWith(RESERVED_ENV_PREFIX) || raw === undefined) continue;
-    const dotted = name.slice(ENV_PREFIX.length).split('__').map((part) => part.toLowerCase()).join('.');
+    const dotted = name
+      .slice(ENV_PREFIX.length)
+      .split('__')
+      .map((part) => part.toLowerCase())
+      .join('.');
     const schema = schemaAt(dotted);
     if (!schema) {
       problems.push({ path: dotted, message: `unknown option (from environment variable ${name})` });
@@ -354,7 +377,12 @@ function coerceForPath(dotted: string, value: unknown, problems: ConfigProblem[]
           return value;
         }
       }
-      return schema['type'] === 'array' ? value.split(',').map((item) => item.trim()).filter(Boolean) : value;
+      return schema['type'] === 'array'
+        ? value
+            .split(',')
+            .map((item) => item.trim())
+            .filter(Boolean)
+        : value;
     default:
       return value;
   }
@@ -372,7 +400,11 @@ function setPath(target: Record<string, unknown>, dotted: string, value: unknown
 }
 
 function pointerToPath(pointer: string): string {
-  return pointer.split('/').filter(Boolean).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~')).join('.');
+  return pointer
+    .split('/')
+    .filter(Boolean)
+    .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .join('.');
 }
 
 function joinPath(parent: string, key: string): string {

@@ -79,7 +79,11 @@ export const ProviderSeedSchema = Type.Object(
   {
     npi: Npi,
     name: Type.String({ minLength: 1, maxLength: 200, pattern: DISPLAY_TEXT_PATTERN }),
-    provider_types: Type.Array(Type.Union(PROVIDER_TYPES.map((t) => Type.Literal(t))), { minItems: 1, maxItems: 10, default: ['physician'] }),
+    provider_types: Type.Array(Type.Union(PROVIDER_TYPES.map((t) => Type.Literal(t))), {
+      minItems: 1,
+      maxItems: 10,
+      default: ['physician'],
+    }),
     specialty: Type.Optional(Type.String({ maxLength: 200 })),
     provider_endpoint: Type.String({ minLength: 1, maxLength: 2048 }),
     provider_public_key: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' })),
@@ -110,7 +114,11 @@ export const ConfigSchema = Type.Object(
       {
         host: Type.String({ minLength: 1, default: '127.0.0.1' }),
         port: Type.Integer({ minimum: 0, maximum: 65_535, default: 8600 }),
-        public_url: Type.String({ maxLength: 2048, default: '', description: 'base URL patients reach (https://host:port); empty derives it from host and port' }),
+        public_url: Type.String({
+          maxLength: 2048,
+          default: '',
+          description: 'base URL patients reach (https://host:port); empty derives it from host and port',
+        }),
         tls: Type.Object(
           {
             cert_file: Type.String({ default: '' }),
@@ -128,7 +136,12 @@ export const ConfigSchema = Type.Object(
         // Empty by default: trust nobody, so a client cannot choose the address its limits count against.
         // At most 1 000 entries: a deployment lists its proxies or their subnets, not clients.
         trusted_proxies: Type.Array(
-          Type.String({ minLength: 1, maxLength: 64, pattern: '^(?:loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(?:/[0-9.]+)?)$', description: 'an IP address, a CIDR range, or loopback, linklocal, uniquelocal' }),
+          Type.String({
+            minLength: 1,
+            maxLength: 64,
+            pattern: '^(?:loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(?:/[0-9.]+)?)$',
+            description: 'an IP address, a CIDR range, or loopback, linklocal, uniquelocal',
+          }),
           { default: [], maxItems: 1_000 },
         ),
       },
@@ -237,7 +250,12 @@ export const ConfigSchema = Type.Object(
         register_limit_per_minute: Type.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
         cors_origins: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
         docs_enabled: Type.Boolean({ default: true }),
-        metrics_port: Type.Integer({ minimum: 0, maximum: 65_535, default: 0, description: '0 disables the separate loopback metrics listener' }),
+        metrics_port: Type.Integer({
+          minimum: 0,
+          maximum: 65_535,
+          default: 0,
+          description: '0 disables the separate loopback metrics listener',
+        }),
         key_last_used_flush_ms: Type.Integer({ minimum: 100, maximum: 10 * MINUTE, default: MINUTE }),
         page_size_default: Type.Integer({ minimum: 1, maximum: 1_000, default: 50 }),
         page_size_max: Type.Integer({ minimum: 1, maximum: 1_000, default: 200 }),

@@ -30,7 +30,11 @@ export const ERROR_CATALOGUE = {
   MESSAGE_TOO_LARGE: { status: 413, closeCode: 1009, title: 'The message is larger than allowed' },
   HANDSHAKE_QUEUE_FULL: { status: 503, closeCode: null, title: 'Too many handshakes are waiting; retry later' },
   HANDSHAKE_QUEUE_TIMEOUT: { status: 503, closeCode: null, title: 'The handshake waited too long for a slot; retry later' },
-  HANDSHAKE_ADDRESS_LIMIT: { status: 503, closeCode: null, title: 'Too many handshakes from this address are waiting or in progress; retry later' },
+  HANDSHAKE_ADDRESS_LIMIT: {
+    status: 503,
+    closeCode: null,
+    title: 'Too many handshakes from this address are waiting or in progress; retry later',
+  },
   SHUTTING_DOWN: { status: 503, closeCode: 1001, title: 'The Neuron is shutting down' },
   SERVER_ERROR: { status: 500, closeCode: 1011, title: 'An unexpected error occurred' },
 
@@ -53,7 +57,7 @@ export const ERROR_CATALOGUE = {
   // ---- REST: the operators' console (src/domains/operators/) ----
   INVALID_CREDENTIALS: { status: 401, closeCode: null, title: 'The operator name or password is not correct' },
   SESSION_EXPIRED: { status: 401, closeCode: null, title: 'The console session has ended; sign in again' },
-  CSRF_REJECTED: { status: 403, closeCode: null, title: 'The request lacks the session\'s CSRF token' },
+  CSRF_REJECTED: { status: 403, closeCode: null, title: "The request lacks the session's CSRF token" },
   OPERATOR_LOCKED: { status: 429, closeCode: null, title: 'Too many failed sign-ins for this operator; retry later' },
 
   // ---- REST: resources ----

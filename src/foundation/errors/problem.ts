@@ -1,5 +1,5 @@
 import { ERROR_CATALOGUE, type ErrorCode } from './catalogue.ts';
-import { NeuronError } from './neuron-error.ts';
+import type { NeuronError } from './neuron-error.ts';
 
 /** RFC 9457 problem details, with the catalogue code as an extension member. */
 export interface ProblemDocument {

@@ -2,14 +2,21 @@
 // reason, message, HTTP status and WebSocket close code.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CONSENT_FAILURE_REASONS as PACKAGE_REASONS, PROTOCOL_ERROR_TITLES, ProtocolError, parseClientMessage } from 'neuron-careagent-client/protocol';
+import {
+  CONSENT_FAILURE_REASONS as PACKAGE_REASONS,
+  PROTOCOL_ERROR_TITLES,
+  ProtocolError,
+  parseClientMessage,
+} from 'neuron-careagent-client/protocol';
 import { CONSENT_FAILURE_REASONS, ERROR_CATALOGUE, NeuronError, toCatalogueError } from './index.ts';
 import { toNeuronError } from '../../http/app.ts';
 
 describe('protocol errors', () => {
   it('keep their code, reason and message and take the catalogue status and close code', () => {
     const cause = new Error('signature S is not below the group order');
-    const converted = toCatalogueError(new ProtocolError('CONSENT_FAILED', { reason: 'INVALID_SIGNATURE', message: 'consent token signature does not verify', cause }));
+    const converted = toCatalogueError(
+      new ProtocolError('CONSENT_FAILED', { reason: 'INVALID_SIGNATURE', message: 'consent token signature does not verify', cause }),
+    );
     assert.ok(converted instanceof NeuronError);
     assert.equal(converted.code, 'CONSENT_FAILED');
     assert.equal(converted.reason, 'INVALID_SIGNATURE');
@@ -20,13 +27,16 @@ describe('protocol errors', () => {
   });
 
   it('are converted the same way for REST', () => {
-    assert.throws(() => parseClientMessage('{', 'handshake.auth'), (error: unknown) => {
-      const rest = toNeuronError(error);
-      assert.equal(rest.code, 'INVALID_MESSAGE');
-      assert.equal(rest.status, 400);
-      assert.equal(rest.message, 'message is not valid JSON');
-      return true;
-    });
+    assert.throws(
+      () => parseClientMessage('{', 'handshake.auth'),
+      (error: unknown) => {
+        const rest = toNeuronError(error);
+        assert.equal(rest.code, 'INVALID_MESSAGE');
+        assert.equal(rest.status, 400);
+        assert.equal(rest.message, 'message is not valid JSON');
+        return true;
+      },
+    );
     const tooLarge = toNeuronError(new ProtocolError('MESSAGE_TOO_LARGE'));
     assert.equal(tooLarge.closeCode, 1009);
   });

@@ -11,22 +11,26 @@ export interface Component {
 }
 
 export class ComponentStack {
-  private readonly started: Component[] = [];
+  readonly #started: Component[] = [];
 
-  constructor(private readonly logger: Logger) {}
+  readonly #logger: Logger;
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
 
   async start(component: Component): Promise<void> {
     const began = performance.now();
     await component.start();
-    this.started.push(component);
-    this.logger.debug({ component: component.name, ms: Math.round(performance.now() - began) }, 'component started');
+    this.#started.push(component);
+    this.#logger.debug({ component: component.name, ms: Math.round(performance.now() - began) }, 'component started');
   }
 
   /** Stops in reverse order; each part gets its share of the deadline and a slow one is logged, not waited on forever. */
   async stopAll(deadlineMs: number): Promise<void> {
     const deadline = Date.now() + deadlineMs;
-    while (this.started.length > 0) {
-      const component = this.started.pop()!;
+    while (this.#started.length > 0) {
+      const component = this.#started.pop()!;
       const remaining = Math.max(deadline - Date.now(), 1);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => {
@@ -34,9 +38,9 @@ export class ComponentStack {
       });
       try {
         const outcome = await Promise.race([component.stop().then(() => 'stopped' as const), timedOut]);
-        if (outcome === 'timeout') this.logger.warn({ component: component.name }, 'component did not stop before the shutdown deadline');
+        if (outcome === 'timeout') this.#logger.warn({ component: component.name }, 'component did not stop before the shutdown deadline');
       } catch (error) {
-        this.logger.error({ component: component.name, err: error }, 'component failed to stop cleanly');
+        this.#logger.error({ component: component.name, err: error }, 'component failed to stop cleanly');
       } finally {
         clearTimeout(timer);
       }

@@ -13,14 +13,38 @@ export const REDACTED_LOG_PATHS = [
   'req.headers.cookie',
   'headers.authorization',
   '*.authorization',
-  'token', '*.token', 'bearer_token', '*.bearer_token', '*.bearerToken', 'bearerToken',
-  'secret', '*.secret', 'api_key', '*.api_key', 'credential', '*.credential',
-  'private_key', '*.private_key', 'private_key_pkcs8', '*.private_key_pkcs8',
-  'consent_token_payload', '*.consent_token_payload', 'consent_token_signature', '*.consent_token_signature',
-  'signed_nonce', '*.signed_nonce',
-  'patient_profile', '*.patient_profile', 'profile', '*.profile',
-  'display_name', '*.display_name', 'date_of_birth', '*.date_of_birth',
-  'storage.url', '*.storage.url',
+  'token',
+  '*.token',
+  'bearer_token',
+  '*.bearer_token',
+  '*.bearerToken',
+  'bearerToken',
+  'secret',
+  '*.secret',
+  'api_key',
+  '*.api_key',
+  'credential',
+  '*.credential',
+  'private_key',
+  '*.private_key',
+  'private_key_pkcs8',
+  '*.private_key_pkcs8',
+  'consent_token_payload',
+  '*.consent_token_payload',
+  'consent_token_signature',
+  '*.consent_token_signature',
+  'signed_nonce',
+  '*.signed_nonce',
+  'patient_profile',
+  '*.patient_profile',
+  'profile',
+  '*.profile',
+  'display_name',
+  '*.display_name',
+  'date_of_birth',
+  '*.date_of_birth',
+  'storage.url',
+  '*.storage.url',
 ];
 
 export interface LoggerOptions {
@@ -37,11 +61,15 @@ export function createLogger(options: LoggerOptions): Logger {
     base: { service: 'neuron' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  const pretty = options.pretty === 'always' || (options.pretty === 'auto' && options.destination === undefined && process.stdout.isTTY === true);
+  const pretty =
+    options.pretty === 'always' || (options.pretty === 'auto' && options.destination === undefined && process.stdout.isTTY === true);
   if (pretty) {
     // https://no-color.org: a non-empty NO_COLOR turns colour off, even where a terminal could show it.
     const colorize = (process.env['NO_COLOR'] ?? '') === '';
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
+    return pino({
+      ...base,
+      transport: { target: 'pino-pretty', options: { colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } },
+    });
   }
   return options.destination ? pino(base, options.destination as pino.DestinationStream) : pino(base);
 }

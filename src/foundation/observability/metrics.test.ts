@@ -33,7 +33,9 @@ function parseExposition(text: string): Map<string, Family> {
     const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     assert.ok(sample, `not a sample line: ${line}`);
     const [, sampleName, labelText, value] = sample as unknown as [string, string, string | undefined, string];
-    const labels = Object.fromEntries([...(labelText ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]));
+    const labels = Object.fromEntries(
+      [...(labelText ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]),
+    );
     const family = [...families.values()].reverse().find((f) => sampleName === f.name || sampleName.startsWith(`${f.name}_`));
     assert.ok(family, `sample without a TYPE: ${line}`);
     family.samples.push({ name: sampleName, labels, value });
@@ -71,11 +73,25 @@ before(async () => {
   await (await fetch(`${t.url}/ws/handshake`)).text();
   const at = isoNow();
   for (const [index, status] of (['pending', 'pending', 'dead'] as const).entries()) {
-    await t.neuron.storage.db.insertInto('outbox').values({
-      event_id: `metrics-test-${index}`, kind: 'webhook', target: 'metrics-test', event_type: 'test.event', body: '{}', status,
-      // Far in the future, so the outbox worker leaves the pending rows where they are.
-      attempts: 0, next_attempt_at: '2099-01-01T00:00:00.000Z', locked_by: null, locked_until: null, last_error: null, created_at: at, delivered_at: null,
-    }).execute();
+    await t.neuron.storage.db
+      .insertInto('outbox')
+      .values({
+        event_id: `metrics-test-${index}`,
+        kind: 'webhook',
+        target: 'metrics-test',
+        event_type: 'test.event',
+        body: '{}',
+        status,
+        // Far in the future, so the outbox worker leaves the pending rows where they are.
+        attempts: 0,
+        next_attempt_at: '2099-01-01T00:00:00.000Z',
+        locked_by: null,
+        locked_until: null,
+        last_error: null,
+        created_at: at,
+        delivered_at: null,
+      })
+      .execute();
   }
   families = parseExposition(await t.neuron.metrics.metrics());
 });
@@ -91,7 +107,10 @@ describe('metrics exposition', () => {
     const family = families.get('neuron_http_request_duration_seconds');
     assert.equal(family?.type, 'histogram');
     const counts = family!.samples.filter((s) => s.name.endsWith('_count')).map((s) => s.labels);
-    assert.deepEqual(counts.find((l) => l['route'] === '/health/live'), { method: 'GET', route: '/health/live', status_class: '2xx' });
+    assert.deepEqual(
+      counts.find((l) => l['route'] === '/health/live'),
+      { method: 'GET', route: '/health/live', status_class: '2xx' },
+    );
     assert.ok(counts.some((l) => l['route'] === '/v1/providers/:registration_id/heartbeat'));
     assert.ok(counts.some((l) => l['route'] === 'unmatched' && l['status_class'] === '4xx'));
     assert.ok(!JSON.stringify(family).includes('SECRET') && !JSON.stringify(family).includes('/no/such/path'));
@@ -119,8 +138,16 @@ describe('metrics exposition', () => {
   test('the registry heartbeat age is the seconds since the last heartbeat the registry status reports', async () => {
     const registry = new Registry();
     let last: string | null = '2026-01-01T00:00:00.000Z';
-    registerServiceMetrics(registry, { version: '0.0.0-test', storage: t.neuron.storage, lastHeartbeatAt: () => last, now: () => Date.parse('2026-01-01T00:01:30.000Z') });
-    const age = async () => parseExposition(await registry.metrics()).get('neuron_registry_heartbeat_age_seconds')?.samples.map((s) => s.value);
+    registerServiceMetrics(registry, {
+      version: '0.0.0-test',
+      storage: t.neuron.storage,
+      lastHeartbeatAt: () => last,
+      now: () => Date.parse('2026-01-01T00:01:30.000Z'),
+    });
+    const age = async () =>
+      parseExposition(await registry.metrics())
+        .get('neuron_registry_heartbeat_age_seconds')
+        ?.samples.map((s) => s.value);
     assert.deepEqual(await age(), ['90']);
     last = null;
     assert.match((await age())?.join() ?? '', /^nan$/i);

@@ -9,7 +9,11 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
  * (`nodejs_active_{handles,requests,resources}_total`), which `promtool check metrics` flags and
  * which are only the sums of `neuron_nodejs_active_{handles,requests,resources}` by type: dropped.
  */
-const MISNAMED_DEFAULT_GAUGES = ['neuron_nodejs_active_handles_total', 'neuron_nodejs_active_requests_total', 'neuron_nodejs_active_resources_total'];
+const MISNAMED_DEFAULT_GAUGES = [
+  'neuron_nodejs_active_handles_total',
+  'neuron_nodejs_active_requests_total',
+  'neuron_nodejs_active_resources_total',
+];
 
 export function createMetricsRegistry(options: { defaultMetrics: boolean }): Registry {
   // No constant labels: a `service="neuron"` on every series said nothing the job label does not.

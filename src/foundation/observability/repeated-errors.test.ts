@@ -3,7 +3,10 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RepeatedErrorLog, errorIdentity, type ErrorLogger } from './repeated-errors.ts';
 
-interface Line { fields: Record<string, unknown>; message: string }
+interface Line {
+  fields: Record<string, unknown>;
+  message: string;
+}
 
 function capture(): { logger: ErrorLogger; lines: Line[] } {
   const lines: Line[] = [];
@@ -57,7 +60,10 @@ describe('RepeatedErrorLog', () => {
     log.error(new Error('no such table: outbox'), {}, 'unexpected error');
     log.error(diskFull(), {}, 'could not write the handshake.failed audit entry');
     log.error(diskFull(), {}, 'unexpected error');
-    assert.deepEqual(lines.map((l) => l.message), ['unexpected error', 'unexpected error', 'could not write the handshake.failed audit entry']);
+    assert.deepEqual(
+      lines.map((l) => l.message),
+      ['unexpected error', 'unexpected error', 'could not write the handshake.failed audit entry'],
+    );
     // Closing summarises what was counted, so nothing counted is lost at shutdown.
     log.close();
     assert.equal(lines.length, 4);

@@ -47,63 +47,67 @@ export function errorIdentity(error: unknown): string {
 }
 
 export class RepeatedErrorLog {
-  private readonly logger: ErrorLogger;
-  private readonly intervalMs: number;
-  private readonly tracked = new Map<string, Tracked>();
+  readonly #logger: ErrorLogger;
+  readonly #intervalMs: number;
+  readonly #tracked = new Map<string, Tracked>();
 
   constructor(options: RepeatedErrorLogOptions) {
-    this.logger = options.logger;
-    this.intervalMs = options.intervalMs ?? REPEATED_ERROR_SUMMARY_INTERVAL_MS;
+    this.#logger = options.logger;
+    this.#intervalMs = options.intervalMs ?? REPEATED_ERROR_SUMMARY_INTERVAL_MS;
   }
 
   /**
    * Logs `message` at error level with `fields` the first time `error` is seen in an interval;
    * counts it otherwise. `logger` overrides the constructor's (a request's child logger).
    */
-  error(error: unknown, fields: Record<string, unknown>, message: string, logger: ErrorLogger = this.logger): void {
+  error(error: unknown, fields: Record<string, unknown>, message: string, logger: ErrorLogger = this.#logger): void {
     const key = `${message}\u0000${errorIdentity(error)}`;
-    const entry = this.tracked.get(key);
+    const entry = this.#tracked.get(key);
     if (entry === undefined) {
       logger.error({ ...fields, err: error }, message);
-      if (this.tracked.size < MAX_TRACKED_ERRORS) this.tracked.set(key, { suppressed: 0, timer: this.startInterval(key, message, error) });
+      if (this.#tracked.size < MAX_TRACKED_ERRORS)
+        this.#tracked.set(key, { suppressed: 0, timer: this.#startInterval(key, message, error) });
       return;
     }
     entry.suppressed += 1;
-    entry.timer ??= this.startInterval(key, message, error);
+    entry.timer ??= this.#startInterval(key, message, error);
   }
 
   /** Stops the timers; counts not yet summarised are logged now. */
   close(): void {
-    for (const key of [...this.tracked.keys()]) this.endInterval(key, '', undefined, true);
+    for (const key of [...this.#tracked.keys()]) this.#endInterval(key, '', undefined, true);
   }
 
-  private startInterval(key: string, message: string, error: unknown): NodeJS.Timeout {
-    const timer = setTimeout(() => this.endInterval(key, message, error, false), this.intervalMs);
+  #startInterval(key: string, message: string, error: unknown): NodeJS.Timeout {
+    const timer = setTimeout(() => this.#endInterval(key, message, error, false), this.#intervalMs);
     // A pending summary never keeps the process alive.
     timer.unref();
     return timer;
   }
 
-  private endInterval(key: string, message: string, error: unknown, closing: boolean): void {
-    const entry = this.tracked.get(key);
+  #endInterval(key: string, message: string, error: unknown, closing: boolean): void {
+    const entry = this.#tracked.get(key);
     if (entry === undefined) return;
     clearTimeout(entry.timer);
     entry.timer = undefined;
     if (entry.suppressed === 0 || closing) {
-      if (entry.suppressed > 0) this.summarise(key, entry.suppressed);
+      if (entry.suppressed > 0) this.#summarise(key, entry.suppressed);
       // Quiet for a whole interval: the next occurrence is logged in full again.
-      this.tracked.delete(key);
+      this.#tracked.delete(key);
       return;
     }
-    this.summarise(key, entry.suppressed, message, error);
+    this.#summarise(key, entry.suppressed, message, error);
     entry.suppressed = 0;
-    entry.timer = this.startInterval(key, message, error);
+    entry.timer = this.#startInterval(key, message, error);
   }
 
-  private summarise(key: string, count: number, message?: string, error?: unknown): void {
-    const seconds = this.intervalMs / 1000;
+  #summarise(key: string, count: number, message?: string, error?: unknown): void {
+    const seconds = this.#intervalMs / 1000;
     const about = message ?? key.slice(0, key.indexOf('\u0000'));
     const identity = error === undefined ? key.slice(key.indexOf('\u0000') + 1) : errorIdentity(error);
-    this.logger.error({ repeated: count, interval_seconds: seconds, error: identity }, `${about}: ${count} more like this in the last ${seconds} s`);
+    this.#logger.error(
+      { repeated: count, interval_seconds: seconds, error: identity },
+      `${about}: ${count} more like this in the last ${seconds} s`,
+    );
   }
 }

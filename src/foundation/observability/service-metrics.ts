@@ -65,7 +65,8 @@ export function registerServiceMetrics(registry: Registry, sources: ServiceMetri
 }
 
 async function countOutbox(storage: Storage): Promise<{ pending: number; dead: number }> {
-  const rows = await storage.db.selectFrom('outbox')
+  const rows = await storage.db
+    .selectFrom('outbox')
     .select(['status', sql<number>`count(*)`.as('n')])
     .where('status', 'in', ['pending', 'dead'])
     .groupBy('status')

@@ -39,7 +39,13 @@ function fromPkcs8(id: string, pkcs8Base64: string): OrganizationKey {
 }
 
 export async function loadOrganizationKey(db: Db): Promise<OrganizationKey | null> {
-  const row = await db.selectFrom('organization_keys').selectAll().where('active', '=', 1).orderBy('created_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
+  const row = await db
+    .selectFrom('organization_keys')
+    .selectAll()
+    .where('active', '=', 1)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .executeTakeFirst();
   return row ? fromPkcs8(row.id, row.private_key_pkcs8) : null;
 }
 

@@ -20,7 +20,13 @@ function client(settings: Partial<OutboundSettings>): OutboundClient {
 }
 
 const post = (c: OutboundClient, url: string): ReturnType<OutboundClient['fetch']> =>
-  c.fetch(url, { method: 'POST', body: '{}', redirect: 'manual', headers: { 'Content-Type': 'application/json' }, signal: AbortSignal.timeout(10_000) });
+  c.fetch(url, {
+    method: 'POST',
+    body: '{}',
+    redirect: 'manual',
+    headers: { 'Content-Type': 'application/json' },
+    signal: AbortSignal.timeout(10_000),
+  });
 
 async function refusalOf(promise: Promise<unknown>): Promise<string> {
   try {
@@ -39,7 +45,10 @@ describe('outbound client', () => {
     const r = await receiver();
     const port = new URL(r.url).port;
     const message = await refusalOf(post(client({}), `http://localhost:${port}/notices`));
-    assert.match(message, /^localhost resolves to (127\.0\.0\.1|::1), which is a loopback address, refused while outbound\.allow_loopback is false$/);
+    assert.match(
+      message,
+      /^localhost resolves to (127\.0\.0\.1|::1), which is a loopback address, refused while outbound\.allow_loopback is false$/,
+    );
     assert.equal(r.requests.length, 0, 'the receiver saw nothing');
   });
 
@@ -64,7 +73,10 @@ describe('outbound client', () => {
     const byAddress = await post(c, `${r.url}/by-address`);
     await byAddress.body?.cancel();
     assert.equal(byAddress.status, 204);
-    assert.deepEqual(r.requests.map((q) => q.path), ['/by-name', '/by-address']);
+    assert.deepEqual(
+      r.requests.map((q) => q.path),
+      ['/by-name', '/by-address'],
+    );
   });
 
   test('an allow-list entry opens one address while loopback stays refused', async () => {

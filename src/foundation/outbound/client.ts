@@ -96,7 +96,8 @@ export class OutboundClient {
   /** fetch, refused with OutboundRefusedError (directly or as the cause) when the policy says no. */
   async fetch(target: string, init: Omit<RequestInit, 'dispatcher'>): Promise<Response> {
     const url = new URL(target);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OutboundRefusedError(`${url.protocol.replace(/:$/, '')} URLs are never delivered to`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new OutboundRefusedError(`${url.protocol.replace(/:$/, '')} URLs are never delivered to`);
     // Node connects to a literal address without a lookup, so it is checked here; a name (even
     // localhost) is checked on every address it resolves to, in the lookup.
     const host = urlHost(url);

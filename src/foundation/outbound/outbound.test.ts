@@ -10,7 +10,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../config/index.ts';
 import { getOutboxRow } from '../../domains/outbox/store.ts';
-import { api, cleanupAfterEach, connectPatient, createApiKey, deferredReceiver, FAST_OUTBOX, providerSeed, waitFor, type Receiver } from '../../../test/helpers/providers.ts';
+import {
+  api,
+  cleanupAfterEach,
+  connectPatient,
+  createApiKey,
+  deferredReceiver,
+  FAST_OUTBOX,
+  providerSeed,
+  waitFor,
+  type Receiver,
+} from '../../../test/helpers/providers.ts';
 import { startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
 import { auditEntries } from '../../../test/helpers/records.ts';
 
@@ -22,11 +32,12 @@ const defer = cleanupAfterEach();
 const receiver = (): Promise<Receiver> => deferredReceiver(defer);
 
 async function neuron(config: Record<string, unknown>): Promise<TestNeuron> {
-  const t = await startTestNeuron({ config: { outbox: FAST_OUTBOX, ...config, outbound: { allow_loopback: false, ...(config['outbound'] as object | undefined) } } });
+  const t = await startTestNeuron({
+    config: { outbox: FAST_OUTBOX, ...config, outbound: { allow_loopback: false, ...(config['outbound'] as object | undefined) } },
+  });
   defer(() => t.stop());
   return t;
 }
-
 
 describe('outbound policy at acceptance', () => {
   test('self-registration naming a refused address gives OUTBOUND_TARGET_REFUSED and writes nothing', async () => {
@@ -46,15 +57,27 @@ describe('outbound policy at acceptance', () => {
       assert.equal(response.status, 400, `${url}: ${JSON.stringify(response.body)}`);
       assert.match(String(response.headers.get('content-type')), /^application\/problem\+json/);
       assert.equal(response.body.code, 'OUTBOUND_TARGET_REFUSED');
-      assert.deepEqual(response.body.errors.map((e: { path: string }) => e.path), ['body.notification_url']);
+      assert.deepEqual(
+        response.body.errors.map((e: { path: string }) => e.path),
+        ['body.notification_url'],
+      );
       assert.match(response.body.errors[0].message, why, url);
     }
     const db = t.neuron.storage.db;
     assert.equal((await db.selectFrom('providers').select('npi').where('npi', '=', SELF).execute()).length, 0, 'no roster entry');
-    assert.equal((await db.selectFrom('audit_log').select('seq').where('event_type', '=', 'provider.registered').execute()).length, 0, 'no audit entry');
+    assert.equal(
+      (await db.selectFrom('audit_log').select('seq').where('event_type', '=', 'provider.registered').execute()).length,
+      0,
+      'no audit entry',
+    );
 
     const accepted = await api(t.url, 'POST', '/v1/providers/register', {
-      body: { provider_npi: SELF, provider_name: 'Dr. Self', provider_types: ['physician'], notification_url: 'https://dr-self.example/neuron/notices' },
+      body: {
+        provider_npi: SELF,
+        provider_name: 'Dr. Self',
+        provider_types: ['physician'],
+        notification_url: 'https://dr-self.example/neuron/notices',
+      },
     });
     assert.equal(accepted.status, 201, 'a host name over https is accepted (its addresses are checked at delivery)');
   });
@@ -62,11 +85,21 @@ describe('outbound policy at acceptance', () => {
   test('a roster change to a refused notification URL is refused and changes nothing', async () => {
     const t = await neuron({ providers: [providerSeed(PROVIDER, 'https://provider.example/notices')] });
     const key = await createApiKey(t.neuron, ['admin']);
-    const response = await api(t.url, 'PATCH', `/v1/providers/${PROVIDER}`, { token: key, body: { notification_url: 'http://[::1]:8700/notices' } });
+    const response = await api(t.url, 'PATCH', `/v1/providers/${PROVIDER}`, {
+      token: key,
+      body: { notification_url: 'http://[::1]:8700/notices' },
+    });
     assert.equal(response.status, 400);
     assert.equal(response.body.code, 'OUTBOUND_TARGET_REFUSED');
-    assert.deepEqual(response.body.errors.map((e: { path: string }) => e.path), ['body.notification_url']);
-    const row = await t.neuron.storage.db.selectFrom('providers').select('notification_url').where('npi', '=', PROVIDER).executeTakeFirstOrThrow();
+    assert.deepEqual(
+      response.body.errors.map((e: { path: string }) => e.path),
+      ['body.notification_url'],
+    );
+    const row = await t.neuron.storage.db
+      .selectFrom('providers')
+      .select('notification_url')
+      .where('npi', '=', PROVIDER)
+      .executeTakeFirstOrThrow();
     assert.equal(row.notification_url, 'https://provider.example/notices');
   });
 
@@ -74,18 +107,33 @@ describe('outbound policy at acceptance', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'neuron-outbound-'));
     try {
       const configFile = path.join(dir, 'neuron.config.json');
-      writeFileSync(configFile, JSON.stringify({ providers: [providerSeed(PROVIDER, 'http://169.254.169.254/')], outbound: { allow: ['not a host!'] } }));
-      assert.throws(() => loadConfig({ configFile, env: {} }), (error: unknown) => {
-        assert.ok(error instanceof ConfigError);
-        assert.ok(error.problems.some((p) => p.path === 'outbound.allow.0'), 'the bad allow-list entry is named');
-        return true;
-      });
+      writeFileSync(
+        configFile,
+        JSON.stringify({ providers: [providerSeed(PROVIDER, 'http://169.254.169.254/')], outbound: { allow: ['not a host!'] } }),
+      );
+      assert.throws(
+        () => loadConfig({ configFile, env: {} }),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError);
+          assert.ok(
+            error.problems.some((p) => p.path === 'outbound.allow.0'),
+            'the bad allow-list entry is named',
+          );
+          return true;
+        },
+      );
       writeFileSync(configFile, JSON.stringify({ providers: [providerSeed(PROVIDER, 'http://169.254.169.254/')] }));
-      assert.throws(() => loadConfig({ configFile, env: {} }), (error: unknown) => {
-        assert.ok(error instanceof ConfigError);
-        assert.ok(error.problems.some((p) => p.path === 'providers.0.notification_url' && /link-local/.test(p.message)), JSON.stringify(error.problems));
-        return true;
-      });
+      assert.throws(
+        () => loadConfig({ configFile, env: {} }),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError);
+          assert.ok(
+            error.problems.some((p) => p.path === 'providers.0.notification_url' && /link-local/.test(p.message)),
+            JSON.stringify(error.problems),
+          );
+          return true;
+        },
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -100,8 +148,16 @@ describe('outbound policy at delivery', () => {
     // URLs accepted earlier (a name that resolved elsewhere then, a literal stored before the
     // policy existed) and now pointing at loopback: written directly, as acceptance refuses them.
     const db = t.neuron.storage.db;
-    await db.updateTable('providers').set({ notification_url: `http://localhost:${port}/notices` }).where('npi', '=', PROVIDER).execute();
-    await db.updateTable('providers').set({ notification_url: `${r.url}/notices` }).where('npi', '=', OTHER_PROVIDER).execute();
+    await db
+      .updateTable('providers')
+      .set({ notification_url: `http://localhost:${port}/notices` })
+      .where('npi', '=', PROVIDER)
+      .execute();
+    await db
+      .updateTable('providers')
+      .set({ notification_url: `${r.url}/notices` })
+      .where('npi', '=', OTHER_PROVIDER)
+      .execute();
 
     const first = await connectPatient(t.handshakeUrl, PROVIDER);
     const second = await connectPatient(t.handshakeUrl, OTHER_PROVIDER);
@@ -113,10 +169,16 @@ describe('outbound policy at delivery', () => {
     };
     const byName = await eventOf(first.relationshipId);
     const byAddress = await eventOf(second.relationshipId);
-    await waitFor(async () => (await getOutboxRow(db, byName))?.status === 'dead' && (await getOutboxRow(db, byAddress))?.status === 'dead', 'both notices are dead letters');
+    await waitFor(
+      async () => (await getOutboxRow(db, byName))?.status === 'dead' && (await getOutboxRow(db, byAddress))?.status === 'dead',
+      'both notices are dead letters',
+    );
 
     const named = (await getOutboxRow(db, byName))!;
-    assert.match(named.last_error ?? '', /^OUTBOUND_TARGET_REFUSED: localhost resolves to (127\.0\.0\.1|::1), which is a loopback address, refused while outbound\.allow_loopback is false$/);
+    assert.match(
+      named.last_error ?? '',
+      /^OUTBOUND_TARGET_REFUSED: localhost resolves to (127\.0\.0\.1|::1), which is a loopback address, refused while outbound\.allow_loopback is false$/,
+    );
     assert.equal(named.attempts, 1, 'no retries');
     const literal = (await getOutboxRow(db, byAddress))!;
     assert.match(literal.last_error ?? '', /^OUTBOUND_TARGET_REFUSED: 127\.0\.0\.1 is a loopback address/);

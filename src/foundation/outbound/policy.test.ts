@@ -1,6 +1,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyAddress, embeddedIpv4, OutboundPolicy, outboundSettingsProblems, parseIpAddress, type OutboundSettings } from './policy.ts';
+import {
+  classifyAddress,
+  embeddedIpv4,
+  OutboundPolicy,
+  outboundSettingsProblems,
+  parseIpAddress,
+  type OutboundSettings,
+} from './policy.ts';
 
 const DEFAULTS: OutboundSettings = { allow_loopback: false, allow_private: true, plain_http: 'private', allow: [] };
 
@@ -80,7 +87,22 @@ describe('address classification', () => {
   });
 
   test('anything that is not an address does not parse', () => {
-    for (const text of ['', 'localhost', 'example.org', '1.2.3', '1.2.3.4.5', '256.0.0.1', '01.2.3.4', '1.2.3.4/8', '::ffff:1.2.3', '1::2::3', '12345::', 'g::1', '1:2:3:4:5:6:7:8:9', '::ffff:999.0.0.1']) {
+    for (const text of [
+      '',
+      'localhost',
+      'example.org',
+      '1.2.3',
+      '1.2.3.4.5',
+      '256.0.0.1',
+      '01.2.3.4',
+      '1.2.3.4/8',
+      '::ffff:1.2.3',
+      '1::2::3',
+      '12345::',
+      'g::1',
+      '1:2:3:4:5:6:7:8:9',
+      '::ffff:999.0.0.1',
+    ]) {
       assert.equal(parseIpAddress(text), null, JSON.stringify(text));
     }
   });
@@ -95,7 +117,17 @@ describe('the outbound policy', () => {
     assert.equal(policy.addressRefusal('fd00::5', 'agent.clinic.lan', 'https:'), null);
     assert.equal(policy.addressRefusal('203.0.113.7', 'hooks.example.org', 'https:'), null);
     assert.match(policy.addressRefusal('203.0.113.7', 'hooks.example.org', 'http:') ?? '', /plain http.*outbound\.plain_http/);
-    for (const address of ['169.254.169.254', '0.0.0.0', '::', 'fe80::1', '224.0.0.1', 'ff02::1', '255.255.255.255', '240.1.2.3', '::ffff:169.254.169.254']) {
+    for (const address of [
+      '169.254.169.254',
+      '0.0.0.0',
+      '::',
+      'fe80::1',
+      '224.0.0.1',
+      'ff02::1',
+      '255.255.255.255',
+      '240.1.2.3',
+      '::ffff:169.254.169.254',
+    ]) {
       assert.match(policy.addressRefusal(address, 'x.example', 'https:') ?? '', /never a delivery target/, address);
     }
   });
@@ -160,7 +192,12 @@ describe('the outbound policy', () => {
   });
 
   test('the allow-list opens hosts, addresses and ranges, but never the always-refused classes', () => {
-    const policy = new OutboundPolicy({ ...DEFAULTS, allow_private: false, plain_http: 'never', allow: ['127.0.0.1', '10.20.0.0/16', 'agent.clinic.lan', '::ffff:192.168.7.0/120', '169.254.169.254'] });
+    const policy = new OutboundPolicy({
+      ...DEFAULTS,
+      allow_private: false,
+      plain_http: 'never',
+      allow: ['127.0.0.1', '10.20.0.0/16', 'agent.clinic.lan', '::ffff:192.168.7.0/120', '169.254.169.254'],
+    });
     assert.equal(policy.addressRefusal('127.0.0.1', '127.0.0.1', 'http:'), null);
     assert.equal(policy.addressRefusal('::ffff:127.0.0.1', 'x', 'https:'), null, 'a mapped address matches its IPv4 entry');
     assert.match(policy.addressRefusal('127.0.0.2', 'x', 'https:') ?? '', /loopback/);
@@ -174,7 +211,10 @@ describe('the outbound policy', () => {
 
   test('URLs at acceptance: literal addresses and localhost names are judged, other names wait for delivery', () => {
     const policy = new OutboundPolicy(DEFAULTS);
-    assert.match(policy.urlProblem('http://169.254.169.254/latest/meta-data/') ?? '', /^names 169\.254\.169\.254, which is a link-local address/);
+    assert.match(
+      policy.urlProblem('http://169.254.169.254/latest/meta-data/') ?? '',
+      /^names 169\.254\.169\.254, which is a link-local address/,
+    );
     assert.match(policy.urlProblem('https://127.0.0.1:8600/') ?? '', /loopback/);
     assert.match(policy.urlProblem('https://2130706433/') ?? '', /127\.0\.0\.1.*loopback/, 'the URL parser normalises numeric hosts');
     assert.match(policy.urlProblem('https://0x7f.1/') ?? '', /loopback/);
@@ -192,8 +232,14 @@ describe('the outbound policy', () => {
 
   test('settings problems name each bad allow-list entry', () => {
     assert.deepEqual(outboundSettingsProblems({ ...DEFAULTS, allow: ['10.0.0.0/8', 'fd00::/8', 'agent.lan', '127.0.0.1'] }), []);
-    const problems = outboundSettingsProblems({ ...DEFAULTS, allow: ['10.0.0.0/33', '10.0.0.300', 'not a host', '::1/129', 'http://x', 'ok.example', '10.1/8'] });
-    assert.deepEqual(problems.map((p) => p.path), ['outbound.allow.0', 'outbound.allow.1', 'outbound.allow.2', 'outbound.allow.3', 'outbound.allow.4', 'outbound.allow.6']);
+    const problems = outboundSettingsProblems({
+      ...DEFAULTS,
+      allow: ['10.0.0.0/33', '10.0.0.300', 'not a host', '::1/129', 'http://x', 'ok.example', '10.1/8'],
+    });
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      ['outbound.allow.0', 'outbound.allow.1', 'outbound.allow.2', 'outbound.allow.3', 'outbound.allow.4', 'outbound.allow.6'],
+    );
     assert.throws(() => new OutboundPolicy({ ...DEFAULTS, allow: ['10.0.0.0/33'] }), /outbound\.allow\.0/);
   });
 });

@@ -186,7 +186,16 @@ function inRange(bytes: Uint8Array, base: ArrayLike<number>, prefix: number): bo
 }
 
 /** Strictest first: when an address has several readings, the strictest class is its class. */
-const STRICTNESS: readonly AddressClass[] = ['unspecified', 'link_local', 'multicast', 'reserved', 'broadcast', 'loopback', 'private', 'public'];
+const STRICTNESS: readonly AddressClass[] = [
+  'unspecified',
+  'link_local',
+  'multicast',
+  'reserved',
+  'broadcast',
+  'loopback',
+  'private',
+  'public',
+];
 
 /** The class of an address; IPv6 forms that carry an IPv4 address are classed by it. */
 export function classifyAddress(input: IpAddress): AddressClass {
@@ -272,7 +281,8 @@ export class OutboundPolicy {
       // A range written as IPv4-mapped IPv6 (::ffff:10.0.0.0/104) is the IPv4 range it carries,
       // since addresses are compared in that form too.
       const v4 = embeddedIpv4(range.address);
-      if (range.address.version === 6 && v4.version === 4 && range.prefix >= 96) this.#ranges.push({ address: v4, prefix: range.prefix - 96 });
+      if (range.address.version === 6 && v4.version === 4 && range.prefix >= 96)
+        this.#ranges.push({ address: v4, prefix: range.prefix - 96 });
       else this.#ranges.push(range);
     }
   }
@@ -281,7 +291,10 @@ export class OutboundPolicy {
     if (this.#hosts.has(hostname.toLowerCase().replace(/\.$/, ''))) return true;
     // Every reading must be allowed, or an ambiguous address could borrow another's permission.
     return embeddedIpv4Readings(address).every((effective) =>
-      this.#ranges.some((range) => range.address.version === effective.version && inRange(effective.bytes, range.address.bytes, range.prefix)));
+      this.#ranges.some(
+        (range) => range.address.version === effective.version && inRange(effective.bytes, range.address.bytes, range.prefix),
+      ),
+    );
   }
 
   /**
@@ -294,13 +307,18 @@ export class OutboundPolicy {
     if (parsed === null) return 'is not an IP address';
     const kind = classifyAddress(parsed);
     if (ALWAYS_REFUSED.has(kind)) return `is ${CLASS_NAME[kind]}, never a delivery target`;
-    if (protocol !== 'http:' && protocol !== 'https:') return `cannot be reached over ${protocol.replace(/:$/, '')}: deliveries use http(s)`;
+    if (protocol !== 'http:' && protocol !== 'https:')
+      return `cannot be reached over ${protocol.replace(/:$/, '')}: deliveries use http(s)`;
     if (this.#allowListed(parsed, hostname)) return null;
-    if (kind === 'loopback' && !this.#settings.allow_loopback) return `is ${CLASS_NAME.loopback}, refused while outbound.allow_loopback is false`;
-    if (kind === 'private' && !this.#settings.allow_private) return `is ${CLASS_NAME.private}, refused while outbound.allow_private is false`;
+    if (kind === 'loopback' && !this.#settings.allow_loopback)
+      return `is ${CLASS_NAME.loopback}, refused while outbound.allow_loopback is false`;
+    if (kind === 'private' && !this.#settings.allow_private)
+      return `is ${CLASS_NAME.private}, refused while outbound.allow_private is false`;
     if (protocol === 'http:') {
-      if (this.#settings.plain_http === 'never') return 'would be reached over plain http, refused while outbound.plain_http is "never": use https';
-      if (this.#settings.plain_http === 'private' && kind === 'public') return `is ${CLASS_NAME.public}, reached over plain http only when outbound.plain_http is "always": use https`;
+      if (this.#settings.plain_http === 'never')
+        return 'would be reached over plain http, refused while outbound.plain_http is "never": use https';
+      if (this.#settings.plain_http === 'private' && kind === 'public')
+        return `is ${CLASS_NAME.public}, reached over plain http only when outbound.plain_http is "always": use https`;
     }
     return null;
   }
@@ -328,7 +346,8 @@ export class OutboundPolicy {
       return refusal === null ? null : `names ${host}, which ${refusal}`;
     }
     if (this.#hosts.has(host.toLowerCase().replace(/\.$/, ''))) return null;
-    if (url.protocol === 'http:' && this.#settings.plain_http === 'never') return 'uses plain http, refused while outbound.plain_http is "never": use https';
+    if (url.protocol === 'http:' && this.#settings.plain_http === 'never')
+      return 'uses plain http, refused while outbound.plain_http is "never": use https';
     return null;
   }
 }

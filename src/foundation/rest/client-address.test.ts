@@ -29,7 +29,9 @@ function seen(headers: Array<[string, string]>): Promise<{ address: string; key:
     req.on('response', (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; });
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
       res.on('end', () => resolve(JSON.parse(body) as { address: string; key: string }));
     });
     req.on('error', reject);
@@ -55,7 +57,15 @@ describe('X-Forwarded-For over real sockets', () => {
     // A client that sends its own X-Forwarded-For only adds entries to the left of what the proxy appends.
     assert.equal((await seen([['x-forwarded-for', '198.51.100.1, 203.0.113.7']])).address, '203.0.113.7');
     // Two header lines are one list.
-    assert.equal((await seen([['x-forwarded-for', '198.51.100.1'], ['x-forwarded-for', '203.0.113.7']])).address, '203.0.113.7');
+    assert.equal(
+      (
+        await seen([
+          ['x-forwarded-for', '198.51.100.1'],
+          ['x-forwarded-for', '203.0.113.7'],
+        ])
+      ).address,
+      '203.0.113.7',
+    );
   });
 
   test('a chain of trusted proxies is walked until the first untrusted hop', async () => {

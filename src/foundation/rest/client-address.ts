@@ -83,7 +83,10 @@ export function limitKey(address: string): string {
   const groups = ipv6Groups(address);
   if (groups === null) return address;
   if (isIpv4Mapped(groups)) return ipv4From(groups);
-  return `${groups.slice(0, 4).map((group) => group.toString(16)).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.toString(16))
+    .join(':')}::/64`;
 }
 
 function isIpv4Mapped(groups: number[]): boolean {
@@ -114,6 +117,8 @@ function ipv6Groups(address: string): number[] | null {
   const rest = halves.length === 2 ? (halves[1] === '' ? [] : halves[1]!.split(':')) : [];
   const missing = 8 - head.length - rest.length;
   if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
-  const groups = [...head, ...Array.from({ length: halves.length === 2 ? missing : 0 }, () => '0'), ...rest].map((group) => Number.parseInt(group, 16));
+  const groups = [...head, ...Array.from({ length: halves.length === 2 ? missing : 0 }, () => '0'), ...rest].map((group) =>
+    Number.parseInt(group, 16),
+  );
   return groups.some((group) => !Number.isInteger(group) || group < 0 || group > 0xffff) ? null : groups;
 }

@@ -34,73 +34,79 @@ interface Bucket {
 const MINUTE_MS = 60_000;
 
 export class TokenBuckets {
-  private readonly buckets = new Map<string, Bucket>();
-  private readonly msPerToken: number;
+  readonly #buckets = new Map<string, Bucket>();
+  readonly #msPerToken: number;
+
+  readonly #maxEntries: number;
 
   /**
    * @param limit tokens per minute and bucket size
    * @param maxEntries most buckets kept; beyond it, full (idle) buckets are dropped first, then
    *   the oldest, so memory stays bounded however many clients or addresses appear.
    */
-  constructor(readonly limit: number, private readonly maxEntries: number) {
-    this.msPerToken = MINUTE_MS / limit;
+  constructor(
+    readonly limit: number,
+    maxEntries: number,
+  ) {
+    this.#maxEntries = maxEntries;
+    this.#msPerToken = MINUTE_MS / limit;
   }
 
   get size(): number {
-    return this.buckets.size;
+    return this.#buckets.size;
   }
 
   /** Takes one token for `key` if one is available. */
   take(key: string, now: number): BucketState {
-    const bucket = this.refill(key, now);
+    const bucket = this.#refill(key, now);
     const allowed = bucket.tokens >= 1;
     if (allowed) bucket.tokens -= 1;
-    return this.state(bucket, allowed);
+    return this.#state(bucket, allowed);
   }
 
   /** The bucket as it is, without taking a token; `allowed` says whether a token is available. */
   peek(key: string, now: number): BucketState {
-    const existing = this.buckets.get(key);
-    if (!existing) return this.state({ tokens: this.limit, updatedAt: now }, true);
-    const tokens = Math.min(this.limit, existing.tokens + (now - existing.updatedAt) / this.msPerToken);
-    return this.state({ tokens, updatedAt: now }, tokens >= 1);
+    const existing = this.#buckets.get(key);
+    if (!existing) return this.#state({ tokens: this.limit, updatedAt: now }, true);
+    const tokens = Math.min(this.limit, existing.tokens + (now - existing.updatedAt) / this.#msPerToken);
+    return this.#state({ tokens, updatedAt: now }, tokens >= 1);
   }
 
-  private refill(key: string, now: number): Bucket {
-    let bucket = this.buckets.get(key);
+  #refill(key: string, now: number): Bucket {
+    let bucket = this.#buckets.get(key);
     if (!bucket) {
-      if (this.buckets.size >= this.maxEntries) this.evict(now);
+      if (this.#buckets.size >= this.#maxEntries) this.#evict(now);
       bucket = { tokens: this.limit, updatedAt: now };
-      this.buckets.set(key, bucket);
+      this.#buckets.set(key, bucket);
       return bucket;
     }
-    bucket.tokens = Math.min(this.limit, bucket.tokens + Math.max(0, now - bucket.updatedAt) / this.msPerToken);
+    bucket.tokens = Math.min(this.limit, bucket.tokens + Math.max(0, now - bucket.updatedAt) / this.#msPerToken);
     bucket.updatedAt = now;
     return bucket;
   }
 
-  private state(bucket: Bucket, allowed: boolean): BucketState {
+  #state(bucket: Bucket, allowed: boolean): BucketState {
     const missing = this.limit - bucket.tokens;
     return {
       allowed,
       limit: this.limit,
       remaining: Math.max(0, Math.floor(bucket.tokens)),
-      resetSeconds: Math.max(0, Math.ceil((missing * this.msPerToken) / 1000)),
-      retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(((1 - bucket.tokens) * this.msPerToken) / 1000)),
+      resetSeconds: Math.max(0, Math.ceil((missing * this.#msPerToken) / 1000)),
+      retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(((1 - bucket.tokens) * this.#msPerToken) / 1000)),
     };
   }
 
   /** Drops buckets that have refilled completely (they carry no state), then the oldest ones. */
-  private evict(now: number): void {
-    for (const [key, bucket] of this.buckets) {
-      if (bucket.tokens + (now - bucket.updatedAt) / this.msPerToken >= this.limit) this.buckets.delete(key);
+  #evict(now: number): void {
+    for (const [key, bucket] of this.#buckets) {
+      if (bucket.tokens + (now - bucket.updatedAt) / this.#msPerToken >= this.limit) this.#buckets.delete(key);
     }
     // Still full of busy buckets: drop the oldest tenth at once rather than one per insert.
-    if (this.buckets.size >= this.maxEntries) {
-      let drop = Math.max(1, Math.floor(this.maxEntries / 10));
-      for (const key of this.buckets.keys()) {
+    if (this.#buckets.size >= this.#maxEntries) {
+      let drop = Math.max(1, Math.floor(this.#maxEntries / 10));
+      for (const key of this.#buckets.keys()) {
         if (drop-- <= 0) break;
-        this.buckets.delete(key);
+        this.#buckets.delete(key);
       }
     }
   }
@@ -120,18 +126,24 @@ export const LIMIT_AUDIT_INTERVAL_MS = 60_000;
  * when full, marks older than the interval are dropped, and if none are, all of them.
  */
 export class OncePerInterval {
-  private readonly last = new Map<string, number>();
+  readonly #last = new Map<string, number>();
 
-  constructor(private readonly intervalMs: number, private readonly maxEntries: number) {}
+  readonly #intervalMs: number;
+  readonly #maxEntries: number;
+
+  constructor(intervalMs: number, maxEntries: number) {
+    this.#intervalMs = intervalMs;
+    this.#maxEntries = maxEntries;
+  }
 
   take(key: string, now: number): boolean {
-    const previous = this.last.get(key);
-    if (previous !== undefined && now - previous < this.intervalMs) return false;
-    if (previous === undefined && this.last.size >= this.maxEntries) {
-      for (const [other, when] of this.last) if (now - when >= this.intervalMs) this.last.delete(other);
-      if (this.last.size >= this.maxEntries) this.last.clear();
+    const previous = this.#last.get(key);
+    if (previous !== undefined && now - previous < this.#intervalMs) return false;
+    if (previous === undefined && this.#last.size >= this.#maxEntries) {
+      for (const [other, when] of this.#last) if (now - when >= this.#intervalMs) this.#last.delete(other);
+      if (this.#last.size >= this.#maxEntries) this.#last.clear();
     }
-    this.last.set(key, now);
+    this.#last.set(key, now);
     return true;
   }
 }

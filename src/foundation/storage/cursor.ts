@@ -12,7 +12,8 @@ export function encodeCursor(key: ReadonlyArray<string | number>): string {
 }
 
 export function decodeCursor(cursor: string, shape: ReadonlyArray<'string' | 'number'>): Array<string | number> {
-  const invalid = (): NeuronError => new NeuronError('INVALID_CURSOR', { errors: [{ path: 'query.after', message: 'is not a cursor this API returned' }] });
+  const invalid = (): NeuronError =>
+    new NeuronError('INVALID_CURSOR', { errors: [{ path: 'query.after', message: 'is not a cursor this API returned' }] });
   if (cursor.length > MAX_CURSOR_LENGTH || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
   let value: unknown;
   try {

@@ -79,17 +79,34 @@ const ADVISORY_LOCK_KEYS: Record<LockName | 'migrations', number> = {
   migrations: 0x4e_41_02,
 };
 
-
 /** The start-time refusal for an unusable SQLite file, with the advice its cause calls for. */
 function sqliteOpenError(file: string, error: unknown): StorageError {
-  return describeStorageFailure(error, file)
-    ?? new StorageError(`STORAGE_UNAVAILABLE: cannot open the database ${file}: ${(error as Error).message}; if the file is damaged, ${RESTORE_ADVICE}`, { cause: error });
+  return (
+    describeStorageFailure(error, file) ??
+    new StorageError(
+      `STORAGE_UNAVAILABLE: cannot open the database ${file}: ${(error as Error).message}; if the file is damaged, ${RESTORE_ADVICE}`,
+      { cause: error },
+    )
+  );
 }
 
-
 const MIGRATIONS: Record<Dialect, Record<string, Migration>> = {
-  sqlite: { '001_initial': sqlite001, '002_one_active_organization_key': sqlite002, '003_relationships_by_patient': sqlite003, '004_audit_tree': sqlite004, '005_roster_capabilities_and_key_blocks': sqlite005, '006_console_operators': sqlite006 },
-  postgres: { '001_initial': postgres001, '002_one_active_organization_key': postgres002, '003_relationships_by_patient': postgres003, '004_audit_tree': postgres004, '005_roster_capabilities_and_key_blocks': postgres005, '006_console_operators': postgres006 },
+  sqlite: {
+    '001_initial': sqlite001,
+    '002_one_active_organization_key': sqlite002,
+    '003_relationships_by_patient': sqlite003,
+    '004_audit_tree': sqlite004,
+    '005_roster_capabilities_and_key_blocks': sqlite005,
+    '006_console_operators': sqlite006,
+  },
+  postgres: {
+    '001_initial': postgres001,
+    '002_one_active_organization_key': postgres002,
+    '003_relationships_by_patient': postgres003,
+    '004_audit_tree': postgres004,
+    '005_roster_capabilities_and_key_blocks': postgres005,
+    '006_console_operators': postgres006,
+  },
 };
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {
@@ -102,7 +119,10 @@ function openSqlite(options: StorageOptions): Storage {
     mkdirSync(directory, { recursive: true, mode: 0o700 });
     accessSync(directory, fsConstants.W_OK);
   } catch (error) {
-    throw new StorageError(`data directory ${directory} is not writable (${(error as NodeJS.ErrnoException).code}); fix its permissions or set data_dir to a writable directory`, { cause: error });
+    throw new StorageError(
+      `data directory ${directory} is not writable (${(error as NodeJS.ErrnoException).code}); fix its permissions or set data_dir to a writable directory`,
+      { cause: error },
+    );
   }
   let connection: BetterSqlite3.Database | undefined;
   try {
@@ -135,7 +155,10 @@ function openSqlite(options: StorageOptions): Storage {
       connection.close();
       // A few lines are enough to show the kind of damage; the whole list can run to thousands.
       const shown = problems.slice(0, 3).join('; ');
-      throw new StorageError(`STORAGE_CORRUPT: the database ${options.sqliteFile} failed its integrity check (PRAGMA quick_check: ${shown}${problems.length > 3 ? `; ${problems.length - 3} more` : ''}); ${RESTORE_ADVICE}`, { code: 'STORAGE_CORRUPT' });
+      throw new StorageError(
+        `STORAGE_CORRUPT: the database ${options.sqliteFile} failed its integrity check (PRAGMA quick_check: ${shown}${problems.length > 3 ? `; ${problems.length - 3} more` : ''}); ${RESTORE_ADVICE}`,
+        { code: 'STORAGE_CORRUPT' },
+      );
     }
   }
   const cached = withStatementCache(connection);
@@ -157,7 +180,10 @@ function openSqlite(options: StorageOptions): Storage {
     close: async () => {
       // Queries and transactions queue for the one connection; taking it last lets every one
       // queued before close finish (better-sqlite3 would otherwise close under a transaction).
-      await db.connection().execute(async () => undefined).catch(() => undefined);
+      await db
+        .connection()
+        .execute(async () => undefined)
+        .catch(() => undefined);
       await db.destroy();
     },
   });
@@ -207,7 +233,9 @@ function parsePostgresUrl(raw: string): PostgresTarget {
     throw new StorageError('storage.url is not a valid URL; expected postgres://user:password@host:5432/database');
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new StorageError(`storage.url must start with postgres:// or postgresql:// (found ${url.protocol}//); leave it empty for the embedded SQLite file`);
+    throw new StorageError(
+      `storage.url must start with postgres:// or postgresql:// (found ${url.protocol}//); leave it empty for the embedded SQLite file`,
+    );
   }
   // A Unix socket directory may be given as ?host=/run/postgresql instead of a host name.
   const host = url.hostname !== '' ? url.hostname : (url.searchParams.get('host') ?? 'localhost');
@@ -231,18 +259,45 @@ function connectionProblem(error: unknown, target: PostgresTarget, timeoutMs: nu
   const serverSaid = (e.message ?? String(error)).split('\n')[0] ?? '';
   let reason: string;
   switch (e.code) {
-    case 'ECONNREFUSED': reason = 'connection refused (is PostgreSQL running and listening on that address and port?)'; break;
-    case 'ENOTFOUND': case 'EAI_AGAIN': reason = 'host name not found'; break;
-    case 'ETIMEDOUT': case 'EHOSTUNREACH': case 'ENETUNREACH': reason = `no route or no answer (${e.code})`; break;
-    case 'ECONNRESET': reason = 'the connection was reset (TLS required by the server, or a proxy in between?)'; break;
-    case '28P01': reason = 'password authentication failed'; break;
-    case '28000': reason = `the server refused the login: ${serverSaid}`; break;
-    case '3D000': reason = 'the database does not exist'; break;
-    case '57P03': reason = 'the server is starting up, shutting down or in recovery'; break;
-    case '53300': reason = 'the server has no free connection slots (too many connections; lower storage.pool_max or raise max_connections)'; break;
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT': case 'SELF_SIGNED_CERT_IN_CHAIN': case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE': case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
-      reason = `the server's TLS certificate is not trusted (${e.code}); name the CA with sslrootcert=/path/ca.pem in the URL`; break;
-    case 'ERR_TLS_CERT_ALTNAME_INVALID': reason = "the server's TLS certificate does not name this host"; break;
+    case 'ECONNREFUSED':
+      reason = 'connection refused (is PostgreSQL running and listening on that address and port?)';
+      break;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      reason = 'host name not found';
+      break;
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      reason = `no route or no answer (${e.code})`;
+      break;
+    case 'ECONNRESET':
+      reason = 'the connection was reset (TLS required by the server, or a proxy in between?)';
+      break;
+    case '28P01':
+      reason = 'password authentication failed';
+      break;
+    case '28000':
+      reason = `the server refused the login: ${serverSaid}`;
+      break;
+    case '3D000':
+      reason = 'the database does not exist';
+      break;
+    case '57P03':
+      reason = 'the server is starting up, shutting down or in recovery';
+      break;
+    case '53300':
+      reason = 'the server has no free connection slots (too many connections; lower storage.pool_max or raise max_connections)';
+      break;
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+      reason = `the server's TLS certificate is not trusted (${e.code}); name the CA with sslrootcert=/path/ca.pem in the URL`;
+      break;
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      reason = "the server's TLS certificate does not name this host";
+      break;
     default:
       if (/timeout/i.test(serverSaid)) reason = `no connection within ${timeoutMs} ms`;
       else if (/terminated unexpectedly/i.test(serverSaid)) reason = 'the connection was lost (server restarted or network cut)';
@@ -277,7 +332,9 @@ function parseInt8(text: string): number {
 function postgresTypes(driver: typeof pg): pg.CustomTypesConfig {
   return {
     getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-      oid === INT8_OID && format !== 'binary' ? parseInt8 : driver.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+      oid === INT8_OID && format !== 'binary'
+        ? parseInt8
+        : driver.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
   };
 }
 
@@ -295,10 +352,15 @@ async function openPostgres(options: StorageOptions): Promise<Storage> {
     application_name: 'neuron',
     types: postgresTypes(driver),
   });
-  const reportBackground = options.onBackgroundError ?? ((error: StorageError) => process.emitWarning(error.message, 'NeuronStorageWarning'));
+  const reportBackground =
+    options.onBackgroundError ?? ((error: StorageError) => process.emitWarning(error.message, 'NeuronStorageWarning'));
   // A connection that dies (server restart, failover, network cut) emits 'error' on its client.
   // Unheard, that event would crash the whole process. Idle clients: the pool forwards it here.
-  pool.on('error', (error) => reportBackground(new StorageError(`an idle PostgreSQL connection failed and will be replaced: ${connectionProblem(error, target, connectTimeoutMs)}`)));
+  pool.on('error', (error) =>
+    reportBackground(
+      new StorageError(`an idle PostgreSQL connection failed and will be replaced: ${connectionProblem(error, target, connectTimeoutMs)}`),
+    ),
+  );
   // Checked-out clients (a query or transaction in flight): the query in flight is rejected with
   // the same error, which reaches its caller; the pool discards the dead client on release.
   pool.on('connect', (client) => {
@@ -311,7 +373,9 @@ async function openPostgres(options: StorageOptions): Promise<Storage> {
     const result = await pool.query<{ schema: string | null }>('SELECT current_schema() AS schema');
     const current = result.rows[0]?.schema ?? null;
     if (current === null) {
-      throw new StorageError(`PostgreSQL at ${target.where} has no schema to create tables in: the schemas in search_path do not exist; create the schema or fix options=-c search_path=… in storage.url`);
+      throw new StorageError(
+        `PostgreSQL at ${target.where} has no schema to create tables in: the schemas in search_path do not exist; create the schema or fix options=-c search_path=… in storage.url`,
+      );
     }
     schema = current;
   } catch (error) {
@@ -374,7 +438,6 @@ interface DialectOps {
   close: () => Promise<void>;
   writeProbeIntervalMs: number;
 }
-
 
 function buildStorage(db: Db, dialect: Dialect, description: string, ops: DialectOps): Storage {
   /** The connection-bound handles given to `work` while their transaction is open. */
@@ -506,14 +569,18 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
         const applied = await runMigrations({
           dialect,
           migrations: MIGRATIONS[dialect],
-          exclusive: (work) => storage.transaction(async (trx) => {
-            await ops.migrationLock(trx);
-            return work(trx);
-          }),
+          exclusive: (work) =>
+            storage.transaction(async (trx) => {
+              await ops.migrationLock(trx);
+              return work(trx);
+            }),
         });
         return { applied };
       } catch (error) {
-        throw describeStorageFailure(error, description) ?? new StorageError(`database migration failed: ${(error as Error).message}`, { cause: error });
+        throw (
+          describeStorageFailure(error, description) ??
+          new StorageError(`database migration failed: ${(error as Error).message}`, { cause: error })
+        );
       }
     },
     async pendingMigrations() {
@@ -526,11 +593,16 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
         lastWriteProbeAt = Date.now();
         // Only the probe clears the failure: a small write that fits into space already allocated
         // proves nothing about the writes that need more, and would make readiness flap.
-        writeProbe = probeWrite(storage).then(() => {
-          writeFailure = null;
-        }, () => undefined).finally(() => {
-          writeProbe = null;
-        });
+        writeProbe = probeWrite(storage)
+          .then(
+            () => {
+              writeFailure = null;
+            },
+            () => undefined,
+          )
+          .finally(() => {
+            writeProbe = null;
+          });
       }
       if (writeProbe !== null) await writeProbe;
       return writeFailure === null;

@@ -25,8 +25,10 @@ export class StorageError extends Error {
 }
 
 /** What an operator should do when a database cannot be opened; never "start afresh". */
-export const RESTORE_ADVICE = 'restore the database from a backup (docs/deployment.md, "Backups of the SQLite database"); do not delete or move the file aside to start afresh, which discards every record and the organization key';
-const FREE_SPACE_ADVICE = 'free space on that file system (or grow it) and start again; the records are intact, do not delete or move the file aside';
+export const RESTORE_ADVICE =
+  'restore the database from a backup (docs/deployment.md, "Backups of the SQLite database"); do not delete or move the file aside to start afresh, which discards every record and the organization key';
+const FREE_SPACE_ADVICE =
+  'free space on that file system (or grow it) and start again; the records are intact, do not delete or move the file aside';
 
 /**
  * A coded StorageError with the operator's remedy when `error` is a full disk (STORAGE_FULL) or a
@@ -37,11 +39,17 @@ export function describeStorageFailure(error: unknown, database: string): Storag
   if (error instanceof StorageError && error.code !== 'STORAGE_UNAVAILABLE') return error;
   const message = (error as Error)?.message ?? String(error);
   if (isDiskFull(error)) {
-    return new StorageError(`STORAGE_FULL: no space to write the database ${database} (${message}); ${FREE_SPACE_ADVICE}`, { cause: error, code: 'STORAGE_FULL' });
+    return new StorageError(`STORAGE_FULL: no space to write the database ${database} (${message}); ${FREE_SPACE_ADVICE}`, {
+      cause: error,
+      code: 'STORAGE_FULL',
+    });
   }
   const code = (error as { code?: unknown })?.code;
   if (typeof code === 'string' && /^(SQLITE_(CORRUPT|NOTADB)\w*|XX00[12])$/.test(code)) {
-    return new StorageError(`STORAGE_CORRUPT: the database ${database} is damaged (${message}); ${RESTORE_ADVICE}`, { cause: error, code: 'STORAGE_CORRUPT' });
+    return new StorageError(`STORAGE_CORRUPT: the database ${database} is damaged (${message}); ${RESTORE_ADVICE}`, {
+      cause: error,
+      code: 'STORAGE_CORRUPT',
+    });
   }
   return null;
 }
@@ -85,7 +93,8 @@ export function isStorageFailure(error: unknown): boolean {
 // file system; PostgreSQL SQLSTATE classes 53 (insufficient resources: 53100 disk_full) and 58
 // (system error: 58030 io_error), XX001/XX002 (data or index corrupted) and 25006 (read-only
 // transaction: a standby).
-const STORAGE_FAILURE_CODE = /^(SQLITE_(FULL|IOERR|CORRUPT|NOTADB|READONLY|CANTOPEN|PROTOCOL)\w*|ENOSPC|EDQUOT|EIO|EROFS|53\w{3}|58\w{3}|XX00[12]|25006)$/;
+const STORAGE_FAILURE_CODE =
+  /^(SQLITE_(FULL|IOERR|CORRUPT|NOTADB|READONLY|CANTOPEN|PROTOCOL)\w*|ENOSPC|EDQUOT|EIO|EROFS|53\w{3}|58\w{3}|XX00[12]|25006)$/;
 
 /** One small real commit: a table created, filled with a few KB, dropped. Throws when it fails. */
 export async function probeWrite(storage: Storage): Promise<void> {

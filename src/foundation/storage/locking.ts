@@ -23,6 +23,9 @@ import type { SelectQueryBuilder } from 'kysely';
 import type { Dialect } from './types.ts';
 
 /** Adds FOR UPDATE SKIP LOCKED on PostgreSQL; returns the query unchanged on SQLite. */
-export function forUpdateSkipLocked<DB, TB extends keyof DB, O>(dialect: Dialect, query: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O> {
+export function forUpdateSkipLocked<DB, TB extends keyof DB, O>(
+  dialect: Dialect,
+  query: SelectQueryBuilder<DB, TB, O>,
+): SelectQueryBuilder<DB, TB, O> {
   return dialect === 'postgres' ? query.forUpdate().skipLocked() : query;
 }

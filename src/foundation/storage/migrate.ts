@@ -54,7 +54,9 @@ async function executed(db: Db, dialect: Dialect): Promise<string[]> {
 function plan(known: string[], done: string[]): string[] {
   const unknown = done.filter((name) => !known.includes(name));
   if (unknown.length > 0) {
-    throw new MigrationError(`the database was migrated by a newer Neuron (unknown steps: ${unknown.join(', ')}); run that version or newer`);
+    throw new MigrationError(
+      `the database was migrated by a newer Neuron (unknown steps: ${unknown.join(', ')}); run that version or newer`,
+    );
   }
   return known.filter((name) => !done.includes(name));
 }

@@ -46,122 +46,125 @@ export function leaseTimingFor(intervalMs: number): { ttlMs: number; renewInterv
 export class LeaderElector {
   readonly name: string;
   readonly holder: string;
-  private readonly leases: LeaseStore;
-  private readonly ttlMs: number;
-  private readonly renewIntervalMs: number;
-  private readonly options: LeaderElectorOptions;
-  private leader = false;
-  private running = false;
-  private timer: NodeJS.Timeout | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<void> | null = null;
+  readonly #leases: LeaseStore;
+  readonly #ttlMs: number;
+  readonly #renewIntervalMs: number;
+  readonly #options: LeaderElectorOptions;
+  #leader = false;
+  #running = false;
+  #timer: NodeJS.Timeout | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> | null = null;
   /** Serialises the callbacks so onDeposed never overtakes onElected. */
-  private transitions: Promise<void> = Promise.resolve();
+  #transitions: Promise<void> = Promise.resolve();
 
   constructor(options: LeaderElectorOptions) {
     const renewIntervalMs = options.renewIntervalMs ?? Math.max(1, Math.floor(options.ttlMs / 3));
     if (!(renewIntervalMs > 0 && renewIntervalMs < options.ttlMs)) throw new RangeError('renewIntervalMs must be positive and below ttlMs');
-    this.options = options;
+    this.#options = options;
     this.name = options.name;
     this.holder = options.holder;
-    this.ttlMs = options.ttlMs;
-    this.renewIntervalMs = renewIntervalMs;
-    this.leases = new LeaseStore(options.storage);
+    this.#ttlMs = options.ttlMs;
+    this.#renewIntervalMs = renewIntervalMs;
+    this.#leases = new LeaseStore(options.storage);
   }
 
   get isLeader(): boolean {
-    return this.leader;
+    return this.#leader;
   }
 
   /** Starts campaigning; resolves after the first attempt (so `isLeader` is meaningful). */
   async start(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    await this.tick();
+    if (this.#running) return;
+    this.#running = true;
+    await this.#tick();
   }
 
   /** Stops campaigning; if leader, steps down (onDeposed) and releases the lease. */
   async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
-    clearTimeout(this.timer);
-    clearTimeout(this.deadlineTimer);
-    await this.inFlight;
-    if (this.leader) {
-      this.depose();
-      await this.transitions;
+    if (!this.#running) return;
+    this.#running = false;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#deadlineTimer);
+    await this.#inFlight;
+    if (this.#leader) {
+      this.#depose();
+      await this.#transitions;
       // Released only after onDeposed returned, so the next leader starts after this one stopped.
-      await this.leases.release(this.name, this.holder).catch((error: unknown) => this.report(error));
+      await this.#leases.release(this.name, this.holder).catch((error: unknown) => this.#report(error));
     }
-    await this.transitions;
+    await this.#transitions;
   }
 
-  private tick(): Promise<void> {
-    const run = this.attempt().finally(() => {
-      this.inFlight = null;
-      if (this.running) {
-        this.timer = setTimeout(() => void this.tick(), this.renewIntervalMs);
-        this.timer.unref();
+  #tick(): Promise<void> {
+    const run = this.#attempt().finally(() => {
+      this.#inFlight = null;
+      if (this.#running) {
+        this.#timer = setTimeout(() => void this.#tick(), this.#renewIntervalMs);
+        this.#timer.unref();
       }
     });
-    this.inFlight = run;
+    this.#inFlight = run;
     return run;
   }
 
-  private async attempt(): Promise<void> {
+  async #attempt(): Promise<void> {
     // The lease runs ttl from when the database ran the statement, which is after this moment.
     const askedAt = performance.now();
     let held: boolean;
     try {
-      held = (await this.leases.acquireOrRenew(this.name, this.holder, this.ttlMs)).held;
+      held = (await this.#leases.acquireOrRenew(this.name, this.holder, this.#ttlMs)).held;
     } catch (error) {
-      this.report(error);
+      this.#report(error);
       // Still leader until the deadline timer (set at the last success) says otherwise.
       return;
     }
-    if (!this.running) {
+    if (!this.#running) {
       // stop() was called while asking; it releases the lease if we turn out to hold it.
-      if (held && !this.leader) await this.leases.release(this.name, this.holder).catch((error: unknown) => this.report(error));
+      if (held && !this.#leader) await this.#leases.release(this.name, this.holder).catch((error: unknown) => this.#report(error));
       return;
     }
     if (held) {
-      clearTimeout(this.deadlineTimer);
-      const remaining = askedAt + this.ttlMs - performance.now();
-      this.deadlineTimer = setTimeout(() => {
-        if (this.leader) this.depose();
-      }, Math.max(0, remaining));
-      this.deadlineTimer.unref();
-      if (!this.leader) {
-        this.leader = true;
-        this.transition(this.options.onElected);
-        await this.transitions;
+      clearTimeout(this.#deadlineTimer);
+      const remaining = askedAt + this.#ttlMs - performance.now();
+      this.#deadlineTimer = setTimeout(
+        () => {
+          if (this.#leader) this.#depose();
+        },
+        Math.max(0, remaining),
+      );
+      this.#deadlineTimer.unref();
+      if (!this.#leader) {
+        this.#leader = true;
+        this.#transition(this.#options.onElected);
+        await this.#transitions;
       }
-    } else if (this.leader) {
-      this.depose();
-      await this.transitions;
+    } else if (this.#leader) {
+      this.#depose();
+      await this.#transitions;
     }
   }
 
-  private depose(): void {
-    clearTimeout(this.deadlineTimer);
-    this.leader = false;
-    this.transition(this.options.onDeposed);
+  #depose(): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#leader = false;
+    this.#transition(this.#options.onDeposed);
   }
 
-  private transition(callback: (() => void | Promise<void>) | undefined): void {
+  #transition(callback: (() => void | Promise<void>) | undefined): void {
     if (!callback) return;
-    this.transitions = this.transitions.then(async () => {
+    this.#transitions = this.#transitions.then(async () => {
       try {
         await callback();
       } catch (error) {
-        this.report(error);
+        this.#report(error);
       }
     });
   }
 
-  private report(error: unknown): void {
+  #report(error: unknown): void {
     try {
-      this.options.onError?.(error);
+      this.#options.onError?.(error);
     } catch {
       // A failing error reporter must not stop the election.
     }

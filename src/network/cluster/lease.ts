@@ -48,12 +48,12 @@ function checkName(what: string, value: string): void {
 }
 
 export class LeaseStore {
-  private readonly db: Db;
-  private readonly dialect: Dialect;
+  readonly #db: Db;
+  readonly #dialect: Dialect;
 
   constructor(storage: Pick<Storage, 'db' | 'dialect'>) {
-    this.db = storage.db;
-    this.dialect = storage.dialect;
+    this.#db = storage.db;
+    this.#dialect = storage.dialect;
   }
 
   /**
@@ -64,13 +64,18 @@ export class LeaseStore {
   async acquireOrRenew(name: string, holder: string, ttlMs: number): Promise<LeaseState> {
     checkName('lease name', name);
     checkName('lease holder', holder);
-    if (!Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS) throw new RangeError(`lease ttl must be an integer from 1 to ${MAX_TTL_MS} ms`);
-    const now = databaseNow(this.dialect);
-    const row = await this.db.insertInto('leases')
-      .values({ name, holder, expires_at: databaseNowPlus(this.dialect, ttlMs) })
-      .onConflict((conflict) => conflict.column('name')
-        .doUpdateSet((eb) => ({ holder: eb.ref('excluded.holder'), expires_at: eb.ref('excluded.expires_at') }))
-        .where((eb) => eb.or([eb('leases.expires_at', '<=', now), eb('leases.holder', '=', holder)])))
+    if (!Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS)
+      throw new RangeError(`lease ttl must be an integer from 1 to ${MAX_TTL_MS} ms`);
+    const now = databaseNow(this.#dialect);
+    const row = await this.#db
+      .insertInto('leases')
+      .values({ name, holder, expires_at: databaseNowPlus(this.#dialect, ttlMs) })
+      .onConflict((conflict) =>
+        conflict
+          .column('name')
+          .doUpdateSet((eb) => ({ holder: eb.ref('excluded.holder'), expires_at: eb.ref('excluded.expires_at') }))
+          .where((eb) => eb.or([eb('leases.expires_at', '<=', now), eb('leases.holder', '=', holder)])),
+      )
       .returning(['holder', 'expires_at'])
       .executeTakeFirst();
     if (row) return { held: true, holder: row.holder, expiresAt: row.expires_at };
@@ -81,14 +86,17 @@ export class LeaseStore {
 
   /** Gives the lease up if `holder` has it, so another instance can take over at once. */
   async release(name: string, holder: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('leases').where('name', '=', name).where('holder', '=', holder).executeTakeFirst();
+    const result = await this.#db.deleteFrom('leases').where('name', '=', name).where('holder', '=', holder).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   }
 
   /** The unexpired holder of a lease, if any. */
   async current(name: string): Promise<{ holder: string; expiresAt: string } | null> {
-    const row = await this.db.selectFrom('leases').select(['holder', 'expires_at'])
-      .where('name', '=', name).where('expires_at', '>', databaseNow(this.dialect))
+    const row = await this.#db
+      .selectFrom('leases')
+      .select(['holder', 'expires_at'])
+      .where('name', '=', name)
+      .where('expires_at', '>', databaseNow(this.#dialect))
       .executeTakeFirst();
     return row ? { holder: row.holder, expiresAt: row.expires_at } : null;
   }

@@ -109,7 +109,10 @@ class Advertisement {
     const { logger } = this.#settings;
     try {
       await this.#openLinks();
-      logger.debug({ instanceName: this.#instanceName, mdnsHostname: this.#host, interfaces: this.#linkNames() }, 'mDNS: probing the instance name');
+      logger.debug(
+        { instanceName: this.#instanceName, mdnsHostname: this.#host, interfaces: this.#linkNames() },
+        'mDNS: probing the instance name',
+      );
       await this.#probeUntilUnique();
       this.#announceAll();
       this.#logAdvertising();
@@ -247,7 +250,10 @@ class Advertisement {
         );
         this.#settings.onName(this.#instanceName);
       } else {
-        logger.warn({ previousHostname: previousHost, mdnsHostname: this.#host }, 'mDNS: the host name is taken on the local network; using a new one');
+        logger.warn(
+          { previousHostname: previousHost, mdnsHostname: this.#host },
+          'mDNS: the host name is taken on the local network; using a new one',
+        );
       }
       await this.#slowDownAfterManyConflicts();
     }
@@ -451,7 +457,8 @@ class Advertisement {
         const stale = link.published.filter((r) => (r.type === 'A' || r.type === 'AAAA') && !now.addresses.includes(String(r.data)));
         link.addresses = now.addresses;
         this.#refreshOwnKeys(); // before our own announcement of the new addresses comes back to us
-        if (stale.length > 0) await link.respond({ answers: goodbyeRecords(stale) }).catch((error: unknown) => this.#sendFailed(link, error));
+        if (stale.length > 0)
+          await link.respond({ answers: goodbyeRecords(stale) }).catch((error: unknown) => this.#sendFailed(link, error));
         if (this.#state !== 'announced') return;
         this.#announceOn(link);
         logger.info({ interface: name, addresses: now.addresses }, 'mDNS: the interface addresses changed; announced the new ones');

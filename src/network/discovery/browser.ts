@@ -8,7 +8,14 @@ import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Bonjour, type Browser, type Service } from 'bonjour-service';
 import { NeuronError } from '../../foundation/errors/index.ts';
-import { DEFAULT_BROWSE_TIMEOUT_MS, MAX_BROWSE_TIMEOUT_MS, NEURON_SERVICE_PROTOCOL, NEURON_SERVICE_TYPE, toDiscoveredNeuron, type RawService } from './records.ts';
+import {
+  DEFAULT_BROWSE_TIMEOUT_MS,
+  MAX_BROWSE_TIMEOUT_MS,
+  NEURON_SERVICE_PROTOCOL,
+  NEURON_SERVICE_TYPE,
+  toDiscoveredNeuron,
+  type RawService,
+} from './records.ts';
 import type { BrowseOptions, DiscoveredNeuron, NeuronWatcher, NeuronWatchListener, WatchOptions } from './types.ts';
 
 /**

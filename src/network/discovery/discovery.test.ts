@@ -6,7 +6,7 @@
  * on any other network. See docs/discovery.md ("How the test network works").
  */
 import assert from 'node:assert/strict';
-import { EventEmitter, once } from 'node:events';
+import { type EventEmitter, once } from 'node:events';
 import { networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { Bonjour } from 'bonjour-service';
@@ -22,8 +22,7 @@ import {
 
 // The loopback interface's name differs by system (`lo` on Linux, `lo0` on macOS).
 const LOOPBACK =
-  Object.entries(networkInterfaces()).find(([, infos]) => (infos ?? []).some((i) => i.internal && i.family === 'IPv4'))?.[0] ??
-  'lo';
+  Object.entries(networkInterfaces()).find(([, infos]) => (infos ?? []).some((i) => i.internal && i.family === 'IPv4'))?.[0] ?? 'lo';
 const LOOPBACK_IPV4 = networkInterfaces()[LOOPBACK]?.find((i) => i.family === 'IPv4')?.address ?? '127.0.0.1';
 /** Exactly the type patient CareAgents browse for. */
 const SERVICE_TYPE = '_careagent-neuron._tcp.local';
@@ -139,8 +138,22 @@ describe('discovery over real mDNS on loopback', () => {
   let plain: DiscoveryAdvertiser;
 
   it('advertises exactly _careagent-neuron._tcp, and a browser finds each Neuron with its TXT record and handshake URL', async () => {
-    plain = advertiser({ instanceName: plainName, port: 18_080, organizationNpi: '1245319599', organizationName: 'Synthetic Clinic A', tls: false, logger });
-    const secure = advertiser({ instanceName: tlsName, port: 18_443, organizationNpi: '1679576722', organizationName: 'Synthetic Clinic B', tls: true, logger });
+    plain = advertiser({
+      instanceName: plainName,
+      port: 18_080,
+      organizationNpi: '1245319599',
+      organizationName: 'Synthetic Clinic A',
+      tls: false,
+      logger,
+    });
+    const secure = advertiser({
+      instanceName: tlsName,
+      port: 18_443,
+      organizationNpi: '1679576722',
+      organizationName: 'Synthetic Clinic B',
+      tls: true,
+      logger,
+    });
     await Promise.all([plain.start(), secure.start()]);
 
     const list = await browseUntil((l) => byName(l, plainName) !== undefined && byName(l, tlsName) !== undefined);
@@ -160,7 +173,10 @@ describe('discovery over real mDNS on loopback', () => {
     assert.match(a.host, /\.local$/);
     // Pinned to loopback: only loopback addresses are advertised, never the machine's LAN address.
     assert.ok(a.addresses.includes('127.0.0.1'), `addresses: ${a.addresses.join(', ')}`);
-    assert.ok(a.addresses.every((address) => address.startsWith('127.') || address === '::1'), a.addresses.join(', '));
+    assert.ok(
+      a.addresses.every((address) => address.startsWith('127.') || address === '::1'),
+      a.addresses.join(', '),
+    );
     assert.equal(a.handshakeUrl, 'ws://127.0.0.1:18080/ws/handshake');
     assert.equal(b.handshakeUrl, 'wss://127.0.0.1:18443/ws/handshake');
 
@@ -185,7 +201,14 @@ describe('discovery over real mDNS on loopback', () => {
 
   it('probes before announcing, renames a second Neuron that asks for a taken name, and logs the new name', async () => {
     const from = wire.packets.length;
-    const twin = advertiser({ instanceName: plainName, port: 18_081, organizationNpi: '1376841239', organizationName: 'Synthetic Clinic C', tls: false, logger });
+    const twin = advertiser({
+      instanceName: plainName,
+      port: 18_081,
+      organizationNpi: '1376841239',
+      organizationName: 'Synthetic Clinic C',
+      tls: false,
+      logger,
+    });
     await twin.start();
     const renamed = `${plainName} (2)`;
     assert.equal(twin.instanceName, renamed);
@@ -211,8 +234,22 @@ describe('discovery over real mDNS on loopback', () => {
 
   it('settles two Neurons probing for the same name at the same moment: one keeps it, the other is renamed', async () => {
     const name = `Neuron Test ${RUN} C`;
-    const left = advertiser({ instanceName: name, port: 18_083, organizationNpi: '1234567893', organizationName: 'Synthetic Clinic E', tls: false, logger });
-    const right = advertiser({ instanceName: name, port: 18_084, organizationNpi: '1649218926', organizationName: 'Synthetic Clinic F', tls: false, logger });
+    const left = advertiser({
+      instanceName: name,
+      port: 18_083,
+      organizationNpi: '1234567893',
+      organizationName: 'Synthetic Clinic E',
+      tls: false,
+      logger,
+    });
+    const right = advertiser({
+      instanceName: name,
+      port: 18_084,
+      organizationNpi: '1649218926',
+      organizationName: 'Synthetic Clinic F',
+      tls: false,
+      logger,
+    });
     await Promise.all([left.start(), right.start()]);
     assert.deepEqual([left.instanceName, right.instanceName].sort(), [name, `${name} (2)`]);
     await Promise.all([left.stop(), right.stop()]);
@@ -221,7 +258,14 @@ describe('discovery over real mDNS on loopback', () => {
   it('probes again and renames when another device later answers for its name with other data', async () => {
     const entries: LogEntry[] = [];
     const name = `Neuron Test ${RUN} E`;
-    const late = advertiser({ instanceName: name, port: 18_085, organizationNpi: '1982743191', organizationName: 'Synthetic Clinic G', tls: false, logger: recordingLogger(entries) });
+    const late = advertiser({
+      instanceName: name,
+      port: 18_085,
+      organizationNpi: '1982743191',
+      organizationName: 'Synthetic Clinic G',
+      tls: false,
+      logger: recordingLogger(entries),
+    });
     await late.start();
     assert.equal(late.instanceName, name);
     const rogue = await openWire();
@@ -236,7 +280,11 @@ describe('discovery over real mDNS on loopback', () => {
       assert.ok(entries.some((e) => e.level === 'warn' && e.msg?.includes('probing again')));
       assert.ok(entries.some((e) => e.level === 'warn' && (e.obj as { instanceName?: string }).instanceName === `${name} (2)`));
       await eventually(
-        () => entries.some((e) => e.level === 'info' && (e.obj as { instanceName?: string }).instanceName === `${name} (2)` && e.msg?.includes('advertising')),
+        () =>
+          entries.some(
+            (e) =>
+              e.level === 'info' && (e.obj as { instanceName?: string }).instanceName === `${name} (2)` && e.msg?.includes('advertising'),
+          ),
         FIND_DEADLINE_MS,
         'not announced under the new name',
       );
@@ -301,7 +349,14 @@ describe('discovery over real mDNS on loopback', () => {
     const entries: LogEntry[] = [];
     const name = `Neuron Test ${RUN} D`;
     const from = wire.packets.length;
-    const early = advertiser({ instanceName: name, port: 18_082, organizationNpi: '1003000126', organizationName: 'Synthetic Clinic D', tls: false, logger: recordingLogger(entries) });
+    const early = advertiser({
+      instanceName: name,
+      port: 18_082,
+      organizationNpi: '1003000126',
+      organizationName: 'Synthetic Clinic D',
+      tls: false,
+      logger: recordingLogger(entries),
+    });
     const starting = early.start();
     await early.stop();
     await starting;
@@ -319,7 +374,10 @@ describe('discovery options', () => {
 
   it('refuses an invalid port or NPI, and an address no interface holds', () => {
     const refused = (options: DiscoveryAdvertiserOptions) =>
-      assert.throws(() => createDiscoveryAdvertiser(options), (e) => isNeuronError(e) && e.code === 'VALIDATION_FAILED');
+      assert.throws(
+        () => createDiscoveryAdvertiser(options),
+        (e) => isNeuronError(e) && e.code === 'VALIDATION_FAILED',
+      );
     refused({ ...valid, port: 0 });
     refused({ ...valid, port: 65_536 });
     refused({ ...valid, organizationNpi: '12345' });

@@ -47,8 +47,14 @@ describe('mDNS records', () => {
       txt.map((b) => b.toString('utf8')),
       ['npi=1245319599', 'name=Synthetic Clinic', 'ver=1', 'path=/ws/handshake', 'tls=1'],
     );
-    assert.deepEqual(byType('A').map((r) => [r.name, r.data, r.ttl]), [[HOST, '10.0.0.5', 120]]);
-    assert.deepEqual(byType('AAAA').map((r) => [r.name, r.data]), [[HOST, 'fe80::1']]);
+    assert.deepEqual(
+      byType('A').map((r) => [r.name, r.data, r.ttl]),
+      [[HOST, '10.0.0.5', 120]],
+    );
+    assert.deepEqual(
+      byType('AAAA').map((r) => [r.name, r.data]),
+      [[HOST, 'fe80::1']],
+    );
   });
 
   it('says goodbye with TTL 0 for everything but the shared type enumeration', () => {
@@ -59,7 +65,12 @@ describe('mDNS records', () => {
   });
 
   it('proposes SRV, TXT, A and AAAA (no PTR) when probing', () => {
-    assert.deepEqual(proposedRecords(records, [FQDN, HOST]).map((r) => r.type).sort(), ['A', 'AAAA', 'SRV', 'TXT']);
+    assert.deepEqual(
+      proposedRecords(records, [FQDN, HOST])
+        .map((r) => r.type)
+        .sort(),
+      ['A', 'AAAA', 'SRV', 'TXT'],
+    );
   });
 
   it('recognises the same record however it was spelt or decoded', () => {

@@ -57,7 +57,8 @@ describe('mDNS address selection by bound address', () => {
 
   it('recognises loopback addresses', () => {
     for (const address of ['127.0.0.1', '127.255.0.9', '::1', '::ffff:127.0.0.1']) assert.equal(isLoopbackAddress(address), true, address);
-    for (const address of ['0.0.0.0', '::', '192.0.2.10', '2001:db8::1', '128.0.0.1']) assert.equal(isLoopbackAddress(address), false, address);
+    for (const address of ['0.0.0.0', '::', '192.0.2.10', '2001:db8::1', '128.0.0.1'])
+      assert.equal(isLoopbackAddress(address), false, address);
     assert.deepEqual(boundAddressesOf(['192.0.2.10', '2001:db8::10'], '0.0.0.0'), ['192.0.2.10']);
   });
 });

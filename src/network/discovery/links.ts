@@ -61,9 +61,15 @@ export function boundAddressesOf(addresses: readonly string[], boundAddress: str
  * an address they cannot reach. Only an explicitly configured loopback interface (a test network,
  * or discovery among this machine's own processes) is advertised on then.
  */
-export function notAdvertisedReason(boundAddress: string | undefined, configured: readonly string[], current: InterfaceTable = networkInterfaces()): string | null {
+export function notAdvertisedReason(
+  boundAddress: string | undefined,
+  configured: readonly string[],
+  current: InterfaceTable = networkInterfaces(),
+): string | null {
   if (boundAddress === undefined || !isLoopbackAddress(boundAddress)) return null;
-  const loopbackConfigured = configured.some((name) => (current[name] ?? []).some((info) => info.internal && info.address.toLowerCase() === boundAddress.toLowerCase()));
+  const loopbackConfigured = configured.some((name) =>
+    (current[name] ?? []).some((info) => info.internal && info.address.toLowerCase() === boundAddress.toLowerCase()),
+  );
   if (loopbackConfigured) return null;
   return `the server is bound to the loopback address ${boundAddress} only, which other devices cannot reach (set server.host to 0.0.0.0, ::, or this machine's LAN address to be discovered)`;
 }
@@ -74,7 +80,11 @@ export function notAdvertisedReason(boundAddress: string | undefined, configured
  * Each publishes only those of its addresses the server is bound to (boundAddressesOf); an interface
  * with none of them is left out.
  */
-export function selectLinks(configured: readonly string[], boundAddress?: string, current: InterfaceTable = networkInterfaces()): LinkSelection {
+export function selectLinks(
+  configured: readonly string[],
+  boundAddress?: string,
+  current: InterfaceTable = networkInterfaces(),
+): LinkSelection {
   const names = configured.length > 0 ? configured : Object.keys(current);
   const selection: LinkSelection = { usable: [], missing: [], withoutIpv4: [], notBound: [] };
   for (const name of names) {
@@ -152,7 +162,9 @@ export class Link {
     const options = { interface: info.multicastAddress, bind: '0.0.0.0' };
     // Loaded with the first link, so that a Neuron with discovery off never loads it. CommonJS:
     // module.exports is the default export, whether Node or the bundle in dist/server/ loads it.
-    const { default: { Bonjour } } = await import('bonjour-service');
+    const {
+      default: { Bonjour },
+    } = await import('bonjour-service');
     const bonjour = new Bonjour(options as ConstructorParameters<typeof Bonjour>[0], (error: unknown) =>
       events.warning(error instanceof Error ? error : new Error(String(error))),
     );

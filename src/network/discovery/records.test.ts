@@ -79,9 +79,7 @@ describe('discovery records', () => {
   });
 
   it('reads TXT strings as RFC 6763 section 6 says', () => {
-    const entries = ['NPI=1245319599', 'npi=1679576722', 'path=/a=b', 'flag', '=nokey', '', 'name=Zoë'].map((s) =>
-      Buffer.from(s, 'utf8'),
-    );
+    const entries = ['NPI=1245319599', 'npi=1679576722', 'path=/a=b', 'flag', '=nokey', '', 'name=Zoë'].map((s) => Buffer.from(s, 'utf8'));
     assert.deepEqual(parseTxtStrings(entries), { npi: '1245319599', path: '/a=b', flag: '', name: 'Zoë' });
   });
 
@@ -104,10 +102,7 @@ describe('discovery records', () => {
       'wss://c.local:8443/ws/handshake',
     );
     // A path that is not a plain absolute path falls back to the standard one.
-    assert.equal(
-      deriveHandshakeUrl({ host: 'c.local', port: 1, addresses: [], txt: { path: 'x?y' } }),
-      'ws://c.local:1/ws/handshake',
-    );
+    assert.equal(deriveHandshakeUrl({ host: 'c.local', port: 1, addresses: [], txt: { path: 'x?y' } }), 'ws://c.local:1/ws/handshake');
     assert.equal(
       deriveHandshakeUrl({ host: 'c.local', port: 1, addresses: [], txt: { path: '/ws/handshake?x=1' } }),
       'ws://c.local:1/ws/handshake',

@@ -228,9 +228,7 @@ export function toDiscoveredNeuron(raw: RawService): DiscoveredNeuron | null {
   if (typeof raw.fqdn !== 'string' || typeof raw.host !== 'string' || typeof raw.port !== 'number') return null;
   const name = instanceNameFromFqdn(raw.fqdn) ?? (typeof raw.name === 'string' ? raw.name : null);
   if (name === null) return null;
-  const addresses = Array.isArray(raw.addresses)
-    ? orderAddresses(raw.addresses.filter((a): a is string => typeof a === 'string'))
-    : [];
+  const addresses = Array.isArray(raw.addresses) ? orderAddresses(raw.addresses.filter((a): a is string => typeof a === 'string')) : [];
   let txt: Record<string, string> = {};
   if (Array.isArray(raw.rawTxt) && raw.rawTxt.every((e) => e instanceof Uint8Array)) {
     txt = parseTxtStrings(raw.rawTxt as Uint8Array[]);

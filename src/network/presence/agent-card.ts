@@ -27,7 +27,12 @@ export interface ServedAgentCard {
 export type AgentCardReset = 'removed' | 'none_published' | { left: string };
 
 /** What the agent card is built from: the configuration's `services`, the organization and its addresses. */
-export function agentCardSourceFor(options: { config: NeuronConfig; handshakeUrl: string; publicUrl: string; version: string }): AgentCardSource {
+export function agentCardSourceFor(options: {
+  config: NeuronConfig;
+  handshakeUrl: string;
+  publicUrl: string;
+  version: string;
+}): AgentCardSource {
   const { config } = options;
   return {
     id: agentCardId(config.organization.npi),
@@ -48,7 +53,11 @@ export function serveCard(card: AgentCard): ServedAgentCard {
   return { card, json, etag: `"${createHash('sha256').update(json).digest('base64url').slice(0, 27)}"` };
 }
 
-export async function removeAgentCard(store: DatabaseRegistryStateStore, registryUrl: string | null, config: Pick<NeuronConfig, 'registry' | 'organization'>): Promise<AgentCardReset> {
+export async function removeAgentCard(
+  store: DatabaseRegistryStateStore,
+  registryUrl: string | null,
+  config: Pick<NeuronConfig, 'registry' | 'organization'>,
+): Promise<AgentCardReset> {
   const published = await store.loadAgentCardFingerprint().catch(() => null);
   if (published === null || published === agentCardFingerprint(null)) return 'none_published';
   if (registryUrl === null) return { left: 'no registry URL is configured' };

@@ -128,7 +128,10 @@ export class Presence {
   async start(): Promise<void> {
     const { config } = this.#options;
     if (!config.registry.enabled) {
-      this.#options.logger.info({ component: 'registry' }, 'registry integration disabled (registry.enabled is false); the organization is not listed in Axon');
+      this.#options.logger.info(
+        { component: 'registry' },
+        'registry integration disabled (registry.enabled is false); the organization is not listed in Axon',
+      );
     } else if (this.#options.leadership !== undefined) {
       this.#leadership = this.#options.leadership({
         onElected: () => this.#transition(() => this.#startClient()),
@@ -176,7 +179,8 @@ export class Presence {
    * in the background once older than SUMMARY_REFRESH_MS.
    */
   registrySummary(): RegistrySummary {
-    if (!this.#options.config.registry.enabled) return { state: 'disabled', registered: false, lastHeartbeatAt: null, consecutiveFailures: 0, lastError: null, remedy: null };
+    if (!this.#options.config.registry.enabled)
+      return { state: 'disabled', registered: false, lastHeartbeatAt: null, consecutiveFailures: 0, lastError: null, remedy: null };
     const live = this.#service?.status();
     if (live !== undefined) {
       return {
@@ -189,7 +193,9 @@ export class Presence {
       };
     }
     if (Date.now() - this.#summaryReadAt > SUMMARY_REFRESH_MS) void this.#readSummary();
-    return this.#summary ?? { state: 'unknown', registered: false, lastHeartbeatAt: null, consecutiveFailures: 0, lastError: null, remedy: null };
+    return (
+      this.#summary ?? { state: 'unknown', registered: false, lastHeartbeatAt: null, consecutiveFailures: 0, lastError: null, remedy: null }
+    );
   }
 
   #readSummary(): Promise<void> {
@@ -205,7 +211,10 @@ export class Presence {
           remedy: view.remedy,
         };
       } catch (error) {
-        this.#options.logger.warn({ component: 'registry', error: error instanceof Error ? error.message : String(error) }, 'could not read the registry status from the database');
+        this.#options.logger.warn(
+          { component: 'registry', error: error instanceof Error ? error.message : String(error) },
+          'could not read the registry status from the database',
+        );
       } finally {
         this.#summaryReadAt = Date.now();
         this.#summaryReading = null;
@@ -252,7 +261,8 @@ export class Presence {
 
   async #startClient(): Promise<void> {
     if (this.#service !== null) return;
-    if (this.#leadership !== null) this.#options.logger.info({ component: 'registry' }, 'this instance now runs the registry client (holds the registry lease)');
+    if (this.#leadership !== null)
+      this.#options.logger.info({ component: 'registry' }, 'this instance now runs the registry client (holds the registry lease)');
     // A new service per term: it loads the registration afresh, as another instance may have
     // heartbeated, registered providers or been reset since.
     this.#service = createRegistryService(this.#options, this.#store, 'system', { roster: true });
@@ -263,7 +273,10 @@ export class Presence {
     const service = this.#service;
     this.#service = null;
     if (service !== null && this.#leadership !== null) {
-      this.#options.logger.info({ component: 'registry' }, 'this instance no longer runs the registry client (lease released, lost or not renewed in time)');
+      this.#options.logger.info(
+        { component: 'registry' },
+        'this instance no longer runs the registry client (lease released, lost or not renewed in time)',
+      );
     }
     await service?.stop();
   }
@@ -302,9 +315,15 @@ interface ServiceExtras {
   roster: boolean;
 }
 
-type RegistryServiceSettings = Omit<PresenceOptions, 'port' | 'tls' | 'boundAddress' | 'leadership' | 'publicUrl' | 'version'> & Partial<Pick<PresenceOptions, 'publicUrl' | 'version'>>;
+type RegistryServiceSettings = Omit<PresenceOptions, 'port' | 'tls' | 'boundAddress' | 'leadership' | 'publicUrl' | 'version'> &
+  Partial<Pick<PresenceOptions, 'publicUrl' | 'version'>>;
 
-function createRegistryService(options: RegistryServiceSettings, store: DatabaseRegistryStateStore, actor: string, extras: ServiceExtras): RegistryService {
+function createRegistryService(
+  options: RegistryServiceSettings,
+  store: DatabaseRegistryStateStore,
+  actor: string,
+  extras: ServiceExtras,
+): RegistryService {
   const { config, storage, logger } = options;
   return new RegistryService({
     enabled: config.registry.enabled,
@@ -321,7 +340,14 @@ function createRegistryService(options: RegistryServiceSettings, store: Database
     },
     ...(extras.roster ? { roster: () => activeRoster(storage, store, logger) } : {}),
     ...(extras.roster && options.publicUrl !== undefined && options.version !== undefined
-      ? { agentCard: agentCardSourceFor({ config, handshakeUrl: options.handshakeUrl, publicUrl: options.publicUrl, version: options.version }) }
+      ? {
+          agentCard: agentCardSourceFor({
+            config,
+            handshakeUrl: options.handshakeUrl,
+            publicUrl: options.publicUrl,
+            version: options.version,
+          }),
+        }
       : {}),
   });
 }
@@ -330,7 +356,11 @@ function createRegistryService(options: RegistryServiceSettings, store: Database
  * The providers the registry should list: every `active` provider on the roster. Also puts
  * `providers.registry_state` back in step for providers whose row was recreated.
  */
-export async function activeRoster(storage: Pick<Storage, 'db'>, store: DatabaseRegistryStateStore, logger: PresenceLogger): Promise<ProviderInput[]> {
+export async function activeRoster(
+  storage: Pick<Storage, 'db'>,
+  store: DatabaseRegistryStateStore,
+  logger: PresenceLogger,
+): Promise<ProviderInput[]> {
   const { providers, unregistered } = await readRoster(storage, logger);
   await store.mirrorProviderStates(unregistered);
   return providers;
@@ -341,8 +371,16 @@ async function readActiveRoster(storage: Pick<Storage, 'db'>, logger: PresenceLo
   return (await readRoster(storage, logger)).providers;
 }
 
-async function readRoster(storage: Pick<Storage, 'db'>, logger: PresenceLogger): Promise<{ providers: ProviderInput[]; unregistered: string[] }> {
-  const rows = await storage.db.selectFrom('providers').select(['npi', 'name', 'provider_types', 'specialty', 'credentials', 'registry_state']).where('status', '=', 'active').orderBy('npi').execute();
+async function readRoster(
+  storage: Pick<Storage, 'db'>,
+  logger: PresenceLogger,
+): Promise<{ providers: ProviderInput[]; unregistered: string[] }> {
+  const rows = await storage.db
+    .selectFrom('providers')
+    .select(['npi', 'name', 'provider_types', 'specialty', 'credentials', 'registry_state'])
+    .where('status', '=', 'active')
+    .orderBy('npi')
+    .execute();
   const providers: ProviderInput[] = [];
   for (const row of rows) {
     try {
@@ -356,7 +394,10 @@ async function readRoster(storage: Pick<Storage, 'db'>, logger: PresenceLogger):
         ...(Array.isArray(credentials) && credentials.length > 0 ? { credentials: credentials.map(toRegistryCredential) } : {}),
       });
     } catch {
-      logger.warn({ component: 'registry', npi: row.npi }, 'roster entry has unreadable provider types or credentials; not sent to the registry');
+      logger.warn(
+        { component: 'registry', npi: row.npi },
+        'roster entry has unreadable provider types or credentials; not sent to the registry',
+      );
     }
   }
   const unregistered = rows.filter((row) => row.registry_state === 'unregistered').map((row) => row.npi);
@@ -413,7 +454,11 @@ export async function registerOnce(options: RegisterOnceOptions): Promise<Regist
 
 /** Whether some instance holds the registry lease now (then the registration must not be reset). */
 export async function registryClientHolder(storage: Pick<Storage, 'db'>): Promise<{ holder: string; expiresAt: string } | null> {
-  const row = await storage.db.selectFrom('leases').select(['holder', 'expires_at']).where('name', '=', REGISTRY_LEASE_NAME).executeTakeFirst();
+  const row = await storage.db
+    .selectFrom('leases')
+    .select(['holder', 'expires_at'])
+    .where('name', '=', REGISTRY_LEASE_NAME)
+    .executeTakeFirst();
   if (row === undefined || row.expires_at <= new Date().toISOString()) return null;
   return { holder: row.holder, expiresAt: row.expires_at };
 }
@@ -446,7 +491,11 @@ export async function resetRegistration(
   await audit({
     type: 'registry.reset',
     actor,
-    details: { registration: registrationId === null ? null : registrationRef(registrationId), registry_url: registryUrl, agent_card: typeof agentCard === 'string' ? agentCard : 'left' },
+    details: {
+      registration: registrationId === null ? null : registrationRef(registrationId),
+      registry_url: registryUrl,
+      agent_card: typeof agentCard === 'string' ? agentCard : 'left',
+    },
   });
   return { registrationId, registryUrl, agentCard };
 }

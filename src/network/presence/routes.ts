@@ -39,23 +39,33 @@ const AgentCardSchema = Type.Object(
 export function agentCardRoutes(options: { card: () => Promise<ServedAgentCard | null> }): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-    app.get(AGENT_CARD_PATH, {
-      config: { auth: { kind: 'none' } },
-      schema: {
-        tags: ['organization'],
-        operationId: 'getAgentCard',
-        summary: 'What this organization offers the CareAgent network (its agent card)',
-        description: 'Built from the `services` configuration section and the active roster; the same card is published to the registry. Public.',
-        security: [],
-        response: { 200: AgentCardSchema, 304: Type.Null({ description: 'unchanged since the ETag given in If-None-Match' }), ...problems({ 404: 'NOT_FOUND: the organization lists no capability' }) },
+    app.get(
+      AGENT_CARD_PATH,
+      {
+        config: { auth: { kind: 'none' } },
+        schema: {
+          tags: ['organization'],
+          operationId: 'getAgentCard',
+          summary: 'What this organization offers the CareAgent network (its agent card)',
+          description:
+            'Built from the `services` configuration section and the active roster; the same card is published to the registry. Public.',
+          security: [],
+          response: {
+            200: AgentCardSchema,
+            304: Type.Null({ description: 'unchanged since the ETag given in If-None-Match' }),
+            ...problems({ 404: 'NOT_FOUND: the organization lists no capability' }),
+          },
+        },
       },
-    }, async (request, reply) => {
-      const served = await options.card();
-      if (served === null) throw new NeuronError('NOT_FOUND', { message: 'This organization publishes no agent card (no capability is configured)' });
-      reply.header('etag', served.etag).header('cache-control', 'public, max-age=60');
-      if (request.headers['if-none-match'] === served.etag) return reply.code(304).send(null);
-      // Serialized once per refresh (presence.ts), not per request: a JSON string is sent as it is.
-      return reply.type('application/json; charset=utf-8').send(served.json as unknown as ServedAgentCard['card']);
-    });
+      async (request, reply) => {
+        const served = await options.card();
+        if (served === null)
+          throw new NeuronError('NOT_FOUND', { message: 'This organization publishes no agent card (no capability is configured)' });
+        reply.header('etag', served.etag).header('cache-control', 'public, max-age=60');
+        if (request.headers['if-none-match'] === served.etag) return reply.code(304).send(null);
+        // Serialized once per refresh (presence.ts), not per request: a JSON string is sent as it is.
+        return reply.type('application/json; charset=utf-8').send(served.json as unknown as ServedAgentCard['card']);
+      },
+    );
   };
 }

@@ -9,7 +9,15 @@
  */
 import type { NeuronConfig } from '../../foundation/config/index.ts';
 import type { Storage } from '../../foundation/storage/index.ts';
-import { DatabaseRegistryStateStore, UNREGISTERED, remedyFor, type PublicRegistration, type RegistryState, type RegistryStatus, type RegistryStatusSnapshot } from '../registry/index.ts';
+import {
+  DatabaseRegistryStateStore,
+  UNREGISTERED,
+  remedyFor,
+  type PublicRegistration,
+  type RegistryState,
+  type RegistryStatus,
+  type RegistryStatusSnapshot,
+} from '../registry/index.ts';
 
 export interface RegistryProviderView {
   npi: string;
@@ -106,7 +114,11 @@ export async function readRegistryStatus(
 }
 
 async function providerViews(storage: Pick<Storage, 'db'>, store: DatabaseRegistryStateStore): Promise<RegistryProviderView[]> {
-  const rows = await storage.db.selectFrom('providers').select(['npi', 'name', 'status', 'registry_state', 'registry_error']).orderBy('npi').execute();
+  const rows = await storage.db
+    .selectFrom('providers')
+    .select(['npi', 'name', 'status', 'registry_state', 'registry_error'])
+    .orderBy('npi')
+    .execute();
   const views: RegistryProviderView[] = rows.map((row) => ({
     npi: row.npi,
     name: row.name,
@@ -123,7 +135,11 @@ async function providerViews(storage: Pick<Storage, 'db'>, store: DatabaseRegist
   return views.sort((a, b) => a.npi.localeCompare(b.npi));
 }
 
-function remedyContext(config: NeuronConfig, registration: PublicRegistration | null, detail: string | null): Parameters<typeof remedyFor>[1] {
+function remedyContext(
+  config: NeuronConfig,
+  registration: PublicRegistration | null,
+  detail: string | null,
+): Parameters<typeof remedyFor>[1] {
   return {
     organizationNpi: config.organization.npi,
     registryUrl: config.registry.url,

@@ -79,7 +79,10 @@ export function buildAgentCard(input: AgentCardInput): AgentCard | null {
   return {
     id: agentCardId(organization.npi),
     name: organization.name,
-    description: services.description !== '' ? services.description : `Consent handshakes with ${organization.name}'s care team on the CareAgent network`,
+    description:
+      services.description !== ''
+        ? services.description
+        : `Consent handshakes with ${organization.name}'s care team on the CareAgent network`,
     version: input.version,
     url: input.handshakeUrl,
     capabilities: services.capabilities.map((capability) => ({ name: capability.name, description: capability.description })),

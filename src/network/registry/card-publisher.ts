@@ -66,7 +66,10 @@ export class AgentCardPublisher {
       if (outcome === 'unreachable') {
         failures += 1;
         // Like heartbeats: never wait longer than one heartbeat interval between probes.
-        const policy = { initialMs: Math.min(this.#runtime.backoff.initialMs, this.#runtime.heartbeatIntervalMs), maxMs: Math.min(this.#runtime.backoff.maxMs, this.#runtime.heartbeatIntervalMs) };
+        const policy = {
+          initialMs: Math.min(this.#runtime.backoff.initialMs, this.#runtime.heartbeatIntervalMs),
+          maxMs: Math.min(this.#runtime.backoff.maxMs, this.#runtime.heartbeatIntervalMs),
+        };
         if (!(await sleep(retryDelayMs(failures, policy, this.#runtime.random), signal))) return;
       } else {
         failures = 0;
@@ -87,19 +90,32 @@ export class AgentCardPublisher {
       if (!isRegistryError(error)) throw error;
       if (error.kind === 'aborted' || signal.aborted) return 'stopped';
       if (error.kind === 'unreachable') {
-        this.#runtime.log.warn({ component: 'registry', operation: error.operation, error: error.describe() }, 'registry unreachable; the agent card will be sent again');
+        this.#runtime.log.warn(
+          { component: 'registry', operation: error.operation, error: error.describe() },
+          'registry unreachable; the agent card will be sent again',
+        );
         return 'unreachable';
       }
       // Refused: the same card would be refused again; it is sent again once it changes.
       this.#sent = fingerprint;
-      this.#runtime.log.error({ component: 'registry', operation: error.operation, error: error.describe() }, 'the registry refused the agent card');
-      await this.#runtime.audit('registry.agent_card_refused', { operation: error.operation, registryStatus: error.registryStatus, registryError: error.registryError });
+      this.#runtime.log.error(
+        { component: 'registry', operation: error.operation, error: error.describe() },
+        'the registry refused the agent card',
+      );
+      await this.#runtime.audit('registry.agent_card_refused', {
+        operation: error.operation,
+        registryStatus: error.registryStatus,
+        registryError: error.registryError,
+      });
       return 'done';
     }
     this.#sent = fingerprint;
     await this.#saveSent(fingerprint);
     const removed = card === null;
-    this.#runtime.log.info({ component: 'registry', card: this.#id }, removed ? 'agent card removed from the registry' : 'agent card published to the registry');
+    this.#runtime.log.info(
+      { component: 'registry', card: this.#id },
+      removed ? 'agent card removed from the registry' : 'agent card published to the registry',
+    );
     await this.#runtime.audit(removed ? 'registry.agent_card_removed' : 'registry.agent_card_published', {
       card: this.#id,
       ...(card !== null ? { url: card.url, capabilities: card.capabilities.map((capability) => capability.name) } : {}),
@@ -131,7 +147,10 @@ export class AgentCardPublisher {
       await this.#runtime.options.store.saveAgentCardFingerprint?.(fingerprint);
     } catch (error) {
       // Only costs a redundant request after a restart.
-      this.#runtime.log.warn({ component: 'registry', error: error instanceof Error ? error.message : String(error) }, 'could not record the published agent card');
+      this.#runtime.log.warn(
+        { component: 'registry', error: error instanceof Error ? error.message : String(error) },
+        'could not record the published agent card',
+      );
     }
   }
 

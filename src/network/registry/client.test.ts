@@ -1,7 +1,7 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeRegistry, type FakeRegistry } from '../../../test/fakes/fake-registry.ts';
-import { AxonClient, RegistryError, isRegistryError, type RegistryErrorKind } from './client.ts';
+import { AxonClient, type RegistryError, isRegistryError, type RegistryErrorKind } from './client.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
 
 const ENDPOINT = 'wss://neuron.example.test/ws/handshake';
@@ -101,11 +101,21 @@ describe('AxonClient against the fake registry', () => {
       endpointUrl: ENDPOINT,
     });
     await expectKind(
-      client.registerNeuron({ organizationNpi: '1003000126', organizationName: 'Again', organizationType: 'practice', endpointUrl: ENDPOINT }),
+      client.registerNeuron({
+        organizationNpi: '1003000126',
+        organizationName: 'Again',
+        organizationType: 'practice',
+        endpointUrl: ENDPOINT,
+      }),
       'duplicate',
     );
     const luhn = await expectKind(
-      client.registerNeuron({ organizationNpi: '1234567890', organizationName: 'Bad NPI', organizationType: 'practice', endpointUrl: ENDPOINT }),
+      client.registerNeuron({
+        organizationNpi: '1234567890',
+        organizationName: 'Bad NPI',
+        organizationType: 'practice',
+        endpointUrl: ENDPOINT,
+      }),
       'rejected',
     );
     assert.equal(luhn.registryStatus, 400);

@@ -36,8 +36,15 @@ const MAX_ERROR_TEXT_CHARS = 500;
 
 export type RegistryErrorKind = 'unreachable' | 'unauthorized' | 'duplicate' | 'rejected' | 'aborted';
 export type RegistryOperation =
-  | 'register_neuron' | 'heartbeat' | 'register_provider' | 'delete_provider' | 'get_entry' | 'search'
-  | 'create_agent_card' | 'update_agent_card' | 'delete_agent_card';
+  | 'register_neuron'
+  | 'heartbeat'
+  | 'register_provider'
+  | 'delete_provider'
+  | 'get_entry'
+  | 'search'
+  | 'create_agent_card'
+  | 'update_agent_card'
+  | 'delete_agent_card';
 
 // The catalogue has no registry-specific codes yet; these are the closest public meanings should
 // one of these errors ever reach an API answer.
@@ -274,7 +281,11 @@ export class AxonClient {
 
   /** PUT /v1/agent-cards/:id (merged over the stored card); false when the registry holds no such card. */
   async updateAgentCard(card: { id: string }, options: RequestOptions = {}): Promise<boolean> {
-    const answer = await this.#send('update_agent_card', 'PUT', `v1/agent-cards/${segment(card.id)}`, { body: card, signal: options.signal, notFoundIsAnswer: true });
+    const answer = await this.#send('update_agent_card', 'PUT', `v1/agent-cards/${segment(card.id)}`, {
+      body: card,
+      signal: options.signal,
+      notFoundIsAnswer: true,
+    });
     return answer.status !== 404;
   }
 

@@ -33,7 +33,12 @@ export class ProviderSync {
   #refresh: Promise<void> | null = null;
   #refreshQueued = false;
 
-  constructor(options: { runtime: RegistryRuntime; registration: Registration; running: () => boolean; rosterRead?: (roster: readonly ProviderInput[]) => void }) {
+  constructor(options: {
+    runtime: RegistryRuntime;
+    registration: Registration;
+    running: () => boolean;
+    rosterRead?: (roster: readonly ProviderInput[]) => void;
+  }) {
     this.#runtime = options.runtime;
     this.#registration = options.registration;
     this.#running = options.running;
@@ -129,10 +134,17 @@ export class ProviderSync {
     const current = this.#providers.get(npi);
     const queued = this.#desired.get(npi);
     if (current?.state === 'registered' && queued?.op !== 'remove') return;
-    if (options.keepRejected && current?.state === 'rejected' && queued === undefined && this.#rejectedAs.get(npi) === fingerprint(provider)) return;
+    if (
+      options.keepRejected &&
+      current?.state === 'rejected' &&
+      queued === undefined &&
+      this.#rejectedAs.get(npi) === fingerprint(provider)
+    )
+      return;
     // The same request already queued (perhaps in flight) stays as it is: replacing it would make
     // its answer count for nothing and send it again.
-    if (queued?.op !== 'register' || fingerprint(queued.provider) !== fingerprint(provider)) this.#desired.set(npi, { op: 'register', provider });
+    if (queued?.op !== 'register' || fingerprint(queued.provider) !== fingerprint(provider))
+      this.#desired.set(npi, { op: 'register', provider });
     if (current?.state !== 'pending') await this.#setProvider(npi, 'pending', null);
   }
 
@@ -180,7 +192,10 @@ export class ProviderSync {
       try {
         validateProvider(provider, 'provider');
       } catch {
-        this.#runtime.log.warn({ component: 'registry', npi: provider.npi }, 'roster entry cannot be sent to the registry (NPI, name or types missing); left out');
+        this.#runtime.log.warn(
+          { component: 'registry', npi: provider.npi },
+          'roster entry cannot be sent to the registry (NPI, name or types missing); left out',
+        );
         continue;
       }
       if (!wanted.has(provider.npi)) wanted.set(provider.npi, provider);
@@ -208,7 +223,10 @@ export class ProviderSync {
         outcome = await this.#attempt(npi, op, signal);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        this.#runtime.log.error({ component: 'registry', npi, error: message }, 'unexpected failure while updating a provider in the registry');
+        this.#runtime.log.error(
+          { component: 'registry', npi, error: message },
+          'unexpected failure while updating a provider in the registry',
+        );
         outcome = 'unreachable';
       }
       this.#release(npi);
@@ -253,7 +271,10 @@ export class ProviderSync {
       }
       if (error.kind === 'unreachable') {
         if (stillWanted()) await this.#setProvider(npi, openState, error.describe());
-        this.#runtime.log.warn({ component: 'registry', npi, operation: error.operation, error: error.describe() }, 'registry unreachable; provider change will be retried');
+        this.#runtime.log.warn(
+          { component: 'registry', npi, operation: error.operation, error: error.describe() },
+          'registry unreachable; provider change will be retried',
+        );
         return 'unreachable';
       }
       // Refused: retrying the same request would only be refused again.
@@ -261,7 +282,10 @@ export class ProviderSync {
       this.#desired.delete(npi);
       if (op.op === 'register') this.#rejectedAs.set(npi, fingerprint(op.provider));
       await this.#setProvider(npi, op.op === 'register' ? 'rejected' : 'removing', error.describe());
-      this.#runtime.log.error({ component: 'registry', npi, operation: error.operation, error: error.describe() }, 'the registry refused a provider change');
+      this.#runtime.log.error(
+        { component: 'registry', npi, operation: error.operation, error: error.describe() },
+        'the registry refused a provider change',
+      );
       await this.#runtime.audit(op.op === 'register' ? 'registry.provider_rejected' : 'registry.provider_removal_refused', {
         npi,
         registryStatus: error.registryStatus,
@@ -274,7 +298,10 @@ export class ProviderSync {
   async #done(npi: string, op: DesiredOp, how: string): Promise<void> {
     this.#desired.delete(npi);
     await this.#setProvider(npi, op.op === 'register' ? 'registered' : 'removed', null);
-    this.#runtime.log.info({ component: 'registry', npi, how }, op.op === 'register' ? 'provider listed in the registry' : 'provider removed from the registry');
+    this.#runtime.log.info(
+      { component: 'registry', npi, how },
+      op.op === 'register' ? 'provider listed in the registry' : 'provider removed from the registry',
+    );
     await this.#runtime.audit(op.op === 'register' ? 'registry.provider_registered' : 'registry.provider_removed', { npi });
   }
 
@@ -337,7 +364,10 @@ export class ProviderSync {
     try {
       await this.#runtime.options.store.saveProviderState(npi, value);
     } catch (error) {
-      this.#runtime.log.error({ component: 'registry', npi, error: error instanceof Error ? error.message : String(error) }, 'could not persist a provider registry state');
+      this.#runtime.log.error(
+        { component: 'registry', npi, error: error instanceof Error ? error.message : String(error) },
+        'could not persist a provider registry state',
+      );
     }
   }
 }

@@ -135,7 +135,10 @@ export class Registration {
         this.#failures = attempt;
         this.#lastError = error.describe();
         const waitMs = retryDelayMs(attempt, this.#runtime.backoff, this.#runtime.random);
-        this.#runtime.log.warn({ component: 'registry', attempt, retryInMs: waitMs, error: error.describe() }, 'registry unreachable; registration will be retried');
+        this.#runtime.log.warn(
+          { component: 'registry', attempt, retryInMs: waitMs, error: error.describe() },
+          'registry unreachable; registration will be retried',
+        );
         this.#runtime.publish();
         if (!(await sleep(waitMs, signal))) return false;
       }
@@ -172,7 +175,10 @@ export class Registration {
     this.#state = 'registered';
     await this.persistRecord();
     const registrationRef = ref(registration.registrationId);
-    log.info({ component: 'registry', registration: registrationRef, endpointUrl: options.endpointUrl, attempts }, 'registered with the Axon registry');
+    log.info(
+      { component: 'registry', registration: registrationRef, endpointUrl: options.endpointUrl, attempts },
+      'registered with the Axon registry',
+    );
     await this.#runtime.audit('registry.registered', {
       registration: registrationRef,
       registryUrl: options.registryUrl,
@@ -224,7 +230,10 @@ export class Registration {
     this.#lastError = null;
     this.#staleReported = false;
     if (failuresBefore > 0) {
-      log.info({ component: 'registry', registration: ref(record.registrationId), failures: failuresBefore }, 'registry reachable again; heartbeat accepted');
+      log.info(
+        { component: 'registry', registration: ref(record.registrationId), failures: failuresBefore },
+        'registry reachable again; heartbeat accepted',
+      );
       this.#hooks.wakeProviders();
     } else {
       log.debug({ component: 'registry', registration: ref(record.registrationId) }, 'heartbeat accepted');
@@ -238,7 +247,12 @@ export class Registration {
     record.consecutiveFailures += 1;
     record.lastError = error.describe();
     this.#lastError = record.lastError;
-    const fields = { component: 'registry', registration: ref(record.registrationId), consecutiveFailures: record.consecutiveFailures, error: error.describe() };
+    const fields = {
+      component: 'registry',
+      registration: ref(record.registrationId),
+      consecutiveFailures: record.consecutiveFailures,
+      error: error.describe(),
+    };
     let delay: number;
     if (error.kind === 'unreachable') {
       delay = retryDelayMs(record.consecutiveFailures, retryPolicy, this.#runtime.random);
@@ -280,7 +294,14 @@ export class Registration {
     this.#hooks.releaseWaiters();
     const registration = record ? ref(record.registrationId) : null;
     this.#runtime.log.error(
-      { component: 'registry', reason, registration, operation: error?.operation ?? null, registryStatus: error?.registryStatus ?? null, remedy: this.#remedy },
+      {
+        component: 'registry',
+        reason,
+        registration,
+        operation: error?.operation ?? null,
+        registryStatus: error?.registryStatus ?? null,
+        remedy: this.#remedy,
+      },
       'registry registration is not usable; heartbeats stopped until an operator acts',
     );
     this.#runtime.publish();
@@ -335,7 +356,10 @@ export class Registration {
         this.#state = 'invalid';
         this.#remedy = remedyFor('state_unreadable', this.#remedyContext(null, message));
       }
-      this.#runtime.log.error({ component: 'registry', error: message, remedy: this.#remedy }, 'cannot read the stored registry registration');
+      this.#runtime.log.error(
+        { component: 'registry', error: message, remedy: this.#remedy },
+        'cannot read the stored registry registration',
+      );
       this.#runtime.publish();
       await this.#runtime.audit('registry.registration_invalid', { reason: 'state_unreadable', remedy: this.#remedy });
       return false;

@@ -4,7 +4,12 @@
  */
 
 /** Why a registration cannot be used; none of these fixes itself. */
-export type InvalidReason = 'unauthorized' | 'organization_already_registered' | 'registration_rejected' | 'registry_changed' | 'state_unreadable';
+export type InvalidReason =
+  | 'unauthorized'
+  | 'organization_already_registered'
+  | 'registration_rejected'
+  | 'registry_changed'
+  | 'state_unreadable';
 
 export interface RemedyContext {
   organizationNpi: string;
@@ -19,7 +24,7 @@ export function remedyFor(reason: InvalidReason, context: RemedyContext): string
   switch (reason) {
     case 'unauthorized':
       return (
-        'The registry no longer accepts this Neuron\'s registration (it answered 401: the token was revoked or the registration was removed). ' +
+        "The registry no longer accepts this Neuron's registration (it answered 401: the token was revoked or the registration was removed). " +
         'Tokens are never reissued, so this will not fix itself and the Neuron has stopped heartbeating; it keeps serving patients who reach it, ' +
         'but the registry refuses patients a grant once the endpoint is stale. ' +
         'Contact the registry operator with the registration id shown in the registry status. If they confirm it is gone, have them remove the organization entry, ' +

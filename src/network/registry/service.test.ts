@@ -284,7 +284,13 @@ describe('RegistryService against the fake registry', () => {
   it('persists the registration and reuses it on restart (no second registration)', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'neuron-registry-'));
     // The embedded default: the registration kept in the SQLite database, reopened for the restart.
-    const options = { url: '', sqliteFile: path.join(dir, 'neuron.sqlite'), sqliteSynchronous: 'FULL', busyTimeoutMs: 5_000, poolMax: 1 } as const;
+    const options = {
+      url: '',
+      sqliteFile: path.join(dir, 'neuron.sqlite'),
+      sqliteSynchronous: 'FULL',
+      busyTimeoutMs: 5_000,
+      poolMax: 1,
+    } as const;
     let storage = await openStorage(options);
     await storage.migrate();
     try {
@@ -352,7 +358,7 @@ describe('RegistryService against the fake registry', () => {
     await waitFor('invalid', () => svc.status().state === 'invalid');
     assert.match(svc.status().remedy ?? '', /belongs to registry https:\/\/axon\.other\.example\//);
     assert.equal(fake.requests.length, 0);
-    assert.equal((await store.load())?.status, 'registered', 'the other registry\'s registration is left intact');
+    assert.equal((await store.load())?.status, 'registered', "the other registry's registration is left intact");
     const text = h.logs.join('\n') + JSON.stringify(h.audits);
     assert.ok(!text.includes('stored-token-for-another-registry') && !text.includes('stored-id-for-another-registry'));
   });
@@ -416,7 +422,8 @@ describe('RegistryService against the fake registry', () => {
     const invalid = (overrides: Partial<RegistryServiceOptions>, field: string): void => {
       assert.throws(
         () => service(store, overrides),
-        (error: unknown) => error instanceof NeuronError && error.code === 'VALIDATION_FAILED' && (error.errors ?? []).some((e) => e.path === field),
+        (error: unknown) =>
+          error instanceof NeuronError && error.code === 'VALIDATION_FAILED' && (error.errors ?? []).some((e) => e.path === field),
       );
     };
     invalid({ heartbeatIntervalMs: 5 * 60_000 }, 'registry.heartbeat_interval_ms');

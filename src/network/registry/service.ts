@@ -73,7 +73,10 @@ export class RegistryService {
         releaseWaiters: () => this.#providers.releaseAll(),
       },
     });
-    this.#card = options.agentCard !== undefined && options.roster !== undefined ? new AgentCardPublisher({ runtime: this.#runtime, registration: this.#registration, card: options.agentCard }) : null;
+    this.#card =
+      options.agentCard !== undefined && options.roster !== undefined
+        ? new AgentCardPublisher({ runtime: this.#runtime, registration: this.#registration, card: options.agentCard })
+        : null;
     this.#providers = new ProviderSync({
       runtime: this.#runtime,
       registration: this.#registration,
@@ -93,7 +96,10 @@ export class RegistryService {
     }
     const registry = new URL(options.registryUrl);
     if (registry.protocol === 'http:' && !isLoopback(registry.hostname)) {
-      log.warn({ component: 'registry', registryUrl: options.registryUrl }, 'registry.url is plain http: the bearer token crosses the network unencrypted');
+      log.warn(
+        { component: 'registry', registryUrl: options.registryUrl },
+        'registry.url is plain http: the bearer token crosses the network unencrypted',
+      );
     }
   }
 
@@ -216,7 +222,10 @@ export class RegistryService {
       try {
         await store.saveStatus?.({ ...this.status(), updatedAt: this.#runtime.now().toISOString() });
       } catch (error) {
-        this.#runtime.log.warn({ component: 'registry', error: error instanceof Error ? error.message : String(error) }, 'could not save the registry status for other processes');
+        this.#runtime.log.warn(
+          { component: 'registry', error: error instanceof Error ? error.message : String(error) },
+          'could not save the registry status for other processes',
+        );
       }
     });
   }
@@ -227,7 +236,10 @@ export class RegistryService {
     try {
       await audit({ type, details });
     } catch (error) {
-      this.#runtime.log.error({ component: 'registry', auditType: type, error: error instanceof Error ? error.message : String(error) }, 'could not record a registry audit event');
+      this.#runtime.log.error(
+        { component: 'registry', auditType: type, error: error instanceof Error ? error.message : String(error) },
+        'could not record a registry audit event',
+      );
     }
   }
 

@@ -21,7 +21,13 @@
 import { NeuronError } from '../../foundation/errors/index.ts';
 import type { Db, Storage } from '../../foundation/storage/index.ts';
 import type { RegistryStatusSnapshot } from './types.ts';
-import { isRegistrationRecord, type ProviderRegistryState, type ProviderRegistryStateName, type RegistrationRecord, type RegistryStateStore } from './state.ts';
+import {
+  isRegistrationRecord,
+  type ProviderRegistryState,
+  type ProviderRegistryStateName,
+  type RegistrationRecord,
+  type RegistryStateStore,
+} from './state.ts';
 
 export const REGISTRATION_SETTING = 'registry.registration';
 export const STATUS_SETTING = 'registry.status';
@@ -51,12 +57,21 @@ export class DatabaseRegistryStateStore implements RegistryStateStore {
       parsed = JSON.parse(value);
     } catch {
       // No cause: the parser's message quotes the text, which holds the token.
-      throw new NeuronError('SERVER_ERROR', { message: `The stored registry registration (settings.${REGISTRATION_SETTING}) is not valid JSON` });
+      throw new NeuronError('SERVER_ERROR', {
+        message: `The stored registry registration (settings.${REGISTRATION_SETTING}) is not valid JSON`,
+      });
     }
     if (!isRegistrationRecord(parsed)) {
-      throw new NeuronError('SERVER_ERROR', { message: `The stored registry registration (settings.${REGISTRATION_SETTING}) is incomplete` });
+      throw new NeuronError('SERVER_ERROR', {
+        message: `The stored registry registration (settings.${REGISTRATION_SETTING}) is incomplete`,
+      });
     }
-    return { ...parsed, lastHeartbeatAt: parsed.lastHeartbeatAt ?? null, consecutiveFailures: parsed.consecutiveFailures ?? 0, lastError: parsed.lastError ?? null };
+    return {
+      ...parsed,
+      lastHeartbeatAt: parsed.lastHeartbeatAt ?? null,
+      consecutiveFailures: parsed.consecutiveFailures ?? 0,
+      lastError: parsed.lastError ?? null,
+    };
   }
 
   async save(record: RegistrationRecord): Promise<void> {
@@ -95,7 +110,13 @@ export class DatabaseRegistryStateStore implements RegistryStateStore {
     await this.#storage.transaction(async (trx) => {
       await trx
         .deleteFrom('settings')
-        .where((eb) => eb.or([eb('name', '=', REGISTRATION_SETTING), eb('name', '=', STATUS_SETTING), eb('name', 'like', `${PROVIDER_SETTING_PREFIX}%`)]))
+        .where((eb) =>
+          eb.or([
+            eb('name', '=', REGISTRATION_SETTING),
+            eb('name', '=', STATUS_SETTING),
+            eb('name', 'like', `${PROVIDER_SETTING_PREFIX}%`),
+          ]),
+        )
         .execute();
       await trx.updateTable('providers').set({ registry_state: UNREGISTERED, registry_error: null }).execute();
     });
@@ -118,7 +139,9 @@ export class DatabaseRegistryStateStore implements RegistryStateStore {
     if (value === null) return null;
     try {
       const parsed = JSON.parse(value) as unknown;
-      return parsed !== null && typeof parsed === 'object' && typeof (parsed as { state?: unknown }).state === 'string' ? (parsed as RegistryStatusSnapshot) : null;
+      return parsed !== null && typeof parsed === 'object' && typeof (parsed as { state?: unknown }).state === 'string'
+        ? (parsed as RegistryStatusSnapshot)
+        : null;
     } catch {
       // Only a display aid; an unreadable snapshot is as good as none.
       return null;
@@ -149,7 +172,11 @@ export class DatabaseRegistryStateStore implements RegistryStateStore {
       const expected = state?.state ?? UNREGISTERED;
       const error = state?.lastError ?? null;
       if (row.registry_state === expected && row.registry_error === error) continue;
-      await this.#storage.db.updateTable('providers').set({ registry_state: expected, registry_error: error }).where('npi', '=', row.npi).execute();
+      await this.#storage.db
+        .updateTable('providers')
+        .set({ registry_state: expected, registry_error: error })
+        .where('npi', '=', row.npi)
+        .execute();
     }
   }
 
@@ -163,7 +190,9 @@ export class DatabaseRegistryStateStore implements RegistryStateStore {
     await db
       .insertInto('settings')
       .values({ name, value, updated_at: updatedAt })
-      .onConflict((conflict) => conflict.column('name').doUpdateSet((eb) => ({ value: eb.ref('excluded.value'), updated_at: eb.ref('excluded.updated_at') })))
+      .onConflict((conflict) =>
+        conflict.column('name').doUpdateSet((eb) => ({ value: eb.ref('excluded.value'), updated_at: eb.ref('excluded.updated_at') })),
+      )
       .execute();
   }
 }

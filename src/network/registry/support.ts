@@ -60,9 +60,14 @@ export function copyProvider(provider: ProviderInput): ProviderInput {
 
 export function validateProvider(provider: ProviderInput, at: string): void {
   const errors: Array<{ path: string; message: string }> = [];
-  if (typeof provider.npi !== 'string' || !NPI_SHAPE.test(provider.npi)) errors.push({ path: `${at}.npi`, message: 'must be a ten-digit NPI' });
+  if (typeof provider.npi !== 'string' || !NPI_SHAPE.test(provider.npi))
+    errors.push({ path: `${at}.npi`, message: 'must be a ten-digit NPI' });
   if (typeof provider.name !== 'string' || provider.name.trim() === '') errors.push({ path: `${at}.name`, message: 'is required' });
-  if (!Array.isArray(provider.types) || provider.types.length === 0 || provider.types.some((type) => typeof type !== 'string' || type === '')) {
+  if (
+    !Array.isArray(provider.types) ||
+    provider.types.length === 0 ||
+    provider.types.some((type) => typeof type !== 'string' || type === '')
+  ) {
     errors.push({ path: `${at}.types`, message: 'must list at least one provider type' });
   }
   if (errors.length > 0) throw new NeuronError('VALIDATION_FAILED', { errors });
@@ -71,9 +76,13 @@ export function validateProvider(provider: ProviderInput, at: string): void {
 export function validateOptions(options: RegistryServiceOptions, heartbeatIntervalMs: number, backoff: RetryPolicy): void {
   const errors: Array<{ path: string; message: string }> = [];
   if (!Number.isFinite(heartbeatIntervalMs) || heartbeatIntervalMs <= 0 || heartbeatIntervalMs >= REGISTRY_STALE_AFTER_MS) {
-    errors.push({ path: 'registry.heartbeat_interval_ms', message: `must be above 0 and below the registry's ${REGISTRY_STALE_AFTER_MS} ms staleness window` });
+    errors.push({
+      path: 'registry.heartbeat_interval_ms',
+      message: `must be above 0 and below the registry's ${REGISTRY_STALE_AFTER_MS} ms staleness window`,
+    });
   }
-  if (!Number.isFinite(backoff.initialMs) || backoff.initialMs <= 0) errors.push({ path: 'registry.backoff_initial_ms', message: 'must be above 0' });
+  if (!Number.isFinite(backoff.initialMs) || backoff.initialMs <= 0)
+    errors.push({ path: 'registry.backoff_initial_ms', message: 'must be above 0' });
   if (!Number.isFinite(backoff.maxMs) || backoff.maxMs < backoff.initialMs) {
     errors.push({ path: 'registry.backoff_max_ms', message: 'must be at least registry.backoff_initial_ms' });
   }
@@ -91,8 +100,11 @@ export function validateOptions(options: RegistryServiceOptions, heartbeatInterv
     errors.push({ path: 'endpointUrl', message: 'must be the full public ws(s)://…/ws/handshake URL' });
   }
   const organization = options.organization;
-  if (typeof organization?.npi !== 'string' || !NPI_SHAPE.test(organization.npi)) errors.push({ path: 'organization.npi', message: 'must be a ten-digit NPI' });
-  if (typeof organization?.name !== 'string' || organization.name.trim() === '') errors.push({ path: 'organization.name', message: 'is required' });
-  if (typeof organization?.type !== 'string' || organization.type.trim() === '') errors.push({ path: 'organization.type', message: 'is required' });
+  if (typeof organization?.npi !== 'string' || !NPI_SHAPE.test(organization.npi))
+    errors.push({ path: 'organization.npi', message: 'must be a ten-digit NPI' });
+  if (typeof organization?.name !== 'string' || organization.name.trim() === '')
+    errors.push({ path: 'organization.name', message: 'is required' });
+  if (typeof organization?.type !== 'string' || organization.type.trim() === '')
+    errors.push({ path: 'organization.type', message: 'is required' });
   if (errors.length > 0) throw new NeuronError('VALIDATION_FAILED', { errors });
 }

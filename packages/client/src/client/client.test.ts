@@ -28,7 +28,13 @@ const neuronKeys = generateKeyPairSync('ed25519');
 const NEURON_KEY = publicKeyToBase64url(neuronKeys.publicKey);
 
 /** The spec's close codes (shared/spec/handshake.md section 5) for the codes this stand-in sends. */
-const CLOSE_CODES: Readonly<Record<string, number>> = { INVALID_MESSAGE: 4002, CONSENT_FAILED: 4003, CHALLENGE_FAILED: 4003, PROVIDER_NOT_FOUND: 4004, MESSAGE_TOO_LARGE: 1009 };
+const CLOSE_CODES: Readonly<Record<string, number>> = {
+  INVALID_MESSAGE: 4002,
+  CONSENT_FAILED: 4003,
+  CHALLENGE_FAILED: 4003,
+  PROVIDER_NOT_FOUND: 4004,
+  MESSAGE_TOO_LARGE: 1009,
+};
 
 /** A refusal of the stand-in's own (the protocol layer throws ProtocolError for the others). */
 class Refusal extends Error {
@@ -43,14 +49,14 @@ type Mode = 'normal' | 'busy' | 'silent' | 'bad-attestation';
 class TestNeuron {
   mode: Mode = 'normal';
   readonly profiles: Array<PatientProfile | undefined> = [];
-  private readonly relationships = new Map<string, string>(); // patient key + npi -> relationship id
-  private readonly http: Server;
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
+  readonly #relationships = new Map<string, string>(); // patient key + npi -> relationship id
+  readonly #http: Server;
+  readonly #wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
   url = '';
 
   constructor() {
-    this.http = createServer((_req, res) => res.writeHead(404).end());
-    this.http.on('upgrade', (req, socket, head) => {
+    this.#http = createServer((_req, res) => res.writeHead(404).end());
+    this.#http.on('upgrade', (req, socket, head) => {
       if (req.url !== '/ws/handshake') {
         socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
         return;
@@ -62,21 +68,21 @@ class TestNeuron {
         );
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.session(ws));
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#session(ws));
     });
   }
 
   async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.http.listen(0, '127.0.0.1', resolve));
-    this.url = `ws://127.0.0.1:${(this.http.address() as AddressInfo).port}/ws/handshake`;
+    await new Promise<void>((resolve) => this.#http.listen(0, '127.0.0.1', resolve));
+    this.url = `ws://127.0.0.1:${(this.#http.address() as AddressInfo).port}/ws/handshake`;
   }
 
   async stop(): Promise<void> {
-    for (const client of this.wss.clients) client.terminate();
-    await new Promise<void>((resolve) => this.http.close(() => resolve()));
+    for (const client of this.#wss.clients) client.terminate();
+    await new Promise<void>((resolve) => this.#http.close(() => resolve()));
   }
 
-  private session(ws: WebSocket): void {
+  #session(ws: WebSocket): void {
     let step: 'auth' | 'response' | 'done' = 'auth';
     let auth: HandshakeAuth;
     let nonce = createNonce();
@@ -113,9 +119,9 @@ class TestNeuron {
           if (!verifyChallengeResponse(nonce.bytes, response.signed_nonce, key)) throw new Refusal('CHALLENGE_FAILED');
           this.profiles.push(response.patient_profile);
           const slot = `${auth.patient_public_key}/${PROVIDER_NPI}`;
-          const existing = this.relationships.get(slot);
+          const existing = this.#relationships.get(slot);
           const relationshipId = existing ?? randomUUID();
-          this.relationships.set(slot, relationshipId);
+          this.#relationships.set(slot, relationshipId);
           const attestation = signAttestation(
             {
               relationship_id: relationshipId,
@@ -161,7 +167,19 @@ beforeEach(() => {
   neuron.mode = 'normal';
 });
 
-function handshake(keys: PatientKeys, overrides: { expiresAt?: Date; providerNpi?: string; dialect?: 'A' | 'B'; pin?: string; profile?: PatientProfile; timeoutMs?: number; url?: string; requireReceipt?: boolean } = {}) {
+function handshake(
+  keys: PatientKeys,
+  overrides: {
+    expiresAt?: Date;
+    providerNpi?: string;
+    dialect?: 'A' | 'B';
+    pin?: string;
+    profile?: PatientProfile;
+    timeoutMs?: number;
+    url?: string;
+    requireReceipt?: boolean;
+  } = {},
+) {
   const patientAgentId = 'patient-agent-123';
   const consentToken = createConsentToken(
     {

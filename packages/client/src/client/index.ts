@@ -13,7 +13,13 @@ export type { ConsentOptions, PatientKeys } from './keys.ts';
 export { establishRelationship, HandshakeError, DEFAULT_HANDSHAKE_TIMEOUT_MS } from './handshake.ts';
 export type { ClientFailureCode, EstablishOptions, HandshakeErrorCode, NeuronHandshakeCode, RelationshipResult } from './handshake.ts';
 export { AttestationError, verifyAttestation } from '../protocol/attestation.ts';
-export { ReceiptError, verifyAttestationWithReceipt, verifyReceipt, verifyReceiptConsistency, verifySignedTreeHead } from '../protocol/receipt.ts';
+export {
+  ReceiptError,
+  verifyAttestationWithReceipt,
+  verifyReceipt,
+  verifyReceiptConsistency,
+  verifySignedTreeHead,
+} from '../protocol/receipt.ts';
 export type { AttestationWithReceipt, Receipt, ReceiptEntry, ReceiptFailure, SignedTreeHead } from '../protocol/receipt.ts';
 export type { Attestation, AttestationFailure } from '../protocol/attestation.ts';
 export type { ConsentDialect, ConsentToken } from '../protocol/consent-token.ts';

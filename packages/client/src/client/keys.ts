@@ -42,11 +42,7 @@ export interface ConsentOptions {
 }
 
 /** Creates and signs a consent token in dialect A (default) or B. */
-export function createConsentToken(
-  options: ConsentOptions,
-  keys: PatientKeys | KeyObject,
-  dialect: ConsentDialect = 'A',
-): ConsentToken {
+export function createConsentToken(options: ConsentOptions, keys: PatientKeys | KeyObject, dialect: ConsentDialect = 'A'): ConsentToken {
   const issuedAt = options.issuedAt === undefined ? new Date() : options.issuedAt;
   const start = issuedAt ?? new Date();
   const expiresAt = options.expiresAt ?? new Date(start.getTime() + (options.ttlSeconds ?? DEFAULT_CONSENT_TTL_SECONDS) * 1000);

@@ -71,7 +71,10 @@ const FeedAnswerSchema = Type.Object({
 const checkFeedAnswer = compileCheck(FeedAnswerSchema);
 
 function feedUrl(options: ReadFeedOptions): URL {
-  const url = new URL(`v1/providers/${encodeURIComponent(options.npi)}/relationships`, options.neuronUrl.endsWith('/') ? options.neuronUrl : `${options.neuronUrl}/`);
+  const url = new URL(
+    `v1/providers/${encodeURIComponent(options.npi)}/relationships`,
+    options.neuronUrl.endsWith('/') ? options.neuronUrl : `${options.neuronUrl}/`,
+  );
   if (options.after !== undefined && options.after !== null) url.searchParams.set('after', options.after);
   if (options.limit !== undefined) url.searchParams.set('limit', String(options.limit));
   return url;
@@ -87,7 +90,11 @@ export async function readProviderFeed(options: ReadFeedOptions): Promise<FeedPa
   const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
   let response: Response;
   try {
-    response = await fetch(feedUrl(options), { headers: { authorization: `Bearer ${options.credential}`, accept: 'application/json' }, signal, redirect: 'error' });
+    response = await fetch(feedUrl(options), {
+      headers: { authorization: `Bearer ${options.credential}`, accept: 'application/json' },
+      signal,
+      redirect: 'error',
+    });
   } catch (error) {
     if (timeout.aborted) throw new FeedError('CLIENT_TIMEOUT', 'the Neuron did not answer in time', { cause: error });
     throw new FeedError('CONNECTION_FAILED', 'could not reach the Neuron', { cause: error });
@@ -96,14 +103,21 @@ export async function readProviderFeed(options: ReadFeedOptions): Promise<FeedPa
   try {
     body = await response.json();
   } catch (error) {
-    throw new FeedError('UNEXPECTED_RESPONSE', `the Neuron's answer (HTTP ${response.status}) is not JSON`, { status: response.status, cause: error });
+    throw new FeedError('UNEXPECTED_RESPONSE', `the Neuron's answer (HTTP ${response.status}) is not JSON`, {
+      status: response.status,
+      cause: error,
+    });
   }
   if (!response.ok) {
     const problem = (typeof body === 'object' && body !== null ? body : {}) as { code?: unknown; detail?: unknown };
     const code = typeof problem.code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(problem.code) ? problem.code : 'UNEXPECTED_RESPONSE';
-    const message = typeof problem.detail === 'string' && problem.detail.length <= 256 ? problem.detail : `the Neuron refused the feed read (HTTP ${response.status})`;
+    const message =
+      typeof problem.detail === 'string' && problem.detail.length <= 256
+        ? problem.detail
+        : `the Neuron refused the feed read (HTTP ${response.status})`;
     throw new FeedError(code, message, { status: response.status });
   }
-  if (!checkFeedAnswer(body)) throw new FeedError('UNEXPECTED_RESPONSE', 'the Neuron\'s feed answer does not have the documented shape', { status: response.status });
+  if (!checkFeedAnswer(body))
+    throw new FeedError('UNEXPECTED_RESPONSE', "the Neuron's feed answer does not have the documented shape", { status: response.status });
   return { items: body.items as RelationshipNotice[], next: body.next, hasMore: body.has_more };
 }

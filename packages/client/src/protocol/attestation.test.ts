@@ -33,8 +33,17 @@ describe('relationship attestation', () => {
     const att = signAttestation(fields, neuron.privateKey);
     const json = Buffer.from(att.payload, 'base64url').toString('utf8');
     assert.deepEqual(Object.keys(JSON.parse(json)), [
-      'v', 'type', 'relationship_id', 'patient_agent_id', 'patient_public_key', 'provider_npi',
-      'provider_public_key', 'consented_actions', 'organization_npi', 'issued_at', 'neuron_public_key',
+      'v',
+      'type',
+      'relationship_id',
+      'patient_agent_id',
+      'patient_public_key',
+      'provider_npi',
+      'provider_public_key',
+      'consented_actions',
+      'organization_npi',
+      'issued_at',
+      'neuron_public_key',
     ]);
     const verified = verifyAttestation(att, NEURON_KEY);
     assert.deepEqual(verified, { v: 1, type: 'careagent.relationship_attestation', ...fields });

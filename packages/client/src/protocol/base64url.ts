@@ -28,8 +28,7 @@ export function base64urlPattern(bytes: number): string {
 }
 
 /** Pattern for canonical unpadded base64url of any length (used for the consent token payload). */
-export const BASE64URL_ANY_PATTERN =
-  '^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$';
+export const BASE64URL_ANY_PATTERN = '^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$';
 
 /** Number of characters the unpadded encoding of `bytes` bytes has. */
 export function encodedLength(bytes: number): number {

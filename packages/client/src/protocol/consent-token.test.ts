@@ -16,7 +16,10 @@ function rawToken(json: string, privateKey: KeyObject = keys.privateKey): { payl
   return { payloadB64: bytes.toString('base64url'), signatureB64: sign(null, bytes, privateKey).toString('base64url') };
 }
 
-function check(token: { payloadB64: string; signatureB64: string }, overrides: { patientAgentId?: string; now?: number; clockSkewMs?: number; key?: KeyObject } = {}) {
+function check(
+  token: { payloadB64: string; signatureB64: string },
+  overrides: { patientAgentId?: string; now?: number; clockSkewMs?: number; key?: KeyObject } = {},
+) {
   return verifyConsentToken({
     ...token,
     patientPublicKey: overrides.key ?? keys.publicKey,
@@ -36,7 +39,11 @@ function fails(reason: string, fn: () => unknown): void {
 }
 
 function token(dialect: ConsentDialect, issuedAt: Date | null, expiresAt: Date, patientAgentId = PATIENT) {
-  const t = createConsentToken({ patientAgentId, providerNpi: NPI, consentedActions: ['office_visit'], issuedAt, expiresAt }, keys.privateKey, dialect);
+  const t = createConsentToken(
+    { patientAgentId, providerNpi: NPI, consentedActions: ['office_visit'], issuedAt, expiresAt },
+    keys.privateKey,
+    dialect,
+  );
   return { payloadB64: t.payload, signatureB64: t.signature };
 }
 
@@ -91,7 +98,9 @@ describe('consent token', () => {
   it('INVALID_SIGNATURE: the signature is checked over the received bytes, not a re-serialisation', () => {
     // Same claims, different whitespace: a verifier that re-serialised would accept this.
     const signed = rawToken('{"patient_agent_id":"patient-agent-123","provider_npi":"1679576722","consented_actions":[],"exp":1893456000}');
-    const spaced = Buffer.from('{ "patient_agent_id": "patient-agent-123", "provider_npi": "1679576722", "consented_actions": [], "exp": 1893456000 }');
+    const spaced = Buffer.from(
+      '{ "patient_agent_id": "patient-agent-123", "provider_npi": "1679576722", "consented_actions": [], "exp": 1893456000 }',
+    );
     check(signed);
     fails('INVALID_SIGNATURE', () => check({ payloadB64: spaced.toString('base64url'), signatureB64: signed.signatureB64 }));
   });
@@ -109,7 +118,10 @@ describe('consent token', () => {
     fails('MALFORMED_TOKEN', () => check({ ...t, payloadB64: 'A'.repeat(16 * 1024 + 4) }));
     const invalidUtf8 = Buffer.from([0x7b, 0xff, 0x7d]);
     fails('MALFORMED_TOKEN', () =>
-      check({ payloadB64: invalidUtf8.toString('base64url'), signatureB64: sign(null, invalidUtf8, keys.privateKey).toString('base64url') }),
+      check({
+        payloadB64: invalidUtf8.toString('base64url'),
+        signatureB64: sign(null, invalidUtf8, keys.privateKey).toString('base64url'),
+      }),
     );
     for (const json of ['not json', '[]', 'null', '"text"', '42']) fails('MALFORMED_TOKEN', () => check(rawToken(json)));
   });
@@ -190,7 +202,9 @@ describe('consent token', () => {
     // malformed AND wrongly signed -> signature wins
     fails('INVALID_SIGNATURE', () => check(rawToken('not json', other.privateKey)));
     // malformed claims for another patient -> malformed wins
-    fails('MALFORMED_TOKEN', () => check(rawToken(JSON.stringify({ patient_agent_id: 'x', provider_npi: NPI, exp })), { patientAgentId: 'y' }));
+    fails('MALFORMED_TOKEN', () =>
+      check(rawToken(JSON.stringify({ patient_agent_id: 'x', provider_npi: NPI, exp })), { patientAgentId: 'y' }),
+    );
     // expired AND for another patient -> patient wins
     fails('PATIENT_MISMATCH', () => check(token('A', null, new Date(NOW - HOUR), 'someone-else')));
   });
@@ -209,7 +223,8 @@ describe('consent token', () => {
 
   it('createConsentToken refuses claims it would not accept', () => {
     assert.throws(
-      () => createConsentToken({ patientAgentId: PATIENT, providerNpi: '12', consentedActions: [], expiresAt: new Date(NOW) }, keys.privateKey),
+      () =>
+        createConsentToken({ patientAgentId: PATIENT, providerNpi: '12', consentedActions: [], expiresAt: new Date(NOW) }, keys.privateKey),
       TypeError,
     );
   });

@@ -204,11 +204,7 @@ export interface ConsentToken {
  * B: patient_agent_id, provider_npi, scope, issued_at, expires_at.
  * Throws TypeError when the result would not pass verifyConsentToken's claim rules.
  */
-export function createConsentToken(
-  claims: ConsentTokenClaimsInput,
-  privateKey: KeyObject,
-  dialect: ConsentDialect = 'A',
-): ConsentToken {
+export function createConsentToken(claims: ConsentTokenClaimsInput, privateKey: KeyObject, dialect: ConsentDialect = 'A'): ConsentToken {
   const issued = claims.issuedAt ?? null;
   const body: Record<string, unknown> = { patient_agent_id: claims.patientAgentId, provider_npi: claims.providerNpi };
   if (dialect === 'A') {

@@ -15,7 +15,11 @@ describe('findDuplicateKey', () => {
 
   it('accepts distinct keys, the same key in different objects, and key-like text in values', () => {
     for (const json of [
-      '{}', '[]', '"a"', '42', 'null',
+      '{}',
+      '[]',
+      '"a"',
+      '42',
+      'null',
       '{"a":1,"b":2}',
       '[{"k":1},{"k":2}]',
       '{"a":{"a":{"a":1}}}',
@@ -23,6 +27,7 @@ describe('findDuplicateKey', () => {
       '{"a":[],"b":{},"c":[{}],"d":"}{[],:"}',
       ' { "a" : 1 , "b" : [ { "a" : 2 } , 3 ] } ',
       '{"\\\\":1,"\\\\\\"":2}',
-    ]) assert.equal(findDuplicateKey(json), null, json);
+    ])
+      assert.equal(findDuplicateKey(json), null, json);
   });
 });

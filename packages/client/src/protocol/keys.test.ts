@@ -29,7 +29,7 @@ const inv = (a: bigint): bigint => pow(a, P - 2n);
 const D = mod(-121665n * inv(121666n));
 type Point = [bigint, bigint];
 function add([x1, y1]: Point, [x2, y2]: Point): Point {
-  const t = (((((D * x1) % P) * x2) % P) * y1 % P) * y2 % P;
+  const t = (((((((D * x1) % P) * x2) % P) * y1) % P) * y2) % P;
   return [mod((x1 * y2 + y1 * x2) * inv(1n + t)), mod((y1 * y2 + x1 * x2) * inv(1n - t))];
 }
 function mul(k: bigint, p: Point): Point {
@@ -101,8 +101,10 @@ describe('Ed25519 public keys', () => {
       assert.equal(isEd25519Point(point), true, 'a real curve point');
       assert.equal(isAcceptablePublicKeyBytes(point), false, point.toString('hex'));
       assert.equal(importPublicKey(b64), null);
-      assert.throws(() => importPatientPublicKey(b64), (error: unknown) =>
-        error instanceof ProtocolError && error.code === 'CONSENT_FAILED' && error.reason === 'INVALID_SIGNATURE');
+      assert.throws(
+        () => importPatientPublicKey(b64),
+        (error: unknown) => error instanceof ProtocolError && error.code === 'CONSENT_FAILED' && error.reason === 'INVALID_SIGNATURE',
+      );
     }
     // The same points in their non-canonical spellings (y + p where it fits in 255 bits, the sign
     // bit on x = 0) are refused as well, by the canonical-encoding check.
@@ -172,7 +174,10 @@ describe('Ed25519 public keys', () => {
     assert.throws(
       () => importPatientPublicKey(identity),
       (error: unknown) =>
-        error instanceof ProtocolError && error.code === 'CONSENT_FAILED' && error.reason === 'INVALID_SIGNATURE' && !error.message.includes(identity),
+        error instanceof ProtocolError &&
+        error.code === 'CONSENT_FAILED' &&
+        error.reason === 'INVALID_SIGNATURE' &&
+        !error.message.includes(identity),
     );
   });
 

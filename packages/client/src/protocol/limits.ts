@@ -36,6 +36,7 @@ export const PROTOCOL_BOUNDS = {
  */
 export const DISPLAY_TEXT_PATTERN = '^[^\\u0000-\\u001F\\u007F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$';
 /** What DISPLAY_TEXT_PATTERN refuses, for problem messages. */
-export const DISPLAY_TEXT_RULE = 'must not contain control characters or Unicode bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)';
+export const DISPLAY_TEXT_RULE =
+  'must not contain control characters or Unicode bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)';
 /** DISPLAY_TEXT_PATTERN as a RegExp, for checks outside a JSON schema. */
 export const DISPLAY_TEXT = new RegExp(DISPLAY_TEXT_PATTERN);

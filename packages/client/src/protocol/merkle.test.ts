@@ -7,8 +7,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  EMPTY_ROOT, Frontier, consistencyProof, inclusionProof, leafHash, nodesNeeded, verifyConsistency, verifyInclusion,
-  type Hash, type NodeHash,
+  EMPTY_ROOT,
+  Frontier,
+  consistencyProof,
+  inclusionProof,
+  leafHash,
+  nodesNeeded,
+  verifyConsistency,
+  verifyInclusion,
+  type Hash,
+  type NodeHash,
 } from './merkle.ts';
 
 const MAX_SIZE = 70; // past 64, so trees with a full 64-leaf left half and a ragged right edge are covered
@@ -122,7 +130,9 @@ test('consistency proofs equal PROOF(m, D[0:n]) and verify, for every pair of si
 test('nodesNeeded names exactly the nodes a proof reads', () => {
   const d = entries.slice(0, 45);
   const needed = nodesNeeded((node) => consistencyProof(13, 45, node));
-  const fetched = new Map(needed.map(({ level, index }) => [`${level}:${index}`, mth(d.slice(index * 2 ** level, (index + 1) * 2 ** level))]));
+  const fetched = new Map(
+    needed.map(({ level, index }) => [`${level}:${index}`, mth(d.slice(index * 2 ** level, (index + 1) * 2 ** level))]),
+  );
   const proof = consistencyProof(13, 45, (level, index) => fetched.get(`${level}:${index}`)!);
   assert.deepEqual(hex(proof), hex(subproof(13, d, true)));
 });

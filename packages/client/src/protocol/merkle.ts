@@ -187,11 +187,17 @@ export interface CompletedNode extends NodeRef {
  * right. This is all a writer keeps to extend the tree.
  */
 export class Frontier {
+  #treeSize: number;
+  readonly #edges: Hash[];
+
   private constructor(
-    private treeSize: number,
+    treeSize: number,
     /** Hashes of the subtrees, largest (leftmost) first. */
-    private readonly edges: Hash[],
-  ) {}
+    edges: Hash[],
+  ) {
+    this.#treeSize = treeSize;
+    this.#edges = edges;
+  }
 
   static empty(): Frontier {
     return new Frontier(0, []);
@@ -212,43 +218,46 @@ export class Frontier {
   }
 
   static fromNodes(size: number, node: NodeHash): Frontier {
-    return new Frontier(size, Frontier.edgeNodes(size).map(({ level, index }) => node(level, index)));
+    return new Frontier(
+      size,
+      Frontier.edgeNodes(size).map(({ level, index }) => node(level, index)),
+    );
   }
 
   get size(): number {
-    return this.treeSize;
+    return this.#treeSize;
   }
 
   clone(): Frontier {
-    return new Frontier(this.treeSize, [...this.edges]);
+    return new Frontier(this.#treeSize, [...this.#edges]);
   }
 
   /** The right-edge nodes with their coordinates, largest first. */
   nodes(): CompletedNode[] {
-    return Frontier.edgeNodes(this.treeSize).map((ref, i) => ({ ...ref, hash: this.edges[i]! }));
+    return Frontier.edgeNodes(this.#treeSize).map((ref, i) => ({ ...ref, hash: this.#edges[i]! }));
   }
 
   /** Appends one leaf hash; returns every node it completes (the leaf itself first). */
   append(leaf: Hash): CompletedNode[] {
-    const index = this.treeSize;
+    const index = this.#treeSize;
     const completed: CompletedNode[] = [{ level: 0, index, hash: leaf }];
     let hash = leaf;
     let level = 0;
     // Each trailing one bit of the old size is a subtree of the same width to merge with.
     while (Math.floor(index / 2 ** level) % 2 === 1) {
-      hash = nodeHash(this.edges.pop()!, hash);
+      hash = nodeHash(this.#edges.pop()!, hash);
       level += 1;
       completed.push({ level, index: Math.floor(index / 2 ** level), hash });
     }
-    this.edges.push(hash);
-    this.treeSize += 1;
+    this.#edges.push(hash);
+    this.#treeSize += 1;
     return completed;
   }
 
   root(): Hash {
-    if (this.edges.length === 0) return EMPTY_ROOT;
-    let root = this.edges[this.edges.length - 1]!;
-    for (let i = this.edges.length - 2; i >= 0; i -= 1) root = nodeHash(this.edges[i]!, root);
+    if (this.#edges.length === 0) return EMPTY_ROOT;
+    let root = this.#edges[this.#edges.length - 1]!;
+    for (let i = this.#edges.length - 2; i >= 0; i -= 1) root = nodeHash(this.#edges[i]!, root);
     return root;
   }
 }

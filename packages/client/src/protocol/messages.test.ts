@@ -72,10 +72,7 @@ describe('handshake.auth', () => {
   ];
   for (const [name, value] of bad) {
     it(`rejects: ${name}`, () => {
-      const text =
-        value === null
-          ? JSON.stringify(auth).replace('{', '{"__proto__":{"polluted":true},')
-          : JSON.stringify(value);
+      const text = value === null ? JSON.stringify(auth).replace('{', '{"__proto__":{"polluted":true},') : JSON.stringify(value);
       rejects(text, 'handshake.auth');
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
     });
@@ -93,7 +90,9 @@ describe('handshake.auth', () => {
   it('reports MESSAGE_TOO_LARGE over the byte limit, counting UTF-8 bytes', () => {
     assert.throws(() => parseClientMessage('x'.repeat(2000), 'handshake.auth', { maxMessageBytes: 1024 }), { code: 'MESSAGE_TOO_LARGE' });
     // 500 three-byte characters: 500 UTF-16 units, 1500 bytes
-    assert.throws(() => parseClientMessage(`"${'€'.repeat(500)}"`, 'handshake.auth', { maxMessageBytes: 1024 }), { code: 'MESSAGE_TOO_LARGE' });
+    assert.throws(() => parseClientMessage(`"${'€'.repeat(500)}"`, 'handshake.auth', { maxMessageBytes: 1024 }), {
+      code: 'MESSAGE_TOO_LARGE',
+    });
   });
 });
 
@@ -134,8 +133,10 @@ describe('handshake.challenge_response', () => {
     ['display_name too long', { ...response, patient_profile: { display_name: 'x'.repeat(201) } }],
     ['display_name empty', { ...response, patient_profile: { display_name: '' } }],
     ['display_name control character', { ...response, patient_profile: { display_name: 'a\u0007b' } }],
-    ...['\u202E', '\u202A', '\u2066', '\u2069', '\u200E', '\u200F', '\u061C'].map((bidi): [string, unknown] =>
-      [`display_name with bidirectional control U+${bidi.charCodeAt(0).toString(16).toUpperCase()}`, { ...response, patient_profile: { display_name: `Mary ${bidi}nosnhoJ` } }]),
+    ...['\u202E', '\u202A', '\u2066', '\u2069', '\u200E', '\u200F', '\u061C'].map((bidi): [string, unknown] => [
+      `display_name with bidirectional control U+${bidi.charCodeAt(0).toString(16).toUpperCase()}`,
+      { ...response, patient_profile: { display_name: `Mary ${bidi}nosnhoJ` } },
+    ]),
     ['display_name a number', { ...response, patient_profile: { display_name: 5 } }],
     ['date_of_birth not a date', { ...response, patient_profile: { date_of_birth: '01/02/1980' } }],
     ['date_of_birth impossible', { ...response, patient_profile: { date_of_birth: '1981-02-29' } }],
@@ -180,8 +181,13 @@ describe('server messages', () => {
   });
 
   it('encodes an error frame from a ProtocolError', () => {
-    const frame = encodeErrorFrame(new ProtocolError('CONSENT_FAILED', { reason: 'CONSENT_EXPIRED', message: 'consent token has expired' }));
-    assert.equal(frame, '{"type":"handshake.error","code":"CONSENT_FAILED","reason":"CONSENT_EXPIRED","message":"consent token has expired"}');
+    const frame = encodeErrorFrame(
+      new ProtocolError('CONSENT_FAILED', { reason: 'CONSENT_EXPIRED', message: 'consent token has expired' }),
+    );
+    assert.equal(
+      frame,
+      '{"type":"handshake.error","code":"CONSENT_FAILED","reason":"CONSENT_EXPIRED","message":"consent token has expired"}',
+    );
     assert.deepEqual(JSON.parse(encodeErrorFrame(new ProtocolError('MESSAGE_TOO_LARGE'))), {
       type: 'handshake.error',
       code: 'MESSAGE_TOO_LARGE',

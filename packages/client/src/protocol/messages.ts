@@ -49,9 +49,7 @@ const CodeField = Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' });
 
 export const PatientProfileSchema = Type.Object(
   {
-    display_name: Type.Optional(
-      Type.String({ minLength: 1, maxLength: B.displayNameMaxChars, pattern: DISPLAY_TEXT_PATTERN }),
-    ),
+    display_name: Type.Optional(Type.String({ minLength: 1, maxLength: B.displayNameMaxChars, pattern: DISPLAY_TEXT_PATTERN })),
     /** YYYY-MM-DD; the parser also checks it is a real calendar date. */
     date_of_birth: Type.Optional(Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' })),
     /** A BCP 47 language tag shape such as en, en-US, zh-Hant-TW. */

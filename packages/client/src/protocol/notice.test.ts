@@ -7,10 +7,11 @@ import { NOTICE_SIGNATURE_PREFIX, verifyProviderNotice } from './notice.ts';
 const organization = generateKeyPairSync('ed25519');
 const ORGANIZATION_KEY = publicKeyToBase64url(organization.publicKey);
 const BODY = '{"event_id":"00000000-0000-4000-8000-000000000001","patient_agent_id":"patient-agent-123"}';
-const header = (body: string, key = organization.privateKey): string => `${NOTICE_SIGNATURE_PREFIX}${sign(null, Buffer.from(body, 'utf8'), key).toString('base64url')}`;
+const header = (body: string, key = organization.privateKey): string =>
+  `${NOTICE_SIGNATURE_PREFIX}${sign(null, Buffer.from(body, 'utf8'), key).toString('base64url')}`;
 
 describe('verifyProviderNotice', () => {
-  it('accepts the organization key\'s signature over the exact body, as text or bytes', () => {
+  it("accepts the organization key's signature over the exact body, as text or bytes", () => {
     assert.equal(verifyProviderNotice(BODY, header(BODY), ORGANIZATION_KEY), true);
     assert.equal(verifyProviderNotice(Buffer.from(BODY, 'utf8'), header(BODY), ORGANIZATION_KEY), true);
   });

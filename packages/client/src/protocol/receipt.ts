@@ -62,7 +62,14 @@ export interface ReceiptEntry {
   prev_hash: string;
 }
 
-export type ReceiptFailure = 'MISSING' | 'MALFORMED' | 'UNTRUSTED_KEY' | 'INVALID_SIGNATURE' | 'NOT_INCLUDED' | 'ENTRY_MISMATCH' | 'INCONSISTENT';
+export type ReceiptFailure =
+  | 'MISSING'
+  | 'MALFORMED'
+  | 'UNTRUSTED_KEY'
+  | 'INVALID_SIGNATURE'
+  | 'NOT_INCLUDED'
+  | 'ENTRY_MISMATCH'
+  | 'INCONSISTENT';
 
 export class ReceiptError extends Error {
   readonly reason: ReceiptFailure;
@@ -82,15 +89,22 @@ const checkTreeHead = compileCheck(TreeHeadSchema);
  * JSON.stringify with the keys in sorted order is exactly that form.
  */
 export function treeHeadSignedBytes(head: { tree_size: number; root_hash: string; timestamp: string; key_id: string }): Buffer {
-  return Buffer.from(JSON.stringify({
-    key_id: head.key_id, root_hash: head.root_hash, timestamp: head.timestamp, tree_size: head.tree_size, type: TREE_HEAD_SIGNATURE_TYPE,
-  }));
+  return Buffer.from(
+    JSON.stringify({
+      key_id: head.key_id,
+      root_hash: head.root_hash,
+      timestamp: head.timestamp,
+      tree_size: head.tree_size,
+      type: TREE_HEAD_SIGNATURE_TYPE,
+    }),
+  );
 }
 
 /** Checks a tree head's shape, that it names `organizationPublicKey` and that its signature verifies under it. */
 export function verifySignedTreeHead(value: unknown, organizationPublicKey: string): SignedTreeHead {
   if (!checkTreeHead(value)) throw new ReceiptError('MALFORMED', 'the tree head does not match its format');
-  if (value.key.public_key !== organizationPublicKey) throw new ReceiptError('UNTRUSTED_KEY', 'the tree head is signed by another key than the organization key');
+  if (value.key.public_key !== organizationPublicKey)
+    throw new ReceiptError('UNTRUSTED_KEY', 'the tree head is signed by another key than the organization key');
   const key = importPublicKey(organizationPublicKey);
   const signature = decodeBase64url(value.signature, ED25519_SIGNATURE_BYTES);
   if (key === null) throw new ReceiptError('UNTRUSTED_KEY', 'the organization key is not a usable Ed25519 key');
@@ -108,8 +122,17 @@ function parseEntry(text: string): ReceiptEntry {
     throw new ReceiptError('MALFORMED', 'the receipt entry is not JSON');
   }
   const e = value as Partial<ReceiptEntry> | null;
-  if (e === null || typeof e !== 'object' || !Number.isSafeInteger(e.seq) || typeof e.event_type !== 'string' || typeof e.actor !== 'string'
-    || typeof e.occurred_at !== 'string' || typeof e.prev_hash !== 'string' || e.details === null || typeof e.details !== 'object') {
+  if (
+    e === null ||
+    typeof e !== 'object' ||
+    !Number.isSafeInteger(e.seq) ||
+    typeof e.event_type !== 'string' ||
+    typeof e.actor !== 'string' ||
+    typeof e.occurred_at !== 'string' ||
+    typeof e.prev_hash !== 'string' ||
+    e.details === null ||
+    typeof e.details !== 'object'
+  ) {
     throw new ReceiptError('MALFORMED', 'the receipt entry is not an audit entry');
   }
   return e as ReceiptEntry;
@@ -120,7 +143,10 @@ function parseEntry(text: string): ReceiptEntry {
  * leaf (SHA-256(0x00 || entry bytes)) is leaf `leaf_index` of that head's tree. Returns the entry
  * and the head, or throws ReceiptError.
  */
-export function verifyReceipt(value: unknown, organizationPublicKey: string): { entry: ReceiptEntry; treeHead: SignedTreeHead; receipt: Receipt } {
+export function verifyReceipt(
+  value: unknown,
+  organizationPublicKey: string,
+): { entry: ReceiptEntry; treeHead: SignedTreeHead; receipt: Receipt } {
   if (value === undefined || value === null) throw new ReceiptError('MISSING', 'no receipt came with the attestation');
   if (!checkReceipt(value)) throw new ReceiptError('MALFORMED', 'the receipt does not match its format');
   const treeHead = verifySignedTreeHead(value.tree_head, organizationPublicKey);
@@ -148,8 +174,12 @@ export function verifyAttestationWithReceipt(
   const attested = verifyAttestation(attestation, organizationPublicKey, expected);
   const { entry, treeHead, receipt } = verifyReceipt(attestation.receipt, organizationPublicKey);
   const details = entry.details;
-  if (entry.event_type !== RECEIPT_EVENT_TYPE || entry.actor !== `patient:${attested.patient_agent_id}`
-    || details.relationship_id !== attested.relationship_id || details.provider_npi !== attested.provider_npi) {
+  if (
+    entry.event_type !== RECEIPT_EVENT_TYPE ||
+    entry.actor !== `patient:${attested.patient_agent_id}` ||
+    details.relationship_id !== attested.relationship_id ||
+    details.provider_npi !== attested.provider_npi
+  ) {
     throw new ReceiptError('ENTRY_MISMATCH', 'the receipt entry does not record this relationship');
   }
   return { attested, entry, treeHead, receipt };
@@ -161,13 +191,28 @@ export function verifyAttestationWithReceipt(
  * as GET /v1/audit/proofs/consistency serves it) shows its tree extends the receipt's. Throws
  * ReceiptError (INCONSISTENT: the organization rewrote or truncated its log).
  */
-export function verifyReceiptConsistency(receipt: Receipt, newerTreeHead: unknown, proof: readonly string[], organizationPublicKey: string = receipt.tree_head.key.public_key): SignedTreeHead {
+export function verifyReceiptConsistency(
+  receipt: Receipt,
+  newerTreeHead: unknown,
+  proof: readonly string[],
+  organizationPublicKey: string = receipt.tree_head.key.public_key,
+): SignedTreeHead {
   const older = verifySignedTreeHead(receipt.tree_head, organizationPublicKey);
   const newer = verifySignedTreeHead(newerTreeHead, organizationPublicKey);
   if (!Array.isArray(proof) || proof.length > MAX_PROOF_HASHES || !proof.every((h) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h))) {
     throw new ReceiptError('MALFORMED', 'the consistency proof is not a list of hex SHA-256 hashes');
   }
-  const ok = verifyConsistency(older.tree_size, newer.tree_size, Buffer.from(older.root_hash, 'hex'), Buffer.from(newer.root_hash, 'hex'), proof.map((h) => Buffer.from(h, 'hex')));
-  if (!ok) throw new ReceiptError('INCONSISTENT', `the tree head of size ${newer.tree_size} does not extend the receipt's tree of size ${older.tree_size}`);
+  const ok = verifyConsistency(
+    older.tree_size,
+    newer.tree_size,
+    Buffer.from(older.root_hash, 'hex'),
+    Buffer.from(newer.root_hash, 'hex'),
+    proof.map((h) => Buffer.from(h, 'hex')),
+  );
+  if (!ok)
+    throw new ReceiptError(
+      'INCONSISTENT',
+      `the tree head of size ${newer.tree_size} does not extend the receipt's tree of size ${older.tree_size}`,
+    );
   return newer;
 }

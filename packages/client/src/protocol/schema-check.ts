@@ -17,7 +17,14 @@ import type { Static, TSchema } from 'typebox';
 // which compiles a meta-schema validator for the instance (a few hundred KB of heap kept for the
 // life of the process); the tests exercise every schema, and strict mode still rejects an unknown
 // keyword.
-const ajv = new Ajv({ allErrors: false, messages: false, coerceTypes: false, useDefaults: false, removeAdditional: false, validateSchema: false });
+const ajv = new Ajv({
+  allErrors: false,
+  messages: false,
+  coerceTypes: false,
+  useDefaults: false,
+  removeAdditional: false,
+  validateSchema: false,
+});
 
 /** A type guard for `schema`, compiled once: call this at module load, not per message. */
 export function compileCheck<T extends TSchema>(schema: T): (value: unknown) => value is Static<T> {

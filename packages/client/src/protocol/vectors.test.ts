@@ -22,9 +22,7 @@ interface Vectors {
   challenge: { nonce_hex: string; signed_nonce: string };
   negative: { signature_over_hex_text: string };
 }
-const vectors = JSON.parse(
-  readFileSync(new URL('../../../../spec/vectors.json', import.meta.url), 'utf8'),
-) as Vectors;
+const vectors = JSON.parse(readFileSync(new URL('../../../../spec/vectors.json', import.meta.url), 'utf8')) as Vectors;
 
 const seed = Buffer.from(vectors.patient.seed_hex, 'hex');
 const privateKey = privateKeyFromSeed(seed);
@@ -81,10 +79,7 @@ describe('spec test vectors', () => {
       assert.equal(claims.patientAgentId, 'patient-agent-123');
       assert.equal(claims.providerNpi, '1679576722');
       assert.equal(claims.claimsJson, vector.claims_json);
-      assert.deepEqual(
-        claims.consentedActions,
-        dialect === 'A' ? ['office_visit', 'lab_results'] : ['read:medications', 'read:allergies'],
-      );
+      assert.deepEqual(claims.consentedActions, dialect === 'A' ? ['office_visit', 'lab_results'] : ['read:medications', 'read:allergies']);
       assert.equal(claims.issuedAt?.toISOString(), '2026-01-01T00:00:00.000Z');
       assert.equal(claims.expiresAt.toISOString(), '2026-01-02T00:00:00.000Z');
     });
@@ -108,4 +103,3 @@ describe('spec test vectors', () => {
     assert.equal(overHex, vectors.negative.signature_over_hex_text);
   });
 });
-

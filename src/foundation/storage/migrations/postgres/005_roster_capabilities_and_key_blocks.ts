@@ -25,12 +25,17 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE providers ADD COLUMN registration_prefix TEXT`.execute(db);
   await sql`ALTER TABLE providers ADD COLUMN agent_status TEXT`.execute(db);
   await sql`CREATE UNIQUE INDEX providers_by_registration_digest ON providers (registration_digest)`.execute(db);
-  const { rows } = await sql<{ npi: string; registration_id: string }>`SELECT npi, registration_id FROM providers WHERE registration_id IS NOT NULL`.execute(db);
+  const { rows } = await sql<{
+    npi: string;
+    registration_id: string;
+  }>`SELECT npi, registration_id FROM providers WHERE registration_id IS NOT NULL`.execute(db);
   for (const row of rows) {
     const digest = createHash('sha256').update(row.registration_id, 'utf8').digest('hex');
     // 8 characters, as src/domains/providers/registration.ts shows them (a migration never imports app code).
     const prefix = row.registration_id.slice(0, 8);
-    await sql`UPDATE providers SET registration_digest = ${digest}, registration_prefix = ${prefix}, registration_id = NULL WHERE npi = ${row.npi}`.execute(db);
+    await sql`UPDATE providers SET registration_digest = ${digest}, registration_prefix = ${prefix}, registration_id = NULL WHERE npi = ${row.npi}`.execute(
+      db,
+    );
   }
 }
 
