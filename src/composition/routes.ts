@@ -1,7 +1,7 @@
 /**
  * Every REST route plugin the Neuron serves, in one list. Each plugin receives the services built
- * once in services.ts; the few that still read their own domain's rows take storage here
- * (status, handshake statistics, consent, outbox, attestation), and nothing else mounts routes.
+ * once in services.ts (the audit routes, whose domain is being reworked apart, still take storage
+ * and the audit log here), and nothing else mounts routes.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
@@ -11,7 +11,6 @@ import type { Storage } from '../foundation/storage/index.ts';
 import type { OrganizationKey } from '../foundation/organization/keys.ts';
 import type { ServedAgentCard } from '../network/presence/index.ts';
 import type { RouteContext } from '../foundation/rest/context.ts';
-import { organizationRoutes } from '../domains/status/organization-route.ts';
 import { relationshipAttestationRoutes, relationshipRoutes } from '../domains/relationships/index.ts';
 import { directoryRoutes } from '../domains/directory/index.ts';
 import { blockRoutes } from '../domains/blocks/index.ts';
@@ -19,11 +18,9 @@ import { auditRoutes } from '../domains/audit/routes.ts';
 import { webhookRoutes } from '../domains/webhooks/index.ts';
 import { apiKeyRoutes } from '../domains/api-keys/index.ts';
 import { operatorRoutes } from '../domains/operators/index.ts';
-import { handshakeStatsRoutes } from '../domains/status/handshake-stats.ts';
-import { statusRoutes } from '../domains/status/routes.ts';
-import { handshakesFromMetrics, type RegistrySummary } from '../domains/status/service.ts';
+import { handshakeStatsRoutes, organizationRoutes, statusRoutes, type RegistrySummary } from '../domains/status/index.ts';
 import { providerRoutes } from '../domains/providers/index.ts';
-import { consentRoutes } from '../domains/consent/routes.ts';
+import { consentRoutes } from '../domains/consent/index.ts';
 import { agentCardRoutes } from '../network/presence/index.ts';
 import { consoleRoutes } from '../console/plugin.ts';
 import { outboxRoutes } from '../domains/outbox/index.ts';
@@ -31,17 +28,17 @@ import type { DomainServices } from './services.ts';
 
 export interface RoutePluginsOptions {
   config: NeuronConfig;
+  /** For the audit routes only (src/domains/audit/routes.ts takes them as they are). */
   storage: Storage;
   audit: AuditLog;
+  /** The Prometheus registry `/metrics` exposes. */
   metrics: Registry;
   services: DomainServices;
-  version: string;
   nudgeOutbox: () => void;
   organizationKey: () => OrganizationKey;
   /** The public handshake URL (known once the server listens). */
   handshakeUrl: () => string;
   registry: () => RegistrySummary;
-  startedAt: () => Date | null;
   /** The served agent card, or null until presence has started. */
   agentCard: () => Promise<ServedAgentCard | null>;
 }
@@ -49,30 +46,26 @@ export interface RoutePluginsOptions {
 export function routePlugins(options: RoutePluginsOptions): FastifyPluginAsync[] {
   const { config, services, nudgeOutbox } = options;
   const context: RouteContext = { config, nudgeOutbox };
-  const deps = { ...context, storage: options.storage, audit: options.audit };
+  const auditDeps = { ...context, storage: options.storage, audit: options.audit };
   const pageSize = { default: config.api.page_size_default, max: config.api.page_size_max };
   const publicKey = (): string => options.organizationKey().publicKey;
   return [
-    organizationRoutes(deps, { handshakeUrl: options.handshakeUrl, publicKey, registry: options.registry }),
+    organizationRoutes(config.organization, { handshakeUrl: options.handshakeUrl, publicKey, registry: options.registry }),
     relationshipRoutes({ ...context, service: services.relationships }),
     directoryRoutes({ ...context, service: services.directory }),
     blockRoutes({ ...context, service: services.blocks }),
-    auditRoutes(deps),
+    auditRoutes(auditDeps),
     webhookRoutes({ ...context, service: services.webhooks }),
     apiKeyRoutes({ ...context, service: services.apiKeys }),
     operatorRoutes(services.operators),
-    handshakeStatsRoutes(deps),
-    relationshipAttestationRoutes(deps, { key: options.organizationKey }),
-    statusRoutes(
-      deps,
-      {
-        version: options.version,
-        startedAt: options.startedAt,
-        handshakes: handshakesFromMetrics(options.metrics),
-        registry: options.registry,
-      },
-      options.metrics,
-    ),
+    handshakeStatsRoutes({ stats: services.status, maxDays: config.console.stats_max_days }),
+    relationshipAttestationRoutes({
+      relationships: services.relationships,
+      providers: services.providers,
+      key: options.organizationKey,
+      organizationNpi: config.organization.npi,
+    }),
+    statusRoutes({ service: services.status, metrics: options.metrics }),
     providerRoutes({
       service: services.providers,
       pageSize,
@@ -80,9 +73,9 @@ export function routePlugins(options: RoutePluginsOptions): FastifyPluginAsync[]
       registerLimitPerMinute: config.api.register_limit_per_minute,
       audit: options.audit,
     }),
-    consentRoutes({ storage: options.storage }),
+    consentRoutes({ service: services.consent }),
     agentCardRoutes({ card: options.agentCard }),
     consoleRoutes(),
-    outboxRoutes({ storage: options.storage, audit: options.audit, pageSize, nudge: nudgeOutbox }),
+    outboxRoutes({ service: services.outbox, pageSize, nudge: nudgeOutbox }),
   ];
 }

@@ -16,6 +16,9 @@ import { DirectoryService } from '../domains/directory/index.ts';
 import { WebhookService } from '../domains/webhooks/index.ts';
 import { ApiKeyService } from '../domains/api-keys/index.ts';
 import { OperatorService } from '../domains/operators/index.ts';
+import { OutboxService } from '../domains/outbox/index.ts';
+import { ConsentService } from '../domains/consent/index.ts';
+import { StatusService, type StatusSources } from '../domains/status/index.ts';
 
 export interface DomainServices {
   readonly outbound: OutboundPolicy;
@@ -27,6 +30,10 @@ export interface DomainServices {
   readonly apiKeys: ApiKeyService;
   /** Console operators and their sessions (src/domains/operators/). */
   readonly operators: OperatorService;
+  /** The outbox's operator actions, provider pull feed and backlog. */
+  readonly outbox: OutboxService;
+  readonly consent: ConsentService;
+  readonly status: StatusService;
 }
 
 export interface DomainServicesOptions {
@@ -38,6 +45,8 @@ export interface DomainServicesOptions {
   nudgeOutbox: () => void;
   /** Called on every roster change (the registry hears of it at once). */
   onRosterChange: () => void;
+  /** What `/v1/status` reports besides the outbox backlog (version, uptime, handshake load, registry). */
+  statusSources: Required<StatusSources>;
 }
 
 export function buildDomainServices(options: DomainServicesOptions): DomainServices {
@@ -52,14 +61,26 @@ export function buildDomainServices(options: DomainServicesOptions): DomainServi
     isPatientBlocked: (trx, patientAgentId) => blocks.isBlocked(trx, patientAgentId),
   });
   const blocks = new BlockService({ storage, audit, relationships });
+  const outbox = new OutboxService({ storage, audit });
+  const providers = new ProviderService({
+    storage,
+    audit,
+    outbound,
+    outbox,
+    onOutboxWake: options.nudgeOutbox,
+    onChange: options.onRosterChange,
+  });
   return {
     outbound,
-    providers: new ProviderService({ storage, audit, outbound, onOutboxWake: options.nudgeOutbox, onChange: options.onRosterChange }),
+    providers,
     relationships,
     blocks,
     directory: new DirectoryService({ storage, audit }),
     webhooks: new WebhookService({ storage, audit, outbound }),
     apiKeys: new ApiKeyService({ storage, audit, logger }),
     operators: new OperatorService({ storage, audit, settings: config.console, logger }),
+    outbox,
+    consent: new ConsentService({ relationships, providers }),
+    status: new StatusService({ storage, outbox, sources: options.statusSources }),
   };
 }

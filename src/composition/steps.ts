@@ -26,11 +26,13 @@ import { createHttpApp, type HttpApp } from '../http/app.ts';
 import { createApiGateway } from './gateway.ts';
 import { HandshakeBroker } from '../domains/handshake/index.ts';
 import { providerAuthPlugin } from '../domains/providers/index.ts';
-import { OutboxWorker, defaultResolvers } from '../domains/outbox/index.ts';
+import { OutboxWorker, deliveryResolvers } from '../domains/outbox/index.ts';
+import { providerNoticeTarget } from '../domains/providers/index.ts';
+import { webhookDeliveryTarget } from '../domains/webhooks/index.ts';
 import { OutboundClient } from '../foundation/outbound/index.ts';
 import { MIN_REGISTRY_LEASE_BASIS_MS, Presence, REGISTRY_LEASE_NAME } from '../network/presence/index.ts';
 import { LeaderElector, leaseTimingFor } from '../network/cluster/index.ts';
-import type { RegistrySummary } from '../domains/status/service.ts';
+import { handshakesFromMetrics, type RegistrySummary } from '../domains/status/index.ts';
 import { buildDomainServices } from './services.ts';
 import { routePlugins } from './routes.ts';
 import { need, type Runtime } from './runtime.ts';
@@ -144,6 +146,12 @@ function servicesStep(rt: Runtime): Component {
         nudgeOutbox: nudgeOutbox(rt),
         // The registry hears of roster changes at once (and at every heartbeat regardless).
         onRosterChange: () => rt.presence?.providersChanged(),
+        statusSources: {
+          version: rt.version,
+          startedAt: () => rt.startedAt,
+          handshakes: handshakesFromMetrics(rt.metrics),
+          registry: () => registrySummary(rt),
+        },
       });
       const seeded = await rt.services.providers.seed(rt.config.providers);
       if (seeded.length > 0) rt.logger.info({ providers: seeded }, 'providers added from the config');
@@ -204,12 +212,10 @@ function httpStep(rt: Runtime): Component {
           audit: need(rt.audit, 'audit log'),
           metrics: rt.metrics,
           services,
-          version: rt.version,
           nudgeOutbox: nudgeOutbox(rt),
           organizationKey: () => need(rt.organizationKey, 'organization key'),
           handshakeUrl: () => rt.address().handshakeUrl,
           registry: () => registrySummary(rt),
-          startedAt: () => rt.startedAt,
           // Presence starts last; until then the card is not served.
           agentCard: async () => (rt.presence === undefined ? null : rt.presence.servedAgentCard()),
         }),
@@ -288,7 +294,11 @@ function outboxWorkerStep(rt: Runtime): Component {
         settings: rt.config.outbox,
         outbound: outboundClient,
         audit: need(rt.audit, 'audit log'),
-        resolvers: defaultResolvers(() => need(rt.organizationKey, 'organization key')),
+        resolvers: deliveryResolvers({
+          key: () => need(rt.organizationKey, 'organization key'),
+          providerTarget: providerNoticeTarget,
+          webhookTarget: webhookDeliveryTarget,
+        }),
         logger: rt.logger,
         metrics: rt.metrics,
         userAgent: `neuron/${rt.version}`,

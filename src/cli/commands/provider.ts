@@ -12,7 +12,8 @@ import { isValidNpi, NPI_RULE, PROVIDER_TYPES } from '../../foundation/config/in
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
 import { OutboundPolicy } from '../../foundation/outbound/index.ts';
-import { ProviderService, type CreateProviderInput, type RosterActor, type UpdateProviderInput } from '../../domains/providers/service.ts';
+import { ProviderService, type CreateProviderInput, type RosterActor, type UpdateProviderInput } from '../../domains/providers/index.ts';
+import { OutboxService } from '../../domains/outbox/index.ts';
 import { toProviderView } from '../../domains/providers/routes.ts';
 import type { Provider } from '../../domains/providers/store.ts';
 import { PROVIDER_STATUSES, providerFieldProblems, type ProviderStatus } from '../../domains/providers/validation.ts';
@@ -60,7 +61,8 @@ async function withRoster<T>(
   try {
     const { key } = await ensureOrganizationKey(storage.db);
     const audit = cliAudit(storage, key);
-    return await work(new ProviderService({ storage, audit, outbound: new OutboundPolicy(loaded.config.outbound) }), key.publicKey);
+    const outbox = new OutboxService({ storage, audit });
+    return await work(new ProviderService({ storage, audit, outbound: new OutboundPolicy(loaded.config.outbound), outbox }), key.publicKey);
   } catch (error) {
     if (error instanceof NeuronError) {
       if ((error.code === 'VALIDATION_FAILED' || error.code === 'OUTBOUND_TARGET_REFUSED') && error.errors) {

@@ -11,7 +11,7 @@
  * them, shared/spec/handshake.md section 3).
  */
 import { NeuronError } from '../../foundation/errors/index.ts';
-import type { Relationship } from '../relationships/store.ts';
+import type { Relationship } from '../relationships/index.ts';
 
 export interface ConsentGrant {
   allowed: true;

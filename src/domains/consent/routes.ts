@@ -7,11 +7,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { problems } from '../../foundation/rest/schemas.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
-import type { Storage } from '../../foundation/storage/index.ts';
 import { ConsentVerifyBody, ConsentVerifyResponse } from './schemas.ts';
-import { verifyConsent } from './service.ts';
+import type { ConsentService } from './service.ts';
 
-export function consentRoutes(options: { storage: Storage }): FastifyPluginAsync {
+export function consentRoutes(options: { service: ConsentService }): FastifyPluginAsync {
   return async (base) => {
     const app = base.withTypeProvider<TypeBoxTypeProvider>();
     app.post(
@@ -35,7 +34,7 @@ export function consentRoutes(options: { storage: Storage }): FastifyPluginAsync
       async (request) => {
         const principal = request.principal;
         if (principal?.kind !== 'provider') throw new NeuronError('UNAUTHENTICATED');
-        const grant = await verifyConsent(options.storage.db, {
+        const grant = await options.service.verify({
           providerNpi: principal.npi,
           patientAgentId: request.body.patient_agent_id,
           action: request.body.action,

@@ -1,10 +1,11 @@
 /**
- * Consent checks for provider CareAgents, answered from the relationship store on every call (no
- * cache: a suspension or termination counts from the next check).
+ * Consent checks for provider CareAgents, answered from the relationships on every call (no
+ * cache: a suspension or termination counts from the next check). The relationships and the
+ * roster are asked through their services; this domain keeps no table of its own.
  */
 import { NeuronError } from '../../foundation/errors/index.ts';
-import { findActive, toRelationship, type Relationship } from '../relationships/store.ts';
-import type { Db } from '../../foundation/storage/index.ts';
+import type { ProviderService } from '../providers/index.ts';
+import type { RelationshipService } from '../relationships/index.ts';
 import { decideConsent, type ConsentGrant } from './decision.ts';
 
 export interface ConsentQuestion {
@@ -16,31 +17,30 @@ export interface ConsentQuestion {
   providerPublicKey?: string;
 }
 
-async function latestRelationship(db: Db, patientAgentId: string, providerNpi: string): Promise<Relationship | null> {
-  const row = await db
-    .selectFrom('relationships')
-    .selectAll()
-    .where('patient_agent_id', '=', patientAgentId)
-    .where('provider_npi', '=', providerNpi)
-    .orderBy('established_at', 'desc')
-    .orderBy('updated_at', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  return row ? toRelationship(row) : null;
+export interface ConsentServiceOptions {
+  relationships: Pick<RelationshipService, 'findActive' | 'findLatest'>;
+  providers: Pick<ProviderService, 'registeredPublicKey'>;
 }
 
-export async function verifyConsent(db: Db, question: ConsentQuestion): Promise<ConsentGrant> {
-  if (question.providerPublicKey !== undefined) {
-    const provider = await db
-      .selectFrom('providers')
-      .select('provider_public_key')
-      .where('npi', '=', question.providerNpi)
-      .executeTakeFirst();
-    if (!provider || provider.provider_public_key !== question.providerPublicKey) {
-      throw new NeuronError('CONSENT_DENIED', { message: 'the presented provider key is not the key registered for this provider' });
-    }
+export class ConsentService {
+  readonly #relationships: ConsentServiceOptions['relationships'];
+  readonly #providers: ConsentServiceOptions['providers'];
+
+  constructor(options: ConsentServiceOptions) {
+    this.#relationships = options.relationships;
+    this.#providers = options.providers;
   }
-  const active = await findActive(db, question.patientAgentId, question.providerNpi);
-  const latest = active === null ? await latestRelationship(db, question.patientAgentId, question.providerNpi) : null;
-  return decideConsent(active, latest, question.action);
+
+  /** Throws CONSENT_DENIED or RELATIONSHIP_TERMINATED (./decision.ts). */
+  async verify(question: ConsentQuestion): Promise<ConsentGrant> {
+    if (question.providerPublicKey !== undefined) {
+      const registered = await this.#providers.registeredPublicKey(question.providerNpi);
+      if (registered !== question.providerPublicKey) {
+        throw new NeuronError('CONSENT_DENIED', { message: 'the presented provider key is not the key registered for this provider' });
+      }
+    }
+    const active = await this.#relationships.findActive(question.patientAgentId, question.providerNpi);
+    const latest = active === null ? await this.#relationships.findLatest(question.patientAgentId, question.providerNpi) : null;
+    return decideConsent(active, latest, question.action);
+  }
 }

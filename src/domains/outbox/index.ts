@@ -2,13 +2,25 @@ export { enqueue, type NewOutboxNotice, type OutboxKind, type OutboxRow, type Ou
 export { publishWebhookEvent, WEBHOOK_EVENT_TYPES, type WebhookEventType } from './events.ts';
 export { OutboxWorker, type OutboxWorkerOptions } from './worker.ts';
 export {
-  defaultResolvers,
+  awaitingPull,
+  deliveryResolvers,
   providerNoticeResolver,
   webhookResolver,
+  type DeliveryResolverOptions,
+  type ProviderNoticeTargetLookup,
+  type WebhookTargetLookup,
   type DeliveryPlan,
   type TargetResolver,
   type ResolverMap,
 } from './resolvers.ts';
 export { HEADER, providerNoticeSignatureHeaders, verifyProviderNotice, webhookSignature, verifyWebhookSignature } from './signing.ts';
 export { outboxRoutes } from './routes.ts';
-export { listNotices, requeueNotice, toOutboxView, type OutboxView } from './service.ts';
+export {
+  listNotices,
+  requeueNotice,
+  toOutboxView,
+  OutboxService,
+  type OutboxBacklog,
+  type OutboxServiceOptions,
+  type OutboxView,
+} from './service.ts';

@@ -3,6 +3,9 @@
  * turns one row into a plan: post it (URL and signature headers), hold it (not an attempt; look
  * again later), or give up (dead letter).
  *
+ * The target's own domain answers where it is (providers, webhooks: the lookups the composition
+ * root hands deliveryResolvers); the outbox reads no other domain's table.
+ *
  *   provider.relationship  target = provider NPI; posted to the provider's notification_url,
  *                          signed with the organization's Ed25519 key. A provider without a
  *                          notification_url pulls its notices instead (GET
@@ -50,36 +53,45 @@ export function awaitingPull(now: number, holdMs: number): { dueAt: string; note
   return { dueAt: isoNow(now + holdMs), note: HOLD_REASON.awaitingPull };
 }
 
-export function providerNoticeResolver(key: () => OrganizationKey): TargetResolver {
+/** A provider's roster status and notification URL; null when it is not on the roster (the providers domain answers). */
+export type ProviderNoticeTargetLookup = (db: Db, npi: string) => Promise<{ status: string; notificationUrl: string | null } | null>;
+
+/** An active subscription's URL and secret; null when removed or disabled (the webhooks domain answers). */
+export type WebhookTargetLookup = (db: Db, id: string) => Promise<{ url: string; secret: string } | null>;
+
+export function providerNoticeResolver(key: () => OrganizationKey, lookup: ProviderNoticeTargetLookup): TargetResolver {
   return async (row, context) => {
-    const provider = await context.db
-      .selectFrom('providers')
-      .select(['status', 'notification_url'])
-      .where('npi', '=', row.target)
-      .executeTakeFirst();
+    const provider = await lookup(context.db, row.target);
     if (!provider) return { action: 'dead', reason: 'the provider was removed from the roster' };
     const until = isoNow(context.now + context.holdMs);
     if (provider.status !== 'active') return { action: 'hold', until, reason: HOLD_REASON.providerNotActive };
-    if (provider.notification_url === null) {
+    if (provider.notificationUrl === null) {
       const held = awaitingPull(context.now, context.holdMs);
       return { action: 'hold', until: held.dueAt, reason: held.note };
     }
-    return { action: 'post', url: provider.notification_url, headers: providerNoticeSignatureHeaders(key(), row.body) };
+    return { action: 'post', url: provider.notificationUrl, headers: providerNoticeSignatureHeaders(key(), row.body) };
   };
 }
 
-export function webhookResolver(): TargetResolver {
+export function webhookResolver(lookup: WebhookTargetLookup): TargetResolver {
   return async (row, context) => {
-    const subscription = await context.db
-      .selectFrom('webhook_subscriptions')
-      .select(['url', 'secret', 'active'])
-      .where('id', '=', row.target)
-      .executeTakeFirst();
-    if (!subscription || subscription.active !== 1) return { action: 'dead', reason: 'the webhook subscription was removed or disabled' };
+    const subscription = await lookup(context.db, row.target);
+    if (!subscription) return { action: 'dead', reason: 'the webhook subscription was removed or disabled' };
     return { action: 'post', url: subscription.url, headers: { [HEADER.signature]: webhookSignature(subscription.secret, row.body) } };
   };
 }
 
-export function defaultResolvers(key: () => OrganizationKey): ResolverMap {
-  return { 'provider.relationship': providerNoticeResolver(key), webhook: webhookResolver() };
+export interface DeliveryResolverOptions {
+  /** The organization's key of the moment (it signs provider notices). */
+  key: () => OrganizationKey;
+  providerTarget: ProviderNoticeTargetLookup;
+  webhookTarget: WebhookTargetLookup;
+}
+
+/** The resolver of each kind of row, over the lookups the owning domains provide. */
+export function deliveryResolvers(options: DeliveryResolverOptions): ResolverMap {
+  return {
+    'provider.relationship': providerNoticeResolver(options.key, options.providerTarget),
+    webhook: webhookResolver(options.webhookTarget),
+  };
 }

@@ -9,9 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { actorOf } from '../../foundation/rest/principal.ts';
 import { problems } from '../../foundation/rest/schemas.ts';
-import type { AuditLog } from '../audit/index.ts';
-import type { Storage } from '../../foundation/storage/index.ts';
-import { listNotices, requeueNotice, toOutboxView } from './service.ts';
+import { toOutboxView, type OutboxService } from './service.ts';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 
@@ -32,8 +30,7 @@ export const OutboxNoticeView = Type.Object(
 );
 
 export interface OutboxRoutesOptions {
-  storage: Storage;
-  audit: AuditLog;
+  service: OutboxService;
   pageSize: { default: number; max: number };
   /** Wakes the delivery worker after a requeue. */
   nudge: () => void;
@@ -64,7 +61,7 @@ export function outboxRoutes(options: OutboxRoutesOptions): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const page = await listNotices(options.storage, {
+        const page = await options.service.list({
           status: 'dead',
           after: request.query.after,
           limit: request.query.limit ?? options.pageSize.default,
@@ -86,7 +83,7 @@ export function outboxRoutes(options: OutboxRoutesOptions): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const row = await requeueNotice(options.storage, options.audit, request.params.event_id, actorOf(request.principal));
+        const row = await options.service.requeue(request.params.event_id, actorOf(request.principal));
         options.nudge();
         return toOutboxView(row);
       },

@@ -1,12 +1,21 @@
-export { activeProviderOf, getActiveProvider, getProvider, listProviders, type ActiveProvider, type Provider } from './store.ts';
 export {
-  ProviderService,
-  type Approval,
-  type CreateProviderInput,
-  type UpdateProviderInput,
-  type RegistrationInput,
-  type RosterChangeType,
-} from './service.ts';
+  activeProviderOf,
+  getActiveProvider,
+  getProvider,
+  listProviders,
+  providerNoticeTarget,
+  type ActiveProvider,
+  type Provider,
+} from './store.ts';
+export { ProviderService } from './service.ts';
+export type {
+  Approval,
+  CreateProviderInput,
+  UpdateProviderInput,
+  RegistrationInput,
+  RosterActor,
+  RosterChangeType,
+} from './roster-inputs.ts';
 export { providerAuthPlugin, authenticateProviderRequest } from './auth.ts';
 export { providerRoutes, toProviderView } from './routes.ts';
 export { PROVIDER_CREDENTIAL_PREFIX, isProviderCredential } from './credentials.ts';

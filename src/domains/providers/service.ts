@@ -8,7 +8,7 @@ import type { AuditLog } from '../audit/index.ts';
 import type { Principal } from '../../foundation/rest/principal.ts';
 import { ConfigError, type ProviderSeed } from '../../foundation/config/index.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
-import { wakeTarget } from '../outbox/store.ts';
+import type { OutboxRow, OutboxService } from '../outbox/index.ts';
 import { decodeCursor, encodeCursor } from '../../foundation/storage/cursor.ts';
 import { isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
 import { credentialIdOf, credentialMatches, issueProviderCredential } from './credentials.ts';
@@ -28,126 +28,40 @@ import {
 } from './store.ts';
 import { issueRegistrationCapability, registrationDigest } from './registration.ts';
 import type { OutboundPolicy } from '../../foundation/outbound/index.ts';
+import { notificationUrlRefusals, providerFieldProblems, type ProviderStatus } from './validation.ts';
 import {
-  notificationUrlRefusals,
-  providerFieldProblems,
-  type FieldProblem,
-  type ProviderCredential,
-  type ProviderStatus,
-} from './validation.ts';
-
-export interface CreateProviderInput {
-  npi: string;
-  name: string;
-  /** Defaults to ["physician"], like config seeds. */
-  provider_types?: string[];
-  specialty?: string | null;
-  provider_endpoint?: string | null;
-  provider_public_key?: string | null;
-  notification_url?: string | null;
-  credentials?: ProviderCredential[];
-  /** Defaults to pending; `active` needs a provider_endpoint. */
-  status?: 'pending' | 'active';
-}
-
-export interface UpdateProviderInput {
-  name?: string;
-  provider_types?: string[];
-  /** null clears. */
-  specialty?: string | null;
-  provider_endpoint?: string | null;
-  provider_public_key?: string | null;
-  notification_url?: string | null;
-  credentials?: ProviderCredential[];
-}
-
-/** What a provider CareAgent sends to POST /v1/providers/register (the network's provider client). */
-export interface RegistrationInput {
-  provider_npi: string;
-  provider_name: string;
-  provider_types: string[];
-  specialty?: string;
-  credentials?: ProviderCredential[];
-  provider_endpoint?: string;
-  provider_public_key?: string;
-  notification_url?: string;
-}
-
-export interface Approval {
-  provider: Provider;
-  /** `nprv_…`; shown once, never stored. */
-  credential: string;
-  credentialId: string;
-  /** Whether an existing credential was replaced. */
-  rotated: boolean;
-  /**
-   * A registration capability minted now for a provider that had none (added by an operator or a
-   * config seed), shown once like the credential; null when the provider already had one.
-   */
-  registrationId: string | null;
-}
-
-/**
- * Who changes the roster, for the audit log: `actor` (`api-key:<label>`, `cli`, …) and, for an API
- * key, its id, since a label is not unique and can be reused after a key is revoked.
- */
-export interface RosterActor {
-  actor: string;
-  keyId?: string | null;
-}
-
-/** The audit details every roster change carries about who made it. */
-function byWhom(by: RosterActor): { key_id: string | null } {
-  return { key_id: by.keyId ?? null };
-}
-
-/** What heartbeat and disconnect answer: the CareAgent's liveness, and its roster status apart. */
-export interface AgentLiveness {
-  status: 'connected' | 'disconnected';
-  lastSeen: string;
-  rosterStatus: ProviderStatus;
-}
-
-export type RosterChangeType = 'created' | 'updated' | 'approved' | 'suspended' | 'removed' | 'registered' | 'seeded';
+  byWhom,
+  ENDPOINT_NEEDED,
+  invalid,
+  notFound,
+  refused,
+  type AgentLiveness,
+  type Approval,
+  type CreateProviderInput,
+  type RegistrationInput,
+  type RosterActor,
+  type RosterChangeType,
+  type UpdateProviderInput,
+} from './roster-inputs.ts';
 
 export interface ProviderServiceOptions {
   storage: Storage;
   audit: AuditLog;
   /** The policy notification URLs must meet (they are checked again at every delivery). */
   outbound: OutboundPolicy;
+  /** Held provider notices are made due through it (a notification URL set, an approval). */
+  outbox: OutboxService;
   /** Called after a commit that made held provider notices due (the outbox worker's nudge). */
   onOutboxWake?: () => void;
   /** Called after every committed roster change (for example to update the registry). */
   onChange?: (change: { type: RosterChangeType; npi: string }) => void;
 }
 
-const PROVIDER_NOTICE_KIND = 'provider.relationship';
-
-function invalid(problems: FieldProblem[]): NeuronError {
-  return new NeuronError('VALIDATION_FAILED', {
-    message: `invalid provider: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
-    errors: problems,
-  });
-}
-
-/** A notification URL the outbound policy refuses: its own code, so callers can tell it from a typo. */
-function refused(problems: FieldProblem[]): NeuronError {
-  return new NeuronError('OUTBOUND_TARGET_REFUSED', {
-    message: `refused by the outbound policy: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
-    errors: problems,
-  });
-}
-
-function notFound(npi: string): NeuronError {
-  return new NeuronError('NOT_FOUND', { message: `no provider with NPI ${npi}` });
-}
-
-const ENDPOINT_NEEDED = 'an active provider needs a provider_endpoint: it is the address patients receive';
-
 export class ProviderService {
   readonly #storage: Storage;
   readonly #audit: AuditLog;
   readonly #outbound: OutboundPolicy;
+  readonly #outbox: OutboxService;
   readonly #onOutboxWake: () => void;
   readonly #onChange: (change: { type: RosterChangeType; npi: string }) => void;
 
@@ -155,12 +69,9 @@ export class ProviderService {
     this.#storage = options.storage;
     this.#audit = options.audit;
     this.#outbound = options.outbound;
+    this.#outbox = options.outbox;
     this.#onOutboxWake = options.onOutboxWake ?? (() => undefined);
     this.#onChange = options.onChange ?? (() => undefined);
-  }
-
-  get db(): Db {
-    return this.#storage.db;
   }
 
   /**
@@ -173,6 +84,25 @@ export class ProviderService {
       await this.#storage.lock(trx, 'audit_chain');
       return work(trx);
     });
+  }
+
+  /**
+   * A provider's relationship notices after the cursor `after` (the pull feed). When the provider
+   * itself asks (`byTheProvider`: its credential named this NPI), every notice up to the cursor
+   * first counts as delivered; anyone else gets NOT_FOUND for an NPI not on the roster. Throws
+   * INVALID_CURSOR.
+   */
+  async relationshipFeed(npi: string, page: { after: string | undefined; limit: number; byTheProvider: boolean }): Promise<OutboxRow[]> {
+    if (!page.byTheProvider && (await getProvider(this.#storage.db, npi)) === null)
+      throw new NeuronError('NOT_FOUND', { message: 'no such provider' });
+    const afterSeq = page.after === undefined ? 0 : Number(decodeCursor(page.after, ['number'])[0]);
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new NeuronError('INVALID_CURSOR');
+    return this.#outbox.providerFeed(npi, afterSeq, page.limit, page.byTheProvider);
+  }
+
+  /** The provider's registered Ed25519 key; null when it has none or is not on the roster. */
+  async registeredPublicKey(npi: string): Promise<string | null> {
+    return (await getProvider(this.#storage.db, npi))?.providerPublicKey ?? null;
   }
 
   async get(npi: string): Promise<Provider> {
@@ -254,7 +184,7 @@ export class ProviderService {
       const at = isoNow();
       await updateProvider(trx, npi, patch, at);
       if (typeof input.notification_url === 'string' && input.notification_url !== current.notificationUrl) {
-        woke = (await wakeTarget(trx, PROVIDER_NOTICE_KIND, npi, at)) > 0;
+        woke = (await this.#outbox.wakeProviderNotices(trx, npi, at)) > 0;
       }
       await this.#audit.append(trx, {
         type: 'provider.updated',
@@ -298,7 +228,7 @@ export class ProviderService {
         await setRegistration(trx, npi, registration);
         registrationIssued = true;
       }
-      await wakeTarget(trx, PROVIDER_NOTICE_KIND, npi, at);
+      await this.#outbox.wakeProviderNotices(trx, npi, at);
       await this.#audit.append(trx, {
         type: 'provider.approved',
         actor: by.actor,

@@ -62,6 +62,19 @@ export interface ActiveProvider {
 }
 
 /**
+ * What the outbox needs to deliver a relationship notice to this provider: its roster status and
+ * notification URL; null when it is not on the roster (given to the outbox's notice resolver by
+ * the composition root, so the outbox reads no table of this domain).
+ */
+export async function providerNoticeTarget(
+  db: Db,
+  npi: string,
+): Promise<{ status: ProviderStatus; notificationUrl: string | null } | null> {
+  const row = await db.selectFrom('providers').select(['status', 'notification_url']).where('npi', '=', npi).executeTakeFirst();
+  return row === undefined ? null : { status: row.status, notificationUrl: row.notification_url };
+}
+
+/**
  * The provider with this NPI when it is active and has an endpoint; null otherwise (unknown,
  * pending, suspended, or no endpoint a patient could reach). One primary-key read and no cache:
  * an approval or suspension by the CLI, the API or another instance counts from the very next

@@ -9,14 +9,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { apiKeyAuth, type ApiDeps } from '../../foundation/rest/context.ts';
+import { apiKeyAuth } from '../../foundation/rest/context.ts';
 import { NoQuery, params, problems, Timestamp } from '../../foundation/rest/schemas.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
 import type { OrganizationKey } from '../../foundation/organization/keys.ts';
 import { signAttestation } from 'neuron-careagent-client/protocol';
-import { getProvider } from '../providers/store.ts';
+import type { ProviderService } from '../providers/index.ts';
 import { isoNow } from '../../foundation/storage/index.ts';
-import { getRelationship } from './store.ts';
+import type { RelationshipService } from './service.ts';
 
 const AttestationAnswer = Type.Object(
   {
@@ -33,7 +33,17 @@ const AttestationAnswer = Type.Object(
   { additionalProperties: false },
 );
 
-export function relationshipAttestationRoutes(deps: ApiDeps, organization: { key: () => OrganizationKey }): FastifyPluginAsync {
+export interface AttestationRouteOptions {
+  relationships: RelationshipService;
+  /** The roster's key of the relationship's provider (null when it has none, or left the roster). */
+  providers: Pick<ProviderService, 'registeredPublicKey'>;
+  /** The organization's key of the moment (it signs the attestation). */
+  key: () => OrganizationKey;
+  organizationNpi: string;
+  now?: () => number;
+}
+
+export function relationshipAttestationRoutes(options: AttestationRouteOptions): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -60,26 +70,25 @@ export function relationshipAttestationRoutes(deps: ApiDeps, organization: { key
         },
       },
       async (request) => {
-        const relationship = await getRelationship(deps.storage.db, request.params.id);
-        if (relationship === null) throw new NeuronError('NOT_FOUND', { message: 'no relationship with this id' });
+        const relationship = await options.relationships.get(request.params.id);
         if (relationship.status === 'terminated')
           throw new NeuronError('RELATIONSHIP_TERMINATED', { message: 'the relationship was terminated; there is nothing to attest' });
         if (relationship.status !== 'active')
           throw new NeuronError('CONFLICT', {
             message: `the relationship is ${relationship.status}; only active relationships are attested`,
           });
-        const provider = await getProvider(deps.storage.db, relationship.providerNpi);
-        const key = organization.key();
-        const issuedAt = isoNow(deps.now?.());
+        const providerPublicKey = await options.providers.registeredPublicKey(relationship.providerNpi);
+        const key = options.key();
+        const issuedAt = isoNow(options.now?.());
         const attestation = signAttestation(
           {
             relationship_id: relationship.id,
             patient_agent_id: relationship.patientAgentId,
             patient_public_key: relationship.patientPublicKey,
             provider_npi: relationship.providerNpi,
-            provider_public_key: provider?.providerPublicKey ?? null,
+            provider_public_key: providerPublicKey,
             consented_actions: relationship.consentedActions,
-            organization_npi: deps.config.organization.npi,
+            organization_npi: options.organizationNpi,
             issued_at: issuedAt,
             neuron_public_key: key.publicKey,
           },

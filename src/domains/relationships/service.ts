@@ -15,10 +15,11 @@ import { randomUUID } from 'node:crypto';
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { isUniqueViolation, isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
-import { publishWebhookEvent } from '../outbox/events.ts';
+import { publishWebhookEvent } from '../outbox/index.ts';
 import { sql } from 'kysely';
 import {
   findActive,
+  findLatest,
   findLive,
   getRelationship,
   insertActive,
@@ -175,6 +176,11 @@ export class RelationshipService {
   /** The active relationship of a patient agent with a provider, or null (consent checks). */
   findActive(patientAgentId: string, providerNpi: string): Promise<Relationship | null> {
     return findActive(this.#options.storage.db, patientAgentId, providerNpi);
+  }
+
+  /** The most recently established relationship of any status with a provider, or null (consent checks). */
+  findLatest(patientAgentId: string, providerNpi: string): Promise<Relationship | null> {
+    return findLatest(this.#options.storage.db, patientAgentId, providerNpi);
   }
 
   /**

@@ -97,6 +97,20 @@ export async function findLive(db: Db, patientAgentId: string, providerNpi: stri
   return row ? toRelationship(row) : null;
 }
 
+/** The most recently established relationship of any status between the two, or null. */
+export async function findLatest(db: Db, patientAgentId: string, providerNpi: string): Promise<Relationship | null> {
+  const row = await db
+    .selectFrom('relationships')
+    .selectAll()
+    .where('patient_agent_id', '=', patientAgentId)
+    .where('provider_npi', '=', providerNpi)
+    .orderBy('established_at', 'desc')
+    .orderBy('updated_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row ? toRelationship(row) : null;
+}
+
 export async function getRelationship(db: Db, id: string): Promise<Relationship | null> {
   const row = await db.selectFrom('relationships').selectAll().where('id', '=', id).executeTakeFirst();
   return row ? toRelationship(row) : null;

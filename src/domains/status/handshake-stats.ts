@@ -9,7 +9,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { sql } from 'kysely';
 import Type from 'typebox';
-import { apiKeyAuth, type ApiDeps } from '../../foundation/rest/context.ts';
+import { apiKeyAuth } from '../../foundation/rest/context.ts';
 import type { Db } from '../../foundation/storage/index.ts';
 
 const DAY_MS = 86_400_000;
@@ -47,10 +47,18 @@ export async function handshakesPerDay(db: Db, days: number, now: number): Promi
   return [...byDate.values()];
 }
 
-export function handshakeStatsRoutes(deps: ApiDeps): FastifyPluginAsync {
+export interface HandshakeStatsRouteOptions {
+  /** The status service (./service.ts). */
+  stats: { handshakesPerDay(days: number, now: number): Promise<HandshakeDay[]> };
+  /** console.stats_max_days. */
+  maxDays: number;
+  now?: () => number;
+}
+
+export function handshakeStatsRoutes(options: HandshakeStatsRouteOptions): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
-    const maxDays = deps.config.console.stats_max_days;
+    const { maxDays } = options;
 
     app.get(
       '/v1/stats/handshakes',
@@ -91,7 +99,7 @@ export function handshakeStatsRoutes(deps: ApiDeps): FastifyPluginAsync {
           },
         },
       },
-      async (request) => ({ days: await handshakesPerDay(deps.storage.db, request.query.days, deps.now?.() ?? Date.now()) }),
+      async (request) => ({ days: await options.stats.handshakesPerDay(request.query.days, options.now?.() ?? Date.now()) }),
     );
   };
 }

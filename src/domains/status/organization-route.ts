@@ -6,7 +6,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { RegistrySummary } from './service.ts';
-import { apiKeyAuth, type ApiDeps } from '../../foundation/rest/context.ts';
+import { apiKeyAuth } from '../../foundation/rest/context.ts';
+import type { NeuronConfig } from '../../foundation/config/index.ts';
 import { NullableTimestamp, NoQuery } from '../../foundation/rest/schemas.ts';
 
 export interface OrganizationSources {
@@ -34,7 +35,7 @@ export const OrganizationSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export function organizationRoutes(deps: ApiDeps, sources: OrganizationSources): FastifyPluginAsync {
+export function organizationRoutes(organization: NeuronConfig['organization'], sources: OrganizationSources): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
     app.get(
@@ -52,9 +53,9 @@ export function organizationRoutes(deps: ApiDeps, sources: OrganizationSources):
       async () => {
         const registry = sources.registry();
         return {
-          name: deps.config.organization.name,
-          npi: deps.config.organization.npi,
-          type: deps.config.organization.type,
+          name: organization.name,
+          npi: organization.npi,
+          type: organization.type,
           handshake_url: sources.handshakeUrl(),
           public_key: sources.publicKey(),
           registry: { state: registry.state, registered: registry.registered, last_heartbeat_at: registry.lastHeartbeatAt },

@@ -7,9 +7,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Registry } from 'prom-client';
 import Type from 'typebox';
-import { apiKeyAuth, type ApiDeps } from '../../foundation/rest/context.ts';
+import { apiKeyAuth } from '../../foundation/rest/context.ts';
 import { NullableTimestamp, NoQuery } from '../../foundation/rest/schemas.ts';
-import { statusReport, type StatusSources } from './service.ts';
+import type { StatusService } from './service.ts';
 
 const nullableCount = (description: string) => Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description });
 
@@ -46,7 +46,15 @@ export const StatusSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export function statusRoutes(deps: ApiDeps, sources: Required<StatusSources>, metrics: Registry): FastifyPluginAsync {
+export interface StatusRouteOptions {
+  service: StatusService;
+  /** The Prometheus registry `/metrics` exposes. */
+  metrics: Registry;
+  now?: () => number;
+}
+
+export function statusRoutes(options: StatusRouteOptions): FastifyPluginAsync {
+  const { service, metrics } = options;
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -63,7 +71,7 @@ export function statusRoutes(deps: ApiDeps, sources: Required<StatusSources>, me
           response: { 200: StatusSchema },
         },
       },
-      async () => statusReport(deps.storage, sources, deps.now?.()),
+      async () => service.report(options.now?.()),
     );
 
     app.get(

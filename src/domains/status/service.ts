@@ -7,9 +7,10 @@
  * - registry: a summary function (the registry service's status()); until one is wired the state
  *   is `disabled` when registry.enabled is false and `unknown` otherwise.
  */
-import { sql } from 'kysely';
 import type { Registry } from 'prom-client';
 import type { Storage } from '../../foundation/storage/index.ts';
+import type { OutboxBacklog, OutboxService } from '../outbox/index.ts';
+import { handshakesPerDay, type HandshakeDay } from './handshake-stats.ts';
 
 export interface HandshakeLoad {
   active: number;
@@ -36,7 +37,7 @@ export interface StatusReport {
   uptime_seconds: number;
   handshakes: { active: number | null; queued: number | null };
   registry: { state: string; registered: boolean; last_heartbeat_at: string | null };
-  outbox: { pending: number; delivered: number; dead: number; oldest_pending_at: string | null };
+  outbox: OutboxBacklog;
 }
 
 async function gaugeValue(metrics: Registry, name: string): Promise<number | null> {
@@ -60,38 +61,39 @@ export function placeholderRegistry(enabled: boolean): () => RegistrySummary {
   return () => ({ state: enabled ? 'unknown' : 'disabled', registered: false, lastHeartbeatAt: null });
 }
 
-export async function outboxBacklog(storage: Storage): Promise<StatusReport['outbox']> {
-  const rows = await storage.db
-    .selectFrom('outbox')
-    .select(['status', sql<number>`count(*)`.as('n')])
-    .groupBy('status')
-    .execute();
-  const counts = Object.fromEntries(rows.map((row) => [row.status, Number(row.n)]));
-  const oldest = await storage.db
-    .selectFrom('outbox')
-    .select('created_at')
-    .where('status', '=', 'pending')
-    .orderBy('seq', 'asc')
-    .limit(1)
-    .executeTakeFirst();
-  return {
-    pending: counts['pending'] ?? 0,
-    delivered: counts['delivered'] ?? 0,
-    dead: counts['dead'] ?? 0,
-    oldest_pending_at: oldest?.created_at ?? null,
-  };
+export interface StatusServiceOptions {
+  /** Read for the handshakes per day (counted from the audit log's handshake entries). */
+  storage: Storage;
+  /** Asked for its backlog; the outbox's table is its own. */
+  outbox: Pick<OutboxService, 'backlog'>;
+  sources: Required<StatusSources>;
 }
 
-export async function statusReport(storage: Storage, sources: Required<StatusSources>, now: number = Date.now()): Promise<StatusReport> {
-  const startedAt = sources.startedAt();
-  const load = await sources.handshakes();
-  const registry = sources.registry();
-  return {
-    version: sources.version,
-    started_at: startedAt?.toISOString() ?? null,
-    uptime_seconds: startedAt === null ? 0 : Math.max(0, Math.floor((now - startedAt.getTime()) / 1000)),
-    handshakes: { active: load?.active ?? null, queued: load?.queued ?? null },
-    registry: { state: registry.state, registered: registry.registered, last_heartbeat_at: registry.lastHeartbeatAt },
-    outbox: await outboxBacklog(storage),
-  };
+/** What `/v1/status` and `/v1/stats/handshakes` answer, from the parts that own each figure. */
+export class StatusService {
+  readonly #options: StatusServiceOptions;
+
+  constructor(options: StatusServiceOptions) {
+    this.#options = options;
+  }
+
+  async report(now: number = Date.now()): Promise<StatusReport> {
+    const { sources, outbox } = this.#options;
+    const startedAt = sources.startedAt();
+    const load = await sources.handshakes();
+    const registry = sources.registry();
+    return {
+      version: sources.version,
+      started_at: startedAt?.toISOString() ?? null,
+      uptime_seconds: startedAt === null ? 0 : Math.max(0, Math.floor((now - startedAt.getTime()) / 1000)),
+      handshakes: { active: load?.active ?? null, queued: load?.queued ?? null },
+      registry: { state: registry.state, registered: registry.registered, last_heartbeat_at: registry.lastHeartbeatAt },
+      outbox: await outbox.backlog(),
+    };
+  }
+
+  /** Every UTC day from `days - 1` days ago to today, oldest first, zeros included. */
+  handshakesPerDay(days: number, now: number): Promise<HandshakeDay[]> {
+    return handshakesPerDay(this.#options.storage.db, days, now);
+  }
 }

@@ -5,7 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
-import { WEBHOOK_EVENT_TYPES } from '../outbox/events.ts';
+import { WEBHOOK_EVENT_TYPES } from '../outbox/index.ts';
 import { actorFor, apiKeyAuth, type RouteContext } from '../../foundation/rest/context.ts';
 import { Page, Timestamp, pageQuery, params, problems, text, NoQuery } from '../../foundation/rest/schemas.ts';
 import type { WebhookService } from './service.ts';

@@ -6,7 +6,7 @@
 import type { Db } from '../../foundation/storage/index.ts';
 import { decodeCursor, pageOf } from '../../foundation/storage/cursor.ts';
 import type { WebhookSubscriptionsTable } from '../../foundation/storage/tables.ts';
-import type { WebhookEventType } from '../outbox/events.ts';
+import type { WebhookEventType } from '../outbox/index.ts';
 
 export interface WebhookSubscription {
   id: string;
@@ -48,6 +48,16 @@ export async function insertSubscription(db: Db, subscription: WebhookSubscripti
 export async function getSubscription(db: Db, id: string): Promise<WebhookSubscription | null> {
   const row = await db.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id).where('active', '=', 1).executeTakeFirst();
   return row ? toSubscription(row) : null;
+}
+
+/**
+ * Where a delivery for this subscription goes and the secret that signs it; null when the
+ * subscription was removed or disabled (the outbox's webhook resolver, given it by the
+ * composition root, so the outbox reads no table of this domain).
+ */
+export async function webhookDeliveryTarget(db: Db, id: string): Promise<{ url: string; secret: string } | null> {
+  const row = await db.selectFrom('webhook_subscriptions').select(['url', 'secret', 'active']).where('id', '=', id).executeTakeFirst();
+  return row === undefined || row.active !== 1 ? null : { url: row.url, secret: row.secret };
 }
 
 /** Returns false when there is no active subscription with this id. */

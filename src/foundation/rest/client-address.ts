@@ -1,6 +1,6 @@
 /**
  * The client address behind every per-address limit: the REST API's failed-authentication limit
- * and provider self-registration limit (src/http/authentication.ts, src/domains/providers/routes.ts) and
+ * and provider self-registration limit (src/http/authentication.ts, src/domains/providers/agent-routes.ts) and
  * the handshake's per-address cap on upgrades (src/domains/handshake/broker.ts). One function,
  * `ClientAddress.of`, answers for a REST request and for a raw WebSocket upgrade request alike.
  *
