@@ -2,6 +2,7 @@
  * REST routes for API keys (admin scope): list, create (the key is in the answer once), revoke.
  * The same operations are on the command line: `neuron api-key create|list|revoke`.
  */
+import type { RouteApp } from '../../foundation/rest/route-app.ts';
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
@@ -35,94 +36,101 @@ const ApiKeyCreated = Type.Object(
   { additionalProperties: false },
 );
 
+/** Listing the keys (never a key or its digest). */
+function apiKeyReadRoutes(app: RouteApp, deps: RouteContext, apiKeys: ApiKeyService): void {
+  app.get(
+    '/v1/api-keys',
+    {
+      config: apiKeyAuth('admin'),
+      schema: {
+        tags: ['api-keys'],
+        operationId: 'listApiKeys',
+        summary: 'List API keys',
+        description: 'In creation order, revoked and expired ones included. Never shows a key or its digest.',
+        querystring: pageQuery(deps.config.api, {}),
+        response: { 200: Page(ApiKeySchema) },
+      },
+    },
+    async (request) => {
+      const query = request.query;
+      return apiKeys.list({ after: query.after, limit: query.limit });
+    },
+  );
+}
+
+/** Creating a key (shown once) and revoking one. */
+function apiKeyChangeRoutes(app: RouteApp, apiKeys: ApiKeyService): void {
+  app.post(
+    '/v1/api-keys',
+    {
+      config: apiKeyAuth('admin'),
+      schema: {
+        tags: ['api-keys'],
+        operationId: 'createApiKey',
+        querystring: NoQuery,
+        summary: 'Create an API key',
+        description: 'The answer carries the key once. `admin` implies `write` implies `read`.',
+        body: Type.Object(
+          {
+            label: Type.String({
+              minLength: 1,
+              maxLength: 64,
+              pattern: LABEL_PATTERN,
+              description: 'who uses it, for example booking-app; appears in the audit log as api-key:<label>',
+            }),
+            scopes: Type.Array(ScopeSchema, { minItems: 1, maxItems: 3, uniqueItems: true }),
+            expires_at: Type.Optional(Type.String({ format: 'date-time', description: 'when the key stops working; omit for no expiry' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: ApiKeyCreated },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const by = actorFor(request);
+      const { key, view } = await apiKeys.create({
+        label: body.label,
+        scopes: body.scopes,
+        expiresAt: body.expires_at ?? null,
+        actor: by.actor,
+        actorKeyId: by.keyId,
+      });
+      return reply.code(201).send({ ...view, key });
+    },
+  );
+
+  app.delete(
+    '/v1/api-keys/:id',
+    {
+      config: apiKeyAuth('admin'),
+      schema: {
+        tags: ['api-keys'],
+        operationId: 'revokeApiKey',
+        querystring: NoQuery,
+        summary: 'Revoke an API key',
+        description: "Effective on the key's next request, in every instance. The key stays listed as revoked.",
+        params: params('id', Type.String({ pattern: KEY_ID_PATTERN })),
+        response: {
+          200: ApiKeySchema,
+          ...problems({ 404: 'No API key with this id (NOT_FOUND)', 409: 'The key is already revoked (CONFLICT)' }),
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const by = actorFor(request);
+      return apiKeys.revoke(id, by.actor, by.keyId);
+    },
+  );
+}
+
 export function apiKeyRoutes(deps: RouteContext & { service: ApiKeyService }): FastifyPluginAsync {
   const apiKeys = deps.service;
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
-    app.get(
-      '/v1/api-keys',
-      {
-        config: apiKeyAuth('admin'),
-        schema: {
-          tags: ['api-keys'],
-          operationId: 'listApiKeys',
-          summary: 'List API keys',
-          description: 'In creation order, revoked and expired ones included. Never shows a key or its digest.',
-          querystring: pageQuery(deps.config.api, {}),
-          response: { 200: Page(ApiKeySchema) },
-        },
-      },
-      async (request) => {
-        const query = request.query;
-        return apiKeys.list({ after: query.after, limit: query.limit });
-      },
-    );
-
-    app.post(
-      '/v1/api-keys',
-      {
-        config: apiKeyAuth('admin'),
-        schema: {
-          tags: ['api-keys'],
-          operationId: 'createApiKey',
-          querystring: NoQuery,
-          summary: 'Create an API key',
-          description: 'The answer carries the key once. `admin` implies `write` implies `read`.',
-          body: Type.Object(
-            {
-              label: Type.String({
-                minLength: 1,
-                maxLength: 64,
-                pattern: LABEL_PATTERN,
-                description: 'who uses it, for example booking-app; appears in the audit log as api-key:<label>',
-              }),
-              scopes: Type.Array(ScopeSchema, { minItems: 1, maxItems: 3, uniqueItems: true }),
-              expires_at: Type.Optional(
-                Type.String({ format: 'date-time', description: 'when the key stops working; omit for no expiry' }),
-              ),
-            },
-            { additionalProperties: false },
-          ),
-          response: { 201: ApiKeyCreated },
-        },
-      },
-      async (request, reply) => {
-        const body = request.body;
-        const by = actorFor(request);
-        const { key, view } = await apiKeys.create({
-          label: body.label,
-          scopes: body.scopes,
-          expiresAt: body.expires_at ?? null,
-          actor: by.actor,
-          actorKeyId: by.keyId,
-        });
-        return reply.code(201).send({ ...view, key });
-      },
-    );
-
-    app.delete(
-      '/v1/api-keys/:id',
-      {
-        config: apiKeyAuth('admin'),
-        schema: {
-          tags: ['api-keys'],
-          operationId: 'revokeApiKey',
-          querystring: NoQuery,
-          summary: 'Revoke an API key',
-          description: "Effective on the key's next request, in every instance. The key stays listed as revoked.",
-          params: params('id', Type.String({ pattern: KEY_ID_PATTERN })),
-          response: {
-            200: ApiKeySchema,
-            ...problems({ 404: 'No API key with this id (NOT_FOUND)', 409: 'The key is already revoked (CONFLICT)' }),
-          },
-        },
-      },
-      async (request) => {
-        const { id } = request.params;
-        const by = actorFor(request);
-        return apiKeys.revoke(id, by.actor, by.keyId);
-      },
-    );
+    apiKeyReadRoutes(app, deps, apiKeys);
+    apiKeyChangeRoutes(app, apiKeys);
   };
 }
