@@ -12,14 +12,13 @@
  */
 import type { TSchema } from 'typebox';
 import { Problem } from '../foundation/rest/schemas.ts';
-import { OrganizationSchema } from '../domains/status/organization-route.ts';
 import { RelationshipSchema } from '../domains/relationships/routes.ts';
 import { PatientSchema, ProfileSchema } from '../domains/directory/routes.ts';
 import { BlockSchema } from '../domains/blocks/routes.ts';
 import { AuditEventSchema } from '../domains/audit/routes.ts';
 import { WebhookSchema } from '../domains/webhooks/routes.ts';
 import { ApiKeySchema } from '../domains/api-keys/routes.ts';
-import { StatusSchema } from '../domains/status/routes.ts';
+import { OrganizationSchema, StatusSchema } from '../domains/status/index.ts';
 import { CredentialSchema, ProviderView, RelationshipNotice } from '../domains/providers/schemas.ts';
 import { OutboxNoticeView } from '../domains/outbox/routes.ts';
 

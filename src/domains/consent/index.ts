@@ -1,4 +1,3 @@
 /** The consent domain's public face: other folders import it only from here. */
-export { ConsentService, type ConsentQuestion, type ConsentServiceOptions } from './service.ts';
+export { ConsentService } from './service.ts';
 export { consentRoutes } from './routes.ts';
-export type { ConsentGrant } from './decision.ts';

@@ -6,9 +6,6 @@ export {
   deliveryResolvers,
   providerNoticeResolver,
   webhookResolver,
-  type DeliveryResolverOptions,
-  type ProviderNoticeTargetLookup,
-  type WebhookTargetLookup,
   type DeliveryPlan,
   type TargetResolver,
   type ResolverMap,
@@ -21,6 +18,5 @@ export {
   toOutboxView,
   OutboxService,
   type OutboxBacklog,
-  type OutboxServiceOptions,
   type OutboxView,
 } from './service.ts';

@@ -1,15 +1,6 @@
 /** The status domain's public face: other folders import it only from here. */
-export {
-  StatusService,
-  handshakesFromMetrics,
-  placeholderRegistry,
-  type HandshakeLoad,
-  type RegistrySummary,
-  type StatusReport,
-  type StatusServiceOptions,
-  type StatusSources,
-} from './service.ts';
+export { StatusService, handshakesFromMetrics, type RegistrySummary, type StatusSources } from './service.ts';
 export { statusRoutes, StatusSchema } from './routes.ts';
-export { organizationRoutes, OrganizationSchema, type OrganizationSources } from './organization-route.ts';
-export { handshakeStatsRoutes, type HandshakeDay } from './handshake-stats.ts';
+export { organizationRoutes, OrganizationSchema } from './organization-route.ts';
+export { handshakeStatsRoutes } from './handshake-stats.ts';
 export { startMetricsListener } from './metrics-listener.ts';
