@@ -1,9 +1,11 @@
 export {
   activeProviderOf,
+  activeRosterForRegistry,
   getActiveProvider,
   getProvider,
   listProviders,
   providerNoticeTarget,
+  rosterRegistryStates,
   type ActiveProvider,
   type Provider,
 } from './store.ts';

@@ -62,6 +62,49 @@ export interface ActiveProvider {
 }
 
 /**
+ * The active providers in NPI order, as the registry lists them (src/network/presence/). The
+ * JSON columns come as stored: presence reads them leniently and skips a row it cannot read.
+ */
+export async function activeRosterForRegistry(
+  db: Db,
+): Promise<
+  Array<{ npi: string; name: string; providerTypesJson: string; specialty: string | null; credentialsJson: string; registryState: string }>
+> {
+  const rows = await db
+    .selectFrom('providers')
+    .select(['npi', 'name', 'provider_types', 'specialty', 'credentials', 'registry_state'])
+    .where('status', '=', 'active')
+    .orderBy('npi')
+    .execute();
+  return rows.map((row) => ({
+    npi: row.npi,
+    name: row.name,
+    providerTypesJson: row.provider_types,
+    specialty: row.specialty,
+    credentialsJson: row.credentials,
+    registryState: row.registry_state,
+  }));
+}
+
+/** Every provider in NPI order with its roster status and registry state (`neuron registry status`). */
+export async function rosterRegistryStates(
+  db: Db,
+): Promise<Array<{ npi: string; name: string; status: ProviderStatus; registryState: string; registryError: string | null }>> {
+  const rows = await db
+    .selectFrom('providers')
+    .select(['npi', 'name', 'status', 'registry_state', 'registry_error'])
+    .orderBy('npi')
+    .execute();
+  return rows.map((row) => ({
+    npi: row.npi,
+    name: row.name,
+    status: row.status,
+    registryState: row.registry_state,
+    registryError: row.registry_error,
+  }));
+}
+
+/**
  * What the outbox needs to deliver a relationship notice to this provider: its roster status and
  * notification URL; null when it is not on the roster (given to the outbox's notice resolver by
  * the composition root, so the outbox reads no table of this domain).

@@ -15,6 +15,8 @@
  */
 import type { NeuronConfig } from '../../foundation/config/index.ts';
 import { createDiscoveryAdvertiser, notAdvertisedReason, type DiscoveryAdvertiser, type DiscoveryLogger } from '../discovery/index.ts';
+import { activeRosterForRegistry } from '../../domains/providers/index.ts';
+import { LeaseStore } from '../cluster/index.ts';
 import type { Storage } from '../../foundation/storage/index.ts';
 import {
   DatabaseRegistryStateStore,
@@ -375,17 +377,12 @@ async function readRoster(
   storage: Pick<Storage, 'db'>,
   logger: PresenceLogger,
 ): Promise<{ providers: ProviderInput[]; unregistered: string[] }> {
-  const rows = await storage.db
-    .selectFrom('providers')
-    .select(['npi', 'name', 'provider_types', 'specialty', 'credentials', 'registry_state'])
-    .where('status', '=', 'active')
-    .orderBy('npi')
-    .execute();
+  const rows = await activeRosterForRegistry(storage.db);
   const providers: ProviderInput[] = [];
   for (const row of rows) {
     try {
-      const types = JSON.parse(row.provider_types) as unknown;
-      const credentials = JSON.parse(row.credentials) as unknown;
+      const types = JSON.parse(row.providerTypesJson) as unknown;
+      const credentials = JSON.parse(row.credentialsJson) as unknown;
       providers.push({
         npi: row.npi,
         name: row.name,
@@ -400,7 +397,7 @@ async function readRoster(
       );
     }
   }
-  const unregistered = rows.filter((row) => row.registry_state === 'unregistered').map((row) => row.npi);
+  const unregistered = rows.filter((row) => row.registryState === 'unregistered').map((row) => row.npi);
   return { providers, unregistered };
 }
 
@@ -453,14 +450,11 @@ export async function registerOnce(options: RegisterOnceOptions): Promise<Regist
 }
 
 /** Whether some instance holds the registry lease now (then the registration must not be reset). */
-export async function registryClientHolder(storage: Pick<Storage, 'db'>): Promise<{ holder: string; expiresAt: string } | null> {
-  const row = await storage.db
-    .selectFrom('leases')
-    .select(['holder', 'expires_at'])
-    .where('name', '=', REGISTRY_LEASE_NAME)
-    .executeTakeFirst();
-  if (row === undefined || row.expires_at <= new Date().toISOString()) return null;
-  return { holder: row.holder, expiresAt: row.expires_at };
+export async function registryClientHolder(
+  storage: Pick<Storage, 'db' | 'dialect'>,
+): Promise<{ holder: string; expiresAt: string } | null> {
+  // The cluster's lease store compares expiry with the database's clock, as every instance does.
+  return new LeaseStore(storage).current(REGISTRY_LEASE_NAME);
 }
 
 /**

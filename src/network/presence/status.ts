@@ -9,6 +9,7 @@
  */
 import type { NeuronConfig } from '../../foundation/config/index.ts';
 import type { Storage } from '../../foundation/storage/index.ts';
+import { rosterRegistryStates } from '../../domains/providers/index.ts';
 import {
   DatabaseRegistryStateStore,
   UNREGISTERED,
@@ -114,17 +115,13 @@ export async function readRegistryStatus(
 }
 
 async function providerViews(storage: Pick<Storage, 'db'>, store: DatabaseRegistryStateStore): Promise<RegistryProviderView[]> {
-  const rows = await storage.db
-    .selectFrom('providers')
-    .select(['npi', 'name', 'status', 'registry_state', 'registry_error'])
-    .orderBy('npi')
-    .execute();
+  const rows = await rosterRegistryStates(storage.db);
   const views: RegistryProviderView[] = rows.map((row) => ({
     npi: row.npi,
     name: row.name,
     roster_status: row.status,
-    registry_state: row.registry_state,
-    registry_error: row.registry_error,
+    registry_state: row.registryState,
+    registry_error: row.registryError,
   }));
   const onRoster = new Set(rows.map((row) => row.npi));
   for (const [npi, state] of await store.loadProviderStates()) {
