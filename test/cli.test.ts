@@ -284,7 +284,7 @@ test('an unusable data directory and a corrupted database are refused with the f
   assert.match(start.stderr, /STORAGE_CORRUPT: the database .* is damaged .*restore the database from a backup/);
 });
 
-test('audit verify exits 4 and names the first bad entry after tampering', async () => {
+test('audit verify exits 1 and names the first bad entry after tampering', async () => {
   const cwd = tempDir();
   assert.equal(run(cwd, ['init', '--yes']).code, 0);
   const { child } = startForeground(cwd);
@@ -303,10 +303,10 @@ test('audit verify exits 4 and names the first bad entry after tampering', async
   db.prepare("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2").run();
   db.close();
   const verify = run(cwd, ['audit', 'verify']);
-  assert.equal(verify.code, 4);
+  assert.equal(verify.code, 1);
   assert.match(verify.stdout, /FAILED at sequence 2/);
   const json = run(cwd, ['audit', 'verify', '--json', '--tree-head', witnessFile]);
-  assert.equal(json.code, 4);
+  assert.equal(json.code, 1);
   assert.deepEqual(
     Object.keys(JSON.parse(json.stdout) as object).sort(),
     ['bad_tree_head', 'checkpoints', 'entries', 'first_bad_seq', 'ok', 'problem', 'tree_heads'],

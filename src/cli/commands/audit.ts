@@ -127,6 +127,7 @@ export function registerAudit(program: Command): void {
           out(
             `${paint('red', outcome.kind === 'unreachable' ? 'could not check' : `AUDIT LOG ${outcome.kind.toUpperCase()}`)}: ${outcome.message}`,
           );
+          // Both 1: the message tells a fork, a truncation or a bad signature from an unreachable Neuron.
           process.exitCode = outcome.kind === 'unreachable' ? EXIT.FAILURE : EXIT.AUDIT_FAILED;
           if (outcome.kind !== 'unreachable') return;
         }
