@@ -20,7 +20,8 @@ import {
   type CurrentOrganizationKey,
 } from '../../foundation/organization/keys.ts';
 import { isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
-import { canonicalJson } from './chain.ts';
+import { canonicalJson, entryCanonical } from './chain.ts';
+import { storedInclusionProof } from './tree.ts';
 import type { AuditLog } from './service.ts';
 import { pinOrganizationKey, type PinnedKey } from './outside.ts';
 
@@ -188,4 +189,25 @@ export async function pinGenesisKey(
 ): Promise<{ pinned: PinnedKey; reachable: boolean }> {
   const pinned = pinOrganizationKey(dataDir, await genesisKey(db, active));
   return { pinned, reachable: await keyReachableFromPin(db, pinned, active.publicKey) };
+}
+
+/** The rotation entries up to `treeSize` as served to witnesses: canonical entry text, leaf index and inclusion proof (hex). */
+export async function keyRotationProofs(
+  db: Db,
+  treeSize: number,
+): Promise<Array<{ entry: string; leaf_index: number; inclusion_proof: string[] }>> {
+  // Rotations are an operator's rare command: all of them in one answer.
+  const rows = await db
+    .selectFrom('audit_log')
+    .selectAll()
+    .where('event_type', '=', KEY_ROTATION_EVENT)
+    .where('seq', '<=', treeSize)
+    .orderBy('seq', 'asc')
+    .execute();
+  const proofs = [];
+  for (const row of rows) {
+    const proof = await storedInclusionProof(db, row.seq - 1, treeSize);
+    proofs.push({ entry: entryCanonical(row), leaf_index: row.seq - 1, inclusion_proof: proof.map((h) => h.toString('hex')) });
+  }
+  return proofs;
 }
