@@ -65,9 +65,7 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   const outside = [...trust.heads].sort((a, b) => a.head.tree_size - b.head.tree_size);
   let checkedHeads = 0;
   let lastGoodSize = 0;
-  /** The keys trusted at the current place in the log, and every key trusted anywhere in it. */
-  let currentKeys: ReadonlySet<string> = trust.trustedKeys;
-  const everTrusted = new Set(trust.trustedKeys);
+  const trail = new LogTrail(trust);
   const result = (ok: boolean, firstBadSeq: number | null, badTreeHead: number | null, problem: string | null): VerifyResult => ({
     ok,
     entries: walker.count,
@@ -81,7 +79,7 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   /** Checks one head whose size the tree has just reached; a failure message or null. */
   const checkHead = ({ head, source }: SourcedHead): string | null => {
     checkedHeads += 1;
-    if (!treeHeadSignedBy(head, currentKeys)) {
+    if (!treeHeadSignedBy(head, trail.currentKeys)) {
       return `the tree head of size ${head.tree_size} in ${source} is not signed by a trusted organization key`;
     }
     if (frontier.root().toString('hex') !== head.root_hash) {
@@ -91,8 +89,6 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
     return null;
   };
 
-  const ownId = trust.file?.scope === 'own' ? trust.file.dataDirId : undefined;
-  let lastOwnEntry: { seq: number; occurred_at: string; event_type: string } | null = null;
   let databaseHeads = await headsAfter(db, 0);
   let latestDatabaseHead = 0;
   let firstDatabaseHeadBeyondFile: TreeHead | null = null;
@@ -107,15 +103,8 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
     for (const entry of page) {
       const problem = walker.push(entry);
       if (problem) return result(false, problem.seq, null, problem.message);
-      if (entry.event_type === KEY_ROTATION_EVENT) {
-        const rotation = checkKeyRotation(entry.details, currentKeys);
-        if ('problem' in rotation) {
-          return result(false, entry.seq, null, `entry ${entry.seq} records a key rotation that does not verify: ${rotation.problem}`);
-        }
-        currentKeys = new Set([rotation.newPublicKey]);
-        everTrusted.add(rotation.newPublicKey);
-      }
-      if (ownId !== undefined && isDataDirEvent(entry.event_type) && entry.details.includes(ownId)) lastOwnEntry = entry;
+      const trailProblem = trail.see(entry);
+      if (trailProblem) return result(false, entry.seq, null, trailProblem);
       frontier.append(entryLeafHash(entry));
       while (databaseHeads.length > 0 && databaseHeads[0]!.tree_size <= frontier.size) {
         const head = databaseHeads.shift()!;
@@ -141,7 +130,7 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
     checkedHeads += 1;
     const size = beyond.head.tree_size;
     // Beyond the log no rotation entry tells which key was current: any key trusted in it.
-    if (!treeHeadSignedBy(beyond.head, everTrusted)) {
+    if (!treeHeadSignedBy(beyond.head, trail.everTrusted)) {
       return result(false, null, size, `the tree head of size ${size} in ${beyond.source} is not signed by a trusted organization key`);
     }
     return result(
@@ -153,7 +142,7 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   }
   const fileProblem = checkFileKeptUp(trust, firstDatabaseHeadBeyondFile);
   if (fileProblem) return result(false, null, firstDatabaseHeadBeyondFile!.tree_size, fileProblem);
-  const ownProblem = checkOwnEntryKept(trust, lastOwnEntry);
+  const ownProblem = checkOwnEntryKept(trust, trail.lastOwnEntry);
   if (ownProblem) return result(false, null, null, ownProblem);
   if (walker.count > latestDatabaseHead) {
     return result(
@@ -166,7 +155,7 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
 
   for (const checkpoint of checkpoints) {
     if (
-      !everTrusted.has(checkpoint.public_key) ||
+      !trail.everTrusted.has(checkpoint.public_key) ||
       !verifyOrganizationSignature(checkpoint.public_key, checkpointMessage(checkpoint), checkpoint.signature)
     ) {
       return result(false, checkpoint.seq, null, `checkpoint at entry ${checkpoint.seq} has an invalid signature`);
@@ -184,6 +173,36 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
     }
   }
   return result(true, null, null, null);
+}
+
+/**
+ * What the verifier learns from the entries as it reads them in order: the key trusted at this
+ * place (rotation entries move it, ./rotation.ts), every key trusted anywhere in the log, and
+ * this data directory's own latest start or stop entry (the PostgreSQL file check).
+ */
+class LogTrail {
+  currentKeys: ReadonlySet<string>;
+  readonly everTrusted: Set<string>;
+  lastOwnEntry: { seq: number; occurred_at: string; event_type: string } | null = null;
+  readonly #ownId: string | undefined;
+
+  constructor(trust: AuditTrust) {
+    this.currentKeys = trust.trustedKeys;
+    this.everTrusted = new Set(trust.trustedKeys);
+    this.#ownId = trust.file?.scope === 'own' ? trust.file.dataDirId : undefined;
+  }
+
+  /** Takes in one verified entry; a problem message when it is a rotation that does not verify. */
+  see(entry: { seq: number; occurred_at: string; event_type: string; details: string }): string | null {
+    if (entry.event_type === KEY_ROTATION_EVENT) {
+      const rotation = checkKeyRotation(entry.details, this.currentKeys);
+      if ('problem' in rotation) return `entry ${entry.seq} records a key rotation that does not verify: ${rotation.problem}`;
+      this.currentKeys = new Set([rotation.newPublicKey]);
+      this.everTrusted.add(rotation.newPublicKey);
+    }
+    if (this.#ownId !== undefined && isDataDirEvent(entry.event_type) && entry.details.includes(this.#ownId)) this.lastOwnEntry = entry;
+    return null;
+  }
 }
 
 /** A database head long signed but absent from the tree-head file: the file was deleted or rolled back. */
