@@ -22,7 +22,6 @@ import {
 import { isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
 import { canonicalJson, entryCanonical } from './chain.ts';
 import { storedInclusionProof } from './tree.ts';
-import type { AuditLog } from './service.ts';
 import { pinOrganizationKey, type PinnedKey } from './outside.ts';
 
 export const KEY_ROTATION_EVENT = 'organization_key.rotated';
@@ -63,7 +62,8 @@ export function keyRotationMessage(statement: KeyRotationStatement): Buffer {
  */
 export async function rotateOrganizationKey(options: {
   storage: Storage;
-  audit: AuditLog;
+  /** The AuditLog that seals with `key` (structural: this module sits below the service). */
+  audit: { append(trx: Db, event: { type: string; actor: string; details?: Record<string, unknown> }): Promise<{ seq: number }> };
   key: CurrentOrganizationKey;
   actor: string;
 }): Promise<{ seq: number; previous: { id: string; publicKey: string }; next: { id: string; publicKey: string } }> {
