@@ -284,7 +284,7 @@ test('an unusable data directory and a corrupted database are refused with the f
   assert.match(start.stderr, /STORAGE_CORRUPT: the database .* is damaged .*restore the database from a backup/);
 });
 
-test('audit verify exits 4 and names the first bad entry after tampering', async () => {
+test('audit verify exits 1 and names the first bad entry after tampering', async () => {
   const cwd = tempDir();
   assert.equal(run(cwd, ['init', '--yes']).code, 0);
   const { child } = startForeground(cwd);
@@ -303,14 +303,36 @@ test('audit verify exits 4 and names the first bad entry after tampering', async
   db.prepare("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2").run();
   db.close();
   const verify = run(cwd, ['audit', 'verify']);
-  assert.equal(verify.code, 4);
+  assert.equal(verify.code, 1);
   assert.match(verify.stdout, /FAILED at sequence 2/);
   const json = run(cwd, ['audit', 'verify', '--json', '--tree-head', witnessFile]);
-  assert.equal(json.code, 4);
+  assert.equal(json.code, 1);
   assert.deepEqual(
     Object.keys(JSON.parse(json.stdout) as object).sort(),
     ['bad_tree_head', 'checkpoints', 'entries', 'first_bad_seq', 'ok', 'problem', 'tree_heads'],
     'snake_case like every other JSON output',
   );
   assert.equal((JSON.parse(json.stdout) as { first_bad_seq: number }).first_bad_seq, 2);
+});
+
+test('key rotate: a new active key, the rotation in the log, and audit verify still passes from the pinned genesis key', () => {
+  const cwd = tempDir();
+  assert.equal(run(cwd, ['init', '--yes']).code, 0);
+  const pinFile = path.join(cwd, 'data', 'organization-key.json');
+  const genesis = (JSON.parse(readFileSync(pinFile, 'utf8')) as { public_key: string }).public_key;
+  const first = run(cwd, ['key', 'rotate', '--json']);
+  assert.equal(first.code, 0, first.stderr);
+  const rotated = JSON.parse(first.stdout) as { seq: number; old_key: { public_key: string }; new_key: { public_key: string } };
+  assert.equal(rotated.old_key.public_key, genesis);
+  assert.notEqual(rotated.new_key.public_key, genesis);
+  const second = run(cwd, ['key', 'rotate']);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout, /organization key rotated/);
+
+  const head = JSON.parse(run(cwd, ['audit', 'tree-head']).stdout) as { key: { public_key: string } };
+  assert.notEqual(head.key.public_key, rotated.new_key.public_key, 'the second rotation signed with the third key');
+  assert.equal((JSON.parse(readFileSync(pinFile, 'utf8')) as { public_key: string }).public_key, genesis, 'the pin stays');
+  const verify = run(cwd, ['audit', 'verify']);
+  assert.equal(verify.code, 0, verify.stdout);
+  assert.match(verify.stdout, /audit log intact/);
 });

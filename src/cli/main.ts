@@ -10,6 +10,7 @@ import { registerStop } from './commands/stop.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerConfig } from './commands/config.ts';
 import { registerAudit } from './commands/audit.ts';
+import { registerKey } from './commands/key.ts';
 import { registerApiKey } from './commands/api-key.ts';
 import { registerInit } from './commands/init.ts';
 import { registerDemo } from '../demo/command.ts';
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerConfig(program);
   registerAudit(program);
+  registerKey(program);
   registerRegistry(program);
   registerDiscover(program);
   registerApiKey(program);

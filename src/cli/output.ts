@@ -12,8 +12,8 @@ export const EXIT = {
   USAGE: 2,
   /** The Neuron is not running (status, stop). */
   NOT_RUNNING: 3,
-  /** The audit chain or a checkpoint signature did not verify. */
-  AUDIT_FAILED: 4,
+  /** The audit log did not verify (`audit verify`) or the monitor found a fork, a truncation or a bad signature: the same 1 as any failure (issue 13). */
+  AUDIT_FAILED: 1,
 } as const;
 
 type Style = Parameters<typeof styleText>[0];

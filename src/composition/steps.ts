@@ -20,8 +20,8 @@ import path from 'node:path';
 import type { Component } from '../foundation/lifecycle/components.ts';
 import { openStorage } from '../foundation/storage/index.ts';
 import { storageOptionsFrom } from '../foundation/storage/from-config.ts';
-import { ensureOrganizationKey } from '../foundation/organization/keys.ts';
-import { AuditLog, TreeHeadFile, pinOrganizationKey } from '../domains/audit/index.ts';
+import { CurrentOrganizationKey, ensureOrganizationKey } from '../foundation/organization/keys.ts';
+import { AuditLog, TreeHeadFile, pinGenesisKey } from '../domains/audit/index.ts';
 import { createHttpApp, type HttpApp } from '../http/app.ts';
 import { createApiGateway } from './gateway.ts';
 import { HandshakeBroker } from '../domains/handshake/index.ts';
@@ -95,20 +95,30 @@ function organizationKeyStep(rt: Runtime): Component {
 
 function auditStep(rt: Runtime): Component {
   let checkpointTimer: NodeJS.Timeout | undefined;
+  let keyReloadTimer: NodeJS.Timeout | undefined;
   let treeHeadFile: TreeHeadFile | undefined;
   return {
     name: 'audit',
     start: async () => {
       const key = need(rt.organizationKey, 'organization key');
       const dataDir = rt.loaded.paths.dataDir;
-      // The verifier's trust anchor lives outside the database (docs/security.md).
-      const pinned = pinOrganizationKey(dataDir, key);
-      if (pinned.public_key !== key.publicKey) {
+      // The verifier's trust anchor lives outside the database (docs/security.md): the genesis key,
+      // from which the log's rotation entries must lead to the active one.
+      const db = need(rt.storage, 'storage').db;
+      const { pinned, reachable } = await pinGenesisKey(db, dataDir, key);
+      if (!reachable) {
         rt.logger.error(
           { pinnedKeyId: pinned.key_id, keyId: key.id },
-          'the organization key in the database is not the one pinned in the data directory; its tree heads will not verify',
+          'the organization key in the database is not the pinned one nor reached from it by a rotation in the audit log; its tree heads will not verify',
         );
       }
+      // Another instance may rotate the key (PostgreSQL); sealing notices it at once, this picks it up
+      // for notices and the served key on an instance that seals nothing meanwhile.
+      keyReloadTimer = setInterval(() => {
+        if (key instanceof CurrentOrganizationKey)
+          key.reload(db).catch((error: unknown) => rt.logger.error({ err: error }, 'could not reload the organization key'));
+      }, rt.config.audit.key_reload_interval_ms);
+      keyReloadTimer.unref();
       const headFile = new TreeHeadFile({ dataDir, logger: rt.logger });
       treeHeadFile = headFile;
       const audit = new AuditLog(need(rt.storage, 'storage'), key, rt.logger, {
@@ -121,11 +131,12 @@ function auditStep(rt: Runtime): Component {
         audit.checkpoint().catch((error: unknown) => rt.logger.error({ err: error }, 'audit checkpoint failed'));
       }, rt.config.audit.checkpoint_interval_ms);
       checkpointTimer.unref();
-      await audit.record({ type: 'neuron.started', actor: 'system', details: { instance_id: rt.instanceId, version: rt.version } });
+      await audit.recordOwn('neuron.started', { instance_id: rt.instanceId, version: rt.version });
     },
     stop: async () => {
       clearInterval(checkpointTimer);
-      await rt.audit?.record({ type: 'neuron.stopped', actor: 'system', details: { instance_id: rt.instanceId } });
+      clearInterval(keyReloadTimer);
+      await rt.audit?.recordOwn('neuron.stopped', { instance_id: rt.instanceId });
       // A last signed checkpoint, so the chain head at shutdown is covered by a signature.
       await rt.audit?.checkpoint();
       await treeHeadFile?.close();

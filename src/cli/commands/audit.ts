@@ -5,6 +5,7 @@ import {
   parseTreeHead,
   trustFromDataDir,
   verifyAuditLog,
+  type AuditTrust,
   type TreeHead,
   type VerifyResult,
 } from '../../domains/audit/index.ts';
@@ -60,11 +61,11 @@ export function registerAudit(program: Command): void {
     .action(async (options: { json?: boolean; treeHead: string[] }, command: Command) => {
       const loaded = loadForCli(globalOptions(command));
       const given = options.treeHead.map(readTreeHeadFile);
-      let trust;
+      let trust: AuditTrust;
       try {
-        // On SQLite one process writes at a time and every writer keeps the file; see AuditTrust.file.
-        const grace = loaded.config.storage.url === '' ? loaded.config.audit.tree_head_file_grace_ms : undefined;
-        trust = trustFromDataDir(loaded.paths.dataDir, given, grace);
+        // On SQLite every writer keeps this one file; on PostgreSQL it holds this directory's own heads (AuditTrust.file).
+        const scope = loaded.config.storage.url === '' ? ('every' as const) : ('own' as const);
+        trust = trustFromDataDir(loaded.paths.dataDir, given, { graceMs: loaded.config.audit.tree_head_file_grace_ms, scope });
       } catch (error) {
         throw new CliError(`cannot read the audit trust files: ${(error as Error).message}`, EXIT.AUDIT_FAILED);
       }
@@ -127,6 +128,7 @@ export function registerAudit(program: Command): void {
           out(
             `${paint('red', outcome.kind === 'unreachable' ? 'could not check' : `AUDIT LOG ${outcome.kind.toUpperCase()}`)}: ${outcome.message}`,
           );
+          // Both 1: the message tells a fork, a truncation or a bad signature from an unreachable Neuron.
           process.exitCode = outcome.kind === 'unreachable' ? EXIT.FAILURE : EXIT.AUDIT_FAILED;
           if (outcome.kind !== 'unreachable') return;
         }

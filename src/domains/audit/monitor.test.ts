@@ -1,6 +1,7 @@
 /**
  * `neuron audit monitor`'s check against a real running Neuron: runs that see the log grow pass,
- * a truncation between two runs and a forged signature are reported, and the kept head stays.
+ * a truncation between two runs and a forged signature are reported, and the kept head stays; a
+ * key rotation is followed, a forged one is reported.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +9,16 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startApiNeuron, type ApiTestNeuron } from '../../../test/helpers/api.ts';
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { monitorOnce } from './monitor.ts';
+import { CurrentOrganizationKey, ensureOrganizationKey, rawPublicKey } from '../../foundation/organization/keys.ts';
+import { createLogger } from '../../foundation/observability/logger.ts';
+import { isoNow } from '../../foundation/storage/index.ts';
+import { AuditLog } from './service.ts';
+import { appendTreeHeadSync } from './outside.ts';
+import { KEY_ROTATION_EVENT, keyRotationMessage, rotateOrganizationKey } from './rotation.ts';
+
+const silent = createLogger({ level: 'silent', pretty: 'never' });
 
 describe('audit monitor', () => {
   let t: ApiTestNeuron;
@@ -49,5 +59,60 @@ describe('audit monitor', () => {
     writeFileSync(stateFile, JSON.stringify({ ...state, public_key: 'A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg' }));
     const outcome = await monitorOnce({ baseUrl: t.url, stateFile });
     assert.equal(!outcome.ok && outcome.kind, 'signature');
+  });
+  it('follows a key rotation between two runs and pins the new key', async () => {
+    const stateFile = path.join(mkdtempSync(path.join(tmpdir(), 'neuron-monitor-')), 'state.json');
+    assert.equal((await monitorOnce({ baseUrl: t.url, stateFile })).ok, true);
+    // As `neuron key rotate` does beside the running Neuron.
+    const { key } = await ensureOrganizationKey(t.neuron.storage.db);
+    const audit = new AuditLog(t.neuron.storage, key, silent, {
+      dataDir: t.dataDir,
+      onTreeHead: (head) => appendTreeHeadSync(t.dataDir, head),
+    });
+    const rotated = await rotateOrganizationKey({ storage: t.neuron.storage, audit, key, actor: 'cli' });
+    await t.neuron.audit.record({ type: 'test.event', actor: 'system', details: { after: 'rotation' } });
+    const outcome = await monitorOnce({ baseUrl: t.url, stateFile });
+    assert.equal(outcome.ok, true, outcome.message);
+    assert.match(outcome.message, /followed the key rotation/);
+    assert.equal(JSON.parse(readFileSync(stateFile, 'utf8')).public_key, rotated.next.publicKey);
+  });
+
+  // Last: it leaves a rogue key active in this Neuron's database.
+  it('reports a rotation not signed by the key it pinned', async () => {
+    const stateFile = path.join(mkdtempSync(path.join(tmpdir(), 'neuron-monitor-')), 'state.json');
+    assert.equal((await monitorOnce({ baseUrl: t.url, stateFile })).ok, true);
+    const real = await ensureOrganizationKey(t.neuron.storage.db);
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const rogueId = randomUUID();
+    await t.neuron.storage.db.updateTable('organization_keys').set({ active: 0 }).execute();
+    await t.neuron.storage.db
+      .insertInto('organization_keys')
+      .values({
+        id: rogueId,
+        public_key: rawPublicKey(privateKey),
+        created_at: isoNow(),
+        active: 1,
+        private_key_pkcs8: privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+      })
+      .execute();
+    const statement = {
+      old_key_id: real.key.id,
+      old_public_key: real.key.publicKey,
+      new_key_id: rogueId,
+      new_public_key: rawPublicKey(privateKey),
+      rotated_at: isoNow(),
+    };
+    const signature = sign(null, keyRotationMessage(statement), privateKey).toString('base64url');
+    const rogue = (await ensureOrganizationKey(t.neuron.storage.db)).key;
+    assert.ok(rogue instanceof CurrentOrganizationKey);
+    const audit = new AuditLog(t.neuron.storage, rogue, silent);
+    await audit.record({
+      type: KEY_ROTATION_EVENT,
+      actor: 'cli',
+      details: { ...statement, old_key_signature: signature, new_key_signature: signature },
+    });
+    const outcome = await monitorOnce({ baseUrl: t.url, stateFile });
+    assert.equal(!outcome.ok && outcome.kind, 'signature');
+    assert.match(outcome.message, /key rotation at entry \d+ does not verify: the old key did not sign it/);
   });
 });

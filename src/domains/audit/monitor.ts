@@ -3,12 +3,15 @@
  * agent) runs against a Neuron to watch its audit log. Each run fetches the current signed tree
  * head, checks its signature under the key pinned on the first run, checks that it extends the
  * head kept from the last run (RFC 9162 consistency proof from the Neuron's public proof route),
- * and keeps the new one in the state file. A fork, a truncation or a bad signature is reported
+ * and keeps the new one in the state file. When the organization rotated its key since the kept
+ * head, the monitor follows the rotation entries the new head includes (GET
+ * /v1/audit/key-rotations), each signed by the key trusted before it, and pins the new key. A fork, a truncation or a bad signature is reported
  * and the old head is kept, so every later run keeps failing until a person looks.
  */
 import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
-import { verifyConsistency } from 'neuron-careagent-client/protocol';
+import { leafHash, verifyConsistency, verifyInclusion } from 'neuron-careagent-client/protocol';
 import { parseTreeHead, treeHeadSignedBy, type TreeHead } from './tree-head.ts';
+import { KEY_ROTATION_EVENT, checkKeyRotation } from './rotation.ts';
 
 export interface MonitorState {
   /** The Neuron's public key, pinned on the first run. */
@@ -56,7 +59,12 @@ export async function monitorOnce(options: MonitorOptions): Promise<MonitorOutco
     return { ok: false, kind: 'unreachable', message: `cannot read the tree head: ${(error as Error).message}` };
   }
   const state = readState(options.stateFile);
-  const publicKey = state?.public_key ?? head.key.public_key;
+  let publicKey = state?.public_key ?? head.key.public_key;
+  if (state !== null && head.key.public_key !== publicKey && head.tree_size > state.tree_head.tree_size) {
+    const followed = await followRotations(fetcher, base, head, state);
+    if ('problem' in followed) return { ok: false, kind: 'signature', message: followed.problem };
+    publicKey = followed.publicKey;
+  }
   if (!treeHeadSignedBy(head, new Set([publicKey]))) {
     return {
       ok: false,
@@ -89,6 +97,49 @@ export async function monitorOnce(options: MonitorOptions): Promise<MonitorOutco
     }
   }
   writeState(options.stateFile, { public_key: publicKey, tree_head: head });
-  const grew = kept === undefined ? `first run: key ${publicKey} pinned` : `grew from ${kept.tree_size}`;
+  const rotated = state !== null && publicKey !== state.public_key ? `; followed the key rotation to ${publicKey}` : '';
+  const grew = kept === undefined ? `first run: key ${publicKey} pinned` : `grew from ${kept.tree_size}${rotated}`;
   return { ok: true, message: `tree head of size ${head.tree_size} verified (${grew})`, head };
+}
+
+/**
+ * The key trusted at `head` after the rotations logged since the kept head: each rotation entry
+ * must be included in `head` and signed by the key trusted before it. The head's own signature is
+ * checked by the caller under the key returned, which makes its root (and so the inclusions) true.
+ */
+async function followRotations(
+  fetcher: typeof fetch,
+  base: string,
+  head: TreeHead,
+  state: MonitorState,
+): Promise<{ publicKey: string } | { problem: string }> {
+  let answer: { rotations?: Array<{ entry?: unknown; leaf_index?: unknown; inclusion_proof?: unknown }> };
+  try {
+    answer = (await getJson(fetcher, `${base}/v1/audit/key-rotations?tree_size=${head.tree_size}`)) as typeof answer;
+  } catch (error) {
+    return { problem: `the tree head is signed by another key and its rotation cannot be read: ${(error as Error).message}` };
+  }
+  let trusted = state.public_key;
+  for (const rotation of answer.rotations ?? []) {
+    const leafIndex = Number(rotation.leaf_index);
+    if (!Number.isSafeInteger(leafIndex) || leafIndex < state.tree_head.tree_size) continue; // already behind the kept head
+    const text = String(rotation.entry);
+    const proof = (Array.isArray(rotation.inclusion_proof) ? rotation.inclusion_proof : []).map((h) => Buffer.from(String(h), 'hex'));
+    let entry: { seq?: unknown; event_type?: unknown; details?: unknown };
+    try {
+      entry = JSON.parse(text) as typeof entry;
+    } catch {
+      return { problem: `the key rotation at leaf ${leafIndex} is not JSON` };
+    }
+    if (entry.seq !== leafIndex + 1 || entry.event_type !== KEY_ROTATION_EVENT) {
+      return { problem: `the entry served at leaf ${leafIndex} is not a key rotation` };
+    }
+    if (!verifyInclusion(leafIndex, head.tree_size, leafHash(Buffer.from(text)), proof, Buffer.from(head.root_hash, 'hex'))) {
+      return { problem: `the key rotation at entry ${leafIndex + 1} is not included in the tree head of size ${head.tree_size}` };
+    }
+    const checked = checkKeyRotation(JSON.stringify(entry.details), new Set([trusted]));
+    if ('problem' in checked) return { problem: `the key rotation at entry ${leafIndex + 1} does not verify: ${checked.problem}` };
+    trusted = checked.newPublicKey;
+  }
+  return { publicKey: trusted };
 }

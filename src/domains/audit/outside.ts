@@ -1,16 +1,18 @@
 /**
  * What the audit verifier keeps outside the database, in the data directory (docs/security.md):
  *
- * - `organization-key.json`: the organization's public key, pinned at the first start. The
- *   verifier trusts tree heads signed by this key only; a key row added to the database changes
- *   nothing.
+ * - `organization-key.json`: the organization's first (genesis) public key, pinned at the first
+ *   start and never rewritten. The verifier trusts this key, and after it only the keys it
+ *   reached through rotation entries in the log (./rotation.ts); a key row added to the database
+ *   changes nothing.
  * - `audit-tree-heads.log`: the signed tree heads this instance produced, one JSON line each,
  *   appended and fdatasync'd after their commit, off the handshake's path. A database rewritten or
  *   truncated behind the Neuron's back is no longer consistent with them.
  *
  * A copy of the data directory (with the config file) verifies the same as the original.
  */
-import { closeSync, fdatasyncSync, mkdirSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { closeSync, fdatasyncSync, mkdirSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -23,15 +25,24 @@ export const TREE_HEADS_FILE = 'audit-tree-heads.log';
 export interface PinnedKey {
   key_id: string;
   public_key: string;
+  /**
+   * This data directory's name in the log: the Neuron started on it writes it into its
+   * `neuron.started` entries, whose tree heads it keeps in its file (the PostgreSQL file check,
+   * ./verify.ts). Absent in files pinned before it existed, until the next start adds it.
+   */
+  data_dir_id?: string;
 }
 
-/** Pins the key's public half in the data directory unless a key is pinned already; returns the pinned one. */
-export function pinOrganizationKey(dataDir: string, key: OrganizationKey): PinnedKey {
+/**
+ * Pins the key's public half in the data directory unless a key is pinned already; returns the
+ * pinned one. Give it the genesis key (./rotation.ts genesisKey) once the key was ever rotated.
+ */
+export function pinOrganizationKey(dataDir: string, key: Pick<OrganizationKey, 'id' | 'publicKey'>): PinnedKey {
   const file = path.join(dataDir, ORGANIZATION_KEY_FILE);
-  if (existsSync(file)) return readPinnedKey(dataDir)!;
+  if (existsSync(file)) return withDataDirId(dataDir, readPinnedKey(dataDir)!);
   // With PostgreSQL nothing else may have created the data directory yet.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const pinned: PinnedKey = { key_id: key.id, public_key: key.publicKey };
+  const pinned: PinnedKey = { key_id: key.id, public_key: key.publicKey, data_dir_id: randomUUID() };
   // 'wx': two instances starting on one data directory cannot both write it.
   let fd: number | undefined;
   try {
@@ -52,10 +63,31 @@ export function readPinnedKey(dataDir: string): PinnedKey | null {
   const value = JSON.parse(readFileSync(file, 'utf8')) as Partial<PinnedKey>;
   if (typeof value.public_key !== 'string' || typeof value.key_id !== 'string')
     throw new TypeError(`${file} does not hold key_id and public_key`);
-  return { key_id: value.key_id, public_key: value.public_key };
+  return {
+    key_id: value.key_id,
+    public_key: value.public_key,
+    ...(typeof value.data_dir_id === 'string' ? { data_dir_id: value.data_dir_id } : {}),
+  };
 }
 
-/** The public keys the verifier trusts: the pinned key (rotation endorsements are future work, docs/security.md). */
+/** Adds a data directory id to a pin written before it existed; the key in it never changes. */
+function withDataDirId(dataDir: string, pinned: PinnedKey): PinnedKey {
+  if (pinned.data_dir_id !== undefined) return pinned;
+  const file = path.join(dataDir, ORGANIZATION_KEY_FILE);
+  const updated: PinnedKey = { ...pinned, data_dir_id: randomUUID() };
+  // Written aside, fsynced and renamed: a crash leaves the old pin or the new one, never half.
+  const fd = openSync(`${file}.tmp`, 'w', 0o644);
+  try {
+    writeSync(fd, `${JSON.stringify({ type: 'neuron.organization_key', ...updated })}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(`${file}.tmp`, file);
+  return updated;
+}
+
+/** The public keys the verifier starts from: the pinned genesis key (rotation entries add more as the log is read, ./verify.ts). */
 export function trustedKeys(dataDir: string): Set<string> {
   const pinned = readPinnedKey(dataDir);
   return new Set(pinned ? [pinned.public_key] : []);

@@ -4,7 +4,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../../test/helpers/api.ts';
-import { verifyConsistency, verifyInclusion } from 'neuron-careagent-client/protocol';
+import { leafHash, verifyConsistency, verifyInclusion } from 'neuron-careagent-client/protocol';
+import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
+import { createLogger } from '../../foundation/observability/logger.ts';
+import { AuditLog } from './service.ts';
+import { rotateOrganizationKey } from './rotation.ts';
 import { entryLeafHash } from './chain.ts';
 import { treeHeadSignedBy } from './tree-head.ts';
 
@@ -116,5 +120,34 @@ describe('/v1/audit', () => {
     assertProblem(await t.request('GET', '/v1/audit/proofs/inclusion?leaf_index=2&tree_size=2'), 400, 'VALIDATION_FAILED');
     assertProblem(await t.request('GET', '/v1/audit/proofs/inclusion?leaf_index=0&tree_size=1e309'), 400, 'VALIDATION_FAILED');
     assertProblem(await t.request('GET', '/v1/audit/proofs/inclusion?leaf_index=-1&tree_size=2'), 400, 'VALIDATION_FAILED');
+  });
+  it('serves the key rotations in a tree size without a credential, each included in that tree', async () => {
+    const before: any = (await t.request('GET', '/v1/audit/tree-head')).body;
+    const none: any = await t.request('GET', `/v1/audit/key-rotations?tree_size=${before.tree_size}`);
+    assert.equal(none.status, 200);
+    assert.deepEqual(none.body, { tree_size: before.tree_size, rotations: [] });
+
+    const { key } = await ensureOrganizationKey(t.neuron.storage.db);
+    const audit = new AuditLog(t.neuron.storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+    const rotated = await rotateOrganizationKey({ storage: t.neuron.storage, audit, key, actor: 'cli' });
+    const head: any = (await t.request('GET', '/v1/audit/tree-head')).body;
+    const answer: any = await t.request('GET', `/v1/audit/key-rotations?tree_size=${head.tree_size}`);
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body.rotations.length, 1);
+    const [rotation] = answer.body.rotations;
+    assert.equal(rotation.leaf_index, rotated.seq - 1);
+    assert.equal(JSON.parse(rotation.entry).details.new_public_key, rotated.next.publicKey);
+    const proof = rotation.inclusion_proof.map((h: string) => Buffer.from(h, 'hex'));
+    assert.equal(
+      verifyInclusion(
+        rotation.leaf_index,
+        head.tree_size,
+        leafHash(Buffer.from(rotation.entry)),
+        proof,
+        Buffer.from(head.root_hash, 'hex'),
+      ),
+      true,
+    );
+    assertProblem(await t.request('GET', `/v1/audit/key-rotations?tree_size=${head.tree_size + 5}`), 400, 'VALIDATION_FAILED');
   });
 });

@@ -10,6 +10,7 @@ import { apiKeyAuth, type ApiDeps } from '../../foundation/rest/context.ts';
 import { Page, Timestamp, pageQuery, NoQuery } from '../../foundation/rest/schemas.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { latestTreeHead, storedConsistencyProof, storedInclusionProof } from './tree.ts';
+import { keyRotationProofs } from './rotation.ts';
 
 export const AuditEventSchema = Type.Object(
   {
@@ -135,6 +136,22 @@ const InclusionProofSchema = Type.Object(
   { leaf_index: Type.Integer(), tree_size: Type.Integer(), proof: ProofHashes },
   { additionalProperties: false },
 );
+const KeyRotationsSchema = Type.Object(
+  {
+    tree_size: Type.Integer(),
+    rotations: Type.Array(
+      Type.Object(
+        {
+          entry: Type.String({ description: 'the organization_key.rotated entry, its canonical JSON (the leaf bytes)' }),
+          leaf_index: Type.Integer(),
+          inclusion_proof: ProofHashes,
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
 const ConsistencyProofSchema = Type.Object(
   { first: Type.Integer(), second: Type.Integer(), proof: ProofHashes },
   { additionalProperties: false },
@@ -196,6 +213,28 @@ function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
         if (leafIndex >= treeSize) throw new NeuronError('VALIDATION_FAILED', { message: 'leaf_index must be below tree_size' });
         const proof = await storedInclusionProof(deps.storage.db, leafIndex, treeSize);
         return { leaf_index: leafIndex, tree_size: treeSize, proof: proof.map((h) => h.toString('hex')) };
+      },
+    );
+
+    app.get(
+      '/v1/audit/key-rotations',
+      {
+        config: { auth: { kind: 'none' } },
+        schema: {
+          tags: ['audit'],
+          operationId: 'getAuditKeyRotations',
+          security: [],
+          summary: 'The key rotation entries in a tree size, with their inclusion proofs',
+          description:
+            'Every `organization_key.rotated` entry up to `tree_size`, oldest first, each with its RFC 9162 inclusion proof in that tree: how a witness that pinned an earlier key follows the organization to its current key (docs/security.md "Key rotation"). Public keys and signatures only.',
+          querystring: Type.Object({ tree_size: TreeSize }, { additionalProperties: false }),
+          response: { 200: KeyRotationsSchema },
+        },
+      },
+      async (request) => {
+        const { tree_size: treeSize } = request.query;
+        if (treeSize > (await current())) throw beyond(treeSize);
+        return { tree_size: treeSize, rotations: await keyRotationProofs(deps.storage.db, treeSize) };
       },
     );
 

@@ -15,8 +15,8 @@ import { AuditTree, latestTreeHead, type ReceiptTicket } from './tree.ts';
 import type { TreeHead } from './tree-head.ts';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { TREE_HEADS_FILE, readTreeHeadsFile, trustedKeys } from './outside.ts';
-import { verifyAuditLog, type AuditTrust, type VerifyResult } from './verify.ts';
+import { TREE_HEADS_FILE, readPinnedKey, readTreeHeadsFile, trustedKeys } from './outside.ts';
+import { type DATA_DIR_EVENTS, verifyAuditLog, type AuditTrust, type VerifyResult } from './verify.ts';
 
 export type { VerifyResult, AuditTrust } from './verify.ts';
 
@@ -37,7 +37,7 @@ const INSERT_ENTRY = new Statement(
 export interface AuditLogOptions {
   /** The data directory: where the pinned key and the tree-head file are (verify). Absent: verify needs `trust` given. */
   dataDir?: string;
-  /** audit.tree_head_file_grace_ms for verify (SQLite only; see AuditTrust.file). */
+  /** audit.tree_head_file_grace_ms for verify (see AuditTrust.file). */
   treeHeadFileGraceMs?: number;
   /** Told of every tree head sealed, after its commit (the tree-head file). */
   onTreeHead?: (head: TreeHead) => void;
@@ -93,6 +93,15 @@ export class AuditLog {
     return entry;
   }
 
+  /**
+   * The entries a Neuron writes when it starts and stops: `details` plus the data directory's id
+   * (PinnedKey.data_dir_id), so verify on PostgreSQL knows which heads this directory's file must hold.
+   */
+  async recordOwn(type: (typeof DATA_DIR_EVENTS)[number], details: Record<string, unknown>): Promise<AuditEntry> {
+    const dataDirId = this.#options.dataDir === undefined ? undefined : readPinnedKey(this.#options.dataDir)?.data_dir_id;
+    return this.record({ type, actor: 'system', details: { ...details, ...(dataDirId ? { data_dir_id: dataDirId } : {}) } });
+  }
+
   /** Appends in a transaction of its own. */
   async record(event: AuditEvent): Promise<AuditEntry> {
     return this.#storage.transaction((trx) => this.append(trx, event));
@@ -120,8 +129,11 @@ export class AuditLog {
   /** Verifies against the data directory's trust (the pinned key, the tree-head file), like `neuron audit verify`. */
   async verify(extraHeads: Array<{ head: TreeHead; source: string }> = []): Promise<VerifyResult> {
     if (this.#options.dataDir === undefined) throw new Error('AuditLog.verify needs the data directory');
-    const grace = this.#storage.dialect === 'sqlite' ? this.#options.treeHeadFileGraceMs : undefined;
-    return verifyAuditLog(this.#storage.db, trustFromDataDir(this.#options.dataDir, extraHeads, grace));
+    const file =
+      this.#options.treeHeadFileGraceMs === undefined
+        ? undefined
+        : { graceMs: this.#options.treeHeadFileGraceMs, scope: this.#storage.dialect === 'sqlite' ? ('every' as const) : ('own' as const) };
+    return verifyAuditLog(this.#storage.db, trustFromDataDir(this.#options.dataDir, extraHeads, file));
   }
 
   async latestTreeHead(): Promise<TreeHead | null> {
@@ -143,8 +155,8 @@ export class AuditLog {
 export function trustFromDataDir(
   dataDir: string,
   extraHeads: Array<{ head: TreeHead; source: string }> = [],
-  /** audit.tree_head_file_grace_ms, on SQLite only (AuditTrust.file). */
-  fileGraceMs?: number,
+  /** audit.tree_head_file_grace_ms and the scope of the file check (AuditTrust.file); absent: the file is not compared. */
+  fileCheck?: { graceMs: number; scope: 'every' | 'own' },
 ): AuditTrust {
   const fromFile = readTreeHeadsFile(dataDir);
   const fileHeads = fromFile.map((head) => ({ head, source: 'the tree-head file' }));
@@ -153,8 +165,13 @@ export function trustFromDataDir(
   return {
     trustedKeys: trustedKeys(dataDir),
     heads: [...fileHeads, ...extraHeads],
-    ...(fileGraceMs === undefined ? {} : { file: { newestSize, present, graceMs: fileGraceMs, now: Date.now() } }),
+    ...(fileCheck === undefined ? {} : { file: { newestSize, present, ...fileCheck, now: Date.now(), ...dataDirIdOf(dataDir) } }),
   };
+}
+
+function dataDirIdOf(dataDir: string): { dataDirId?: string } {
+  const id = readPinnedKey(dataDir)?.data_dir_id;
+  return id === undefined ? {} : { dataDirId: id };
 }
 
 /** Kept for callers of the chain-only name: the same full verification. */

@@ -11,7 +11,7 @@
  */
 import { StorageError, isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
 import { Statement } from '../../foundation/storage/statements.ts';
-import type { OrganizationKey } from '../../foundation/organization/keys.ts';
+import { CurrentOrganizationKey, type OrganizationKey } from '../../foundation/organization/keys.ts';
 import {
   Frontier,
   consistencyProof,
@@ -110,7 +110,7 @@ export class AuditTree {
     return sealed;
   }
 
-  async #seal(trx: Db): Promise<(() => void) | void> {
+  async #seal(trx: Db): Promise<(() => void) | undefined> {
     await this.#storage.lock(trx, 'audit_chain');
     return this.#sealIn(trx, this.#pending.get(trx) ?? new Map());
   }
@@ -120,6 +120,9 @@ export class AuditTree {
     const latest = (await READ_TREE_HEAD.execute<TreeHeadRow>(trx, [])).rows[0];
     const fromSize = latest?.tree_size ?? 0;
     if (chainHead === undefined || chainHead.seq <= fromSize) return undefined;
+    // Another instance rotated the key (its rotation's head is the new key's): take the active key
+    // before signing, so heads never go back to the old key. A read only when the key id differs.
+    if (latest !== undefined && latest.key_id !== this.#key.id && this.#key instanceof CurrentOrganizationKey) await this.#key.reload(trx);
 
     const frontier = await this.#frontierAt(trx, latest);
     const known = new Map<string, Hash>(frontier.nodes().map((n) => [`${n.level}:${n.index}`, n.hash]));

@@ -3,25 +3,38 @@
  * entries in constant memory that checks the hash chain, rebuilds the Merkle tree and, as it
  * reaches each tree head's size, compares the root. Tree heads come from the database and from
  * outside it (the tree-head file, heads given by a witness or a receipt); every one must be signed
- * by a trusted key, which never comes from the database (src/domains/audit/outside.ts). Checkpoints, the
- * older signed chain heads, are checked with the same trusted keys.
+ * by a trusted key, which never comes from the database (src/domains/audit/outside.ts). Trust starts
+ * at the pinned key and moves along the log: a rotation entry signed by the key trusted at its
+ * place makes its new key the trusted one from there on (./rotation.ts), and a head of size N must
+ * be signed by the key trusted after entry N. Checkpoints, the older signed chain heads, may be
+ * signed by any key so reached.
  */
 import type { Db } from '../../foundation/storage/index.ts';
 import { verifyOrganizationSignature } from '../../foundation/organization/keys.ts';
 import { Frontier } from 'neuron-careagent-client/protocol';
 import { ChainWalker, checkpointMessage, entryLeafHash } from './chain.ts';
 import { treeHeadFromRow, treeHeadSignedBy, type TreeHead } from './tree-head.ts';
+import { KEY_ROTATION_EVENT, checkKeyRotation } from './rotation.ts';
+
+/** The entries a Neuron writes when it starts and stops on a data directory (AuditLog.recordOwn), naming it. */
+export const DATA_DIR_EVENTS = ['neuron.started', 'neuron.stopped'] as const;
+const isDataDirEvent = (type: string): boolean => (DATA_DIR_EVENTS as readonly string[]).includes(type);
 
 export interface AuditTrust {
-  /** Raw base64url Ed25519 public keys whose tree heads are believed. */
+  /** Raw base64url Ed25519 public keys trusted at the start of the log (the pinned key); rotation entries lead on from them. */
   trustedKeys: ReadonlySet<string>;
   /** Tree heads from outside the database, with where each came from (for the message). */
   heads: Array<{ head: TreeHead; source: string }>;
   /**
-   * The tree-head file's newest size (0 when missing or empty) and how long a database head may be
-   * missing from it (audit.tree_head_file_grace_ms). Absent: the file is not compared (PostgreSQL).
+   * The tree-head file's newest size (0 when missing or empty) and how long a head may be missing
+   * from it (audit.tree_head_file_grace_ms). Absent: the file is not compared. `scope`:
+   * - `every` (SQLite: every writer keeps this one file): every database head older than the grace
+   *   must be in the file;
+   * - `own` (PostgreSQL: several instances, each with its own data directory and file): the head
+   *   covering this data directory's own latest `neuron.started` entry (named by `dataDirId`) must
+   *   be; heads other instances signed are not in this file and are not asked for.
    */
-  file?: { newestSize: number; present: boolean; graceMs: number; now: number };
+  file?: { newestSize: number; present: boolean; graceMs: number; now: number; scope: 'every' | 'own'; dataDirId?: string };
 }
 
 export interface VerifyResult {
@@ -52,6 +65,7 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   const outside = [...trust.heads].sort((a, b) => a.head.tree_size - b.head.tree_size);
   let checkedHeads = 0;
   let lastGoodSize = 0;
+  const trail = new LogTrail(trust);
   const result = (ok: boolean, firstBadSeq: number | null, badTreeHead: number | null, problem: string | null): VerifyResult => ({
     ok,
     entries: walker.count,
@@ -65,7 +79,7 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   /** Checks one head whose size the tree has just reached; a failure message or null. */
   const checkHead = ({ head, source }: SourcedHead): string | null => {
     checkedHeads += 1;
-    if (!treeHeadSignedBy(head, trust.trustedKeys)) {
+    if (!treeHeadSignedBy(head, trail.currentKeys)) {
       return `the tree head of size ${head.tree_size} in ${source} is not signed by a trusted organization key`;
     }
     if (frontier.root().toString('hex') !== head.root_hash) {
@@ -89,6 +103,8 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
     for (const entry of page) {
       const problem = walker.push(entry);
       if (problem) return result(false, problem.seq, null, problem.message);
+      const trailProblem = trail.see(entry);
+      if (trailProblem) return result(false, entry.seq, null, trailProblem);
       frontier.append(entryLeafHash(entry));
       while (databaseHeads.length > 0 && databaseHeads[0]!.tree_size <= frontier.size) {
         const head = databaseHeads.shift()!;
@@ -113,7 +129,8 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   if (beyond !== undefined) {
     checkedHeads += 1;
     const size = beyond.head.tree_size;
-    if (!treeHeadSignedBy(beyond.head, trust.trustedKeys)) {
+    // Beyond the log no rotation entry tells which key was current: any key trusted in it.
+    if (!treeHeadSignedBy(beyond.head, trail.everTrusted)) {
       return result(false, null, size, `the tree head of size ${size} in ${beyond.source} is not signed by a trusted organization key`);
     }
     return result(
@@ -125,6 +142,8 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   }
   const fileProblem = checkFileKeptUp(trust, firstDatabaseHeadBeyondFile);
   if (fileProblem) return result(false, null, firstDatabaseHeadBeyondFile!.tree_size, fileProblem);
+  const ownProblem = checkOwnEntryKept(trust, trail.lastOwnEntry);
+  if (ownProblem) return result(false, null, null, ownProblem);
   if (walker.count > latestDatabaseHead) {
     return result(
       false,
@@ -136,7 +155,7 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
 
   for (const checkpoint of checkpoints) {
     if (
-      !trust.trustedKeys.has(checkpoint.public_key) ||
+      !trail.everTrusted.has(checkpoint.public_key) ||
       !verifyOrganizationSignature(checkpoint.public_key, checkpointMessage(checkpoint), checkpoint.signature)
     ) {
       return result(false, checkpoint.seq, null, `checkpoint at entry ${checkpoint.seq} has an invalid signature`);
@@ -156,16 +175,62 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   return result(true, null, null, null);
 }
 
+/**
+ * What the verifier learns from the entries as it reads them in order: the key trusted at this
+ * place (rotation entries move it, ./rotation.ts), every key trusted anywhere in the log, and
+ * this data directory's own latest start or stop entry (the PostgreSQL file check).
+ */
+class LogTrail {
+  currentKeys: ReadonlySet<string>;
+  readonly everTrusted: Set<string>;
+  lastOwnEntry: { seq: number; occurred_at: string; event_type: string } | null = null;
+  readonly #ownId: string | undefined;
+
+  constructor(trust: AuditTrust) {
+    this.currentKeys = trust.trustedKeys;
+    this.everTrusted = new Set(trust.trustedKeys);
+    this.#ownId = trust.file?.scope === 'own' ? trust.file.dataDirId : undefined;
+  }
+
+  /** Takes in one verified entry; a problem message when it is a rotation that does not verify. */
+  see(entry: { seq: number; occurred_at: string; event_type: string; details: string }): string | null {
+    if (entry.event_type === KEY_ROTATION_EVENT) {
+      const rotation = checkKeyRotation(entry.details, this.currentKeys);
+      if ('problem' in rotation) return `entry ${entry.seq} records a key rotation that does not verify: ${rotation.problem}`;
+      this.currentKeys = new Set([rotation.newPublicKey]);
+      this.everTrusted.add(rotation.newPublicKey);
+    }
+    if (this.#ownId !== undefined && isDataDirEvent(entry.event_type) && entry.details.includes(this.#ownId)) this.lastOwnEntry = entry;
+    return null;
+  }
+}
+
 /** A database head long signed but absent from the tree-head file: the file was deleted or rolled back. */
 function checkFileKeptUp(trust: AuditTrust, beyond: TreeHead | null): string | null {
   const file = trust.file;
-  if (file === undefined || beyond === null) return null;
+  if (file === undefined || file.scope !== 'every' || beyond === null) return null;
   const age = file.now - Date.parse(beyond.timestamp);
-  if (!(age > file.graceMs)) return null;
+  // At least the grace (not more than it): a grace of 0 asks for every head, whatever the clock's resolution.
+  if (!(age >= file.graceMs)) return null;
   const seconds = Math.round(file.graceMs / 1000);
   return file.present
     ? `the tree-head file ends at size ${file.newestSize}, but the database holds a tree head of size ${beyond.tree_size} signed more than ${seconds} s ago: the file was rolled back (or the Neuron was killed before writing it and has not started since)`
     : `the tree-head file is missing, but the database holds tree heads signed more than ${seconds} s ago: the file was deleted, or this data directory does not belong to this database`;
+}
+
+/**
+ * PostgreSQL: this data directory's Neuron wrote its latest start or stop entry and sealed it
+ * itself, so the file must hold a head at least that large once the grace has passed.
+ */
+function checkOwnEntryKept(trust: AuditTrust, own: { seq: number; occurred_at: string; event_type: string } | null): string | null {
+  const file = trust.file;
+  if (file === undefined || file.scope !== 'own' || own === null || own.seq <= file.newestSize) return null;
+  if (!(file.now - Date.parse(own.occurred_at) >= file.graceMs)) return null;
+  const seconds = Math.round(file.graceMs / 1000);
+  const what = `the Neuron on this data directory wrote entry ${own.seq} (${own.event_type}) more than ${seconds} s ago and kept the tree head covering it`;
+  return file.present
+    ? `the tree-head file ends at size ${file.newestSize}, but ${what}: the file was rolled back`
+    : `the tree-head file is missing, but ${what}: the file was deleted`;
 }
 
 async function headsAfter(db: Db, size: number): Promise<TreeHead[]> {

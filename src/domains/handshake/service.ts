@@ -120,6 +120,9 @@ export class HandshakeService {
     const at = new Date(request.now).toISOString();
     // Filled by the seal just before COMMIT (AuditTree); the answer waits for that commit anyway.
     const ticket: ReceiptTicket = { proof: null };
+    let attest: () => SignedPayload = () => {
+      throw new Error('the attestation is signed only after the handshake was recorded');
+    };
     const done = await this.#storage.groupTransaction(async (trx) => {
       const { provider, providerPushes, knownPatient } = admitted(
         await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey),
@@ -151,20 +154,24 @@ export class HandshakeService {
         at,
       );
 
-      const attestation = signAttestation(
-        {
-          relationship_id: relationship.id,
-          patient_agent_id: relationship.patientAgentId,
-          patient_public_key: relationship.patientPublicKey,
-          provider_npi: provider.npi,
-          provider_public_key: provider.publicKey,
-          consented_actions: relationship.consentedActions,
-          organization_npi: this.organizationNpi,
-          issued_at: at,
-          neuron_public_key: this.#key.publicKey,
-        },
-        this.#key.privateKey,
-      );
+      // Signed once the seal has run (in onProof, or after the commit), so that it names the key the
+      // receipt's tree head is signed with, also when that seal picked up a key rotated elsewhere.
+      let attestation: SignedPayload | null = null;
+      attest = (): SignedPayload =>
+        (attestation ??= signAttestation(
+          {
+            relationship_id: relationship.id,
+            patient_agent_id: relationship.patientAgentId,
+            patient_public_key: relationship.patientPublicKey,
+            provider_npi: provider.npi,
+            provider_public_key: provider.publicKey,
+            consented_actions: relationship.consentedActions,
+            organization_npi: this.organizationNpi,
+            issued_at: at,
+            neuron_public_key: this.#key.publicKey,
+          },
+          this.#key.privateKey,
+        ));
 
       let deliveryQueued = false;
       if (status === 'new') {
@@ -181,7 +188,7 @@ export class HandshakeService {
             patient_endpoint: relationship.patientEndpoint,
             consented_actions: relationship.consentedActions,
             established_at: relationship.establishedAt,
-            attestation: { ...attestation, receipt: receiptFromTicket(ticket) },
+            attestation: { ...attest(), receipt: receiptFromTicket(ticket) },
           });
           await enqueue(
             sealing,
@@ -235,11 +242,10 @@ export class HandshakeService {
         relationshipId: relationship.id,
         provider,
         consentedActions: relationship.consentedActions,
-        attestation,
         deliveryQueued,
       };
     });
-    return { ...done, receipt: receiptFromTicket(ticket) };
+    return { ...done, attestation: attest(), receipt: receiptFromTicket(ticket) };
   }
 
   /**

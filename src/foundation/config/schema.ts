@@ -306,6 +306,10 @@ export const ConfigSchema = Type.Object(
         // one fdatasync (milliseconds); a minute leaves room for a slow disk, and a head older
         // than that missing from the file was removed from it.
         tree_head_file_grace_ms: Type.Integer({ minimum: 1_000, maximum: 24 * 60 * MINUTE, default: MINUTE }),
+        // How often an instance re-reads the active organization key, for the case another instance
+        // rotated it while this one sealed nothing (sealing reloads at once). One indexed row read;
+        // half a minute bounds how long a notice or the served key may still name the old key.
+        key_reload_interval_ms: Type.Integer({ minimum: 1_000, maximum: 60 * MINUTE, default: 30 * SECOND }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -100,12 +100,25 @@ export function treeHeadSignedBytes(head: { tree_size: number; root_hash: string
   );
 }
 
-/** Checks a tree head's shape, that it names `organizationPublicKey` and that its signature verifies under it. */
-export function verifySignedTreeHead(value: unknown, organizationPublicKey: string): SignedTreeHead {
+/**
+ * The organization key a verifier trusts: one raw base64url Ed25519 public key, or several (the
+ * keys an organization rotated through, each known to the verifier, for example a receipt from
+ * before a rotation and a tree head from after it).
+ */
+export type TrustedOrganizationKeys = string | Iterable<string>;
+
+function trusts(keys: TrustedOrganizationKeys, publicKey: string): boolean {
+  if (typeof keys === 'string') return keys === publicKey;
+  for (const key of keys) if (key === publicKey) return true;
+  return false;
+}
+
+/** Checks a tree head's shape, that it names a trusted organization key and that its signature verifies under it. */
+export function verifySignedTreeHead(value: unknown, organizationPublicKey: TrustedOrganizationKeys): SignedTreeHead {
   if (!checkTreeHead(value)) throw new ReceiptError('MALFORMED', 'the tree head does not match its format');
-  if (value.key.public_key !== organizationPublicKey)
+  if (!trusts(organizationPublicKey, value.key.public_key))
     throw new ReceiptError('UNTRUSTED_KEY', 'the tree head is signed by another key than the organization key');
-  const key = importPublicKey(organizationPublicKey);
+  const key = importPublicKey(value.key.public_key);
   const signature = decodeBase64url(value.signature, ED25519_SIGNATURE_BYTES);
   if (key === null) throw new ReceiptError('UNTRUSTED_KEY', 'the organization key is not a usable Ed25519 key');
   if (signature === null || !verify(null, treeHeadSignedBytes({ ...value, key_id: value.key.id }), key, signature)) {
@@ -145,7 +158,7 @@ function parseEntry(text: string): ReceiptEntry {
  */
 export function verifyReceipt(
   value: unknown,
-  organizationPublicKey: string,
+  organizationPublicKey: TrustedOrganizationKeys,
 ): { entry: ReceiptEntry; treeHead: SignedTreeHead; receipt: Receipt } {
   if (value === undefined || value === null) throw new ReceiptError('MISSING', 'no receipt came with the attestation');
   if (!checkReceipt(value)) throw new ReceiptError('MALFORMED', 'the receipt does not match its format');
@@ -195,7 +208,8 @@ export function verifyReceiptConsistency(
   receipt: Receipt,
   newerTreeHead: unknown,
   proof: readonly string[],
-  organizationPublicKey: string = receipt.tree_head.key.public_key,
+  /** The keys trusted for both heads: after a rotation, the receipt's key and the newer head's (both known to the caller). */
+  organizationPublicKey: TrustedOrganizationKeys = receipt.tree_head.key.public_key,
 ): SignedTreeHead {
   const older = verifySignedTreeHead(receipt.tree_head, organizationPublicKey);
   const newer = verifySignedTreeHead(newerTreeHead, organizationPublicKey);
