@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { HandshakeError, verifyAttestation } from 'neuron-careagent-client';
+import { HandshakeError, verifyAttestation, verifyAttestationWithReceipt, type Receipt } from 'neuron-careagent-client';
 import {
   ADMIN,
   FRONT_DESK,
@@ -106,8 +106,10 @@ describe('the operator console in a browser', () => {
     await close();
   });
 
-  it('suspends and resumes a relationship with a reason, and shows its signed attestation', async () => {
-    const { page, close } = await admin();
+  it('suspends and resumes a relationship with a reason, and shows its signed attestation and audit receipt, copyable', async () => {
+    const { context, page } = await openConsole(browser, t);
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: t.url });
+    await signIn(page, ADMIN);
     await goTo(page, 'Relationships');
     const card = page.locator('article').filter({ hasText: 'console-patient-alpha' });
     await card.getByRole('button', { name: 'Suspend' }).click();
@@ -120,17 +122,25 @@ describe('the operator console in a browser', () => {
     await card.getByRole('button', { name: 'Resume' }).click();
     await card.getByText('pause over').waitFor();
     await card.getByRole('button', { name: 'Show attestation' }).click();
-    const attestation = JSON.parse((await card.locator('.attestation pre').first().textContent()) ?? '') as {
+    const attestation = JSON.parse((await card.getByTestId('attestation').textContent()) ?? '') as {
       payload: string;
       signature: string;
     };
-    // What the page shows verifies with the organization's public key alone.
+    // What the page shows verifies with the organization's public key alone, the receipt with it.
     const organization = await page.evaluate<{ public_key: string }>(`fetch('/v1/organization').then((response) => response.json())`);
     assert.equal(
       verifyAttestation(attestation, organization.public_key, { patient_agent_id: 'console-patient-alpha' }).patient_agent_id,
       'console-patient-alpha',
     );
-    await close();
+    const receiptText = (await card.getByTestId('audit-receipt').textContent()) ?? '';
+    const receipt = JSON.parse(receiptText) as Receipt;
+    const verified = verifyAttestationWithReceipt({ ...attestation, receipt }, organization.public_key);
+    assert.equal(verified.entry.event_type, 'handshake.completed');
+    await card.getByText("the organization cannot later delete this relationship's audit entry without detection").waitFor();
+    await card.getByRole('button', { name: 'Copy Audit receipt' }).click();
+    await card.getByText('Copied to the clipboard.').waitFor();
+    assert.equal(await page.evaluate<string>('navigator.clipboard.readText()'), receiptText);
+    await context.close();
   });
 
   it('approves a provider and copies the credential, shown once', async () => {

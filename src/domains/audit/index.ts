@@ -4,3 +4,4 @@ export * from './tree-head.ts';
 export * from './tree.ts';
 export * from './outside.ts';
 export * from './verify.ts';
+export * from './relationship-receipt.ts';
