@@ -29,10 +29,11 @@ const PAGES: PageEntry[] = [
   { path: '/', label: 'Overview', render: () => <Overview /> },
   { path: '/patients', label: 'Patients', render: () => <Patients /> },
   { path: '/relationships', label: 'Relationships', render: () => <Relationships /> },
-  { path: '/providers', label: 'Providers', render: () => <Providers /> },
+  { path: '/providers', label: 'Providers', render: (session) => <Providers canManage={isAdmin(session)} /> },
   { path: '/api-keys', label: 'API keys', adminOnly: true, render: () => <ApiKeys /> },
   { path: '/audit', label: 'Audit log', render: () => <Audit /> },
-  { path: '/outbox', label: 'Outbox', render: () => <Outbox /> },
+  // Dead letters and their retry are admin routes: front-desk operators would only meet a refusal.
+  { path: '/outbox', label: 'Outbox', adminOnly: true, render: () => <Outbox /> },
 ];
 
 function isAdmin(session: Session): boolean {
@@ -111,7 +112,7 @@ function Shell(props: { session: Session; path: string; onSignedOut: () => void 
   let content: preact.JSX.Element;
   if (page === undefined) content = <NotFound />;
   else if (page.adminOnly && !isAdmin(session))
-    content = <ErrorNotice error={new ApiError(403, { title: 'Forbidden', detail: `${page.label} are for administrators.` })} />;
+    content = <ErrorNotice error={new ApiError(403, { title: 'Forbidden', detail: `The ${page.label} page is for administrators.` })} />;
   else content = page.render(session);
 
   return (

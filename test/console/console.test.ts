@@ -223,6 +223,12 @@ describe('the operator console in a browser', () => {
     await signIn(page, FRONT_DESK);
     const nav = page.getByRole('navigation', { name: 'Console pages' });
     assert.equal(await nav.getByRole('link', { name: 'API keys' }).count(), 0);
+    // The outbox's dead letters and the roster's changes are admin routes: not offered, only explained.
+    assert.equal(await nav.getByRole('link', { name: 'Outbox' }).count(), 0);
+    await goTo(page, 'Providers');
+    await page.getByText('Dr. Ada Example').waitFor();
+    await page.getByText('Administrators add, approve, suspend and remove them.').waitFor();
+    assert.equal(await page.getByRole('button', { name: /^(Add a provider|Approve|Suspend|Remove|New credential)/ }).count(), 0);
     await page.goto(`${t.url}/console/api-keys`);
     await page.getByText('Your role does not allow this').waitFor();
     await context.close();
