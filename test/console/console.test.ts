@@ -63,6 +63,23 @@ describe('the operator console in a browser', () => {
     }
   });
 
+  it('opens and closes the narrow-screen menu from the keyboard', async () => {
+    const { page, close } = await admin(390);
+    const menu = page.getByRole('button', { name: 'Menu' });
+    await menu.focus();
+    await page.keyboard.press('Enter');
+    const nav = page.getByRole('navigation', { name: 'Console pages' });
+    // Focus lands on the first page link, so Tab walks the pages.
+    assert.equal(await page.evaluate<string>('document.activeElement.textContent'), 'Overview');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate<string>('document.activeElement.textContent'), 'Patients');
+    await page.keyboard.press('Escape');
+    await nav.waitFor({ state: 'hidden' });
+    assert.equal(await menu.getAttribute('aria-expanded'), 'false');
+    assert.equal(await page.evaluate<string>('document.activeElement.textContent'), 'Menu');
+    await close();
+  });
+
   it('finds a connected patient by name with the term in a POST body, blocks them, and their next handshake is refused with BLOCKED', async () => {
     const { page, close } = await admin();
     const urls: string[] = [];
