@@ -5,7 +5,7 @@
  */
 import './styles.css';
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api, rememberSession, whenUnauthenticated, type Session } from './api.ts';
 import { navigate, useCurrentPath } from './router.ts';
 import { ErrorNotice, Link, Loading } from './ui.tsx';
@@ -29,10 +29,11 @@ const PAGES: PageEntry[] = [
   { path: '/', label: 'Overview', render: () => <Overview /> },
   { path: '/patients', label: 'Patients', render: () => <Patients /> },
   { path: '/relationships', label: 'Relationships', render: () => <Relationships /> },
-  { path: '/providers', label: 'Providers', render: () => <Providers /> },
+  { path: '/providers', label: 'Providers', render: (session) => <Providers canManage={isAdmin(session)} /> },
   { path: '/api-keys', label: 'API keys', adminOnly: true, render: () => <ApiKeys /> },
   { path: '/audit', label: 'Audit log', render: () => <Audit /> },
-  { path: '/outbox', label: 'Outbox', render: () => <Outbox /> },
+  // Dead letters and their retry are admin routes: front-desk operators would only meet a refusal.
+  { path: '/outbox', label: 'Outbox', adminOnly: true, render: () => <Outbox /> },
 ];
 
 function isAdmin(session: Session): boolean {
@@ -90,6 +91,18 @@ function App() {
 function Shell(props: { session: Session; path: string; onSignedOut: () => void }) {
   const { session, path } = props;
   const [menuOpen, setMenuOpen] = useState(false);
+  const menuButton = useRef<HTMLButtonElement>(null);
+  const nav = useRef<HTMLElement>(null);
+  // On a narrow screen the menu opens over the page: keyboard users land on its first link, and
+  // Escape closes it and returns them to the button.
+  useEffect(() => {
+    if (menuOpen) nav.current?.querySelector('a')?.focus();
+  }, [menuOpen]);
+  const closeMenuOnEscape = (event: KeyboardEvent) => {
+    if (event.key !== 'Escape' || !menuOpen) return;
+    setMenuOpen(false);
+    menuButton.current?.focus();
+  };
   const [error, setError] = useState<unknown>(null);
   const visible = PAGES.filter((page) => !page.adminOnly || isAdmin(session));
   const page = PAGES.find((entry) => entry.path === path);
@@ -111,7 +124,7 @@ function Shell(props: { session: Session; path: string; onSignedOut: () => void 
   let content: preact.JSX.Element;
   if (page === undefined) content = <NotFound />;
   else if (page.adminOnly && !isAdmin(session))
-    content = <ErrorNotice error={new ApiError(403, { title: 'Forbidden', detail: `${page.label} are for administrators.` })} />;
+    content = <ErrorNotice error={new ApiError(403, { title: 'Forbidden', detail: `The ${page.label} page is for administrators.` })} />;
   else content = page.render(session);
 
   return (
@@ -129,6 +142,7 @@ function Shell(props: { session: Session; path: string; onSignedOut: () => void 
         <button
           type="button"
           class="button button-quiet menu-button"
+          ref={menuButton}
           aria-expanded={menuOpen}
           aria-controls="nav"
           onClick={() => setMenuOpen(!menuOpen)}
@@ -143,7 +157,7 @@ function Shell(props: { session: Session; path: string; onSignedOut: () => void 
           </button>
         </div>
       </header>
-      <nav id="nav" class={`nav${menuOpen ? ' nav-open' : ''}`} aria-label="Console pages">
+      <nav id="nav" ref={nav} class={`nav${menuOpen ? ' nav-open' : ''}`} aria-label="Console pages" onKeyDown={closeMenuOnEscape}>
         <ul>
           {visible.map((entry) => (
             <li key={entry.path}>

@@ -15,6 +15,7 @@ import { relationshipAttestationRoutes, relationshipRoutes } from '../domains/re
 import { directoryRoutes } from '../domains/directory/index.ts';
 import { blockRoutes } from '../domains/blocks/index.ts';
 import { auditRoutes } from '../domains/audit/routes.ts';
+import { relationshipReceipt } from '../domains/audit/index.ts';
 import { webhookRoutes } from '../domains/webhooks/index.ts';
 import { apiKeyRoutes } from '../domains/api-keys/index.ts';
 import { operatorRoutes } from '../domains/operators/index.ts';
@@ -63,6 +64,7 @@ export function routePlugins(options: RoutePluginsOptions): FastifyPluginAsync[]
       relationships: services.relationships,
       providers: services.providers,
       key: options.organizationKey,
+      receipt: (relationshipId) => relationshipReceipt(options.storage, relationshipId),
       organizationNpi: config.organization.npi,
     }),
     statusRoutes({ service: services.status, metrics: options.metrics }),

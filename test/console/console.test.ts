@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { HandshakeError, verifyAttestation } from 'neuron-careagent-client';
+import { HandshakeError, verifyAttestation, verifyAttestationWithReceipt, type Receipt } from 'neuron-careagent-client';
 import {
   ADMIN,
   FRONT_DESK,
@@ -63,6 +63,23 @@ describe('the operator console in a browser', () => {
     }
   });
 
+  it('opens and closes the narrow-screen menu from the keyboard', async () => {
+    const { page, close } = await admin(390);
+    const menu = page.getByRole('button', { name: 'Menu' });
+    await menu.focus();
+    await page.keyboard.press('Enter');
+    const nav = page.getByRole('navigation', { name: 'Console pages' });
+    // Focus lands on the first page link, so Tab walks the pages.
+    assert.equal(await page.evaluate<string>('document.activeElement.textContent'), 'Overview');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate<string>('document.activeElement.textContent'), 'Patients');
+    await page.keyboard.press('Escape');
+    await nav.waitFor({ state: 'hidden' });
+    assert.equal(await menu.getAttribute('aria-expanded'), 'false');
+    assert.equal(await page.evaluate<string>('document.activeElement.textContent'), 'Menu');
+    await close();
+  });
+
   it('finds a connected patient by name with the term in a POST body, blocks them, and their next handshake is refused with BLOCKED', async () => {
     const { page, close } = await admin();
     const urls: string[] = [];
@@ -106,8 +123,10 @@ describe('the operator console in a browser', () => {
     await close();
   });
 
-  it('suspends and resumes a relationship with a reason, and shows its signed attestation', async () => {
-    const { page, close } = await admin();
+  it('suspends and resumes a relationship with a reason, and shows its signed attestation and audit receipt, copyable', async () => {
+    const { context, page } = await openConsole(browser, t);
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: t.url });
+    await signIn(page, ADMIN);
     await goTo(page, 'Relationships');
     const card = page.locator('article').filter({ hasText: 'console-patient-alpha' });
     await card.getByRole('button', { name: 'Suspend' }).click();
@@ -120,17 +139,25 @@ describe('the operator console in a browser', () => {
     await card.getByRole('button', { name: 'Resume' }).click();
     await card.getByText('pause over').waitFor();
     await card.getByRole('button', { name: 'Show attestation' }).click();
-    const attestation = JSON.parse((await card.locator('.attestation pre').first().textContent()) ?? '') as {
+    const attestation = JSON.parse((await card.getByTestId('attestation').textContent()) ?? '') as {
       payload: string;
       signature: string;
     };
-    // What the page shows verifies with the organization's public key alone.
+    // What the page shows verifies with the organization's public key alone, the receipt with it.
     const organization = await page.evaluate<{ public_key: string }>(`fetch('/v1/organization').then((response) => response.json())`);
     assert.equal(
       verifyAttestation(attestation, organization.public_key, { patient_agent_id: 'console-patient-alpha' }).patient_agent_id,
       'console-patient-alpha',
     );
-    await close();
+    const receiptText = (await card.getByTestId('audit-receipt').textContent()) ?? '';
+    const receipt = JSON.parse(receiptText) as Receipt;
+    const verified = verifyAttestationWithReceipt({ ...attestation, receipt }, organization.public_key);
+    assert.equal(verified.entry.event_type, 'handshake.completed');
+    await card.getByText("the organization cannot later delete this relationship's audit entry without detection").waitFor();
+    await card.getByRole('button', { name: 'Copy Audit receipt' }).click();
+    await card.getByText('Copied to the clipboard.').waitFor();
+    assert.equal(await page.evaluate<string>('navigator.clipboard.readText()'), receiptText);
+    await context.close();
   });
 
   it('approves a provider and copies the credential, shown once', async () => {
@@ -213,6 +240,12 @@ describe('the operator console in a browser', () => {
     await signIn(page, FRONT_DESK);
     const nav = page.getByRole('navigation', { name: 'Console pages' });
     assert.equal(await nav.getByRole('link', { name: 'API keys' }).count(), 0);
+    // The outbox's dead letters and the roster's changes are admin routes: not offered, only explained.
+    assert.equal(await nav.getByRole('link', { name: 'Outbox' }).count(), 0);
+    await goTo(page, 'Providers');
+    await page.getByText('Dr. Ada Example').waitFor();
+    await page.getByText('Administrators add, approve, suspend and remove them.').waitFor();
+    assert.equal(await page.getByRole('button', { name: /^(Add a provider|Approve|Suspend|Remove|New credential)/ }).count(), 0);
     await page.goto(`${t.url}/console/api-keys`);
     await page.getByText('Your role does not allow this').waitFor();
     await context.close();

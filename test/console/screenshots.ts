@@ -35,6 +35,11 @@ try {
     for (const entry of PAGES) {
       await goTo(page, entry.label);
       await page.locator('.loading').first().waitFor({ state: 'detached' });
+      if (entry.file === 'relationships') {
+        // One card opened: its signed attestation and audit receipt, as an operator sees them.
+        await page.getByRole('button', { name: 'Show attestation' }).first().click();
+        await page.getByTestId('audit-receipt').waitFor();
+      }
       await page.mouse.move(0, 0);
       await page.screenshot({ path: path.join(OUT, `${entry.file}-${width}.png`), fullPage: true });
       if (entry.file === 'patients') {

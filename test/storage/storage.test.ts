@@ -65,6 +65,7 @@ for (const backend of testDatabases()) {
         '004_audit_tree',
         '005_roster_capabilities_and_key_blocks',
         '006_console_operators',
+        '009_audit_by_relationship',
       ]);
       assert.deepEqual(await storage.migrate(), {
         applied: [
@@ -74,6 +75,7 @@ for (const backend of testDatabases()) {
           '004_audit_tree',
           '005_roster_capabilities_and_key_blocks',
           '006_console_operators',
+          '009_audit_by_relationship',
         ],
       });
       assert.deepEqual(await storage.pendingMigrations(), []);
@@ -466,6 +468,7 @@ if (postgresUrl) {
           '004_audit_tree',
           '005_roster_capabilities_and_key_blocks',
           '006_console_operators',
+          '009_audit_by_relationship',
         ],
       });
       assert.deepEqual(await second.storage.pendingMigrations(), [
@@ -475,6 +478,7 @@ if (postgresUrl) {
         '004_audit_tree',
         '005_roster_capabilities_and_key_blocks',
         '006_console_operators',
+        '009_audit_by_relationship',
       ]);
       assert.deepEqual(await second.storage.migrate(), {
         applied: [
@@ -484,6 +488,7 @@ if (postgresUrl) {
           '004_audit_tree',
           '005_roster_capabilities_and_key_blocks',
           '006_console_operators',
+          '009_audit_by_relationship',
         ],
       });
       assert.deepEqual(await second.storage.pendingMigrations(), []);
@@ -502,6 +507,7 @@ if (postgresUrl) {
           '004_audit_tree',
           '005_roster_capabilities_and_key_blocks',
           '006_console_operators',
+          '009_audit_by_relationship',
         ],
       );
       for (const p of peers) assert.deepEqual(await p.pendingMigrations(), []);

@@ -83,7 +83,7 @@ export function Audit() {
           setFilters({ eventType: eventType.trim(), after: null });
         }}
       >
-        <Field label="Event type" hint="For example patient.blocked or relationship.established">
+        <Field label="Event type" hint="For example patient.blocked or handshake.completed">
           <input value={eventType} maxLength={100} onInput={(event) => setEventType(event.currentTarget.value)} />
         </Field>
         <button type="submit" class="button button-primary">

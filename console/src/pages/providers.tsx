@@ -50,7 +50,8 @@ const PROVIDER_TYPES = [
   'other',
 ];
 
-export function Providers() {
+/** `canManage`: the operator's role may change the roster (admin); front-desk operators see it read-only. */
+export function Providers(props: { canManage: boolean }) {
   const [status, setStatus] = useState('');
   const [after, setAfter] = useState<string | null>(null);
   const list = useLoad(() => api<Page<ProviderView>>('GET', `/v1/providers${query({ status, after, limit: 50 })}`), [status, after]);
@@ -76,7 +77,10 @@ export function Providers() {
 
   return (
     <section>
-      <PageHeader title="Providers">The clinicians patients can connect to through this Neuron.</PageHeader>
+      <PageHeader title="Providers">
+        The clinicians patients can connect to through this Neuron.
+        {!props.canManage && ' Administrators add, approve, suspend and remove them.'}
+      </PageHeader>
       <div class="toolbar">
         <Field label="Status">
           <select
@@ -92,9 +96,11 @@ export function Providers() {
             <option value="suspended">Suspended</option>
           </select>
         </Field>
-        <button type="button" class="button button-primary" aria-expanded={adding} onClick={() => setAdding(!adding)}>
-          {adding ? 'Close the form' : 'Add a provider'}
-        </button>
+        {props.canManage && (
+          <button type="button" class="button button-primary" aria-expanded={adding} onClick={() => setAdding(!adding)}>
+            {adding ? 'Close the form' : 'Add a provider'}
+          </button>
+        )}
       </div>
       {adding && (
         <AddProvider
@@ -125,9 +131,11 @@ export function Providers() {
       <ErrorNotice error={list.error} />
       {list.data !== null && list.data.items.length === 0 && (
         <EmptyState title="No providers">
-          {status === ''
-            ? 'Add your first provider with the button above, or let a provider CareAgent register itself and approve it here.'
-            : 'No provider has this status.'}
+          {status !== ''
+            ? 'No provider has this status.'
+            : props.canManage
+              ? 'Add your first provider with the button above, or let a provider CareAgent register itself and approve it here.'
+              : 'An administrator adds providers, or approves those whose CareAgents register themselves.'}
         </EmptyState>
       )}
       {list.data !== null && list.data.items.length > 0 && (
@@ -140,7 +148,7 @@ export function Providers() {
                 <th scope="col">NPI</th>
                 <th scope="col">Status</th>
                 <th scope="col">Last seen</th>
-                <th scope="col">Actions</th>
+                {props.canManage && <th scope="col">Actions</th>}
               </tr>
             </thead>
             <tbody>
@@ -160,50 +168,52 @@ export function Providers() {
                   <td data-label="Last seen">
                     <When at={provider.last_seen_at} />
                   </td>
-                  <td data-label="Actions">
-                    <div class="actions">
-                      {provider.status !== 'active' && (
-                        <button
-                          type="button"
-                          class="button button-small button-primary"
-                          onClick={() => approve(provider.npi, false)}
-                          aria-label={`Approve ${provider.name}`}
-                        >
-                          Approve
-                        </button>
-                      )}
-                      {provider.status === 'active' && (
-                        <button
-                          type="button"
-                          class="button button-small"
-                          onClick={() => approve(provider.npi, true)}
-                          aria-label={`New credential for ${provider.name}`}
-                        >
-                          New credential
-                        </button>
-                      )}
-                      {provider.status !== 'suspended' && (
-                        <ReasonAction
-                          label="Suspend"
-                          onSubmit={(reason) =>
+                  {props.canManage && (
+                    <td data-label="Actions">
+                      <div class="actions">
+                        {provider.status !== 'active' && (
+                          <button
+                            type="button"
+                            class="button button-small button-primary"
+                            onClick={() => approve(provider.npi, false)}
+                            aria-label={`Approve ${provider.name}`}
+                          >
+                            Approve
+                          </button>
+                        )}
+                        {provider.status === 'active' && (
+                          <button
+                            type="button"
+                            class="button button-small"
+                            onClick={() => approve(provider.npi, true)}
+                            aria-label={`New credential for ${provider.name}`}
+                          >
+                            New credential
+                          </button>
+                        )}
+                        {provider.status !== 'suspended' && (
+                          <ReasonAction
+                            label="Suspend"
+                            onSubmit={(reason) =>
+                              run(async () => {
+                                await api('POST', `/v1/providers/${provider.npi}/suspend`, { reason });
+                                setMessage(`${provider.name} suspended; their credential no longer works.`);
+                              })
+                            }
+                          />
+                        )}
+                        <RemoveButton
+                          name={provider.name}
+                          onConfirm={() =>
                             run(async () => {
-                              await api('POST', `/v1/providers/${provider.npi}/suspend`, { reason });
-                              setMessage(`${provider.name} suspended; their credential no longer works.`);
+                              await api('DELETE', `/v1/providers/${provider.npi}`);
+                              setMessage(`${provider.name} removed.`);
                             })
                           }
                         />
-                      )}
-                      <RemoveButton
-                        name={provider.name}
-                        onConfirm={() =>
-                          run(async () => {
-                            await api('DELETE', `/v1/providers/${provider.npi}`);
-                            setMessage(`${provider.name} removed.`);
-                          })
-                        }
-                      />
-                    </div>
-                  </td>
+                      </div>
+                    </td>
+                  )}
                 </tr>
               ))}
             </tbody>

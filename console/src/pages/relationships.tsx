@@ -1,10 +1,10 @@
 /**
  * Relationships: filter by provider and status; suspend, resume, terminate with a reason; the
- * signed attestation the patient received (and its audit receipt where the Neuron records one),
- * shown and copyable.
+ * signed attestation of an active relationship and its audit receipt (GET
+ * /v1/relationships/{id}/attestation), shown and copyable.
  */
 import { useState } from 'preact/hooks';
-import { ApiError, api, query, type Page } from '../api.ts';
+import { api, query, type Page } from '../api.ts';
 import { Copyable, EmptyState, ErrorNotice, Field, Loading, PageHeader, ReasonAction, Status, When, useLoad } from '../ui.tsx';
 
 export interface RelationshipView {
@@ -18,51 +18,23 @@ export interface RelationshipView {
   established_at: string;
   last_handshake_at: string;
   updated_at: string;
-  /** Present when the Neuron returns them with the relationship. */
-  attestation?: unknown;
-  receipt?: unknown;
 }
 
-interface Notice {
-  relationship_id: string;
+/** GET /v1/relationships/{id}/attestation (docs/api.md). */
+interface AttestationAnswer {
   attestation: { payload: string; signature: string };
-  receipt?: unknown;
+  issued_at: string;
+  neuron_public_key: string;
+  receipt: unknown;
+  receipt_absent_reason: 'NO_AUDIT_ENTRY' | 'NOT_YET_SEALED' | null;
 }
 
-const FEED_PAGES = 20; // pages of the provider's notice feed to look through for one attestation
-
-interface Attested {
-  attestation: unknown;
-  receipt?: unknown;
-  neuron_public_key?: string;
-  issued_at?: string;
-}
-
-/**
- * The relationship's signed attestation (and audit receipt where the Neuron records one): signed on
- * request by GET /v1/relationships/{id}/attestation; on a Neuron without that route, the one in the
- * provider's notice feed.
- */
-async function findAttestation(relationship: RelationshipView): Promise<Attested | null> {
-  if (relationship.attestation !== undefined) return { attestation: relationship.attestation, receipt: relationship.receipt };
-  try {
-    return await api<Attested>('GET', `/v1/relationships/${encodeURIComponent(relationship.id)}/attestation`);
-  } catch (error) {
-    if (!(error instanceof ApiError && error.code === 'ROUTE_NOT_FOUND')) throw error;
-  }
-  let after: string | null = null;
-  for (let page = 0; page < FEED_PAGES; page += 1) {
-    const feed: Page<Notice> & { has_more: boolean } = await api(
-      'GET',
-      `/v1/providers/${relationship.provider_npi}/relationships${query({ limit: 100, after })}`,
-    );
-    const notice = feed.items.find((item) => item.relationship_id === relationship.id);
-    if (notice !== undefined) return { attestation: notice.attestation, receipt: notice.receipt };
-    if (!feed.has_more || feed.next === null) return null;
-    after = feed.next;
-  }
-  return null;
-}
+const RECEIPT_ABSENT: Record<NonNullable<AttestationAnswer['receipt_absent_reason']>, string> = {
+  NO_AUDIT_ENTRY:
+    'No audit receipt: the audit log holds no handshake entry for this relationship (it was recorded before the log existed).',
+  NOT_YET_SEALED:
+    'No audit receipt yet: no signed tree head covers its audit entry. The next recorded change seals it; show the attestation again then.',
+};
 
 export function Relationships() {
   const [provider, setProvider] = useState('');
@@ -196,17 +168,25 @@ function RelationshipCard(props: { relationship: RelationshipView; providerName:
 }
 
 function Attestation(props: { relationship: RelationshipView }) {
-  const found = useLoad(() => findAttestation(props.relationship), [props.relationship.id]);
+  const id = props.relationship.id;
+  const found = useLoad(() => api<AttestationAnswer>('GET', `/v1/relationships/${encodeURIComponent(id)}/attestation`), [id]);
   if (found.loading) return <Loading />;
-  if (found.error) return <ErrorNotice error={found.error} />;
-  if (found.data === null)
-    return <EmptyState title="No attestation found">This Neuron has no attestation for this relationship to show.</EmptyState>;
+  if (found.error || found.data === null) return <ErrorNotice error={found.error} />;
+  const answer = found.data;
   return (
     <div class="attestation">
-      <Copyable label="Signed attestation" value={JSON.stringify(found.data.attestation, null, 2)} multiline />
-      {found.data.neuron_public_key && <Copyable label="Verify with the Neuron's public key" value={found.data.neuron_public_key} />}
-      {found.data.receipt !== undefined && found.data.receipt !== null && (
-        <Copyable label="Audit receipt" value={JSON.stringify(found.data.receipt, null, 2)} multiline />
+      <Copyable label="Signed attestation" value={JSON.stringify(answer.attestation, null, 2)} multiline testId="attestation" />
+      <Copyable label="Verify with the Neuron's public key" value={answer.neuron_public_key} />
+      {answer.receipt_absent_reason === null ? (
+        <>
+          <Copyable label="Audit receipt" value={JSON.stringify(answer.receipt, null, 2)} multiline testId="audit-receipt" />
+          <p class="field-hint">
+            What it proves: the organization cannot later delete this relationship's audit entry without detection (a tree head signed with
+            the Neuron's key covers the entry).
+          </p>
+        </>
+      ) : (
+        <p class="muted">{RECEIPT_ABSENT[answer.receipt_absent_reason]}</p>
       )}
     </div>
   );

@@ -5,3 +5,4 @@ export * from './tree.ts';
 export * from './outside.ts';
 export * from './verify.ts';
 export * from './rotation.ts';
+export * from './relationship-receipt.ts';
