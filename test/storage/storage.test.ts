@@ -65,7 +65,7 @@ for (const backend of testDatabases()) {
         '004_audit_tree',
         '005_roster_capabilities_and_key_blocks',
         '006_console_operators',
-        '009_audit_by_relationship',
+        '007_audit_by_relationship',
       ]);
       assert.deepEqual(await storage.migrate(), {
         applied: [
@@ -75,7 +75,7 @@ for (const backend of testDatabases()) {
           '004_audit_tree',
           '005_roster_capabilities_and_key_blocks',
           '006_console_operators',
-          '009_audit_by_relationship',
+          '007_audit_by_relationship',
         ],
       });
       assert.deepEqual(await storage.pendingMigrations(), []);
@@ -468,7 +468,7 @@ if (postgresUrl) {
           '004_audit_tree',
           '005_roster_capabilities_and_key_blocks',
           '006_console_operators',
-          '009_audit_by_relationship',
+          '007_audit_by_relationship',
         ],
       });
       assert.deepEqual(await second.storage.pendingMigrations(), [
@@ -478,7 +478,7 @@ if (postgresUrl) {
         '004_audit_tree',
         '005_roster_capabilities_and_key_blocks',
         '006_console_operators',
-        '009_audit_by_relationship',
+        '007_audit_by_relationship',
       ]);
       assert.deepEqual(await second.storage.migrate(), {
         applied: [
@@ -488,7 +488,7 @@ if (postgresUrl) {
           '004_audit_tree',
           '005_roster_capabilities_and_key_blocks',
           '006_console_operators',
-          '009_audit_by_relationship',
+          '007_audit_by_relationship',
         ],
       });
       assert.deepEqual(await second.storage.pendingMigrations(), []);
@@ -507,7 +507,7 @@ if (postgresUrl) {
           '004_audit_tree',
           '005_roster_capabilities_and_key_blocks',
           '006_console_operators',
-          '009_audit_by_relationship',
+          '007_audit_by_relationship',
         ],
       );
       for (const p of peers) assert.deepEqual(await p.pendingMigrations(), []);

@@ -23,7 +23,7 @@ export type RelationshipReceipt = { receipt: Receipt; absence: null } | { receip
 
 /**
  * The first (establishing) `handshake.completed` entry naming the relationship: one probe of the
- * partial expression index of migration 009, whose expression and predicate the query repeats
+ * partial expression index of migration 007, whose expression and predicate the query repeats
  * word for word so each dialect's planner matches them.
  */
 async function establishingEntry(storage: Storage, relationshipId: string): Promise<AuditEntry | undefined> {

@@ -26,8 +26,8 @@ import * as sqlite005 from './migrations/sqlite/005_roster_capabilities_and_key_
 import * as postgres005 from './migrations/postgres/005_roster_capabilities_and_key_blocks.ts';
 import * as sqlite006 from './migrations/sqlite/006_console_operators.ts';
 import * as postgres006 from './migrations/postgres/006_console_operators.ts';
-import * as sqlite009 from './migrations/sqlite/009_audit_by_relationship.ts';
-import * as postgres009 from './migrations/postgres/009_audit_by_relationship.ts';
+import * as sqlite007 from './migrations/sqlite/007_audit_by_relationship.ts';
+import * as postgres007 from './migrations/postgres/007_audit_by_relationship.ts';
 import { pendingMigrations, runMigrations } from './migrate.ts';
 import { directSqlite } from './statements.ts';
 import { describeStorageFailure, isStorageFailure, probeWrite, quickCheckProblems, RESTORE_ADVICE, StorageError } from './failures.ts';
@@ -100,7 +100,7 @@ const MIGRATIONS: Record<Dialect, Record<string, Migration>> = {
     '004_audit_tree': sqlite004,
     '005_roster_capabilities_and_key_blocks': sqlite005,
     '006_console_operators': sqlite006,
-    '009_audit_by_relationship': sqlite009,
+    '007_audit_by_relationship': sqlite007,
   },
   postgres: {
     '001_initial': postgres001,
@@ -109,7 +109,7 @@ const MIGRATIONS: Record<Dialect, Record<string, Migration>> = {
     '004_audit_tree': postgres004,
     '005_roster_capabilities_and_key_blocks': postgres005,
     '006_console_operators': postgres006,
-    '009_audit_by_relationship': postgres009,
+    '007_audit_by_relationship': postgres007,
   },
 };
 
