@@ -86,7 +86,6 @@ describe('API gateway', () => {
       }
       for (const name of expected) assert.ok(operations.has(name), `${name} is documented`);
       for (const [name, operation] of operations) {
-        const [, route] = name.split(' ') as [string, string];
         const success = Object.keys(operation.responses).filter((status) => status.startsWith('2'));
         assert.ok(success.length > 0, `${name} documents its success answer`);
         assert.ok(Array.isArray(operation.security), `${name} states its security`);

@@ -13,6 +13,7 @@ import {
   PageHeader,
   ReasonAction,
   Status,
+  ScrollableTable,
   SuccessNotice,
   When,
   useLoad,
@@ -108,7 +109,7 @@ export function Providers() {
       <ErrorNotice error={error} onDismiss={() => setError(null)} />
       {message && <SuccessNotice>{message}</SuccessNotice>}
       {approval && (
-        <div class="card card-highlight" role="region" aria-label="New credential">
+        <section class="card card-highlight" aria-label="New credential">
           <h2>Credential for {approval.provider.name}</h2>
           <p>
             <strong>Shown only now.</strong> Give it to the provider's CareAgent with the Neuron's public key; the Neuron keeps only a
@@ -119,7 +120,7 @@ export function Providers() {
           <button type="button" class="button button-small" onClick={() => setApproval(null)}>
             I have stored it
           </button>
-        </div>
+        </section>
       )}
       {list.loading && list.data === null && <Loading />}
       <ErrorNotice error={list.error} />
@@ -131,7 +132,7 @@ export function Providers() {
         </EmptyState>
       )}
       {list.data !== null && list.data.items.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Providers (scrolls sideways on a narrow screen)">
+        <ScrollableTable label="Providers (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Providers</caption>
             <thead>
@@ -208,7 +209,7 @@ export function Providers() {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollableTable>
       )}
       {list.data?.next && (
         <button type="button" class="button" onClick={() => setAfter(list.data?.next ?? null)}>

@@ -60,7 +60,7 @@ export function registerAudit(program: Command): void {
     .action(async (options: { json?: boolean; treeHead: string[] }, command: Command) => {
       const loaded = loadForCli(globalOptions(command));
       const given = options.treeHead.map(readTreeHeadFile);
-      let trust;
+      let trust: ReturnType<typeof trustFromDataDir>;
       try {
         // On SQLite one process writes at a time and every writer keeps the file; see AuditTrust.file.
         const grace = loaded.config.storage.url === '' ? loaded.config.audit.tree_head_file_grace_ms : undefined;

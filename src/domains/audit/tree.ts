@@ -110,7 +110,7 @@ export class AuditTree {
     return sealed;
   }
 
-  async #seal(trx: Db): Promise<(() => void) | void> {
+  async #seal(trx: Db): Promise<(() => void) | undefined> {
     await this.#storage.lock(trx, 'audit_chain');
     return this.#sealIn(trx, this.#pending.get(trx) ?? new Map());
   }

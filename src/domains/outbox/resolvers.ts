@@ -75,7 +75,7 @@ export function webhookResolver(): TargetResolver {
       .select(['url', 'secret', 'active'])
       .where('id', '=', row.target)
       .executeTakeFirst();
-    if (!subscription || subscription.active !== 1) return { action: 'dead', reason: 'the webhook subscription was removed or disabled' };
+    if (subscription?.active !== 1) return { action: 'dead', reason: 'the webhook subscription was removed or disabled' };
     return { action: 'post', url: subscription.url, headers: { [HEADER.signature]: webhookSignature(subscription.secret, row.body) } };
   };
 }

@@ -3,7 +3,6 @@
  * guaranteed by a partial unique index; `insertActive` reports a lost race instead of throwing so
  * the handshake can answer `existing`.
  */
-import { sql } from 'kysely';
 import type { Db } from '../../foundation/storage/index.ts';
 import type { RelationshipsTable } from '../../foundation/storage/tables.ts';
 import { Statement, changedOneRow } from '../../foundation/storage/statements.ts';

@@ -443,7 +443,7 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
   /** The connection-bound handles given to `work` while their transaction is open. */
   const openTransactions = new WeakSet<Db>();
   /** Hooks of each open transaction, by name (Storage.beforeCommit). */
-  const commitHooks = new WeakMap<Db, Map<string, () => Promise<(() => void) | void>>>();
+  const commitHooks = new WeakMap<Db, Map<string, () => Promise<(() => void) | undefined>>>();
   let closed = false;
   const grouped: GroupedUnit[] = [];
   let groupFlushScheduled = false;
@@ -561,7 +561,10 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
     beforeCommit(trx, name, hook) {
       if (!openTransactions.has(trx)) throw new StorageError(`beforeCommit('${name}') needs the trx of an open storage.transaction()`);
       let hooks = commitHooks.get(trx);
-      if (hooks === undefined) commitHooks.set(trx, (hooks = new Map()));
+      if (hooks === undefined) {
+        hooks = new Map();
+        commitHooks.set(trx, hooks);
+      }
       if (!hooks.has(name)) hooks.set(name, hook);
     },
     async migrate() {

@@ -48,7 +48,7 @@ export interface Storage {
    * twice in one transaction keeps the first. What `hook` returns, if a function, runs after the
    * COMMIT succeeded. A StorageError outside an open storage.transaction().
    */
-  beforeCommit(trx: Db, name: string, hook: () => Promise<(() => void) | void>): void;
+  beforeCommit(trx: Db, name: string, hook: () => Promise<(() => void) | undefined>): void;
   migrate(): Promise<{ applied: string[] }>;
   pendingMigrations(): Promise<string[]>;
   /** Throws a StorageError saying what is wrong when the database cannot answer. */

@@ -198,7 +198,7 @@ function srvBytes(data: unknown): Buffer | null {
     return null;
   }
   const fixed = Buffer.alloc(6);
-  numbers.forEach((n, i) => fixed.writeUInt16BE(n as number, i * 2));
+  for (const [i, n] of numbers.entries()) fixed.writeUInt16BE(n as number, i * 2);
   return Buffer.concat([fixed, nameBytes(target)]);
 }
 
@@ -225,6 +225,6 @@ export function ipv6Bytes(address: string): Buffer | null {
   }
   if (all.length !== 8) return null;
   const bytes = Buffer.alloc(16);
-  all.forEach((group, i) => bytes.writeUInt16BE(group, i * 2));
+  for (const [i, group] of all.entries()) bytes.writeUInt16BE(group, i * 2);
   return bytes;
 }

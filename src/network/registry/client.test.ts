@@ -65,7 +65,7 @@ describe('AxonClient against the fake registry', () => {
       credentials: [{ type: 'license', issuer: 'Test Board', identifier: 'LIC-0001', status: 'active', expiresAt: '2030-01-01' }],
     });
     assert.deepEqual(provider, { providerId: '1679576722', status: 'registered' });
-    assert.deepEqual((fake.requests.at(-1)?.body as { credentials: unknown }).credentials, [
+    assert.deepEqual((fake.requests.at(-1)?.body as { credentials: unknown } | undefined)?.credentials, [
       { type: 'license', issuer: 'Test Board', identifier: 'LIC-0001', status: 'active', expires_at: '2030-01-01' },
     ]);
 

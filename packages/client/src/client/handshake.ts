@@ -246,7 +246,7 @@ export function establishRelationship(url: string, options: EstablishOptions): P
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (settled) return;
       if (isBinary) return protocolViolation('the Neuron sent a binary frame');
-      let message;
+      let message: ReturnType<typeof parseServerMessage>;
       try {
         message = parseServerMessage(data.toString());
       } catch (error) {
