@@ -13,6 +13,7 @@ import { validate, compileErrors } from '@readme/openapi-parser';
 import { ERROR_CATALOGUE, problemType } from '../foundation/errors/index.ts';
 import { createHttpApp } from '../http/app.ts';
 import { authentication } from '../http/authentication.ts';
+import { looksLikeApiKey } from '../domains/api-keys/index.ts';
 import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -382,6 +383,7 @@ describe('API gateway', () => {
         hooks: [
           authentication({
             apiKeys: t.apiKeys,
+            looksLikeApiKey,
             audit: t.neuron.audit,
             logger: t.neuron.logger,
             rateLimitPerMinute: 100,
@@ -433,6 +435,7 @@ describe('API gateway', () => {
         hooks: [
           authentication({
             apiKeys: t.apiKeys,
+            looksLikeApiKey,
             audit: t.neuron.audit,
             logger: t.neuron.logger,
             rateLimitPerMinute: 100,

@@ -10,6 +10,7 @@ import { apiKeyAuth, type ApiDeps } from '../../foundation/rest/context.ts';
 import { Page, Timestamp, pageQuery, NoQuery } from '../../foundation/rest/schemas.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { latestTreeHead, storedConsistencyProof, storedInclusionProof } from './tree.ts';
+import type { AuditLog } from './service.ts';
 
 export const AuditEventSchema = Type.Object(
   {
@@ -39,7 +40,7 @@ const VerifyResultSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export function auditRoutes(deps: ApiDeps): FastifyPluginAsync {
+export function auditRoutes(deps: ApiDeps & { audit: AuditLog }): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 

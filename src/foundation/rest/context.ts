@@ -3,15 +3,14 @@
  * caller, the audited-change transaction, and the common route options.
  */
 import type { FastifyRequest } from 'fastify';
-import type { AuditLog } from '../../domains/audit/index.ts';
 import type { NeuronConfig } from '../config/index.ts';
 import type { Db, Storage } from '../storage/index.ts';
 import { actorOf, type Scope } from './principal.ts';
 
+/** What the route plugins that still read their own domain's rows are given (a domain adds its own service to it). */
 export interface ApiDeps {
   config: NeuronConfig;
   storage: Storage;
-  audit: AuditLog;
   /** Called after a commit that queued webhook deliveries, so they go out at once. */
   nudgeOutbox: () => void;
   now?: () => number;
