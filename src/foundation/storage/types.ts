@@ -1,7 +1,7 @@
 /**
  * The storage types every store and the storage internals share: the query builder (`Db`), the
- * dialect, and the `Storage` interface that database.ts implements. Apart from database.ts so the
- * files it uses (migrate.ts, failures.ts, locking.ts) can name them without an import cycle.
+ * dialect, and the `Storage` interface that engine.ts implements. Apart from the implementation so
+ * the files it uses (migrate.ts, failures.ts, locking.ts) can name them without an import cycle.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from './tables.ts';
