@@ -2,7 +2,7 @@
  * The DNS records a Neuron publishes over mDNS, and the two comparisons RFC 6762 asks of a
  * responder: is a record seen on the network one of ours (section 9, conflicts), and which of two
  * hosts probing for the same name at the same time goes first (section 8.2). Pure: no sockets
- * here; advertiser.ts sends and receives.
+ * here; advertisement.ts and probe-round.ts send and receive.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 

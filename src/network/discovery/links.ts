@@ -2,7 +2,7 @@
  * The advertiser's sockets: one bonjour-service instance per network interface. Each holds a
  * multicast-dns socket that joins 224.0.0.251 and sends on that interface only, and bonjour-service's
  * responder, which answers queries from the records registered on it. Probing, announcing and
- * goodbyes are driven by advertiser.ts.
+ * goodbyes are driven by advertisement.ts.
  */
 import { EventEmitter, once } from 'node:events';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
