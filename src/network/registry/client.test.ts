@@ -1,7 +1,8 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeRegistry, type FakeRegistry } from '../../../test/fakes/fake-registry.ts';
-import { AxonClient, type RegistryError, isRegistryError, type RegistryErrorKind } from './client.ts';
+import { AxonClient } from './client.ts';
+import { type RegistryError, isRegistryError, type RegistryErrorKind } from './errors.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
 
 const ENDPOINT = 'wss://neuron.example.test/ws/handshake';
