@@ -12,7 +12,7 @@ import { openPostgres } from './postgres.ts';
 
 export { StorageError } from './failures.ts';
 
-export type { Db, Dialect, LockName, Storage } from './types.ts';
+export type { Db, Dialect, Storage } from './types.ts';
 export type { StorageOptions } from './options.ts';
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {

@@ -33,11 +33,6 @@ export interface LinkSelection {
 /** `os.networkInterfaces()`'s shape; passed in by tests, read from the system otherwise. */
 export type InterfaceTable = NodeJS.Dict<Array<{ address: string; internal: boolean }>>;
 
-/** Whether the listener's bound address accepts connections on every interface (`0.0.0.0`, `::`). */
-export function isWildcardAddress(boundAddress: string): boolean {
-  return boundAddress === '0.0.0.0' || boundAddress === '::';
-}
-
 /** Whether an address is a loopback address (127.0.0.0/8, ::1, or 127.x written IPv4-mapped). */
 export function isLoopbackAddress(address: string): boolean {
   const lower = address.toLowerCase();
