@@ -109,10 +109,12 @@ export function Copyable(props: { label: string; value: string; multiline?: bool
       <span class="copyable-label">{props.label}</span>
       <div class="copyable-row">
         {props.multiline ? (
-          <pre class="copyable-value" data-testid={props.testId} tabIndex={0} aria-label={props.label}>
+          // biome-ignore lint/a11y/noNoninteractiveTabindex: a long value scrolls inside its box; keyboard users must be able to focus it to scroll (WCAG 2.1.1)
+          <pre class="copyable-value" data-testid={props.testId} tabIndex={0}>
             {props.value}
           </pre>
         ) : (
+          // biome-ignore lint/a11y/noNoninteractiveTabindex: a long value scrolls inside its box; keyboard users must be able to focus it to scroll (WCAG 2.1.1)
           <code class="copyable-value" data-testid={props.testId} tabIndex={0}>
             {props.value}
           </code>
@@ -125,6 +127,16 @@ export function Copyable(props: { label: string; value: string; multiline?: bool
         {copied === 'yes' ? 'Copied to the clipboard.' : copied === 'failed' ? 'Could not copy: select the text and copy it yourself.' : ''}
       </span>
     </div>
+  );
+}
+
+/** A table that may scroll sideways on a narrow screen: a named region keyboard users can focus to scroll it. */
+export function ScrollableTable(props: { label: string; children: ComponentChildren }) {
+  return (
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: the region scrolls sideways on a narrow screen; keyboard users must be able to focus it to scroll (WCAG 2.1.1)
+    <section class="table-wrap" tabIndex={0} aria-label={props.label}>
+      {props.children}
+    </section>
   );
 }
 
@@ -144,6 +156,7 @@ export function When(props: { at: string | null | undefined; empty?: string }) {
 
 export function Field(props: { label: string; hint?: string; children: JSX.Element }) {
   return (
+    // biome-ignore lint/a11y/noLabelWithoutControl: the control is `children`, nested inside the label (implicit association), which the rule cannot see through a prop
     <label class="field">
       <span class="field-label">{props.label}</span>
       {props.children}

@@ -13,7 +13,7 @@ import { registerAudit } from './commands/audit.ts';
 import { registerKey } from './commands/key.ts';
 import { registerApiKey } from './commands/api-key.ts';
 import { registerInit } from './commands/init.ts';
-import { registerDemo } from '../demo/command.ts';
+import { registerDemo } from './commands/demo.ts';
 import { registerRegistry } from './commands/registry.ts';
 import { registerDiscover } from './commands/discover.ts';
 import { registerProvider } from './commands/provider.ts';

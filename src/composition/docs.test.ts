@@ -21,7 +21,7 @@ const KEY_PATTERN = /nrn_[0-9a-z]{12}_[0-9A-Za-z]{38}/;
 
 function blocks(markdown: string, language: string): string[] {
   const found: string[] = [];
-  const fence = new RegExp('^```' + language + '\\n([\\s\\S]*?)^```', 'gm');
+  const fence = new RegExp(`^\`\`\`${language}\\n([\\s\\S]*?)^\`\`\``, 'gm');
   for (const match of markdown.matchAll(fence)) found.push(match[1]!);
   return found;
 }

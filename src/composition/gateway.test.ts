@@ -13,6 +13,7 @@ import { validate, compileErrors } from '@readme/openapi-parser';
 import { ERROR_CATALOGUE, problemType } from '../foundation/errors/index.ts';
 import { createHttpApp } from '../http/app.ts';
 import { authentication } from '../http/authentication.ts';
+import { looksLikeApiKey } from '../domains/api-keys/index.ts';
 import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../test/helpers/api.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -86,7 +87,6 @@ describe('API gateway', () => {
       }
       for (const name of expected) assert.ok(operations.has(name), `${name} is documented`);
       for (const [name, operation] of operations) {
-        const [, route] = name.split(' ') as [string, string];
         const success = Object.keys(operation.responses).filter((status) => status.startsWith('2'));
         assert.ok(success.length > 0, `${name} documents its success answer`);
         assert.ok(Array.isArray(operation.security), `${name} states its security`);
@@ -383,6 +383,7 @@ describe('API gateway', () => {
         hooks: [
           authentication({
             apiKeys: t.apiKeys,
+            looksLikeApiKey,
             audit: t.neuron.audit,
             logger: t.neuron.logger,
             rateLimitPerMinute: 100,
@@ -434,6 +435,7 @@ describe('API gateway', () => {
         hooks: [
           authentication({
             apiKeys: t.apiKeys,
+            looksLikeApiKey,
             audit: t.neuron.audit,
             logger: t.neuron.logger,
             rateLimitPerMinute: 100,

@@ -15,7 +15,7 @@ import type { Registry } from 'prom-client';
 import type { AuditLog } from '../domains/audit/index.ts';
 import type { NeuronConfig } from '../foundation/config/index.ts';
 import type { Storage } from '../foundation/storage/index.ts';
-import type { ApiKeyService } from '../domains/api-keys/index.ts';
+import { looksLikeApiKey, type ApiKeyService } from '../domains/api-keys/index.ts';
 import { registerServiceMetrics } from '../foundation/observability/service-metrics.ts';
 import { startMetricsListener, type RegistrySummary } from '../domains/status/index.ts';
 import { operatorPrincipal, type OperatorService } from '../domains/operators/index.ts';
@@ -61,6 +61,7 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
     authentication: authentication({
       operatorSession: (request) => operatorPrincipal(operators, request),
       apiKeys,
+      looksLikeApiKey,
       audit: options.audit,
       logger: options.logger,
       rateLimitPerMinute: config.api.rate_limit_per_minute,

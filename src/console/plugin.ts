@@ -15,7 +15,7 @@
  * Every page is served with a Content-Security-Policy that allows scripts, styles and requests
  * from this origin only: no inline script or style, nothing from another origin, no framing.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { type Dirent, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
@@ -71,7 +71,7 @@ function packageRoot(): string {
 /** The newest modification time of any file under `dir` (0 when it does not exist). */
 function newestMtime(dir: string): number {
   let newest = 0;
-  let entries;
+  let entries: Dirent[];
   try {
     entries = readdirSync(dir, { withFileTypes: true });
   } catch {

@@ -2,11 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { runDemo } from './run.ts';
+import { createNeuron } from '../main.ts';
 import { runNeuronCli } from '../../test/hardening/process.ts';
 
 test('the demo establishes a relationship, then gets `existing`, and leaves nothing behind', async () => {
   const lines: string[] = [];
-  const { first, second } = await runDemo({ print: (line = '') => lines.push(line) });
+  const { first, second } = await runDemo({ print: (line = '') => lines.push(line), createNeuron });
   assert.equal(first.status, 'new');
   assert.equal(second.status, 'existing');
   assert.equal(second.relationshipId, first.relationshipId);

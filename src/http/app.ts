@@ -65,59 +65,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   const { config } = options;
   // X-Forwarded-For counts only from server.trusted_proxies; the handshake upgrade path uses the same.
   const clientAddress = createClientAddress(config.server.trusted_proxies);
-  const serverOptions: FastifyServerOptions = {
-    loggerInstance: options.logger,
-    bodyLimit: config.server.body_limit_bytes,
-    requestTimeout: config.server.request_timeout_ms,
-    keepAliveTimeout: config.server.keep_alive_timeout_ms,
-    return503OnClosing: true,
-    trustProxy: clientAddress.trust,
-    // A caller's X-Request-Id is kept when short and plain (correlation across systems), else ours
-    // (src/http/request-edge.ts); logged as request_id. fastify's own request lines print the raw
-    // URL with its query string, so the edge logs one line of its own instead.
-    requestIdHeader: false,
-    genReqId: (raw) => requestIdFrom(raw, config.server.request_id_max_chars),
-    logController: new EdgeLogController(),
-    // A request that does not arrive within request_timeout_ms gets a problem document too.
-    clientErrorHandler,
-    // The longest path parameter is a patient agent id (1-256 characters, the protocol's bound);
-    // fastify's default of 100 made longer, valid ids unreachable. Measured after percent-decoding.
-    routerOptions: { maxParamLength: PROTOCOL_BOUNDS.agentIdMaxChars },
-    // The router's own refusals (a path parameter over that length, a malformed percent-encoding)
-    // are problem documents like every other answer, and do not echo the path.
-    frameworkErrors: (error, request, reply) => {
-      const neuronError =
-        error.code === 'FST_ERR_MAX_PARAM_LENGTH' || error.code === 'FST_ERR_BAD_URL'
-          ? new NeuronError('VALIDATION_FAILED', {
-              message:
-                error.code === 'FST_ERR_BAD_URL'
-                  ? 'the request path is not valid'
-                  : `a path parameter is longer than ${PROTOCOL_BOUNDS.agentIdMaxChars} characters`,
-            })
-          : toNeuronError(error);
-      if (neuronError.code === 'SERVER_ERROR') request.log.error({ err: error }, 'unexpected error');
-      // No hooks run for the router's refusals, so the request id header is set here.
-      void (reply as FastifyReply)
-        .code(neuronError.status)
-        .header('x-request-id', request.id)
-        .type(PROBLEM_CONTENT_TYPE)
-        .send(toProblem(neuronError, undefined, request.id));
-    },
-  };
-  // Node checks request deadlines only every connectionsCheckingInterval (30 s by default), which
-  // would let a slow client hold a connection up to 30 s past request_timeout_ms.
-  // Node's own headersTimeout (60 s) outlives request_timeout_ms unless set when the server is
-  // made, so a client trickling its headers was held twice the documented time: both are
-  // request_timeout_ms, given to Node's server constructor (fastify sets only requestTimeout, later).
-  const deadlines = {
-    connectionsCheckingInterval: deadlineCheckMs(config),
-    headersTimeout: config.server.request_timeout_ms,
-    requestTimeout: config.server.request_timeout_ms,
-  };
-  const https = options.tls
-    ? { https: { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), ...deadlines } }
-    : { http: deadlines };
-  const app = Fastify({ ...serverOptions, ...https }).withTypeProvider<TypeBoxTypeProvider>() as unknown as HttpApp;
+  const app = Fastify(serverOptions(options, clientAddress.trust)).withTypeProvider<TypeBoxTypeProvider>() as unknown as HttpApp;
   // Set by the authentication hooks (src/foundation/rest/principal.ts); null until one has identified the caller.
   app.decorateRequest('principal', null);
   // The address every per-address limit counts by (src/foundation/rest/client-address.ts).
@@ -135,8 +83,93 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   app.setSerializerCompiler(schemaCompilers.serializer);
   app.decorate('routeSchemas', schemaCompilers);
 
+  registerProblemAnswers(app, options.logger);
+  registerRequestIdHeader(app as unknown as FastifyInstance);
+  if (options.metrics) registerRequestMetrics(app as unknown as FastifyInstance, options.metrics);
+
+  await app.register(helmet, {
+    // JSON answers load nothing; the API reference page at /docs sets its own policy.
+    contentSecurityPolicy: { useDefaults: false, directives: { 'default-src': ["'none'"], 'frame-ancestors': ["'none'"] } },
+    hsts: options.tls !== null,
+  });
+  await app.register(cors, {
+    origin: config.api.cors_origins.length === 0 ? false : config.api.cors_origins,
+    credentials: false,
+  });
+
+  for (const hooks of options.hooks ?? []) await app.register(hooks);
+  if (options.documentation) await app.register(options.documentation);
+  await app.register(healthRoutes(options.readiness));
+  for (const routes of options.routes) await app.register(routes);
+  return app;
+}
+
+/** fastify's and Node's server settings: limits, timeouts, request ids, TLS, the router's refusals. */
+function serverOptions(options: HttpAppOptions, trustProxy: FastifyServerOptions['trustProxy']): FastifyServerOptions {
+  const { config } = options;
+  const fastifyOptions: FastifyServerOptions = {
+    loggerInstance: options.logger,
+    bodyLimit: config.server.body_limit_bytes,
+    requestTimeout: config.server.request_timeout_ms,
+    keepAliveTimeout: config.server.keep_alive_timeout_ms,
+    return503OnClosing: true,
+    trustProxy,
+    // A caller's X-Request-Id is kept when short and plain (correlation across systems), else ours
+    // (src/http/request-edge.ts); logged as request_id. fastify's own request lines print the raw
+    // URL with its query string, so the edge logs one line of its own instead.
+    requestIdHeader: false,
+    genReqId: (raw) => requestIdFrom(raw, config.server.request_id_max_chars),
+    logController: new EdgeLogController(),
+    // A request that does not arrive within request_timeout_ms gets a problem document too.
+    clientErrorHandler,
+    // The longest path parameter is a patient agent id (1-256 characters, the protocol's bound);
+    // fastify's default of 100 made longer, valid ids unreachable. Measured after percent-decoding.
+    routerOptions: { maxParamLength: PROTOCOL_BOUNDS.agentIdMaxChars },
+    frameworkErrors: answerRouterRefusal,
+  };
+  // Node checks request deadlines only every connectionsCheckingInterval (30 s by default), which
+  // would let a slow client hold a connection up to 30 s past request_timeout_ms.
+  // Node's own headersTimeout (60 s) outlives request_timeout_ms unless set when the server is
+  // made, so a client trickling its headers was held twice the documented time: both are
+  // request_timeout_ms, given to Node's server constructor (fastify sets only requestTimeout, later).
+  const deadlines = {
+    connectionsCheckingInterval: deadlineCheckMs(config),
+    headersTimeout: config.server.request_timeout_ms,
+    requestTimeout: config.server.request_timeout_ms,
+  };
+  const https = options.tls
+    ? { https: { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), ...deadlines } }
+    : { http: deadlines };
+  return { ...fastifyOptions, ...https } as FastifyServerOptions;
+}
+
+/**
+ * The router's own refusals (a path parameter over that length, a malformed percent-encoding) are
+ * problem documents like every other answer, and do not echo the path.
+ */
+const answerRouterRefusal: NonNullable<FastifyServerOptions['frameworkErrors']> = (error, request, reply) => {
+  const neuronError =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH' || error.code === 'FST_ERR_BAD_URL'
+      ? new NeuronError('VALIDATION_FAILED', {
+          message:
+            error.code === 'FST_ERR_BAD_URL'
+              ? 'the request path is not valid'
+              : `a path parameter is longer than ${PROTOCOL_BOUNDS.agentIdMaxChars} characters`,
+        })
+      : toNeuronError(error);
+  if (neuronError.code === 'SERVER_ERROR') request.log.error({ err: error }, 'unexpected error');
+  // No hooks run for the router's refusals, so the request id header is set here.
+  void (reply as FastifyReply)
+    .code(neuronError.status)
+    .header('x-request-id', request.id)
+    .type(PROBLEM_CONTENT_TYPE)
+    .send(toProblem(neuronError, undefined, request.id));
+};
+
+/** Every error and every unknown route answered as a problem document; 405 with Allow for a known path. */
+function registerProblemAnswers(app: HttpApp, logger: Logger): void {
   // A failure every request meets alike (a full disk) is logged once, then summarised.
-  const repeatedErrors = new RepeatedErrorLog({ logger: options.logger });
+  const repeatedErrors = new RepeatedErrorLog({ logger });
   // A known path used with a method it does not have is 405 with Allow, not 404 (RFC 9110 15.5.6).
   const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
@@ -188,24 +221,6 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
       });
     }
   });
-  registerRequestIdHeader(app as unknown as FastifyInstance);
-  if (options.metrics) registerRequestMetrics(app as unknown as FastifyInstance, options.metrics);
-
-  await app.register(helmet, {
-    // JSON answers load nothing; the API reference page at /docs sets its own policy.
-    contentSecurityPolicy: { useDefaults: false, directives: { 'default-src': ["'none'"], 'frame-ancestors': ["'none'"] } },
-    hsts: options.tls !== null,
-  });
-  await app.register(cors, {
-    origin: config.api.cors_origins.length === 0 ? false : config.api.cors_origins,
-    credentials: false,
-  });
-
-  for (const hooks of options.hooks ?? []) await app.register(hooks);
-  if (options.documentation) await app.register(options.documentation);
-  await app.register(healthRoutes(options.readiness));
-  for (const routes of options.routes) await app.register(routes);
-  return app;
 }
 
 /**

@@ -5,7 +5,7 @@
  *
  * - `none`: nothing to do;
  * - `api_key`: requires a key in `Authorization: Bearer <key>` or `X-API-Key: <key>`, checks it
- *   (src/domains/api-keys/service.ts), applies the per-key rate limit and the route's scope;
+ *   (with the verifier the composition root passes: src/domains/api-keys/), applies the per-key rate limit and the route's scope;
  * - `provider_or_api_key`: the same when an API key is presented, otherwise leaves the request to
  *   the provider credential hook (src/domains/providers/);
  * - `provider`: left to the provider credential hook;
@@ -14,7 +14,7 @@
  * A backstop at preHandler refuses any route whose auth is not `none` when no hook has set a
  * principal by then, so a missing or failed hook can never open a route.
  *
- * Limits, per instance (see ./rate-limit.ts for why in memory):
+ * Limits, per instance (./authentication-limits.ts; src/foundation/rest/rate-limit.ts says why in memory):
  * - each key: `api.rate_limit_per_minute`, answered 429 with Retry-After and RateLimit headers;
  * - each client address (src/foundation/rest/client-address.ts: behind a proxy listed in
  *   `server.trusted_proxies`, the address it forwards; an IPv6 client by its /64):
@@ -33,20 +33,33 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { Counter, type Registry } from 'prom-client';
-import type { AuditLog } from '../domains/audit/index.ts';
+import type { Registry } from 'prom-client';
 import { NeuronError } from '../foundation/errors/index.ts';
-import type { ApiKeyService } from '../domains/api-keys/service.ts';
-import { looksLikeApiKey } from '../domains/api-keys/format.ts';
-import { routeAuth, scopeAllows, type Principal } from '../foundation/rest/principal.ts';
-import { limitKey } from '../foundation/rest/client-address.ts';
-import { LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS, OncePerInterval, TokenBuckets, rateLimitHeaders } from '../foundation/rest/rate-limit.ts';
+import { routeAuth, scopeAllows, type Principal, type Scope } from '../foundation/rest/principal.ts';
+import { AuthenticationLimits, type SecurityAuditRecorder } from './authentication-limits.ts';
+
+export type { SecurityAuditRecorder } from './authentication-limits.ts';
 
 const REALM = 'Bearer realm="neuron"';
 
+/** What the hook needs of the API keys: src/domains/api-keys/'s ApiKeyService implements it. */
+export interface ApiKeyVerifier {
+  authenticate(presented: string): Promise<ApiKeyCheck>;
+  /** Notes that the key was used (its last-used time). */
+  touch(keyId: string, at: number): void;
+}
+
+export type ApiKeyCheck =
+  | { ok: true; key: { id: string; label: string; scopes: readonly Scope[] } }
+  /** `keyId` is set when the presented text named a key id (non-secret), for the audit of brute force. */
+  | { ok: false; reason: 'malformed' | 'unknown' | 'mismatch' | 'revoked' | 'expired'; keyId: string | null };
+
 export interface AuthenticationOptions {
-  apiKeys: ApiKeyService;
-  audit: AuditLog;
+  apiKeys: ApiKeyVerifier;
+  /** Whether a bearer token has the shape of one of our API keys (else it is another kind of credential). */
+  looksLikeApiKey: (token: string) => boolean;
+  /** Where a lockout is audited: the audit log. */
+  audit: SecurityAuditRecorder;
   logger: Logger;
   rateLimitPerMinute: number;
   authFailureLimitPerMinute: number;
@@ -58,16 +71,13 @@ export interface AuthenticationOptions {
 
 type Presented = { key: string } | null;
 
-/** Set on a request whose failed authentication this hook has already counted. */
-const FAILURE_COUNTED = Symbol('neuron.authFailureCounted');
-
 /** Whether the request carries any credential (API key or provider credential). */
 function presentsCredential(request: FastifyRequest): boolean {
   return request.headers['x-api-key'] !== undefined || request.headers.authorization !== undefined;
 }
 
 /** The key from `X-API-Key` or `Authorization: Bearer`; with `bearerMustBeKey` false, a non-key bearer is someone else's credential. */
-function presentedKey(request: FastifyRequest, bearerMustBeKey: boolean): Presented {
+function presentedKey(request: FastifyRequest, bearerMustBeKey: boolean, looksLikeApiKey: (token: string) => boolean): Presented {
   const header = request.headers['x-api-key'];
   const fromHeader = Array.isArray(header) ? header.join(',') : header;
   const authorization = request.headers.authorization;
@@ -96,95 +106,79 @@ const FAILURE_MESSAGES: Record<string, string> = {
   expired: 'the API key has expired',
 };
 
-export function authentication(options: AuthenticationOptions): FastifyPluginAsync {
-  const now = options.now ?? Date.now;
-  const perKey = new TokenBuckets(options.rateLimitPerMinute, MAX_BUCKETS);
-  const failures = new TokenBuckets(options.authFailureLimitPerMinute, MAX_BUCKETS);
-  const lockoutAudits = new OncePerInterval(LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS);
+/** The three ways a request is authenticated: by API key, by console session, or left to the provider credential hook. */
+class Authenticator {
+  readonly #options: AuthenticationOptions;
+  readonly #limits: AuthenticationLimits;
+  readonly #now: () => number;
 
-  const authFailures = new Counter({
-    name: 'neuron_api_auth_failures_total',
-    help: 'API requests refused because the presented API key was not valid, by reason',
-    labelNames: ['reason'],
-    registers: [options.metrics],
-  });
-  const rateLimited = new Counter({
-    name: 'neuron_api_rate_limited_total',
-    help: 'API requests refused with 429, by limit (key or auth_failures)',
-    labelNames: ['limit'],
-    registers: [options.metrics],
-  });
-  const requests = new Counter({
-    name: 'neuron_api_requests_total',
-    help: 'REST API requests answered, by method, route pattern and status code',
-    labelNames: ['method', 'route', 'status'],
-    registers: [options.metrics],
-  });
+  constructor(options: { options: AuthenticationOptions; limits: AuthenticationLimits; now: () => number }) {
+    this.#options = options.options;
+    this.#limits = options.limits;
+    this.#now = options.now;
+  }
 
-  async function noteFailure(request: FastifyRequest, reason: string, keyId: string | null): Promise<void> {
-    (request as unknown as Record<symbol, boolean>)[FAILURE_COUNTED] = true;
-    authFailures.inc({ reason });
-    const at = now();
-    const address = request.clientAddress;
-    const key = limitKey(address);
-    failures.take(key, at);
-    if (failures.peek(key, at).allowed) return;
-    if (!lockoutAudits.take(key, at)) return;
-    options.logger.warn(
-      { clientIp: address, keyId },
-      'API authentication failures over the limit; refusing keys from this address for now',
-    );
-    try {
-      await options.audit.record({
-        type: 'api.auth_lockout',
-        actor: 'system',
-        details: { client_ip: address, key_id: keyId, failures_per_minute_limit: options.authFailureLimitPerMinute, last_reason: reason },
-      });
-    } catch (error) {
-      options.logger.error({ err: error }, 'could not audit an API authentication lockout');
+  /** The onRequest hook: what the route's `config.auth` asks for. */
+  async onRequest(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const auth = routeAuth(request);
+    if (auth === undefined) {
+      const pattern = request.routeOptions.url;
+      if (pattern !== undefined && (pattern === '/v1' || pattern.startsWith('/v1/'))) {
+        throw new NeuronError('FORBIDDEN', { message: 'this route does not declare its authentication' });
+      }
+      return;
+    }
+    switch (auth.kind) {
+      case 'none':
+        return;
+      case 'provider':
+        // The provider credential hook checks it; an address locked out gets no further.
+        if (presentsCredential(request)) this.#limits.refuseIfLockedOut(request, this.#now());
+        return;
+      case 'provider_or_api_key': {
+        const presented = presentedKey(request, false, this.#options.looksLikeApiKey);
+        if (presented === null) {
+          if (presentsCredential(request)) this.#limits.refuseIfLockedOut(request, this.#now());
+          else await this.#operator(request, reply, auth.scope);
+          return;
+        }
+        return this.#apiKey(request, reply, presented.key, auth.scope);
+      }
+      case 'api_key': {
+        const presented = presentedKey(request, true, this.#options.looksLikeApiKey);
+        if (presented === null && !presentsCredential(request) && (await this.#operator(request, reply, auth.scope))) return;
+        if (presented === null) {
+          throw new NeuronError('UNAUTHENTICATED', {
+            message: 'this route needs an API key in the Authorization (Bearer) or X-API-Key header',
+            headers: { 'WWW-Authenticate': REALM },
+          });
+        }
+        return this.#apiKey(request, reply, presented.key, auth.scope);
+      }
+      default:
+        throw new NeuronError('FORBIDDEN', { message: 'this route declares an unknown kind of authentication' });
     }
   }
 
-  /** Refuses any credential from an address that is over its failed-authentication limit. */
-  function refuseIfLockedOut(request: FastifyRequest, at: number): void {
-    const lockout = failures.peek(limitKey(request.clientAddress), at);
-    if (!lockout.allowed) {
-      rateLimited.inc({ limit: 'auth_failures' });
-      throw new NeuronError('RATE_LIMITED', {
-        message: 'too many failed authentication attempts from this address; retry later',
-        headers: { 'Retry-After': String(lockout.retryAfterSeconds) },
-      });
-    }
-  }
-
-  async function authenticateKey(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    presented: string,
-    scope: 'read' | 'write' | 'admin',
-  ): Promise<void> {
-    const at = now();
-    refuseIfLockedOut(request, at);
-    const result = await options.apiKeys.authenticate(presented);
+  async #apiKey(request: FastifyRequest, reply: FastifyReply, presented: string, scope: Scope): Promise<void> {
+    const at = this.#now();
+    this.#limits.refuseIfLockedOut(request, at);
+    const result = await this.#options.apiKeys.authenticate(presented);
     if (!result.ok) {
-      await noteFailure(request, result.reason, result.keyId);
+      await this.#limits.noteFailure(request, result.reason, result.keyId);
       throw new NeuronError('UNAUTHENTICATED', {
         message: FAILURE_MESSAGES[result.reason],
         headers: { 'WWW-Authenticate': `${REALM}, error="invalid_token"` },
       });
     }
     const key = result.key;
-    const bucket = perKey.take(key.id, at);
-    const headers = rateLimitHeaders(bucket);
-    if (!bucket.allowed) {
-      rateLimited.inc({ limit: 'key' });
-      throw new NeuronError('RATE_LIMITED', {
-        message: `this API key is over its limit of ${bucket.limit} requests per minute; retry later`,
-        headers: { ...headers, 'Retry-After': String(bucket.retryAfterSeconds) },
-      });
-    }
+    const headers = this.#limits.takeRequest(
+      key.id,
+      at,
+      (limit) => `this API key is over its limit of ${limit} requests per minute; retry later`,
+    );
     void reply.headers(headers);
-    options.apiKeys.touch(key.id, at);
+    this.#options.apiKeys.touch(key.id, at);
     request.principal = { kind: 'api_key', keyId: key.id, label: key.label, scopes: key.scopes };
     if (!scopeAllows(key.scopes, scope)) {
       throw new NeuronError('FORBIDDEN', { message: `this route needs an API key with the ${scope} scope` });
@@ -192,19 +186,16 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
   }
 
   /** True when the request was authenticated by a console session cookie. */
-  async function authenticateOperator(request: FastifyRequest, reply: FastifyReply, scope: 'read' | 'write' | 'admin'): Promise<boolean> {
-    if (options.operatorSession === undefined) return false;
-    const principal = await options.operatorSession(request);
+  async #operator(request: FastifyRequest, reply: FastifyReply, scope: Scope): Promise<boolean> {
+    if (this.#options.operatorSession === undefined) return false;
+    const principal = await this.#options.operatorSession(request);
     if (principal === null || principal.kind !== 'operator') return false;
-    const bucket = perKey.take(`operator:${principal.name}`, now());
-    if (!bucket.allowed) {
-      rateLimited.inc({ limit: 'key' });
-      throw new NeuronError('RATE_LIMITED', {
-        message: `this operator is over the limit of ${bucket.limit} requests per minute; retry later`,
-        headers: { ...rateLimitHeaders(bucket), 'Retry-After': String(bucket.retryAfterSeconds) },
-      });
-    }
-    void reply.headers(rateLimitHeaders(bucket));
+    const headers = this.#limits.takeRequest(
+      `operator:${principal.name}`,
+      this.#now(),
+      (limit) => `this operator is over the limit of ${limit} requests per minute; retry later`,
+    );
+    void reply.headers(headers);
     request.principal = principal;
     if (!scopeAllows(principal.scopes, scope)) {
       throw new NeuronError('FORBIDDEN', {
@@ -213,48 +204,15 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
     }
     return true;
   }
+}
+
+export function authentication(options: AuthenticationOptions): FastifyPluginAsync {
+  const now = options.now ?? Date.now;
+  const limits = new AuthenticationLimits({ ...options, now });
+  const authenticator = new Authenticator({ options, limits, now });
 
   const plugin: FastifyPluginAsync = async (app) => {
-    app.addHook('onRequest', async (request, reply) => {
-      const auth = routeAuth(request);
-      if (auth === undefined) {
-        const pattern = request.routeOptions.url;
-        if (pattern !== undefined && (pattern === '/v1' || pattern.startsWith('/v1/'))) {
-          throw new NeuronError('FORBIDDEN', { message: 'this route does not declare its authentication' });
-        }
-        return;
-      }
-      switch (auth.kind) {
-        case 'none':
-          return;
-        case 'provider':
-          // The provider credential hook checks it; an address locked out gets no further.
-          if (presentsCredential(request)) refuseIfLockedOut(request, now());
-          return;
-        case 'provider_or_api_key': {
-          const presented = presentedKey(request, false);
-          if (presented === null) {
-            if (presentsCredential(request)) refuseIfLockedOut(request, now());
-            else await authenticateOperator(request, reply, auth.scope);
-            return;
-          }
-          return authenticateKey(request, reply, presented.key, auth.scope);
-        }
-        case 'api_key': {
-          const presented = presentedKey(request, true);
-          if (presented === null && !presentsCredential(request) && (await authenticateOperator(request, reply, auth.scope))) return;
-          if (presented === null) {
-            throw new NeuronError('UNAUTHENTICATED', {
-              message: 'this route needs an API key in the Authorization (Bearer) or X-API-Key header',
-              headers: { 'WWW-Authenticate': REALM },
-            });
-          }
-          return authenticateKey(request, reply, presented.key, auth.scope);
-        }
-        default:
-          throw new NeuronError('FORBIDDEN', { message: 'this route declares an unknown kind of authentication' });
-      }
-    });
+    app.addHook('onRequest', (request, reply) => authenticator.onRequest(request, reply));
 
     // Backstop: whatever hooks exist, a route that needs a credential never runs without a principal.
     app.addHook('preHandler', async (request) => {
@@ -265,11 +223,11 @@ export function authentication(options: AuthenticationOptions): FastifyPluginAsy
     });
 
     app.addHook('onResponse', async (request, reply) => {
-      requests.inc({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+      limits.answered(request, reply.statusCode);
       // A credential refused by another hook (a provider credential) counts against the address too.
-      if (reply.statusCode === 401 && presentsCredential(request) && !(request as unknown as Record<symbol, boolean>)[FAILURE_COUNTED]) {
+      if (reply.statusCode === 401 && presentsCredential(request) && !limits.counted(request)) {
         const auth = routeAuth(request);
-        if (auth !== undefined && auth.kind !== 'none') await noteFailure(request, 'credential', null);
+        if (auth !== undefined && auth.kind !== 'none') await limits.noteFailure(request, 'credential', null);
       }
     });
   };

@@ -6,10 +6,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import Type from 'typebox';
 import { NoQuery } from '../foundation/rest/schemas.ts';
 
-export interface ReadinessCheck {
-  /** Names of the checks that fail right now; empty means ready. */
-  (): Promise<string[]>;
-}
+/** Names of the checks that fail right now; empty means ready. */
+export type ReadinessCheck = () => Promise<string[]>;
 
 const HealthResponse = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),

@@ -136,7 +136,7 @@ describe('handshake.max_pending_per_address', () => {
       await t.stop();
       stopped = true;
       assert.equal((await holder.closed).code, 1001);
-      assert.match(await queued.answer, /^HTTP\/1\.1 503[^]*"code":"SHUTTING_DOWN"/);
+      assert.match(await queued.answer, /^HTTP\/1\.1 503[\s\S]*"code":"SHUTTING_DOWN"/);
       assert.deepEqual(addressLoad(t), { addresses: 0, pending: 0 });
     } finally {
       if (!stopped) await t.stop();

@@ -195,7 +195,7 @@ const STRING_POOLS = [
   '\u0000\u0001\u001f\u007f\u0085',
   'éü€中文😀\u2028\u2029\ufeff',
   '\ud800\udfff', // lone surrogates (JSON.stringify escapes them)
-  B64URL + '=+/',
+  `${B64URL}=+/`,
 ];
 
 function randomString(prng: Prng, maxLength: number): string {
@@ -1328,7 +1328,8 @@ export async function runCases(
       const seen =
         c.transport === 'raw' ? await runRawCase(url, c, options.caseTimeoutMs) : await runWsCase(url, kit, c, options.caseTimeoutMs);
       const verdict = judge(c, seen);
-      const family = (byFamily[c.family] ??= { run: 0, passed: 0 });
+      byFamily[c.family] ??= { run: 0, passed: 0 };
+      const family = byFamily[c.family]!;
       family.run += 1;
       if (verdict.ok) {
         passed += 1;

@@ -130,9 +130,13 @@ describe('the agent card of a running Neuron', () => {
     await h.restart();
     await waitFor(
       'the changed card',
-      () => (fake.agentCards.get(CARD_ID)?.['capabilities'] as Array<{ name: string }>)[0]?.name === 'lab_results',
+      () => (fake.agentCards.get(CARD_ID)?.['capabilities'] as Array<{ name: string }> | undefined)?.[0]?.name === 'lab_results',
     );
-    assert.equal((fake.agentCards.get(CARD_ID)?.['capabilities'] as unknown[]).length, 1, 'the old capabilities are gone, not merged');
+    assert.equal(
+      (fake.agentCards.get(CARD_ID)?.['capabilities'] as unknown[] | undefined)?.length,
+      1,
+      'the old capabilities are gone, not merged',
+    );
     assert.equal(count(fake, 'POST', /^\/v1\/agent-cards$/), postsBefore, 'the card was updated in place, not created twice');
     assert.equal(fake.agentCards.size, 1);
 
@@ -140,7 +144,7 @@ describe('the agent card of a running Neuron', () => {
     h.neuron.presence.providersChanged();
     await waitFor(
       'the roster in the card',
-      () => (fake.agentCards.get(CARD_ID)?.['careagent'] as { provider_type: string }).provider_type === 'dental',
+      () => (fake.agentCards.get(CARD_ID)?.['careagent'] as { provider_type: string } | undefined)?.provider_type === 'dental',
     );
   });
 

@@ -1,7 +1,19 @@
 /** API keys (administrators): create with scopes (the key is shown once), list, revoke. */
 import { useState } from 'preact/hooks';
 import { api, query, type Page } from '../api.ts';
-import { Copyable, EmptyState, ErrorNotice, Field, Loading, PageHeader, Status, SuccessNotice, When, useLoad } from '../ui.tsx';
+import {
+  Copyable,
+  EmptyState,
+  ErrorNotice,
+  ScrollableTable,
+  Field,
+  Loading,
+  PageHeader,
+  Status,
+  SuccessNotice,
+  When,
+  useLoad,
+} from '../ui.tsx';
 
 interface KeyView {
   id: string;
@@ -85,7 +97,7 @@ export function ApiKeys() {
       <ErrorNotice error={error} onDismiss={() => setError(null)} />
       {message && <SuccessNotice>{message}</SuccessNotice>}
       {created && (
-        <div class="card card-highlight" role="region" aria-label="New API key">
+        <section class="card card-highlight" aria-label="New API key">
           <h2>Key for {created.label}</h2>
           <p>
             <strong>Shown only now.</strong> Store it in the app's settings; the Neuron keeps only a hash of it.
@@ -94,7 +106,7 @@ export function ApiKeys() {
           <button type="button" class="button button-small" onClick={() => setCreated(null)}>
             I have stored it
           </button>
-        </div>
+        </section>
       )}
       <ErrorNotice error={list.error} />
       {list.loading && list.data === null && <Loading />}
@@ -102,7 +114,7 @@ export function ApiKeys() {
         <EmptyState title="No API keys">Create one above for each app that should reach this Neuron.</EmptyState>
       )}
       {list.data !== null && list.data.items.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="API keys (scrolls sideways on a narrow screen)">
+        <ScrollableTable label="API keys (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">API keys</caption>
             <thead>
@@ -151,7 +163,7 @@ export function ApiKeys() {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollableTable>
       )}
       {list.data?.next && (
         <button type="button" class="button" onClick={() => setAfter(list.data?.next ?? null)}>

@@ -1,7 +1,7 @@
 /** The audit log: browse with a filter, verify the hash chain, the signed tree head. */
 import { useState } from 'preact/hooks';
 import { api, query, type Page } from '../api.ts';
-import { EmptyState, ErrorNotice, Field, Loading, PageHeader, When, useLoad } from '../ui.tsx';
+import { EmptyState, ErrorNotice, ScrollableTable, Field, Loading, PageHeader, When, useLoad } from '../ui.tsx';
 import { TreeHead, loadTreeHead } from '../tree-head.tsx';
 
 interface AuditEvent {
@@ -98,7 +98,7 @@ export function Audit() {
         </EmptyState>
       )}
       {events.data !== null && events.data.items.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Audit entries (scrolls sideways on a narrow screen)">
+        <ScrollableTable label="Audit entries (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Audit entries</caption>
             <thead>
@@ -130,7 +130,7 @@ export function Audit() {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollableTable>
       )}
       {events.data?.next && (
         <button type="button" class="button" onClick={() => setFilters({ ...filters, after: events.data?.next ?? null })}>

@@ -1,7 +1,7 @@
 /** The outbox: deliveries that gave up (dead letters), each retried on demand. */
 import { useState } from 'preact/hooks';
 import { api, query, type Page } from '../api.ts';
-import { EmptyState, ErrorNotice, Loading, PageHeader, SuccessNotice, When, useLoad } from '../ui.tsx';
+import { EmptyState, ErrorNotice, ScrollableTable, Loading, PageHeader, SuccessNotice, When, useLoad } from '../ui.tsx';
 
 interface DeadLetter {
   event_id: string;
@@ -39,7 +39,7 @@ export function Outbox() {
         <EmptyState title="No dead letters">Every notice and webhook was delivered. Nothing to do.</EmptyState>
       )}
       {list.data !== null && list.data.items.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Dead letters (scrolls sideways on a narrow screen)">
+        <ScrollableTable label="Dead letters (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Dead letters</caption>
             <thead>
@@ -86,7 +86,7 @@ export function Outbox() {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollableTable>
       )}
       {list.data?.next && (
         <button type="button" class="button" onClick={() => setAfter(list.data?.next ?? null)}>

@@ -4,7 +4,19 @@
  */
 import { useState } from 'preact/hooks';
 import { api, type Page } from '../api.ts';
-import { EmptyState, ErrorNotice, Field, Loading, PageHeader, ReasonAction, Status, SuccessNotice, When, useLoad } from '../ui.tsx';
+import {
+  EmptyState,
+  ErrorNotice,
+  ScrollableTable,
+  Field,
+  Loading,
+  PageHeader,
+  ReasonAction,
+  Status,
+  SuccessNotice,
+  When,
+  useLoad,
+} from '../ui.tsx';
 import type { RelationshipView } from './relationships.tsx';
 
 export interface PatientView {
@@ -69,26 +81,34 @@ export function Patients() {
   return (
     <section>
       <PageHeader title="Patients">Patients whose CareAgents have connected to this Neuron.</PageHeader>
-      <form class="toolbar" role="search" onSubmit={search}>
-        <Field label="Search by name or agent id">
-          <input type="search" name="patient-search" value={term} onInput={(event) => setTerm(event.currentTarget.value)} maxLength={256} />
-        </Field>
-        <button type="submit" class="button button-primary">
-          Search
-        </button>
-        {submitted.term !== '' && (
-          <button
-            type="button"
-            class="button button-quiet"
-            onClick={() => {
-              setTerm('');
-              setSubmitted({ term: '', cursor: null });
-            }}
-          >
-            Show all
+      <search>
+        <form class="toolbar" onSubmit={search}>
+          <Field label="Search by name or agent id">
+            <input
+              type="search"
+              name="patient-search"
+              value={term}
+              onInput={(event) => setTerm(event.currentTarget.value)}
+              maxLength={256}
+            />
+          </Field>
+          <button type="submit" class="button button-primary">
+            Search
           </button>
-        )}
-      </form>
+          {submitted.term !== '' && (
+            <button
+              type="button"
+              class="button button-quiet"
+              onClick={() => {
+                setTerm('');
+                setSubmitted({ term: '', cursor: null });
+              }}
+            >
+              Show all
+            </button>
+          )}
+        </form>
+      </search>
       <ErrorNotice error={results.error} />
       {results.loading && results.data === null && <Loading />}
       {results.data !== null &&
@@ -102,7 +122,7 @@ export function Patients() {
           <EmptyState title="No patient matches">Check the spelling, try part of the name, or paste the full agent id.</EmptyState>
         ))}
       {results.data !== null && results.data.items.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Patients (scrolls sideways on a narrow screen)">
+        <ScrollableTable label="Patients (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Patients</caption>
             <thead>
@@ -139,7 +159,7 @@ export function Patients() {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollableTable>
       )}
       {results.data?.next && (
         <button type="button" class="button" onClick={() => setSubmitted({ ...submitted, cursor: results.data?.next ?? null })}>

@@ -13,6 +13,7 @@ import {
   PageHeader,
   ReasonAction,
   Status,
+  ScrollableTable,
   SuccessNotice,
   When,
   useLoad,
@@ -114,7 +115,7 @@ export function Providers(props: { canManage: boolean }) {
       <ErrorNotice error={error} onDismiss={() => setError(null)} />
       {message && <SuccessNotice>{message}</SuccessNotice>}
       {approval && (
-        <div class="card card-highlight" role="region" aria-label="New credential">
+        <section class="card card-highlight" aria-label="New credential">
           <h2>Credential for {approval.provider.name}</h2>
           <p>
             <strong>Shown only now.</strong> Give it to the provider's CareAgent with the Neuron's public key; the Neuron keeps only a
@@ -125,7 +126,7 @@ export function Providers(props: { canManage: boolean }) {
           <button type="button" class="button button-small" onClick={() => setApproval(null)}>
             I have stored it
           </button>
-        </div>
+        </section>
       )}
       {list.loading && list.data === null && <Loading />}
       <ErrorNotice error={list.error} />
@@ -139,7 +140,7 @@ export function Providers(props: { canManage: boolean }) {
         </EmptyState>
       )}
       {list.data !== null && list.data.items.length > 0 && (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label="Providers (scrolls sideways on a narrow screen)">
+        <ScrollableTable label="Providers (scrolls sideways on a narrow screen)">
           <table>
             <caption class="visually-hidden">Providers</caption>
             <thead>
@@ -218,7 +219,7 @@ export function Providers(props: { canManage: boolean }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollableTable>
       )}
       {list.data?.next && (
         <button type="button" class="button" onClick={() => setAfter(list.data?.next ?? null)}>

@@ -46,6 +46,12 @@ function readTreeHeadFile(file: string): { head: TreeHead; source: string } {
 
 export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('the tamper-evident audit log (a transparency log)');
+  registerVerify(audit);
+  registerMonitor(audit);
+  registerTreeHead(audit);
+}
+
+function registerVerify(audit: Command): void {
   audit
     .command('verify')
     .description(
@@ -58,53 +64,63 @@ export function registerAudit(program: Command): void {
       [] as string[],
     )
     .option('--json', 'machine-readable output')
-    .action(async (options: { json?: boolean; treeHead: string[] }, command: Command) => {
-      const loaded = loadForCli(globalOptions(command));
-      const given = options.treeHead.map(readTreeHeadFile);
-      let trust: AuditTrust;
-      try {
-        // On SQLite every writer keeps this one file; on PostgreSQL it holds this directory's own heads (AuditTrust.file).
-        const scope = loaded.config.storage.url === '' ? ('every' as const) : ('own' as const);
-        trust = trustFromDataDir(loaded.paths.dataDir, given, { graceMs: loaded.config.audit.tree_head_file_grace_ms, scope });
-      } catch (error) {
-        throw new CliError(`cannot read the audit trust files: ${(error as Error).message}`, EXIT.AUDIT_FAILED);
-      }
-      const storage = await openForCli(loaded, { mustExist: true, migrate: false });
-      try {
-        const result =
-          trust.trustedKeys.size === 0
-            ? {
-                ok: false,
-                entries: 0,
-                checkpoints: 0,
-                treeHeads: 0,
-                firstBadSeq: null,
-                badTreeHead: null,
-                problem:
-                  'no organization key is pinned in the data directory (organization-key.json); start the Neuron once, or restore the file from a backup',
-              }
-            : await verifyAuditLog(storage.db, trust);
-        const paint = colours();
-        if (options.json) printJson(verifyJson(result));
-        else if (result.ok)
-          out(
-            `${paint('green', 'audit log intact')}: ${result.entries} entries, ${result.treeHeads} signed tree heads, ${result.checkpoints} signed checkpoints`,
-          );
-        else {
-          const where =
-            result.firstBadSeq !== null
-              ? ` at sequence ${result.firstBadSeq}`
-              : result.badTreeHead !== null
-                ? ` at the tree head of size ${result.badTreeHead}`
-                : '';
-          out(`${paint('red', 'audit log verification FAILED')}${where}: ${result.problem}`);
-          out(`  ${result.entries} entries before it verified; restore the database from a backup and investigate who changed it`);
-        }
-        if (!result.ok) process.exitCode = EXIT.AUDIT_FAILED;
-      } finally {
-        await storage.close();
-      }
-    });
+    .action(verifyAuditCommand);
+}
+
+/** `neuron audit verify`: the whole chain, every signed tree head and checkpoint, against the pinned key and the given tree heads. */
+async function verifyAuditCommand(options: { json?: boolean; treeHead: string[] }, command: Command): Promise<void> {
+  const loaded = loadForCli(globalOptions(command));
+  const given = options.treeHead.map(readTreeHeadFile);
+  let trust: AuditTrust;
+  try {
+    // On SQLite every writer keeps this one file; on PostgreSQL it holds this directory's own heads (AuditTrust.file).
+    const scope = loaded.config.storage.url === '' ? ('every' as const) : ('own' as const);
+    trust = trustFromDataDir(loaded.paths.dataDir, given, { graceMs: loaded.config.audit.tree_head_file_grace_ms, scope });
+  } catch (error) {
+    throw new CliError(`cannot read the audit trust files: ${(error as Error).message}`, EXIT.AUDIT_FAILED);
+  }
+  const storage = await openForCli(loaded, { mustExist: true, migrate: false });
+  try {
+    const result =
+      trust.trustedKeys.size === 0
+        ? {
+            ok: false,
+            entries: 0,
+            checkpoints: 0,
+            treeHeads: 0,
+            firstBadSeq: null,
+            badTreeHead: null,
+            problem:
+              'no organization key is pinned in the data directory (organization-key.json); start the Neuron once, or restore the file from a backup',
+          }
+        : await verifyAuditLog(storage.db, trust);
+    printVerifyResult(result, options.json === true);
+    if (!result.ok) process.exitCode = EXIT.AUDIT_FAILED;
+  } finally {
+    await storage.close();
+  }
+}
+
+function printVerifyResult(result: VerifyResult, json: boolean): void {
+  const paint = colours();
+  if (json) printJson(verifyJson(result));
+  else if (result.ok)
+    out(
+      `${paint('green', 'audit log intact')}: ${result.entries} entries, ${result.treeHeads} signed tree heads, ${result.checkpoints} signed checkpoints`,
+    );
+  else {
+    const where =
+      result.firstBadSeq !== null
+        ? ` at sequence ${result.firstBadSeq}`
+        : result.badTreeHead !== null
+          ? ` at the tree head of size ${result.badTreeHead}`
+          : '';
+    out(`${paint('red', 'audit log verification FAILED')}${where}: ${result.problem}`);
+    out(`  ${result.entries} entries before it verified; restore the database from a backup and investigate who changed it`);
+  }
+}
+
+function registerMonitor(audit: Command): void {
   audit
     .command('monitor <url>')
     .description(
@@ -136,6 +152,9 @@ export function registerAudit(program: Command): void {
         await new Promise((resolve) => setTimeout(resolve, options.every! * 1000));
       }
     });
+}
+
+function registerTreeHead(audit: Command): void {
   audit
     .command('tree-head')
     .description('print the current signed tree head as JSON (as GET /v1/audit/tree-head serves it), for a witness to keep')

@@ -23,7 +23,7 @@ export function registerDiscover(program: Command): void {
       }
       // Loaded here: the server, which shares this command line, never browses.
       const { browseNeurons } = await import('../../network/discovery/browser.ts');
-      let found;
+      let found: Awaited<ReturnType<typeof browseNeurons>>;
       try {
         found = await browseNeurons({ timeoutMs, ...(options.interface === undefined ? {} : { interface: options.interface }) });
       } catch (error) {

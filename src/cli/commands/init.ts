@@ -5,7 +5,7 @@ import { ConfigError, isValidNpi, loadConfig, NPI_RULE, resolveConfigFile } from
 import { developmentConfig, writeConfigFile, type InitialConfig } from '../../foundation/config/init.ts';
 import type { AuditLog } from '../../domains/audit/index.ts';
 import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
-import { globalOptions, loadForCli, openForCli, cliAudit } from '../context.ts';
+import { globalOptions, openForCli, cliAudit } from '../context.ts';
 import { CliError, EXIT, colours, out } from '../output.ts';
 import { createLogger } from '../../foundation/observability/logger.ts';
 import { handshakeUrlFor } from '../../main.ts';

@@ -156,7 +156,17 @@ function fieldFlags(command: Command): Command {
 
 export function registerProvider(program: Command): void {
   const provider = program.command('provider').description('the provider roster: who patients can reach through this Neuron');
+  registerAdd(provider);
+  registerList(provider);
+  registerShow(provider);
+  registerUpdate(provider);
+  registerApprove(provider);
+  registerSuspend(provider);
+  registerRemove(provider);
+}
 
+/** `neuron provider add` */
+function registerAdd(provider: Command): void {
   fieldFlags(
     provider
       .command('add <npi>')
@@ -192,7 +202,10 @@ export function registerProvider(program: Command): void {
       out(`Next: \`neuron provider approve ${view.npi}\` makes it active and issues its CareAgent credential.`);
     }
   });
+}
 
+/** `neuron provider list` */
+function registerList(provider: Command): void {
   provider
     .command('list')
     .description('every provider on the roster')
@@ -227,7 +240,10 @@ export function registerProvider(program: Command): void {
         );
       }
     });
+}
 
+/** `neuron provider show` */
+function registerShow(provider: Command): void {
   provider
     .command('show <npi>')
     .description('one provider in full')
@@ -238,7 +254,10 @@ export function registerProvider(program: Command): void {
       if (options.json) return printJson(view);
       printProvider(view);
     });
+}
 
+/** `neuron provider update` */
+function registerUpdate(provider: Command): void {
   fieldFlags(
     provider
       .command('update <npi>')
@@ -275,7 +294,10 @@ export function registerProvider(program: Command): void {
     out(`${colours()('green', 'updated')} provider ${view.npi}`);
     printProvider(view);
   });
+}
 
+/** `neuron provider approve` */
+function registerApprove(provider: Command): void {
   provider
     .command('approve <npi>')
     .description('make a provider active and issue its CareAgent credential (printed once)')
@@ -310,7 +332,10 @@ export function registerProvider(program: Command): void {
       out('');
       out(paint('yellow', 'Give it to the provider CareAgent now: this is the only time it is shown.'));
     });
+}
 
+/** `neuron provider suspend` */
+function registerSuspend(provider: Command): void {
   provider
     .command('suspend <npi>')
     .description('suspend a provider: new handshakes to it are refused at once and its credential stops working')
@@ -326,7 +351,10 @@ export function registerProvider(program: Command): void {
         `${colours()('yellow', 'suspended')} provider ${view.npi} (${view.name}); \`neuron provider approve ${view.npi}\` reinstates it with a new credential`,
       );
     });
+}
 
+/** `neuron provider remove` */
+function registerRemove(provider: Command): void {
   provider
     .command('remove <npi>')
     .description('remove a provider from the roster (its relationships are kept as history)')

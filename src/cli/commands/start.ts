@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { DEFAULT_CONFIG_FILE, resolveConfigFile } from '../../foundation/config/index.ts';
+import { resolveConfigFile } from '../../foundation/config/index.ts';
 import { developmentConfig, writeConfigFile } from '../../foundation/config/init.ts';
 import { createNeuron, ListenError } from '../../main.ts';
 import { StorageError, describeStorageFailure } from '../../foundation/storage/index.ts';
@@ -126,5 +126,3 @@ async function startDaemon(dataDir: string, pidFile: string): Promise<void> {
   }
   throw new CliError(`the background Neuron did not come up; see ${logFile}`);
 }
-
-export { DEFAULT_CONFIG_FILE };

@@ -11,6 +11,7 @@ import { Page, Timestamp, pageQuery, NoQuery } from '../../foundation/rest/schem
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { latestTreeHead, storedConsistencyProof, storedInclusionProof } from './tree.ts';
 import { keyRotationProofs } from './rotation.ts';
+import type { AuditLog } from './service.ts';
 
 export const AuditEventSchema = Type.Object(
   {
@@ -40,7 +41,7 @@ const VerifyResultSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export function auditRoutes(deps: ApiDeps): FastifyPluginAsync {
+export function auditRoutes(deps: ApiDeps & { audit: AuditLog }): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -103,6 +104,7 @@ export function auditRoutes(deps: ApiDeps): FastifyPluginAsync {
     );
 
     app.register(auditTreeRoutes(deps));
+    app.register(auditKeyRotationRoutes(deps));
   };
 }
 
@@ -159,12 +161,6 @@ const ConsistencyProofSchema = Type.Object(
 
 /** Public: witnesses, patients and auditors check the log without a credential; only hashes leave. */
 function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
-  const current = async (): Promise<number> => {
-    const head = await latestTreeHead(deps.storage.db);
-    if (head === null) throw new NeuronError('NOT_FOUND', { message: 'the audit log has no signed tree head yet' });
-    return head.tree_size;
-  };
-  const beyond = (size: number): NeuronError => new NeuronError('VALIDATION_FAILED', { message: `the audit tree has no size ${size} yet` });
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
     app.get(
@@ -209,32 +205,10 @@ function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
       },
       async (request) => {
         const { leaf_index: leafIndex, tree_size: treeSize } = request.query;
-        if (treeSize > (await current())) throw beyond(treeSize);
+        if (treeSize > (await signedTreeSize(deps))) throw beyondTree(treeSize);
         if (leafIndex >= treeSize) throw new NeuronError('VALIDATION_FAILED', { message: 'leaf_index must be below tree_size' });
         const proof = await storedInclusionProof(deps.storage.db, leafIndex, treeSize);
         return { leaf_index: leafIndex, tree_size: treeSize, proof: proof.map((h) => h.toString('hex')) };
-      },
-    );
-
-    app.get(
-      '/v1/audit/key-rotations',
-      {
-        config: { auth: { kind: 'none' } },
-        schema: {
-          tags: ['audit'],
-          operationId: 'getAuditKeyRotations',
-          security: [],
-          summary: 'The key rotation entries in a tree size, with their inclusion proofs',
-          description:
-            'Every `organization_key.rotated` entry up to `tree_size`, oldest first, each with its RFC 9162 inclusion proof in that tree: how a witness that pinned an earlier key follows the organization to its current key (docs/security.md "Key rotation"). Public keys and signatures only.',
-          querystring: Type.Object({ tree_size: TreeSize }, { additionalProperties: false }),
-          response: { 200: KeyRotationsSchema },
-        },
-      },
-      async (request) => {
-        const { tree_size: treeSize } = request.query;
-        if (treeSize > (await current())) throw beyond(treeSize);
-        return { tree_size: treeSize, rotations: await keyRotationProofs(deps.storage.db, treeSize) };
       },
     );
 
@@ -254,10 +228,49 @@ function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
       },
       async (request) => {
         const { first, second } = request.query;
-        if (second > (await current())) throw beyond(second);
+        if (second > (await signedTreeSize(deps))) throw beyondTree(second);
         if (first > second) throw new NeuronError('VALIDATION_FAILED', { message: 'first must not exceed second' });
         const proof = await storedConsistencyProof(deps.storage.db, first, second);
         return { first, second, proof: proof.map((h) => h.toString('hex')) };
+      },
+    );
+  };
+}
+
+/** The tree size the log has signed so far; a 404 before its first tree head. */
+async function signedTreeSize(deps: ApiDeps): Promise<number> {
+  const head = await latestTreeHead(deps.storage.db);
+  if (head === null) throw new NeuronError('NOT_FOUND', { message: 'the audit log has no signed tree head yet' });
+  return head.tree_size;
+}
+
+function beyondTree(size: number): NeuronError {
+  return new NeuronError('VALIDATION_FAILED', { message: `the audit tree has no size ${size} yet` });
+}
+
+/** Public, like the proofs: how a witness that pinned an earlier key follows the organization's key rotations. */
+function auditKeyRotationRoutes(deps: ApiDeps): FastifyPluginAsync {
+  return async (instance) => {
+    const app = instance.withTypeProvider<TypeBoxTypeProvider>();
+    app.get(
+      '/v1/audit/key-rotations',
+      {
+        config: { auth: { kind: 'none' } },
+        schema: {
+          tags: ['audit'],
+          operationId: 'getAuditKeyRotations',
+          security: [],
+          summary: 'The key rotation entries in a tree size, with their inclusion proofs',
+          description:
+            'Every `organization_key.rotated` entry up to `tree_size`, oldest first, each with its RFC 9162 inclusion proof in that tree: how a witness that pinned an earlier key follows the organization to its current key (docs/security.md "Key rotation"). Public keys and signatures only.',
+          querystring: Type.Object({ tree_size: TreeSize }, { additionalProperties: false }),
+          response: { 200: KeyRotationsSchema },
+        },
+      },
+      async (request) => {
+        const { tree_size: treeSize } = request.query;
+        if (treeSize > (await signedTreeSize(deps))) throw beyondTree(treeSize);
+        return { tree_size: treeSize, rotations: await keyRotationProofs(deps.storage.db, treeSize) };
       },
     );
   };

@@ -82,13 +82,11 @@ export function blockRoutes(deps: RouteContext & { service: BlockService }): Fas
         const body = request.body;
         const result = await service.block(body.patient_agent_id, body.reason, actorFor(request));
         if (result.webhooks > 0) deps.nudgeOutbox();
-        return reply
-          .code(201)
-          .send({
-            ...blockView(result.block),
-            suspended_relationship_ids: result.suspendedRelationshipIds,
-            blocked_public_keys: result.blockedPublicKeys,
-          });
+        return reply.code(201).send({
+          ...blockView(result.block),
+          suspended_relationship_ids: result.suspendedRelationshipIds,
+          blocked_public_keys: result.blockedPublicKeys,
+        });
       },
     );
 

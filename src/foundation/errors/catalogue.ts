@@ -78,8 +78,3 @@ export const CONSENT_FAILURE_REASONS = [
   'CONSENT_EXPIRED',
   'NOT_YET_VALID',
 ] as const;
-export type ConsentFailureReason = (typeof CONSENT_FAILURE_REASONS)[number];
-
-export function errorDefinition(code: ErrorCode): ErrorDefinition {
-  return ERROR_CATALOGUE[code];
-}

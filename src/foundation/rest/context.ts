@@ -1,17 +1,16 @@
 /**
  * What the REST route plugins share, and small helpers every route uses: the audit actor of the
- * caller, the audited-change transaction, and the common route options.
+ * caller and the common route options.
  */
 import type { FastifyRequest } from 'fastify';
-import type { AuditLog } from '../../domains/audit/index.ts';
 import type { NeuronConfig } from '../config/index.ts';
-import type { Db, Storage } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
 import { actorOf, type Scope } from './principal.ts';
 
+/** What the route plugins that still read their own domain's rows are given (a domain adds its own service to it). */
 export interface ApiDeps {
   config: NeuronConfig;
   storage: Storage;
-  audit: AuditLog;
   /** Called after a commit that queued webhook deliveries, so they go out at once. */
   nudgeOutbox: () => void;
   now?: () => number;
@@ -32,18 +31,6 @@ export interface Actor {
 export function actorFor(request: FastifyRequest): Actor {
   const principal = request.principal;
   return { actor: actorOf(principal), keyId: principal?.kind === 'api_key' ? principal.keyId : undefined };
-}
-
-/**
- * Runs an audited change: one transaction that first takes the audit chain lock (so concurrent
- * changes to the same row through any instance are serialised, and the read-check-write inside is
- * race free on SQLite and PostgreSQL alike), then the change and its audit entry.
- */
-export async function auditedChange<T>(deps: Pick<ApiDeps, 'storage'>, work: (trx: Db) => Promise<T>): Promise<T> {
-  return deps.storage.transaction(async (trx) => {
-    await deps.storage.lock(trx, 'audit_chain');
-    return work(trx);
-  });
 }
 
 export function apiKeyAuth(scope: Scope): { auth: { kind: 'api_key'; scope: Scope } } {

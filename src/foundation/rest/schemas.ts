@@ -91,11 +91,6 @@ export function Page<T extends TSchema>(item: T) {
   });
 }
 
-export interface PageQuery {
-  limit: number;
-  after?: string;
-}
-
 /** Route params, one named string. */
 export function params<N extends string, T extends TSchema>(name: N, schema: T) {
   return Type.Object({ [name]: schema } as { [K in N]: T }, { additionalProperties: false });

@@ -7,7 +7,7 @@
  * - lists and objects are JSON text, parsed by the owning store.
  * Never clinical data: the directory holds front-desk demographics only.
  */
-import type { ColumnType, Generated } from 'kysely';
+import type { ColumnType } from 'kysely';
 
 /** An auto-incremented integer key: optional on insert, a number when read. */
 type Serial = ColumnType<number, number | undefined, never>;
@@ -237,5 +237,3 @@ export interface Database {
   operators: OperatorsTable;
   operator_sessions: OperatorSessionsTable;
 }
-
-export type { Generated };

@@ -1,7 +1,7 @@
 /**
  * The storage types every store and the storage internals share: the query builder (`Db`), the
- * dialect, and the `Storage` interface that database.ts implements. Apart from database.ts so the
- * files it uses (migrate.ts, failures.ts, locking.ts) can name them without an import cycle.
+ * dialect, and the `Storage` interface that engine.ts implements. Apart from the implementation so
+ * the files it uses (migrate.ts, failures.ts, locking.ts) can name them without an import cycle.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from './tables.ts';
@@ -48,7 +48,7 @@ export interface Storage {
    * twice in one transaction keeps the first. What `hook` returns, if a function, runs after the
    * COMMIT succeeded. A StorageError outside an open storage.transaction().
    */
-  beforeCommit(trx: Db, name: string, hook: () => Promise<(() => void) | void>): void;
+  beforeCommit(trx: Db, name: string, hook: () => Promise<(() => void) | undefined>): void;
   migrate(): Promise<{ applied: string[] }>;
   pendingMigrations(): Promise<string[]>;
   /** Throws a StorageError saying what is wrong when the database cannot answer. */

@@ -196,7 +196,7 @@ describe('discovery over real mDNS on loopback', () => {
 
     const advertising = logs.filter((e) => e.level === 'info' && e.msg?.includes('advertising the Neuron'));
     assert.equal(advertising.length, 2);
-    assert.equal((advertising[0]?.obj as { serviceType?: string }).serviceType, '_careagent-neuron._tcp');
+    assert.equal((advertising[0]?.obj as { serviceType?: string } | undefined)?.serviceType, '_careagent-neuron._tcp');
   });
 
   it('probes before announcing, renames a second Neuron that asks for a taken name, and logs the new name', async () => {

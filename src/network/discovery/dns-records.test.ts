@@ -75,7 +75,7 @@ describe('mDNS records', () => {
 
   it('recognises the same record however it was spelt or decoded', () => {
     assert.ok(sameName('Synthetic CLINIC._CareAgent-Neuron._tcp.local.', FQDN));
-    assert.ok(!sameName('Synthetic Clinic (2).' + TYPE, FQDN));
+    assert.ok(!sameName(`Synthetic Clinic (2).${TYPE}`, FQDN));
     const srv = byType('SRV')[0] as MdnsRecord;
     // dns-packet decodes TXT as Buffers and may spell IPv6 addresses and names differently.
     assert.equal(recordKey({ ...srv, data: { port: 8443, target: 'Synthetic-Clinic.LOCAL' } }), recordKey(srv));

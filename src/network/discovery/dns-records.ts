@@ -2,7 +2,7 @@
  * The DNS records a Neuron publishes over mDNS, and the two comparisons RFC 6762 asks of a
  * responder: is a record seen on the network one of ours (section 9, conflicts), and which of two
  * hosts probing for the same name at the same time goes first (section 8.2). Pure: no sockets
- * here; advertiser.ts sends and receives.
+ * here; advertisement.ts and probe-round.ts send and receive.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 
@@ -198,7 +198,7 @@ function srvBytes(data: unknown): Buffer | null {
     return null;
   }
   const fixed = Buffer.alloc(6);
-  numbers.forEach((n, i) => fixed.writeUInt16BE(n as number, i * 2));
+  for (const [i, n] of numbers.entries()) fixed.writeUInt16BE(n as number, i * 2);
   return Buffer.concat([fixed, nameBytes(target)]);
 }
 
@@ -225,6 +225,6 @@ export function ipv6Bytes(address: string): Buffer | null {
   }
   if (all.length !== 8) return null;
   const bytes = Buffer.alloc(16);
-  all.forEach((group, i) => bytes.writeUInt16BE(group, i * 2));
+  for (const [i, group] of all.entries()) bytes.writeUInt16BE(group, i * 2);
   return bytes;
 }

@@ -10,17 +10,10 @@ export {
   DEFAULT_BROWSE_TIMEOUT_MS,
   MAX_BROWSE_TIMEOUT_MS,
   formatDiscoveredNeurons,
-  DISCOVERY_PROTOCOL_VERSION,
-  NEURON_SERVICE_TYPE,
-  NEURON_SERVICE_TYPE_LABEL,
 } from './records.ts';
 export type {
-  BrowseOptions,
   DiscoveredNeuron,
   DiscoveryAdvertiser,
   DiscoveryAdvertiserOptions,
   DiscoveryLogger,
-  NeuronWatcher,
-  NeuronWatchListener,
-  WatchOptions,
 } from './types.ts';

@@ -2,7 +2,7 @@
  * The advertiser's sockets: one bonjour-service instance per network interface. Each holds a
  * multicast-dns socket that joins 224.0.0.251 and sends on that interface only, and bonjour-service's
  * responder, which answers queries from the records registered on it. Probing, announcing and
- * goodbyes are driven by advertiser.ts.
+ * goodbyes are driven by advertisement.ts.
  */
 import { EventEmitter, once } from 'node:events';
 import { isIP, isIPv4, isIPv6 } from 'node:net';
@@ -32,11 +32,6 @@ export interface LinkSelection {
 
 /** `os.networkInterfaces()`'s shape; passed in by tests, read from the system otherwise. */
 export type InterfaceTable = NodeJS.Dict<Array<{ address: string; internal: boolean }>>;
-
-/** Whether the listener's bound address accepts connections on every interface (`0.0.0.0`, `::`). */
-export function isWildcardAddress(boundAddress: string): boolean {
-  return boundAddress === '0.0.0.0' || boundAddress === '::';
-}
 
 /** Whether an address is a loopback address (127.0.0.0/8, ::1, or 127.x written IPv4-mapped). */
 export function isLoopbackAddress(address: string): boolean {

@@ -1,6 +1,6 @@
 /**
  * Pure helpers for local discovery: the DNS-SD names and TXT record we publish, and the reading
- * of what other Neurons publish. No I/O here; advertiser.ts and browser.ts do the networking.
+ * of what other Neurons publish. No I/O here; advertisement.ts and browser.ts do the networking.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { HANDSHAKE_PATH } from 'neuron-careagent-client/protocol';

@@ -1,4 +1,4 @@
-export type { AgentCardReset, ServedAgentCard } from './agent-card.ts';
+export type { ServedAgentCard } from './agent-card.ts';
 export * from './presence.ts';
 export * from './status.ts';
 export * from './routes.ts';

@@ -11,7 +11,7 @@
  */
 import { retryDelayMs } from '../../foundation/outbound/index.ts';
 import { agentCardFingerprint, type AgentCard } from './agent-card.ts';
-import { isRegistryError } from './client.ts';
+import { isRegistryError } from './errors.ts';
 import { requireClient, type Registration } from './registration.ts';
 import { sleep } from './support.ts';
 import type { AgentCardSource, ProviderInput, RegistryRuntime } from './types.ts';

@@ -1,7 +1,8 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeRegistry, type FakeRegistry } from '../../../test/fakes/fake-registry.ts';
-import { AxonClient, type RegistryError, isRegistryError, type RegistryErrorKind } from './client.ts';
+import { AxonClient } from './client.ts';
+import { type RegistryError, isRegistryError, type RegistryErrorKind } from './errors.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
 
 const ENDPOINT = 'wss://neuron.example.test/ws/handshake';
@@ -65,7 +66,7 @@ describe('AxonClient against the fake registry', () => {
       credentials: [{ type: 'license', issuer: 'Test Board', identifier: 'LIC-0001', status: 'active', expiresAt: '2030-01-01' }],
     });
     assert.deepEqual(provider, { providerId: '1679576722', status: 'registered' });
-    assert.deepEqual((fake.requests.at(-1)?.body as { credentials: unknown }).credentials, [
+    assert.deepEqual((fake.requests.at(-1)?.body as { credentials: unknown } | undefined)?.credentials, [
       { type: 'license', issuer: 'Test Board', identifier: 'LIC-0001', status: 'active', expires_at: '2030-01-01' },
     ]);
 

@@ -1,6 +1,6 @@
 /**
  * HTTP client for the Axon registry (shared/spec/registry.md). One method per call of the
- * contract; every failure is a `RegistryError` whose `kind` tells the caller what to do:
+ * contract; every failure is a `RegistryError` (./errors.ts) whose `kind` tells the caller what to do:
  *
  * - `unreachable`: no usable answer (network error, timeout, 5xx, 408/429, oversized or malformed
  *   answer). Transient: retry with backoff.
@@ -16,7 +16,8 @@
  */
 import type { TSchema, Static } from 'typebox';
 import { DEFAULT_REGISTRY_REQUEST_TIMEOUT_MS } from '../../foundation/config/schema.ts';
-import { NeuronError, type ErrorCode } from '../../foundation/errors/index.ts';
+import { NeuronError } from '../../foundation/errors/index.ts';
+import { RegistryError, type RegistryOperation } from './errors.ts';
 import { compileCheck } from 'neuron-careagent-client/protocol';
 import {
   ErrorResponseSchema,
@@ -33,71 +34,6 @@ import {
 export const REGISTRY_MAX_BODY_BYTES = 1024 * 1024;
 // Registry error text is kept for logs and status; a bound keeps one answer from flooding them.
 const MAX_ERROR_TEXT_CHARS = 500;
-
-export type RegistryErrorKind = 'unreachable' | 'unauthorized' | 'duplicate' | 'rejected' | 'aborted';
-export type RegistryOperation =
-  | 'register_neuron'
-  | 'heartbeat'
-  | 'register_provider'
-  | 'delete_provider'
-  | 'get_entry'
-  | 'search'
-  | 'create_agent_card'
-  | 'update_agent_card'
-  | 'delete_agent_card';
-
-// The catalogue has no registry-specific codes yet; these are the closest public meanings should
-// one of these errors ever reach an API answer.
-const KIND_CODE: Record<RegistryErrorKind, ErrorCode> = {
-  unreachable: 'NOT_READY',
-  unauthorized: 'NOT_READY',
-  duplicate: 'CONFLICT',
-  rejected: 'VALIDATION_FAILED',
-  aborted: 'SHUTTING_DOWN',
-};
-
-const KIND_MESSAGE: Record<RegistryErrorKind, string> = {
-  unreachable: 'The Axon registry could not be reached',
-  unauthorized: "The Axon registry refused this Neuron's registration credentials",
-  duplicate: 'The Axon registry already holds this entry',
-  rejected: 'The Axon registry rejected the request',
-  aborted: 'The registry request was cancelled',
-};
-
-export class RegistryError extends NeuronError {
-  readonly kind: RegistryErrorKind;
-  readonly operation: RegistryOperation;
-  /** The registry's HTTP status, or null when no answer arrived. */
-  readonly registryStatus: number | null;
-  /** The registry's `error` text (secrets scrubbed), or null. */
-  readonly registryError: string | null;
-  /** What happened, for logs: "timed out after 10000 ms", "ECONNREFUSED", "HTTP 500". */
-  readonly detail: string;
-
-  constructor(
-    operation: RegistryOperation,
-    kind: RegistryErrorKind,
-    details: { registryStatus?: number | null; registryError?: string | null; detail: string },
-  ) {
-    super(KIND_CODE[kind], { message: KIND_MESSAGE[kind] });
-    this.name = 'RegistryError';
-    this.kind = kind;
-    this.operation = operation;
-    this.registryStatus = details.registryStatus ?? null;
-    this.registryError = details.registryError ?? null;
-    this.detail = details.detail;
-  }
-
-  /** One line for logs and status; holds no secrets. */
-  describe(): string {
-    const text = this.registryError === null ? '' : `: ${this.registryError}`;
-    return `${this.operation} ${this.kind} (${this.detail})${text}`;
-  }
-}
-
-export function isRegistryError(value: unknown): value is RegistryError {
-  return value instanceof RegistryError;
-}
 
 export interface RegistryCredentials {
   registrationId: string;

@@ -6,7 +6,7 @@
  */
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { retryDelayMs } from '../../foundation/outbound/index.ts';
-import { isRegistryError } from './client.ts';
+import { isRegistryError } from './errors.ts';
 import { requireClient, type Registration } from './registration.ts';
 import type { ProviderRegistryState, ProviderRegistryStateName } from './state.ts';
 import { copyProvider, credentialsOf, fingerprint, NPI_SHAPE, validateProvider } from './support.ts';

@@ -9,7 +9,8 @@
  */
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { retryDelayMs, type RetryPolicy } from '../../foundation/outbound/index.ts';
-import { isRegistryError, type AxonClient, type RegistryError } from './client.ts';
+import type { AxonClient } from './client.ts';
+import { isRegistryError, type RegistryError } from './errors.ts';
 import { remedyFor, type InvalidReason, type RemedyContext } from './remedies.ts';
 import type { ProviderRegistryState, RegistrationRecord } from './state.ts';
 import { credentialsOf, REGISTRY_STALE_AFTER_MS, registrationRef as ref, sameUrl, sleep } from './support.ts';

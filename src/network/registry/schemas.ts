@@ -9,18 +9,15 @@ export const RegisterNeuronResponseSchema = Type.Object({
   bearer_token: Type.String({ minLength: 1 }),
   status: Type.String(),
 });
-export type RegisterNeuronResponse = Static<typeof RegisterNeuronResponseSchema>;
 
 export const HeartbeatResponseSchema = Type.Object({
   status: Type.String(),
 });
-export type HeartbeatResponse = Static<typeof HeartbeatResponseSchema>;
 
 export const RegisterProviderResponseSchema = Type.Object({
   provider_id: Type.String(),
   status: Type.String(),
 });
-export type RegisterProviderResponse = Static<typeof RegisterProviderResponseSchema>;
 
 /** The contract does not fix an entry's fields; we only require an object. */
 export const RegistryEntrySchema = Type.Record(Type.String(), Type.Unknown());
@@ -29,7 +26,6 @@ export type RegistryEntry = Static<typeof RegistryEntrySchema>;
 export const SearchResponseSchema = Type.Object({
   results: Type.Array(RegistryEntrySchema),
 });
-export type SearchResponse = Static<typeof SearchResponseSchema>;
 
 export const ErrorResponseSchema = Type.Object({
   error: Type.String(),

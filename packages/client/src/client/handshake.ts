@@ -163,6 +163,114 @@ function parseRetryAfter(value: string | undefined): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
+/** Reads a refused upgrade's answer (a problem document, at most MAX_REFUSAL_BODY_BYTES) and fails with its code. */
+function onUpgradeRefused(response: IncomingMessage, fail: (error: HandshakeError) => void): void {
+  const status = response.statusCode ?? 0;
+  const retryAfter = parseRetryAfter(response.headers['retry-after']);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const done = (): void => {
+    let code: string = 'UPGRADE_REFUSED';
+    let message = `the Neuron refused the WebSocket upgrade (HTTP ${status})`;
+    try {
+      const problem = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { code?: unknown; detail?: unknown };
+      if (typeof problem.code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(problem.code)) code = problem.code;
+      if (typeof problem.detail === 'string' && problem.detail.length <= 256) message = problem.detail;
+    } catch {
+      // not a problem document: keep the generic code
+    }
+    fail(new HandshakeError(code, message, { status, ...(retryAfter === undefined ? {} : { retryAfter }) }));
+  };
+  response.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= MAX_REFUSAL_BODY_BYTES) chunks.push(chunk);
+    else response.destroy();
+  });
+  response.on('end', done);
+  response.on('close', done); // fail() is idempotent
+  response.on('error', done);
+}
+
+/** The first message: who the patient agent is, and its consent token. */
+function authMessage(options: EstablishOptions): HandshakeAuth {
+  const auth: HandshakeAuth = {
+    type: 'handshake.auth',
+    patient_agent_id: options.patientAgentId,
+    patient_public_key: options.keys.publicKeyB64,
+    patient_endpoint: options.endpoint,
+    consent_token_payload: options.consentToken.payload,
+    consent_token_signature: options.consentToken.signature,
+  };
+  if (options.connectionId !== undefined) auth.connection_id = options.connectionId;
+  return auth;
+}
+
+/** The answer to the challenge: its nonce signed with the patient's key, and the profile if any. */
+function challengeResponse(challenge: HandshakeChallenge, options: EstablishOptions): Record<string, unknown> {
+  const response: Record<string, unknown> = {
+    type: 'handshake.challenge_response',
+    signed_nonce: signChallenge(challenge.nonce, options.keys.privateKey),
+  };
+  if (options.profile !== undefined) response.patient_profile = options.profile;
+  return response;
+}
+
+/**
+ * Checks handshake.complete against the challenge, the pinned key and its attestation (and audit
+ * receipt); the verified result, or the HandshakeError to fail with.
+ */
+function verifiedResult(
+  message: HandshakeComplete,
+  challenged: HandshakeChallenge,
+  options: EstablishOptions,
+): RelationshipResult | HandshakeError {
+  if (message.provider_npi !== challenged.provider_npi) {
+    return new HandshakeError('UNEXPECTED_MESSAGE', 'the completion names another provider than the challenge');
+  }
+  const pinned = options.expectedNeuronPublicKey;
+  if (pinned !== undefined && pinned !== message.neuron_public_key) {
+    return new HandshakeError('NEURON_KEY_MISMATCH', 'the Neuron presented a key other than the pinned one');
+  }
+  let attested: Attestation;
+  let receipt: Receipt | null = null;
+  let treeHead: SignedTreeHead | null = null;
+  const withReceipt = message.attestation.receipt !== undefined || options.requireReceipt === true;
+  try {
+    const verifyWith = withReceipt ? verifyAttestationWithReceipt : verifyAttestation;
+    const verified = verifyWith(message.attestation as SignedPayload & { receipt?: Receipt }, message.neuron_public_key, {
+      relationship_id: message.relationship_id,
+      patient_agent_id: options.patientAgentId,
+      patient_public_key: options.keys.publicKeyB64,
+      provider_npi: message.provider_npi,
+      provider_public_key: message.provider_public_key ?? null,
+      consented_actions: message.consented_actions,
+      organization_npi: challenged.organization_npi,
+    });
+    if ('attested' in verified) ({ attested, receipt, treeHead } = verified);
+    else attested = verified;
+  } catch (error) {
+    const reason = error instanceof AttestationError || error instanceof ReceiptError ? error.reason : undefined;
+    return new HandshakeError('ATTESTATION_INVALID', 'the relationship attestation does not verify', {
+      ...(reason === undefined ? {} : { reason }),
+      cause: error,
+    });
+  }
+  return {
+    status: message.status,
+    relationshipId: message.relationship_id,
+    providerNpi: message.provider_npi,
+    organizationNpi: challenged.organization_npi,
+    providerEndpoint: message.provider_endpoint,
+    providerPublicKey: message.provider_public_key ?? null,
+    consentedActions: message.consented_actions,
+    neuronPublicKey: message.neuron_public_key,
+    attestation: { payload: message.attestation.payload, signature: message.attestation.signature },
+    attested,
+    receipt,
+    treeHead,
+  };
+}
+
 /**
  * Runs the consent handshake against a Neuron's `ws(s)://host:port/ws/handshake` URL. Resolves
  * with the verified result or rejects with a HandshakeError.
@@ -202,51 +310,17 @@ export function establishRelationship(url: string, options: EstablishOptions): P
       fail(new HandshakeError(frame.code, frame.message, { ...(frame.reason === undefined ? {} : { reason: frame.reason }), closeCode }));
     }
 
-    ws.on('unexpected-response', (_request, response: IncomingMessage) => {
-      const status = response.statusCode ?? 0;
-      const retryAfter = parseRetryAfter(response.headers['retry-after']);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const done = (): void => {
-        let code: string = 'UPGRADE_REFUSED';
-        let message = `the Neuron refused the WebSocket upgrade (HTTP ${status})`;
-        try {
-          const problem = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { code?: unknown; detail?: unknown };
-          if (typeof problem.code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(problem.code)) code = problem.code;
-          if (typeof problem.detail === 'string' && problem.detail.length <= 256) message = problem.detail;
-        } catch {
-          // not a problem document: keep the generic code
-        }
-        fail(new HandshakeError(code, message, { status, ...(retryAfter === undefined ? {} : { retryAfter }) }));
-      };
-      response.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size <= MAX_REFUSAL_BODY_BYTES) chunks.push(chunk);
-        else response.destroy();
-      });
-      response.on('end', done);
-      response.on('close', done); // fail() is idempotent
-      response.on('error', done);
-    });
+    ws.on('unexpected-response', (_request, response: IncomingMessage) => onUpgradeRefused(response, fail));
 
     ws.on('open', () => {
       opened = true;
-      const auth: HandshakeAuth = {
-        type: 'handshake.auth',
-        patient_agent_id: options.patientAgentId,
-        patient_public_key: options.keys.publicKeyB64,
-        patient_endpoint: options.endpoint,
-        consent_token_payload: options.consentToken.payload,
-        consent_token_signature: options.consentToken.signature,
-      };
-      if (options.connectionId !== undefined) auth.connection_id = options.connectionId;
-      ws.send(JSON.stringify(auth));
+      ws.send(JSON.stringify(authMessage(options)));
     });
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (settled) return;
       if (isBinary) return protocolViolation('the Neuron sent a binary frame');
-      let message;
+      let message: ReturnType<typeof parseServerMessage>;
       try {
         message = parseServerMessage(data.toString());
       } catch (error) {
@@ -262,70 +336,17 @@ export function establishRelationship(url: string, options: EstablishOptions): P
       if (message.type === 'handshake.challenge') {
         if (challenge !== null) return protocolViolation('the Neuron sent a second challenge');
         challenge = message;
-        const response: Record<string, unknown> = {
-          type: 'handshake.challenge_response',
-          signed_nonce: signChallenge(message.nonce, options.keys.privateKey),
-        };
-        if (options.profile !== undefined) response.patient_profile = options.profile;
-        ws.send(JSON.stringify(response));
+        ws.send(JSON.stringify(challengeResponse(message, options)));
         return;
       }
       if (challenge === null) return protocolViolation('the Neuron completed before challenging');
-      complete(message, challenge);
-    });
-
-    function complete(message: HandshakeComplete, challenged: HandshakeChallenge): void {
-      if (message.provider_npi !== challenged.provider_npi) {
-        return protocolViolation('the completion names another provider than the challenge');
-      }
-      const pinned = options.expectedNeuronPublicKey;
-      if (pinned !== undefined && pinned !== message.neuron_public_key) {
-        return fail(new HandshakeError('NEURON_KEY_MISMATCH', 'the Neuron presented a key other than the pinned one'));
-      }
-      let attested: Attestation;
-      let receipt: Receipt | null = null;
-      let treeHead: SignedTreeHead | null = null;
-      const withReceipt = message.attestation.receipt !== undefined || options.requireReceipt === true;
-      try {
-        const verifyWith = withReceipt ? verifyAttestationWithReceipt : verifyAttestation;
-        const verified = verifyWith(message.attestation as SignedPayload & { receipt?: Receipt }, message.neuron_public_key, {
-          relationship_id: message.relationship_id,
-          patient_agent_id: options.patientAgentId,
-          patient_public_key: options.keys.publicKeyB64,
-          provider_npi: message.provider_npi,
-          provider_public_key: message.provider_public_key ?? null,
-          consented_actions: message.consented_actions,
-          organization_npi: challenged.organization_npi,
-        });
-        if ('attested' in verified) ({ attested, receipt, treeHead } = verified);
-        else attested = verified;
-      } catch (error) {
-        const reason = error instanceof AttestationError || error instanceof ReceiptError ? error.reason : undefined;
-        return fail(
-          new HandshakeError('ATTESTATION_INVALID', 'the relationship attestation does not verify', {
-            ...(reason === undefined ? {} : { reason }),
-            cause: error,
-          }),
-        );
-      }
+      const result = verifiedResult(message, challenge, options);
+      if (result instanceof HandshakeError) return fail(result);
       finish();
       // The Neuron closes with 1000 after this message; closing from our side too is harmless.
       ws.close(1000);
-      resolve({
-        status: message.status,
-        relationshipId: message.relationship_id,
-        providerNpi: message.provider_npi,
-        organizationNpi: challenged.organization_npi,
-        providerEndpoint: message.provider_endpoint,
-        providerPublicKey: message.provider_public_key ?? null,
-        consentedActions: message.consented_actions,
-        neuronPublicKey: message.neuron_public_key,
-        attestation: { payload: message.attestation.payload, signature: message.attestation.signature },
-        attested,
-        receipt,
-        treeHead,
-      });
-    }
+      resolve(result);
+    });
 
     ws.on('close', (closeCode: number) => {
       if (settled) return;

@@ -1,0 +1,282 @@
+/**
+ * What both dialects share: transactions on one connection with commit hooks, grouped commits
+ * (several units of work in one SQLite commit, each in its own savepoint), migrations, and the
+ * write-failure state that readiness reports until a write probe commits again.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import { CompiledQuery } from 'kysely';
+import type { Db, Dialect, LockName, Storage } from './types.ts';
+import { MIGRATIONS } from './migration-list.ts';
+import { pendingMigrations, runMigrations } from './migrate.ts';
+import { directSqlite } from './statements.ts';
+import { describeStorageFailure, isStorageFailure, probeWrite, StorageError } from './failures.ts';
+
+/** Compiled once: every handshake runs them (a sql`` template is compiled anew per call). */
+const COMMIT = CompiledQuery.raw('COMMIT');
+const ROLLBACK = CompiledQuery.raw('ROLLBACK');
+const SAVEPOINT = CompiledQuery.raw('SAVEPOINT neuron_unit');
+const ROLLBACK_TO_SAVEPOINT = CompiledQuery.raw('ROLLBACK TO SAVEPOINT neuron_unit');
+const RELEASE_SAVEPOINT = CompiledQuery.raw('RELEASE SAVEPOINT neuron_unit');
+
+/** One unit of work waiting for a shared commit (Storage.groupTransaction). */
+interface GroupedUnit {
+  work: (trx: Db) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+type UnitOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+export interface DialectOps {
+  begin: CompiledQuery;
+  /** SQLite: the connection's cached statements, which plain Statements run directly inside a transaction. */
+  prepare?: (text: string) => BetterSqlite3.Statement;
+  /** Units per shared commit in groupTransaction; absent: every unit commits alone. */
+  commitBatchMax?: number;
+  lock: (trx: Db, name: LockName) => Promise<void>;
+  /** Taken inside the migration transaction. */
+  migrationLock: (trx: Db) => Promise<void>;
+  ping: () => Promise<void>;
+  close: () => Promise<void>;
+  writeProbeIntervalMs: number;
+}
+
+type CommitHook = () => Promise<(() => void) | undefined>;
+
+/**
+ * Units of work waiting for a shared commit (Storage.groupTransaction): gathered until this turn's
+ * I/O callbacks have run, then committed together, at most `batchMax` at a time.
+ */
+class CommitGroups {
+  readonly #transaction: Storage['transaction'];
+  readonly #batchMax: number;
+  readonly #waiting: GroupedUnit[] = [];
+  #flushScheduled = false;
+
+  constructor(options: { transaction: Storage['transaction']; batchMax: number }) {
+    this.#transaction = options.transaction;
+    this.#batchMax = options.batchMax;
+  }
+
+  add<T>(work: (trx: Db) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        // After this turn's I/O callbacks: every unit that arrived with them joins the group.
+        setImmediate(this.#flush);
+      }
+    });
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const units = this.#waiting.splice(0, this.#batchMax);
+    if (this.#waiting.length > 0) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
+    }
+    // Transactions queue for the one SQLite connection, so the next group waits for this commit.
+    void this.#commit(units);
+  };
+
+  async #commit(units: GroupedUnit[]): Promise<void> {
+    let outcomes: UnitOutcome[] = [];
+    try {
+      await this.#transaction(async (trx) => {
+        outcomes = [];
+        if (units.length === 1) {
+          // Alone: no savepoint needed, a failure rolls the whole transaction back.
+          outcomes.push({ ok: true, value: await units[0]!.work(trx) });
+          return;
+        }
+        for (const unit of units) outcomes.push(await runInSavepoint(trx, unit));
+      });
+    } catch (error) {
+      // Nothing of the group was committed: a unit's own error explains its failure best.
+      for (const [i, unit] of units.entries()) {
+        const outcome = outcomes[i];
+        unit.reject(outcome !== undefined && !outcome.ok ? outcome.error : error);
+      }
+      return;
+    }
+    for (const [i, unit] of units.entries()) {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) unit.resolve(outcome.value);
+      else unit.reject(outcome.error);
+    }
+  }
+}
+
+/** One unit of a shared commit, in its own savepoint: its failure rolls back only its own writes. */
+async function runInSavepoint(trx: Db, unit: GroupedUnit): Promise<UnitOutcome> {
+  await trx.executeQuery(SAVEPOINT);
+  try {
+    const value = await unit.work(trx);
+    await trx.executeQuery(RELEASE_SAVEPOINT);
+    return { ok: true, value };
+  } catch (error) {
+    await trx.executeQuery(ROLLBACK_TO_SAVEPOINT);
+    await trx.executeQuery(RELEASE_SAVEPOINT);
+    return { ok: false, error };
+  }
+}
+
+/** Whether writes succeed: set by a transaction that failed on a storage failure, cleared only by a write probe that commits. */
+class WriteHealth {
+  readonly #probeIntervalMs: number;
+  #failure: unknown = null;
+  #lastProbeAt = -Infinity;
+  #probe: Promise<void> | null = null;
+
+  constructor(options: { probeIntervalMs: number }) {
+    this.#probeIntervalMs = options.probeIntervalMs;
+  }
+
+  failed(error: unknown): void {
+    this.#failure = error;
+  }
+
+  async writesSucceed(probe: () => Promise<void>): Promise<boolean> {
+    if (this.#failure === null) return true;
+    if (this.#probe === null && Date.now() - this.#lastProbeAt >= this.#probeIntervalMs) {
+      this.#lastProbeAt = Date.now();
+      // Only the probe clears the failure: a small write that fits into space already allocated
+      // proves nothing about the writes that need more, and would make readiness flap.
+      this.#probe = probe()
+        .then(
+          () => {
+            this.#failure = null;
+          },
+          () => undefined,
+        )
+        .finally(() => {
+          this.#probe = null;
+        });
+    }
+    if (this.#probe !== null) await this.#probe;
+    return this.#failure === null;
+  }
+}
+
+/** The transactions open on the connection and their commit hooks (Storage.beforeCommit). */
+class OpenTransactions {
+  /** The connection-bound handles given to `work` while their transaction is open. */
+  readonly #open = new WeakSet<Db>();
+  /** Hooks of each open transaction, by name. */
+  readonly #hooks = new WeakMap<Db, Map<string, CommitHook>>();
+
+  opened(connection: Db): void {
+    this.#open.add(connection);
+  }
+
+  ended(connection: Db): void {
+    this.#open.delete(connection);
+    this.#hooks.delete(connection);
+  }
+
+  isOpen(connection: Db): boolean {
+    return this.#open.has(connection);
+  }
+
+  /** Adds a hook under `name`; a second hook of the same name in one transaction is ignored. */
+  addHook(connection: Db, name: string, hook: CommitHook): void {
+    let hooks = this.#hooks.get(connection);
+    if (hooks === undefined) {
+      hooks = new Map();
+      this.#hooks.set(connection, hooks);
+    }
+    if (!hooks.has(name)) hooks.set(name, hook);
+  }
+
+  /** Runs the transaction's hooks before COMMIT; returns their after-commit steps. */
+  async runHooks(connection: Db): Promise<Array<() => void>> {
+    const hooks = this.#hooks.get(connection);
+    if (hooks === undefined) return [];
+    const after: Array<() => void> = [];
+    for (const hook of hooks.values()) {
+      const then = await hook();
+      if (then) after.push(then);
+    }
+    return after;
+  }
+}
+
+export function buildStorage(db: Db, dialect: Dialect, description: string, ops: DialectOps): Storage {
+  const open = new OpenTransactions();
+  const writeHealth = new WriteHealth({ probeIntervalMs: ops.writeProbeIntervalMs });
+  let closed = false;
+  const transaction: Storage['transaction'] = (work) =>
+    db.connection().execute(async (connection) => {
+      await connection.executeQuery(ops.begin);
+      open.opened(connection);
+      if (ops.prepare !== undefined) directSqlite.hold(connection, ops.prepare);
+      try {
+        const result = await work(connection);
+        const afterCommit = await open.runHooks(connection);
+        await connection.executeQuery(COMMIT);
+        // Committed: what follows must not turn into a rollback (hooks' after-steps do not throw).
+        for (const after of afterCommit) after();
+        return result;
+      } catch (error) {
+        await connection.executeQuery(ROLLBACK).catch(() => undefined);
+        if (isStorageFailure(error)) writeHealth.failed(error);
+        throw error;
+      } finally {
+        directSqlite.release(connection);
+        open.ended(connection);
+      }
+    });
+  const groups = ops.commitBatchMax === undefined ? null : new CommitGroups({ transaction, batchMax: ops.commitBatchMax });
+
+  const storage: Storage = {
+    db,
+    dialect,
+    description,
+    transaction,
+    groupTransaction: (work) => (groups === null ? transaction(work) : groups.add(work)),
+    async lock(trx, name) {
+      // Outside a transaction a PostgreSQL transaction-level lock would be released at once, and
+      // on SQLite there would be no BEGIN IMMEDIATE: either way nothing would be serialised.
+      if (!open.isOpen(trx) && !trx.isTransaction) {
+        throw new StorageError(`lock('${name}') needs the trx of an open storage.transaction()`);
+      }
+      await ops.lock(trx, name);
+    },
+    beforeCommit(trx, name, hook) {
+      if (!open.isOpen(trx)) throw new StorageError(`beforeCommit('${name}') needs the trx of an open storage.transaction()`);
+      open.addHook(trx, name, hook);
+    },
+    migrate: () => migrate(storage, ops),
+    pendingMigrations: () => pendingMigrations(db, { dialect, migrations: MIGRATIONS[dialect] }),
+    ping: ops.ping,
+    writesSucceed: () => writeHealth.writesSucceed(() => probeWrite(storage)),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await ops.close();
+    },
+  };
+  return storage;
+}
+
+/** Applies the pending migrations in one transaction under the migration lock. */
+async function migrate(storage: Storage, ops: DialectOps): Promise<{ applied: string[] }> {
+  try {
+    const applied = await runMigrations({
+      dialect: storage.dialect,
+      migrations: MIGRATIONS[storage.dialect],
+      exclusive: (work) =>
+        storage.transaction(async (trx) => {
+          await ops.migrationLock(trx);
+          return work(trx);
+        }),
+    });
+    return { applied };
+  } catch (error) {
+    throw (
+      describeStorageFailure(error, storage.description) ??
+      new StorageError(`database migration failed: ${(error as Error).message}`, { cause: error })
+    );
+  }
+}
