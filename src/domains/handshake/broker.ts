@@ -235,16 +235,17 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     this.#metrics.outcome(outcome);
     this.#metrics.duration(failed ? 'failed' : 'completed', seconds);
     // One line per handshake for the operator: no agent id, key or name, only what the session
-    // was, how it ended and how long it took (the audit log has the parties).
-    this.logger.info(
-      {
-        session_id: session.id,
-        outcome,
-        duration_ms: Math.round(seconds * 10_000) / 10,
-        ...(failed && outcome !== 'abandoned' ? { error_code: outcome } : {}),
-      },
-      'handshake ended',
-    );
+    // was, how it ended and how long it took (the audit log has the parties). Built only when
+    // info is logged, and as one flat object pino writes as it is.
+    if (this.logger.isLevelEnabled('info')) {
+      const durationMs = Math.round(seconds * 10_000) / 10;
+      this.logger.info(
+        failed && outcome !== 'abandoned'
+          ? { session_id: session.id, outcome, duration_ms: durationMs, error_code: outcome }
+          : { session_id: session.id, outcome, duration_ms: durationMs },
+        'handshake ended',
+      );
+    }
     const address = this.#sessionAddresses.get(session);
     if (address !== undefined) {
       this.#sessionAddresses.delete(session);
