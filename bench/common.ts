@@ -11,19 +11,58 @@ import { createConsentToken, generatePatientKeys, type PatientKeys } from 'neuro
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * The Node flags of bin/neuron.js's shebang (`#!/usr/bin/env -S node <flags>`), so every benchmark
- * Neuron runs as it does when executed as a command; BENCH_NODE_FLAGS="<flags>" replaces them, to compare.
+ * The Node flags of `root`'s bin/neuron.js shebang (`#!/usr/bin/env -S node <flags>`), so every
+ * benchmark Neuron runs as it does when executed as a command (a baseline checkout with its own
+ * flags); BENCH_NODE_FLAGS="<flags>" replaces them, to compare.
  */
-export const SERVER_NODE_FLAGS = (
-  process.env['BENCH_NODE_FLAGS'] ??
-  /^#!\S*env -S node(.*)$/m.exec(readFileSync(path.join(ROOT, 'bin', 'neuron.js'), 'utf8').split('\n', 1)[0]!)?.[1] ??
-  ''
-)
-  .split(' ')
-  .filter((flag) => flag !== '');
+export function serverNodeFlags(root: string): string[] {
+  return (
+    process.env['BENCH_NODE_FLAGS'] ??
+    /^#!\S*env -S node(.*)$/m.exec(readFileSync(path.join(root, 'bin', 'neuron.js'), 'utf8').split('\n', 1)[0]!)?.[1] ??
+    ''
+  )
+    .split(' ')
+    .filter((flag) => flag !== '');
+}
+
+/** This checkout's (see serverNodeFlags). */
+export const SERVER_NODE_FLAGS = serverNodeFlags(ROOT);
 
 /** The provider every benchmark Neuron serves (a published synthetic test NPI). */
 export const PROVIDER_NPI = '1679576722';
+
+/**
+ * The Node arguments of a benchmark Neuron in checkout `root`: its shebang's flags, plus a V8 CPU profile written to
+ * BENCH_PROFILE_DIR=<dir> when that is set.
+ */
+export function neuronNodeArgs(root: string = ROOT): string[] {
+  const profileDir = process.env['BENCH_PROFILE_DIR'];
+  return [...serverNodeFlags(root), ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
+}
+
+/**
+ * The config of a benchmark Neuron (SQLite in ./data beside the config, any free port, no
+ * discovery or registry, warnings only) with `handshake` as its handshake section.
+ */
+export function benchNeuronConfig(handshake: Record<string, unknown>): Record<string, unknown> {
+  return {
+    organization: { name: 'Bench Practice', npi: '1245319599' },
+    data_dir: './data',
+    server: { host: '127.0.0.1', port: 0 },
+    discovery: { enabled: false },
+    registry: { enabled: false },
+    logging: { level: 'warn', pretty: 'never' },
+    handshake,
+  };
+}
+
+/** Stops a server process (SIGTERM) and waits until it has exited. */
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
 
 export interface PreparedPatient {
   agentId: string;

@@ -9,15 +9,16 @@
  * at an older commit), and the floor server (bench/floor-server.js at its `ed25519` level). The
  * builds alternate round by round, so a machine whose speed drifts affects them alike; only
  * figures of the same run compare. Prints one row per server and round, then the means and the
- * ratios to the baseline and to the floor. BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of
- * every Neuron process there.
+ * ratios to the baseline and to the floor. Each Neuron runs with the Node flags of its own
+ * checkout's bin/neuron.js (so a changed flag there shows against the baseline); the floor with this
+ * checkout's. BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of every Neuron process there.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, waitForHandshakeUrl } from './common.ts';
+import { PROVIDER_NPI, ROOT, SERVER_NODE_FLAGS, benchNeuronConfig, neuronNodeArgs, stopProcess, waitForHandshakeUrl } from './common.ts';
 import { ONE_ADDRESS_FOR_EVERYONE } from '../stress/common.ts';
 
 /** The issue's layout: 100 clients, 4 000 new patients, a ceiling no client reaches. */
@@ -51,24 +52,14 @@ interface Running {
 async function startNeuron(root: string): Promise<Running> {
   const dir = mkdtempSync(path.join(tmpdir(), 'neuron-pinned-'));
   const configFile = path.join(dir, 'neuron.config.json');
+  // Every patient connects from 127.0.0.1 (see bench/run.ts).
   writeFileSync(
     configFile,
-    JSON.stringify({
-      organization: { name: 'Bench Practice', npi: '1245319599' },
-      data_dir: './data',
-      server: { host: '127.0.0.1', port: 0 },
-      discovery: { enabled: false },
-      registry: { enabled: false },
-      logging: { level: 'warn', pretty: 'never' },
-      // Every patient connects from 127.0.0.1 (see bench/run.ts).
-      handshake: { max_concurrent_handshakes: CEILING, max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE },
-    }),
+    JSON.stringify(benchNeuronConfig({ max_concurrent_handshakes: CEILING, max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE })),
   );
-  const profileDir = process.env['BENCH_PROFILE_DIR'];
-  const nodeArgs = [...SERVER_NODE_FLAGS, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
   const child = spawn(
     'taskset',
-    ['-c', SERVER_CPU, process.execPath, ...nodeArgs, path.join(root, 'bin', 'neuron.js'), 'start', '--config', configFile],
+    ['-c', SERVER_CPU, process.execPath, ...neuronNodeArgs(root), path.join(root, 'bin', 'neuron.js'), 'start', '--config', configFile],
     {
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -102,11 +93,7 @@ async function startFloor(): Promise<Running> {
 }
 
 async function stop(running: Running): Promise<void> {
-  if (running.child.exitCode === null) {
-    const exited = new Promise((resolve) => running.child.once('exit', resolve));
-    running.child.kill('SIGTERM');
-    await exited;
-  }
+  await stopProcess(running.child);
   running.cleanup();
 }
 

@@ -41,12 +41,15 @@ import {
   PROVIDER_NPI,
   ROOT,
   SERVER_NODE_FLAGS,
+  benchNeuronConfig,
   cpuMsPer,
   cpuTicks,
   forEachConcurrently,
   memoryKb,
+  neuronNodeArgs,
   percentile,
   preparePatients,
+  stopProcess,
   waitForHandshakeUrl,
   type PreparedPatient,
 } from './common.ts';
@@ -133,19 +136,13 @@ async function startServer(scenario: Scenario): Promise<Server> {
     configFile,
     JSON.stringify(
       {
-        organization: { name: 'Bench Practice', npi: '1245319599' },
-        data_dir: './data',
-        server: { host: '127.0.0.1', port: 0 },
-        discovery: { enabled: false },
-        registry: { enabled: false },
-        logging: { level: 'warn', pretty: 'never' },
         // Every patient of the bench connects from 127.0.0.1: the per-address cap is lifted so that one
         // address can stand for thousands of patients (as in the stress run).
-        handshake: {
+        ...benchNeuronConfig({
           max_concurrent_handshakes: scenario.ceiling,
           max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE,
           ...scenario.handshakeConfig,
-        },
+        }),
         ...extraConfig,
       },
       null,
@@ -187,10 +184,7 @@ async function startServer(scenario: Scenario): Promise<Server> {
     .execute();
   await storage.close();
 
-  // BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of each Neuron process there.
-  const profileDir = process.env['BENCH_PROFILE_DIR'];
-  const nodeArgs = [...SERVER_NODE_FLAGS, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
-  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin', 'neuron.js'), 'start', '--config', configFile], {
+  const child = spawn(process.execPath, [...neuronNodeArgs(), path.join(ROOT, 'bin', 'neuron.js'), 'start', '--config', configFile], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
     // NODE_DEBUG=neuron: bin/neuron.js says whether it runs the build in dist/ or the sources.
@@ -208,11 +202,7 @@ async function startServer(scenario: Scenario): Promise<Server> {
 }
 
 async function stopServer(server: Server): Promise<void> {
-  if (server.child.exitCode === null) {
-    const exited = new Promise((resolve) => server.child.once('exit', resolve));
-    server.child.kill('SIGTERM');
-    await exited;
-  }
+  await stopProcess(server.child);
   rmSync(server.dir, { recursive: true, force: true });
 }
 

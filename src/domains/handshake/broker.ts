@@ -27,7 +27,8 @@ import { createClientAddress, type ClientAddress } from '../../foundation/rest/c
 import { AddressCounts, Admission, type Waiter } from './admission.ts';
 import { createHandshakeMetrics, type HandshakeMetrics } from './metrics.ts';
 import { RepeatedErrorLog } from '../../foundation/observability/repeated-errors.ts';
-import { HandshakeSession, type SessionHost, type SessionSettings } from './session.ts';
+import { DeadlineList } from './deadlines.ts';
+import { HandshakeSession, type SessionDeadlines, type SessionHost, type SessionSettings } from './session.ts';
 import { HandshakeService, type HandshakeServiceOptions } from './service.ts';
 import type { ProtocolServer, ProtocolSession } from './types.ts';
 
@@ -72,6 +73,7 @@ interface Upgrade {
 export class HandshakeBroker implements ProtocolServer, SessionHost {
   readonly service: HandshakeService;
   readonly settings: SessionSettings;
+  readonly deadlines: SessionDeadlines;
   readonly logger: Logger;
   readonly repeatedErrors: RepeatedErrorLog;
   readonly #limits: NeuronConfig['handshake'];
@@ -108,7 +110,10 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
       authTimeoutMs: options.handshake.auth_timeout_ms,
       challengeTimeoutMs: options.handshake.challenge_timeout_ms,
       clockSkewMs: options.handshake.clock_skew_seconds * 1_000,
-      closeGraceMs: options.handshake.close_grace_ms,
+    };
+    this.deadlines = {
+      auth: new DeadlineList({ spanMs: this.settings.authTimeoutMs, onDue: (session) => session.deadlinePassed('auth') }),
+      challenge: new DeadlineList({ spanMs: this.settings.challengeTimeoutMs, onDue: (session) => session.deadlinePassed('challenge') }),
     };
     this.#admission = new Admission<Upgrade>({
       maxActive: options.handshake.max_concurrent_handshakes,
@@ -121,12 +126,17 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
       active: () => this.#admission.active,
       queued: () => this.#admission.queued,
     });
-    this.#wss = new WebSocketServer({
+    // A variable rather than a literal: closeTimeout (ws 8.19 and later) is not in @types/ws 8.18.
+    const wsOptions = {
       noServer: true,
       perMessageDeflate: false, // spec section 2
       maxPayload: options.handshake.max_message_bytes, // larger frames close with 1009
       clientTracking: false, // the sessions map tracks what we need
-    });
+      // After our close frame, how long the peer has to close before ws destroys the socket: the
+      // close grace, on the timer ws sets anyway for every close (no second one of our own).
+      closeTimeout: options.handshake.close_grace_ms,
+    };
+    this.#wss = new WebSocketServer(wsOptions);
   }
 
   // ---- ProtocolServer ----
@@ -180,6 +190,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
       await Promise.all(closing);
       // Database work of sessions that ended (failure audits, a commit that is rolling back).
       while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+      for (const list of Object.values(this.deadlines)) list.clear();
       for (const server of this.#servers) server.off('upgrade', this.#onUpgrade);
       // Keep answering upgrades that still arrive before the HTTP server closes.
       for (const server of this.#servers) if (server !== this.#ownServer) server.on('upgrade', this.#refuseLate);
@@ -224,16 +235,17 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     this.#metrics.outcome(outcome);
     this.#metrics.duration(failed ? 'failed' : 'completed', seconds);
     // One line per handshake for the operator: no agent id, key or name, only what the session
-    // was, how it ended and how long it took (the audit log has the parties).
-    this.logger.info(
-      {
-        session_id: session.id,
-        outcome,
-        duration_ms: Math.round(seconds * 10_000) / 10,
-        ...(failed && outcome !== 'abandoned' ? { error_code: outcome } : {}),
-      },
-      'handshake ended',
-    );
+    // was, how it ended and how long it took (the audit log has the parties). Built only when
+    // info is logged, and as one flat object pino writes as it is.
+    if (this.logger.isLevelEnabled('info')) {
+      const durationMs = Math.round(seconds * 10_000) / 10;
+      this.logger.info(
+        failed && outcome !== 'abandoned'
+          ? { session_id: session.id, outcome, duration_ms: durationMs, error_code: outcome }
+          : { session_id: session.id, outcome, duration_ms: durationMs },
+        'handshake ended',
+      );
+    }
     const address = this.#sessionAddresses.get(session);
     if (address !== undefined) {
       this.#sessionAddresses.delete(session);

@@ -148,6 +148,23 @@ describe('the ceiling', () => {
 });
 
 describe('deadlines', () => {
+  test('a peer that never answers our close frame is cut off after close_grace_ms, and its slot frees', async () => {
+    const t = await neuronWith({ max_concurrent_handshakes: 1, auth_timeout_ms: 100, close_grace_ms: 100 });
+    try {
+      // Raw TCP: a WebSocket library would answer the close frame; this client never sends a byte after the upgrade.
+      const { answer } = pendingUpgrade(t.port);
+      // Far beyond the 100 ms grace, far below ws's own 30 s default: the configured grace applies.
+      const notCut = new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('not cut off')), 10_000).unref());
+      const text = await Promise.race([answer, notCut]);
+      assert.match(text, /^HTTP\/1\.1 101 /);
+      assert.match(text, /AUTH_TIMEOUT/);
+      // Only ws's close timer ends a connection whose peer never sent a close frame; the slot is free again.
+      assert.equal((await establish(t, newPatient('after-silent-close'))).status, 'new');
+    } finally {
+      await t.stop();
+    }
+  });
+
   test('AUTH_TIMEOUT when no handshake.auth arrives, and the slot goes to the next in line', async () => {
     const t = await neuronWith({ max_concurrent_handshakes: 1, auth_timeout_ms: 200 });
     try {

@@ -55,9 +55,20 @@ export function createHandshakeMetrics(registry: Registry, sample: { active: () 
     buckets: QUEUE_WAIT_BUCKETS,
     registers: [registry],
   });
+  // Children bound to their label once, so an observation builds no label object. Outcomes are
+  // the catalogue's codes and a few words, so this map stays as small as the catalogue.
+  const totalByOutcome = new Map<string, Counter.Internal>();
+  const durationByOutcome = { completed: duration.labels('completed'), failed: duration.labels('failed') };
   return {
-    outcome: (outcome) => total.inc({ outcome }),
-    duration: (outcome, seconds) => duration.observe({ outcome }, seconds),
+    outcome: (outcome) => {
+      let child = totalByOutcome.get(outcome);
+      if (child === undefined) {
+        child = total.labels(outcome);
+        totalByOutcome.set(outcome, child);
+      }
+      child.inc();
+    },
+    duration: (outcome, seconds) => durationByOutcome[outcome].observe(seconds),
     queueWait: (seconds) => wait.observe(seconds),
   };
 }

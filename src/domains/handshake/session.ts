@@ -27,7 +27,18 @@ import {
   type Nonce,
   type PatientProfile,
 } from 'neuron-careagent-client/protocol';
-import { deadlineError, deadlineIn, isTerminal, onFrame, statusOf, transition, type Phase, type PhaseEvent } from './machine.ts';
+import type { DeadlineEntry, DeadlineList } from './deadlines.ts';
+import {
+  deadlineError,
+  deadlineIn,
+  isTerminal,
+  onFrame,
+  statusOf,
+  transition,
+  type Deadline,
+  type Phase,
+  type PhaseEvent,
+} from './machine.ts';
 import { SessionEndedError, type CompletedHandshake, type HandshakeService } from './service.ts';
 import type { ProtocolSession } from './types.ts';
 
@@ -41,14 +52,22 @@ export interface SessionSettings {
   authTimeoutMs: number;
   challengeTimeoutMs: number;
   clockSkewMs: number;
-  /** handshake.close_grace_ms: after our close frame, how long before the socket is cut. */
-  closeGraceMs: number;
+}
+
+/**
+ * The broker's deadline lists, one timer each for all sessions (./deadlines.ts): the client
+ * deadlines of each phase (handshake.auth_timeout_ms, challenge_timeout_ms).
+ */
+export interface SessionDeadlines {
+  readonly auth: DeadlineList<HandshakeSession>;
+  readonly challenge: DeadlineList<HandshakeSession>;
 }
 
 /** What a session needs from the broker that owns it. */
 export interface SessionHost {
   readonly service: HandshakeService;
   readonly settings: SessionSettings;
+  readonly deadlines: SessionDeadlines;
   readonly logger: Logger;
   /** Unexpected failures that repeat (a full disk fails every handshake alike) are summarised. */
   readonly repeatedErrors: RepeatedErrorLog;
@@ -73,7 +92,9 @@ export class HandshakeSession {
   #phase: Phase = 'awaiting_auth';
   #patientAgentId = '';
   #providerNpi = '';
-  #timer: NodeJS.Timeout | undefined;
+  /** The running client deadline of this phase, if any, and its list. */
+  #deadline: DeadlineEntry<HandshakeSession> | null = null;
+  #deadlineList: DeadlineList<HandshakeSession> | null = null;
   #patientKey: KeyObject | null = null;
   #auth: HandshakeAuth | null = null;
   #claims: ConsentClaims | null = null;
@@ -102,7 +123,7 @@ export class HandshakeSession {
     this.#ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary));
     this.#ws.on('error', (error: Error & { code?: string }) => this.#onSocketError(error));
     this.#ws.once('close', () => {
-      clearTimeout(this.#timer);
+      this.#cancelDeadline();
       if (!isTerminal(this.#phase)) this.#end('peer_closed', 'abandoned', false);
       this.#host.closed(this);
     });
@@ -121,6 +142,13 @@ export class HandshakeSession {
 
   get currentPhase(): Phase {
     return this.#phase;
+  }
+
+  /** A client deadline of the broker's lists fell due. */
+  deadlinePassed(deadline: Deadline): void {
+    this.#deadline = null;
+    this.#deadlineList = null;
+    if (deadlineIn(this.#phase) === deadline) this.#fail(deadlineError(deadline));
   }
 
   /** Neuron shutdown: close 1001 without an error frame (spec section 5). */
@@ -271,14 +299,19 @@ export class HandshakeSession {
   }
 
   #armDeadline(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelDeadline();
     const deadline = deadlineIn(this.#phase);
     if (deadline === null) return;
-    const ms = deadline === 'auth' ? this.#host.settings.authTimeoutMs : this.#host.settings.challengeTimeoutMs;
-    this.#timer = setTimeout(() => {
-      if (deadlineIn(this.#phase) === deadline) this.#fail(deadlineError(deadline));
-    }, ms);
+    const list = deadline === 'auth' ? this.#host.deadlines.auth : this.#host.deadlines.challenge;
+    this.#deadline = list.add(this);
+    this.#deadlineList = list;
+  }
+
+  #cancelDeadline(): void {
+    if (this.#deadline === null) return;
+    this.#deadlineList!.cancel(this.#deadline);
+    this.#deadline = null;
+    this.#deadlineList = null;
   }
 
   /** Ends the session with one handshake.error frame and the catalogue's close code. */
@@ -311,8 +344,7 @@ export class HandshakeSession {
     const next = transition(this.#phase, event);
     if (next === null) return;
     this.#phase = next;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelDeadline();
     this.#nonce = null;
     this.#host.ended(this, outcome, failed);
   }
@@ -333,9 +365,8 @@ export class HandshakeSession {
 
   #closeSocket(code: number): void {
     if (this.#ws.readyState === WebSocket.CLOSED) return;
+    // ws destroys the socket when the peer has not closed within handshake.close_grace_ms (the
+    // broker's closeTimeout).
     this.#ws.close(code);
-    const grace = setTimeout(() => this.#ws.terminate(), this.#host.settings.closeGraceMs);
-    grace.unref();
-    this.#ws.once('close', () => clearTimeout(grace));
   }
 }

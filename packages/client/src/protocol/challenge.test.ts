@@ -15,6 +15,17 @@ describe('challenge', () => {
     assert.notEqual(a.hex, b.hex);
   });
 
+  it('cuts nonces from blocks of random bytes: all distinct, and a held nonce never changes when later blocks are drawn', () => {
+    const held = createNonce();
+    const copy = Buffer.from(held.bytes);
+    // Several blocks' worth (64 nonces a block), so refills happen while `held` is alive.
+    const later = Array.from({ length: 300 }, () => createNonce());
+    assert.deepEqual(held.bytes, copy);
+    assert.equal(held.hex, copy.toString('hex'));
+    assert.equal(new Set([held, ...later].map((nonce) => nonce.hex)).size, 301);
+    for (const nonce of later) assert.equal(nonce.bytes.length, 32);
+  });
+
   it('verifies a signature over the raw bytes under the presented key only', () => {
     const nonce = createNonce();
     const signed = signChallenge(nonce.hex, keys.privateKey);

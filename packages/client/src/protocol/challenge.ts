@@ -3,7 +3,7 @@
  * random bytes as 64 lowercase hex characters; the patient signs the 32 raw bytes (not the hex
  * text) and returns the signature.
  */
-import { randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { randomFillSync, sign, verify, type KeyObject } from 'node:crypto';
 import { decodeBase64url, encodeBase64url } from './base64url.ts';
 import { ED25519_SIGNATURE_BYTES, isCanonicalSignatureBytes } from './keys.ts';
 
@@ -17,9 +17,24 @@ export interface Nonce {
   hex: string;
 }
 
+/**
+ * Nonces are cut from a block of CSPRNG output filled 64 at a time (2 KiB): one call into the
+ * random generator costs several microseconds whatever its size, like Node's own randomUUID, which
+ * buffers the same way. Every block is a new buffer, never refilled, so a nonce's bytes never change
+ * while a session holds them, and no two nonces share a byte.
+ */
+const NONCES_PER_BLOCK = 64;
+let nonceBlock: Buffer = Buffer.alloc(0);
+let nonceOffset = 0;
+
 /** A fresh nonce from the CSPRNG. */
 export function createNonce(): Nonce {
-  const bytes = randomBytes(NONCE_BYTES);
+  if (nonceOffset === nonceBlock.length) {
+    nonceBlock = randomFillSync(Buffer.allocUnsafeSlow(NONCE_BYTES * NONCES_PER_BLOCK));
+    nonceOffset = 0;
+  }
+  const bytes = nonceBlock.subarray(nonceOffset, nonceOffset + NONCE_BYTES);
+  nonceOffset += NONCE_BYTES;
   return { bytes, hex: bytes.toString('hex') };
 }
 
