@@ -1,4 +1,3 @@
 /** The blocks domain's public face: other folders import it only from here. */
-export { BlockService, type BlockActor, type BlockServiceOptions } from './service.ts';
-export { blockRoutes, BlockSchema } from './routes.ts';
-export type { Block } from './store.ts';
+export { BlockService } from './service.ts';
+export { blockRoutes } from './routes.ts';

@@ -84,13 +84,3 @@ export async function blockKeysOf(db: Db, patientAgentId: string, at: string): P
 export async function unblockKeysOf(db: Db, patientAgentId: string): Promise<void> {
   await db.deleteFrom('blocked_keys').where('patient_agent_id', '=', patientAgentId).execute();
 }
-
-export async function blockedKeysOf(db: Db, patientAgentId: string): Promise<string[]> {
-  const rows = await db
-    .selectFrom('blocked_keys')
-    .select('patient_public_key')
-    .where('patient_agent_id', '=', patientAgentId)
-    .orderBy('patient_public_key')
-    .execute();
-  return rows.map((row) => row.patient_public_key);
-}

@@ -23,10 +23,6 @@ export function overTls(request: FastifyRequest): boolean {
   return request.protocol === 'https';
 }
 
-export function hasSessionCookie(request: FastifyRequest): boolean {
-  return sessionTokenFrom(request.headers.cookie) !== null;
-}
-
 /**
  * The live session of the request's cookie, or null when there is no cookie. SESSION_EXPIRED
  * (which also clears the cookie) when the cookie names no live session.

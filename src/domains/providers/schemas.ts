@@ -124,7 +124,6 @@ export const CreateProviderBody = Type.Object(
   },
   { additionalProperties: false },
 );
-export type CreateProviderBodyType = Static<typeof CreateProviderBody>;
 
 export const UpdateProviderBody = Type.Object(
   {
@@ -138,7 +137,6 @@ export const UpdateProviderBody = Type.Object(
   },
   { additionalProperties: false, minProperties: 1 },
 );
-export type UpdateProviderBodyType = Static<typeof UpdateProviderBody>;
 
 export const ApproveBody = Type.Object(
   { rotate: Type.Optional(Type.Boolean({ description: 'replace the credential of a provider that is already active' })) },
@@ -184,7 +182,6 @@ export const RegisterBody = Type.Object(
   },
   { additionalProperties: false },
 );
-export type RegisterBodyType = Static<typeof RegisterBody>;
 
 export const RegisterResponse = Type.Object(
   {
@@ -207,8 +204,6 @@ export const HeartbeatResponse = Type.Object(
 );
 
 // ---- pull feed ----
-
-export const SignedPayloadSchema = Type.Object({ payload: Type.String(), signature: Type.String() }, { additionalProperties: false });
 
 /** A relationship notice: exactly the JSON body the worker posts to the notification URL. */
 export const RelationshipNotice = Type.Object(

@@ -57,10 +57,6 @@ export function handshakesFromMetrics(metrics: Registry): () => Promise<Handshak
   };
 }
 
-export function placeholderRegistry(enabled: boolean): () => RegistrySummary {
-  return () => ({ state: enabled ? 'unknown' : 'disabled', registered: false, lastHeartbeatAt: null });
-}
-
 export interface StatusServiceOptions {
   /** Read for the handshakes per day (counted from the audit log's handshake entries). */
   storage: Storage;
