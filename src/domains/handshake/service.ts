@@ -123,6 +123,8 @@ export class HandshakeService {
     // Filled by the seal just before COMMIT (AuditTree); the answer waits for that commit anyway.
     const ticket: ReceiptTicket = { proof: null };
     const done = await this.#storage.groupTransaction(async (trx) => {
+      // Asked before any write too: a session already gone leaves its commit group without writing.
+      if (!stillCurrent()) throw new SessionEndedError();
       const { provider, providerPushes, knownPatient } = admitted(
         await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey),
       );

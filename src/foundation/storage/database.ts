@@ -415,6 +415,7 @@ const ROLLBACK = CompiledQuery.raw('ROLLBACK');
 const SAVEPOINT = CompiledQuery.raw('SAVEPOINT neuron_unit');
 const ROLLBACK_TO_SAVEPOINT = CompiledQuery.raw('ROLLBACK TO SAVEPOINT neuron_unit');
 const RELEASE_SAVEPOINT = CompiledQuery.raw('RELEASE SAVEPOINT neuron_unit');
+const TOTAL_CHANGES = 'SELECT total_changes() AS n';
 
 /** One unit of work waiting for a shared commit (Storage.groupTransaction). */
 interface GroupedUnit {
@@ -464,41 +465,72 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
   };
 
   const commitGroup = async (units: GroupedUnit[]): Promise<void> => {
+    // First without savepoints (a unit that fails before writing anything is simply left out);
+    // only when a unit failed after writing is the whole group rolled back and run again, each
+    // unit in its own savepoint, so its partial writes go and the others' stay.
+    const first = await runGroup(units, false);
+    if (first !== 'partial write') return settleGroup(units, first);
+    const again = await runGroup(units, true);
+    // With savepoints every unit's failure is its own: a partial write cannot escape them.
+    if (again !== 'partial write') settleGroup(units, again);
+  };
+
+  const settleGroup = (units: GroupedUnit[], result: { outcomes: UnitOutcome[]; error?: unknown }): void => {
+    units.forEach((unit, i) => {
+      const outcome = result.outcomes[i];
+      // A failed commit fails everyone; a unit's own error explains its failure best.
+      if (outcome !== undefined && !outcome.ok) unit.reject(outcome.error);
+      else if ('error' in result) unit.reject(result.error);
+      else unit.resolve(outcome!.value);
+    });
+  };
+
+  const runGroup = async (
+    units: GroupedUnit[],
+    savepoints: boolean,
+  ): Promise<{ outcomes: UnitOutcome[]; error?: unknown } | 'partial write'> => {
     let outcomes: UnitOutcome[] = [];
+    let partialWrite = false;
     try {
       await storage.transaction(async (trx) => {
         outcomes = [];
         if (units.length === 1) {
-          // Alone: no savepoint needed, a failure rolls the whole transaction back.
+          // Alone: a failure rolls the whole transaction back.
           outcomes.push({ ok: true, value: await units[0]!.work(trx) });
           return;
         }
         for (const unit of units) {
-          await trx.executeQuery(SAVEPOINT);
+          if (savepoints) await control(trx, SAVEPOINT);
+          const changesBefore = savepoints ? 0 : totalChanges();
           try {
             const value = await unit.work(trx);
-            await trx.executeQuery(RELEASE_SAVEPOINT);
+            if (savepoints) await control(trx, RELEASE_SAVEPOINT);
             outcomes.push({ ok: true, value });
           } catch (error) {
-            await trx.executeQuery(ROLLBACK_TO_SAVEPOINT);
-            await trx.executeQuery(RELEASE_SAVEPOINT);
+            if (savepoints) {
+              await control(trx, ROLLBACK_TO_SAVEPOINT);
+              await control(trx, RELEASE_SAVEPOINT);
+            } else if (totalChanges() !== changesBefore) {
+              partialWrite = true;
+              throw error;
+            }
             outcomes.push({ ok: false, error });
           }
         }
       });
     } catch (error) {
-      // Nothing of the group was committed: a unit's own error explains its failure best.
-      units.forEach((unit, i) => {
-        const outcome = outcomes[i];
-        unit.reject(outcome !== undefined && !outcome.ok ? outcome.error : error);
-      });
-      return;
+      return partialWrite ? 'partial write' : { outcomes, error };
     }
-    units.forEach((unit, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) unit.resolve(outcome.value);
-      else unit.reject(outcome.error);
-    });
+    return { outcomes };
+  };
+
+  /** Rows changed on the connection so far (SQLite's total_changes(): every INSERT, UPDATE and DELETE that completed). */
+  const totalChanges = (): number => (ops.prepare!(TOTAL_CHANGES).get() as { n: number }).n;
+
+  /** BEGIN, COMMIT and the savepoints: on SQLite the connection's cached statement, run directly (docs/benchmarks.md, "Pinned"). */
+  const control = async (connection: Db, statement: CompiledQuery): Promise<void> => {
+    if (ops.prepare !== undefined) ops.prepare(statement.sql).run();
+    else await connection.executeQuery(statement);
   };
 
   const runCommitHooks = async (connection: Db): Promise<Array<() => void>> => {
@@ -518,18 +550,18 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
     description,
     async transaction(work) {
       return db.connection().execute(async (connection) => {
-        await connection.executeQuery(ops.begin);
+        await control(connection, ops.begin);
         openTransactions.add(connection);
         if (ops.prepare !== undefined) directSqlite.hold(connection, ops.prepare);
         try {
           const result = await work(connection);
           const afterCommit = await runCommitHooks(connection);
-          await connection.executeQuery(COMMIT);
+          await control(connection, COMMIT);
           // Committed: what follows must not turn into a rollback (hooks' after-steps do not throw).
           for (const after of afterCommit) after();
           return result;
         } catch (error) {
-          await connection.executeQuery(ROLLBACK).catch(() => undefined);
+          await control(connection, ROLLBACK).catch(() => undefined);
           if (isStorageFailure(error)) writeFailure = error;
           throw error;
         } finally {
@@ -561,7 +593,10 @@ function buildStorage(db: Db, dialect: Dialect, description: string, ops: Dialec
     beforeCommit(trx, name, hook) {
       if (!openTransactions.has(trx)) throw new StorageError(`beforeCommit('${name}') needs the trx of an open storage.transaction()`);
       let hooks = commitHooks.get(trx);
-      if (hooks === undefined) commitHooks.set(trx, (hooks = new Map()));
+      if (hooks === undefined) {
+        hooks = new Map();
+        commitHooks.set(trx, hooks);
+      }
       if (!hooks.has(name)) hooks.set(name, hook);
     },
     async migrate() {
