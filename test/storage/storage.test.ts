@@ -326,6 +326,49 @@ describe('storage (sqlite specifics)', () => {
     }
   });
 
+  it('groupTransaction: a unit failing before it wrote is left out; one failing after a write reruns the group with savepoints', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'neuron-storage-')), 'neuron.sqlite');
+    const storage = await openStorage({ url: '', sqliteFile: file, sqliteSynchronous: 'FULL', busyTimeoutMs: 100, poolMax: 1 });
+    await storage.migrate();
+    const runs = new Map<string, number>();
+    const unit = (id: string, fail: 'before write' | 'after write' | null) =>
+      storage.groupTransaction(async (trx) => {
+        runs.set(id, (runs.get(id) ?? 0) + 1);
+        if (fail === 'before write') throw new Error(`${id} refused before writing`);
+        await trx.insertInto('blocks').values(block(id)).execute();
+        if (fail === 'after write') throw new Error(`${id} failed after writing`);
+        return id;
+      });
+    const ids = async (): Promise<string[]> =>
+      (await storage.db.selectFrom('blocks').select('patient_agent_id').orderBy('patient_agent_id').execute()).map(
+        (r) => r.patient_agent_id,
+      );
+    try {
+      // Refused before any write: the others run once, in one transaction without savepoints.
+      const first = await Promise.allSettled([unit('agent-a', null), unit('agent-b', 'before write'), unit('agent-c', null)]);
+      assert.deepEqual(
+        first.map((s) => s.status),
+        ['fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.match(String((first[1] as PromiseRejectedResult).reason), /agent-b refused before writing/);
+      assert.deepEqual(Object.fromEntries(runs), { 'agent-a': 1, 'agent-b': 1, 'agent-c': 1 });
+      assert.deepEqual(await ids(), ['agent-a', 'agent-c']);
+      // Failing after a write: that transaction is rolled back at once (agent-f had not run yet) and
+      // every unit runs again, each in its own savepoint.
+      runs.clear();
+      const second = await Promise.allSettled([unit('agent-d', null), unit('agent-e', 'after write'), unit('agent-f', null)]);
+      assert.deepEqual(
+        second.map((s) => s.status),
+        ['fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.match(String((second[1] as PromiseRejectedResult).reason), /agent-e failed after writing/);
+      assert.deepEqual(Object.fromEntries(runs), { 'agent-d': 2, 'agent-e': 2, 'agent-f': 1 });
+      assert.deepEqual(await ids(), ['agent-a', 'agent-c', 'agent-d', 'agent-f']);
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('runs in WAL mode with the configured synchronous level', async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'neuron-storage-')), 'neuron.sqlite');
     const storage = await openStorage({ url: '', sqliteFile: file, sqliteSynchronous: 'FULL', busyTimeoutMs: 100, poolMax: 1 });

@@ -8,7 +8,7 @@ import { openStorage, type Storage } from '../../foundation/storage/index.ts';
 import { ensureOrganizationKey, loadOrganizationKey } from '../../foundation/organization/keys.ts';
 import { createLogger } from '../../foundation/observability/logger.ts';
 import { AuditLog, verifyAuditChain, type VerifyResult } from './service.ts';
-import { GENESIS_HASH, canonicalJson, entryHash } from './chain.ts';
+import { GENESIS_HASH, canonicalJson, entryCanonical, entryCanonicalWithCanonicalDetails, entryHash } from './chain.ts';
 
 /** Verifies as `neuron audit verify` does, trusting the key the test created (pinned in a real data directory). */
 async function verifyWithPinnedKey(storage: Storage): Promise<VerifyResult> {
@@ -35,6 +35,22 @@ async function auditWithEntries(count: number): Promise<{ storage: Storage; audi
 test('canonical JSON follows RFC 8785: sorted keys, no whitespace, shortest numbers', () => {
   assert.equal(canonicalJson({ b: 1, a: [1.0, 'x', { d: null, c: true }] }), '{"a":[1,"x",{"c":true,"d":null}],"b":1}');
   assert.equal(canonicalJson({ n: 1e21, s: 'é\u2028' }), '{"n":1e+21,"s":"é\u2028"}');
+});
+
+test('an entry put together from canonical details is byte for byte its RFC 8785 form', () => {
+  // Quotes, escapes, control characters, non-ASCII, an astral character and a lone surrogate: what JSON.stringify and RFC 8785 both write.
+  const awkward = ['plain', 'quote " and \\ backslash', 'tab\t newline\n \u0001', 'Zoë 医院', 'emoji \u{1F600}', 'lone \ud800'];
+  for (const text of awkward) {
+    const fields = {
+      seq: 123_456_789,
+      occurred_at: '2026-12-03T13:00:00.000Z',
+      event_type: `handshake.${text}`,
+      actor: `patient:${text}`,
+      details: canonicalJson({ z: text, a: [1, 2.5, null, true], nested: { b: text } }),
+      prev_hash: GENESIS_HASH,
+    };
+    assert.equal(entryCanonicalWithCanonicalDetails(fields), entryCanonical(fields));
+  }
 });
 
 test('entries chain from the genesis hash and verify', async () => {

@@ -51,6 +51,17 @@ export function entryCanonical(fields: AuditEntryFields): string {
   });
 }
 
+/**
+ * `entryCanonical` for fields whose `details` is already canonical JSON text, as AuditLog.append
+ * writes it: the same bytes put together directly, without parsing the details back and
+ * canonicalising the whole entry again (every handshake appends one). RFC 8785 orders the keys by
+ * UTF-16 code units (actor, details, event_type, occurred_at, prev_hash, seq) and writes strings
+ * and integers as JSON.stringify does. Verification keeps `entryCanonical`, which accepts any text.
+ */
+export function entryCanonicalWithCanonicalDetails(fields: AuditEntryFields): string {
+  return `{"actor":${JSON.stringify(fields.actor)},"details":${fields.details},"event_type":${JSON.stringify(fields.event_type)},"occurred_at":${JSON.stringify(fields.occurred_at)},"prev_hash":${JSON.stringify(fields.prev_hash)},"seq":${JSON.stringify(fields.seq)}}`;
+}
+
 export function entryHash(fields: AuditEntryFields): string {
   return createHash('sha256').update(entryCanonical(fields)).digest('hex');
 }

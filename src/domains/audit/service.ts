@@ -10,7 +10,14 @@ import { Statement } from '../../foundation/storage/statements.ts';
 import type { OrganizationKey } from '../../foundation/organization/keys.ts';
 import { createHash } from 'node:crypto';
 import { leafHash } from 'neuron-careagent-client/protocol';
-import { GENESIS_HASH, canonicalJson, checkpointMessage, entryCanonical, sanitizeDetails, type AuditEntry } from './chain.ts';
+import {
+  GENESIS_HASH,
+  canonicalJson,
+  checkpointMessage,
+  entryCanonicalWithCanonicalDetails,
+  sanitizeDetails,
+  type AuditEntry,
+} from './chain.ts';
 import { AuditTree, latestTreeHead, type ReceiptTicket } from './tree.ts';
 import type { TreeHead } from './tree-head.ts';
 import { existsSync } from 'node:fs';
@@ -76,7 +83,7 @@ export class AuditLog {
       details: canonicalJson(sanitizeDetails(event.details ?? {})),
       prev_hash: head?.hash ?? GENESIS_HASH,
     };
-    const canonicalText = entryCanonical(entryFields);
+    const canonicalText = entryCanonicalWithCanonicalDetails(entryFields);
     const canonical = Buffer.from(canonicalText);
     if (ticket !== undefined) ticket.entryText = canonicalText;
     const entry = { ...entryFields, hash: createHash('sha256').update(canonical).digest('hex') };

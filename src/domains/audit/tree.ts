@@ -38,6 +38,8 @@ export interface ReceiptTicket {
   proof: { treeHead: TreeHead; leafIndex: number; inclusionProof: Hash[] } | null;
   /** The entry's canonical JSON text (the leaf's bytes), set by AuditLog.append. */
   entryText?: string;
+  /** receiptFromTicket's answer, made once for the notice and the attestation alike. */
+  receipt?: Receipt;
   /**
    * Runs in the sealing transaction once `proof` is set, before COMMIT (the handshake writes its
    * provider notice, which carries the receipt, here). Throwing rolls the whole commit back.
@@ -149,10 +151,12 @@ export class AuditTree {
     // Every node a proof in this tree needs for these leaves was completed here or is on the old
     // frontier: O(log n) hashes per receipt, no query.
     const lookup: NodeHash = (level, index) => known.get(`${level}:${index}`)!;
+    const rightEdge = new Map<number, Hash>();
     for (const leaf of leaves) {
       if (leaf.ticket === undefined) continue;
       const leafIndex = leaf.entry.seq - 1;
-      leaf.ticket.proof = { treeHead: head, leafIndex, inclusionProof: inclusionProof(leafIndex, frontier.size, lookup) };
+      leaf.ticket.proof = { treeHead: head, leafIndex, inclusionProof: inclusionProof(leafIndex, frontier.size, lookup, rightEdge) };
+      delete leaf.ticket.receipt;
       await leaf.ticket.onProof?.(trx);
     }
     return () => {
@@ -264,13 +268,15 @@ export async function storedConsistencyProof(db: Db, first: number, second: numb
  * bug: nothing is answered without its receipt.
  */
 export function receiptFromTicket(ticket: ReceiptTicket): Receipt {
+  if (ticket.receipt !== undefined) return ticket.receipt;
   const proof = ticket.proof;
   if (proof === null || ticket.entryText === undefined)
     throw new StorageError('the audit entry committed without a receipt from its tree head');
-  return {
+  ticket.receipt = {
     entry: ticket.entryText,
     leaf_index: proof.leafIndex,
     inclusion_proof: proof.inclusionProof.map((hash) => hash.toString('hex')),
     tree_head: proof.treeHead,
   };
+  return ticket.receipt;
 }

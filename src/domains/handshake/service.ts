@@ -124,6 +124,8 @@ export class HandshakeService {
       throw new Error('the attestation is signed only after the handshake was recorded');
     };
     const done = await this.#storage.groupTransaction(async (trx) => {
+      // Asked before any write too: a session already gone leaves its commit group without writing.
+      if (!stillCurrent()) throw new SessionEndedError();
       const { provider, providerPushes, knownPatient } = admitted(
         await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey),
       );

@@ -1,6 +1,6 @@
 /**
  * What both dialects share: transactions on one connection with commit hooks, grouped commits
- * (several units of work in one SQLite commit, each in its own savepoint), migrations, and the
+ * (several units of work in one SQLite commit; savepoints only when a unit failed after writing), migrations, and the
  * write-failure state that readiness reports until a write probe commits again.
  */
 import type BetterSqlite3 from 'better-sqlite3';
@@ -17,6 +17,7 @@ const ROLLBACK = CompiledQuery.raw('ROLLBACK');
 const SAVEPOINT = CompiledQuery.raw('SAVEPOINT neuron_unit');
 const ROLLBACK_TO_SAVEPOINT = CompiledQuery.raw('ROLLBACK TO SAVEPOINT neuron_unit');
 const RELEASE_SAVEPOINT = CompiledQuery.raw('RELEASE SAVEPOINT neuron_unit');
+const TOTAL_CHANGES = 'SELECT total_changes() AS n';
 
 /** One unit of work waiting for a shared commit (Storage.groupTransaction). */
 interface GroupedUnit {
@@ -50,12 +51,23 @@ type CommitHook = () => Promise<(() => void) | undefined>;
 class CommitGroups {
   readonly #transaction: Storage['transaction'];
   readonly #batchMax: number;
+  readonly #control: ControlStatement;
+  /** Rows changed on the connection so far (SQLite's total_changes(): every INSERT, UPDATE and DELETE that completed). */
+  readonly #totalChanges: () => number;
   readonly #waiting: GroupedUnit[] = [];
   #flushScheduled = false;
 
-  constructor(options: { transaction: Storage['transaction']; batchMax: number }) {
+  constructor(options: {
+    transaction: Storage['transaction'];
+    batchMax: number;
+    control: ControlStatement;
+    prepare: NonNullable<DialectOps['prepare']>;
+  }) {
     this.#transaction = options.transaction;
     this.#batchMax = options.batchMax;
+    this.#control = options.control;
+    const prepare = options.prepare;
+    this.#totalChanges = () => (prepare(TOTAL_CHANGES).get() as { n: number }).n;
   }
 
   add<T>(work: (trx: Db) => Promise<T>): Promise<T> {
@@ -81,45 +93,86 @@ class CommitGroups {
   };
 
   async #commit(units: GroupedUnit[]): Promise<void> {
+    // First without savepoints (a unit that fails before writing anything is simply left out);
+    // only when a unit failed after writing is the whole group rolled back and run again, each
+    // unit in its own savepoint, so its partial writes go and the others' stay.
+    const first = await this.#run(units, false);
+    if (first !== 'partial write') return settleGroup(units, first);
+    const again = await this.#run(units, true);
+    // With savepoints every unit's failure is its own: a partial write cannot escape them.
+    if (again !== 'partial write') settleGroup(units, again);
+  }
+
+  async #run(units: GroupedUnit[], savepoints: boolean): Promise<GroupResult | 'partial write'> {
     let outcomes: UnitOutcome[] = [];
+    let partialWrite = false;
     try {
       await this.#transaction(async (trx) => {
         outcomes = [];
         if (units.length === 1) {
-          // Alone: no savepoint needed, a failure rolls the whole transaction back.
+          // Alone: a failure rolls the whole transaction back.
           outcomes.push({ ok: true, value: await units[0]!.work(trx) });
           return;
         }
-        for (const unit of units) outcomes.push(await runInSavepoint(trx, unit));
+        for (const unit of units) {
+          if (savepoints) {
+            outcomes.push(await runInSavepoint(trx, unit, this.#control));
+            continue;
+          }
+          const changesBefore = this.#totalChanges();
+          try {
+            outcomes.push({ ok: true, value: await unit.work(trx) });
+          } catch (error) {
+            if (this.#totalChanges() !== changesBefore) {
+              partialWrite = true;
+              throw error;
+            }
+            outcomes.push({ ok: false, error });
+          }
+        }
       });
     } catch (error) {
-      // Nothing of the group was committed: a unit's own error explains its failure best.
-      for (const [i, unit] of units.entries()) {
-        const outcome = outcomes[i];
-        unit.reject(outcome !== undefined && !outcome.ok ? outcome.error : error);
-      }
-      return;
+      return partialWrite ? 'partial write' : { outcomes, error };
     }
-    for (const [i, unit] of units.entries()) {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) unit.resolve(outcome.value);
-      else unit.reject(outcome.error);
-    }
+    return { outcomes };
+  }
+}
+
+type GroupResult = { outcomes: UnitOutcome[]; error?: unknown };
+
+/** Settles every unit of a group: a failed commit fails everyone; a unit's own error explains its failure best. */
+function settleGroup(units: GroupedUnit[], result: GroupResult): void {
+  for (const [i, unit] of units.entries()) {
+    const outcome = result.outcomes[i];
+    if (outcome !== undefined && !outcome.ok) unit.reject(outcome.error);
+    else if ('error' in result) unit.reject(result.error);
+    else unit.resolve(outcome!.value);
   }
 }
 
 /** One unit of a shared commit, in its own savepoint: its failure rolls back only its own writes. */
-async function runInSavepoint(trx: Db, unit: GroupedUnit): Promise<UnitOutcome> {
-  await trx.executeQuery(SAVEPOINT);
+async function runInSavepoint(trx: Db, unit: GroupedUnit, control: ControlStatement): Promise<UnitOutcome> {
+  await control(trx, SAVEPOINT);
   try {
     const value = await unit.work(trx);
-    await trx.executeQuery(RELEASE_SAVEPOINT);
+    await control(trx, RELEASE_SAVEPOINT);
     return { ok: true, value };
   } catch (error) {
-    await trx.executeQuery(ROLLBACK_TO_SAVEPOINT);
-    await trx.executeQuery(RELEASE_SAVEPOINT);
+    await control(trx, ROLLBACK_TO_SAVEPOINT);
+    await control(trx, RELEASE_SAVEPOINT);
     return { ok: false, error };
   }
+}
+
+/** Runs BEGIN, COMMIT, ROLLBACK or a savepoint statement on a connection. */
+type ControlStatement = (connection: Db, statement: CompiledQuery) => Promise<void>;
+
+/** On SQLite the connection's cached statement, run directly (docs/benchmarks.md, "Pinned"); elsewhere through kysely. */
+function controlStatements(prepare: DialectOps['prepare']): ControlStatement {
+  return async (connection, statement) => {
+    if (prepare !== undefined) prepare(statement.sql).run();
+    else await connection.executeQuery(statement);
+  };
 }
 
 /** Whether writes succeed: set by a transaction that failed on a storage failure, cleared only by a write probe that commits. */
@@ -206,20 +259,21 @@ export function buildStorage(db: Db, dialect: Dialect, description: string, ops:
   const open = new OpenTransactions();
   const writeHealth = new WriteHealth({ probeIntervalMs: ops.writeProbeIntervalMs });
   let closed = false;
+  const control = controlStatements(ops.prepare);
   const transaction: Storage['transaction'] = (work) =>
     db.connection().execute(async (connection) => {
-      await connection.executeQuery(ops.begin);
+      await control(connection, ops.begin);
       open.opened(connection);
       if (ops.prepare !== undefined) directSqlite.hold(connection, ops.prepare);
       try {
         const result = await work(connection);
         const afterCommit = await open.runHooks(connection);
-        await connection.executeQuery(COMMIT);
+        await control(connection, COMMIT);
         // Committed: what follows must not turn into a rollback (hooks' after-steps do not throw).
         for (const after of afterCommit) after();
         return result;
       } catch (error) {
-        await connection.executeQuery(ROLLBACK).catch(() => undefined);
+        await control(connection, ROLLBACK).catch(() => undefined);
         if (isStorageFailure(error)) writeHealth.failed(error);
         throw error;
       } finally {
@@ -227,7 +281,11 @@ export function buildStorage(db: Db, dialect: Dialect, description: string, ops:
         open.ended(connection);
       }
     });
-  const groups = ops.commitBatchMax === undefined ? null : new CommitGroups({ transaction, batchMax: ops.commitBatchMax });
+  // Grouped commits are SQLite's (commitBatchMax is set with its prepare).
+  const groups =
+    ops.commitBatchMax === undefined || ops.prepare === undefined
+      ? null
+      : new CommitGroups({ transaction, batchMax: ops.commitBatchMax, control, prepare: ops.prepare });
 
   const storage: Storage = {
     db,

@@ -13,6 +13,7 @@ import type { StorageOptions } from './options.ts';
 // The defaults of storage.* live with their reasons in the config schema, one number each.
 import { DEFAULT_SQLITE_COMMIT_BATCH_MAX, DEFAULT_WRITE_PROBE_INTERVAL_MS } from '../config/schema.ts';
 import { buildStorage } from './engine.ts';
+import { directSqlite } from './statements.ts';
 import { describeStorageFailure, quickCheckProblems, RESTORE_ADVICE, StorageError } from './failures.ts';
 
 /** The start-time refusal for an unusable SQLite file, with the advice its cause calls for. */
@@ -76,6 +77,7 @@ export function openSqlite(options: StorageOptions): Storage {
   }
   const cached = withStatementCache(connection);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cached }) });
+  directSqlite.shareIdle(db, cached.prepare, cached.inTransaction);
   return buildStorage(db, 'sqlite', `SQLite ${options.sqliteFile}`, {
     prepare: cached.prepare,
     writeProbeIntervalMs: options.writeProbeIntervalMs ?? DEFAULT_WRITE_PROBE_INTERVAL_MS,
@@ -115,10 +117,15 @@ const STATEMENT_CACHE_SIZE = 256;
  * statements are reused. better-sqlite3 re-prepares a statement itself after a schema change. A
  * statement still being iterated (busy) is never handed out twice.
  */
-function withStatementCache(connection: BetterSqlite3.Database): SqliteDatabase & { prepare: (text: string) => BetterSqlite3.Statement } {
+function withStatementCache(connection: BetterSqlite3.Database): SqliteDatabase & {
+  prepare: (text: string) => BetterSqlite3.Statement;
+  inTransaction: () => boolean;
+} {
   const statements = new Map<string, BetterSqlite3.Statement>();
   return {
     close: () => connection.close(),
+    // Closed counts as busy: the caller then gets kysely's own error for a destroyed database.
+    inTransaction: () => !connection.open || connection.inTransaction,
     prepare: (text: string) => {
       const cached = statements.get(text);
       if (cached !== undefined && !cached.busy) return cached;

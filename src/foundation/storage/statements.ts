@@ -21,6 +21,15 @@ import type { Db } from './types.ts';
  */
 const openSqliteTransactions = new WeakMap<Db, (text: string) => BetterSqlite3.Statement>();
 
+/**
+ * The shared SQLite handle (`storage.db`) and its connection. A read on it runs its cached
+ * statement directly too while the connection has no open transaction: it sees exactly the
+ * committed state kysely would show it, without the executor (every handshake reads its facts so
+ * before the challenge). While a transaction is open, the read queues through kysely as before, so
+ * it never sees uncommitted writes.
+ */
+const idleSqliteHandles = new WeakMap<Db, { prepare: (text: string) => BetterSqlite3.Statement; inTransaction: () => boolean }>();
+
 /** Called by storage.transaction (SQLite) right after BEGIN and before `work`; `release` when it ends. */
 export const directSqlite = {
   hold(trx: Db, prepare: (text: string) => BetterSqlite3.Statement): void {
@@ -28,6 +37,10 @@ export const directSqlite = {
   },
   release(trx: Db): void {
     openSqliteTransactions.delete(trx);
+  },
+  /** Called once by openStorage (SQLite) for the shared handle. */
+  shareIdle(db: Db, prepare: (text: string) => BetterSqlite3.Statement, inTransaction: () => boolean): void {
+    idleSqliteHandles.set(db, { prepare, inTransaction });
   },
 };
 
@@ -55,6 +68,16 @@ export class Statement {
     if (prepare !== undefined) {
       try {
         return Promise.resolve(runDirect<R>(prepare(this.sqlite), parameters));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    const idle = idleSqliteHandles.get(db);
+    if (idle !== undefined && !idle.inTransaction()) {
+      try {
+        const statement = idle.prepare(this.sqlite);
+        // Writes outside a transaction keep kysely's path; only reads go direct.
+        if (statement.reader) return Promise.resolve({ rows: statement.all(parameters) as R[] });
       } catch (error) {
         return Promise.reject(error);
       }

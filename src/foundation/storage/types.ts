@@ -27,13 +27,15 @@ export interface Storage {
   /**
    * Like `transaction`, for small independent units of work that arrive together (completing
    * handshakes). On SQLite, the units queued in one turn of the event loop (at most
-   * `sqliteCommitBatchMax`) run one after another in one transaction, each inside its own
-   * savepoint, and share one commit: one fsync serves them all. A unit that throws is rolled back
-   * to its savepoint alone and its caller gets the error; the others commit. Every caller's promise
+   * `sqliteCommitBatchMax`) run one after another in one transaction and share one commit: one
+   * fsync serves them all. A unit that throws before writing anything is left out; one that throws
+   * after writing makes the group run again with each unit in its own savepoint, so it is rolled
+   * back alone. Either way its caller gets the error and the others commit. Every caller's promise
    * settles after the shared commit, never before, so nothing is reported done that could still be
    * lost. A failed commit fails every unit of the group. On PostgreSQL each unit is its own
    * transaction (the server already groups concurrent commits, and the pool runs them in parallel).
-   * `work` must use only `trx` and await nothing but queries on it.
+   * `work` must use only `trx` and await nothing but queries on it, and may run twice (that
+   * rerun): nothing it does outside `trx` may matter twice.
    */
   groupTransaction<T>(work: (trx: Db) => Promise<T>): Promise<T>;
   /**

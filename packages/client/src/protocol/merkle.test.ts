@@ -109,6 +109,18 @@ test('inclusion proofs equal PATH(m, D[0:n]) and verify, for every leaf of every
   }
 });
 
+test('inclusion proofs that share their right-edge hashes equal the ones computed alone', () => {
+  for (let n = 1; n <= MAX_SIZE; n += 1) {
+    const d = entries.slice(0, n);
+    const rightEdge = new Map<number, Hash>();
+    // Last leaf first, as a commit group seals them: each proof reuses what the ones before computed.
+    for (let m = n - 1; m >= 0; m -= 1) {
+      const alone = inclusionProof(m, n, referenceNodes(d, { count: 0 }));
+      assert.deepEqual(hex(inclusionProof(m, n, referenceNodes(d, { count: 0 }), rightEdge)), hex(alone), `PATH(${m}, ${n}) shared`);
+    }
+  }
+});
+
 test('consistency proofs equal PROOF(m, D[0:n]) and verify, for every pair of sizes', () => {
   for (let n = 1; n <= MAX_SIZE; n += 1) {
     const d = entries.slice(0, n);

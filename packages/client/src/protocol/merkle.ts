@@ -53,18 +53,30 @@ function log2(n: number): number {
 
 /**
  * MTH(D[start:end]) where start is aligned to the largest power of two not above end - start,
- * which holds for every range the RFC's recursions visit.
+ * which holds for every range the RFC's recursions visit. The only ranges that are not a stored
+ * node end at the tree's size: `rightEdge`, when given, keeps their hashes by start, so proofs in
+ * the same tree (a commit group's receipts) compute each of them once.
  */
-export function rangeHash(start: number, end: number, node: NodeHash): Hash {
+export function rangeHash(start: number, end: number, node: NodeHash, rightEdge?: Map<number, Hash>): Hash {
   const size = end - start;
   if (size <= 0) throw new RangeError('empty range');
   if (isPowerOfTwo(size)) return node(log2(size), start / size);
+  const known = rightEdge?.get(start);
+  if (known !== undefined) return known;
   const k = splitPoint(size);
-  return nodeHash(rangeHash(start, start + k, node), rangeHash(start + k, end, node));
+  const hash = nodeHash(rangeHash(start, start + k, node), rangeHash(start + k, end, node, rightEdge));
+  rightEdge?.set(start, hash);
+  return hash;
 }
 
 /** RFC 9162 2.1.3.1: PATH(m, D[0:n]), the audit path of leaf m in the tree of size n. */
-export function inclusionProof(leafIndex: number, treeSize: number, node: NodeHash): Hash[] {
+export function inclusionProof(
+  leafIndex: number,
+  treeSize: number,
+  node: NodeHash,
+  /** Shared by proofs in a tree of this same size (rangeHash). */
+  rightEdge?: Map<number, Hash>,
+): Hash[] {
   if (!(leafIndex >= 0 && leafIndex < treeSize)) throw new RangeError('leaf index outside the tree');
   const path: Hash[] = [];
   const walk = (m: number, start: number, end: number): void => {
@@ -73,7 +85,7 @@ export function inclusionProof(leafIndex: number, treeSize: number, node: NodeHa
     const k = splitPoint(size);
     if (m < k) {
       walk(m, start, start + k);
-      path.push(rangeHash(start + k, end, node));
+      path.push(rangeHash(start + k, end, node, rightEdge));
     } else {
       walk(m - k, start + k, end);
       path.push(rangeHash(start, start + k, node));
