@@ -6,7 +6,8 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createConsentToken, generatePatientKeys, type PatientKeys } from 'neuron-careagent-client';
+import { randomBytes } from 'node:crypto';
+import { createConsentToken, patientKeysFromSeed, type PatientKeys } from 'neuron-careagent-client';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -74,7 +75,9 @@ export interface PreparedPatient {
 export function preparePatients(count: number, label: string): PreparedPatient[] {
   return Array.from({ length: count }, (_, i) => {
     const agentId = `bench-${label}-${i}`;
-    const keys = generatePatientKeys();
+    // From a random seed, not generateKeyPairSync: on Node 20, thousands of generated pairs followed
+    // by JWK exports sometimes deadlock the generator in a GC-run destructor of an earlier keygen job.
+    const keys = patientKeysFromSeed(randomBytes(32));
     const token = createConsentToken({ patientAgentId: agentId, providerNpi: PROVIDER_NPI, consentedActions: ['office_visit'] }, keys);
     return { agentId, keys, token };
   });

@@ -10,6 +10,7 @@
  * signed by any key so reached.
  */
 import type { Db } from '../../foundation/storage/index.ts';
+import type { AuditCheckpointsTable } from '../../foundation/storage/tables.ts';
 import { verifyOrganizationSignature } from '../../foundation/organization/keys.ts';
 import { Frontier } from 'neuron-careagent-client/protocol';
 import { ChainWalker, checkpointMessage, entryLeafHash } from './chain.ts';
@@ -128,17 +129,8 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
   const beyond = outside[0] ?? (databaseHeads[0] ? { head: databaseHeads[0], source: 'the database' } : undefined);
   if (beyond !== undefined) {
     checkedHeads += 1;
-    const size = beyond.head.tree_size;
-    // Beyond the log no rotation entry tells which key was current: any key trusted in it.
-    if (!treeHeadSignedBy(beyond.head, trail.everTrusted)) {
-      return result(false, null, size, `the tree head of size ${size} in ${beyond.source} is not signed by a trusted organization key`);
-    }
-    return result(
-      false,
-      walker.count + 1,
-      size,
-      `entries ${walker.count + 1} to ${size} are missing: the tree head of size ${size} in ${beyond.source} covers them (the log was truncated)`,
-    );
+    const failure = headBeyondLog(beyond, trail, walker.count);
+    return result(false, failure.seq, failure.head, failure.problem);
   }
   const fileProblem = checkFileKeptUp(trust, firstDatabaseHeadBeyondFile);
   if (fileProblem) return result(false, null, firstDatabaseHeadBeyondFile!.tree_size, fileProblem);
@@ -153,26 +145,57 @@ export async function verifyAuditLog(db: Db, trust: AuditTrust): Promise<VerifyR
     );
   }
 
+  const checkpointFailure = badCheckpoint(checkpoints, trail, walker);
+  if (checkpointFailure) return result(false, checkpointFailure.seq, checkpointFailure.head, checkpointFailure.problem);
+  return result(true, null, null, null);
+}
+
+/** Where verification failed: the first bad entry, the bad tree head's size, and why. */
+interface VerifyFailure {
+  seq: number | null;
+  head: number | null;
+  problem: string;
+}
+
+/** A tree head larger than the log: the log was truncated, unless the head itself is not trusted. */
+function headBeyondLog(beyond: SourcedHead, trail: LogTrail, entries: number): VerifyFailure {
+  const size = beyond.head.tree_size;
+  // Beyond the log no rotation entry tells which key was current: any key trusted in it.
+  if (!treeHeadSignedBy(beyond.head, trail.everTrusted)) {
+    return {
+      seq: null,
+      head: size,
+      problem: `the tree head of size ${size} in ${beyond.source} is not signed by a trusted organization key`,
+    };
+  }
+  return {
+    seq: entries + 1,
+    head: size,
+    problem: `entries ${entries + 1} to ${size} are missing: the tree head of size ${size} in ${beyond.source} covers them (the log was truncated)`,
+  };
+}
+
+/** The first checkpoint that is not signed by a trusted key, names entries that are missing, or does not match its entry. */
+function badCheckpoint(checkpoints: AuditCheckpointsTable[], trail: LogTrail, walker: ChainWalker): VerifyFailure | null {
   for (const checkpoint of checkpoints) {
     if (
       !trail.everTrusted.has(checkpoint.public_key) ||
       !verifyOrganizationSignature(checkpoint.public_key, checkpointMessage(checkpoint), checkpoint.signature)
     ) {
-      return result(false, checkpoint.seq, null, `checkpoint at entry ${checkpoint.seq} has an invalid signature`);
+      return { seq: checkpoint.seq, head: null, problem: `checkpoint at entry ${checkpoint.seq} has an invalid signature` };
     }
     if (checkpoint.seq > walker.count) {
-      return result(
-        false,
-        walker.count + 1,
-        null,
-        `entries ${walker.count + 1} to ${checkpoint.seq} were signed in a checkpoint but are missing`,
-      );
+      return {
+        seq: walker.count + 1,
+        head: null,
+        problem: `entries ${walker.count + 1} to ${checkpoint.seq} were signed in a checkpoint but are missing`,
+      };
     }
     if (walker.hashAt(checkpoint.seq) !== checkpoint.head_hash) {
-      return result(false, checkpoint.seq, null, `entry ${checkpoint.seq} does not match its signed checkpoint`);
+      return { seq: checkpoint.seq, head: null, problem: `entry ${checkpoint.seq} does not match its signed checkpoint` };
     }
   }
-  return result(true, null, null, null);
+  return null;
 }
 
 /**

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_FAILURE_AUDIT_BATCH_MAX } from '../../foundation/config/schema.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
-import type { Storage } from '../../foundation/storage/index.ts';
+import type { Db, Storage } from '../../foundation/storage/index.ts';
 import { receiptFromTicket, type AuditLog, type ReceiptTicket } from '../audit/index.ts';
 import type { OrganizationKey } from '../../foundation/organization/keys.ts';
 import { upsertFromHandshake, type PatientProfile } from '../directory/index.ts';
@@ -20,6 +20,20 @@ import { establishRelationship } from '../relationships/index.ts';
 import { signAttestation, type Receipt, type SignedPayload } from 'neuron-careagent-client/protocol';
 import type { ActiveProvider } from '../providers/index.ts';
 import { readHandshakeFacts, type HandshakeFacts } from './store.ts';
+
+/** The relationship as the handshake recorded it. */
+type EstablishedRelationship = Awaited<ReturnType<typeof establishRelationship>>['relationship'];
+
+/** What a new relationship's notices are built from. */
+interface NoticeContext {
+  request: CompletionRequest;
+  at: string;
+  relationship: EstablishedRelationship;
+  provider: ActiveProvider;
+  providerPushes: boolean;
+  ticket: ReceiptTicket;
+  attest: () => SignedPayload;
+}
 
 export interface HandshakeServiceOptions {
   storage: Storage;
@@ -129,98 +143,12 @@ export class HandshakeService {
       const { provider, providerPushes, knownPatient } = admitted(
         await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey),
       );
-
-      const { status, relationship } = await establishRelationship(trx, {
-        patientAgentId: request.patientAgentId,
-        patientPublicKey: request.patientPublicKey,
-        patientEndpoint: request.patientEndpoint,
-        providerNpi: request.providerNpi,
-        consentedActions: request.consentedActions,
-        consentTokenPayload: request.consentTokenPayload,
-        consentTokenSignature: request.consentTokenSignature,
-        tokenDialect: request.tokenDialect,
-        consentExpiresAt: request.consentExpiresAt.toISOString(),
-        connectionId: request.connectionId,
-        at,
-        patientKnown: knownPatient,
-      });
-
-      await upsertFromHandshake(
-        trx,
-        {
-          patientAgentId: request.patientAgentId,
-          patientPublicKey: request.patientPublicKey,
-          patientEndpoint: request.patientEndpoint,
-          profile: request.profile,
-        },
-        at,
-      );
-
+      const { status, relationship } = await this.#recordRelationship(trx, request, at, knownPatient);
       // Signed once the seal has run (in onProof, or after the commit), so that it names the key the
       // receipt's tree head is signed with, also when that seal picked up a key rotated elsewhere.
-      let attestation: SignedPayload | null = null;
-      attest = (): SignedPayload =>
-        (attestation ??= signAttestation(
-          {
-            relationship_id: relationship.id,
-            patient_agent_id: relationship.patientAgentId,
-            patient_public_key: relationship.patientPublicKey,
-            provider_npi: provider.npi,
-            provider_public_key: provider.publicKey,
-            consented_actions: relationship.consentedActions,
-            organization_npi: this.organizationNpi,
-            issued_at: at,
-            neuron_public_key: this.#key.publicKey,
-          },
-          this.#key.privateKey,
-        ));
-
-      let deliveryQueued = false;
-      if (status === 'new') {
-        const eventId = randomUUID();
-        // The provider CareAgent's side of the relationship (spec section 7); delivered by the
-        // outbox worker, signed at delivery. Written once the seal gave the receipt it carries,
-        // still in this transaction, so it exists exactly when the relationship does.
-        ticket.onProof = async (sealing) => {
-          const body = JSON.stringify({
-            event_id: eventId,
-            relationship_id: relationship.id,
-            patient_agent_id: relationship.patientAgentId,
-            patient_public_key: relationship.patientPublicKey,
-            patient_endpoint: relationship.patientEndpoint,
-            consented_actions: relationship.consentedActions,
-            established_at: relationship.establishedAt,
-            attestation: { ...attest(), receipt: receiptFromTicket(ticket) },
-          });
-          await enqueue(
-            sealing,
-            {
-              kind: 'provider.relationship',
-              eventType: 'relationship.established',
-              target: provider.npi,
-              body,
-              eventId,
-              ...(providerPushes ? {} : awaitingPull(request.now, this.#pullNoticeHoldMs)),
-            },
-            at,
-          );
-        };
-        // Third-party subscribers learn that a relationship exists, never who the patient is beyond the agent id.
-        const webhooks = await publishWebhookEvent(
-          trx,
-          'relationship.established',
-          {
-            relationship_id: relationship.id,
-            patient_agent_id: relationship.patientAgentId,
-            provider_npi: provider.npi,
-            consented_actions: relationship.consentedActions,
-            established_at: relationship.establishedAt,
-          },
-          at,
-        );
-        deliveryQueued = providerPushes || webhooks > 0;
-      }
-
+      attest = this.#attestationSigner(relationship, provider, at);
+      const deliveryQueued =
+        status === 'new' ? await this.#queueNotices(trx, { request, at, relationship, provider, providerPushes, ticket, attest }) : false;
       await this.#audit.append(
         trx,
         {
@@ -248,6 +176,104 @@ export class HandshakeService {
       };
     });
     return { ...done, attestation: attest(), receipt: receiptFromTicket(ticket) };
+  }
+
+  /** The relationship (new or renewed) and the patient's directory entry, in the handshake's transaction. */
+  async #recordRelationship(trx: Db, request: CompletionRequest, at: string, knownPatient: boolean) {
+    const established = await establishRelationship(trx, {
+      patientAgentId: request.patientAgentId,
+      patientPublicKey: request.patientPublicKey,
+      patientEndpoint: request.patientEndpoint,
+      providerNpi: request.providerNpi,
+      consentedActions: request.consentedActions,
+      consentTokenPayload: request.consentTokenPayload,
+      consentTokenSignature: request.consentTokenSignature,
+      tokenDialect: request.tokenDialect,
+      consentExpiresAt: request.consentExpiresAt.toISOString(),
+      connectionId: request.connectionId,
+      at,
+      patientKnown: knownPatient,
+    });
+    await upsertFromHandshake(
+      trx,
+      {
+        patientAgentId: request.patientAgentId,
+        patientPublicKey: request.patientPublicKey,
+        patientEndpoint: request.patientEndpoint,
+        profile: request.profile,
+      },
+      at,
+    );
+    return established;
+  }
+
+  /** Signs the relationship's attestation once, on first use. */
+  #attestationSigner(relationship: EstablishedRelationship, provider: ActiveProvider, at: string): () => SignedPayload {
+    let attestation: SignedPayload | null = null;
+    return () =>
+      (attestation ??= signAttestation(
+        {
+          relationship_id: relationship.id,
+          patient_agent_id: relationship.patientAgentId,
+          patient_public_key: relationship.patientPublicKey,
+          provider_npi: provider.npi,
+          provider_public_key: provider.publicKey,
+          consented_actions: relationship.consentedActions,
+          organization_npi: this.organizationNpi,
+          issued_at: at,
+          neuron_public_key: this.#key.publicKey,
+        },
+        this.#key.privateKey,
+      ));
+  }
+
+  /**
+   * A new relationship's notices: the provider CareAgent's (spec section 7; delivered by the
+   * outbox worker, signed at delivery) and the third-party webhooks'. Whether any will be pushed.
+   */
+  async #queueNotices(trx: Db, notice: NoticeContext): Promise<boolean> {
+    const { request, at, relationship, provider, ticket, attest } = notice;
+    const eventId = randomUUID();
+    // Written once the seal gave the receipt it carries, still in this transaction, so it exists
+    // exactly when the relationship does.
+    ticket.onProof = async (sealing) => {
+      const body = JSON.stringify({
+        event_id: eventId,
+        relationship_id: relationship.id,
+        patient_agent_id: relationship.patientAgentId,
+        patient_public_key: relationship.patientPublicKey,
+        patient_endpoint: relationship.patientEndpoint,
+        consented_actions: relationship.consentedActions,
+        established_at: relationship.establishedAt,
+        attestation: { ...attest(), receipt: receiptFromTicket(ticket) },
+      });
+      await enqueue(
+        sealing,
+        {
+          kind: 'provider.relationship',
+          eventType: 'relationship.established',
+          target: provider.npi,
+          body,
+          eventId,
+          ...(notice.providerPushes ? {} : awaitingPull(request.now, this.#pullNoticeHoldMs)),
+        },
+        at,
+      );
+    };
+    // Third-party subscribers learn that a relationship exists, never who the patient is beyond the agent id.
+    const webhooks = await publishWebhookEvent(
+      trx,
+      'relationship.established',
+      {
+        relationship_id: relationship.id,
+        patient_agent_id: relationship.patientAgentId,
+        provider_npi: provider.npi,
+        consented_actions: relationship.consentedActions,
+        established_at: relationship.establishedAt,
+      },
+      at,
+    );
+    return notice.providerPushes || webhooks > 0;
   }
 
   /**
