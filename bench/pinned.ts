@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --pinned [--baseline DIR] [--rounds 2] [--quick]`: server CPU per new
+ * `npm run bench -- --pinned [--candidate DIR] [--baseline DIR] [--rounds 2] [--quick]`: server CPU per new
  * handshake with the server and the load generator on separate cores, measured as issue 16 does.
  *
  * Each server runs pinned to CPU 0 (`taskset -c 0`), the load generator (bench/pinned-load.ts)
@@ -11,7 +11,9 @@
  * figures of the same run compare. Prints one row per server and round, then the means and the
  * ratios to the baseline and to the floor. Each Neuron runs with the Node flags of its own
  * checkout's bin/neuron.js (so a changed flag there shows against the baseline); the floor with this
- * checkout's. BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of every Neuron process there.
+ * checkout's. `--candidate DIR` measures another built checkout in place of this one (to compare
+ * two older commits with this checkout's bench and load generator, e.g. a feature's merge against
+ * its first parent). BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of every Neuron process there.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -182,13 +184,15 @@ function report(results: Measured[], servers: string[]): string {
 export async function runPinned(args: string[]): Promise<void> {
   const baselineAt = args.indexOf('--baseline');
   const baseline = baselineAt >= 0 ? path.resolve(args[baselineAt + 1] ?? '') : null;
+  const candidateAt = args.indexOf('--candidate');
+  const candidate = candidateAt >= 0 ? path.resolve(args[candidateAt + 1] ?? '') : ROOT;
   const roundsAt = args.indexOf('--rounds');
   const rounds = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 2;
   const scale = args.includes('--quick') ? 0.1 : 1;
   const count = Math.round(HANDSHAKES * scale);
   const warmup = Math.round(WARMUP_HANDSHAKES * scale);
   const contenders: Array<[string, () => Promise<Running>]> = [
-    ['this checkout', () => startNeuron(ROOT)],
+    [candidate === ROOT ? 'this checkout' : 'candidate', () => startNeuron(candidate)],
     ...(baseline === null ? [] : [['baseline', () => startNeuron(baseline)] as [string, () => Promise<Running>]]),
     ['floor', startFloor],
   ];
