@@ -69,8 +69,11 @@ describe('the operator console in a browser', () => {
     await menu.focus();
     await page.keyboard.press('Enter');
     const nav = page.getByRole('navigation', { name: 'Console pages' });
-    // Focus lands on the first page link, so Tab walks the pages.
-    assert.equal(await page.evaluate<string>('document.activeElement.textContent'), 'Overview');
+    // Focus lands on the first page link (moved there once the opened menu has rendered), so Tab
+    // walks the pages. Waited for: the render follows the key press asynchronously.
+    await page.waitForFunction("document.activeElement !== null && document.activeElement.textContent === 'Overview'", undefined, {
+      timeout: 5_000,
+    });
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate<string>('document.activeElement.textContent'), 'Patients');
     await page.keyboard.press('Escape');
