@@ -1,13 +1,17 @@
 /**
- * Shared by the benchmarks. `waitForHandshakeUrl` waits for a Neuron started as `neuron start` to print its handshake
- * URL, then keeps draining its output so a chatty server never blocks on a full pipe.
+ * Shared by the benchmarks: a benchmark Neuron's config, data directory, provider row, start and stop; the prepared
+ * patients and the closed-loop client that drives them; CPU, memory and latency figures. `waitForHandshakeUrl` waits
+ * for a Neuron started as `neuron start` to print its handshake URL, then keeps draining its output so a chatty server
+ * never blocks on a full pipe.
  */
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { createConsentToken, patientKeysFromSeed, type PatientKeys } from 'neuron-careagent-client';
+import { createConsentToken, establishRelationship, patientKeysFromSeed, type PatientKeys } from 'neuron-careagent-client';
+import { openStorage } from '../src/foundation/storage/index.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -59,7 +63,8 @@ export function benchNeuronConfig(handshake: Record<string, unknown>): Record<st
 
 /** Stops a server process (SIGTERM) and waits until it has exited. */
 export async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  // A process killed by a signal has no exit code, only a signal code: it will not exit again.
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   await exited;
@@ -105,6 +110,181 @@ export async function waitForHandshakeUrl(child: ChildProcess, timeoutMs: number
   child.stdout!.resume();
   child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[neuron] ${chunk.toString()}`));
   return handshakeUrl;
+}
+
+// ---------------------------------------------------------------- a benchmark Neuron
+
+/** A benchmark Neuron running as its own process, and the directory of its config and data. */
+export interface BenchNeuron {
+  child: ChildProcess;
+  pid: number;
+  handshakeUrl: string;
+  dir: string;
+}
+
+/** A fresh directory with `config` as its neuron.config.json; the Neuron keeps its data in `<dir>/data`. */
+export function prepareBenchDirectory(config: Record<string, unknown>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'neuron-bench-'));
+  writeFileSync(path.join(dir, 'neuron.config.json'), JSON.stringify(config, null, 2));
+  return dir;
+}
+
+/**
+ * Migrates the database (PostgreSQL at `storageUrl`, or SQLite at `sqliteFile` when the URL is '') and adds the
+ * active provider every benchmark patient consents to, before the Neuron starts, so no handshake finds it missing.
+ */
+export async function insertBenchProvider(storageUrl: string, sqliteFile: string): Promise<void> {
+  const storage = await openStorage({ url: storageUrl, sqliteFile, sqliteSynchronous: 'FULL', busyTimeoutMs: 5_000, poolMax: 1 });
+  try {
+    await storage.migrate();
+    const at = new Date().toISOString();
+    await storage.db
+      .insertInto('providers')
+      .values({
+        npi: PROVIDER_NPI,
+        name: 'Dr. Bench',
+        provider_types: '["physician"]',
+        specialty: null,
+        credentials: '[]',
+        status: 'active',
+        provider_endpoint: 'wss://provider.example/agent',
+        provider_public_key: null,
+        notification_url: null,
+        registration_id: null,
+        credential_id: null,
+        credential_digest: null,
+        last_seen_at: null,
+        registry_state: 'unregistered',
+        registry_error: null,
+        created_at: at,
+        updated_at: at,
+      })
+      .execute();
+  } finally {
+    await storage.close();
+  }
+}
+
+/** How long a benchmark Neuron may take to print its URL: its sources may run through tsx on a loaded machine. */
+const START_TIMEOUT_MS = 60_000;
+
+/**
+ * Runs `neuron start` on the config in `dir` (prepareBenchDirectory) with this checkout's Node arguments and waits for
+ * its handshake URL, warning when it runs its sources through tsx (then its CPU and memory are not the build's).
+ * A Neuron that does not start is killed and `dir` removed.
+ */
+export async function startBenchNeuron(dir: string): Promise<BenchNeuron> {
+  const bin = path.join(ROOT, 'bin', 'neuron.js');
+  const child = spawn(process.execPath, [...neuronNodeArgs(), bin, 'start', '--config', path.join(dir, 'neuron.config.json')], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // NODE_DEBUG=neuron: bin/neuron.js says whether it runs the build in dist/ or the sources.
+    env: { ...process.env, NO_COLOR: '1', NODE_DEBUG: [process.env['NODE_DEBUG'], 'neuron'].filter(Boolean).join(',') },
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    if (/through tsx/.test(chunk.toString())) {
+      process.stderr.write(
+        "\nwarning: the Neuron runs its sources through tsx (dist/ missing or older than src/; run `npm run build`): its memory is not the compiled build's\n",
+      );
+    }
+  });
+  try {
+    return { child, pid: child.pid!, handshakeUrl: await waitForHandshakeUrl(child, START_TIMEOUT_MS), dir };
+  } catch (error) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Stops a benchmark Neuron and removes its directory. */
+export async function stopBenchNeuron(neuron: BenchNeuron): Promise<void> {
+  await stopProcess(neuron.child);
+  rmSync(neuron.dir, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------- the client
+
+/** The completed handshakes' client-observed latencies (ms) and the failed ones counted by error code. */
+export interface HandshakeBatch {
+  latencies: number[];
+  failures: Record<string, number>;
+}
+
+/** The client error's code, with its cause's (a socket's) when it has one: what a failed handshake is counted under. */
+function failureCode(error: unknown): string {
+  const failure = error as { code?: string; cause?: { code?: string } };
+  return `${failure.code ?? 'UNKNOWN'}${failure.cause?.code ? `/${failure.cause.code}` : ''}`;
+}
+
+/** How often a long batch says how far it is, so that a stall is visible while it happens. */
+const PROGRESS_EVERY_MS = 15_000;
+
+/**
+ * Completes every patient's handshake through the client library, `concurrency` at a time (forEachConcurrently);
+ * worker i sends to urls[i % urls.length], as a least-connections balancer would spread them. A latency runs from
+ * connect to verified attestation, queue wait included; a handshake still open after `timeoutMs` is a failure.
+ */
+export async function driveHandshakes(
+  urls: readonly string[],
+  patients: readonly PreparedPatient[],
+  concurrency: number,
+  timeoutMs: number,
+): Promise<HandshakeBatch> {
+  const latencies: number[] = [];
+  const failures: Record<string, number> = {};
+  const progress = setInterval(
+    () => process.stderr.write(`[${latencies.length} done, ${Object.values(failures).reduce((a, b) => a + b, 0)} failed] `),
+    PROGRESS_EVERY_MS,
+  );
+  try {
+    await forEachConcurrently(patients, concurrency, async (patient, worker) => {
+      const began = performance.now();
+      try {
+        await establishRelationship(urls[worker % urls.length]!, {
+          patientAgentId: patient.agentId,
+          keys: patient.keys,
+          endpoint: `wss://${patient.agentId}.example/agent`,
+          consentToken: patient.token,
+          timeoutMs,
+        });
+        latencies.push(performance.now() - began);
+      } catch (error) {
+        const code = failureCode(error);
+        failures[code] = (failures[code] ?? 0) + 1;
+      }
+    });
+  } finally {
+    clearInterval(progress);
+  }
+  return { latencies, failures };
+}
+
+/** What every benchmark reports of a measured batch. */
+export interface BatchFigures {
+  completed: number;
+  failed: number;
+  failures: Record<string, number>;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p95: number;
+  p99: number;
+}
+
+/** The figures of a batch that took `seconds` of wall time. */
+export function batchFigures(batch: HandshakeBatch, seconds: number): BatchFigures {
+  const sorted = [...batch.latencies].sort((a, b) => a - b);
+  return {
+    completed: sorted.length,
+    failed: Object.values(batch.failures).reduce((a, b) => a + b, 0),
+    failures: batch.failures,
+    seconds,
+    perSecond: sorted.length / seconds,
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+  };
 }
 
 /** Linux reports process CPU time in clock ticks; 100 per second on every mainstream kernel config. */

@@ -19,26 +19,24 @@
  *   client CPU ms/hs    this process (connections, challenge signatures, attestation checks):
  *                       it shares the machine with the servers, so it bounds what they can do
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import {
-  PROVIDER_NPI,
-  ROOT,
-  SERVER_NODE_FLAGS,
+  batchFigures,
+  benchNeuronConfig,
   cpuMsPer,
   cpuTicks,
-  forEachConcurrently,
-  percentile,
+  driveHandshakes,
+  insertBenchProvider,
+  prepareBenchDirectory,
   preparePatients,
-  waitForHandshakeUrl,
-  type PreparedPatient,
+  startBenchNeuron,
+  stopBenchNeuron,
+  type BatchFigures,
+  type BenchNeuron,
 } from './common.ts';
 import pg from 'pg';
-import { establishRelationship } from 'neuron-careagent-client';
-import { openStorage } from '../src/foundation/storage/index.ts';
 
 /** The same for both setups: enough that the client, not the ceiling, decides what is in flight. */
 const CONCURRENCY = 100;
@@ -47,23 +45,14 @@ const HANDSHAKES = 3_000;
 /** Per instance, before measuring: the JIT, the pools and the database caches are warm. */
 const WARMUP_PER_INSTANCE = 200;
 const CLIENT_TIMEOUT_MS = 5 * 60_000;
-const START_TIMEOUT_MS = 60_000;
 export const POSTGRES_URL_VARIABLE = 'NEURON_TEST_POSTGRES_URL';
 
-export interface ComparisonRow {
+export interface ComparisonRow extends BatchFigures {
   setup: string;
   instances: number;
   database: 'sqlite' | 'postgres';
   concurrency: number;
   handshakes: number;
-  completed: number;
-  failed: number;
-  failures: Record<string, number>;
-  seconds: number;
-  perSecond: number;
-  p50: number;
-  p95: number;
-  p99: number;
   neuronCpuMsPerHandshake: number;
   /** null on SQLite (in-process). */
   databaseCpuMsPerHandshake: number | null;
@@ -79,89 +68,11 @@ export interface Comparison {
 
 // ---------------------------------------------------------------- processes
 
-interface NeuronProcess {
-  child: ChildProcess;
-  pid: number;
-  handshakeUrl: string;
-  dir: string;
-}
-
 function neuronConfig(storageUrl: string): Record<string, unknown> {
   return {
-    organization: { name: 'Bench Practice', npi: '1245319599' },
-    data_dir: './data',
-    server: { host: '127.0.0.1', port: 0 },
-    discovery: { enabled: false },
-    registry: { enabled: false },
-    logging: { level: 'warn', pretty: 'never' },
-    handshake: { max_concurrent_handshakes: CEILING_PER_INSTANCE },
+    ...benchNeuronConfig({ max_concurrent_handshakes: CEILING_PER_INSTANCE }),
     storage: storageUrl === '' ? {} : { url: storageUrl },
   };
-}
-
-async function insertProvider(storageUrl: string, sqliteFile: string): Promise<void> {
-  const storage = await openStorage({ url: storageUrl, sqliteFile, sqliteSynchronous: 'FULL', busyTimeoutMs: 5_000, poolMax: 1 });
-  try {
-    await storage.migrate();
-    const at = new Date().toISOString();
-    await storage.db
-      .insertInto('providers')
-      .values({
-        npi: PROVIDER_NPI,
-        name: 'Dr. Bench',
-        provider_types: '["physician"]',
-        specialty: null,
-        credentials: '[]',
-        status: 'active',
-        provider_endpoint: 'wss://provider.example/agent',
-        provider_public_key: null,
-        notification_url: null,
-        registration_id: null,
-        credential_id: null,
-        credential_digest: null,
-        last_seen_at: null,
-        registry_state: 'unregistered',
-        registry_error: null,
-        created_at: at,
-        updated_at: at,
-      })
-      .execute();
-  } finally {
-    await storage.close();
-  }
-}
-
-/** A fresh directory with the config file; the data goes in `<dir>/data`. */
-function prepareDirectory(config: Record<string, unknown>): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'neuron-bench-mi-'));
-  writeFileSync(path.join(dir, 'neuron.config.json'), JSON.stringify(config, null, 2));
-  return dir;
-}
-
-async function startNeuron(dir: string): Promise<NeuronProcess> {
-  const configFile = path.join(dir, 'neuron.config.json');
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, path.join(ROOT, 'bin', 'neuron.js'), 'start', '--config', configFile], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  try {
-    const handshakeUrl = await waitForHandshakeUrl(child, START_TIMEOUT_MS);
-    return { child, pid: child.pid!, handshakeUrl, dir };
-  } catch (error) {
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
-  }
-}
-
-async function stopNeuron(neuron: NeuronProcess): Promise<void> {
-  if (neuron.child.exitCode === null && neuron.child.signalCode === null) {
-    const exited = new Promise((resolve) => neuron.child.once('exit', resolve));
-    neuron.child.kill('SIGTERM');
-    await exited;
-  }
-  rmSync(neuron.dir, { recursive: true, force: true });
 }
 
 // ---------------------------------------------------------------- PostgreSQL
@@ -200,54 +111,26 @@ async function createDatabase(baseUrl: string): Promise<BenchDatabase> {
   };
 }
 
-// ---------------------------------------------------------------- the client
-
-/** `concurrency` client workers; worker i sends every handshake to urls[i % urls.length], as a least-connections balancer would spread them. */
-async function drive(
-  urls: string[],
-  patients: PreparedPatient[],
-  concurrency: number,
-): Promise<{ latencies: number[]; failures: Record<string, number> }> {
-  const latencies: number[] = [];
-  const failures: Record<string, number> = {};
-  await forEachConcurrently(patients, concurrency, async (patient, worker) => {
-    const began = performance.now();
-    try {
-      await establishRelationship(urls[worker % urls.length]!, {
-        patientAgentId: patient.agentId,
-        keys: patient.keys,
-        endpoint: `wss://${patient.agentId}.example/agent`,
-        consentToken: patient.token,
-        timeoutMs: CLIENT_TIMEOUT_MS,
-      });
-      latencies.push(performance.now() - began);
-    } catch (error) {
-      const code = (error as { code?: string }).code ?? 'UNKNOWN';
-      failures[code] = (failures[code] ?? 0) + 1;
-    }
-  });
-  return { latencies, failures };
-}
+// ---------------------------------------------------------------- the measurement
 
 async function measure(
   setup: string,
   label: string,
   database: 'sqlite' | 'postgres',
-  neurons: NeuronProcess[],
+  neurons: BenchNeuron[],
   count: number,
   warmup: number,
   backendTicks: (() => Promise<Map<number, number>>) | null,
 ): Promise<ComparisonRow> {
   const urls = neurons.map((n) => n.handshakeUrl);
-  for (const [i, url] of urls.entries()) await drive([url], preparePatients(warmup, `${label}-warm${i}`), 10);
+  for (const [i, url] of urls.entries()) await driveHandshakes([url], preparePatients(warmup, `${label}-warm${i}`), 10, CLIENT_TIMEOUT_MS);
   const patients = preparePatients(count, label);
 
   const neuronBefore = neurons.map((n) => cpuTicks(n.pid));
   const backendsBefore = backendTicks ? await backendTicks() : null;
   const clientBefore = process.cpuUsage();
   const began = performance.now();
-  const { latencies, failures } = await drive(urls, patients, CONCURRENCY);
-  const seconds = (performance.now() - began) / 1_000;
+  const figures = batchFigures(await driveHandshakes(urls, patients, CONCURRENCY, CLIENT_TIMEOUT_MS), (performance.now() - began) / 1_000);
   const client = process.cpuUsage(clientBefore);
   const neuronTicks = neurons.reduce((sum, n, i) => sum + cpuTicks(n.pid) - neuronBefore[i]!, 0);
   let databaseTicks: number | null = null;
@@ -256,41 +139,32 @@ async function measure(
     // A backend that connected during the batch started from (about) zero.
     for (const [pid, ticks] of await backendTicks()) databaseTicks += ticks - (backendsBefore.get(pid) ?? 0);
   }
-  latencies.sort((x, y) => x - y);
-  const completed = latencies.length;
-  const perHandshake = (ticks: number): number => cpuMsPer(ticks, completed);
+  const perHandshake = (ticks: number): number => cpuMsPer(ticks, figures.completed);
   return {
     setup,
     instances: neurons.length,
     database,
     concurrency: CONCURRENCY,
     handshakes: count,
-    completed,
-    failed: Object.values(failures).reduce((x, y) => x + y, 0),
-    failures,
-    seconds,
-    perSecond: completed / seconds,
-    p50: percentile(latencies, 50),
-    p95: percentile(latencies, 95),
-    p99: percentile(latencies, 99),
+    ...figures,
     neuronCpuMsPerHandshake: perHandshake(neuronTicks),
     databaseCpuMsPerHandshake: databaseTicks === null ? null : perHandshake(databaseTicks),
-    clientCpuMsPerHandshake: (client.user + client.system) / 1_000 / Math.max(completed, 1),
+    clientCpuMsPerHandshake: (client.user + client.system) / 1_000 / Math.max(figures.completed, 1),
   };
 }
 
 // ---------------------------------------------------------------- the comparison
 
 async function oneOnSqlite(count: number, warmup: number): Promise<ComparisonRow> {
-  const dir = prepareDirectory(neuronConfig(''));
-  let neuron: NeuronProcess | undefined;
+  const dir = prepareBenchDirectory(neuronConfig(''));
+  let neuron: BenchNeuron | undefined;
   try {
     // The provider row goes straight into the file the Neuron will open.
-    await insertProvider('', path.join(dir, 'data', 'neuron.sqlite'));
-    neuron = await startNeuron(dir);
+    await insertBenchProvider('', path.join(dir, 'data', 'neuron.sqlite'));
+    neuron = await startBenchNeuron(dir);
     return await measure('one instance, SQLite (WAL, synchronous=FULL)', 'sqlite1', 'sqlite', [neuron], count, warmup, null);
   } finally {
-    if (neuron) await stopNeuron(neuron);
+    if (neuron) await stopBenchNeuron(neuron);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -306,15 +180,15 @@ async function describeServer(url: string): Promise<string> {
 
 async function twoOnPostgres(baseUrl: string, count: number, warmup: number): Promise<ComparisonRow> {
   const database = await createDatabase(baseUrl);
-  const neurons: NeuronProcess[] = [];
+  const neurons: BenchNeuron[] = [];
   try {
     const server = await describeServer(database.url);
-    await insertProvider(database.url, '');
+    await insertBenchProvider(database.url, '');
     const config = neuronConfig(database.url);
-    neurons.push(await startNeuron(prepareDirectory(config)), await startNeuron(prepareDirectory(config)));
+    neurons.push(await startBenchNeuron(prepareBenchDirectory(config)), await startBenchNeuron(prepareBenchDirectory(config)));
     return await measure(`two instances, ${server}`, 'postgres2', 'postgres', neurons, count, warmup, () => database.backendTicks());
   } finally {
-    await Promise.all(neurons.map((n) => stopNeuron(n)));
+    await Promise.all(neurons.map((n) => stopBenchNeuron(n)));
     await database.drop();
   }
 }

@@ -33,30 +33,27 @@
  * BENCH_PROFILE_DIR=<dir> in the environment writes a CPU profile of each Neuron there.
  * Linux only (reads /proc).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import {
-  PROVIDER_NPI,
-  ROOT,
   SERVER_NODE_FLAGS,
+  batchFigures,
   benchNeuronConfig,
   cpuMsPer,
   cpuTicks,
-  forEachConcurrently,
+  driveHandshakes,
+  insertBenchProvider,
   memoryKb,
-  neuronNodeArgs,
-  percentile,
+  prepareBenchDirectory,
   preparePatients,
-  stopProcess,
-  waitForHandshakeUrl,
-  type PreparedPatient,
+  startBenchNeuron,
+  stopBenchNeuron,
+  type BatchFigures,
+  type BenchNeuron,
 } from './common.ts';
 import { floorTable, runFloor, type FloorResult } from './floor.ts';
-import { establishRelationship } from 'neuron-careagent-client';
 import BetterSqlite3 from 'better-sqlite3';
-import { openStorage } from '../src/foundation/storage/index.ts';
 import { comparisonTable, runInstanceComparison, type Comparison } from './multi-instance.ts';
 import { ONE_ADDRESS_FOR_EVERYONE } from '../stress/common.ts';
 import { runPinned } from './pinned.ts';
@@ -101,16 +98,8 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-interface Result {
+interface Result extends BatchFigures {
   scenario: Scenario;
-  completed: number;
-  failed: number;
-  failures: Record<string, number>;
-  seconds: number;
-  perSecond: number;
-  p50: number;
-  p95: number;
-  p99: number;
   serverCpuMsPerHandshake: number;
   /** Including the outbox worker's handling of the provider notices, measured until they are all handled. */
   serverCpuMsWithNotices: number;
@@ -122,95 +111,27 @@ interface Result {
 
 // ---------------------------------------------------------------- the Neuron under test
 
-interface Server {
-  child: ChildProcess;
-  pid: number;
-  handshakeUrl: string;
-  dir: string;
-}
-
-async function startServer(scenario: Scenario): Promise<Server> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'neuron-bench-'));
-  const configFile = path.join(dir, 'neuron.config.json');
-  writeFileSync(
-    configFile,
-    JSON.stringify(
-      {
-        // Every patient of the bench connects from 127.0.0.1: the per-address cap is lifted so that one
-        // address can stand for thousands of patients (as in the stress run).
-        ...benchNeuronConfig({
-          max_concurrent_handshakes: scenario.ceiling,
-          max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE,
-          ...scenario.handshakeConfig,
-        }),
-        ...extraConfig,
-      },
-      null,
-      2,
-    ),
-  );
-
+async function startServer(scenario: Scenario): Promise<BenchNeuron> {
+  const dir = prepareBenchDirectory({
+    // Every patient of the bench connects from 127.0.0.1: the per-address cap is lifted so that one
+    // address can stand for thousands of patients (as in the stress run).
+    ...benchNeuronConfig({
+      max_concurrent_handshakes: scenario.ceiling,
+      max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE,
+      ...scenario.handshakeConfig,
+    }),
+    ...extraConfig,
+  });
   // The provider row goes straight into the database the Neuron will open.
-  const storage = await openStorage({
-    url: '',
-    sqliteFile: path.join(dir, 'data', 'neuron.sqlite'),
-    sqliteSynchronous: 'FULL',
-    busyTimeoutMs: 5_000,
-    poolMax: 1,
-  });
-  await storage.migrate();
-  const at = new Date().toISOString();
-  await storage.db
-    .insertInto('providers')
-    .values({
-      npi: PROVIDER_NPI,
-      name: 'Dr. Bench',
-      provider_types: '["physician"]',
-      specialty: null,
-      credentials: '[]',
-      status: 'active',
-      provider_endpoint: 'wss://provider.example/agent',
-      provider_public_key: null,
-      notification_url: null,
-      registration_id: null,
-      credential_id: null,
-      credential_digest: null,
-      last_seen_at: null,
-      registry_state: 'unregistered',
-      registry_error: null,
-      created_at: at,
-      updated_at: at,
-    })
-    .execute();
-  await storage.close();
-
-  const child = spawn(process.execPath, [...neuronNodeArgs(), path.join(ROOT, 'bin', 'neuron.js'), 'start', '--config', configFile], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // NODE_DEBUG=neuron: bin/neuron.js says whether it runs the build in dist/ or the sources.
-    env: { ...process.env, NO_COLOR: '1', NODE_DEBUG: [process.env['NODE_DEBUG'], 'neuron'].filter(Boolean).join(',') },
-  });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    if (/through tsx/.test(chunk.toString())) {
-      process.stderr.write(
-        "\nwarning: the Neuron runs its sources through tsx (dist/ missing or older than src/; run `npm run build`): its memory is not the compiled build's\n",
-      );
-    }
-  });
-  const handshakeUrl = await waitForHandshakeUrl(child, 60_000);
-  return { child, pid: child.pid!, handshakeUrl, dir };
-}
-
-async function stopServer(server: Server): Promise<void> {
-  await stopProcess(server.child);
-  rmSync(server.dir, { recursive: true, force: true });
+  await insertBenchProvider('', path.join(dir, 'data', 'neuron.sqlite'));
+  return await startBenchNeuron(dir);
 }
 
 /** Most time to wait for the outbox worker to handle the notices of the batch (it takes seconds). */
 const DRAIN_TIMEOUT_MS = 60_000;
 
 /** Waits until no outbox row is due (the worker has handled, or held for a pull, every notice). */
-async function waitForOutboxDrain(server: Server): Promise<number> {
+async function waitForOutboxDrain(server: BenchNeuron): Promise<number> {
   const began = performance.now();
   const reader = new BetterSqlite3(path.join(server.dir, 'data', 'neuron.sqlite'), { readonly: true, fileMustExist: true });
   try {
@@ -226,49 +147,6 @@ async function waitForOutboxDrain(server: Server): Promise<number> {
   return (performance.now() - began) / 1_000;
 }
 
-// ---------------------------------------------------------------- the patients
-
-async function handshake(url: string, patient: PreparedPatient): Promise<number> {
-  const began = performance.now();
-  await establishRelationship(url, {
-    patientAgentId: patient.agentId,
-    keys: patient.keys,
-    endpoint: `wss://${patient.agentId}.example/agent`,
-    consentToken: patient.token,
-    timeoutMs: CLIENT_TIMEOUT_MS,
-  });
-  return performance.now() - began;
-}
-
-async function drive(
-  url: string,
-  patients: PreparedPatient[],
-  concurrency: number,
-): Promise<{ latencies: number[]; failures: Record<string, number> }> {
-  const latencies: number[] = [];
-  const failures: Record<string, number> = {};
-  const one = async (patient: PreparedPatient): Promise<void> => {
-    try {
-      latencies.push(await handshake(url, patient));
-    } catch (error) {
-      const failure = error as { code?: string; cause?: { code?: string } };
-      const code = `${failure.code ?? 'UNKNOWN'}${failure.cause?.code ? `/${failure.cause.code}` : ''}`;
-      failures[code] = (failures[code] ?? 0) + 1;
-    }
-  };
-  // A line every 15 s on long runs, so a stall is visible while it happens.
-  const progress = setInterval(
-    () => process.stderr.write(`[${latencies.length} done, ${Object.values(failures).reduce((a, b) => a + b, 0)} failed] `),
-    15_000,
-  );
-  try {
-    await forEachConcurrently(patients, concurrency, one);
-  } finally {
-    clearInterval(progress);
-  }
-  return { latencies, failures };
-}
-
 async function runScenario(scenario: Scenario, scale: number): Promise<Result> {
   const count = Math.max(10, Math.round(scenario.handshakes * scale));
   process.stderr.write(`\n${scenario.name}: ${count} handshakes, concurrency ${scenario.concurrency}, ceiling ${scenario.ceiling} ... `);
@@ -277,14 +155,19 @@ async function runScenario(scenario: Scenario, scale: number): Promise<Result> {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const idleRssMb = memoryKb(server.pid, 'VmRSS') / 1024;
     const warmup = preparePatients(Math.max(10, Math.round(WARMUP_HANDSHAKES * scale)), `${scenario.name}-warm`);
-    await drive(server.handshakeUrl, warmup, 10);
+    await driveHandshakes([server.handshakeUrl], warmup, 10, CLIENT_TIMEOUT_MS);
     await waitForOutboxDrain(server);
     const patients = preparePatients(count, scenario.name);
 
     const ticksBefore = cpuTicks(server.pid);
     const began = performance.now();
-    const { latencies, failures } = await drive(server.handshakeUrl, patients, scenario.simultaneous ? count : scenario.concurrency);
-    const seconds = (performance.now() - began) / 1_000;
+    const batch = await driveHandshakes(
+      [server.handshakeUrl],
+      patients,
+      scenario.simultaneous ? count : scenario.concurrency,
+      CLIENT_TIMEOUT_MS,
+    );
+    const figures = batchFigures(batch, (performance.now() - began) / 1_000);
     const ticks = cpuTicks(server.pid) - ticksBefore;
     // The outbox worker handles each new relationship's provider notice after the handshake; let
     // it catch up so the second CPU figure covers all the work a handshake causes.
@@ -292,30 +175,21 @@ async function runScenario(scenario: Scenario, scale: number): Promise<Result> {
     const ticksWithNotices = cpuTicks(server.pid) - ticksBefore;
     const peakRssMb = memoryKb(server.pid, 'VmHWM') / 1024;
 
-    latencies.sort((a, b) => a - b);
-    const failed = Object.values(failures).reduce((a, b) => a + b, 0);
     const result: Result = {
       scenario,
-      completed: latencies.length,
-      failed,
-      failures,
-      seconds,
-      perSecond: latencies.length / seconds,
-      p50: percentile(latencies, 50),
-      p95: percentile(latencies, 95),
-      p99: percentile(latencies, 99),
-      serverCpuMsPerHandshake: cpuMsPer(ticks, latencies.length),
-      serverCpuMsWithNotices: cpuMsPer(ticksWithNotices, latencies.length),
+      ...figures,
+      serverCpuMsPerHandshake: cpuMsPer(ticks, figures.completed),
+      serverCpuMsWithNotices: cpuMsPer(ticksWithNotices, figures.completed),
       drainSeconds,
       peakRssMb,
       idleRssMb,
     };
     process.stderr.write(
-      `${result.perSecond.toFixed(0)}/s, outbox drained ${drainSeconds.toFixed(1)} s later${failed > 0 ? `, ${failed} FAILED ${JSON.stringify(failures)}` : ''}\n`,
+      `${result.perSecond.toFixed(0)}/s, outbox drained ${drainSeconds.toFixed(1)} s later${result.failed > 0 ? `, ${result.failed} FAILED ${JSON.stringify(result.failures)}` : ''}\n`,
     );
     return result;
   } finally {
-    await stopServer(server);
+    await stopBenchNeuron(server);
   }
 }
 

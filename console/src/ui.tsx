@@ -167,7 +167,8 @@ export function Field(props: { label: string; hint?: string; children: JSX.Eleme
 
 /**
  * An action that needs a reason (suspend, terminate, block): the button opens a small form, the
- * reason is required, and the action runs only when the form is submitted.
+ * reason is required, and the action runs only when the form is submitted. Cancel or Escape
+ * closes the form and puts keyboard focus back on the button that opened it.
  */
 export function ReasonAction(props: { label: string; danger?: boolean; onSubmit: (reason: string) => Promise<void> }) {
   const [open, setOpen] = useState(false);
@@ -175,15 +176,31 @@ export function ReasonAction(props: { label: string; danger?: boolean; onSubmit:
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const input = useRef<HTMLInputElement>(null);
+  const opener = useRef<HTMLButtonElement>(null);
+  // Set by cancel: the button exists again only after the render that closes the form.
+  const refocusOpener = useRef(false);
   useEffect(() => {
     if (open) input.current?.focus();
+    else if (refocusOpener.current) {
+      refocusOpener.current = false;
+      opener.current?.focus();
+    }
   }, [open]);
   if (!open)
     return (
-      <button type="button" class={`button button-small${props.danger ? ' button-danger' : ''}`} onClick={() => setOpen(true)}>
+      <button type="button" ref={opener} class={`button button-small${props.danger ? ' button-danger' : ''}`} onClick={() => setOpen(true)}>
         {props.label}
       </button>
     );
+  const cancel = () => {
+    refocusOpener.current = true;
+    setOpen(false);
+  };
+  const cancelOnEscape = (event: KeyboardEvent) => {
+    if (event.key !== 'Escape') return;
+    event.preventDefault();
+    cancel();
+  };
   const submit = async (event: Event) => {
     event.preventDefault();
     setBusy(true);
@@ -199,7 +216,7 @@ export function ReasonAction(props: { label: string; danger?: boolean; onSubmit:
     }
   };
   return (
-    <form class="reason-form" onSubmit={submit}>
+    <form class="reason-form" onSubmit={submit} onKeyDown={cancelOnEscape}>
       <Field label={`Reason to ${props.label.toLowerCase()}`} hint="Kept in the audit log. No clinical details.">
         <input ref={input} required maxLength={500} value={reason} onInput={(event) => setReason(event.currentTarget.value)} />
       </Field>
@@ -211,7 +228,7 @@ export function ReasonAction(props: { label: string; danger?: boolean; onSubmit:
         >
           {props.label}
         </button>
-        <button type="button" class="button button-small button-quiet" onClick={() => setOpen(false)}>
+        <button type="button" class="button button-small button-quiet" onClick={cancel}>
           Cancel
         </button>
       </div>

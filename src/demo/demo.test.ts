@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { runDemo } from './run.ts';
 import { createNeuron } from '../main.ts';
-import { runNeuronCli } from '../../test/hardening/process.ts';
+import { runNeuronCli } from '../../test/helpers/cli.ts';
 
 test('the demo establishes a relationship, then gets `existing`, and leaves nothing behind', async () => {
   const lines: string[] = [];

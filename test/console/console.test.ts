@@ -132,7 +132,14 @@ describe('the operator console in a browser', () => {
     await signIn(page, ADMIN);
     await goTo(page, 'Relationships');
     const card = page.locator('article').filter({ hasText: 'console-patient-alpha' });
+    // Escape closes the reason form as Cancel does, and focus goes back to the button that opened it.
     await card.getByRole('button', { name: 'Suspend' }).click();
+    await card.locator('input:focus').waitFor();
+    await page.keyboard.press('Escape');
+    await card.locator('form.reason-form').waitFor({ state: 'detached' });
+    await card.locator('button:focus', { hasText: 'Suspend' }).waitFor();
+    assert.equal(await card.locator('.badge').textContent(), 'active', 'nothing was suspended');
+    await page.keyboard.press('Enter');
     await card.getByLabel('Reason to suspend').fill('patient asked for a pause');
     await card.getByRole('button', { name: 'Suspend' }).click();
     await card.getByText('patient asked for a pause').waitFor();

@@ -13,7 +13,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { insertProvider, startTestNeuron, type TestNeuron } from '../helpers/neuron.ts';
+import { startNeuronWithProvider, type TestNeuron } from '../helpers/neuron.ts';
 import { auditEntries, eventually } from '../helpers/records.ts';
 import {
   authenticate,
@@ -31,10 +31,8 @@ const CLIENT_A = '203.0.113.10';
 const CLIENT_B = '198.51.100.20';
 const TRUST_LOOPBACK = { trusted_proxies: ['127.0.0.1'] };
 
-async function handshakeNeuron(handshake: Record<string, number>, server: Record<string, unknown> = {}): Promise<TestNeuron> {
-  const t = await startTestNeuron({ config: { handshake, server } });
-  await insertProvider(t.neuron, { npi: PROVIDER });
-  return t;
+function handshakeNeuron(handshake: Record<string, number>, server: Record<string, unknown> = {}): Promise<TestNeuron> {
+  return startNeuronWithProvider({ npi: PROVIDER }, { config: { handshake, server } });
 }
 
 const addressLoad = (t: TestNeuron) => t.neuron.handshake.addressLoad();

@@ -38,7 +38,8 @@ import {
 } from 'neuron-careagent-client';
 import { verifyProviderNotice } from '../../src/domains/outbox/signing.ts';
 import { Prng } from './fuzz.ts';
-import { killHard, runNeuronCli, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from './process.ts';
+import { killHard, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from './process.ts';
+import { runNeuronCli } from '../helpers/cli.ts';
 
 export const CRASH_PROVIDER_NPI = '1679576722';
 

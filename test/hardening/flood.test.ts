@@ -8,8 +8,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createConsentToken, establishRelationship, HandshakeError, type RelationshipResult } from 'neuron-careagent-client';
-import { insertProvider, startTestNeuron, type TestNeuron } from '../helpers/neuron.ts';
+import { HandshakeError, type RelationshipResult } from 'neuron-careagent-client';
+import { startNeuronWithProvider, type TestNeuron } from '../helpers/neuron.ts';
+import { establishAs } from '../helpers/providers.ts';
 import { eventually, writtenFor } from '../helpers/records.ts';
 import { newPatient, openRaw, type Patient } from '../helpers/raw-handshake.ts';
 
@@ -22,25 +23,15 @@ const PATIENTS = 60;
 let t: TestNeuron;
 
 before(async () => {
-  t = await startTestNeuron({
-    config: { handshake: { max_concurrent_handshakes: CEILING, max_queued: MAX_QUEUED, retry_after_seconds: RETRY_AFTER_SECONDS } },
-  });
-  await insertProvider(t.neuron, { npi: PROVIDER });
+  t = await startNeuronWithProvider(
+    { npi: PROVIDER },
+    { config: { handshake: { max_concurrent_handshakes: CEILING, max_queued: MAX_QUEUED, retry_after_seconds: RETRY_AFTER_SECONDS } } },
+  );
 });
 after(async () => t.stop());
 
 function establish(patient: Patient): Promise<RelationshipResult> {
-  const consentToken = createConsentToken(
-    { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
-    patient.keys,
-  );
-  return establishRelationship(t.handshakeUrl, {
-    patientAgentId: patient.agentId,
-    keys: patient.keys,
-    endpoint: patient.endpoint,
-    consentToken,
-    timeoutMs: 60_000,
-  });
+  return establishAs(t.handshakeUrl, patient, PROVIDER, { timeoutMs: 60_000 });
 }
 
 test(`${PATIENTS} patients at ceiling ${CEILING} with room for ${MAX_QUEUED} in the queue: the overflow gets 503 + Retry-After, the rest complete`, async () => {

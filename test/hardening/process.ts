@@ -1,7 +1,7 @@
 /**
  * A Neuron as its own operating-system process, the way an operator runs it
  * (`node bin/neuron.js start --config <file>`), for the crash test and the stress run: start it,
- * find it through its PID file, kill it hard, run the CLI against its data.
+ * find it through its PID file, kill it hard (the CLI against its data: test/helpers/cli.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { runProcess, type ProcessResult } from '../helpers/run-process.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(ROOT, 'bin', 'neuron.js');
@@ -119,11 +118,6 @@ export async function stopNeuronProcess(neuron: NeuronProcess): Promise<number |
   if (neuron.child.exitCode === null && neuron.child.signalCode === null) neuron.child.kill('SIGTERM');
   const { code } = await neuron.exited;
   return code;
-}
-
-/** Runs the `neuron` command line against a config file. */
-export function runNeuronCli(configFile: string, args: string[]): Promise<ProcessResult> {
-  return runProcess(process.execPath, [BIN, '--config', configFile, ...args], { env: { ...process.env, NO_COLOR: '1' } });
 }
 
 /** Resident set size and its high-water mark of a process, in KiB (Linux /proc). */

@@ -9,8 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import WebSocket from 'ws';
-import { createConsentToken, establishRelationship } from 'neuron-careagent-client';
-import { insertProvider, startTestNeuron, type TestNeuron } from '../helpers/neuron.ts';
+import { startNeuronWithProvider, type TestNeuron } from '../helpers/neuron.ts';
+import { establishAs } from '../helpers/providers.ts';
 import { auditEntries, eventually } from '../helpers/records.ts';
 import { authMessage, newPatient, type Patient } from '../helpers/raw-handshake.ts';
 import { FrameReader, wsFrame } from './fuzz.ts';
@@ -33,20 +33,22 @@ let t: TestNeuron;
 let run = 0;
 
 before(async () => {
-  t = await startTestNeuron({
-    config: {
-      // Every client here shares 127.0.0.1; this suite is about deadlines, so the per-address cap
-      // (covered by client-limits.test.ts) is raised above the 205 connections it opens at once.
-      handshake: {
-        max_concurrent_handshakes: CEILING,
-        auth_timeout_ms: AUTH_TIMEOUT_MS,
-        challenge_timeout_ms: CHALLENGE_TIMEOUT_MS,
-        max_pending_per_address: 1_000,
+  t = await startNeuronWithProvider(
+    { npi: PROVIDER },
+    {
+      config: {
+        // Every client here shares 127.0.0.1; this suite is about deadlines, so the per-address cap
+        // (covered by client-limits.test.ts) is raised above the 205 connections it opens at once.
+        handshake: {
+          max_concurrent_handshakes: CEILING,
+          auth_timeout_ms: AUTH_TIMEOUT_MS,
+          challenge_timeout_ms: CHALLENGE_TIMEOUT_MS,
+          max_pending_per_address: 1_000,
+        },
+        server: { request_timeout_ms: REQUEST_TIMEOUT_MS },
       },
-      server: { request_timeout_ms: REQUEST_TIMEOUT_MS },
     },
-  });
-  await insertProvider(t.neuron, { npi: PROVIDER });
+  );
 });
 after(async () => t.stop());
 
@@ -86,17 +88,7 @@ function idleClient(patient: Patient | null): Promise<IdleResult> {
 }
 
 function legit(patient: Patient) {
-  const consentToken = createConsentToken(
-    { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
-    patient.keys,
-  );
-  return establishRelationship(t.handshakeUrl, {
-    patientAgentId: patient.agentId,
-    keys: patient.keys,
-    endpoint: patient.endpoint,
-    consentToken,
-    timeoutMs: 60_000,
-  });
+  return establishAs(t.handshakeUrl, patient, PROVIDER, { timeoutMs: 60_000 });
 }
 
 function assertTimedOut(result: IdleResult, label: string): void {

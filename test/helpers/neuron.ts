@@ -10,6 +10,9 @@
  *
  * Restart on the same data: `await t.stop({ keepData: true })` then
  * `startTestNeuron({ dataDir: t.dataDir })`.
+ *
+ * Most handshake tests start from one provider on the roster, on each test backend:
+ *   const t = await startNeuronWithProvider({ npi: '1679576722' }, { backend });
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +20,7 @@ import path from 'node:path';
 import { loadConfig } from '../../src/foundation/config/index.ts';
 import { createNeuron, type Neuron, type NeuronOptions } from '../../src/main.ts';
 import { isoNow } from '../../src/foundation/storage/index.ts';
+import type { TestBackend } from './databases.ts';
 
 /** Config sections to merge over the test defaults (one level deep per section). */
 export type ConfigOverrides = Record<string, unknown>;
@@ -142,4 +146,37 @@ export async function insertProvider(neuron: Neuron, provider: TestProvider): Pr
 /** Changes a provider's status directly, as the CLI or another instance would. */
 export async function setProviderStatus(neuron: Neuron, npi: string, status: 'pending' | 'active' | 'suspended'): Promise<void> {
   await neuron.storage.db.updateTable('providers').set({ status, updated_at: isoNow() }).where('npi', '=', npi).execute();
+}
+
+/**
+ * startTestNeuron with `provider` on its roster: what a handshake test starts from. With a
+ * PostgreSQL `backend` the Neuron stores in a fresh schema of its own, dropped by stop() (unless
+ * keepData); otherwise (no backend, or SQLite) in its own file in its data directory.
+ */
+export async function startNeuronWithProvider(
+  provider: TestProvider,
+  options: StartTestNeuronOptions & { backend?: TestBackend } = {},
+): Promise<TestNeuron> {
+  const { backend, ...startOptions } = options;
+  const database = backend?.name === 'postgres' ? await backend.open() : undefined;
+  let t: TestNeuron | undefined;
+  try {
+    t = await startTestNeuron(
+      database ? { ...startOptions, config: { ...startOptions.config, storage: { url: database.options.url } } } : startOptions,
+    );
+    await insertProvider(t.neuron, provider);
+  } catch (error) {
+    await t?.stop();
+    await database?.close();
+    throw error;
+  }
+  if (database === undefined) return t;
+  const started = t;
+  return {
+    ...started,
+    async stop(stopOptions = {}) {
+      await started.stop(stopOptions);
+      if (!stopOptions.keepData) await database.close();
+    },
+  };
 }

@@ -8,7 +8,14 @@ import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'nod
 import type { AddressInfo } from 'node:net';
 import { ApiKeyService } from '../../src/domains/api-keys/service.ts';
 import type { Scope } from '../../src/foundation/rest/principal.ts';
-import { createConsentToken, establishRelationship, generatePatientKeys, type RelationshipResult } from 'neuron-careagent-client';
+import {
+  createConsentToken,
+  establishRelationship,
+  type ConsentDialect,
+  type EstablishOptions,
+  type RelationshipResult,
+} from 'neuron-careagent-client';
+import { newPatient, type Patient } from './raw-handshake.ts';
 import type { Neuron } from '../../src/main.ts';
 
 export interface ReceivedRequest {
@@ -93,9 +100,38 @@ export async function createApiKey(neuron: Neuron, scopes: Scope[], label = `tes
   return key;
 }
 
+/** What establishAs passes on to establishRelationship, besides the patient and its consent. */
+export type EstablishExtras = Omit<EstablishOptions, 'patientAgentId' | 'keys' | 'endpoint' | 'consentToken'>;
+
+/**
+ * `patient` completes a real handshake (the client library) with provider `providerNpi` of the
+ * Neuron at `handshakeUrl`, with a fresh consent token for `consent.actions` (office_visit unless
+ * given) in `consent.dialect` (A unless given); `extras` go to establishRelationship as they are.
+ */
+export function establishAs(
+  handshakeUrl: string,
+  patient: Patient,
+  providerNpi: string,
+  extras: EstablishExtras = {},
+  consent: { actions?: string[]; dialect?: ConsentDialect } = {},
+): Promise<RelationshipResult> {
+  const consentToken = createConsentToken(
+    { patientAgentId: patient.agentId, providerNpi, consentedActions: consent.actions ?? ['office_visit'] },
+    patient.keys,
+    consent.dialect ?? 'A',
+  );
+  return establishRelationship(handshakeUrl, {
+    patientAgentId: patient.agentId,
+    keys: patient.keys,
+    endpoint: patient.endpoint,
+    consentToken,
+    ...extras,
+  });
+}
+
 let patientCounter = 0;
 
-/** A patient CareAgent completing a real handshake with a provider of this Neuron. */
+/** A new patient CareAgent completing a real handshake with a provider of this Neuron. */
 export async function connectPatient(
   handshakeUrl: string,
   providerNpi: string,
@@ -103,16 +139,8 @@ export async function connectPatient(
   label = 'patient',
 ): Promise<RelationshipResult & { patientAgentId: string }> {
   patientCounter += 1;
-  const patientAgentId = `${label}-${process.pid}-${patientCounter}`;
-  const keys = generatePatientKeys();
-  const consentToken = createConsentToken({ patientAgentId, providerNpi, consentedActions: actions }, keys);
-  const result = await establishRelationship(handshakeUrl, {
-    patientAgentId,
-    keys,
-    endpoint: `wss://${patientAgentId}.patients.example/agent`,
-    consentToken,
-  });
-  return { ...result, patientAgentId };
+  const patient = newPatient(`${label}-${process.pid}-${patientCounter}`);
+  return { ...(await establishAs(handshakeUrl, patient, providerNpi, {}, { actions })), patientAgentId: patient.agentId };
 }
 
 /** Polls `check` until it holds; generous deadlines, no speed assertions. */

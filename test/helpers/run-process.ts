@@ -1,6 +1,6 @@
 /**
  * Runs a command as a real process and collects what it printed: the one way the tests run the
- * `neuron` command line (test/hardening/process.ts, test/presence/harness.ts) and shell scripts
+ * `neuron` command line (test/helpers/cli.ts, test/presence/harness.ts) and shell scripts
  * (src/composition/docs.test.ts). Asynchronous, so servers in the test process keep answering meanwhile.
  */
 import { spawn } from 'node:child_process';

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { HandshakeError, type RelationshipResult } from 'neuron-careagent-client';
 import { POSTGRES_URL_VARIABLE, skipWithoutPostgres } from '../helpers/databases.ts';
-import { runNeuronCli } from '../hardening/process.ts';
+import { runNeuronCli } from '../helpers/cli.ts';
 import { startFakeRegistry, type FakeRegistry } from '../fakes/fake-registry.ts';
 import {
   api,

@@ -9,11 +9,13 @@ import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import BetterSqlite3 from 'better-sqlite3';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStorage, StorageError, type Db, type Storage } from '../../src/foundation/storage/index.ts';
+import type { Dialect } from '../../src/foundation/storage/types.ts';
 import { MigrationError, pendingMigrations, runMigrations } from '../../src/foundation/storage/migrate.ts';
+import { MIGRATIONS } from '../../src/foundation/storage/migration-list.ts';
 import { POSTGRES_URL_VARIABLE, testDatabases } from '../helpers/databases.ts';
 
 const EXPECTED_TABLES = [
@@ -54,29 +56,40 @@ function block(patientAgentId: string): { patient_agent_id: string; reason: null
   return { patient_agent_id: patientAgentId, reason: null, blocked_by: 'test', created_at: '2026-01-01T00:00:00.000Z' };
 }
 
+/** The steps of one dialect, in the order they run; the test below pins that list by name, once. */
+function everyMigration(dialect: Dialect): string[] {
+  return Object.keys(MIGRATIONS[dialect]);
+}
+
+describe('storage (migration list)', () => {
+  it('both dialects run the same steps, in this order, one for each migration file', () => {
+    // The one place that spells the names: a step missing, misnamed or out of order fails here.
+    const expected = [
+      '001_initial',
+      '002_one_active_organization_key',
+      '003_relationships_by_patient',
+      '004_audit_tree',
+      '005_roster_capabilities_and_key_blocks',
+      '006_console_operators',
+      '007_audit_by_relationship',
+    ];
+    for (const dialect of ['sqlite', 'postgres'] as const) {
+      assert.deepEqual(everyMigration(dialect), expected, dialect);
+      const files = readdirSync(new URL(`../../src/foundation/storage/migrations/${dialect}/`, import.meta.url))
+        .map((file) => file.replace(/\.ts$/, ''))
+        .sort();
+      assert.deepEqual(files, expected, `${dialect}: the files on disk`);
+    }
+  });
+});
+
 for (const backend of testDatabases()) {
   describe(`storage (${backend.name})`, () => {
     it('migrations apply once, create every table, and leave nothing pending', async (t) => {
       const { storage } = await backend.open(t, { migrate: false });
-      assert.deepEqual(await storage.pendingMigrations(), [
-        '001_initial',
-        '002_one_active_organization_key',
-        '003_relationships_by_patient',
-        '004_audit_tree',
-        '005_roster_capabilities_and_key_blocks',
-        '006_console_operators',
-        '007_audit_by_relationship',
-      ]);
+      assert.deepEqual(await storage.pendingMigrations(), everyMigration(backend.name));
       assert.deepEqual(await storage.migrate(), {
-        applied: [
-          '001_initial',
-          '002_one_active_organization_key',
-          '003_relationships_by_patient',
-          '004_audit_tree',
-          '005_roster_capabilities_and_key_blocks',
-          '006_console_operators',
-          '007_audit_by_relationship',
-        ],
+        applied: everyMigration(backend.name),
       });
       assert.deepEqual(await storage.pendingMigrations(), []);
       assert.deepEqual(await storage.migrate(), { applied: [] }, 'a second run applies nothing');
@@ -504,35 +517,11 @@ if (postgresUrl) {
       const first = await postgres.open(t, { migrate: false });
       const second = await postgres.open(t, { migrate: false });
       assert.deepEqual(await first.storage.migrate(), {
-        applied: [
-          '001_initial',
-          '002_one_active_organization_key',
-          '003_relationships_by_patient',
-          '004_audit_tree',
-          '005_roster_capabilities_and_key_blocks',
-          '006_console_operators',
-          '007_audit_by_relationship',
-        ],
+        applied: everyMigration('postgres'),
       });
-      assert.deepEqual(await second.storage.pendingMigrations(), [
-        '001_initial',
-        '002_one_active_organization_key',
-        '003_relationships_by_patient',
-        '004_audit_tree',
-        '005_roster_capabilities_and_key_blocks',
-        '006_console_operators',
-        '007_audit_by_relationship',
-      ]);
+      assert.deepEqual(await second.storage.pendingMigrations(), everyMigration('postgres'));
       assert.deepEqual(await second.storage.migrate(), {
-        applied: [
-          '001_initial',
-          '002_one_active_organization_key',
-          '003_relationships_by_patient',
-          '004_audit_tree',
-          '005_roster_capabilities_and_key_blocks',
-          '006_console_operators',
-          '007_audit_by_relationship',
-        ],
+        applied: everyMigration('postgres'),
       });
       assert.deepEqual(await second.storage.pendingMigrations(), []);
     });
@@ -543,15 +532,7 @@ if (postgresUrl) {
       const results = await Promise.all(peers.map((p) => p.migrate()));
       assert.deepEqual(
         results.flatMap((r) => r.applied),
-        [
-          '001_initial',
-          '002_one_active_organization_key',
-          '003_relationships_by_patient',
-          '004_audit_tree',
-          '005_roster_capabilities_and_key_blocks',
-          '006_console_operators',
-          '007_audit_by_relationship',
-        ],
+        everyMigration('postgres'),
       );
       for (const p of peers) assert.deepEqual(await p.pendingMigrations(), []);
     });

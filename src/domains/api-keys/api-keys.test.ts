@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { openStorage } from '../../foundation/storage/index.ts';
 import { API_KEY_PREFIX, generateApiKey, newKeyId, parseApiKey, secretDigest, secretMatches } from './format.ts';
 import { assertProblem, startApiNeuron, type ApiTestNeuron } from '../../../test/helpers/api.ts';
-import { runNeuronCli as runCli } from '../../../test/hardening/process.ts';
+import { runNeuronCli as runCli } from '../../../test/helpers/cli.ts';
 import { withLastCharacterChanged } from '../../../test/helpers/tamper.ts';
 
 describe('API key format', () => {

@@ -4,48 +4,28 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openStorage } from '../../foundation/storage/index.ts';
 import { isBlocked } from './store.ts';
+import { runNeuronCli, temporaryCliConfig, type CliConfig } from '../../../test/helpers/cli.ts';
+import type { ProcessResult } from '../../../test/helpers/run-process.ts';
 
-const BIN = fileURLToPath(new URL('../../../bin/neuron.js', import.meta.url));
 const AGENT = 'patient-agent-blocked-1';
 
-function neuron(configFile: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, '--config', configFile, ...args],
-      { env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const neuron = (configFile: string, ...args: string[]): Promise<ProcessResult> => runNeuronCli(configFile, args);
 
 describe('neuron block (CLI)', () => {
+  let cli: CliConfig;
   let dir: string;
   let config: string;
 
   before(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'neuron-block-cli-'));
-    config = path.join(dir, 'neuron.config.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        organization: { name: 'CLI Practice', npi: '1245319599' },
-        data_dir: './data',
-        discovery: { enabled: false },
-        logging: { level: 'silent' },
-      }),
-    );
+    cli = temporaryCliConfig('neuron-block-cli-');
+    dir = cli.dir;
+    config = cli.configFile;
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => cli.remove());
 
   test('bad input exits 2 and writes nothing', async () => {
     const bad = await neuron(config, 'block', 'add', 'has space', '--reason', 'line\u0007bell');

@@ -7,8 +7,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { createConsentToken, establishRelationship, HandshakeError } from 'neuron-careagent-client';
-import { insertProvider, startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
+import { HandshakeError } from 'neuron-careagent-client';
+import { startNeuronWithProvider, startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
+import { establishAs } from '../../../test/helpers/providers.ts';
 import { auditEntries, eventually, writtenFor } from '../../../test/helpers/records.ts';
 import {
   authenticate,
@@ -23,24 +24,12 @@ import {
 
 const PROVIDER = '1679576722';
 
-async function neuronWith(handshake: Record<string, number>): Promise<TestNeuron> {
-  const t = await startTestNeuron({ config: { handshake } });
-  await insertProvider(t.neuron, { npi: PROVIDER });
-  return t;
+function neuronWith(handshake: Record<string, number>): Promise<TestNeuron> {
+  return startNeuronWithProvider({ npi: PROVIDER }, { config: { handshake } });
 }
 
 function establish(t: TestNeuron, patient: Patient, timeoutMs?: number) {
-  const consentToken = createConsentToken(
-    { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
-    patient.keys,
-  );
-  return establishRelationship(t.handshakeUrl, {
-    patientAgentId: patient.agentId,
-    keys: patient.keys,
-    endpoint: patient.endpoint,
-    consentToken,
-    ...(timeoutMs ? { timeoutMs } : {}),
-  });
+  return establishAs(t.handshakeUrl, patient, PROVIDER, timeoutMs ? { timeoutMs } : {});
 }
 
 describe('the ceiling', () => {

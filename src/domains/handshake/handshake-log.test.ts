@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { createConsentToken, establishRelationship } from 'neuron-careagent-client';
-import { insertProvider, startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
+import { startNeuronWithProvider, type TestNeuron } from '../../../test/helpers/neuron.ts';
 import { newPatient } from '../../../test/helpers/raw-handshake.ts';
 
 const PROVIDER = '1679576722';
@@ -23,8 +23,7 @@ before(async () => {
   stream.on('data', (chunk: Buffer) => {
     for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
   });
-  t = await startTestNeuron({ neuronOptions: { logger: pino({ level: 'info' }, stream) } });
-  await insertProvider(t.neuron, { npi: PROVIDER });
+  t = await startNeuronWithProvider({ npi: PROVIDER }, { neuronOptions: { logger: pino({ level: 'info' }, stream) } });
 });
 after(async () => t.stop());
 

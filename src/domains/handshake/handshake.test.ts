@@ -15,7 +15,8 @@ import { encodeBase64url, verifyAttestation } from 'neuron-careagent-client/prot
 import { setStatus } from '../relationships/store.ts';
 import { insertBlock } from '../blocks/store.ts';
 import { isoNow } from '../../foundation/storage/index.ts';
-import { insertProvider, setProviderStatus, startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
+import { insertProvider, setProviderStatus, startNeuronWithProvider, type TestNeuron } from '../../../test/helpers/neuron.ts';
+import { establishAs } from '../../../test/helpers/providers.ts';
 import { auditEntries, eventually, writtenFor } from '../../../test/helpers/records.ts';
 import { HandshakeService } from './service.ts';
 import {
@@ -40,8 +41,10 @@ let counter = 0;
 const uniquePatient = (label: string): Patient => newPatient(`${label}-${process.pid}-${++counter}`);
 
 before(async () => {
-  t = await startTestNeuron({ config: { handshake: { max_message_bytes: 4_096 } } });
-  await insertProvider(t.neuron, { npi: PROVIDER, endpoint: 'wss://provider.example/agent' });
+  t = await startNeuronWithProvider(
+    { npi: PROVIDER, endpoint: 'wss://provider.example/agent' },
+    { config: { handshake: { max_message_bytes: 4_096 } } },
+  );
   await insertProvider(t.neuron, { npi: PROVIDER_WITH_KEY, publicKey: PROVIDER_KEY });
   await insertProvider(t.neuron, { npi: PENDING, status: 'pending' });
   await insertProvider(t.neuron, { npi: SUSPENDED, status: 'suspended' });
@@ -53,19 +56,13 @@ function establish(
   providerNpi = PROVIDER,
   extra: { profile?: Record<string, string>; dialect?: 'A' | 'B'; connectionId?: string } = {},
 ) {
-  const consentToken = createConsentToken(
-    { patientAgentId: patient.agentId, providerNpi, consentedActions: ['office_visit', 'lab_results'] },
-    patient.keys,
-    extra.dialect ?? 'A',
+  return establishAs(
+    t.handshakeUrl,
+    patient,
+    providerNpi,
+    { ...(extra.profile ? { profile: extra.profile } : {}), ...(extra.connectionId ? { connectionId: extra.connectionId } : {}) },
+    { actions: ['office_visit', 'lab_results'], dialect: extra.dialect ?? 'A' },
   );
-  return establishRelationship(t.handshakeUrl, {
-    patientAgentId: patient.agentId,
-    keys: patient.keys,
-    endpoint: patient.endpoint,
-    consentToken,
-    ...(extra.profile ? { profile: extra.profile } : {}),
-    ...(extra.connectionId ? { connectionId: extra.connectionId } : {}),
-  });
 }
 
 /** One handshake.error frame with this code (and reason), then the catalogue's close code. */
@@ -670,9 +667,11 @@ describe('SERVER_ERROR', () => {
         done();
       },
     });
-    const s = await startTestNeuron({ neuronOptions: { logger: createLogger({ level: 'error', pretty: 'never', destination }) } });
+    const s = await startNeuronWithProvider(
+      { npi: PROVIDER },
+      { neuronOptions: { logger: createLogger({ level: 'error', pretty: 'never', destination }) } },
+    );
     try {
-      await insertProvider(s.neuron, { npi: PROVIDER });
       // Break the outbox table so the completing transaction fails half way, after the
       // relationship and the directory entry were written in it.
       await sql`ALTER TABLE outbox RENAME TO outbox_moved`.execute(s.neuron.storage.db);

@@ -10,8 +10,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import {
-  createConsentToken,
-  establishRelationship,
   ReceiptError,
   verifyAttestationWithReceipt,
   verifyReceiptConsistency,
@@ -21,40 +19,27 @@ import {
 import { ensureOrganizationKey } from '../../foundation/organization/keys.ts';
 import { createLogger } from '../../foundation/observability/logger.ts';
 import { AuditLog, appendTreeHeadSync, readPinnedKey, rotateOrganizationKey } from '../audit/index.ts';
-import { insertProvider, startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
-import { testDatabases, type TestDatabase } from '../../../test/helpers/databases.ts';
+import { startNeuronWithProvider, type TestNeuron } from '../../../test/helpers/neuron.ts';
+import { testDatabases } from '../../../test/helpers/databases.ts';
 import { newPatient } from '../../../test/helpers/raw-handshake.ts';
+import { establishAs } from '../../../test/helpers/providers.ts';
 
 const PROVIDER = '1245319599';
 
 function establish(t: TestNeuron, label: string): Promise<RelationshipResult> {
-  const patient = newPatient(`rotation-${label}-${process.pid}`);
-  const consentToken = createConsentToken(
-    { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
-    patient.keys,
-  );
-  return establishRelationship(t.handshakeUrl, {
-    patientAgentId: patient.agentId,
-    keys: patient.keys,
-    endpoint: patient.endpoint,
-    consentToken,
-    requireReceipt: true,
-  });
+  return establishAs(t.handshakeUrl, newPatient(`rotation-${label}-${process.pid}`), PROVIDER, { requireReceipt: true });
 }
 
 for (const backend of testDatabases()) {
   describe(`handshakes across a key rotation (${backend.name})`, () => {
     let t: TestNeuron;
-    let database: TestDatabase | undefined;
     let beforeRotation: RelationshipResult;
     let afterRotation: RelationshipResult;
     let oldKey: string;
     let newKey: string;
 
     before(async () => {
-      if (backend.name === 'postgres') database = await backend.open();
-      t = await startTestNeuron({ config: database ? { storage: { url: database.options.url } } : {} });
-      await insertProvider(t.neuron, { npi: PROVIDER });
+      t = await startNeuronWithProvider({ npi: PROVIDER }, { backend });
       beforeRotation = await establish(t, 'before');
       // What `neuron key rotate` does: its own key object and audit log over the same database and data directory.
       const { key } = await ensureOrganizationKey(t.neuron.storage.db);
@@ -67,10 +52,7 @@ for (const backend of testDatabases()) {
       newKey = rotated.next.publicKey;
       afterRotation = await establish(t, 'after');
     });
-    after(async () => {
-      await t?.stop();
-      await database?.close();
-    });
+    after(async () => t?.stop());
 
     test('the attestation and receipt after the rotation are the new key’s, and the client verifies them with it', () => {
       assert.notEqual(oldKey, newKey);

@@ -8,8 +8,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import {
-  createConsentToken,
-  establishRelationship,
   generatePatientKeys,
   ReceiptError,
   verifyAttestationWithReceipt,
@@ -21,9 +19,10 @@ import {
 import { AttestationError, encodeBase64url, treeHeadSignedBytes } from 'neuron-careagent-client/protocol';
 import { treeHeadMessage } from '../audit/tree-head.ts';
 import { readPinnedKey } from '../audit/outside.ts';
-import { insertProvider, startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
-import { testDatabases, type TestDatabase } from '../../../test/helpers/databases.ts';
+import { startNeuronWithProvider, type TestNeuron } from '../../../test/helpers/neuron.ts';
+import { testDatabases } from '../../../test/helpers/databases.ts';
 import { newPatient } from '../../../test/helpers/raw-handshake.ts';
+import { establishAs } from '../../../test/helpers/providers.ts';
 import { sign, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -31,16 +30,7 @@ const PROVIDER = '1679576722';
 let counter = 0;
 
 function establish(t: TestNeuron, label: string, options: { requireReceipt?: boolean } = {}): Promise<RelationshipResult> {
-  const patient = newPatient(`receipt-${label}-${process.pid}-${++counter}`);
-  const consentToken = createConsentToken(
-    { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
-    patient.keys,
-  );
-  return establishRelationship(t.handshakeUrl, {
-    patientAgentId: patient.agentId,
-    keys: patient.keys,
-    endpoint: patient.endpoint,
-    consentToken,
+  return establishAs(t.handshakeUrl, newPatient(`receipt-${label}-${process.pid}-${++counter}`), PROVIDER, {
     // Synthetic front-desk demographics: they go to the directory, never into the receipt.
     profile: { display_name: 'Synthetic Receipt Person', date_of_birth: '1970-01-01' },
     ...options,
@@ -69,22 +59,16 @@ async function getJson(t: TestNeuron, path: string): Promise<Record<string, unkn
 for (const backend of testDatabases()) {
   describe(`audit receipts (${backend.name})`, () => {
     let t: TestNeuron;
-    let database: TestDatabase | undefined;
     let first: RelationshipResult;
     let second: RelationshipResult;
 
     before(async () => {
       // SQLite: the Neuron's own file in its data directory; PostgreSQL: a schema of its own.
-      if (backend.name === 'postgres') database = await backend.open();
-      t = await startTestNeuron({ config: database ? { storage: { url: database.options.url } } : {} });
-      await insertProvider(t.neuron, { npi: PROVIDER });
+      t = await startNeuronWithProvider({ npi: PROVIDER }, { backend });
       first = await establish(t, 'first', { requireReceipt: true });
       second = await establish(t, 'second');
     });
-    after(async () => {
-      await t?.stop();
-      await database?.close();
-    });
+    after(async () => t?.stop());
 
     test('handshake.complete carries a receipt the client verifies with the attestation, under the pinned key', () => {
       const receipt = first.receipt!;

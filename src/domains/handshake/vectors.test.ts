@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { nonceFromHex, verifyAttestation } from 'neuron-careagent-client/protocol';
 import { HandshakeBroker } from './broker.ts';
-import { insertProvider, startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
+import { startNeuronWithProvider, type TestNeuron } from '../../../test/helpers/neuron.ts';
 import { auditEntries, eventually, writtenFor } from '../../../test/helpers/records.ts';
 import { openRaw, type RawHandshake } from '../../../test/helpers/raw-handshake.ts';
 
@@ -34,8 +34,7 @@ let broker: HandshakeBroker;
 let url: string;
 
 before(async () => {
-  t = await startTestNeuron();
-  await insertProvider(t.neuron, { npi: PROVIDER });
+  t = await startNeuronWithProvider({ npi: PROVIDER });
   broker = new HandshakeBroker({
     handshake: t.neuron.config.handshake,
     storage: t.neuron.storage,

@@ -5,11 +5,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 import { startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
-import { runProcess, type ProcessResult } from '../../../test/helpers/run-process.ts';
+import type { ProcessResult } from '../../../test/helpers/run-process.ts';
+import { runNeuronCli } from '../../../test/helpers/cli.ts';
 
-const BIN = fileURLToPath(new URL('../../../bin/neuron.js', import.meta.url));
 /** Cheap scrypt so the suite spends its time on behaviour, not hashing (never a production value). */
 const TEST_SCRYPT = { n: 1024, r: 8, p: 1, keylen: 32 };
 const PASSWORD = 'a long enough synthetic passphrase';
@@ -17,12 +16,7 @@ const PASSWORD = 'a long enough synthetic passphrase';
 describe('neuron operator (CLI)', () => {
   let t: TestNeuron;
 
-  const neuron = (args: string[], input?: string): Promise<ProcessResult> =>
-    runProcess(process.execPath, [BIN, '--config', t.configFile, 'operator', ...args], {
-      env: { ...process.env, NO_COLOR: '1' },
-      timeoutMs: 60_000,
-      input,
-    });
+  const neuron = (args: string[], input?: string): Promise<ProcessResult> => runNeuronCli(t.configFile, ['operator', ...args], { input });
   const signIn = (name: string, password: string): Promise<Response> =>
     fetch(`${t.url}/v1/console/session`, {
       method: 'POST',

@@ -4,70 +4,30 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import { startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
 import { getActiveProvider } from './store.ts';
 import { api } from '../../../test/helpers/providers.ts';
+import { runNeuronCli, temporaryCliConfig, type CliConfig } from '../../../test/helpers/cli.ts';
+import type { ProcessResult } from '../../../test/helpers/run-process.ts';
 
-const BIN = fileURLToPath(new URL('../../../bin/neuron.js', import.meta.url));
 const NPI = '1679576722';
 const SECOND = '1376841239';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function neuron(configFile: string, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, '--config', configFile, ...args],
-      { env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const neuron = (configFile: string, ...args: string[]): Promise<ProcessResult> => runNeuronCli(configFile, args);
 
 describe('neuron provider (CLI)', () => {
-  let dir: string;
+  let cli: CliConfig;
   let config: string;
 
   before(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'neuron-provider-cli-'));
-    config = path.join(dir, 'neuron.config.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        organization: { name: 'CLI Practice', npi: '1245319599' },
-        data_dir: './data',
-        discovery: { enabled: false },
-        logging: { level: 'silent' },
-      }),
-    );
+    cli = temporaryCliConfig('neuron-provider-cli-');
+    config = cli.configFile;
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => cli.remove());
 
   test('add reports every problem at once and writes nothing; a provider without an endpoint is added with a note', async () => {
-    const fresh = mkdtempSync(path.join(tmpdir(), 'neuron-provider-cli-'));
-    const freshConfig = path.join(fresh, 'neuron.config.json');
-    writeFileSync(
-      freshConfig,
-      JSON.stringify({
-        organization: { name: 'CLI Practice', npi: '1245319599' },
-        data_dir: './data',
-        discovery: { enabled: false },
-        logging: { level: 'silent' },
-      }),
-    );
+    const { configFile: freshConfig, dataDir: freshData, remove } = temporaryCliConfig('neuron-provider-cli-');
     try {
       const bad = await neuron(
         freshConfig,
@@ -86,14 +46,14 @@ describe('neuron provider (CLI)', () => {
       assert.equal(bad.code, 2, bad.stderr);
       for (const flag of ['<npi>', '--types \\(item 1\\)', '--endpoint', '--status'])
         assert.match(bad.stderr, new RegExp(`- ${flag} `), `${flag} is reported: ${bad.stderr}`);
-      assert.equal(existsSync(path.join(fresh, 'data')), false, 'no database created for a refused provider');
+      assert.equal(existsSync(freshData), false, 'no database created for a refused provider');
 
       const bare = await neuron(freshConfig, 'provider', 'add', SECOND, '--name', 'No Endpoint');
       assert.equal(bare.code, 0, bare.stderr);
       assert.match(bare.stderr, /has no endpoint \(--endpoint\).*cannot be approved until it has one/);
       assert.doesNotMatch(bare.stdout, /Next: `neuron provider approve/);
     } finally {
-      rmSync(fresh, { recursive: true, force: true });
+      remove();
     }
   });
 

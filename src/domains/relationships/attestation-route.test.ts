@@ -6,18 +6,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  createConsentToken,
-  establishRelationship,
-  verifyAttestationWithReceipt,
-  verifyReceiptConsistency,
-  type Receipt,
-  type RelationshipResult,
-} from 'neuron-careagent-client';
+import { verifyAttestationWithReceipt, verifyReceiptConsistency, type Receipt, type RelationshipResult } from 'neuron-careagent-client';
 import { verifyAttestation } from 'neuron-careagent-client/protocol';
 import { assertProblem, insertRelationship, startApiNeuron, type ApiTestNeuron } from '../../../test/helpers/api.ts';
 import { insertProvider } from '../../../test/helpers/neuron.ts';
 import { newPatient, type Patient } from '../../../test/helpers/raw-handshake.ts';
+import { establishAs } from '../../../test/helpers/providers.ts';
 import { testDatabases, type TestDatabase } from '../../../test/helpers/databases.ts';
 import { entryHash } from '../audit/index.ts';
 
@@ -25,17 +19,7 @@ const PROVIDER = '1679576722';
 let counter = 0;
 
 function connect(t: ApiTestNeuron, patient: Patient): Promise<RelationshipResult> {
-  const consentToken = createConsentToken(
-    { patientAgentId: patient.agentId, providerNpi: PROVIDER, consentedActions: ['office_visit'] },
-    patient.keys,
-  );
-  return establishRelationship(`${t.url.replace(/^http/, 'ws')}/ws/handshake`, {
-    patientAgentId: patient.agentId,
-    keys: patient.keys,
-    endpoint: patient.endpoint,
-    consentToken,
-    requireReceipt: true,
-  });
+  return establishAs(`${t.url.replace(/^http/, 'ws')}/ws/handshake`, patient, PROVIDER, { requireReceipt: true });
 }
 
 for (const backend of testDatabases()) {
