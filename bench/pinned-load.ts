@@ -25,6 +25,13 @@ function systemTicks(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]);
 }
 
+/** utime + stime of the process's main thread (/proc/<pid>/task/<pid>/stat): the JavaScript thread, without V8's helper threads and libuv's pool. */
+function mainThreadTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(name);
   return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
@@ -101,17 +108,20 @@ await drive(url, preparePatients(warmup, `${label}-warm`), Math.min(concurrency,
 const patients = preparePatients(count, label);
 const ticksBefore = cpuTicks(pid);
 const systemBefore = systemTicks(pid);
+const mainBefore = mainThreadTicks(pid);
 const began = performance.now();
 const { latencies, errors } = await drive(url, patients, concurrency);
 const seconds = (performance.now() - began) / 1_000;
 const ticks = cpuTicks(pid) - ticksBefore;
 const system = systemTicks(pid) - systemBefore;
+const main = mainThreadTicks(pid) - mainBefore;
 latencies.sort((a, b) => a - b);
 process.stdout.write(
   `${JSON.stringify({
     successes: latencies.length,
     cpu_ms_per_handshake: cpuMsPer(ticks, latencies.length),
     system_ms_per_handshake: cpuMsPer(system, latencies.length),
+    main_thread_ms_per_handshake: cpuMsPer(main, latencies.length),
     handshakes_per_s: latencies.length / seconds,
     p50_ms: percentile(latencies, 50),
     p99_ms: percentile(latencies, 99),

@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- --pinned [--candidate DIR] [--baseline DIR] [--rounds 2] [--quick]`: server CPU per new
+ * `npm run bench -- --pinned [--candidate DIR] [--baseline DIR] [--candidate-config JSON] [--baseline-config JSON]
+ * [--rounds 2] [--quick]`: server CPU per new
  * handshake with the server and the load generator on separate cores, measured as issue 16 does.
  *
  * Each server runs pinned to CPU 0 (`taskset -c 0`), the load generator (bench/pinned-load.ts)
@@ -13,7 +14,9 @@
  * checkout's bin/neuron.js (so a changed flag there shows against the baseline); the floor with this
  * checkout's. `--candidate DIR` measures another built checkout in place of this one (to compare
  * two older commits with this checkout's bench and load generator, e.g. a feature's merge against
- * its first parent). BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of every Neuron process there.
+ * its first parent). `--candidate-config` and `--baseline-config` add top-level config sections to
+ * that server's (for example `'{"storage":{"sqlite_commit_delay_ms":0}}'`; with `--baseline .` two
+ * settings of one build compare in one run). BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of every Neuron process there.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +42,8 @@ interface Measured {
   cpu_ms_per_handshake: number;
   /** The part of it spent in the kernel (system calls: sockets, fsync). */
   system_ms_per_handshake: number;
+  /** The part of it on the main (JavaScript) thread; the rest is V8's helper threads (garbage collection) and libuv's pool. */
+  main_thread_ms_per_handshake: number;
   handshakes_per_s: number;
   p50_ms: number;
   p99_ms: number;
@@ -51,13 +56,29 @@ interface Running {
   cleanup: () => void;
 }
 
-async function startNeuron(root: string): Promise<Running> {
+/** Top-level config sections over the bench's own, one level deep (`{"storage": {...}}` keeps the other storage settings). */
+function withExtraConfig(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...base };
+  for (const [section, value] of Object.entries(extra)) {
+    const before = merged[section];
+    merged[section] =
+      typeof before === 'object' && before !== null && typeof value === 'object' && value !== null ? { ...before, ...value } : value;
+  }
+  return merged;
+}
+
+async function startNeuron(root: string, extraConfig: Record<string, unknown>): Promise<Running> {
   const dir = mkdtempSync(path.join(tmpdir(), 'neuron-pinned-'));
   const configFile = path.join(dir, 'neuron.config.json');
   // Every patient connects from 127.0.0.1 (see bench/run.ts).
   writeFileSync(
     configFile,
-    JSON.stringify(benchNeuronConfig({ max_concurrent_handshakes: CEILING, max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE })),
+    JSON.stringify(
+      withExtraConfig(
+        benchNeuronConfig({ max_concurrent_handshakes: CEILING, max_pending_per_address: ONE_ADDRESS_FOR_EVERYONE }),
+        extraConfig,
+      ),
+    ),
   );
   const child = spawn(
     'taskset',
@@ -162,12 +183,12 @@ function mean(values: number[]): number {
 
 function report(results: Measured[], servers: string[]): string {
   const lines = [
-    '| server | round | handshakes | server CPU ms/handshake | of it system | handshakes/s | p50 ms | p99 ms | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| server | round | handshakes | server CPU ms/handshake | of it system | of it main thread | handshakes/s | p50 ms | p99 ms | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of results) {
     lines.push(
-      `| ${r.server} | ${r.round} | ${r.successes} | ${r.cpu_ms_per_handshake.toFixed(3)} | ${r.system_ms_per_handshake.toFixed(3)} | ${r.handshakes_per_s.toFixed(0)} | ${r.p50_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${JSON.stringify(r.errors)} |`,
+      `| ${r.server} | ${r.round} | ${r.successes} | ${r.cpu_ms_per_handshake.toFixed(3)} | ${r.system_ms_per_handshake.toFixed(3)} | ${r.main_thread_ms_per_handshake.toFixed(3)} | ${r.handshakes_per_s.toFixed(0)} | ${r.p50_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${JSON.stringify(r.errors)} |`,
     );
   }
   const cpuOf = (server: string): number => mean(results.filter((r) => r.server === server).map((r) => r.cpu_ms_per_handshake));
@@ -189,11 +210,17 @@ export async function runPinned(args: string[]): Promise<void> {
   const roundsAt = args.indexOf('--rounds');
   const rounds = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 2;
   const scale = args.includes('--quick') ? 0.1 : 1;
+  const configOf = (flag: string): Record<string, unknown> => {
+    const at = args.indexOf(flag);
+    return at >= 0 ? (JSON.parse(args[at + 1] ?? '{}') as Record<string, unknown>) : {};
+  };
+  const candidateConfig = configOf('--candidate-config');
+  const baselineConfig = configOf('--baseline-config');
   const count = Math.round(HANDSHAKES * scale);
   const warmup = Math.round(WARMUP_HANDSHAKES * scale);
   const contenders: Array<[string, () => Promise<Running>]> = [
-    [candidate === ROOT ? 'this checkout' : 'candidate', () => startNeuron(candidate)],
-    ...(baseline === null ? [] : [['baseline', () => startNeuron(baseline)] as [string, () => Promise<Running>]]),
+    [candidate === ROOT ? 'this checkout' : 'candidate', () => startNeuron(candidate, candidateConfig)],
+    ...(baseline === null ? [] : [['baseline', () => startNeuron(baseline, baselineConfig)] as [string, () => Promise<Running>]]),
     ['floor', startFloor],
   ];
   const results: Measured[] = [];

@@ -128,53 +128,58 @@ export class HandshakeService {
    * the protocol, went away or the Neuron is stopping) everything rolls back.
    *
    * Handshakes completing together share a commit on SQLite (`Storage.groupTransaction`): each
-   * is still all or nothing on its own, and none is answered before the shared commit.
+   * is still all or nothing on its own, and none is answered before the shared commit. While at
+   * least storage.sqlite_commit_siblings others are awaiting their challenge response
+   * (`othersComing`), the commit waits up to storage.sqlite_commit_delay_ms for them.
    */
-  async complete(request: CompletionRequest, stillCurrent: () => boolean): Promise<CompletedHandshake> {
+  async complete(request: CompletionRequest, stillCurrent: () => boolean, othersComing?: () => number): Promise<CompletedHandshake> {
     const at = new Date(request.now).toISOString();
     // Filled by the seal just before COMMIT (AuditTree); the answer waits for that commit anyway.
     const ticket: ReceiptTicket = { proof: null };
     let attest: () => SignedPayload = () => {
       throw new Error('the attestation is signed only after the handshake was recorded');
     };
-    const done = await this.#storage.groupTransaction(async (trx) => {
-      // Asked before any write too: a session already gone leaves its commit group without writing.
-      if (!stillCurrent()) throw new SessionEndedError();
-      const { provider, providerPushes, knownPatient } = admitted(
-        await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey),
-      );
-      const { status, relationship } = await this.#recordRelationship(trx, request, at, knownPatient);
-      // Signed once the seal has run (in onProof, or after the commit), so that it names the key the
-      // receipt's tree head is signed with, also when that seal picked up a key rotated elsewhere.
-      attest = this.#attestationSigner(relationship, provider, at);
-      const deliveryQueued =
-        status === 'new' ? await this.#queueNotices(trx, { request, at, relationship, provider, providerPushes, ticket, attest }) : false;
-      await this.#audit.append(
-        trx,
-        {
-          type: 'handshake.completed',
-          actor: `patient:${request.patientAgentId}`,
-          details: {
-            session_id: request.sessionId,
-            status,
-            relationship_id: relationship.id,
-            provider_npi: provider.npi,
-            ...(request.connectionId === null ? {} : { connection_id: request.connectionId }),
+    const done = await this.#storage.groupTransaction(
+      async (trx) => {
+        // Asked before any write too: a session already gone leaves its commit group without writing.
+        if (!stillCurrent()) throw new SessionEndedError();
+        const { provider, providerPushes, knownPatient } = admitted(
+          await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey),
+        );
+        const { status, relationship } = await this.#recordRelationship(trx, request, at, knownPatient);
+        // Signed once the seal has run (in onProof, or after the commit), so that it names the key the
+        // receipt's tree head is signed with, also when that seal picked up a key rotated elsewhere.
+        attest = this.#attestationSigner(relationship, provider, at);
+        const deliveryQueued =
+          status === 'new' ? await this.#queueNotices(trx, { request, at, relationship, provider, providerPushes, ticket, attest }) : false;
+        await this.#audit.append(
+          trx,
+          {
+            type: 'handshake.completed',
+            actor: `patient:${request.patientAgentId}`,
+            details: {
+              session_id: request.sessionId,
+              status,
+              relationship_id: relationship.id,
+              provider_npi: provider.npi,
+              ...(request.connectionId === null ? {} : { connection_id: request.connectionId }),
+            },
           },
-        },
-        request.now,
-        ticket,
-      );
+          request.now,
+          ticket,
+        );
 
-      if (!stillCurrent()) throw new SessionEndedError();
-      return {
-        status,
-        relationshipId: relationship.id,
-        provider,
-        consentedActions: relationship.consentedActions,
-        deliveryQueued,
-      };
-    });
+        if (!stillCurrent()) throw new SessionEndedError();
+        return {
+          status,
+          relationshipId: relationship.id,
+          provider,
+          consentedActions: relationship.consentedActions,
+          deliveryQueued,
+        };
+      },
+      othersComing === undefined ? undefined : { othersComing },
+    );
     return { ...done, attestation: attest(), receipt: receiptFromTicket(ticket) };
   }
 

@@ -254,6 +254,8 @@ export class HandshakeSession {
           now: this.#host.now(),
         },
         () => this.#phase === 'committing',
+        // The sessions whose challenge response is still to come may complete within the commit delay.
+        () => this.#host.deadlines.challenge.size,
       );
     } catch (error) {
       if (error instanceof SessionEndedError) return; // rolled back; the session already ended

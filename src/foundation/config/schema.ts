@@ -30,6 +30,23 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10 * SECOND;
  */
 export const DEFAULT_SQLITE_COMMIT_BATCH_MAX = 64;
 /**
+ * storage.sqlite_commit_delay_ms: while other handshakes are on their way to their commit (at
+ * least storage.sqlite_commit_siblings awaiting their challenge response), a completing one waits
+ * up to this long for them to share its commit. Under load every commit group pays an fsync, the
+ * audit tree head and its Ed25519 signature and the tree-head file's fdatasync once; left to the
+ * event loop's turns, groups stayed near one handshake each and these cost about a millisecond of
+ * server CPU per handshake (docs/benchmarks.md, "Commit delay"). 10 ms gathers groups of about a
+ * dozen at the pinned bench's load, far below what a patient's agent notices next to its network
+ * round trips. Also the storage layer's default.
+ */
+export const DEFAULT_SQLITE_COMMIT_DELAY_MS = 10;
+/**
+ * storage.sqlite_commit_siblings: how many other handshakes must be awaiting their challenge
+ * response for a completing one to wait (storage.sqlite_commit_delay_ms). With fewer, little can
+ * join in the delay and a quiet Neuron answers at once. Also the storage layer's default.
+ */
+export const DEFAULT_SQLITE_COMMIT_SIBLINGS = 4;
+/**
  * storage.write_probe_interval_ms: while writes fail on the storage (a full disk), readiness tries
  * one small real commit at most this often to notice that space was freed. The probe is reached
  * from the unauthenticated readiness route, so it is bounded; 5 s is within one or two probe
@@ -178,6 +195,9 @@ export const ConfigSchema = Type.Object(
         connect_timeout_ms: Type.Integer({ minimum: 100, maximum: 5 * MINUTE, default: DEFAULT_CONNECT_TIMEOUT_MS }),
         pool_max: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
         sqlite_commit_batch_max: Type.Integer({ minimum: 1, maximum: 1_000, default: DEFAULT_SQLITE_COMMIT_BATCH_MAX }),
+        // At most one second: a longer wait would hold patients' answers for nothing.
+        sqlite_commit_delay_ms: Type.Integer({ minimum: 0, maximum: SECOND, default: DEFAULT_SQLITE_COMMIT_DELAY_MS }),
+        sqlite_commit_siblings: Type.Integer({ minimum: 1, maximum: 10_000, default: DEFAULT_SQLITE_COMMIT_SIBLINGS }),
         // On by default: a corrupt page found at start beats one found by a patient's handshake.
         // Reads every page once (about 1 s per few hundred MB); see docs/configuration.md.
         sqlite_quick_check: Type.Boolean({ default: true }),

@@ -5,7 +5,7 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { CompiledQuery } from 'kysely';
-import type { Db, Dialect, LockName, Storage } from './types.ts';
+import type { Db, Dialect, GroupOptions, LockName, Storage } from './types.ts';
 import { MIGRATIONS } from './migration-list.ts';
 import { pendingMigrations, runMigrations } from './migrate.ts';
 import { directSqlite } from './statements.ts';
@@ -34,6 +34,9 @@ export interface DialectOps {
   prepare?: (text: string) => BetterSqlite3.Statement;
   /** Units per shared commit in groupTransaction; absent: every unit commits alone. */
   commitBatchMax?: number;
+  /** How long a group waits for units on their way, and how many must be (CommitGroups). */
+  commitDelayMs?: number;
+  commitSiblings?: number;
   lock: (trx: Db, name: LockName) => Promise<void>;
   /** Taken inside the migration transaction. */
   migrationLock: (trx: Db) => Promise<void>;
@@ -45,51 +48,81 @@ export interface DialectOps {
 type CommitHook = () => Promise<(() => void) | undefined>;
 
 /**
- * Units of work waiting for a shared commit (Storage.groupTransaction): gathered until this turn's
- * I/O callbacks have run, then committed together, at most `batchMax` at a time.
+ * Units of work waiting for a shared commit (Storage.groupTransaction), committed together at
+ * most `batchMax` at a time. A group is committed after the current turn's I/O callbacks (every
+ * unit that arrived with them joins it), or, while the caller says enough others are on their way
+ * (`GroupOptions.othersComing` at least `siblings`), up to `delayMs` later, so that the
+ * commit's per-group work — the fsync, the audit tree head and its signature — serves more of
+ * them (PostgreSQL's commit_delay and commit_siblings, for the same reason).
  */
 class CommitGroups {
   readonly #transaction: Storage['transaction'];
   readonly #batchMax: number;
+  readonly #delayMs: number;
+  readonly #siblings: number;
   readonly #control: ControlStatement;
   /** Rows changed on the connection so far (SQLite's total_changes(): every INSERT, UPDATE and DELETE that completed). */
   readonly #totalChanges: () => number;
   readonly #waiting: GroupedUnit[] = [];
-  #flushScheduled = false;
+  /** How the next flush is scheduled: not yet, after this turn's I/O, or by the delay's timer. */
+  #scheduled: 'no' | 'this turn' | NodeJS.Timeout = 'no';
+  /** Group commits started and not yet settled (close waits for them). */
+  readonly #committing = new Set<Promise<void>>();
 
   constructor(options: {
     transaction: Storage['transaction'];
     batchMax: number;
+    delayMs: number;
+    siblings: number;
     control: ControlStatement;
     prepare: NonNullable<DialectOps['prepare']>;
   }) {
     this.#transaction = options.transaction;
     this.#batchMax = options.batchMax;
+    this.#delayMs = options.delayMs;
+    this.#siblings = options.siblings;
     this.#control = options.control;
     const prepare = options.prepare;
     this.#totalChanges = () => (prepare(TOTAL_CHANGES).get() as { n: number }).n;
   }
 
-  add<T>(work: (trx: Db) => Promise<T>): Promise<T> {
+  add<T>(work: (trx: Db) => Promise<T>, options: GroupOptions | undefined): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#waiting.push({ work, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        // After this turn's I/O callbacks: every unit that arrived with them joins the group.
-        setImmediate(this.#flush);
-      }
+      // Asked only when it could matter: the caller's count may cost something.
+      const othersComing = options?.othersComing;
+      const wait =
+        this.#waiting.length < this.#batchMax && this.#delayMs > 0 && othersComing !== undefined && othersComing() >= this.#siblings;
+      if (!wait) this.#flushThisTurn();
+      else if (this.#scheduled === 'no') this.#scheduled = setTimeout(this.#flush, this.#delayMs);
     });
   }
 
-  readonly #flush = (): void => {
-    this.#flushScheduled = false;
-    const units = this.#waiting.splice(0, this.#batchMax);
-    if (this.#waiting.length > 0) {
-      this.#flushScheduled = true;
-      setImmediate(this.#flush);
+  /** Commits what is waiting now, then waits for every group commit started (Storage.close). */
+  async drain(): Promise<void> {
+    if (this.#waiting.length > 0) this.#flushThisTurn();
+    while (this.#scheduled !== 'no' || this.#committing.size > 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+      await Promise.all(this.#committing);
     }
+  }
+
+  /** The group goes after this turn's I/O callbacks, whatever was scheduled before. */
+  #flushThisTurn(): void {
+    if (this.#scheduled === 'this turn') return;
+    if (this.#scheduled !== 'no') clearTimeout(this.#scheduled);
+    this.#scheduled = 'this turn';
+    setImmediate(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = 'no';
+    const units = this.#waiting.splice(0, this.#batchMax);
+    if (this.#waiting.length > 0) this.#flushThisTurn();
     // Transactions queue for the one SQLite connection, so the next group waits for this commit.
-    void this.#commit(units);
+    const committing = this.#commit(units);
+    this.#committing.add(committing);
+    void committing.finally(() => this.#committing.delete(committing));
   };
 
   async #commit(units: GroupedUnit[]): Promise<void> {
@@ -285,14 +318,21 @@ export function buildStorage(db: Db, dialect: Dialect, description: string, ops:
   const groups =
     ops.commitBatchMax === undefined || ops.prepare === undefined
       ? null
-      : new CommitGroups({ transaction, batchMax: ops.commitBatchMax, control, prepare: ops.prepare });
+      : new CommitGroups({
+          transaction,
+          batchMax: ops.commitBatchMax,
+          delayMs: ops.commitDelayMs ?? 0,
+          siblings: ops.commitSiblings ?? 1,
+          control,
+          prepare: ops.prepare,
+        });
 
   const storage: Storage = {
     db,
     dialect,
     description,
     transaction,
-    groupTransaction: (work) => (groups === null ? transaction(work) : groups.add(work)),
+    groupTransaction: (work, options) => (groups === null ? transaction(work) : groups.add(work, options)),
     async lock(trx, name) {
       // Outside a transaction a PostgreSQL transaction-level lock would be released at once, and
       // on SQLite there would be no BEGIN IMMEDIATE: either way nothing would be serialised.
@@ -312,6 +352,8 @@ export function buildStorage(db: Db, dialect: Dialect, description: string, ops:
     async close() {
       if (closed) return;
       closed = true;
+      // Units waiting for a delayed group commit are committed, not dropped.
+      await groups?.drain();
       await ops.close();
     },
   };

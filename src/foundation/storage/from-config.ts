@@ -12,6 +12,8 @@ export function storageOptionsFrom(loaded: LoadedConfig, overrides: Partial<Stor
     connectTimeoutMs: storage.connect_timeout_ms,
     poolMax: storage.pool_max,
     sqliteCommitBatchMax: storage.sqlite_commit_batch_max,
+    sqliteCommitDelayMs: storage.sqlite_commit_delay_ms,
+    sqliteCommitSiblings: storage.sqlite_commit_siblings,
     sqliteQuickCheck: storage.sqlite_quick_check,
     writeProbeIntervalMs: storage.write_probe_interval_ms,
     ...overrides,

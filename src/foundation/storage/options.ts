@@ -14,6 +14,13 @@ export interface StorageOptions {
    */
   sqliteCommitBatchMax?: number;
   /**
+   * SQLite: longest a `groupTransaction` unit waits for the others on their way to share its
+   * commit (GroupOptions.othersComing). Default DEFAULT_SQLITE_COMMIT_DELAY_MS; 0 never waits.
+   */
+  sqliteCommitDelayMs?: number;
+  /** SQLite: how many must be on their way for a unit to wait for them. Default DEFAULT_SQLITE_COMMIT_SIBLINGS. */
+  sqliteCommitSiblings?: number;
+  /**
    * SQLite: run `PRAGMA quick_check` when opening and refuse a damaged file (StorageError with
    * code STORAGE_CORRUPT). Default true.
    */

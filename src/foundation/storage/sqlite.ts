@@ -11,7 +11,12 @@ import type { Database } from './tables.ts';
 import type { Storage } from './types.ts';
 import type { StorageOptions } from './options.ts';
 // The defaults of storage.* live with their reasons in the config schema, one number each.
-import { DEFAULT_SQLITE_COMMIT_BATCH_MAX, DEFAULT_WRITE_PROBE_INTERVAL_MS } from '../config/schema.ts';
+import {
+  DEFAULT_SQLITE_COMMIT_BATCH_MAX,
+  DEFAULT_SQLITE_COMMIT_DELAY_MS,
+  DEFAULT_SQLITE_COMMIT_SIBLINGS,
+  DEFAULT_WRITE_PROBE_INTERVAL_MS,
+} from '../config/schema.ts';
 import { buildStorage } from './engine.ts';
 import { directSqlite } from './statements.ts';
 import { describeStorageFailure, quickCheckProblems, RESTORE_ADVICE, StorageError } from './failures.ts';
@@ -83,6 +88,8 @@ export function openSqlite(options: StorageOptions): Storage {
     writeProbeIntervalMs: options.writeProbeIntervalMs ?? DEFAULT_WRITE_PROBE_INTERVAL_MS,
     begin: CompiledQuery.raw('BEGIN IMMEDIATE'),
     commitBatchMax: options.sqliteCommitBatchMax ?? DEFAULT_SQLITE_COMMIT_BATCH_MAX,
+    commitDelayMs: options.sqliteCommitDelayMs ?? DEFAULT_SQLITE_COMMIT_DELAY_MS,
+    commitSiblings: options.sqliteCommitSiblings ?? DEFAULT_SQLITE_COMMIT_SIBLINGS,
     lock: async () => {
       // BEGIN IMMEDIATE already holds the single writer lock for the whole file.
     },

@@ -12,6 +12,17 @@ export type Dialect = 'sqlite' | 'postgres';
 /** Names of the cross-instance locks `Storage.lock` takes. */
 export type LockName = 'audit_chain';
 
+/** How a unit of `groupTransaction` may wait for others to share its commit. */
+export interface GroupOptions {
+  /**
+   * How many more units are on their way (for a completing handshake: the sessions awaiting their
+   * challenge response). When at least `sqliteCommitSiblings` are, the group waits up to
+   * `sqliteCommitDelayMs` for them (or until `sqliteCommitBatchMax` units wait); with fewer, it is
+   * committed at once. Asked as each unit arrives.
+   */
+  othersComing?: () => number;
+}
+
 export interface Storage {
   readonly db: Db;
   readonly dialect: Dialect;
@@ -35,9 +46,10 @@ export interface Storage {
    * lost. A failed commit fails every unit of the group. On PostgreSQL each unit is its own
    * transaction (the server already groups concurrent commits, and the pool runs them in parallel).
    * `work` must use only `trx` and await nothing but queries on it, and may run twice (that
-   * rerun): nothing it does outside `trx` may matter twice.
+   * rerun): nothing it does outside `trx` may matter twice. With `options.othersComing`, a SQLite
+   * group waits up to `sqliteCommitDelayMs` for the others (see GroupOptions).
    */
-  groupTransaction<T>(work: (trx: Db) => Promise<T>): Promise<T>;
+  groupTransaction<T>(work: (trx: Db) => Promise<T>, options?: GroupOptions): Promise<T>;
   /**
    * Serialises a critical section across every instance sharing the database. Must be called with
    * the `trx` of an open transaction (a StorageError otherwise); held until it commits or rolls
