@@ -128,9 +128,10 @@ export class HandshakeService {
    * the protocol, went away or the Neuron is stopping) everything rolls back.
    *
    * Handshakes completing together share a commit on SQLite (`Storage.groupTransaction`): each
-   * is still all or nothing on its own, and none is answered before the shared commit. While at
-   * least storage.sqlite_commit_siblings others are awaiting their challenge response
-   * (`othersComing`), the commit waits up to storage.sqlite_commit_delay_ms for them.
+   * is still all or nothing on its own, and none is answered before the shared commit. When at
+   * least storage.sqlite_commit_siblings more are expected (`othersComing`: the sessions awaiting
+   * their token or challenge response; or by the recent rate), it waits up to
+   * storage.sqlite_commit_delay_ms for them.
    */
   async complete(request: CompletionRequest, stillCurrent: () => boolean, othersComing?: () => number): Promise<CompletedHandshake> {
     const at = new Date(request.now).toISOString();

@@ -254,8 +254,10 @@ export class HandshakeSession {
           now: this.#host.now(),
         },
         () => this.#phase === 'committing',
-        // The sessions whose challenge response is still to come may complete within the commit delay.
-        () => this.#host.deadlines.challenge.size,
+        // Sessions whose token or challenge response is still to come may complete within the
+        // commit delay. Under saturation most wait for their token to be read, few for their
+        // response (the client answers a challenge at once), so both count.
+        () => this.#host.deadlines.auth.size + this.#host.deadlines.challenge.size,
       );
     } catch (error) {
       if (error instanceof SessionEndedError) return; // rolled back; the session already ended

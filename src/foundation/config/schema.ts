@@ -30,22 +30,23 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10 * SECOND;
  */
 export const DEFAULT_SQLITE_COMMIT_BATCH_MAX = 64;
 /**
- * storage.sqlite_commit_delay_ms: while other handshakes are on their way to their commit (at
- * least storage.sqlite_commit_siblings awaiting their challenge response), a completing one waits
- * up to this long for them to share its commit. Under load every commit group pays an fsync, the
- * audit tree head and its Ed25519 signature and the tree-head file's fdatasync once; left to the
- * event loop's turns, groups stayed near one handshake each and these cost about a millisecond of
- * server CPU per handshake (docs/benchmarks.md, "Commit delay"). 10 ms gathers groups of about a
- * dozen at the pinned bench's load, far below what a patient's agent notices next to its network
- * round trips. Also the storage layer's default.
+ * storage.sqlite_commit_delay_ms: when at least storage.sqlite_commit_siblings more completing
+ * handshakes are expected within it (sessions awaiting their token or challenge response, or the
+ * rate handshakes have been completing at lately), a completing one waits up to this long for them
+ * to share its commit. Every commit group pays an fsync, the audit tree head and its Ed25519
+ * signature and the tree-head file's fdatasync once; left to the event loop's turns, groups stayed
+ * near one handshake each even under load, and these cost about a millisecond of server CPU per
+ * handshake (docs/benchmarks.md, "Commit delay"). 10 ms is far below what a patient's agent
+ * notices next to its network round trips. Also the storage layer's default.
  */
 export const DEFAULT_SQLITE_COMMIT_DELAY_MS = 10;
 /**
- * storage.sqlite_commit_siblings: how many other handshakes must be awaiting their challenge
- * response for a completing one to wait (storage.sqlite_commit_delay_ms). With fewer, little can
- * join in the delay and a quiet Neuron answers at once. Also the storage layer's default.
+ * storage.sqlite_commit_siblings: how many more completing handshakes must be expected within
+ * storage.sqlite_commit_delay_ms for a completing one to wait for them. Two: waiting for a single
+ * one halves the per-group cost at best; with fewer expected, a quiet Neuron answers at once.
+ * Also the storage layer's default.
  */
-export const DEFAULT_SQLITE_COMMIT_SIBLINGS = 4;
+export const DEFAULT_SQLITE_COMMIT_SIBLINGS = 2;
 /**
  * storage.write_probe_interval_ms: while writes fail on the storage (a full disk), readiness tries
  * one small real commit at most this often to notice that space was freed. The probe is reached

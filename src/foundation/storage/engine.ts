@@ -9,6 +9,7 @@ import type { Db, Dialect, GroupOptions, LockName, Storage } from './types.ts';
 import { MIGRATIONS } from './migration-list.ts';
 import { pendingMigrations, runMigrations } from './migrate.ts';
 import { directSqlite } from './statements.ts';
+import { ArrivalRate } from './arrivals.ts';
 import { describeStorageFailure, isStorageFailure, probeWrite, StorageError } from './failures.ts';
 
 /** Compiled once: every handshake runs them (a sql`` template is compiled anew per call). */
@@ -50,10 +51,11 @@ type CommitHook = () => Promise<(() => void) | undefined>;
 /**
  * Units of work waiting for a shared commit (Storage.groupTransaction), committed together at
  * most `batchMax` at a time. A group is committed after the current turn's I/O callbacks (every
- * unit that arrived with them joins it), or, while the caller says enough others are on their way
- * (`GroupOptions.othersComing` at least `siblings`), up to `delayMs` later, so that the
- * commit's per-group work — the fsync, the audit tree head and its signature — serves more of
- * them (PostgreSQL's commit_delay and commit_siblings, for the same reason).
+ * unit that arrived with them joins it), or, when at least `siblings` more are expected within
+ * `delayMs` (on their way by the caller's count, `GroupOptions.othersComing`, or at the rate units
+ * have been arriving lately), up to `delayMs` later, so that the commit's per-group work — the
+ * fsync, the audit tree head and its signature — serves more of them (PostgreSQL's commit_delay
+ * and commit_siblings, for the same reason). Only units that pass `othersComing` ever wait.
  */
 class CommitGroups {
   readonly #transaction: Storage['transaction'];
@@ -68,6 +70,8 @@ class CommitGroups {
   #scheduled: 'no' | 'this turn' | NodeJS.Timeout = 'no';
   /** Group commits started and not yet settled (close waits for them). */
   readonly #committing = new Set<Promise<void>>();
+  /** Arrivals of the units that may wait. */
+  readonly #arrivals = new ArrivalRate();
 
   constructor(options: {
     transaction: Storage['transaction'];
@@ -89,13 +93,17 @@ class CommitGroups {
   add<T>(work: (trx: Db) => Promise<T>, options: GroupOptions | undefined): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#waiting.push({ work, resolve: resolve as (value: unknown) => void, reject });
-      // Asked only when it could matter: the caller's count may cost something.
-      const othersComing = options?.othersComing;
-      const wait =
-        this.#waiting.length < this.#batchMax && this.#delayMs > 0 && othersComing !== undefined && othersComing() >= this.#siblings;
-      if (!wait) this.#flushThisTurn();
+      if (!this.#mayWait(options?.othersComing)) this.#flushThisTurn();
       else if (this.#scheduled === 'no') this.#scheduled = setTimeout(this.#flush, this.#delayMs);
     });
+  }
+
+  /** Whether the group should wait for more: not full, and at least `siblings` expected within the delay. */
+  #mayWait(othersComing: (() => number) | undefined): boolean {
+    if (othersComing === undefined || this.#delayMs === 0) return false;
+    this.#arrivals.arrived(performance.now());
+    if (this.#waiting.length >= this.#batchMax) return false;
+    return this.#arrivals.expectedWithin(this.#delayMs) >= this.#siblings || othersComing() >= this.#siblings;
   }
 
   /** Commits what is waiting now, then waits for every group commit started (Storage.close). */

@@ -18,7 +18,7 @@ export interface StorageOptions {
    * commit (GroupOptions.othersComing). Default DEFAULT_SQLITE_COMMIT_DELAY_MS; 0 never waits.
    */
   sqliteCommitDelayMs?: number;
-  /** SQLite: how many must be on their way for a unit to wait for them. Default DEFAULT_SQLITE_COMMIT_SIBLINGS. */
+  /** SQLite: how many more must be expected within the delay for a unit to wait for them. Default DEFAULT_SQLITE_COMMIT_SIBLINGS. */
   sqliteCommitSiblings?: number;
   /**
    * SQLite: run `PRAGMA quick_check` when opening and refuse a damaged file (StorageError with

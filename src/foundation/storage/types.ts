@@ -16,9 +16,10 @@ export type LockName = 'audit_chain';
 export interface GroupOptions {
   /**
    * How many more units are on their way (for a completing handshake: the sessions awaiting their
-   * challenge response). When at least `sqliteCommitSiblings` are, the group waits up to
-   * `sqliteCommitDelayMs` for them (or until `sqliteCommitBatchMax` units wait); with fewer, it is
-   * committed at once. Asked as each unit arrives.
+   * token or their challenge response). When at least `sqliteCommitSiblings` more are expected
+   * within `sqliteCommitDelayMs`, by this count or at the rate such units arrived lately, the group
+   * waits up to that long for them (or until `sqliteCommitBatchMax` units wait); with fewer, it is
+   * committed at once. Asked as each unit arrives; a unit without it never waits.
    */
   othersComing?: () => number;
 }
