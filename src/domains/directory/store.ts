@@ -86,6 +86,17 @@ function upsertStatement(profileUpdate: string): Statement {
 const UPSERT_WITH_PROFILE = upsertStatement('excluded.profile');
 const UPSERT_KEEP_PROFILE = upsertStatement('patients.profile');
 
+/**
+ * Whether the patient agent has a directory entry, i.e. has completed a handshake here before
+ * (entries are never deleted). Plain SQL written once (storage/statements.ts): every handshake
+ * asks, before the challenge and again at its commit.
+ */
+const KNOWN_PATIENT = new Statement('SELECT 1 AS known FROM patients WHERE patient_agent_id = ?');
+
+export async function isKnownPatientAgent(db: Db, patientAgentId: string): Promise<boolean> {
+  return (await KNOWN_PATIENT.execute<{ known: number }>(db, [patientAgentId])).rows.length > 0;
+}
+
 export async function getPatient(db: Db, patientAgentId: string): Promise<PatientEntry | null> {
   const row = await db.selectFrom('patients').selectAll().where('patient_agent_id', '=', patientAgentId).executeTakeFirst();
   return row ? toEntry(row) : null;

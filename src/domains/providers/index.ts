@@ -1,7 +1,7 @@
 export {
-  activeProviderOf,
   activeRosterForRegistry,
   providerNoticeTarget,
+  readHandshakeProvider,
   rosterRegistryStates,
   type ActiveProvider,
 } from './store.ts';
