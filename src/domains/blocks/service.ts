@@ -8,7 +8,7 @@
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
-import { publishWebhookEvent } from '../outbox/index.ts';
+import { publishWebhookEvent } from '../webhooks/index.ts';
 import type { RelationshipService } from '../relationships/index.ts';
 import { blockKeysOf, deleteBlock, insertBlock, isBlocked, listBlocks, unblockKeysOf, type Block } from './store.ts';
 

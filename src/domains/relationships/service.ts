@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { isUniqueViolation, isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
-import { publishWebhookEvent } from '../outbox/index.ts';
+import { publishWebhookEvent } from '../webhooks/index.ts';
 import { sql } from 'kysely';
 import {
   findActive,
