@@ -69,7 +69,7 @@ for (const backend of testDatabases()) {
       );
       await storage.transaction(async (trx) => {
         await insertBlock(trx, { patientAgentId: 'agent-seen', reason: null, blockedBy: 'test', createdAt: AT });
-        await blockKeysOf(trx, 'agent-seen', AT);
+        await blockKeysOf(trx, 'agent-seen', [KEY], AT);
       });
       const seen = await storage.transaction((trx) => facts(trx, PUSHING, 'agent-seen'));
       assert.equal(seen.knownPatient, true);

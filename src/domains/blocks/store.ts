@@ -69,22 +69,12 @@ export async function listBlocks(db: Db, options: { after?: string; limit: numbe
 }
 
 /**
- * The public keys this agent presented here (its relationships, its directory entry), stored as
- * blocked with it so the same key is refused under any other agent id. Returns them in order.
+ * Stores the public keys this agent presented here (gathered by the service from the
+ * relationships and directory domains) as blocked with it, so the same key is refused under any
+ * other agent id. Returns them sorted, without repeats.
  */
-export async function blockKeysOf(db: Db, patientAgentId: string, at: string): Promise<string[]> {
-  const fromRelationships = await db
-    .selectFrom('relationships')
-    .select('patient_public_key')
-    .distinct()
-    .where('patient_agent_id', '=', patientAgentId)
-    .execute();
-  const fromDirectory = await db
-    .selectFrom('patients')
-    .select('patient_public_key')
-    .where('patient_agent_id', '=', patientAgentId)
-    .execute();
-  const keys = [...new Set([...fromRelationships, ...fromDirectory].map((row) => row.patient_public_key))].sort();
+export async function blockKeysOf(db: Db, patientAgentId: string, presentedKeys: readonly string[], at: string): Promise<string[]> {
+  const keys = [...new Set(presentedKeys)].sort();
   if (keys.length > 0) {
     await db
       .insertInto('blocked_keys')
