@@ -2,7 +2,9 @@ export {
   activeRosterForRegistry,
   providerNoticeTarget,
   readHandshakeProvider,
+  resetRegistryStates,
   rosterRegistryStates,
+  setRegistryState,
   type ActiveProvider,
 } from './store.ts';
 export { ProviderService } from './service.ts';

@@ -106,6 +106,20 @@ export async function rosterRegistryStates(
 }
 
 /**
+ * Sets the registry integration's view of one provider (`registry_state`, `registry_error`), the
+ * column operators and the providers API read; nothing when the NPI is not on the roster. Written
+ * by src/network/registry/ through this domain, in the caller's transaction.
+ */
+export async function setRegistryState(db: Db, npi: string, state: string, error: string | null): Promise<void> {
+  await db.updateTable('providers').set({ registry_state: state, registry_error: error }).where('npi', '=', npi).execute();
+}
+
+/** Puts every provider's registry state back to `state` with no error (the registration was forgotten). */
+export async function resetRegistryStates(db: Db, state: string): Promise<void> {
+  await db.updateTable('providers').set({ registry_state: state, registry_error: null }).execute();
+}
+
+/**
  * What the outbox needs to deliver a relationship notice to this provider: its roster status and
  * notification URL; null when it is not on the roster (given to the outbox's notice resolver by
  * the composition root, so the outbox reads no table of this domain).
