@@ -219,7 +219,6 @@ function httpStep(rt: Runtime): Component {
         documentation: gateway.documentation,
         routes: routePlugins({
           config,
-          storage: need(rt.storage, 'storage'),
           audit: need(rt.audit, 'audit log'),
           metrics: rt.metrics,
           services,

@@ -7,3 +7,4 @@ export * from './verify.ts';
 export * from './rotation.ts';
 export * from './relationship-receipt.ts';
 export * from './counts.ts';
+export { AuditReadService } from './reads.ts';
