@@ -24,7 +24,7 @@ import Type from 'typebox';
 import { NeuronError, PROBLEM_CONTENT_TYPE, toProblem } from '../foundation/errors/index.ts';
 import type { RouteAuth } from '../foundation/rest/principal.ts';
 import { Problem } from '../foundation/rest/schemas.ts';
-import { WEBHOOK_EVENT_TYPES } from '../domains/outbox/events.ts';
+import { WEBHOOK_EVENT_TYPES } from '../domains/webhooks/index.ts';
 import { COMPONENT_SCHEMAS, optionalDefaultedParameters, referenceComponents } from './openapi-components.ts';
 import { SerializedDocument } from '../http/serialized-document.ts';
 

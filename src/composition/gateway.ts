@@ -14,23 +14,24 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AuditLog } from '../domains/audit/index.ts';
 import type { NeuronConfig } from '../foundation/config/index.ts';
-import type { Storage } from '../foundation/storage/index.ts';
 import { looksLikeApiKey, type ApiKeyService } from '../domains/api-keys/index.ts';
 import { registerServiceMetrics } from '../foundation/observability/service-metrics.ts';
 import { startMetricsListener, type RegistrySummary } from '../domains/status/index.ts';
 import { operatorPrincipal, type OperatorService } from '../domains/operators/index.ts';
+import type { OutboxService } from '../domains/outbox/index.ts';
 import { authentication } from '../http/authentication.ts';
 import { documentation } from './documentation.ts';
 
 export interface ApiGatewayOptions {
   config: NeuronConfig;
-  storage: Storage;
   audit: AuditLog;
   logger: Logger;
   metrics: Registry;
   version: string;
   apiKeys: ApiKeyService;
   operators: OperatorService;
+  /** Counts the outbox's backlog for the metrics gauges. */
+  outbox: Pick<OutboxService, 'deliveryCounts'>;
   /** The public handshake URL (known once the server listens). */
   handshakeUrl: () => string;
   /** Registry presence, for the heartbeat gauge. */
@@ -53,7 +54,7 @@ export function createApiGateway(options: ApiGatewayOptions): ApiGateway {
   // Build, outbox and registry-heartbeat gauges, read when scraped.
   registerServiceMetrics(options.metrics, {
     version: options.version,
-    storage: options.storage,
+    outboxCounts: () => options.outbox.deliveryCounts(),
     lastHeartbeatAt: () => options.registry().lastHeartbeatAt,
   });
 

@@ -1,13 +1,11 @@
 /**
  * Every REST route plugin the Neuron serves, in one list. Each plugin receives the services built
- * once in services.ts (the audit routes, whose domain is being reworked apart, still take storage
- * and the audit log here), and nothing else mounts routes.
+ * once in services.ts (never storage), and nothing else mounts routes.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { AuditLog } from '../domains/audit/index.ts';
 import type { NeuronConfig } from '../foundation/config/index.ts';
-import type { Storage } from '../foundation/storage/index.ts';
 import type { OrganizationKey } from '../foundation/organization/keys.ts';
 import type { ServedAgentCard } from '../network/presence/index.ts';
 import type { RouteContext } from '../foundation/rest/context.ts';
@@ -15,7 +13,6 @@ import { relationshipAttestationRoutes, relationshipRoutes } from '../domains/re
 import { directoryRoutes } from '../domains/directory/index.ts';
 import { blockRoutes } from '../domains/blocks/index.ts';
 import { auditRoutes } from '../domains/audit/routes.ts';
-import { relationshipReceipt } from '../domains/audit/index.ts';
 import { webhookRoutes } from '../domains/webhooks/index.ts';
 import { apiKeyRoutes } from '../domains/api-keys/index.ts';
 import { operatorRoutes } from '../domains/operators/index.ts';
@@ -29,8 +26,7 @@ import type { DomainServices } from './services.ts';
 
 export interface RoutePluginsOptions {
   config: NeuronConfig;
-  /** For the audit routes only (src/domains/audit/routes.ts takes them as they are). */
-  storage: Storage;
+  /** The audit log, a built service: the provider agent routes append to it. */
   audit: AuditLog;
   /** The Prometheus registry `/metrics` exposes. */
   metrics: Registry;
@@ -47,7 +43,6 @@ export interface RoutePluginsOptions {
 export function routePlugins(options: RoutePluginsOptions): FastifyPluginAsync[] {
   const { config, services, nudgeOutbox } = options;
   const context: RouteContext = { config, nudgeOutbox };
-  const auditDeps = { ...context, storage: options.storage, audit: options.audit };
   const pageSize = { default: config.api.page_size_default, max: config.api.page_size_max };
   const publicKey = (): string => options.organizationKey().publicKey;
   return [
@@ -55,7 +50,7 @@ export function routePlugins(options: RoutePluginsOptions): FastifyPluginAsync[]
     relationshipRoutes({ ...context, service: services.relationships }),
     directoryRoutes({ ...context, service: services.directory }),
     blockRoutes({ ...context, service: services.blocks }),
-    auditRoutes(auditDeps),
+    auditRoutes({ config, reads: services.auditReads }),
     webhookRoutes({ ...context, service: services.webhooks }),
     apiKeyRoutes({ ...context, service: services.apiKeys }),
     operatorRoutes(services.operators),
@@ -64,7 +59,7 @@ export function routePlugins(options: RoutePluginsOptions): FastifyPluginAsync[]
       relationships: services.relationships,
       providers: services.providers,
       key: options.organizationKey,
-      receipt: (relationshipId) => relationshipReceipt(options.storage, relationshipId),
+      receipt: (relationshipId) => services.auditReads.relationshipReceipt(relationshipId),
       organizationNpi: config.organization.npi,
     }),
     statusRoutes({ service: services.status, metrics: options.metrics }),

@@ -5,7 +5,7 @@
  * outbound use (provider endpoints, webhook URLs, deliveries).
  */
 import type { Logger } from 'pino';
-import type { AuditLog } from '../domains/audit/index.ts';
+import { AuditReadService, type AuditLog } from '../domains/audit/index.ts';
 import type { NeuronConfig } from '../foundation/config/index.ts';
 import type { Storage } from '../foundation/storage/index.ts';
 import { OutboundPolicy } from '../foundation/outbound/index.ts';
@@ -34,6 +34,8 @@ export interface DomainServices {
   readonly outbox: OutboxService;
   readonly consent: ConsentService;
   readonly status: StatusService;
+  /** What the audit and attestation routes read of the audit log (entries, tree heads, proofs, receipts). */
+  readonly auditReads: AuditReadService;
 }
 
 export interface DomainServicesOptions {
@@ -82,5 +84,6 @@ export function buildDomainServices(options: DomainServicesOptions): DomainServi
     outbox,
     consent: new ConsentService({ relationships, providers }),
     status: new StatusService({ storage, outbox, sources: options.statusSources }),
+    auditReads: new AuditReadService({ storage, log: audit }),
   };
 }

@@ -178,13 +178,13 @@ function apiGatewayStep(rt: Runtime): Component {
       const services = need(rt.services, 'services');
       rt.gateway = createApiGateway({
         config: rt.config,
-        storage: need(rt.storage, 'storage'),
         audit: need(rt.audit, 'audit log'),
         logger: rt.logger,
         metrics: rt.metrics,
         version: rt.version,
         apiKeys: services.apiKeys,
         operators: services.operators,
+        outbox: services.outbox,
         handshakeUrl: () => rt.address().handshakeUrl,
         registry: () => registrySummary(rt),
       });
@@ -219,7 +219,6 @@ function httpStep(rt: Runtime): Component {
         documentation: gateway.documentation,
         routes: routePlugins({
           config,
-          storage: need(rt.storage, 'storage'),
           audit: need(rt.audit, 'audit log'),
           metrics: rt.metrics,
           services,

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { deleteBlock, insertBlock, isBlocked, listBlocks } from '../../src/domains/blocks/store.ts';
 import { enqueue } from '../../src/domains/outbox/store.ts';
-import { publishWebhookEvent } from '../../src/domains/outbox/events.ts';
+import { publishWebhookEvent } from '../../src/domains/webhooks/events.ts';
 import { forUpdateSkipLocked, type Storage } from '../../src/foundation/storage/index.ts';
 import { testDatabases } from '../helpers/databases.ts';
 

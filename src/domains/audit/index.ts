@@ -6,3 +6,5 @@ export * from './outside.ts';
 export * from './verify.ts';
 export * from './rotation.ts';
 export * from './relationship-receipt.ts';
+export * from './counts.ts';
+export { AuditReadService } from './reads.ts';

@@ -6,12 +6,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { decodeCursor, pageOf } from '../../foundation/storage/cursor.ts';
-import { apiKeyAuth, type ApiDeps } from '../../foundation/rest/context.ts';
+import { apiKeyAuth, type RouteContext } from '../../foundation/rest/context.ts';
 import { Page, Timestamp, pageQuery, NoQuery } from '../../foundation/rest/schemas.ts';
 import { NeuronError } from '../../foundation/errors/index.ts';
-import { latestTreeHead, storedConsistencyProof, storedInclusionProof } from './tree.ts';
-import { keyRotationProofs } from './rotation.ts';
-import type { AuditLog } from './service.ts';
+import type { AuditReadService } from './reads.ts';
 
 export const AuditEventSchema = Type.Object(
   {
@@ -41,7 +39,10 @@ const VerifyResultSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export function auditRoutes(deps: ApiDeps & { audit: AuditLog }): FastifyPluginAsync {
+/** The route plugins' options: the configuration and the audit domain's read service, built by the composition root. */
+export type AuditRouteOptions = Pick<RouteContext, 'config'> & { reads: AuditReadService };
+
+export function auditRoutes(deps: AuditRouteOptions): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -65,7 +66,7 @@ export function auditRoutes(deps: ApiDeps & { audit: AuditLog }): FastifyPluginA
       async (request) => {
         const query = request.query;
         const after = query.after === undefined ? undefined : (decodeCursor(query.after, ['number'])[0] as number);
-        const rows = await deps.audit.list({ after, limit: query.limit + 1, eventType: query.event_type });
+        const rows = await deps.reads.list({ after, limit: query.limit + 1, eventType: query.event_type });
         return pageOf(
           rows,
           query.limit,
@@ -90,7 +91,7 @@ export function auditRoutes(deps: ApiDeps & { audit: AuditLog }): FastifyPluginA
         },
       },
       async () => {
-        const result = await deps.audit.verify();
+        const result = await deps.reads.verify();
         return {
           ok: result.ok,
           entries: result.entries,
@@ -160,7 +161,7 @@ const ConsistencyProofSchema = Type.Object(
 );
 
 /** Public: witnesses, patients and auditors check the log without a credential; only hashes leave. */
-function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
+function auditTreeRoutes(deps: AuditRouteOptions): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
     app.get(
@@ -179,7 +180,7 @@ function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
         },
       },
       async () => {
-        const head = await latestTreeHead(deps.storage.db);
+        const head = await deps.reads.latestTreeHead();
         if (head === null) throw new NeuronError('NOT_FOUND', { message: 'the audit log has no signed tree head yet' });
         return head;
       },
@@ -207,7 +208,7 @@ function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
         const { leaf_index: leafIndex, tree_size: treeSize } = request.query;
         if (treeSize > (await signedTreeSize(deps))) throw beyondTree(treeSize);
         if (leafIndex >= treeSize) throw new NeuronError('VALIDATION_FAILED', { message: 'leaf_index must be below tree_size' });
-        const proof = await storedInclusionProof(deps.storage.db, leafIndex, treeSize);
+        const proof = await deps.reads.inclusionProof(leafIndex, treeSize);
         return { leaf_index: leafIndex, tree_size: treeSize, proof: proof.map((h) => h.toString('hex')) };
       },
     );
@@ -230,7 +231,7 @@ function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
         const { first, second } = request.query;
         if (second > (await signedTreeSize(deps))) throw beyondTree(second);
         if (first > second) throw new NeuronError('VALIDATION_FAILED', { message: 'first must not exceed second' });
-        const proof = await storedConsistencyProof(deps.storage.db, first, second);
+        const proof = await deps.reads.consistencyProof(first, second);
         return { first, second, proof: proof.map((h) => h.toString('hex')) };
       },
     );
@@ -238,8 +239,8 @@ function auditTreeRoutes(deps: ApiDeps): FastifyPluginAsync {
 }
 
 /** The tree size the log has signed so far; a 404 before its first tree head. */
-async function signedTreeSize(deps: ApiDeps): Promise<number> {
-  const head = await latestTreeHead(deps.storage.db);
+async function signedTreeSize(deps: AuditRouteOptions): Promise<number> {
+  const head = await deps.reads.latestTreeHead();
   if (head === null) throw new NeuronError('NOT_FOUND', { message: 'the audit log has no signed tree head yet' });
   return head.tree_size;
 }
@@ -249,7 +250,7 @@ function beyondTree(size: number): NeuronError {
 }
 
 /** Public, like the proofs: how a witness that pinned an earlier key follows the organization's key rotations. */
-function auditKeyRotationRoutes(deps: ApiDeps): FastifyPluginAsync {
+function auditKeyRotationRoutes(deps: AuditRouteOptions): FastifyPluginAsync {
   return async (instance) => {
     const app = instance.withTypeProvider<TypeBoxTypeProvider>();
     app.get(
@@ -270,7 +271,7 @@ function auditKeyRotationRoutes(deps: ApiDeps): FastifyPluginAsync {
       async (request) => {
         const { tree_size: treeSize } = request.query;
         if (treeSize > (await signedTreeSize(deps))) throw beyondTree(treeSize);
-        return { tree_size: treeSize, rotations: await keyRotationProofs(deps.storage.db, treeSize) };
+        return { tree_size: treeSize, rotations: await deps.reads.keyRotations(treeSize) };
       },
     );
   };

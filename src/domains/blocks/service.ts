@@ -8,8 +8,9 @@
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
-import { publishWebhookEvent } from '../outbox/index.ts';
-import type { RelationshipService } from '../relationships/index.ts';
+import { publishWebhookEvent } from '../webhooks/index.ts';
+import { directoryKeyOf } from '../directory/index.ts';
+import { publicKeysPresentedBy, type RelationshipService } from '../relationships/index.ts';
 import { blockKeysOf, deleteBlock, insertBlock, isBlocked, listBlocks, unblockKeysOf, type Block } from './store.ts';
 
 export interface BlockActor {
@@ -59,7 +60,7 @@ export class BlockService {
       await this.#storage.lock(trx, 'audit_chain');
       const block: Block = { patientAgentId, reason, blockedBy: by.actor, createdAt: at };
       if (!(await insertBlock(trx, block))) throw new NeuronError('CONFLICT', { message: 'this patient agent is already blocked' });
-      const blockedPublicKeys = await blockKeysOf(trx, patientAgentId, at);
+      const blockedPublicKeys = await blockKeysOf(trx, patientAgentId, await keysPresentedBy(trx, patientAgentId), at);
       const suspendedRelationshipIds = await this.#relationships.suspendAllForPatient(trx, patientAgentId, `blocked: ${reason}`, at);
       const webhooks = await publishWebhookEvent(
         trx,
@@ -105,4 +106,10 @@ export class BlockService {
       );
     });
   }
+}
+
+/** The public keys this agent presented here: in its relationships, and in its directory entry. */
+async function keysPresentedBy(trx: Db, patientAgentId: string): Promise<string[]> {
+  const directoryKey = await directoryKeyOf(trx, patientAgentId);
+  return [...(await publicKeysPresentedBy(trx, patientAgentId)), ...(directoryKey === null ? [] : [directoryKey])];
 }

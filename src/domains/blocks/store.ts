@@ -6,6 +6,7 @@
  */
 import type { Db } from '../../foundation/storage/index.ts';
 import { decodeCursor, pageOf } from '../../foundation/storage/cursor.ts';
+import { Statement } from '../../foundation/storage/statements.ts';
 
 export interface Block {
   patientAgentId: string;
@@ -17,6 +18,20 @@ export interface Block {
 export async function isBlocked(db: Db, patientAgentId: string): Promise<boolean> {
   const row = await db.selectFrom('blocks').select('patient_agent_id').where('patient_agent_id', '=', patientAgentId).executeTakeFirst();
   return row !== undefined;
+}
+
+/**
+ * The handshake's block check: this agent id is blocked, or an agent that presented this key was
+ * (blocked_keys: the leading column of its primary key). Plain SQL written once
+ * (storage/statements.ts), read fresh on every handshake, before the challenge and at its commit.
+ */
+const AGENT_OR_KEY_BLOCKED = new Statement(`SELECT
+    (EXISTS (SELECT 1 FROM blocks WHERE patient_agent_id = ?)
+      OR EXISTS (SELECT 1 FROM blocked_keys WHERE patient_public_key = ?)) AS blocked`);
+
+export async function isAgentOrKeyBlocked(db: Db, patientAgentId: string, patientPublicKey: string): Promise<boolean> {
+  const { rows } = await AGENT_OR_KEY_BLOCKED.execute<{ blocked: number | boolean }>(db, [patientAgentId, patientPublicKey]);
+  return Boolean(rows[0]?.blocked);
 }
 
 /** Returns false when the agent was already blocked (nothing changed). */
@@ -54,22 +69,12 @@ export async function listBlocks(db: Db, options: { after?: string; limit: numbe
 }
 
 /**
- * The public keys this agent presented here (its relationships, its directory entry), stored as
- * blocked with it so the same key is refused under any other agent id. Returns them in order.
+ * Stores the public keys this agent presented here (gathered by the service from the
+ * relationships and directory domains) as blocked with it, so the same key is refused under any
+ * other agent id. Returns them sorted, without repeats.
  */
-export async function blockKeysOf(db: Db, patientAgentId: string, at: string): Promise<string[]> {
-  const fromRelationships = await db
-    .selectFrom('relationships')
-    .select('patient_public_key')
-    .distinct()
-    .where('patient_agent_id', '=', patientAgentId)
-    .execute();
-  const fromDirectory = await db
-    .selectFrom('patients')
-    .select('patient_public_key')
-    .where('patient_agent_id', '=', patientAgentId)
-    .execute();
-  const keys = [...new Set([...fromRelationships, ...fromDirectory].map((row) => row.patient_public_key))].sort();
+export async function blockKeysOf(db: Db, patientAgentId: string, presentedKeys: readonly string[], at: string): Promise<string[]> {
+  const keys = [...new Set(presentedKeys)].sort();
   if (keys.length > 0) {
     await db
       .insertInto('blocked_keys')

@@ -9,6 +9,7 @@ import { Statement } from '../../foundation/storage/statements.ts';
 import { containsInsensitive, jsonTextField } from '../../foundation/storage/text.ts';
 import type { PatientsTable } from '../../foundation/storage/tables.ts';
 import { decodeCursor, pageOf } from '../../foundation/storage/cursor.ts';
+import { hasLiveRelationshipUnderKey } from '../relationships/index.ts';
 
 /** Front-desk demographics only. Unknown fields are dropped before they reach the store. */
 export interface PatientProfile {
@@ -41,13 +42,25 @@ function toEntry(row: PatientsTable): PatientEntry {
 
 /**
  * Creates or refreshes the entry after a completed handshake. A profile given in the handshake
- * replaces the stored one; no profile leaves the stored one as it is.
+ * replaces the stored one; no profile leaves the stored one as it is. Anyone can present any agent
+ * id with a key of their own; the handshake only ties the id to a key per provider. So a different
+ * key may take over the entry (key, endpoint, profile) only once no live relationship is held under
+ * the entry's current key (the relationships domain answers that); otherwise a stranger could
+ * redirect a patient's address by handshaking with another provider.
  */
 export async function upsertFromHandshake(
   db: Db,
   entry: { patientAgentId: string; patientPublicKey: string; patientEndpoint: string; profile: PatientProfile | null },
   at: string,
 ): Promise<void> {
+  const currentKey = await directoryKeyOf(db, entry.patientAgentId);
+  // Only a different key needs the relationships' answer (a first-time or same-key patient does not).
+  const replaceable =
+    currentKey !== null &&
+    currentKey !== entry.patientPublicKey &&
+    !(await hasLiveRelationshipUnderKey(db, entry.patientAgentId, currentKey))
+      ? currentKey
+      : null;
   const profile = entry.profile === null ? null : JSON.stringify(entry.profile);
   await (profile === null ? UPSERT_KEEP_PROFILE : UPSERT_WITH_PROFILE).execute(db, [
     entry.patientAgentId,
@@ -57,16 +70,15 @@ export async function upsertFromHandshake(
     at,
     at,
     at,
+    replaceable,
   ]);
 }
 
 /**
- * Every handshake upserts the entry: plain SQL written once (../storage/statements.ts), one text
- * with the new profile and one that keeps the stored profile. Anyone can present any agent id
- * with a key of their own; the handshake only ties the id to a key per provider. So a different
- * key may take over the directory entry (key, endpoint, profile) only once no live relationship is
- * held under the entry's current key; otherwise a stranger could redirect a patient's address by
- * handshaking with another provider.
+ * Every handshake upserts the entry: plain SQL written once (storage/statements.ts), one text with
+ * the new profile and one that keeps the stored profile. The last parameter is the current key the
+ * caller found replaceable (null: none): the update applies to the same key, or to exactly the key
+ * that was checked, so an entry whose key changed since the check is left alone.
  */
 function upsertStatement(profileUpdate: string): Statement {
   return new Statement(`INSERT INTO patients (patient_agent_id, patient_public_key, patient_endpoint, profile, first_seen_at, last_seen_at, updated_at)
@@ -77,14 +89,26 @@ function upsertStatement(profileUpdate: string): Statement {
     profile = ${profileUpdate},
     last_seen_at = excluded.last_seen_at,
     updated_at = excluded.updated_at
-  WHERE patients.patient_public_key = excluded.patient_public_key OR NOT EXISTS (
-    SELECT 1 FROM relationships r
-    WHERE r.patient_agent_id = patients.patient_agent_id
-      AND r.patient_public_key = patients.patient_public_key
-      AND r.status IN ('active', 'suspended'))`);
+  WHERE patients.patient_public_key = excluded.patient_public_key OR patients.patient_public_key = ?`);
 }
 const UPSERT_WITH_PROFILE = upsertStatement('excluded.profile');
 const UPSERT_KEEP_PROFILE = upsertStatement('patients.profile');
+
+/**
+ * The key of the agent's directory entry, or null when it has none (it never completed a
+ * handshake here; entries are never deleted). Plain SQL written once (storage/statements.ts):
+ * every handshake asks, before the challenge and again at its commit.
+ */
+const DIRECTORY_KEY = new Statement('SELECT patient_public_key FROM patients WHERE patient_agent_id = ?');
+
+export async function directoryKeyOf(db: Db, patientAgentId: string): Promise<string | null> {
+  return (await DIRECTORY_KEY.execute<{ patient_public_key: string }>(db, [patientAgentId])).rows[0]?.patient_public_key ?? null;
+}
+
+/** Whether the patient agent has a directory entry, i.e. has completed a handshake here before. */
+export async function isKnownPatientAgent(db: Db, patientAgentId: string): Promise<boolean> {
+  return (await directoryKeyOf(db, patientAgentId)) !== null;
+}
 
 export async function getPatient(db: Db, patientAgentId: string): Promise<PatientEntry | null> {
   const row = await db.selectFrom('patients').selectAll().where('patient_agent_id', '=', patientAgentId).executeTakeFirst();

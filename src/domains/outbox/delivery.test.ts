@@ -22,7 +22,7 @@ import {
   type Behaviour,
   type Receiver,
 } from '../../../test/helpers/providers.ts';
-import { publishWebhookEvent } from './events.ts';
+import { publishWebhookEvent } from '../webhooks/events.ts';
 import { HEADER, verifyProviderNotice, verifyWebhookSignature } from './signing.ts';
 import { enqueue, getOutboxRow, type OutboxRow } from './store.ts';
 

@@ -1,5 +1,4 @@
 export { enqueue, type OutboxRow, type OutboxStatus } from './store.ts';
-export { publishWebhookEvent, WEBHOOK_EVENT_TYPES, type WebhookEventType } from './events.ts';
 export { OutboxWorker } from './worker.ts';
 export {
   awaitingPull,

@@ -136,6 +136,21 @@ export class OutboxService {
     return providerFeed(db, npi, afterSeq, limit);
   }
 
+  /**
+   * Rows waiting for delivery and rows given up on, from one indexed count (outbox_due starts with
+   * status): what the Prometheus gauges show at each scrape (src/foundation/observability/service-metrics.ts).
+   */
+  async deliveryCounts(): Promise<{ pending: number; dead: number }> {
+    const rows = await this.#storage.db
+      .selectFrom('outbox')
+      .select(['status', sql<number>`count(*)`.as('n')])
+      .where('status', 'in', ['pending', 'dead'])
+      .groupBy('status')
+      .execute();
+    const byStatus = Object.fromEntries(rows.map((row) => [row.status, Number(row.n)]));
+    return { pending: byStatus['pending'] ?? 0, dead: byStatus['dead'] ?? 0 };
+  }
+
   async backlog(): Promise<OutboxBacklog> {
     const db = this.#storage.db;
     const rows = await db

@@ -1,8 +1,10 @@
 export {
-  activeProviderOf,
   activeRosterForRegistry,
   providerNoticeTarget,
+  readHandshakeProvider,
+  resetRegistryStates,
   rosterRegistryStates,
+  setRegistryState,
   type ActiveProvider,
 } from './store.ts';
 export { ProviderService } from './service.ts';

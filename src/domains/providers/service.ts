@@ -11,6 +11,7 @@ import { NeuronError } from '../../foundation/errors/index.ts';
 import type { OutboxRow, OutboxService } from '../outbox/index.ts';
 import { decodeCursor, encodeCursor } from '../../foundation/storage/cursor.ts';
 import { isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
+import { insertSetting, readSetting } from '../../foundation/storage/settings.ts';
 import { credentialIdOf, credentialMatches, issueProviderCredential } from './credentials.ts';
 import {
   deleteProvider,
@@ -388,7 +389,7 @@ export class ProviderService {
 
   /**
    * Adds config seeds that were never added before. A seed is applied once (remembered in the
-   * settings table), so later operator changes, including removing the provider, are never
+   * settings table, `providers.seeded.<npi>`, src/foundation/storage/settings.ts), so later operator changes, including removing the provider, are never
    * overwritten by a restart. Returns the NPIs added.
    */
   async seed(seeds: readonly ProviderSeed[]): Promise<string[]> {
@@ -404,10 +405,9 @@ export class ProviderService {
     for (const seed of seeds) {
       const marker = `providers.seeded.${seed.npi}`;
       const inserted = await this.#change(async (trx) => {
-        const seen = await trx.selectFrom('settings').select('name').where('name', '=', marker).executeTakeFirst();
-        if (seen) return false;
+        if ((await readSetting(trx, marker)) !== null) return false;
         const at = isoNow();
-        await trx.insertInto('settings').values({ name: marker, value: at, updated_at: at }).execute();
+        await insertSetting(trx, marker, at, at);
         const fresh = await insertProvider(
           trx,
           {

@@ -4,6 +4,7 @@
  * there is no cache to invalidate.
  */
 import type { Db } from '../../foundation/storage/index.ts';
+import { Statement } from '../../foundation/storage/statements.ts';
 import type { ProvidersTable } from '../../foundation/storage/tables.ts';
 import type { ProviderCredential, ProviderStatus } from './validation.ts';
 
@@ -105,6 +106,20 @@ export async function rosterRegistryStates(
 }
 
 /**
+ * Sets the registry integration's view of one provider (`registry_state`, `registry_error`), the
+ * column operators and the providers API read; nothing when the NPI is not on the roster. Written
+ * by src/network/registry/ through this domain, in the caller's transaction.
+ */
+export async function setRegistryState(db: Db, npi: string, state: string, error: string | null): Promise<void> {
+  await db.updateTable('providers').set({ registry_state: state, registry_error: error }).where('npi', '=', npi).execute();
+}
+
+/** Puts every provider's registry state back to `state` with no error (the registration was forgotten). */
+export async function resetRegistryStates(db: Db, state: string): Promise<void> {
+  await db.updateTable('providers').set({ registry_state: state, registry_error: null }).execute();
+}
+
+/**
  * What the outbox needs to deliver a relationship notice to this provider: its roster status and
  * notification URL; null when it is not on the roster (given to the outbox's notice resolver by
  * the composition root, so the outbox reads no table of this domain).
@@ -134,8 +149,8 @@ export async function getActiveProvider(db: Db, npi: string): Promise<ActiveProv
 }
 
 /**
- * The one "active provider" rule, for every reader of a provider row (this store, the
- * handshake's combined read): `active` in the roster and a CareAgent endpoint to hand the patient
+ * The one "active provider" rule, for every reader of a provider row (this store and its
+ * handshake read): `active` in the roster and a CareAgent endpoint to hand the patient
  * (a provider without one could not be reached, so it cannot take patients). Null otherwise.
  */
 export function activeProviderOf(row: {
@@ -146,6 +161,30 @@ export function activeProviderOf(row: {
 }): ActiveProvider | null {
   if (row.status !== 'active' || row.endpoint === null || row.endpoint === '') return null;
   return { npi: row.npi, endpoint: row.endpoint, publicKey: row.publicKey };
+}
+
+/**
+ * What a handshake must know of the provider it names, read fresh each time (never cached): the
+ * provider when it is active by `activeProviderOf`, and whether its notices are pushed (it has a
+ * notification_url; only an active provider's notices are pushed or pulled at all). Plain SQL
+ * written once (storage/statements.ts): a handshake runs it twice, before the challenge and in
+ * its transaction, and the query builder would cost more than the primary-key probe itself.
+ */
+const HANDSHAKE_PROVIDER = new Statement(
+  'SELECT status, provider_endpoint AS endpoint, provider_public_key AS public_key, notification_url IS NOT NULL AS pushes FROM providers WHERE npi = ?',
+);
+
+export async function readHandshakeProvider(db: Db, npi: string): Promise<{ provider: ActiveProvider | null; pushes: boolean }> {
+  const { rows } = await HANDSHAKE_PROVIDER.execute<{
+    status: string;
+    endpoint: string | null;
+    public_key: string | null;
+    pushes: number | boolean;
+  }>(db, [npi]);
+  const row = rows[0];
+  if (row === undefined) return { provider: null, pushes: false };
+  const provider = activeProviderOf({ npi, status: row.status, endpoint: row.endpoint, publicKey: row.public_key });
+  return { provider, pushes: provider !== null && Boolean(row.pushes) };
 }
 
 export async function getProvider(db: Db, npi: string): Promise<Provider | null> {

@@ -5,4 +5,4 @@ export {
 } from './service.ts';
 export { relationshipRoutes } from './routes.ts';
 export { relationshipAttestationRoutes } from './attestation-route.ts';
-export type { Relationship } from './store.ts';
+export { hasLiveRelationshipUnderKey, publicKeysPresentedBy, type Relationship } from './store.ts';

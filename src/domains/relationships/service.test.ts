@@ -7,7 +7,7 @@ import { openStorage, type Storage } from '../../foundation/storage/index.ts';
 import type { NeuronError } from '../../foundation/errors/index.ts';
 import { establishRelationship, type EstablishRequest } from './service.ts';
 import { setStatus } from './store.ts';
-import { upsertFromHandshake } from '../directory/store.ts';
+import { isKnownPatientAgent, upsertFromHandshake } from '../directory/store.ts';
 
 let dir: string;
 let storage: Storage;
@@ -31,7 +31,7 @@ after(async () => {
 const KEY_A = 'A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg';
 const KEY_B = 'B6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg';
 
-function request(agent: string, overrides: Partial<EstablishRequest> = {}): EstablishRequest {
+function request(agent: string, overrides: Partial<EstablishRequest> = {}): Omit<EstablishRequest, 'patientKnown'> {
   return {
     patientAgentId: agent,
     patientPublicKey: KEY_A,
@@ -49,9 +49,9 @@ function request(agent: string, overrides: Partial<EstablishRequest> = {}): Esta
 }
 
 // As in a handshake, the directory entry is written in the same transaction (the service relies on it).
-const run = (r: EstablishRequest) =>
+const run = (r: Omit<EstablishRequest, 'patientKnown'>) =>
   storage.transaction(async (trx) => {
-    const outcome = await establishRelationship(trx, r);
+    const outcome = await establishRelationship(trx, { ...r, patientKnown: await isKnownPatientAgent(trx, r.patientAgentId) });
     await upsertFromHandshake(
       trx,
       { patientAgentId: r.patientAgentId, patientPublicKey: r.patientPublicKey, patientEndpoint: r.patientEndpoint, profile: null },

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { isUniqueViolation, isoNow, type Db, type Storage } from '../../foundation/storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
-import { publishWebhookEvent } from '../outbox/index.ts';
+import { publishWebhookEvent } from '../webhooks/index.ts';
 import { sql } from 'kysely';
 import {
   findActive,
@@ -50,11 +50,12 @@ export type EstablishRequest = Pick<
   /** ISO-8601 UTC time of the handshake. */
   at: string;
   /**
-   * Whether the patient agent has a directory entry, when the caller already read it in this
-   * transaction (false lets a first-time patient skip every relationship lookup); read here when
-   * omitted.
+   * Whether the patient agent has a directory entry, as the caller read it from the directory in
+   * this transaction. A relationship is only ever created in the same transaction as the entry,
+   * and entries are never deleted, so an agent without one has no relationship of any status: a
+   * first-time patient (the common `new` case) needs no relationship lookup at all.
    */
-  patientKnown?: boolean;
+  patientKnown: boolean;
 };
 
 export interface EstablishOutcome {
@@ -68,8 +69,7 @@ export async function establishRelationship(
   request: EstablishRequest,
   newId: () => string = randomUUID,
 ): Promise<EstablishOutcome> {
-  const known = request.patientKnown ?? (await hasDirectoryEntry(trx, request.patientAgentId));
-  const live = known ? await findLiveIndexed(trx, request.patientAgentId, request.providerNpi) : null;
+  const live = request.patientKnown ? await findLiveIndexed(trx, request.patientAgentId, request.providerNpi) : null;
   if (live !== null) return existingOutcome(trx, live, request);
 
   const { at, patientKnown: _alreadyUsed, ...fields } = request;
@@ -88,16 +88,6 @@ export async function establishRelationship(
   const winner = await findActiveIndexed(trx, request.patientAgentId, request.providerNpi);
   if (winner === null) throw new Error('insert conflicted but no active relationship was found');
   return existingOutcome(trx, winner, request);
-}
-
-/**
- * A relationship is only ever created in the same transaction as the patient's directory entry,
- * and entries are never deleted, so an agent without one has no relationship of any status: a
- * first-time patient (the common `new` case) needs no relationship lookup at all.
- */
-async function hasDirectoryEntry(trx: Db, patientAgentId: string): Promise<boolean> {
-  const row = await trx.selectFrom('patients').select('patient_agent_id').where('patient_agent_id', '=', patientAgentId).executeTakeFirst();
-  return row !== undefined;
 }
 
 /**

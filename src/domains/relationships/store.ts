@@ -179,6 +179,31 @@ export async function setStatus(
   return getRelationship(db, id);
 }
 
+/**
+ * Whether a live (active or suspended) relationship is held under this agent id and key: the
+ * directory asks before another key may take over the agent's entry. Plain SQL written once
+ * (storage/statements.ts), since the directory may ask in a handshake's transaction;
+ * relationships_by_patient leads with the agent id.
+ */
+const LIVE_UNDER_KEY = new Statement(
+  "SELECT 1 AS live FROM relationships WHERE patient_agent_id = ? AND patient_public_key = ? AND status IN ('active', 'suspended') LIMIT 1",
+);
+
+export async function hasLiveRelationshipUnderKey(db: Db, patientAgentId: string, patientPublicKey: string): Promise<boolean> {
+  return (await LIVE_UNDER_KEY.execute<{ live: number }>(db, [patientAgentId, patientPublicKey])).rows.length > 0;
+}
+
+/** Every public key this agent id presented in its relationships, of any status (a block stores them). */
+export async function publicKeysPresentedBy(db: Db, patientAgentId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('relationships')
+    .select('patient_public_key')
+    .distinct()
+    .where('patient_agent_id', '=', patientAgentId)
+    .execute();
+  return rows.map((row) => row.patient_public_key);
+}
+
 /** Suspends every active relationship of a patient agent (used when the organization blocks it). */
 export async function suspendAllForPatient(db: Db, patientAgentId: string, reason: string, at: string): Promise<string[]> {
   const rows = await db

@@ -1,16 +1,15 @@
 /**
  * `GET /v1/stats/handshakes?days=14` (read scope): handshakes completed and failed per UTC day,
- * for the console's overview chart and any other client. Counted from the audit log, which has an
- * entry for every completed (`handshake.completed`) and failed (`handshake.failed`) handshake,
- * through the (event_type, occurred_at) index of migration 006: one range per event type, however
- * long the log.
+ * for the console's overview chart and any other client. Counted by the audit domain
+ * (`auditEventsPerDay`) from its log, which has an entry for every completed (`handshake.completed`)
+ * and failed (`handshake.failed`) handshake.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { sql } from 'kysely';
 import Type from 'typebox';
 import { apiKeyAuth } from '../../foundation/rest/context.ts';
 import type { Db } from '../../foundation/storage/index.ts';
+import { auditEventsPerDay } from '../audit/index.ts';
 
 const DAY_MS = 86_400_000;
 /** The console's chart shows two weeks. */
@@ -26,13 +25,7 @@ export interface HandshakeDay {
 export async function handshakesPerDay(db: Db, days: number, now: number): Promise<HandshakeDay[]> {
   const today = Math.floor(now / DAY_MS) * DAY_MS;
   const first = today - (days - 1) * DAY_MS;
-  const rows = await db
-    .selectFrom('audit_log')
-    .select([sql<string>`substr(occurred_at, 1, 10)`.as('date'), 'event_type', (eb) => eb.fn.countAll<number | string>().as('count')])
-    .where('event_type', 'in', ['handshake.completed', 'handshake.failed'])
-    .where('occurred_at', '>=', new Date(first).toISOString())
-    .groupBy([sql`substr(occurred_at, 1, 10)`, 'event_type'])
-    .execute();
+  const rows = await auditEventsPerDay(db, ['handshake.completed', 'handshake.failed'], new Date(first).toISOString());
   const byDate = new Map<string, HandshakeDay>();
   for (let at = first; at <= today; at += DAY_MS) {
     const date = new Date(at).toISOString().slice(0, 10);
@@ -41,8 +34,8 @@ export async function handshakesPerDay(db: Db, days: number, now: number): Promi
   for (const row of rows) {
     const day = byDate.get(row.date);
     if (day === undefined) continue;
-    if (row.event_type === 'handshake.completed') day.completed += Number(row.count);
-    else day.failed += Number(row.count);
+    if (row.eventType === 'handshake.completed') day.completed += row.count;
+    else day.failed += row.count;
   }
   return [...byDate.values()];
 }

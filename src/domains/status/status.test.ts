@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { isoNow } from '../../foundation/storage/index.ts';
-import { publishWebhookEvent } from '../outbox/events.ts';
+import { publishWebhookEvent } from '../webhooks/events.ts';
 import { NEURON_VERSION } from '../../main.ts';
 import { assertProblem, startApiNeuron, type ApiTestNeuron } from '../../../test/helpers/api.ts';
 

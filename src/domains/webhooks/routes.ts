@@ -6,7 +6,7 @@ import type { RouteApp } from '../../foundation/rest/route-app.ts';
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type, { type Static } from 'typebox';
-import { WEBHOOK_EVENT_TYPES } from '../outbox/index.ts';
+import { WEBHOOK_EVENT_TYPES } from './event-types.ts';
 import { actorFor, apiKeyAuth, type RouteContext } from '../../foundation/rest/context.ts';
 import { Page, Timestamp, pageQuery, params, problems, text, NoQuery } from '../../foundation/rest/schemas.ts';
 import type { WebhookService } from './service.ts';

@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { NeuronError } from '../../foundation/errors/index.ts';
 import { isoNow, type Storage } from '../../foundation/storage/index.ts';
 import type { AuditLog } from '../audit/index.ts';
-import type { WebhookEventType } from '../outbox/index.ts';
+import type { WebhookEventType } from './event-types.ts';
 import type { OutboundPolicy } from '../../foundation/outbound/index.ts';
 import { deactivateSubscription, getSubscription, insertSubscription, listSubscriptions, type WebhookSubscription } from './store.ts';
 

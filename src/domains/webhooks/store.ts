@@ -6,7 +6,8 @@
 import type { Db } from '../../foundation/storage/index.ts';
 import { decodeCursor, pageOf } from '../../foundation/storage/cursor.ts';
 import type { WebhookSubscriptionsTable } from '../../foundation/storage/tables.ts';
-import type { WebhookEventType } from '../outbox/index.ts';
+import { Statement } from '../../foundation/storage/statements.ts';
+import type { WebhookEventType } from './event-types.ts';
 
 export interface WebhookSubscription {
   id: string;
@@ -26,6 +27,15 @@ function toSubscription(row: WebhookSubscriptionsTable): WebhookSubscription {
     createdBy: row.created_by,
     createdAt: row.created_at,
   };
+}
+
+/** Read by every new handshake's fan-out: plain SQL written once (storage/statements.ts). */
+const ACTIVE_SUBSCRIPTIONS = new Statement('SELECT id, events FROM webhook_subscriptions WHERE active = 1');
+
+/** The active subscriptions and the event types each takes, read in the caller's transaction. */
+export async function activeSubscriptionEvents(db: Db): Promise<Array<{ id: string; events: string[] }>> {
+  const { rows } = await ACTIVE_SUBSCRIPTIONS.execute<{ id: string; events: string }>(db, []);
+  return rows.map((row) => ({ id: row.id, events: JSON.parse(row.events) as string[] }));
 }
 
 export async function insertSubscription(db: Db, subscription: WebhookSubscription, secret: string): Promise<void> {

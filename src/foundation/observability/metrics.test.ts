@@ -10,6 +10,7 @@ import { Registry } from 'prom-client';
 import { startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
 import { isoNow } from '../storage/index.ts';
 import { registerServiceMetrics } from './service-metrics.ts';
+import { OutboxService } from '../../domains/outbox/index.ts';
 
 interface Family {
   name: string;
@@ -140,7 +141,7 @@ describe('metrics exposition', () => {
     let last: string | null = '2026-01-01T00:00:00.000Z';
     registerServiceMetrics(registry, {
       version: '0.0.0-test',
-      storage: t.neuron.storage,
+      outboxCounts: () => new OutboxService({ storage: t.neuron.storage, audit: t.neuron.audit }).deliveryCounts(),
       lastHeartbeatAt: () => last,
       now: () => Date.parse('2026-01-01T00:01:30.000Z'),
     });

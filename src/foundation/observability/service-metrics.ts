@@ -4,17 +4,17 @@
  *
  * - neuron_build_info{version,node_version} 1: which build runs where;
  * - neuron_outbox_backlog / neuron_outbox_dead_letters: rows waiting for delivery and rows given
- *   up on, from one indexed count (outbox_due starts with status);
+ *   up on, counted by the outbox domain (`OutboxService.deliveryCounts`, handed in by the
+ *   composition root, since the foundation imports no domain);
  * - neuron_registry_heartbeat_age_seconds: seconds since the last successful registry heartbeat,
  *   from the registry status the Neuron already exposes; NaN while there has been none.
  */
-import { sql } from 'kysely';
 import { Gauge, type Registry } from 'prom-client';
-import type { Storage } from '../storage/index.ts';
 
 export interface ServiceMetricSources {
   version: string;
-  storage: Storage;
+  /** The outbox's pending and dead rows, counted once per scrape. */
+  outboxCounts: () => Promise<{ pending: number; dead: number }>;
   /** The last successful heartbeat (ISO time), or null when there has been none (or the registry is off). */
   lastHeartbeatAt: () => string | null;
   now?: () => number;
@@ -32,7 +32,7 @@ export function registerServiceMetrics(registry: Registry, sources: ServiceMetri
   // One query per scrape serves both gauges: whichever collects first reads, the other reuses it.
   let counts: Promise<{ pending: number; dead: number }> | null = null;
   const outboxCounts = (): Promise<{ pending: number; dead: number }> => {
-    counts ??= countOutbox(sources.storage).finally(() => setImmediate(() => (counts = null)));
+    counts ??= sources.outboxCounts().finally(() => setImmediate(() => (counts = null)));
     return counts;
   };
   new Gauge({
@@ -62,15 +62,4 @@ export function registerServiceMetrics(registry: Registry, sources: ServiceMetri
       this.set(Number.isFinite(at) ? Math.max(0, (now() - at) / 1_000) : Number.NaN);
     },
   });
-}
-
-async function countOutbox(storage: Storage): Promise<{ pending: number; dead: number }> {
-  const rows = await storage.db
-    .selectFrom('outbox')
-    .select(['status', sql<number>`count(*)`.as('n')])
-    .where('status', 'in', ['pending', 'dead'])
-    .groupBy('status')
-    .execute();
-  const byStatus = Object.fromEntries(rows.map((row) => [row.status, Number(row.n)]));
-  return { pending: byStatus['pending'] ?? 0, dead: byStatus['dead'] ?? 0 };
 }

@@ -1,7 +1,8 @@
 /**
  * The registry state in the Neuron's database: the production `RegistryStateStore`.
  *
- * Everything lives in the `settings` table (name, value, updated_at), so every instance sharing
+ * Everything lives in the `settings` table (name, value, updated_at; read and written through
+ * src/foundation/storage/settings.ts, under the `registry.` prefix), so every instance sharing
  * one PostgreSQL (or every process on one SQLite file, the CLI included) sees one registration:
  *
  * | name | value |
@@ -12,14 +13,16 @@
  *
  * Provider states are kept in `settings` rather than only on the roster row because a provider
  * deleted from the roster still has to be removed from the registry. Each save is mirrored into
- * `providers.registry_state` / `registry_error` when the provider is on the roster, which is what
- * operators and the providers API read.
+ * `providers.registry_state` / `registry_error` when the provider is on the roster (written by the
+ * providers domain: `setRegistryState`), which is what operators and the providers API read.
  *
  * The bearer token never leaves this module except to the RegistryService: `readRegistration()`
  * hands out the record without it.
  */
 import { NeuronError } from '../../foundation/errors/index.ts';
 import type { Db, Storage } from '../../foundation/storage/index.ts';
+import { deleteSettings, readSetting, readSettingsUnder, writeSetting } from '../../foundation/storage/settings.ts';
+import { resetRegistryStates, rosterRegistryStates, setRegistryState } from '../../domains/providers/index.ts';
 import type { RegistryStatusSnapshot } from './types.ts';
 import {
   isRegistrationRecord,
@@ -79,15 +82,10 @@ export class DatabaseRegistryStateStore implements RegistryStateStore {
   }
 
   async loadProviderStates(): Promise<Map<string, ProviderRegistryState>> {
-    const rows = await this.#storage.db
-      .selectFrom('settings')
-      .select(['name', 'value'])
-      .where('name', 'like', `${PROVIDER_SETTING_PREFIX}%`)
-      .execute();
     const states = new Map<string, ProviderRegistryState>();
-    for (const row of rows) {
-      const npi = row.name.slice(PROVIDER_SETTING_PREFIX.length);
-      const state = parseProviderState(npi, row.value);
+    for (const [name, value] of await readSettingsUnder(this.#storage.db, PROVIDER_SETTING_PREFIX)) {
+      const npi = name.slice(PROVIDER_SETTING_PREFIX.length);
+      const state = parseProviderState(npi, value);
       if (state !== null) states.set(npi, state);
     }
     return states;
@@ -97,28 +95,15 @@ export class DatabaseRegistryStateStore implements RegistryStateStore {
     if (!NPI_SHAPE.test(npi)) throw new NeuronError('VALIDATION_FAILED', { errors: [{ path: 'npi', message: 'must be a ten-digit NPI' }] });
     await this.#storage.transaction(async (trx) => {
       await this.#put(trx, `${PROVIDER_SETTING_PREFIX}${npi}`, JSON.stringify(state));
-      await trx
-        .updateTable('providers')
-        .set({ registry_state: state.state, registry_error: state.lastError })
-        .where('npi', '=', npi)
-        .execute();
+      await setRegistryState(trx, npi, state.state, state.lastError);
     });
   }
 
   /** Forgets the registration, every provider state and the status snapshot, in one transaction. */
   async clear(): Promise<void> {
     await this.#storage.transaction(async (trx) => {
-      await trx
-        .deleteFrom('settings')
-        .where((eb) =>
-          eb.or([
-            eb('name', '=', REGISTRATION_SETTING),
-            eb('name', '=', STATUS_SETTING),
-            eb('name', 'like', `${PROVIDER_SETTING_PREFIX}%`),
-          ]),
-        )
-        .execute();
-      await trx.updateTable('providers').set({ registry_state: UNREGISTERED, registry_error: null }).execute();
+      await deleteSettings(trx, [REGISTRATION_SETTING, STATUS_SETTING], [PROVIDER_SETTING_PREFIX]);
+      await resetRegistryStates(trx, UNREGISTERED);
     });
   }
 
@@ -164,36 +149,23 @@ export class DatabaseRegistryStateStore implements RegistryStateStore {
   async mirrorProviderStates(npis: readonly string[]): Promise<void> {
     if (npis.length === 0) return;
     const states = await this.loadProviderStates();
-    const rows = await this.#storage.db.selectFrom('providers').select(['npi', 'registry_state', 'registry_error']).execute();
     const wanted = new Set(npis);
-    for (const row of rows) {
+    for (const row of await rosterRegistryStates(this.#storage.db)) {
       if (!wanted.has(row.npi)) continue;
       const state = states.get(row.npi);
       const expected = state?.state ?? UNREGISTERED;
       const error = state?.lastError ?? null;
-      if (row.registry_state === expected && row.registry_error === error) continue;
-      await this.#storage.db
-        .updateTable('providers')
-        .set({ registry_state: expected, registry_error: error })
-        .where('npi', '=', row.npi)
-        .execute();
+      if (row.registryState === expected && row.registryError === error) continue;
+      await setRegistryState(this.#storage.db, row.npi, expected, error);
     }
   }
 
-  async #get(db: Db, name: string): Promise<string | null> {
-    const row = await db.selectFrom('settings').select('value').where('name', '=', name).executeTakeFirst();
-    return row?.value ?? null;
+  #get(db: Db, name: string): Promise<string | null> {
+    return readSetting(db, name);
   }
 
-  async #put(db: Db, name: string, value: string): Promise<void> {
-    const updatedAt = new Date().toISOString();
-    await db
-      .insertInto('settings')
-      .values({ name, value, updated_at: updatedAt })
-      .onConflict((conflict) =>
-        conflict.column('name').doUpdateSet((eb) => ({ value: eb.ref('excluded.value'), updated_at: eb.ref('excluded.updated_at') })),
-      )
-      .execute();
+  #put(db: Db, name: string, value: string): Promise<void> {
+    return writeSetting(db, name, value, new Date().toISOString());
   }
 }
 
