@@ -23,7 +23,10 @@ const dataDirs = new WeakMap<Storage, string>();
 export function cliAudit(storage: Storage, key: OrganizationKey): AuditLog {
   const dataDir = dataDirs.get(storage);
   if (dataDir !== undefined) pinOrganizationKey(dataDir, key);
-  return new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }), {
+  return new AuditLog({
+    storage,
+    key,
+    logger: createLogger({ level: 'silent', pretty: 'never' }),
     ...(dataDir === undefined ? {} : { dataDir, onTreeHead: (head) => appendTreeHeadSync(dataDir, head) }),
   });
 }

@@ -121,7 +121,10 @@ function auditStep(rt: Runtime): Component {
       keyReloadTimer.unref();
       const headFile = new TreeHeadFile({ dataDir, logger: rt.logger });
       treeHeadFile = headFile;
-      const audit = new AuditLog(need(rt.storage, 'storage'), key, rt.logger, {
+      const audit = new AuditLog({
+        storage: need(rt.storage, 'storage'),
+        key,
+        logger: rt.logger,
         dataDir,
         treeHeadFileGraceMs: rt.config.audit.tree_head_file_grace_ms,
         onTreeHead: (head) => headFile.offer(head),

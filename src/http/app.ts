@@ -78,7 +78,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   // converted); query strings and path parameters are text and are converted (?limit=10).
   // Problem documents name the field; ajv's messages never contain the offending value.
   // Both compile a route's schema on its first use (src/http/schema-compilers.ts).
-  const schemaCompilers = new OnFirstUseSchemaCompilers(schemaValidator(false), schemaValidator('array'));
+  const schemaCompilers = new OnFirstUseSchemaCompilers({ bodies: schemaValidator(false), text: schemaValidator('array') });
   app.setValidatorCompiler(schemaCompilers.validator);
   app.setSerializerCompiler(schemaCompilers.serializer);
   app.decorate('routeSchemas', schemaCompilers);

@@ -34,15 +34,15 @@ export class AuthenticationLimits {
   readonly #options: AuthenticationLimitsOptions;
   readonly #perCaller: TokenBuckets;
   readonly #failures: TokenBuckets;
-  readonly #lockoutAudits = new OncePerInterval(LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS);
+  readonly #lockoutAudits = new OncePerInterval({ intervalMs: LIMIT_AUDIT_INTERVAL_MS, maxEntries: MAX_BUCKETS });
   readonly #authFailures: Counter<'reason'>;
   readonly #rateLimited: Counter<'limit'>;
   readonly #requests: Counter<'method' | 'route' | 'status'>;
 
   constructor(options: AuthenticationLimitsOptions) {
     this.#options = options;
-    this.#perCaller = new TokenBuckets(options.rateLimitPerMinute, MAX_BUCKETS);
-    this.#failures = new TokenBuckets(options.authFailureLimitPerMinute, MAX_BUCKETS);
+    this.#perCaller = new TokenBuckets({ limit: options.rateLimitPerMinute, maxEntries: MAX_BUCKETS });
+    this.#failures = new TokenBuckets({ limit: options.authFailureLimitPerMinute, maxEntries: MAX_BUCKETS });
     this.#authFailures = new Counter({
       name: 'neuron_api_auth_failures_total',
       help: 'API requests refused because the presented API key was not valid, by reason',

@@ -37,13 +37,14 @@ export class OnFirstUseSchemaCompilers {
   readonly #bodies: Ajv;
   readonly #text: Ajv;
 
-  /**
-   * @param bodies the ajv instance for JSON bodies (types checked as sent)
-   * @param text the ajv instance for query strings, path parameters and headers (text, converted)
-   */
-  constructor(bodies: Ajv, text: Ajv) {
-    this.#bodies = bodies;
-    this.#text = text;
+  constructor(options: {
+    /** The ajv instance for JSON bodies (types checked as sent). */
+    bodies: Ajv;
+    /** The ajv instance for query strings, path parameters and headers (text, converted). */
+    text: Ajv;
+  }) {
+    this.#bodies = options.bodies;
+    this.#text = options.text;
   }
 
   /** For app.setValidatorCompiler. */

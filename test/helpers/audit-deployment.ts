@@ -38,7 +38,10 @@ async function openInstance(storage: Storage, dataDir: string): Promise<AuditIns
   const { key } = await ensureOrganizationKey(storage.db);
   await pinGenesisKey(storage.db, dataDir, key);
   // Grace 0: any head missing from the file counts (the default minute is for real disks).
-  const audit = new AuditLog(storage, key, logger, {
+  const audit = new AuditLog({
+    storage,
+    key,
+    logger,
     dataDir,
     treeHeadFileGraceMs: 0,
     onTreeHead: (head) => appendTreeHeadSync(dataDir, head),

@@ -32,7 +32,7 @@ interface AuditOn {
 async function auditOn(backend: TestBackend, t: Parameters<TestBackend['open']>[0], entries = 0): Promise<AuditOn> {
   const database = await backend.open(t);
   const { key } = await ensureOrganizationKey(database.storage.db);
-  const audit = new AuditLog(database.storage, key, logger);
+  const audit = new AuditLog({ storage: database.storage, key, logger });
   for (let i = 1; i <= entries; i++) await audit.record({ type: 'test.event', actor: 'system', details: { n: i } });
   return {
     storage: database.storage,
@@ -40,7 +40,7 @@ async function auditOn(backend: TestBackend, t: Parameters<TestBackend['open']>[
     key,
     openPeer: async () => {
       const storage = await database.openPeer({ poolMax: 4 });
-      return { storage, audit: new AuditLog(storage, key, logger) };
+      return { storage, audit: new AuditLog({ storage, key, logger }) };
     },
   };
 }

@@ -20,7 +20,7 @@ const PASSWORD = 'a synthetic test passphrase';
 
 async function serviceOver(storage: Storage): Promise<{ service: OperatorService; audit: AuditLog }> {
   const { key } = await ensureOrganizationKey(storage.db);
-  const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+  const audit = new AuditLog({ storage, key, logger: createLogger({ level: 'silent', pretty: 'never' }) });
   const settings = {
     session_idle_ms: 60_000,
     session_absolute_ms: 3_600_000,

@@ -27,7 +27,7 @@ async function auditWithEntries(count: number): Promise<{ storage: Storage; audi
   });
   await storage.migrate();
   const { key } = await ensureOrganizationKey(storage.db);
-  const audit = new AuditLog(storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+  const audit = new AuditLog({ storage, key, logger: createLogger({ level: 'silent', pretty: 'never' }) });
   for (let i = 1; i <= count; i++) await audit.record({ type: 'test.event', actor: 'system', details: { n: i } });
   return { storage, audit };
 }

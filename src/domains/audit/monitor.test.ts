@@ -65,7 +65,10 @@ describe('audit monitor', () => {
     assert.equal((await monitorOnce({ baseUrl: t.url, stateFile })).ok, true);
     // As `neuron key rotate` does beside the running Neuron.
     const { key } = await ensureOrganizationKey(t.neuron.storage.db);
-    const audit = new AuditLog(t.neuron.storage, key, silent, {
+    const audit = new AuditLog({
+      storage: t.neuron.storage,
+      key,
+      logger: silent,
       dataDir: t.dataDir,
       onTreeHead: (head) => appendTreeHeadSync(t.dataDir, head),
     });
@@ -105,7 +108,7 @@ describe('audit monitor', () => {
     const signature = sign(null, keyRotationMessage(statement), privateKey).toString('base64url');
     const rogue = (await ensureOrganizationKey(t.neuron.storage.db)).key;
     assert.ok(rogue instanceof CurrentOrganizationKey);
-    const audit = new AuditLog(t.neuron.storage, rogue, silent);
+    const audit = new AuditLog({ storage: t.neuron.storage, key: rogue, logger: silent });
     await audit.record({
       type: KEY_ROTATION_EVENT,
       actor: 'cli',

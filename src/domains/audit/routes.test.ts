@@ -128,7 +128,7 @@ describe('/v1/audit', () => {
     assert.deepEqual(none.body, { tree_size: before.tree_size, rotations: [] });
 
     const { key } = await ensureOrganizationKey(t.neuron.storage.db);
-    const audit = new AuditLog(t.neuron.storage, key, createLogger({ level: 'silent', pretty: 'never' }));
+    const audit = new AuditLog({ storage: t.neuron.storage, key, logger: createLogger({ level: 'silent', pretty: 'never' }) });
     const rotated = await rotateOrganizationKey({ storage: t.neuron.storage, audit, key, actor: 'cli' });
     const head: any = (await t.request('GET', '/v1/audit/tree-head')).body;
     const answer: any = await t.request('GET', `/v1/audit/key-rotations?tree_size=${head.tree_size}`);

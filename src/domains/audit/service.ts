@@ -42,6 +42,10 @@ const INSERT_ENTRY = new Statement(
 );
 
 export interface AuditLogOptions {
+  storage: Storage;
+  /** Signs the tree heads (and the checkpoints). */
+  key: OrganizationKey;
+  logger: Logger;
   /** The data directory: where the pinned key and the tree-head file are (verify). Absent: verify needs `trust` given. */
   dataDir?: string;
   /** audit.tree_head_file_grace_ms for verify (see AuditTrust.file). */
@@ -58,10 +62,11 @@ export class AuditLog {
   readonly #logger: Logger;
   readonly #options: AuditLogOptions;
 
-  constructor(storage: Storage, key: OrganizationKey, logger: Logger, options: AuditLogOptions = {}) {
+  constructor(options: AuditLogOptions) {
+    const { storage, key } = options;
     this.#storage = storage;
     this.#key = key;
-    this.#logger = logger;
+    this.#logger = options.logger;
     this.#options = options;
     this.tree = new AuditTree({ storage, key, ...(options.onTreeHead ? { onSealed: options.onTreeHead } : {}) });
   }

@@ -369,7 +369,7 @@ export class HandshakeBroker implements ProtocolServer, SessionHost {
     try {
       this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
         accepted = true;
-        const session = new HandshakeSession(ws, this, socket);
+        const session = new HandshakeSession({ ws, host: this, socket });
         this.#sessions.set(session.id, session);
         // The session now carries the address's count; ended() releases it with the slot.
         if (upgrade.address !== null) this.#sessionAddresses.set(session, upgrade.address);

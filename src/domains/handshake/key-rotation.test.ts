@@ -43,7 +43,10 @@ for (const backend of testDatabases()) {
       beforeRotation = await establish(t, 'before');
       // What `neuron key rotate` does: its own key object and audit log over the same database and data directory.
       const { key } = await ensureOrganizationKey(t.neuron.storage.db);
-      const audit = new AuditLog(t.neuron.storage, key, createLogger({ level: 'silent', pretty: 'never' }), {
+      const audit = new AuditLog({
+        storage: t.neuron.storage,
+        key,
+        logger: createLogger({ level: 'silent', pretty: 'never' }),
         dataDir: t.dataDir,
         onTreeHead: (head) => appendTreeHeadSync(t.dataDir, head),
       });

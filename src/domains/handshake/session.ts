@@ -106,15 +106,15 @@ export class HandshakeSession {
   readonly #host: SessionHost;
   readonly #socket: Duplex;
 
-  constructor(
-    ws: WebSocket,
-    host: SessionHost,
+  constructor(options: {
+    ws: WebSocket;
+    host: SessionHost;
     /** The connection under `ws`, corked while the last frame and the close frame are written. */
-    socket: Duplex,
-  ) {
-    this.#ws = ws;
-    this.#host = host;
-    this.#socket = socket;
+    socket: Duplex;
+  }) {
+    this.#ws = options.ws;
+    this.#host = options.host;
+    this.#socket = options.socket;
     this.startedAt = new Date();
   }
 

@@ -101,7 +101,7 @@ export class OperatorService {
   readonly #logger: Logger | undefined;
   readonly #now: () => number;
   readonly #perAddress: TokenBuckets;
-  readonly #limitAudits = new OncePerInterval(LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS);
+  readonly #limitAudits = new OncePerInterval({ intervalMs: LIMIT_AUDIT_INTERVAL_MS, maxEntries: MAX_BUCKETS });
   /** Failures of names that do not exist, so they lock out like real ones (bounded like the buckets). */
   readonly #unknownNames = new Map<string, UnknownNameFailures>();
   #decoy: Promise<string> | undefined;
@@ -112,7 +112,7 @@ export class OperatorService {
     this.#settings = options.settings;
     this.#logger = options.logger;
     this.#now = options.now ?? Date.now;
-    this.#perAddress = new TokenBuckets(options.settings.signin_limit_per_minute, MAX_BUCKETS);
+    this.#perAddress = new TokenBuckets({ limit: options.settings.signin_limit_per_minute, maxEntries: MAX_BUCKETS });
   }
 
   // ---- operators (the CLI) ----

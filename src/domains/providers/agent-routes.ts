@@ -75,8 +75,8 @@ function careAgentGuards(options: CareAgentRouteOptions): CareAgentGuards {
   const { service } = options;
   const now = options.now ?? Date.now;
   // Per instance and in memory, like the API's other limits (src/foundation/rest/rate-limit.ts).
-  const registrations = new TokenBuckets(options.registerLimitPerMinute, MAX_BUCKETS);
-  const registrationAudits = new OncePerInterval(LIMIT_AUDIT_INTERVAL_MS, MAX_BUCKETS);
+  const registrations = new TokenBuckets({ limit: options.registerLimitPerMinute, maxEntries: MAX_BUCKETS });
+  const registrationAudits = new OncePerInterval({ intervalMs: LIMIT_AUDIT_INTERVAL_MS, maxEntries: MAX_BUCKETS });
 
   /** Before the body is read: every attempt from a client address counts, valid or not. */
   async function limitRegistrations(request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -109,7 +109,7 @@ function careAgentGuards(options: CareAgentRouteOptions): CareAgentGuards {
 
   // Heartbeat and disconnect: the same limit per client address as registration, in buckets of
   // their own, so a CareAgent's regular heartbeats never use up an office's registrations.
-  const liveness = new TokenBuckets(options.registerLimitPerMinute, MAX_BUCKETS);
+  const liveness = new TokenBuckets({ limit: options.registerLimitPerMinute, maxEntries: MAX_BUCKETS });
 
   async function limitLiveness(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const bucket = liveness.take(limitKey(request.clientAddress), now());

@@ -39,17 +39,21 @@ export class TokenBuckets {
 
   readonly #maxEntries: number;
 
-  /**
-   * @param limit tokens per minute and bucket size
-   * @param maxEntries most buckets kept; beyond it, full (idle) buckets are dropped first, then
-   *   the oldest, so memory stays bounded however many clients or addresses appear.
-   */
-  constructor(
-    readonly limit: number,
-    maxEntries: number,
-  ) {
-    this.#maxEntries = maxEntries;
-    this.#msPerToken = MINUTE_MS / limit;
+  /** Tokens per minute and bucket size. */
+  readonly limit: number;
+
+  constructor(options: {
+    /** Tokens per minute and bucket size. */
+    limit: number;
+    /**
+     * Most buckets kept; beyond it, full (idle) buckets are dropped first, then the oldest, so
+     * memory stays bounded however many clients or addresses appear.
+     */
+    maxEntries: number;
+  }) {
+    this.limit = options.limit;
+    this.#maxEntries = options.maxEntries;
+    this.#msPerToken = MINUTE_MS / options.limit;
   }
 
   get size(): number {
@@ -131,9 +135,9 @@ export class OncePerInterval {
   readonly #intervalMs: number;
   readonly #maxEntries: number;
 
-  constructor(intervalMs: number, maxEntries: number) {
-    this.#intervalMs = intervalMs;
-    this.#maxEntries = maxEntries;
+  constructor(options: { intervalMs: number; maxEntries: number }) {
+    this.#intervalMs = options.intervalMs;
+    this.#maxEntries = options.maxEntries;
   }
 
   take(key: string, now: number): boolean {

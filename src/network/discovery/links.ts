@@ -138,7 +138,8 @@ export class Link {
   readonly #responder: Responder;
   #closing: Promise<void> | undefined;
 
-  private constructor(info: LinkInfo, bonjour: Bonjour, responder: Responder) {
+  private constructor(options: { info: LinkInfo; bonjour: Bonjour; responder: Responder }) {
+    const { info, bonjour, responder } = options;
     this.name = info.name;
     this.multicastAddress = info.multicastAddress;
     this.addresses = [...info.addresses];
@@ -171,7 +172,7 @@ export class Link {
       bonjour.destroy();
       throw new Error('bonjour-service no longer exposes its responder; the discovery advertiser needs updating');
     }
-    const link = new Link(info, bonjour, responder);
+    const link = new Link({ info, bonjour, responder });
     const { mdns } = responder;
     // multicast-dns joins the group when the socket listens and says so with 'networkInterface'.
     let joined = false;

@@ -202,17 +202,17 @@ export class Frontier {
   #treeSize: number;
   readonly #edges: Hash[];
 
-  private constructor(
-    treeSize: number,
+  private constructor(options: {
+    treeSize: number;
     /** Hashes of the subtrees, largest (leftmost) first. */
-    edges: Hash[],
-  ) {
-    this.#treeSize = treeSize;
-    this.#edges = edges;
+    edges: Hash[];
+  }) {
+    this.#treeSize = options.treeSize;
+    this.#edges = options.edges;
   }
 
   static empty(): Frontier {
-    return new Frontier(0, []);
+    return new Frontier({ treeSize: 0, edges: [] });
   }
 
   /** The subtrees a tree of `size` leaves keeps on its right edge, largest first. */
@@ -230,10 +230,7 @@ export class Frontier {
   }
 
   static fromNodes(size: number, node: NodeHash): Frontier {
-    return new Frontier(
-      size,
-      Frontier.edgeNodes(size).map(({ level, index }) => node(level, index)),
-    );
+    return new Frontier({ treeSize: size, edges: Frontier.edgeNodes(size).map(({ level, index }) => node(level, index)) });
   }
 
   get size(): number {
@@ -241,7 +238,7 @@ export class Frontier {
   }
 
   clone(): Frontier {
-    return new Frontier(this.#treeSize, [...this.#edges]);
+    return new Frontier({ treeSize: this.#treeSize, edges: [...this.#edges] });
   }
 
   /** The right-edge nodes with their coordinates, largest first. */
