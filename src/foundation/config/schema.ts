@@ -36,10 +36,11 @@ export const DEFAULT_SQLITE_COMMIT_BATCH_MAX = 64;
  * to share its commit. Every commit group pays an fsync, the audit tree head and its Ed25519
  * signature and the tree-head file's fdatasync once; left to the event loop's turns, groups stayed
  * near one handshake each even under load, and these cost about a millisecond of server CPU per
- * handshake (docs/benchmarks.md, "Commit delay"). 10 ms is far below what a patient's agent
- * notices next to its network round trips. Also the storage layer's default.
+ * handshake (docs/benchmarks.md, "Commit delay"). In the pinned bench 20 ms spent about 15 % less
+ * CPU per handshake than 10 ms, and 50 ms another 7 % less; 20 ms is far below what a patient's
+ * agent notices next to its network round trips. Also the storage layer's default.
  */
-export const DEFAULT_SQLITE_COMMIT_DELAY_MS = 10;
+export const DEFAULT_SQLITE_COMMIT_DELAY_MS = 20;
 /**
  * storage.sqlite_commit_siblings: how many more completing handshakes must be expected within
  * storage.sqlite_commit_delay_ms for a completing one to wait for them. Two: waiting for a single
