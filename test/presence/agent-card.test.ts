@@ -179,6 +179,9 @@ describe('the agent card of a running Neuron', () => {
   it('is deregistered with the registration: `neuron registry reset` deletes it from the registry', async () => {
     const h = await start({ services: SERVICES });
     await waitFor('the card in the registry', () => fake.agentCards.has(CARD_ID));
+    // The Neuron notes the card as published once the registry's answer is back (then audits it);
+    // a stop before that answer leaves it unnoted, and reset would have nothing to delete.
+    await waitFor('the card noted as published', async () => (await auditTypes(h.neuron, 'registry.agent_card_published')).length >= 1);
     await h.neuron.stop();
     const reset = await cli(h.configFile, ['registry', 'reset', '--yes']);
     assert.equal(reset.code, 0, reset.stderr);
