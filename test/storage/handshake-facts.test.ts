@@ -53,11 +53,12 @@ for (const backend of testDatabases()) {
         providerPushes: true,
         blocked: false,
         knownPatient: false,
+        directoryKey: null,
       });
       assert.equal((await facts(storage.db, PULLING, 'agent-new')).providerPushes, false, 'no notification_url: pulled');
       assert.deepEqual(
         await facts(storage.db, PENDING, 'agent-new'),
-        { provider: null, providerPushes: false, blocked: false, knownPatient: false },
+        { provider: null, providerPushes: false, blocked: false, knownPatient: false, directoryKey: null },
         'a pending provider is not active, and its notices are neither pushed nor pulled',
       );
       assert.equal((await facts(storage.db, UNKNOWN, 'agent-new')).provider, null);
@@ -73,6 +74,7 @@ for (const backend of testDatabases()) {
       });
       const seen = await storage.transaction((trx) => facts(trx, PUSHING, 'agent-seen'));
       assert.equal(seen.knownPatient, true);
+      assert.equal(seen.directoryKey, KEY, 'the entry key, for the directory upsert');
       assert.equal(seen.blocked, true, 'the agent id is blocked');
       assert.equal((await facts(storage.db, PUSHING, 'agent-other', KEY)).blocked, true, 'its key is blocked under any id');
       assert.equal((await facts(storage.db, PUSHING, 'agent-other', OTHER_KEY)).blocked, false);

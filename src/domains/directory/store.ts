@@ -52,8 +52,10 @@ export async function upsertFromHandshake(
   db: Db,
   entry: { patientAgentId: string; patientPublicKey: string; patientEndpoint: string; profile: PatientProfile | null },
   at: string,
+  /** The entry's key as already read in this transaction (directoryKeyOf); read here when not given. */
+  knownKey?: string | null,
 ): Promise<void> {
-  const currentKey = await directoryKeyOf(db, entry.patientAgentId);
+  const currentKey = knownKey === undefined ? await directoryKeyOf(db, entry.patientAgentId) : knownKey;
   // Only a different key needs the relationships' answer (a first-time or same-key patient does not).
   const replaceable =
     currentKey !== null &&

@@ -145,10 +145,10 @@ export class HandshakeService {
       async (trx) => {
         // Asked before any write too: a session already gone leaves its commit group without writing.
         if (!stillCurrent()) throw new SessionEndedError();
-        const { provider, providerPushes, knownPatient } = admitted(
+        const { provider, providerPushes, knownPatient, directoryKey } = admitted(
           await readHandshakeFacts(trx, request.providerNpi, request.patientAgentId, request.patientPublicKey),
         );
-        const { status, relationship } = await this.#recordRelationship(trx, request, at, knownPatient);
+        const { status, relationship } = await this.#recordRelationship(trx, request, at, { knownPatient, directoryKey });
         // Signed once the seal has run (in onProof, or after the commit), so that it names the key the
         // receipt's tree head is signed with, also when that seal picked up a key rotated elsewhere.
         attest = this.#attestationSigner(relationship, provider, at);
@@ -186,7 +186,12 @@ export class HandshakeService {
   }
 
   /** The relationship (new or renewed) and the patient's directory entry, in the handshake's transaction. */
-  async #recordRelationship(trx: Db, request: CompletionRequest, at: string, knownPatient: boolean) {
+  async #recordRelationship(
+    trx: Db,
+    request: CompletionRequest,
+    at: string,
+    { knownPatient, directoryKey }: Pick<HandshakeFacts, 'knownPatient' | 'directoryKey'>,
+  ) {
     const established = await establishRelationship(trx, {
       patientAgentId: request.patientAgentId,
       patientPublicKey: request.patientPublicKey,
@@ -210,6 +215,8 @@ export class HandshakeService {
         profile: request.profile,
       },
       at,
+      // Read in this transaction by the facts read: the upsert need not read it again.
+      directoryKey,
     );
     return established;
   }

@@ -10,7 +10,7 @@
  */
 import type { Db } from '../../foundation/storage/index.ts';
 import { isAgentOrKeyBlocked } from '../blocks/index.ts';
-import { isKnownPatientAgent } from '../directory/index.ts';
+import { directoryKeyOf } from '../directory/index.ts';
 import { readHandshakeProvider, type ActiveProvider } from '../providers/index.ts';
 
 export interface HandshakeFacts {
@@ -22,6 +22,8 @@ export interface HandshakeFacts {
   blocked: boolean;
   /** The patient agent has a directory entry, i.e. has completed a handshake here before. */
   knownPatient: boolean;
+  /** That entry's public key (null without one): the directory upsert needs it, and need not read it again. */
+  directoryKey: string | null;
 }
 
 /** `patientPublicKey` is the canonical base64url key from handshake.auth (the schema admits no other spelling). */
@@ -33,10 +35,10 @@ export async function readHandshakeFacts(
 ): Promise<HandshakeFacts> {
   // Asked together: on SQLite each answers at once; on PostgreSQL outside a transaction they may
   // run on separate pooled connections, inside one they queue on its connection.
-  const [provider, blocked, knownPatient] = await Promise.all([
+  const [provider, blocked, directoryKey] = await Promise.all([
     readHandshakeProvider(db, providerNpi),
     isAgentOrKeyBlocked(db, patientAgentId, patientPublicKey),
-    isKnownPatientAgent(db, patientAgentId),
+    directoryKeyOf(db, patientAgentId),
   ]);
-  return { provider: provider.provider, providerPushes: provider.pushes, blocked, knownPatient };
+  return { provider: provider.provider, providerPushes: provider.pushes, blocked, knownPatient: directoryKey !== null, directoryKey };
 }
