@@ -90,6 +90,22 @@ describe('groupTransaction with a commit delay (SQLite)', { timeout: TEST_TIMEOU
     assert.equal(opened.committed(), 2);
   });
 
+  it('a unit waits at the rate units arrived lately, even when its caller counts none coming', async (t) => {
+    const opened = await open(t, { delayMs: 100, siblings: 2 });
+    // A burst, one unit per turn: the recent rate now expects many within the delay.
+    const burst: Promise<number>[] = [];
+    for (let i = 0; i < 100; i += 1) {
+      burst.push(blockUnit(opened, `agent-burst-${i}`, 0));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(burst);
+    let firstSettled = false;
+    const first = blockUnit(opened, 'agent-a', 0).finally(() => (firstSettled = true));
+    await later(20);
+    assert.equal(firstSettled, false, 'waiting, at the rate of the burst');
+    assert.deepEqual(await Promise.all([first, blockUnit(opened, 'agent-b', 0)]), [100, 100], 'one commit for both');
+  });
+
   it('a full group (storage.sqlite_commit_batch_max) commits without waiting', async (t) => {
     const opened = await open(t, { delayMs: NEVER_MS, siblings: 1, batchMax: 2 });
     const first = blockUnit(opened, 'agent-a', 5);
