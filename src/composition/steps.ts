@@ -119,7 +119,7 @@ function auditStep(rt: Runtime): Component {
           key.reload(db).catch((error: unknown) => rt.logger.error({ err: error }, 'could not reload the organization key'));
       }, rt.config.audit.key_reload_interval_ms);
       keyReloadTimer.unref();
-      const headFile = new TreeHeadFile({ dataDir, logger: rt.logger });
+      const headFile = new TreeHeadFile({ dataDir, logger: rt.logger, syncIntervalMs: rt.config.audit.tree_head_file_sync_interval_ms });
       treeHeadFile = headFile;
       const audit = new AuditLog({
         storage: need(rt.storage, 'storage'),

@@ -37,6 +37,7 @@ import {
   type Receipt,
 } from 'neuron-careagent-client';
 import { verifyProviderNotice } from '../../src/domains/outbox/signing.ts';
+import { readTreeHeadsFile } from '../../src/domains/audit/index.ts';
 import { Prng } from './fuzz.ts';
 import { killHard, startNeuronProcess, stopNeuronProcess, writeNeuronConfig, type NeuronProcess } from './process.ts';
 import { runNeuronCli } from '../helpers/cli.ts';
@@ -359,6 +360,14 @@ export async function runCrashScenario(options: CrashOptions): Promise<CrashRepo
       const verify = await auditVerify(configFile);
       auditLines.push(`after kill ${cycle}: ${verify.line}`);
       if (!verify.ok) problems.push(`after kill ${cycle}: neuron audit verify failed: ${verify.line}`);
+      // Each head is written to the tree-head file before the answers its commit releases: a killed
+      // process leaves the head of every acknowledged receipt (or a larger one) in the file.
+      const fileSize = Math.max(0, ...readTreeHeadsFile(dataDir).map((head) => head.tree_size));
+      const largestReceipt = Math.max(0, ...acknowledged.map((done) => done.receipt.tree_head.tree_size));
+      if (fileSize < largestReceipt)
+        problems.push(
+          `after kill ${cycle}: the tree-head file ends at size ${fileSize}, below an acknowledged receipt's ${largestReceipt}`,
+        );
       const facts = readFacts(sqliteFile);
       problems.push(...checkRecords(facts, acknowledged, `after kill ${cycle}`));
       const cut = new Set(inFlightAtKill.map((p) => p.agentId));

@@ -6,14 +6,24 @@
  *   reached through rotation entries in the log (./rotation.ts); a key row added to the database
  *   changes nothing.
  * - `audit-tree-heads.log`: the signed tree heads this instance produced, one JSON line each,
- *   appended and fdatasync'd after their commit, off the handshake's path. A database rewritten or
+ *   written right after their commit and fdatasync'd off the handshake's path (TreeHeadFile). A database rewritten or
  *   truncated behind the Neuron's back is no longer consistent with them.
  *
  * A copy of the data directory (with the config file) verifies the same as the original.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, fdatasyncSync, mkdirSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  mkdirSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { OrganizationKey } from '../../foundation/organization/keys.ts';
@@ -124,54 +134,94 @@ export function appendTreeHeadSync(dataDir: string, head: TreeHead): void {
 }
 
 /**
- * Appends tree heads to the file after their commit. At most one write and one fdatasync run at
- * a time; heads sealed meanwhile are coalesced into the newest (a larger head is consistent with,
- * and proves more than, the ones before it). The window: heads committed in the last write's
- * fdatasync are not yet in the file; a crash then leaves the file a few heads behind the database,
- * which verification accepts (the database must be at least as large as every head in the file).
+ * Appends tree heads to the file after their commit. Each head is written at once, with a plain
+ * write() before the answers that its commit releases go out: the line is in the kernel's page
+ * cache, so a killed process (SIGKILL, a crash) leaves every head it acknowledged in the file.
+ * Only a power loss or an operating-system crash can take back what was not yet fdatasync'd; the
+ * fdatasync runs off the event loop and at most once per `syncIntervalMs`, so the file lags the
+ * database by at most that much after one, which verification accepts (the database must be at
+ * least as large as every head in the file, ./verify.ts). An fdatasync per commit group was the
+ * largest part of what tree heads cost a handshake (docs/benchmarks.md, "Tree heads' cost").
  */
 export class TreeHeadFile {
   readonly #file: string;
   readonly #logger: Logger;
-  #handle: FileHandle | null = null;
-  #next: TreeHead | null = null;
+  readonly #syncIntervalMs: number;
+  #fd: number | null = null;
   #writtenSize = 0;
-  #writing: Promise<void> | null = null;
+  /** Written and not yet fdatasync'd. */
+  #dirty = false;
+  /** The fdatasync running, or the timer that will start the next one. */
+  #syncing: Promise<void> | null = null;
+  #syncTimer: NodeJS.Timeout | null = null;
+  #lastSyncAt = -Infinity;
 
-  constructor(options: { dataDir: string; logger: Logger }) {
+  constructor(options: { dataDir: string; logger: Logger; syncIntervalMs: number }) {
     this.#file = path.join(options.dataDir, TREE_HEADS_FILE);
     this.#logger = options.logger;
+    this.#syncIntervalMs = options.syncIntervalMs;
   }
 
+  /** Writes the head unless a larger one is in the file already (a larger head proves more); never throws. */
   offer(head: TreeHead): void {
-    if (head.tree_size <= this.#writtenSize || (this.#next !== null && head.tree_size <= this.#next.tree_size)) return;
-    this.#next = head;
-    this.#writing ??= this.#drain().finally(() => (this.#writing = null));
+    if (head.tree_size <= this.#writtenSize) return;
+    try {
+      this.#fd ??= openSync(this.#file, 'a', 0o644);
+      writeSync(this.#fd, `${JSON.stringify(head)}\n`);
+      this.#writtenSize = head.tree_size;
+      this.#dirty = true;
+    } catch (error) {
+      this.#logger.error({ err: error, file: this.#file }, 'could not append the audit tree head to its file');
+      return;
+    }
+    this.#scheduleSync();
   }
 
-  /** Resolves once every head offered so far is in the file. */
+  /** Resolves once every head offered so far is fdatasync'd. */
   async flush(): Promise<void> {
-    while (this.#writing !== null) await this.#writing;
+    for (;;) {
+      if (this.#syncTimer !== null) {
+        clearTimeout(this.#syncTimer);
+        this.#syncTimer = null;
+      }
+      if (this.#syncing !== null) await this.#syncing;
+      else if (this.#dirty && this.#fd !== null) await this.#sync();
+      else return;
+    }
   }
 
   async close(): Promise<void> {
     await this.flush();
-    await this.#handle?.close();
-    this.#handle = null;
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
   }
 
-  async #drain(): Promise<void> {
-    while (this.#next !== null) {
-      const head = this.#next;
-      this.#next = null;
-      try {
-        this.#handle ??= await open(this.#file, 'a', 0o644);
-        await this.#handle.appendFile(`${JSON.stringify(head)}\n`);
-        await this.#handle.datasync();
-        this.#writtenSize = head.tree_size;
-      } catch (error) {
-        this.#logger.error({ err: error, file: this.#file }, 'could not append the audit tree head to its file');
-      }
+  #scheduleSync(): void {
+    if (this.#syncing !== null || this.#syncTimer !== null) return; // the running sync or timer reschedules
+    const wait = this.#lastSyncAt + this.#syncIntervalMs - performance.now();
+    if (wait <= 0) {
+      void this.#sync();
+      return;
     }
+    this.#syncTimer = setTimeout(() => {
+      this.#syncTimer = null;
+      void this.#sync();
+    }, wait);
+  }
+
+  #sync(): Promise<void> {
+    const fd = this.#fd;
+    if (fd === null || !this.#dirty) return Promise.resolve();
+    this.#dirty = false;
+    this.#lastSyncAt = performance.now();
+    this.#syncing = new Promise<void>((resolve) =>
+      fdatasync(fd, (error) => {
+        if (error) this.#logger.error({ err: error, file: this.#file }, 'could not fdatasync the audit tree-head file');
+        this.#syncing = null;
+        resolve();
+        if (this.#dirty) this.#scheduleSync();
+      }),
+    );
+    return this.#syncing;
   }
 }
