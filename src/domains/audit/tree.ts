@@ -35,7 +35,8 @@ interface PendingLeaf {
 
 /** Filled while sealing: the tree head covering one entry and the entry's inclusion proof. */
 export interface ReceiptTicket {
-  proof: { treeHead: TreeHead; leafIndex: number; inclusionProof: Hash[] } | null;
+  /** `inclusionProof` in hex, as the receipt carries it. */
+  proof: { treeHead: TreeHead; leafIndex: number; inclusionProof: string[] } | null;
   /** The entry's canonical JSON text (the leaf's bytes), set by AuditLog.append. */
   entryText?: string;
   /** receiptFromTicket's answer, made once for the notice and the attestation alike. */
@@ -69,6 +70,11 @@ function nodeInsert(rows: number): Statement {
     nodeInserts.set(rows, statement);
   }
   return statement;
+}
+
+/** A node's key in the seal's lookup: levels stay below 64 and indexes below 2^47, so it is exact. */
+function nodeKey(level: number, index: number): number {
+  return index * 64 + level;
 }
 
 /** Entries read per query while catching up a log written before the tree existed (migration 004). */
@@ -127,21 +133,34 @@ export class AuditTree {
     if (latest !== undefined && latest.key_id !== this.#key.id && this.#key instanceof CurrentOrganizationKey) await this.#key.reload(trx);
 
     const frontier = await this.#frontierAt(trx, latest);
-    const known = new Map<string, Hash>(frontier.nodes().map((n) => [`${n.level}:${n.index}`, n.hash]));
+    const known = new Map<number, Hash>();
+    for (const n of frontier.nodes()) known.set(nodeKey(n.level, n.index), n.hash);
     const completed: CompletedNode[] = [];
     const leaves = this.#committedLeaves(pending, fromSize, chainHead) ?? (await this.#readLeaves(trx, fromSize, pending));
     for (const leaf of leaves) {
       for (const node of frontier.append(leaf.leaf)) {
         completed.push(node);
-        known.set(`${node.level}:${node.index}`, node.hash);
+        known.set(nodeKey(node.level, node.index), node.hash);
       }
     }
+    // A node's hex is made once per group, for its row and for every receipt whose proof holds it.
+    const hex = new Map<Hash, string>();
+    const hexOf = (hash: Hash): string => {
+      let text = hex.get(hash);
+      if (text === undefined) {
+        text = hash.toString('hex');
+        hex.set(hash, text);
+      }
+      return text;
+    };
     for (let i = 0; i < completed.length; i += NODE_INSERT_CHUNK) {
-      const chunk = completed.slice(i, i + NODE_INSERT_CHUNK);
-      await nodeInsert(chunk.length).execute(
-        trx,
-        chunk.flatMap((n) => [n.level, n.index, n.hash.toString('hex')]),
-      );
+      const end = Math.min(i + NODE_INSERT_CHUNK, completed.length);
+      const parameters: Array<number | string> = [];
+      for (let j = i; j < end; j += 1) {
+        const n = completed[j]!;
+        parameters.push(n.level, n.index, hexOf(n.hash));
+      }
+      await nodeInsert(end - i).execute(trx, parameters);
     }
     const root = frontier.root().toString('hex');
     const head = signTreeHead(this.#key, { tree_size: frontier.size, root_hash: root, timestamp: isoNow() });
@@ -150,12 +169,13 @@ export class AuditTree {
 
     // Every node a proof in this tree needs for these leaves was completed here or is on the old
     // frontier: O(log n) hashes per receipt, no query.
-    const lookup: NodeHash = (level, index) => known.get(`${level}:${index}`)!;
+    const lookup: NodeHash = (level, index) => known.get(nodeKey(level, index))!;
     const rightEdge = new Map<number, Hash>();
     for (const leaf of leaves) {
       if (leaf.ticket === undefined) continue;
       const leafIndex = leaf.entry.seq - 1;
-      leaf.ticket.proof = { treeHead: head, leafIndex, inclusionProof: inclusionProof(leafIndex, frontier.size, lookup, rightEdge) };
+      const path = inclusionProof(leafIndex, frontier.size, lookup, rightEdge);
+      leaf.ticket.proof = { treeHead: head, leafIndex, inclusionProof: path.map(hexOf) };
       delete leaf.ticket.receipt;
       await leaf.ticket.onProof?.(trx);
     }
@@ -275,7 +295,7 @@ export function receiptFromTicket(ticket: ReceiptTicket): Receipt {
   ticket.receipt = {
     entry: ticket.entryText,
     leaf_index: proof.leafIndex,
-    inclusion_proof: proof.inclusionProof.map((hash) => hash.toString('hex')),
+    inclusion_proof: proof.inclusionProof,
     tree_head: proof.treeHead,
   };
   return ticket.receipt;
