@@ -167,7 +167,10 @@ export class TreeHeadFile {
     if (head.tree_size <= this.#writtenSize) return;
     try {
       this.#fd ??= openSync(this.#file, 'a', 0o644);
-      writeSync(this.#fd, `${JSON.stringify(head)}\n`);
+      const line = Buffer.from(`${JSON.stringify(head)}\n`);
+      // A regular file takes the whole line in one write() but when the disk fills up; finish a
+      // short write rather than leave half a line for the next head to follow.
+      for (let written = 0; written < line.length; ) written += writeSync(this.#fd, line, written);
       this.#writtenSize = head.tree_size;
       this.#dirty = true;
     } catch (error) {
