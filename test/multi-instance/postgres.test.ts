@@ -260,7 +260,19 @@ function registerSharedDatabaseSuite(baseUrl: string): void {
               victim.instanceId,
             ])
           ).map((row) => row.event_id);
-        await waitFor('a notice leased by the victim', async () => (await leased()).length > 0, 15_000);
+        // A lease first seen in this poll was taken at most one poll (about 50 ms) ago, so the victim is
+        // still inside the stub's 400 ms delivery when the kill lands: an older lease may end meanwhile.
+        let seen = new Set(await leased());
+        await waitFor(
+          'a notice newly leased by the victim',
+          async () => {
+            const now = await leased();
+            const fresh = now.some((id) => !seen.has(id));
+            seen = new Set(now);
+            return fresh;
+          },
+          15_000,
+        );
         await victim.kill();
         leasedByVictim = await leased();
         const survivorBefore = confirmedOn(survivor.name);
