@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive } from '../src/cli/pidfile.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const BIN = path.resolve(import.meta.dirname, '..', 'bin', 'neuron.js');
 /** Generous: a cold start compiles TypeScript through tsx and migrates a new database. */
@@ -41,16 +41,6 @@ function startForeground(cwd: string, args: string[] = []): { child: ChildProces
   return { child, output: () => output };
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, deadlineMs = START_DEADLINE_MS): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  while (Date.now() < deadline) {
-    const value = probe();
-    if (value) return value;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 function exited(child: ChildProcess): Promise<number | null> {
   return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
@@ -60,11 +50,13 @@ test('start with no config creates a development setup, serves health, and stop 
   const { child, output } = startForeground(cwd);
   try {
     const pidFile = path.join(cwd, 'data', 'neuron.pid');
-    await waitFor('the PID file', () => existsSync(pidFile));
+    await waitFor('the PID file', () => existsSync(pidFile), START_DEADLINE_MS);
     assert.match(output(), /created a development config at/);
     // No operator yet: the banner says how to create the first one and where to sign in.
-    await waitFor('the console banner', () =>
-      /No console operator yet: create one with `npm run neuron -- operator add NAME --role admin`.*\/console/.test(output()),
+    await waitFor(
+      'the console banner',
+      () => /No console operator yet: create one with `npm run neuron -- operator add NAME --role admin`.*\/console/.test(output()),
+      START_DEADLINE_MS,
     );
     assert.ok(existsSync(path.join(cwd, 'neuron.config.json')));
     assert.ok(existsSync(path.join(cwd, 'data', 'neuron.sqlite')));
@@ -288,7 +280,7 @@ test('audit verify exits 1 and names the first bad entry after tampering', async
   const cwd = tempDir();
   assert.equal(run(cwd, ['init', '--yes']).code, 0);
   const { child } = startForeground(cwd);
-  await waitFor('the PID file', () => existsSync(path.join(cwd, 'data', 'neuron.pid')));
+  await waitFor('the PID file', () => existsSync(path.join(cwd, 'data', 'neuron.pid')), START_DEADLINE_MS);
   assert.equal(run(cwd, ['stop']).code, 0);
   await exited(child);
   // A witness keeps the tree head `audit tree-head` prints; it verifies against the clean log.

@@ -143,16 +143,6 @@ export async function connectPatient(
   return { ...(await establishAs(handshakeUrl, patient, providerNpi, {}, { actions })), patientAgentId: patient.agentId };
 }
 
-/** Polls `check` until it holds; generous deadlines, no speed assertions. */
-export async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** JSON request helper against a test Neuron. */
 export async function api(
   base: string,

@@ -307,16 +307,6 @@ export function handshake(instance: Instance, patient: Patient, expectedNeuronPu
   });
 }
 
-/** Polls `check` every 50 ms until it is true; fails after `timeoutMs` naming what was awaited. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<number> {
-  const began = Date.now();
-  while (Date.now() - began < timeoutMs) {
-    if (await check()) return Date.now() - began;
-    await sleep(50);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
 /** JSON from the Neuron's REST API. */
 export async function api(
   instance: Instance,

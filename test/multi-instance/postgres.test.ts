@@ -26,12 +26,12 @@ import {
   PROVIDER_NPI,
   startInstance,
   startProviderStub,
-  waitFor,
   type FreshDatabase,
   type Instance,
   type Patient,
   type ProviderStub,
 } from './cluster.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const BASE_URL = process.env[POSTGRES_URL_VARIABLE] ?? '';
 

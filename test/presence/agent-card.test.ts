@@ -8,19 +8,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeRegistry, type FakeRegistry } from '../fakes/fake-registry.ts';
 import { agentCardId, buildAgentCard, type ServicesOffer } from '../../src/network/registry/index.ts';
-import {
-  DR_ONE,
-  DR_TWO,
-  ORG_NPI,
-  auditTypes,
-  cli,
-  count,
-  insertProvider,
-  startNeuron,
-  waitFor,
-  writeConfig,
-  type Harness,
-} from './harness.ts';
+import { DR_ONE, DR_TWO, ORG_NPI, auditTypes, cli, count, insertProvider, startNeuron, writeConfig, type Harness } from './harness.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const CARD_ID = agentCardId(ORG_NPI);
 const SERVICES = {

@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import assert from 'node:assert/strict';
 import pino from 'pino';
 import { loadConfig } from '../../src/foundation/config/index.ts';
 import { createNeuron, type Neuron } from '../../src/main.ts';
@@ -28,7 +27,6 @@ export const REGISTRY_SETTINGS = {
   backoff_initial_ms: 20,
   backoff_max_ms: 100,
 };
-export const WAIT_MS = 15_000;
 
 export interface Harness {
   dir: string;
@@ -123,14 +121,6 @@ export async function auditTypes(neuron: Neuron, type: string): Promise<Array<{ 
     .orderBy('seq')
     .execute();
   return rows.map((row) => ({ actor: row.actor, details: JSON.parse(row.details) as Record<string, unknown> }));
-}
-
-export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 export function count(fake: FakeRegistry, method: string, pattern: RegExp): number {

@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeRegistry, type FakeRegistry } from '../fakes/fake-registry.ts';
 import { testDatabases, type TestDatabase } from '../helpers/databases.ts';
-import { DR_ONE, HEARTBEATS, NEURON_POSTS, PROVIDER_POSTS, count, insertProvider, startNeuron, waitFor, type Harness } from './harness.ts';
+import { DR_ONE, HEARTBEATS, NEURON_POSTS, PROVIDER_POSTS, count, insertProvider, startNeuron, type Harness } from './harness.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 for (const backend of testDatabases().filter((b) => b.name === 'postgres')) {
   describe('registry presence of several instances on one PostgreSQL', () => {

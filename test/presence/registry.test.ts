@@ -27,9 +27,9 @@ import {
   providerDeletes,
   rosterRegistryState,
   startNeuron,
-  waitFor,
   type Harness,
 } from './harness.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 describe('registry presence of a running Neuron', () => {
   let fake: FakeRegistry;

@@ -9,15 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LeaderElector, LeaseStore, leaseTimingFor } from '../../src/network/cluster/index.ts';
 import { openStorage, type Storage } from '../../src/foundation/storage/index.ts';
 import { testDatabases } from '../helpers/databases.ts';
-
-/** Polls until `condition` holds or `timeoutMs` passes (generous, never the point of the test). */
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+import { waitFor } from '../helpers/wait.ts';
 
 describe('leaseTimingFor', () => {
   it('keeps ttl + renew interval within the job interval, renewing three times per ttl', () => {

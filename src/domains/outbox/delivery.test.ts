@@ -18,13 +18,13 @@ import {
   deferredReceiver,
   FAST_OUTBOX,
   providerSeed,
-  waitFor,
   type Behaviour,
   type Receiver,
 } from '../../../test/helpers/providers.ts';
 import { publishWebhookEvent } from '../webhooks/events.ts';
 import { HEADER, verifyProviderNotice, verifyWebhookSignature } from './signing.ts';
 import { enqueue, getOutboxRow, type OutboxRow } from './store.ts';
+import { waitFor } from '../../../test/helpers/wait.ts';
 
 const PROVIDER = '1679576722';
 const OTHER_PROVIDER = '1376841239';
@@ -81,7 +81,7 @@ describe('outbox delivery', () => {
     const t = await neuron({ providers: [providerSeed(PROVIDER, `${provider.url}/notices`)] });
     const patient = await connectPatient(t.handshakeUrl, PROVIDER);
 
-    await waitFor(() => provider.accepted().length === 1, 'the notice arrives');
+    await waitFor('the notice arrives', () => provider.accepted().length === 1);
     const received = provider.requests[0]!;
     assert.equal(received.method, 'POST');
     assert.equal(received.path, '/notices');
@@ -108,7 +108,7 @@ describe('outbox delivery', () => {
     const attested = verifyAttestation(notice.attestation, orgKey, { relationship_id: patient.relationshipId, provider_npi: PROVIDER });
     assert.equal(attested.patient_public_key, notice.patient_public_key);
 
-    await waitFor(async () => (await row(t, notice.event_id)).status === 'delivered', 'the row is marked delivered');
+    await waitFor('the row is marked delivered', async () => (await row(t, notice.event_id)).status === 'delivered');
     const delivered = await row(t, notice.event_id);
     assert.equal(delivered.attempts, 1);
     assert.equal(delivered.locked_by, null);
@@ -119,7 +119,7 @@ describe('outbox delivery', () => {
     const t = await neuron({ providers: [providerSeed(PROVIDER, provider.url)] });
     const eventId = await enqueueNotice(t, PROVIDER);
 
-    await waitFor(async () => (await row(t, eventId)).status === 'delivered', 'delivered after retries');
+    await waitFor('delivered after retries', async () => (await row(t, eventId)).status === 'delivered');
     assert.equal(provider.requests.length, 3);
     assert.ok(
       provider.requests.every((r) => eventIdOf(r) === eventId),
@@ -139,13 +139,13 @@ describe('outbox delivery', () => {
       outbox: { backoff_initial_ms: 300, backoff_max_ms: 300 },
     });
     const eventId = await enqueueNotice(first, PROVIDER);
-    await waitFor(() => provider.requests.length >= 1, 'a first, failed attempt');
+    await waitFor('a first, failed attempt', () => provider.requests.length >= 1);
     await first.stop({ keepData: true });
     const attemptsBefore = provider.requests.length;
 
     provider.behave(() => ({ status: 200 }));
     const second = await neuron({ providers: [providerSeed(PROVIDER, provider.url)], dataDir: first.dataDir });
-    await waitFor(async () => (await row(second, eventId)).status === 'delivered', 'delivered after the restart');
+    await waitFor('delivered after the restart', async () => (await row(second, eventId)).status === 'delivered');
     assert.equal(provider.accepted().filter((r) => eventIdOf(r) === eventId).length, 1, 'accepted exactly once');
     assert.ok(provider.requests.length > attemptsBefore);
   });
@@ -154,12 +154,12 @@ describe('outbox delivery', () => {
     const provider = await receiver(() => 'hang');
     const first = await neuron({ providers: [providerSeed(PROVIDER, provider.url)] });
     const eventId = await enqueueNotice(first, PROVIDER);
-    await waitFor(() => provider.requests.length === 1, 'the delivery is in flight');
+    await waitFor('the delivery is in flight', () => provider.requests.length === 1);
     await first.stop({ keepData: true });
 
     provider.behave(() => ({ status: 200 }));
     const second = await neuron({ providers: [providerSeed(PROVIDER, provider.url)], dataDir: first.dataDir });
-    await waitFor(async () => (await row(second, eventId)).status === 'delivered', 'delivered after the restart');
+    await waitFor('delivered after the restart', async () => (await row(second, eventId)).status === 'delivered');
     // The aborted attempt was not the receiver's fault and is not counted.
     assert.equal((await row(second, eventId)).attempts, 1);
     assert.equal(provider.accepted().length, 1);
@@ -170,7 +170,7 @@ describe('outbox delivery', () => {
     const t = await neuron({ providers: [providerSeed(PROVIDER, provider.url)], outbox: { max_attempts: 3 } });
     const eventId = await enqueueNotice(t, PROVIDER);
 
-    await waitFor(async () => (await row(t, eventId)).status === 'dead', 'dead after max attempts');
+    await waitFor('dead after max attempts', async () => (await row(t, eventId)).status === 'dead');
     const dead = await row(t, eventId);
     assert.equal(dead.attempts, 3);
     assert.match(dead.last_error ?? '', /HTTP 500/);
@@ -195,7 +195,7 @@ describe('outbox delivery', () => {
     assert.equal(retried.status, 200);
     assert.equal(retried.body.status, 'pending');
     assert.equal(retried.body.attempts, 0);
-    await waitFor(async () => (await row(t, eventId)).status === 'delivered', 'delivered after the retry');
+    await waitFor('delivered after the retry', async () => (await row(t, eventId)).status === 'delivered');
     assert.equal(provider.accepted().length, 1);
     assert.equal((await api(t.url, 'POST', `/v1/outbox/${randomUUID()}/retry`, { token: admin })).status, 404);
   });
@@ -208,11 +208,11 @@ describe('outbox delivery', () => {
       outbox: { request_timeout_ms: 60_000 },
     });
     const stuckEvent = await enqueueNotice(t, PROVIDER);
-    await waitFor(() => stuck.requests.length === 1, 'the first delivery hangs');
+    await waitFor('the first delivery hangs', () => stuck.requests.length === 1);
     const second = await enqueueNotice(t, PROVIDER);
     const healthyEvents = [await enqueueNotice(t, OTHER_PROVIDER), await enqueueNotice(t, OTHER_PROVIDER)];
 
-    await waitFor(() => healthy.accepted().length === 2, 'the other provider gets its notices');
+    await waitFor('the other provider gets its notices', () => healthy.accepted().length === 2);
     assert.deepEqual(healthy.accepted().map(eventIdOf).sort(), [...healthyEvents].sort());
     assert.equal((await row(t, stuckEvent)).status, 'pending', 'the hanging delivery is still in flight');
     assert.equal(stuck.requests.length, 1, 'one delivery at a time to the hanging provider');
@@ -225,7 +225,7 @@ describe('outbox delivery', () => {
     const t = await neuron({ providers: [providerSeed(PROVIDER, provider.url)], outbox: { max_attempts: 2 } });
     const eventId = await enqueueNotice(t, PROVIDER);
 
-    await waitFor(async () => (await row(t, eventId)).status === 'dead', 'dead after two redirects');
+    await waitFor('dead after two redirects', async () => (await row(t, eventId)).status === 'dead');
     assert.match((await row(t, eventId)).last_error ?? '', /redirect \(HTTP 302\)/);
     assert.equal(provider.requests.length, 2);
     assert.equal(elsewhere.requests.length, 0, 'the redirect target was never contacted');
@@ -255,7 +255,7 @@ describe('outbox delivery', () => {
       })
       .execute();
 
-    await waitFor(async () => (await row(t, eventId)).status === 'delivered', 'delivered by the surviving instance');
+    await waitFor('delivered by the surviving instance', async () => (await row(t, eventId)).status === 'delivered');
     assert.equal(provider.accepted().length, 1);
     assert.equal((await row(t, eventId)).attempts, 2);
   });
@@ -276,10 +276,10 @@ describe('outbox delivery', () => {
     const events: string[] = [];
     for (let i = 0; i < 10; i++) events.push(await enqueueNotice(i % 2 === 0 ? a : b, i % 3 === 0 ? OTHER_PROVIDER : PROVIDER));
 
-    await waitFor(async () => {
+    await waitFor('all delivered', async () => {
       for (const eventId of events) if ((await row(a, eventId)).status !== 'delivered') return false;
       return true;
-    }, 'all delivered');
+    });
     const seen = [...provider.requests, ...slow.requests].map(eventIdOf);
     assert.equal(seen.length, events.length, 'no notice was posted twice');
     assert.deepEqual([...seen].sort(), [...events].sort());
@@ -304,7 +304,7 @@ describe('outbox delivery', () => {
       .execute();
     await t.neuron.storage.transaction((trx) => publishWebhookEvent(trx, 'patient.blocked', { patient_agent_id: 'p-1' }, isoNow()));
 
-    await waitFor(() => hook.accepted().length === 1, 'the webhook arrives');
+    await waitFor('the webhook arrives', () => hook.accepted().length === 1);
     const received = hook.requests[0]!;
     assert.ok(verifyWebhookSignature(secret, received.body, received.headers['neuron-signature'] as string));
     assert.ok(!verifyWebhookSignature('another-secret', received.body, received.headers['neuron-signature'] as string));

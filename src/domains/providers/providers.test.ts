@@ -11,8 +11,9 @@ import { isoNow } from '../../foundation/storage/index.ts';
 import { startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
 import { auditEntries } from '../../../test/helpers/records.ts';
 import { getActiveProvider } from './store.ts';
-import { api, connectPatient, createApiKey, waitFor } from '../../../test/helpers/providers.ts';
+import { api, connectPatient, createApiKey } from '../../../test/helpers/providers.ts';
 import { withLastCharacterChanged } from '../../../test/helpers/tamper.ts';
+import { waitFor } from '../../../test/helpers/wait.ts';
 
 // Synthetic NPIs (Luhn with the 80840 prefix).
 const SEEDED = '1679576722';
@@ -440,26 +441,24 @@ describe('provider CareAgent: registration, credential, feed, consent', () => {
       assert.equal(notice.attempts, 0);
       assert.ok(notice.next_attempt_at > new Date().toISOString(), 'not due before the hold ends');
       assert.match(notice.last_error ?? '', /pull/);
-      await waitFor(
-        async () =>
+      await waitFor('held for pulling', async () =>
+        (
           (
-            (
-              await t.neuron.storage.db
-                .selectFrom('outbox')
-                .select('last_error')
-                .where('target', '=', OTHER_SELF)
-                .where('status', '=', 'pending')
-                .executeTakeFirst()
-            )?.last_error ?? ''
-          ).includes('pull'),
-        'held for pulling',
+            await t.neuron.storage.db
+              .selectFrom('outbox')
+              .select('last_error')
+              .where('target', '=', OTHER_SELF)
+              .where('status', '=', 'pending')
+              .executeTakeFirst()
+          )?.last_error ?? ''
+        ).includes('pull'),
       );
       assert.equal(
         (await api(t.url, 'PATCH', `/v1/providers/${OTHER_SELF}`, { token: rosterAdmin, body: { notification_url: `${hook.url}/n` } }))
           .status,
         200,
       );
-      await waitFor(() => hook.accepted().some((r) => r.body.includes(patient.patientAgentId)), 'the held notice is pushed');
+      await waitFor('the held notice is pushed', () => hook.accepted().some((r) => r.body.includes(patient.patientAgentId)));
     } finally {
       await hook.close();
     }

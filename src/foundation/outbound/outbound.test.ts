@@ -18,11 +18,11 @@ import {
   deferredReceiver,
   FAST_OUTBOX,
   providerSeed,
-  waitFor,
   type Receiver,
 } from '../../../test/helpers/providers.ts';
 import { startTestNeuron, type TestNeuron } from '../../../test/helpers/neuron.ts';
 import { auditEntries } from '../../../test/helpers/records.ts';
+import { waitFor } from '../../../test/helpers/wait.ts';
 
 const PROVIDER = '1679576722';
 const OTHER_PROVIDER = '1376841239';
@@ -170,8 +170,8 @@ describe('outbound policy at delivery', () => {
     const byName = await eventOf(first.relationshipId);
     const byAddress = await eventOf(second.relationshipId);
     await waitFor(
-      async () => (await getOutboxRow(db, byName))?.status === 'dead' && (await getOutboxRow(db, byAddress))?.status === 'dead',
       'both notices are dead letters',
+      async () => (await getOutboxRow(db, byName))?.status === 'dead' && (await getOutboxRow(db, byAddress))?.status === 'dead',
     );
 
     const named = (await getOutboxRow(db, byName))!;
@@ -199,7 +199,7 @@ describe('outbound policy at delivery', () => {
     const r = await receiver();
     const t = await neuron({ providers: [providerSeed(PROVIDER, `${r.url}/notices`)], outbound: { allow: ['127.0.0.1'] } });
     const patient = await connectPatient(t.handshakeUrl, PROVIDER);
-    await waitFor(() => r.accepted().length === 1, 'the notice arrives');
+    await waitFor('the notice arrives', () => r.accepted().length === 1);
     assert.equal(JSON.parse(r.requests[0]!.body).relationship_id, patient.relationshipId);
   });
 });

@@ -11,13 +11,12 @@ import { MemoryRegistryStateStore } from '../../../test/helpers/registry-state.t
 import type { RegistryStateStore } from './state.ts';
 import { DatabaseRegistryStateStore } from './store.ts';
 import { openStorage } from '../../foundation/storage/index.ts';
+import { waitFor } from '../../../test/helpers/wait.ts';
 
 const ORG = { npi: '1245319599', name: 'Synthetic Family Practice', type: 'practice' };
 const ENDPOINT = 'ws://127.0.0.1:8600/ws/handshake';
 const DR_ONE = { npi: '1679576722', name: 'Dr. Synthetic One', types: ['physician'] };
 const DR_TWO = { npi: '1376841239', name: 'Nurse Synthetic Two', types: ['nursing'] };
-// Deadlines for polling are generous: they only bound a failing test, never a passing one.
-const WAIT_MS = 10_000;
 
 interface Harness {
   logs: string[];
@@ -36,14 +35,6 @@ function harness(): Harness {
     audits,
     logger: { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') },
   };
-}
-
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 async function pause(ms: number): Promise<void> {
