@@ -20,8 +20,8 @@ export interface RawHandshake {
   /** Resolves with the next frame not yet taken by next(). */
   next(timeoutMs?: number): Promise<Frame>;
   send(message: unknown): void;
-  /** Resolves once the connection is closed, with the close code. */
-  closed: Promise<{ code: number; reason: string }>;
+  /** Resolves once the connection is closed, with the close code and whether the closing handshake completed (RFC 6455 7.1.4). */
+  closed: Promise<{ code: number; reason: string; wasClean: boolean }>;
 }
 
 /** Opens a WebSocket to the handshake URL; rejects when the upgrade is refused. */
@@ -31,8 +31,8 @@ export function openRaw(url: string, options: { maxPayload?: number } = {}): Pro
     const frames: Frame[] = [];
     let taken = 0;
     const waiting: Array<(frame: Frame) => void> = [];
-    const closed = new Promise<{ code: number; reason: string }>((done) => {
-      ws.on('close', (code, reason) => done({ code, reason: reason.toString() }));
+    const closed = new Promise<{ code: number; reason: string; wasClean: boolean }>((done) => {
+      ws.addEventListener('close', (event) => done({ code: event.code, reason: event.reason, wasClean: event.wasClean }));
     });
     ws.on('message', (data) => {
       const frame = JSON.parse(data.toString()) as Frame;
