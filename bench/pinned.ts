@@ -44,6 +44,8 @@ interface Measured {
   system_ms_per_handshake: number;
   /** The part of it on the main (JavaScript) thread; the rest is V8's helper threads (garbage collection) and libuv's pool. */
   main_thread_ms_per_handshake: number;
+  /** Audit entries per signed tree head over the whole run (about the handshakes per commit group); null for a build without tree heads and for the floor. */
+  entries_per_tree_head: number | null;
   handshakes_per_s: number;
   p50_ms: number;
   p99_ms: number;
@@ -53,7 +55,24 @@ interface Measured {
 interface Running {
   child: ChildProcess;
   url: string;
+  /** Read once the server has stopped, before cleanup. */
+  entriesPerTreeHead: () => number | null;
   cleanup: () => void;
+}
+
+/** Audit entries per signed tree head in a stopped Neuron's database; null before tree heads existed. */
+function entriesPerTreeHead(databaseFile: string): number | null {
+  const database = new BetterSqlite3(databaseFile, { readonly: true });
+  try {
+    const { entries, heads } = database
+      .prepare('SELECT (SELECT count(*) FROM audit_log) AS entries, (SELECT count(*) FROM audit_tree_heads) AS heads')
+      .get() as { entries: number; heads: number };
+    return heads === 0 ? null : entries / heads;
+  } catch {
+    return null;
+  } finally {
+    database.close();
+  }
 }
 
 /** Top-level config sections over the bench's own, one level deep (`{"storage": {...}}` keeps the other storage settings). */
@@ -92,14 +111,20 @@ async function startNeuron(root: string, extraConfig: Record<string, unknown>): 
   const url = await waitForHandshakeUrl(child, 60_000);
   // The Neuron has migrated its own database by now, whatever its version: the provider row goes
   // in beside it (providers are read fresh by every handshake).
-  const database = new BetterSqlite3(path.join(dir, 'data', 'neuron.sqlite'), { timeout: 5_000 });
+  const databaseFile = path.join(dir, 'data', 'neuron.sqlite');
+  const database = new BetterSqlite3(databaseFile, { timeout: 5_000 });
   const at = new Date().toISOString();
   database
     .prepare(`INSERT INTO providers (npi, name, provider_types, status, provider_endpoint, created_at, updated_at)
     VALUES (?, 'Dr. Bench', '["physician"]', 'active', 'wss://provider.example/agent', ?, ?)`)
     .run(PROVIDER_NPI, at, at);
   database.close();
-  return { child, url, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    child,
+    url,
+    entriesPerTreeHead: () => entriesPerTreeHead(databaseFile),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 async function startFloor(): Promise<Running> {
@@ -112,15 +137,21 @@ async function startFloor(): Promise<Running> {
     child.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()));
     child.once('exit', (code) => reject(new Error(`the floor server exited with ${code}`)));
   });
-  return { child, url: `ws://127.0.0.1:${port}/ws/handshake`, cleanup: () => undefined };
+  return { child, url: `ws://127.0.0.1:${port}/ws/handshake`, entriesPerTreeHead: () => null, cleanup: () => undefined };
 }
 
-async function stop(running: Running): Promise<void> {
+async function stop(running: Running): Promise<number | null> {
   await stopProcess(running.child);
-  running.cleanup();
+  try {
+    return running.entriesPerTreeHead();
+  } finally {
+    running.cleanup();
+  }
 }
 
-function load(url: string, pid: number, count: number, warmup: number, label: string): Promise<Omit<Measured, 'server' | 'round'>> {
+type LoadResult = Omit<Measured, 'server' | 'round' | 'entries_per_tree_head'>;
+
+function load(url: string, pid: number, count: number, warmup: number, label: string): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       'taskset',
@@ -152,7 +183,7 @@ function load(url: string, pid: number, count: number, warmup: number, label: st
     });
     child.once('exit', (code) => {
       if (code !== 0) return reject(new Error(`the load generator exited with ${code}`));
-      resolve(JSON.parse(output.trim().split('\n').pop()!) as Omit<Measured, 'server' | 'round'>);
+      resolve(JSON.parse(output.trim().split('\n').pop()!) as LoadResult);
     });
   });
 }
@@ -160,21 +191,20 @@ function load(url: string, pid: number, count: number, warmup: number, label: st
 async function measure(server: string, round: number, start: () => Promise<Running>, count: number, warmup: number): Promise<Measured> {
   process.stderr.write(`round ${round}, ${server}: ${count} handshakes ... `);
   const running = await start();
+  let measured: LoadResult;
   try {
     // The servers' own start-up work settles before the warm-up.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const result = {
-      server,
-      round,
-      ...(await load(running.url, running.child.pid!, count, warmup, `${server.replace(/\W+/g, '-')}-${round}`)),
-    };
-    process.stderr.write(
-      `${result.cpu_ms_per_handshake.toFixed(3)} ms CPU each (${result.system_ms_per_handshake.toFixed(3)} system), ${result.handshakes_per_s.toFixed(0)}/s\n`,
-    );
-    return result;
-  } finally {
+    measured = await load(running.url, running.child.pid!, count, warmup, `${server.replace(/\W+/g, '-')}-${round}`);
+  } catch (error) {
     await stop(running);
+    throw error;
   }
+  const result = { server, round, ...measured, entries_per_tree_head: await stop(running) };
+  process.stderr.write(
+    `${result.cpu_ms_per_handshake.toFixed(3)} ms CPU each (${result.system_ms_per_handshake.toFixed(3)} system), ${result.handshakes_per_s.toFixed(0)}/s\n`,
+  );
+  return result;
 }
 
 function mean(values: number[]): number {
@@ -183,12 +213,12 @@ function mean(values: number[]): number {
 
 function report(results: Measured[], servers: string[]): string {
   const lines = [
-    '| server | round | handshakes | server CPU ms/handshake | of it system | of it main thread | handshakes/s | p50 ms | p99 ms | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| server | round | handshakes | server CPU ms/handshake | of it system | of it main thread | handshakes/s | p50 ms | p99 ms | audit entries per tree head | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of results) {
     lines.push(
-      `| ${r.server} | ${r.round} | ${r.successes} | ${r.cpu_ms_per_handshake.toFixed(3)} | ${r.system_ms_per_handshake.toFixed(3)} | ${r.main_thread_ms_per_handshake.toFixed(3)} | ${r.handshakes_per_s.toFixed(0)} | ${r.p50_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${JSON.stringify(r.errors)} |`,
+      `| ${r.server} | ${r.round} | ${r.successes} | ${r.cpu_ms_per_handshake.toFixed(3)} | ${r.system_ms_per_handshake.toFixed(3)} | ${r.main_thread_ms_per_handshake.toFixed(3)} | ${r.handshakes_per_s.toFixed(0)} | ${r.p50_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${r.entries_per_tree_head?.toFixed(1) ?? ''} | ${JSON.stringify(r.errors)} |`,
     );
   }
   const cpuOf = (server: string): number => mean(results.filter((r) => r.server === server).map((r) => r.cpu_ms_per_handshake));
